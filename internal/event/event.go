@@ -1,0 +1,112 @@
+// Package event defines the canonical sinkhole observation that every stage of
+// takedown passes along: the DNS sinkhole and the listeners produce events, the
+// classifier and enricher fill them in, the store keeps them and the reports
+// export them.
+//
+// The package is a leaf: it imports nothing else of takedown's, so that every
+// stage can depend on it.
+package event
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Protocol is the application protocol on which a bot reached the sinkhole.
+type Protocol string
+
+// Protocols the sinkhole observes.
+const (
+	ProtoDNS   Protocol = "dns"
+	ProtoHTTP  Protocol = "http"
+	ProtoHTTPS Protocol = "https"
+	ProtoSMTP  Protocol = "smtp"
+	ProtoTCP   Protocol = "tcp"
+	ProtoUDP   Protocol = "udp"
+)
+
+// Valid reports whether p is one of the known protocols.
+func (p Protocol) Valid() bool {
+	switch p {
+	case ProtoDNS, ProtoHTTP, ProtoHTTPS, ProtoSMTP, ProtoTCP, ProtoUDP:
+		return true
+	}
+	return false
+}
+
+// Transport is the transport protocol of the observation: "tcp" or "udp".
+type Transport string
+
+// Transports.
+const (
+	TransportTCP Transport = "tcp"
+	TransportUDP Transport = "udp"
+)
+
+// Event is one observation of the sinkhole: a DNS query, an HTTP request, a
+// TLS handshake, an SMTP session or a raw connection.
+//
+// The zero value of every field means "not known"; encoders leave such fields
+// out.
+type Event struct {
+	// Time is when the sinkhole saw the event, in UTC with nanoseconds.
+	Time time.Time
+	// Sensor names the sinkhole node that saw the event.
+	Sensor string
+	// Protocol is the application protocol.
+	Protocol Protocol
+	// Transport is tcp or udp.
+	Transport Transport
+
+	SrcIP   netip.Addr
+	SrcPort uint16
+	DstIP   netip.Addr
+	DstPort uint16
+
+	// Domain is the name the bot asked for: the DNS qname, HTTP Host, TLS SNI,
+	// or SMTP HELO / recipient domain. Lower case, no trailing dot.
+	Domain string
+	// Zone is the seized zone that Domain falls under.
+	Zone string
+	// Case is the name of the takedown case that seized Zone.
+	Case string
+
+	// Family is the malware family named by the classifier.
+	Family string
+	// Tag is a free-form sub-classification (variant, campaign, rule name).
+	Tag string
+	// BotID is the family-specific identifier of the bot, which tells apart
+	// several infected hosts behind one NAT address.
+	BotID string
+
+	HTTPMethod    string
+	HTTPPath      string // path and query
+	HTTPUserAgent string
+
+	TLSVersion     string // e.g. "1.3"
+	TLSCipher      string // IANA name, e.g. TLS_AES_128_GCM_SHA256
+	TLSFingerprint string // JA4
+
+	DNSQType string // e.g. "A", "TXT", "TYPE65534"
+	DNSRcode string // e.g. "NOERROR", "REFUSED"
+
+	// Bytes is the size of the request or payload in bytes.
+	Bytes int64
+	// PayloadSHA256 is the lower-case hex SHA-256 of the whole payload.
+	PayloadSHA256 string
+	// PayloadHead is the first bytes of the payload, as received.
+	PayloadHead []byte
+
+	// Enrichment of SrcIP.
+	ASN         uint32
+	ASName      string
+	CountryCode string // ISO 3166-1 alpha-2, upper case
+	Region      string
+	City        string
+	Latitude    float64
+	Longitude   float64
+}
+
+// HasGeo reports whether the event carries coordinates. (0, 0) is taken as
+// "unknown": nobody is infected on Null Island.
+func (e *Event) HasGeo() bool { return e.Latitude != 0 || e.Longitude != 0 }
