@@ -1,0 +1,142 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(`
+data_dir: /var/lib/takedown
+sensor: fra-1
+operator: Example CERT
+log:
+  level: debug
+  format: json
+api:
+  listen: 127.0.0.1:9000
+store:
+  retention_days: 30
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/var/lib/takedown" || c.Sensor != "fra-1" || c.Log.Level != "debug" || c.Log.Format != "json" ||
+		c.API.Listen != "127.0.0.1:9000" || c.Store.RetentionDays != 30 || c.Operator != "Example CERT" {
+		t.Errorf("decoded %+v", c)
+	}
+	if k, err := Parse("t.yaml", []byte("store:\n  retention_days: 0\n")); err != nil || k.Store.RetentionDays != 0 {
+		t.Errorf("explicit retention_days: 0 must keep events forever: %v %d", err, k.Store.RetentionDays)
+	}
+	if c.Store.Path != "/var/lib/takedown/takedown.duckdb" || c.API.TokenFile != "/var/lib/takedown/api.token" {
+		t.Errorf("paths not derived from data_dir: %q %q", c.Store.Path, c.API.TokenFile)
+	}
+}
+
+func TestDefaultsAreLoopbackAndUnprivileged(t *testing.T) {
+	for _, doc := range []string{"", "# nothing\n", "---\n"} {
+		c, err := Parse("empty.yaml", []byte(doc))
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		if !strings.HasPrefix(c.API.Listen, "127.0.0.1:") {
+			t.Errorf("api.listen default %q is not loopback", c.API.Listen)
+		}
+		port := c.API.Listen[strings.LastIndexByte(c.API.Listen, ':')+1:]
+		if port < "1024" && len(port) <= 4 {
+			t.Errorf("api port %s is privileged", port)
+		}
+		if c.DataDir == "" || c.Store.Path == "" || c.Store.RetentionDays != DefaultRetentionDays {
+			t.Errorf("bad defaults %+v", c)
+		}
+	}
+}
+
+func TestDefaultDataDirXDG(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", "/xdg")
+	if got := DefaultDataDir(); got != "/xdg/takedown" {
+		t.Errorf("got %q", got)
+	}
+	t.Setenv("XDG_DATA_HOME", "relative")
+	t.Setenv("HOME", "/home/u")
+	if got := DefaultDataDir(); got != "/home/u/.local/share/takedown" {
+		t.Errorf("relative XDG_DATA_HOME must be ignored, got %q", got)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		want      []string // substrings of the error
+	}{
+		{"unknown top key", "data_dir: x\nlisten: 1\n", []string{"t.yaml:2:1", `unknown key "listen"`, "at the top level"}},
+		{"unknown nested key", "api:\n  listen: 127.0.0.1:1\n  tokn: x\n", []string{"t.yaml:3:3", `unknown key "tokn"`, "in api", "token_file"}},
+		{"duplicate key", "sensor: a\nsensor: b\n", []string{"t.yaml:2", "sensor"}},
+		{"wrong type", "store:\n  retention_days: lots\n", []string{"t.yaml", "line 2", "lots"}},
+		{"section not mapping", "api: 5\n", []string{"t.yaml:1", "api must be a mapping"}},
+		{"bad level", "log:\n  level: loud\n", []string{"t.yaml", "log.level", `"loud"`}},
+		{"bad format", "log:\n  format: xml\n", []string{"log.format", `"xml"`}},
+		{"bad listen", "api:\n  listen: nowhere\n", []string{"api.listen", "nowhere"}},
+		{"bad port", "api:\n  listen: 127.0.0.1:99999\n", []string{"api.listen", "99999"}},
+		{"negative retention", "store:\n  retention_days: -1\n", []string{"store.retention_days", "-1"}},
+		{"bad yaml", "api: [\n", []string{"t.yaml"}},
+		{"two documents", "sensor: a\n---\nsensor: b\n", []string{"t.yaml:2", "second YAML document"}},
+		{"top level list", "- a\n- b\n", []string{"t.yaml:1", "the top level must be a mapping"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tc.doc))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	// The example shipped in the repository must load.
+	path := filepath.Join("..", "..", "takedown.example.yaml")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("example config missing: %v", err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("data_dir: /x\napi:\n  listen: 127.0.0.1:1\n"))
+	f.Add([]byte("api: 5\n"))
+	f.Add([]byte("log:\n  level: debug\n  format: json\n"))
+	f.Add([]byte("a: &x {b: 1}\nc: *x\n"))
+	f.Add([]byte("store: {retention_days: 3, path: p}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted config fails validation: %v", err)
+		}
+		if c.Store.Path == "" || c.API.Listen == "" || c.DataDir == "" {
+			t.Fatalf("defaults not filled: %+v", c)
+		}
+	})
+}
