@@ -153,3 +153,17 @@ func checkHostPort(s string) error {
 	}
 	return nil
 }
+
+// WithDataDir returns c moved to another data directory: the paths that
+// derive from it follow unless the file set them.
+func WithDataDir(c Config, dir string) (Config, error) {
+	old := c.DataDir
+	c.DataDir = dir
+	if c.Store.Path == filepath.Join(old, "takedown.duckdb") {
+		c.Store.Path = filepath.Join(dir, "takedown.duckdb")
+	}
+	if c.API.TokenFile == filepath.Join(old, "api.token") {
+		c.API.TokenFile = filepath.Join(dir, "api.token")
+	}
+	return c, c.Validate()
+}

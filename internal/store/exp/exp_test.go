@@ -1,7 +1,6 @@
 package exp
 
 import (
-	"context"
 	"database/sql"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 )
 
 func TestExp(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	for _, ty := range []struct{ name, typ, expr string }{
 		{"uhugeint", "UHUGEINT", "(281470681743360 + ipn)::UHUGEINT"},

@@ -1,0 +1,163 @@
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/store"
+)
+
+// ParseSpan reads a span of time as users write it: "14d", "2w", "36h",
+// "90m" or any Go duration.
+func ParseSpan(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		return spanUnits(s, n, 24*time.Hour)
+	}
+	if n, ok := strings.CutSuffix(s, "w"); ok {
+		return spanUnits(s, n, 7*24*time.Hour)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a span such as 14d, 2w or 36h", s)
+	}
+	return d, nil
+}
+
+func spanUnits(s, n string, unit time.Duration) (time.Duration, error) {
+	v, err := strconv.Atoi(n)
+	if err != nil || v < 0 || v > 100*366 {
+		return 0, fmt.Errorf("%q is not a span such as 14d, 2w or 36h", s)
+	}
+	return time.Duration(v) * unit, nil
+}
+
+// ParseTime reads a point in time: a date (YYYY-MM-DD, midnight UTC) or
+// RFC 3339.
+func ParseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date (2010-02-22) or an RFC 3339 time", s)
+}
+
+// dimensions maps the names of ?by= to the store's dimensions.
+var dimensions = map[string]store.Dimension{
+	"day":     store.DimDay,
+	"family":  store.DimFamily,
+	"asn":     store.DimASN,
+	"country": store.DimCountry,
+}
+
+// ParseDimensions reads a comma-separated list such as "day,country".
+func ParseDimensions(s string) ([]store.Dimension, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []store.Dimension
+	for _, name := range strings.Split(s, ",") {
+		d, ok := dimensions[strings.TrimSpace(name)]
+		if !ok {
+			known := make([]string, 0, len(dimensions))
+			for k := range dimensions {
+				known = append(known, k)
+			}
+			sort.Strings(known)
+			return nil, fmt.Errorf("%q is not a dimension (known: %s)", name, strings.Join(known, ", "))
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// timeRange reads ?from= and ?to=; the default is the last 7 days up to now.
+func timeRange(q url.Values, now time.Time) (from, to time.Time, err error) {
+	to = now.UTC()
+	if s := q.Get("to"); s != "" {
+		if to, err = ParseTime(s); err != nil {
+			return from, to, badf("parameter to: %v", err)
+		}
+	}
+	from = to.Add(-7 * 24 * time.Hour)
+	if s := q.Get("from"); s != "" {
+		if from, err = ParseTime(s); err != nil {
+			return from, to, badf("parameter from: %v", err)
+		}
+	}
+	if !from.Before(to) {
+		return from, to, badf("parameters from and to: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return from, to, nil
+}
+
+// HostQueryFromValues reads a unique-hosts query from URL parameters: from,
+// to, by (day,family,asn,country), family, asn, country and limit.
+func HostQueryFromValues(q url.Values, now time.Time) (store.HostQuery, error) {
+	var hq store.HostQuery
+	if err := onlyParams(q, "from", "to", "by", "family", "asn", "country", "limit"); err != nil {
+		return hq, err
+	}
+	var err error
+	if hq.From, hq.To, err = timeRange(q, now); err != nil {
+		return hq, err
+	}
+	if hq.GroupBy, err = ParseDimensions(q.Get("by")); err != nil {
+		return hq, badf("parameter by: %v", err)
+	}
+	hq.Family = q.Get("family")
+	if s := q.Get("asn"); s != "" {
+		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(s), "AS"), 10, 32)
+		if err != nil {
+			return hq, badf("parameter asn: %q is not an AS number", s)
+		}
+		hq.ASN = uint32(n)
+	}
+	if s := q.Get("country"); s != "" {
+		if len(s) != 2 || strings.ToUpper(s) != s && strings.ToLower(s) != s {
+			return hq, badf("parameter country: %q is not a two-letter country code", s)
+		}
+		hq.Country = strings.ToUpper(s)
+	}
+	if hq.Limit, err = intParam(q.Get("limit"), "limit"); err != nil {
+		return hq, err
+	}
+	return hq, nil
+}
+
+// HostQueryValues is the inverse of HostQueryFromValues, for the client.
+func HostQueryValues(hq store.HostQuery) url.Values {
+	v := url.Values{}
+	v.Set("from", hq.From.UTC().Format(time.RFC3339Nano))
+	v.Set("to", hq.To.UTC().Format(time.RFC3339Nano))
+	if len(hq.GroupBy) > 0 {
+		names := make([]string, 0, len(hq.GroupBy))
+		for _, d := range hq.GroupBy {
+			for name, dd := range dimensions {
+				if dd == d {
+					names = append(names, name)
+				}
+			}
+		}
+		v.Set("by", strings.Join(names, ","))
+	}
+	if hq.Family != "" {
+		v.Set("family", hq.Family)
+	}
+	if hq.ASN != 0 {
+		v.Set("asn", strconv.FormatUint(uint64(hq.ASN), 10))
+	}
+	if hq.Country != "" {
+		v.Set("country", hq.Country)
+	}
+	if hq.Limit != 0 {
+		v.Set("limit", strconv.Itoa(hq.Limit))
+	}
+	return v
+}

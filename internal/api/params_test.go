@@ -1,0 +1,41 @@
+package api
+
+import (
+	"net/url"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func FuzzHostQuery(f *testing.F) {
+	for _, s := range []string{
+		"", "by=day,country", "from=2010-02-22&to=2010-03-01&family=waledac", "asn=AS64500&country=de&limit=5",
+		"by=planet", "from=x", "country=ZZZ", "asn=99999999999", "limit=-1", "by=day,,asn",
+	} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		q, err := HostQueryFromValues(v, now)
+		if err != nil {
+			if _, ok := err.(badRequest); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		if !q.From.Before(q.To) {
+			t.Fatalf("accepted from %v ≥ to %v", q.From, q.To)
+		}
+		again, err := HostQueryFromValues(HostQueryValues(q), now)
+		if err != nil {
+			t.Fatalf("re-encoded query %v rejected: %v", HostQueryValues(q), err)
+		}
+		if !reflect.DeepEqual(q, again) {
+			t.Fatalf("round trip: %+v != %+v", q, again)
+		}
+	})
+}

@@ -1,0 +1,302 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/registry"
+)
+
+// bin is the takedown binary built once for the tests: the commands run as
+// users run them, as separate processes.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "takedown-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "takedown")
+	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/takedown").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building takedown: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs takedown with the config file cfg and args.
+func run(t *testing.T, cfg string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--config", cfg, "--actor", "tester"}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running takedown %v: %v", args, err)
+	}
+	return result{o.String(), e.String(), code}
+}
+
+func mustRun(t *testing.T, cfg string, args ...string) string {
+	t.Helper()
+	r := run(t, cfg, args...)
+	if r.code != 0 {
+		t.Fatalf("takedown %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// setup writes a config with its own data directory and API port.
+func setup(t *testing.T) (cfgPath, dataDir, addr string) {
+	t.Helper()
+	dir := t.TempDir()
+	dataDir = filepath.Join(dir, "data")
+	addr = freePort(t)
+	cfgPath = filepath.Join(dir, "takedown.yaml")
+	cfg := fmt.Sprintf("data_dir: %s\nsensor: test-1\napi:\n  listen: %s\n", dataDir, addr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, dataDir, addr
+}
+
+// startServer runs `takedown serve` and waits until its API answers.
+func startServer(t *testing.T, cfg, addr string) {
+	t.Helper()
+	cmd := exec.Command(bin, "--config", cfg, "serve")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	cmd.Stdout = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("serve exited with %v\n%s", err, logs.String())
+			}
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("serve did not stop on SIGINT\n%s", logs.String())
+		}
+		if !strings.Contains(logs.String(), "database closed") {
+			t.Errorf("serve did not log its shutdown steps:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited early: %v\n%s", err, logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve did not answer within 30s\n%s", logs.String())
+}
+
+const domainList = `# court-order list
+name,registrar,family
+Bad-Example.COM.,Registrar A,waledac
+bücher-demo.de,Registrar B,waledac
+worse-example.net,Registrar A,waledac
+`
+
+const badList = `name,registrar,family
+fine-example.org,Registrar A,waledac
+bad_label!.com,Registrar A,waledac
+fine-example.org,Registrar A,waledac
+`
+
+// scenario runs the same operations through whichever backend the CLI picks
+// and returns what it observed, normalised so that the runs compare.
+func scenario(t *testing.T, cfg string) map[string]any {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list.csv")
+	bad := filepath.Join(dir, "bad.csv")
+	os.WriteFile(list, []byte(domainList), 0o600)
+	os.WriteFile(bad, []byte(badList), 0o600)
+
+	mustRun(t, cfg, "cases", "add", "waledac-2010", "--court", "E.D. Va.", "--docket", "1:10-cv-00156", "--reason", "complaint filed")
+	mustRun(t, cfg, "cases", "add-order", "waledac-2010", "--type", "tro", "--issued", "2010-02-22", "--expires", "2010-03-08", "--reference", "Dkt. 12")
+	out := mustRun(t, cfg, "domains", "import", "--case", "waledac-2010", list)
+	if !strings.Contains(out, "imported 3 domains") {
+		t.Errorf("import said %q", out)
+	}
+	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "--case", "waledac-2010", "--from-state", "listed")
+	mustRun(t, cfg, "domains", "set-state", "--state", "sinkholed", "BAD-EXAMPLE.com", "xn--bcher-demo-9db.de")
+
+	obs := map[string]any{}
+	// Rejected operations: same message, exit code 1, nothing changed.
+	for name, args := range map[string][]string{
+		"dup-case":   {"cases", "add", "waledac-2010", "--court", "x", "--docket", "y"},
+		"bad-import": {"domains", "import", "--case", "waledac-2010", bad},
+		"illegal":    {"domains", "set-state", "--state", "listed", "bad-example.com"},
+		"no-case":    {"domains", "import", "--case", "nope", list},
+		"no-domain":  {"domains", "show", "missing-example.com"},
+	} {
+		r := run(t, cfg, args...)
+		if r.code == 0 {
+			t.Errorf("%s: exit 0, want an error", name)
+		}
+		obs["err:"+name] = strings.ReplaceAll(r.stderr, dir, "DIR")
+	}
+
+	var domains []registry.Domain
+	if err := json.Unmarshal([]byte(mustRun(t, cfg, "domains", "list", "--json")), &domains); err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for _, d := range domains {
+		states = append(states, d.Name+"="+string(d.State))
+	}
+	obs["domains"] = states
+
+	var show registry.Domain
+	json.Unmarshal([]byte(mustRun(t, cfg, "domains", "show", "bad-example.com", "--json")), &show)
+	var hist []string
+	for _, h := range show.History {
+		hist = append(hist, fmt.Sprintf("%s>%s by %s", h.From, h.To, h.Actor))
+	}
+	obs["history"] = hist
+
+	var audit []registry.AuditEntry
+	json.Unmarshal([]byte(mustRun(t, cfg, "audit", "list", "--json")), &audit)
+	var acts []string
+	for _, a := range audit {
+		acts = append(acts, a.Action+" "+a.Object+" by "+a.Actor)
+	}
+	sort.Strings(acts)
+	obs["audit"] = acts
+	obs["verify"] = mustRun(t, cfg, "audit", "verify")
+
+	pk := filepath.Join(dir, "pk")
+	mustRun(t, cfg, "registrars", "package", "--case", "waledac-2010", "--out", pk)
+	ents, _ := os.ReadDir(pk)
+	var files []string
+	for _, e := range ents {
+		files = append(files, e.Name())
+	}
+	obs["packages"] = files
+	return obs
+}
+
+// TestCLISameWithAndWithoutServer runs the same commands once against the
+// database file and once through a running server, and compares.
+func TestCLISameWithAndWithoutServer(t *testing.T) {
+	cfgLocal, _, _ := setup(t)
+	local := scenario(t, cfgLocal)
+
+	cfgRemote, dataRemote, addr := setup(t)
+	startServer(t, cfgRemote, addr)
+	remote := scenario(t, cfgRemote)
+
+	// The server holds the database: a forced local open must say so.
+	r := run(t, cfgRemote, "--mode", "local", "cases", "list")
+	if r.code == 0 || !strings.Contains(r.stderr, "in use by another process") {
+		t.Errorf("local open while serve runs: exit %d, %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dataRemote, "api.token")); err != nil {
+		t.Errorf("serve made no token file: %v", err)
+	}
+
+	lj, _ := json.MarshalIndent(local, "", "  ")
+	rj, _ := json.MarshalIndent(remote, "", "  ")
+	if !bytes.Equal(lj, rj) {
+		t.Errorf("local and remote runs differ\nlocal:  %s\nremote: %s", lj, rj)
+	}
+	// And the results are the right ones, not just equal.
+	want := []string{"bad-example.com=sinkholed", "worse-example.net=restrained", "xn--bcher-demo-9db.de=sinkholed"}
+	if got := fmt.Sprint(local["domains"]); got != fmt.Sprint(want) {
+		t.Errorf("domains %s, want %v", got, want)
+	}
+	if got := fmt.Sprint(local["history"]); got != "[>listed by tester listed>restrained by tester restrained>sinkholed by tester]" {
+		t.Errorf("history %s", got)
+	}
+	bi, _ := local["err:bad-import"].(string)
+	for _, w := range []string{"bad.csv:3:", "bad.csv:4:", "nothing was imported"} {
+		if !strings.Contains(bi, w) {
+			t.Errorf("bad import message %q lacks %q", bi, w)
+		}
+	}
+	il, _ := local["err:illegal"].(string)
+	if !strings.Contains(il, "sinkholed") || !strings.Contains(il, "listed") {
+		t.Errorf("illegal transition message %q does not name both states", il)
+	}
+}
+
+func TestRemoteModeWithoutServer(t *testing.T) {
+	cfg, _, addr := setup(t)
+	r := run(t, cfg, "--mode", "remote", "cases", "list")
+	if r.code == 0 || !strings.Contains(r.stderr, addr) {
+		t.Errorf("remote mode without a server: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("api:\n  listen: 127.0.0.1:9999\n"), 0o600)
+	os.WriteFile(bad, []byte("api:\n  listen: 127.0.0.1:9999\n  lisen: x\n"), 0o600)
+	if r := run(t, good, "config", "check"); r.code != 0 || !strings.Contains(r.stdout, "ok") {
+		t.Errorf("good config: %+v", r)
+	}
+	r := run(t, good, "config", "check", bad)
+	if r.code == 0 || !strings.Contains(r.stderr, "bad.yaml:3:3") || !strings.Contains(r.stderr, `"lisen"`) {
+		t.Errorf("bad config: %+v", r)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	cfg, _, _ := setup(t)
+	for _, args := range [][]string{{"--help"}, {"domains", "import", "--help"}, {"cases", "--help"}, {"deadlines", "--help"}} {
+		if out := mustRun(t, cfg, args...); !strings.Contains(out, "Usage:") {
+			t.Errorf("%v: no usage in %q", args, out)
+		}
+	}
+}

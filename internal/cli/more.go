@@ -1,0 +1,298 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/takedown-project/takedown/internal/api"
+	"github.com/takedown-project/takedown/internal/app"
+	"github.com/takedown-project/takedown/internal/config"
+	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/store"
+)
+
+func readAllLimited(r io.Reader) ([]byte, error) {
+	const max = 256 << 20
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err == nil && len(data) > max {
+		return nil, fmt.Errorf("input larger than %d bytes", max)
+	}
+	return data, err
+}
+
+func (e *env) registrarsCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "registrars", Short: "Prepare what registrars and registries receive with a court order"}
+	var caseName, out, format string
+	pkg := &cobra.Command{
+		Use:   "package --case CASE [--out DIR]",
+		Short: "Write one file per registrar and per registry listing its domains with the order reference",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if caseName == "" {
+				return fmt.Errorf("--case: give the case")
+			}
+			if format != "csv" && format != "txt" && format != "both" {
+				return fmt.Errorf("--format: %q is not one of csv, txt, both", format)
+			}
+			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
+				ps, err := b.Packages(ctx, caseName)
+				if err != nil {
+					return err
+				}
+				if len(ps) == 0 {
+					return fmt.Errorf("case %s has no domains to send", caseName)
+				}
+				if err := os.MkdirAll(out, 0o750); err != nil {
+					return err
+				}
+				for _, p := range ps {
+					base := strings.TrimSuffix(p.FileName(), filepath.Ext(p.FileName()))
+					if format == "csv" || format == "both" {
+						if err := writeFile(filepath.Join(out, base+".csv"), p.WriteCSV); err != nil {
+							return err
+						}
+					}
+					if format == "txt" || format == "both" {
+						if err := writeFile(filepath.Join(out, base+".txt"), p.WriteText); err != nil {
+							return err
+						}
+					}
+					fmt.Fprintf(e.stdout, "%-9s %-40s %5d domains  %s\n", p.Kind, p.Recipient, len(p.Domains), filepath.Join(out, base))
+				}
+				return nil
+			})
+		},
+	}
+	pkg.Flags().StringVar(&caseName, "case", "", "the case (required)")
+	pkg.Flags().StringVar(&out, "out", "registrar-packages", "the directory to write to")
+	pkg.Flags().StringVar(&format, "format", "both", "csv, txt or both")
+	cmd.AddCommand(pkg)
+	return cmd
+}
+
+// writeFile writes via a temporary file and rename, so that a failure leaves
+// no half-written file.
+func writeFile(path string, fill func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := fill(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func (e *env) auditCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Read and verify the append-only audit log"}
+	var f registry.AuditFilter
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List audit entries, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
+				es, err := b.Audit(ctx, f)
+				if err != nil {
+					return err
+				}
+				if e.jsonOut {
+					return writeJSON(e.stdout, nonNil(es))
+				}
+				t := newTable(e.stdout, "SEQ", "AT", "ACTOR", "ACTION", "OBJECT", "WHY", "DETAIL")
+				for _, a := range es {
+					t.row(fmt.Sprint(a.Seq), stamp(a.At), a.Actor, a.Action, a.Object, orDash(a.Reason), a.Detail)
+				}
+				return t.flush()
+			})
+		},
+	}
+	list.Flags().StringVar(&f.Object, "object", "", "only this object, e.g. domain:example.com or case:waledac-2010")
+	list.Flags().Int64Var(&f.AfterSeq, "after", 0, "only entries after this sequence number")
+	list.Flags().IntVar(&f.Limit, "limit", 0, "at most this many (0: all)")
+	e.jsonFlag(list)
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute the audit log's hash chain",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
+				n, err := b.VerifyAudit(ctx)
+				if err != nil {
+					return fmt.Errorf("audit log does not verify after %d entries: %w", n, err)
+				}
+				fmt.Fprintf(e.stdout, "audit log verified: %s entries, hash chain intact\n", thousands(n))
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(list, verify)
+	return cmd
+}
+
+func (e *env) statsCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "stats", Short: "Count infected hosts and callbacks from the event store"}
+	var from, to, by, family, asn, country string
+	var limit int
+	hosts := &cobra.Command{
+		Use:   "hosts",
+		Short: "Unique infected hosts (source IPs and bot ids) by day, family, ASN, country",
+		Example: `  takedown stats hosts --by country --from 2010-02-25 --to 2010-02-26
+  takedown stats hosts --by day,family`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v := map[string][]string{}
+			for k, s := range map[string]string{"from": from, "to": to, "by": by, "family": family, "asn": asn, "country": country} {
+				if s != "" {
+					v[k] = []string{s}
+				}
+			}
+			if limit > 0 {
+				v["limit"] = []string{fmt.Sprint(limit)}
+			}
+			q, err := api.HostQueryFromValues(v, e.now())
+			if err != nil {
+				return strip(err)
+			}
+			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
+				rows, err := b.UniqueHosts(ctx, q)
+				if err != nil {
+					return err
+				}
+				if e.jsonOut {
+					return writeJSON(e.stdout, nonNil(rows))
+				}
+				return printHosts(e.stdout, q, rows)
+			})
+		},
+	}
+	hf := hosts.Flags()
+	hf.StringVar(&from, "from", "", "start (YYYY-MM-DD or RFC 3339, default 7 days before --to)")
+	hf.StringVar(&to, "to", "", "end, exclusive (default now)")
+	hf.StringVar(&by, "by", "", "group by: day, family, asn, country (comma-separated)")
+	hf.StringVar(&family, "family", "", "only this family")
+	hf.StringVar(&asn, "asn", "", "only this AS number")
+	hf.StringVar(&country, "country", "", "only this country code")
+	hf.IntVar(&limit, "limit", 0, "at most this many rows")
+	e.jsonFlag(hosts)
+	cmd.AddCommand(hosts)
+	return cmd
+}
+
+// strip turns the API's parameter errors into flag errors.
+func strip(err error) error {
+	msg := strings.Replace(err.Error(), "parameter ", "--", 1)
+	return fmt.Errorf("%s", msg)
+}
+
+func printHosts(w io.Writer, q store.HostQuery, rows []store.HostCount) error {
+	var head []string
+	for _, d := range q.GroupBy {
+		switch d {
+		case store.DimDay:
+			head = append(head, "DAY")
+		case store.DimFamily:
+			head = append(head, "FAMILY")
+		case store.DimASN:
+			head = append(head, "ASN", "AS NAME")
+		case store.DimCountry:
+			head = append(head, "COUNTRY")
+		}
+	}
+	head = append(head, "IPS", "BOTS", "CALLBACKS")
+	t := newTable(w, head...)
+	for _, r := range rows {
+		var cells []string
+		for _, d := range q.GroupBy {
+			switch d {
+			case store.DimDay:
+				cells = append(cells, day(r.Day))
+			case store.DimFamily:
+				cells = append(cells, orDash(r.Family))
+			case store.DimASN:
+				cells = append(cells, fmt.Sprintf("AS%d", r.ASN), orDash(r.ASName))
+			case store.DimCountry:
+				cells = append(cells, orDash(r.Country))
+			}
+		}
+		cells = append(cells, thousands(r.IPs), thousands(r.Bots), thousands(r.Events))
+		t.row(cells...)
+	}
+	return t.flush()
+}
+
+func (e *env) serveCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the takedown server: the registry API (and, as they land, the sinkholes)",
+		Long: `Run the takedown server. It owns the database file; while it runs, the other
+commands go through its API, authenticated by the token file in the data
+directory. SIGINT or SIGTERM shut it down gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := e.config()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return app.Serve(ctx, cfg, newLogger(e.stderr, cfg), nil)
+		},
+	}
+}
+
+func (e *env) configCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Check and show the configuration"}
+	check := &cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Validate a config file (default: --config)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := e.configPath
+			if len(args) == 1 {
+				path = args[0]
+			}
+			if path == "" {
+				return fmt.Errorf("name the file to check: takedown config check FILE")
+			}
+			if _, err := config.Load(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s: ok\n", path)
+			return nil
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the effective configuration, defaults filled in",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := e.config()
+			if err != nil {
+				return err
+			}
+			enc := yaml.NewEncoder(e.stdout)
+			enc.SetIndent(2)
+			return enc.Encode(cfg)
+		},
+	}
+	cmd.AddCommand(check, show)
+	return cmd
+}
+
+var _ = time.Second

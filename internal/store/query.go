@@ -1,0 +1,403 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/event"
+)
+
+// Dimension is a key by which UniqueHosts groups its counts.
+type Dimension string
+
+// Dimensions of UniqueHosts.
+const (
+	DimDay     Dimension = "day"     // UTC calendar day of the event
+	DimFamily  Dimension = "family"  // malware family
+	DimASN     Dimension = "asn"     // network of the source address
+	DimCountry Dimension = "country" // country of the source address
+)
+
+// hostKey is the expression counted for unique hosts: see ip.go.
+const hostKey = "src_ip"
+
+// HostQuery asks for unique hosts.
+type HostQuery struct {
+	// From and To bound the time of the events, [From, To). A zero From or
+	// To leaves that side open.
+	From, To time.Time
+	// GroupBy lists the dimensions to count by, in any order; none gives
+	// the totals over all events that match.
+	GroupBy []Dimension
+	// Family, if set, keeps only events of that family.
+	Family string
+	// ASN, if not 0, keeps only events from that network.
+	ASN uint32
+	// Country, if set, keeps only events from that country (ISO code).
+	Country string
+	// Limit, if positive, returns only the first Limit rows.
+	Limit int
+}
+
+// HostCount is one row of UniqueHosts. The key fields of the dimensions not
+// grouped by are zero.
+type HostCount struct {
+	// Day is midnight UTC of the day counted (DimDay).
+	Day time.Time
+	// Family is the malware family (DimFamily); "" for unclassified events.
+	Family string
+	// ASN is the network (DimASN); 0 for unknown.
+	ASN uint32
+	// ASName is the most recent name seen for ASN (DimASN).
+	ASName string
+	// Country is the ISO country code (DimCountry); "" for unknown.
+	Country string
+	// IPs is the number of distinct source addresses.
+	IPs int64
+	// Bots is the number of distinct non-empty bot ids; more than IPs when
+	// several bots hide behind one NAT address.
+	Bots int64
+	// Events is the number of events.
+	Events int64
+}
+
+// UniqueHosts counts distinct source addresses, bot ids and events, grouped
+// by the dimensions of q, ordered by IPs descending and then by the keys in
+// the order Day, Family, ASN, Country.
+func (s *Store) UniqueHosts(ctx context.Context, q HostQuery) ([]HostCount, error) {
+	var by [4]bool // day, family, asn, country
+	for _, d := range q.GroupBy {
+		switch d {
+		case DimDay:
+			by[0] = true
+		case DimFamily:
+			by[1] = true
+		case DimASN:
+			by[2] = true
+		case DimCountry:
+			by[3] = true
+		default:
+			return nil, fmt.Errorf("store: unique hosts: unknown dimension %q", d)
+		}
+	}
+	var keys, sel []string
+	if by[0] {
+		keys = append(keys, "day")
+		sel = append(sel, "CAST(time AS DATE) AS day")
+	}
+	if by[1] {
+		keys = append(keys, "family")
+		sel = append(sel, "coalesce(family, '') AS family")
+	}
+	if by[2] {
+		keys = append(keys, "asn")
+		sel = append(sel, "asn", "coalesce(arg_max(as_name, time) FILTER (WHERE as_name IS NOT NULL), '') AS as_name")
+	}
+	if by[3] {
+		keys = append(keys, "country")
+		sel = append(sel, "coalesce(country_code, '') AS country")
+	}
+	sel = append(sel, "count(DISTINCT "+hostKey+") AS ips", "count(DISTINCT bot_id) AS bots", "count(*) AS events")
+
+	where, args := timeRange(q.From, q.To)
+	if q.Family != "" {
+		where = append(where, "family = ?")
+		args = append(args, q.Family)
+	}
+	if q.ASN != 0 {
+		where = append(where, "asn = ?")
+		args = append(args, q.ASN)
+	}
+	if q.Country != "" {
+		where = append(where, "country_code = ?")
+		args = append(args, q.Country)
+	}
+
+	var b strings.Builder
+	b.WriteString("SELECT " + strings.Join(sel, ", ") + " FROM events")
+	if len(where) > 0 {
+		b.WriteString(" WHERE " + strings.Join(where, " AND "))
+	}
+	if len(keys) > 0 {
+		b.WriteString(" GROUP BY " + strings.Join(keys, ", "))
+	}
+	b.WriteString(" ORDER BY " + strings.Join(append([]string{"ips DESC"}, keys...), ", "))
+	if q.Limit > 0 {
+		fmt.Fprintf(&b, " LIMIT %d", q.Limit)
+	}
+
+	rows, err := s.db.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: unique hosts: %w", err)
+	}
+	defer rows.Close()
+	var out []HostCount
+	for rows.Next() {
+		var c HostCount
+		dest := make([]any, 0, 8)
+		if by[0] {
+			dest = append(dest, &c.Day)
+		}
+		if by[1] {
+			dest = append(dest, &c.Family)
+		}
+		if by[2] {
+			dest = append(dest, &c.ASN, &c.ASName)
+		}
+		if by[3] {
+			dest = append(dest, &c.Country)
+		}
+		dest = append(dest, &c.IPs, &c.Bots, &c.Events)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("store: unique hosts: %w", err)
+		}
+		if by[0] {
+			c.Day = c.Day.UTC()
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: unique hosts: %w", err)
+	}
+	// Totals over no events: one row of zeros, as SQL gives, is kept so that
+	// "no hosts" reads as a count; grouped queries give no rows.
+	return out, nil
+}
+
+// HourQuery asks for callbacks per hour.
+type HourQuery struct {
+	// From and To bound the time of the events, [From, To); zero leaves
+	// that side open.
+	From, To time.Time
+	// Family, if set, keeps only events of that family.
+	Family string
+}
+
+// HourCount is one hour of CallbacksPerHour.
+type HourCount struct {
+	// Hour is the start of the hour, UTC.
+	Hour time.Time
+	// Events is the number of events in the hour.
+	Events int64
+	// IPs is the number of distinct source addresses in the hour.
+	IPs int64
+}
+
+// CallbacksPerHour counts events and distinct source addresses per UTC hour,
+// in time order. Hours without events are left out.
+func (s *Store) CallbacksPerHour(ctx context.Context, q HourQuery) ([]HourCount, error) {
+	where, args := timeRange(q.From, q.To)
+	if q.Family != "" {
+		where = append(where, "family = ?")
+		args = append(args, q.Family)
+	}
+	query := "SELECT date_trunc('hour', time) AS hour, count(*), count(DISTINCT " + hostKey + ") FROM events"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " GROUP BY hour ORDER BY hour"
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: callbacks per hour: %w", err)
+	}
+	defer rows.Close()
+	var out []HourCount
+	for rows.Next() {
+		var c HourCount
+		if err := rows.Scan(&c.Hour, &c.Events, &c.IPs); err != nil {
+			return nil, fmt.Errorf("store: callbacks per hour: %w", err)
+		}
+		c.Hour = c.Hour.UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: callbacks per hour: %w", err)
+	}
+	return out, nil
+}
+
+// ScanQuery selects events to read back.
+type ScanQuery struct {
+	// From and To bound the time of the events, [From, To); zero leaves
+	// that side open.
+	From, To time.Time
+	// Limit, if positive, stops after that many events.
+	Limit int
+}
+
+// Scan calls fn with each event of q in time order. The event is reused
+// between calls: fn must copy what it keeps. Scan stops at the first error
+// of fn and returns it. Times come back in UTC.
+func (s *Store) Scan(ctx context.Context, q ScanQuery, fn func(*event.Event) error) error {
+	where, args := timeRange(q.From, q.To)
+	query := "SELECT " + columns + " FROM events"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY time"
+	if q.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("store: scanning events: %w", err)
+	}
+	defer rows.Close()
+
+	var (
+		e                                           event.Event
+		src                                         uint64
+		src6, dst                                   any
+		head                                        []byte
+		sensor, proto, transport, domain, zone, cas sql.NullString
+		family, tag, botID, method, path, agent     sql.NullString
+		tlsVer, tlsCipher, tlsFP, qtype, rcode, sha sql.NullString
+		asName, country, region, city               sql.NullString
+	)
+	dest := []any{&e.Time, &sensor, &proto, &transport, &src, &src6, &e.SrcPort, &dst, &e.DstPort,
+		&domain, &zone, &cas, &family, &tag, &botID, &method, &path, &agent,
+		&tlsVer, &tlsCipher, &tlsFP, &qtype, &rcode, &e.Bytes, &sha,
+		&head, &e.ASN, &asName, &country, &region, &city, &e.Latitude, &e.Longitude}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("store: scanning events: %w", err)
+		}
+		if e.SrcIP, err = srcIPFromValues(src, src6); err != nil {
+			return fmt.Errorf("store: scanning events: %w", err)
+		}
+		if e.DstIP, err = ipFromValue(dst); err != nil {
+			return fmt.Errorf("store: scanning events: destination %w", err)
+		}
+		out := event.Event{
+			Time:           e.Time.UTC(),
+			Sensor:         sensor.String,
+			Protocol:       event.Protocol(proto.String),
+			Transport:      event.Transport(transport.String),
+			SrcIP:          e.SrcIP,
+			SrcPort:        e.SrcPort,
+			DstIP:          e.DstIP,
+			DstPort:        e.DstPort,
+			Domain:         domain.String,
+			Zone:           zone.String,
+			Case:           cas.String,
+			Family:         family.String,
+			Tag:            tag.String,
+			BotID:          botID.String,
+			HTTPMethod:     method.String,
+			HTTPPath:       path.String,
+			HTTPUserAgent:  agent.String,
+			TLSVersion:     tlsVer.String,
+			TLSCipher:      tlsCipher.String,
+			TLSFingerprint: tlsFP.String,
+			DNSQType:       qtype.String,
+			DNSRcode:       rcode.String,
+			Bytes:          e.Bytes,
+			PayloadSHA256:  sha.String,
+			PayloadHead:    slices.Clone(head),
+			ASN:            e.ASN,
+			ASName:         asName.String,
+			CountryCode:    country.String,
+			Region:         region.String,
+			City:           city.String,
+			Latitude:       e.Latitude,
+			Longitude:      e.Longitude,
+		}
+		if len(out.PayloadHead) == 0 {
+			out.PayloadHead = nil
+		}
+		if err := fn(&out); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: scanning events: %w", err)
+	}
+	return nil
+}
+
+// DeleteBefore deletes the events older than t and returns how many it
+// deleted.
+//
+// DuckDB marks deleted rows at once but gives their room back to the file
+// only at a checkpoint, and then only for row groups whose rows are all
+// deleted (events arrive in about time order, so deleting by time empties
+// whole row groups). DeleteBefore runs CHECKPOINT itself after a delete of
+// Config.CheckpointAfter rows or more.
+func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, errors.New("store: deleting events: no time given")
+	}
+	// Appends wait: a checkpoint cannot run beside an open transaction.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.db.ExecContext(ctx, "DELETE FROM events WHERE time < ?", t.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("store: deleting events before %s: %w", t.UTC().Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: deleting events: %w", err)
+	}
+	if s.checkpointAfter > 0 && n >= s.checkpointAfter {
+		start := time.Now()
+		if _, err := s.db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+			return n, fmt.Errorf("store: checkpoint after deleting %d events: %w", n, err)
+		}
+		s.log.Info("checkpoint after retention", "deleted", n, "took", time.Since(start))
+	}
+	return n, nil
+}
+
+// Retain keeps the events of the UTC day of now and of the days whole days
+// before it, and deletes the older ones (see DeleteBefore). It returns how
+// many it deleted.
+func (s *Store) Retain(ctx context.Context, now time.Time, days int) (int64, error) {
+	if days < 1 {
+		return 0, fmt.Errorf("store: retention of %d days: want at least 1", days)
+	}
+	cut := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, -days)
+	return s.DeleteBefore(ctx, cut)
+}
+
+// Stats describes what the store holds.
+type Stats struct {
+	// Events is the number of events kept.
+	Events int64
+	// Oldest and Newest are the times of the first and last events, zero
+	// when there are none.
+	Oldest, Newest time.Time
+}
+
+// Stats returns the number of events and their time span.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	var oldest, newest sql.NullTime
+	err := s.db.QueryRowContext(ctx, "SELECT count(*), min(time), max(time) FROM events").Scan(&st.Events, &oldest, &newest)
+	if err != nil {
+		return Stats{}, fmt.Errorf("store: reading stats: %w", err)
+	}
+	if oldest.Valid {
+		st.Oldest, st.Newest = oldest.Time.UTC(), newest.Time.UTC()
+	}
+	return st, nil
+}
+
+// timeRange returns the WHERE terms and arguments of [from, to).
+func timeRange(from, to time.Time) ([]string, []any) {
+	var where []string
+	var args []any
+	if !from.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, from.UTC())
+	}
+	if !to.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, to.UTC())
+	}
+	return where, args
+}

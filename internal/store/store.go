@@ -1,0 +1,261 @@
+// Package store keeps sinkhole events in the embedded DuckDB database and
+// answers the questions the reports and the dashboard ask of them: unique
+// infected hosts per day, family, network and country, callbacks per hour,
+// and the events themselves for export.
+//
+// Events are appended in batches through DuckDB's appender, one batch per
+// transaction; they are kept until retention deletes them.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/migrate"
+)
+
+// Config configures a Store. The zero value of every field but DB works.
+type Config struct {
+	// DB is the DuckDB database that holds the events, usually from
+	// dbfile.Open. It is required. The caller owns it and closes it after
+	// the Store.
+	DB *sql.DB
+	// Logger receives the store's few log lines (migrations, retention).
+	// Nil discards them.
+	Logger *slog.Logger
+	// CheckpointAfter is the number of deleted rows from which DeleteBefore
+	// runs a CHECKPOINT, so that DuckDB gives the room back to the file at
+	// once rather than at its next automatic checkpoint. Zero means 100,000;
+	// a negative value never checkpoints.
+	CheckpointAfter int64
+}
+
+// Store is the event store. Its methods are safe for concurrent use; appends
+// are serialised on one connection.
+type Store struct {
+	db              *sql.DB
+	log             *slog.Logger
+	checkpointAfter int64
+
+	mu     sync.Mutex // guards the fields below and serialises appends
+	conn   *sql.Conn
+	app    *duckdb.Appender
+	args   []driver.Value
+	closed bool
+}
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Open brings the events schema of cfg.DB up to date and returns a Store on
+// it.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("store: no database given")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.CheckpointAfter == 0 {
+		cfg.CheckpointAfter = 100_000
+	}
+	if err := migrate.Apply(ctx, cfg.DB, Component, migrations); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &Store{
+		db:              cfg.DB,
+		log:             log,
+		checkpointAfter: cfg.CheckpointAfter,
+		args:            make([]driver.Value, numColumns),
+	}, nil
+}
+
+// Close closes the appender and its connection. It does not close the
+// database. Close is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return s.dropAppender()
+}
+
+// dropAppender closes the appender and its connection; s.mu is held.
+func (s *Store) dropAppender() error {
+	var errs []error
+	if s.app != nil {
+		if err := s.app.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: closing appender: %w", err))
+		}
+		s.app = nil
+	}
+	if s.conn != nil {
+		if err := s.conn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: closing append connection: %w", err))
+		}
+		s.conn = nil
+	}
+	return errors.Join(errs...)
+}
+
+// appender returns the appender, creating it and its dedicated connection on
+// first use; s.mu is held.
+func (s *Store) appender(ctx context.Context) (*duckdb.Appender, error) {
+	if s.app != nil {
+		return s.app, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: opening append connection: %w", err)
+	}
+	var app *duckdb.Appender
+	err = conn.Raw(func(dc any) error {
+		var err error
+		app, err = duckdb.NewAppender(dc.(driver.Conn), "", "", "events")
+		return err
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: creating appender: %w", err)
+	}
+	s.conn, s.app = conn, app
+	return app, nil
+}
+
+// Append stores a batch of events. The batch is all or nothing: every event
+// is checked first, and a batch with an invalid event is refused whole with
+// an error that names its index; the rows are then appended and committed in
+// one transaction.
+//
+// Times are stored in UTC to the nanosecond; an IPv4-mapped IPv6 address is
+// stored, and read back, as the IPv4 address; the zone of an address is
+// dropped.
+func (s *Store) Append(ctx context.Context, batch []event.Event) error {
+	for i := range batch {
+		if err := check(&batch[i]); err != nil {
+			return fmt.Errorf("store: appending batch: event %d: %w", i, err)
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: appending batch: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	app, err := s.appender(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("store: appending batch: beginning transaction: %w", err)
+	}
+	if err := s.appendRows(app, batch); err != nil {
+		// Throw away what the appender holds, then the transaction with
+		// what it flushed; start over with a fresh appender.
+		app.Clear()
+		s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		s.dropAppender()
+		return fmt.Errorf("store: appending batch: %w", err)
+	}
+	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		s.dropAppender()
+		return fmt.Errorf("store: appending batch: committing: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {
+	a := s.args
+	for i := range batch {
+		e := &batch[i]
+		a[0] = e.Time
+		a[1] = str(e.Sensor)
+		a[2] = str(string(e.Protocol))
+		a[3] = str(string(e.Transport))
+		a[4], a[5] = srcIPValues(e.SrcIP)
+		a[6] = e.SrcPort
+		a[7] = ipValue(e.DstIP)
+		a[8] = e.DstPort
+		a[9] = str(e.Domain)
+		a[10] = str(e.Zone)
+		a[11] = str(e.Case)
+		a[12] = str(e.Family)
+		a[13] = str(e.Tag)
+		a[14] = str(e.BotID)
+		a[15] = str(e.HTTPMethod)
+		a[16] = str(e.HTTPPath)
+		a[17] = str(e.HTTPUserAgent)
+		a[18] = str(e.TLSVersion)
+		a[19] = str(e.TLSCipher)
+		a[20] = str(e.TLSFingerprint)
+		a[21] = str(e.DNSQType)
+		a[22] = str(e.DNSRcode)
+		a[23] = e.Bytes
+		a[24] = str(e.PayloadSHA256)
+		if len(e.PayloadHead) > 0 {
+			a[25] = e.PayloadHead
+		} else {
+			a[25] = nil
+		}
+		a[26] = e.ASN
+		a[27] = str(e.ASName)
+		a[28] = str(e.CountryCode)
+		a[29] = str(e.Region)
+		a[30] = str(e.City)
+		a[31] = e.Latitude
+		a[32] = e.Longitude
+		if err := app.AppendRow(a...); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	return app.Flush()
+}
+
+// str maps "not known" to NULL.
+func str(s string) driver.Value {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// check tells why an event cannot be stored.
+func check(e *event.Event) error {
+	switch {
+	case e.Time.IsZero():
+		return errors.New("missing time")
+	case e.Time.Year() < 1678 || e.Time.Year() > 2261:
+		return fmt.Errorf("time %s out of range (1678 to 2261)", e.Time.UTC().Format(time.RFC3339))
+	case !e.SrcIP.IsValid():
+		return errors.New("invalid source ip")
+	case e.Protocol != "" && !e.Protocol.Valid():
+		return fmt.Errorf("invalid protocol %q", e.Protocol)
+	case e.Transport != "" && e.Transport != event.TransportTCP && e.Transport != event.TransportUDP:
+		return fmt.Errorf("invalid transport %q", e.Transport)
+	case e.CountryCode != "" && !isCountryCode(e.CountryCode):
+		return fmt.Errorf("invalid country code %q (want two upper-case letters)", e.CountryCode)
+	case e.Bytes < 0:
+		return fmt.Errorf("negative size %d", e.Bytes)
+	}
+	return nil
+}
+
+func isCountryCode(s string) bool {
+	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
+}
