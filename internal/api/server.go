@@ -81,7 +81,9 @@ func New(cfg Config) *Handler {
 		h.now = time.Now
 	}
 	m := h.mux
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	m.HandleFunc("GET /v1/cases", h.auth(h.listCases))
 	m.HandleFunc("POST /v1/cases", h.auth(h.addCase))
 	m.HandleFunc("GET /v1/cases/{case}", h.auth(h.getCase))
@@ -161,9 +163,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 type errorBody struct {
-	Error    string                `json:"error"`
-	Kind     string                `json:"kind"`
-	File     string                `json:"file,omitempty"`
+	Error    string               `json:"error"`
+	Kind     string               `json:"kind"`
+	File     string               `json:"file,omitempty"`
 	Problems []registry.LineError `json:"problems,omitempty"`
 }
 
