@@ -300,3 +300,39 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestDemo runs the main job small and checks that its census agrees with
+// what the store answers afterwards.
+func TestDemo(t *testing.T) {
+	cfg, _, _ := setup(t)
+	data := filepath.Join(t.TempDir(), "demo")
+	out := mustRun(t, cfg, "--data-dir", data, "demo", "--bots", "2000", "--days", "2")
+	for _, w := range []string{"imported 276 domains", "276 domains restrained, then sinkholed", "144,000 callbacks of 2,000 bots", "hash chain verified"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("demo output lacks %q:\n%s", w, out)
+		}
+	}
+	var rows []struct{ IPs, Bots, Events int64 }
+	js := mustRun(t, cfg, "--data-dir", data, "stats", "hosts", "--from", "2000-01-01", "--to", "2100-01-01", "--json")
+	if err := json.Unmarshal([]byte(js), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("stats: %v %s", err, js)
+	}
+	if rows[0].Events != 144000 || rows[0].Bots != 2000 || rows[0].IPs > 2000 || rows[0].IPs < 1500 {
+		t.Errorf("census %+v, want 144,000 callbacks of 2,000 bots", rows[0])
+	}
+	if !strings.Contains(out, fmt.Sprintf("%s unique infected IPs", thousands(rows[0].IPs))) {
+		t.Errorf("demo's IP count differs from the store's %d:\n%s", rows[0].IPs, out)
+	}
+	r := run(t, cfg, "--data-dir", data, "demo")
+	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
+		t.Errorf("demo into a used directory: %+v", r)
+	}
+}
+
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
