@@ -26,6 +26,7 @@ type ChainError struct {
 	Reason string
 }
 
+// Error names the entry and what is wrong with it.
 func (e *ChainError) Error() string {
 	return fmt.Sprintf("audit entry %d: %s", e.Seq, e.Reason)
 }
