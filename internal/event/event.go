@@ -89,6 +89,15 @@ type Event struct {
 
 	DNSQType string // e.g. "A", "TXT", "TYPE65534"
 	DNSRcode string // e.g. "NOERROR", "REFUSED"
+	// DNSDO is the DNSSEC OK bit of the query's EDNS0 record.
+	DNSDO bool
+	// DNSClientSubnet is the query's EDNS0 client subnet, as a prefix such
+	// as "198.51.100.0/24"; empty when the query carried none.
+	DNSClientSubnet string
+
+	// Malformed marks a request that failed to parse (a DNS packet, an
+	// HTTP request line, an SMTP command); PayloadHead holds its start.
+	Malformed bool
 
 	// Bytes is the size of the request or payload in bytes.
 	Bytes int64

@@ -1,0 +1,91 @@
+// Package dnssink is takedown's authoritative DNS sinkhole: it answers for
+// every seized zone (SOA, NS, A/AAAA, MX, TXT naming the case, the same
+// records for any name below the apex), refuses everything else, limits the
+// response rate per client prefix so that it can never be used as a
+// reflector, and turns every query for a seized name into an event.
+//
+// The served zones are an immutable snapshot swapped atomically (SetZones);
+// the query path takes no lock.
+package dnssink
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/takedown-project/takedown/internal/event"
+)
+
+// Zone is one seized domain that the sinkhole serves.
+type Zone struct {
+	// Name is the apex: lower-case A-labels, no trailing dot.
+	Name string
+	// Case is the takedown case that seized the zone; it goes into events.
+	Case string
+	// TXT is the text of the apex TXT record, e.g. "sinkholed by order of
+	// E.D. Va. 1:10-cv-00156; operator Example CERT".
+	TXT string
+}
+
+// Recorder receives the events of the sinkhole. Record must not block: the
+// answer waits for it.
+type Recorder interface {
+	Record(e *event.Event)
+}
+
+// TransferHandler serves what the sinkhole delegates: AXFR and IXFR
+// requests, and queries for zones it does not hold itself (the RPZ zone).
+type TransferHandler interface {
+	// Handles reports whether the handler takes this question.
+	Handles(q dns.Question) bool
+	dns.Handler
+}
+
+// NameServer is an NS name of the sinkhole zones with its glue addresses.
+type NameServer struct {
+	Name  string
+	Addrs []netip.Addr
+}
+
+// RRLConfig configures response-rate limiting per client prefix.
+type RRLConfig struct {
+	// ResponsesPerSecond allowed per prefix; 0 disables the limit.
+	ResponsesPerSecond int
+	// Slip: every Slip-th limited response goes out truncated (TC) so that
+	// a real client retries over TCP; the others are dropped. 0 drops all.
+	Slip int
+	// IPv4PrefixLen and IPv6PrefixLen group clients; defaults 24 and 56.
+	IPv4PrefixLen int
+	IPv6PrefixLen int
+}
+
+// Config configures the sinkhole.
+type Config struct {
+	// Listen lists the addresses served over both UDP and TCP.
+	Listen []string
+	// Sensor names this node in events.
+	Sensor string
+	// NameServers are the NS records of every zone.
+	NameServers []NameServer
+	// A and AAAA are the sinkhole addresses every name resolves to.
+	A, AAAA []netip.Addr
+	// TTL of the answers; default 300 s.
+	TTL uint32
+	// Hostmaster is the SOA RNAME, as a domain name.
+	Hostmaster string
+	// RRL limits responses per client prefix.
+	RRL RRLConfig
+	// Recorder receives an event per query for a served name and per
+	// packet that fails to parse. Nil records nothing.
+	Recorder Recorder
+	// Transfer, if set, takes zone transfers and its own zones.
+	Transfer TransferHandler
+	// Logger and Registerer; nil means discard / do not register.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
