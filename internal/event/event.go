@@ -8,6 +8,9 @@
 package event
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"net/netip"
 	"time"
 )
@@ -119,3 +122,28 @@ type Event struct {
 // HasGeo reports whether the event carries coordinates. (0, 0) is taken as
 // "unknown": nobody is infected on Null Island.
 func (e *Event) HasGeo() bool { return e.Latitude != 0 || e.Longitude != 0 }
+
+// Validate reports the first thing wrong with e for storing it: the time and
+// the source address must be set, the protocol and transport known, sizes
+// and coordinates in range.
+func (e *Event) Validate() error {
+	switch {
+	case e.Time.IsZero():
+		return errors.New("event: time is not set")
+	case !e.SrcIP.IsValid():
+		return errors.New("event: source ip is not set")
+	case !e.Protocol.Valid():
+		return fmt.Errorf("event: protocol %q is not one of dns, http, https, smtp, tcp, udp", e.Protocol)
+	case e.Transport != "" && e.Transport != TransportTCP && e.Transport != TransportUDP:
+		return fmt.Errorf("event: transport %q is not tcp or udp", e.Transport)
+	case e.Bytes < 0:
+		return fmt.Errorf("event: bytes %d is negative", e.Bytes)
+	case math.IsNaN(e.Latitude) || e.Latitude < -90 || e.Latitude > 90:
+		return fmt.Errorf("event: latitude %v is not from -90 to 90", e.Latitude)
+	case math.IsNaN(e.Longitude) || e.Longitude < -180 || e.Longitude > 180:
+		return fmt.Errorf("event: longitude %v is not from -180 to 180", e.Longitude)
+	case e.PayloadSHA256 != "" && !isHexSHA256(e.PayloadSHA256):
+		return fmt.Errorf("event: payload sha256 %q is not 64 lower-case hex digits", e.PayloadSHA256)
+	}
+	return nil
+}
