@@ -8,9 +8,11 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,9 +31,93 @@ type Config struct {
 	// in DNS TXT records and reports.
 	Operator string `yaml:"operator"`
 
-	Log   Log   `yaml:"log"`
-	API   API   `yaml:"api"`
-	Store Store `yaml:"store"`
+	Log      Log      `yaml:"log"`
+	API      API      `yaml:"api"`
+	Store    Store    `yaml:"store"`
+	DNS      DNS      `yaml:"dns"`
+	Transfer Transfer `yaml:"transfer"`
+	RPZ      RPZ      `yaml:"rpz"`
+}
+
+// DNS configures the authoritative sinkhole for the seized zones.
+type DNS struct {
+	// Listen lists host:port addresses served on UDP and TCP. Default
+	// 127.0.0.1:5300; production uses port 53. An empty list (listen: [])
+	// turns the DNS sinkhole off.
+	Listen []string `yaml:"listen"`
+	// NameServers are the NS records of every seized zone, with glue.
+	// Default one, ns1.sinkhole.invalid at 127.0.0.1.
+	NameServers []NameServer `yaml:"nameservers"`
+	// A and AAAA are the sinkhole addresses every seized name resolves to.
+	// Default 127.0.0.1 and ::1.
+	A    []string `yaml:"a"`
+	AAAA []string `yaml:"aaaa"`
+	// TTL of the answers in seconds. Default 300.
+	TTL uint32 `yaml:"ttl"`
+	// Hostmaster is the SOA contact, as a domain name. Default
+	// hostmaster.sinkhole.invalid.
+	Hostmaster string `yaml:"hostmaster"`
+	// RRL limits UDP responses per client prefix, so that a spoofed flood
+	// cannot reflect off the sinkhole.
+	RRL RRL `yaml:"rrl"`
+}
+
+// NameServer is an NS name with its glue addresses.
+type NameServer struct {
+	Name  string   `yaml:"name"`
+	Addrs []string `yaml:"addrs"`
+}
+
+// RRL is response-rate limiting.
+type RRL struct {
+	// ResponsesPerSecond per client prefix; default 20, 0 in the file
+	// keeps the default, -1 turns the limit off.
+	ResponsesPerSecond int `yaml:"responses_per_second"`
+	// Slip: every Slip-th limited response is sent truncated so that real
+	// clients retry over TCP. Default 2.
+	Slip int `yaml:"slip"`
+	// IPv4Prefix and IPv6Prefix group clients. Defaults 24 and 56.
+	IPv4Prefix int `yaml:"ipv4_prefix"`
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+}
+
+// Transfer configures zone transfers (AXFR/IXFR) of the sinkhole zones and
+// the RPZ feed to secondaries and ISP resolvers, with NOTIFY.
+type Transfer struct {
+	// Listen lists host:port addresses of the transfer server (a hidden
+	// primary, apart from the sinkhole's query port). Default
+	// 127.0.0.1:5301; listen: [] turns transfers off.
+	Listen []string `yaml:"listen"`
+	// TSIGKeys are the hmac-sha256 keys secondaries sign with.
+	TSIGKeys []TSIGKey `yaml:"tsig_keys"`
+	// AllowFrom is the source-address ACL. Default loopback only.
+	AllowFrom []string `yaml:"allow_from"`
+	// AllowUnsigned lists prefixes that may transfer without TSIG (Unbound
+	// cannot sign RPZ transfers). Default none: TSIG is required.
+	AllowUnsigned []string `yaml:"allow_unsigned"`
+	// Notify lists host:port addresses told of every change.
+	Notify []string `yaml:"notify"`
+	// NotifyKey names the key that signs NOTIFY messages.
+	NotifyKey string `yaml:"notify_key"`
+}
+
+// TSIGKey is a named shared secret.
+type TSIGKey struct {
+	Name string `yaml:"name"`
+	// Secret is the base64 secret; or give SecretFile.
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secret_file"`
+}
+
+// RPZ configures the Response Policy Zone feed of the seized names.
+type RPZ struct {
+	// Zone is the policy zone's name. Default rpz.takedown.local.
+	Zone string `yaml:"zone"`
+	// Policy is the default action: nxdomain (CNAME .) or redirect (to the
+	// sinkhole addresses). Default nxdomain.
+	Policy string `yaml:"policy"`
+	// Cases overrides the policy per case name.
+	Cases map[string]string `yaml:"cases"`
 }
 
 // Log configures the structured log.
@@ -109,6 +195,48 @@ func (c *Config) fill() {
 	if c.Store.Path == "" {
 		c.Store.Path = filepath.Join(c.DataDir, "takedown.duckdb")
 	}
+	if c.DNS.Listen == nil {
+		c.DNS.Listen = []string{"127.0.0.1:5300"}
+	}
+	if c.DNS.NameServers == nil {
+		c.DNS.NameServers = []NameServer{{Name: "ns1.sinkhole.invalid", Addrs: []string{"127.0.0.1"}}}
+	}
+	if c.DNS.A == nil {
+		c.DNS.A = []string{"127.0.0.1"}
+	}
+	if c.DNS.AAAA == nil {
+		c.DNS.AAAA = []string{"::1"}
+	}
+	if c.DNS.TTL == 0 {
+		c.DNS.TTL = 300
+	}
+	if c.DNS.Hostmaster == "" {
+		c.DNS.Hostmaster = "hostmaster.sinkhole.invalid"
+	}
+	if c.DNS.RRL.ResponsesPerSecond == 0 {
+		c.DNS.RRL.ResponsesPerSecond = 20
+	}
+	if c.DNS.RRL.Slip == 0 {
+		c.DNS.RRL.Slip = 2
+	}
+	if c.DNS.RRL.IPv4Prefix == 0 {
+		c.DNS.RRL.IPv4Prefix = 24
+	}
+	if c.DNS.RRL.IPv6Prefix == 0 {
+		c.DNS.RRL.IPv6Prefix = 56
+	}
+	if c.Transfer.Listen == nil {
+		c.Transfer.Listen = []string{"127.0.0.1:5301"}
+	}
+	if c.Transfer.AllowFrom == nil {
+		c.Transfer.AllowFrom = []string{"127.0.0.0/8", "::1/128"}
+	}
+	if c.RPZ.Zone == "" {
+		c.RPZ.Zone = "rpz.takedown.local"
+	}
+	if c.RPZ.Policy == "" {
+		c.RPZ.Policy = "nxdomain"
+	}
 }
 
 // Validate checks the values; every problem is reported with its key.
@@ -130,6 +258,70 @@ func (c *Config) Validate() error {
 	if err := checkHostPort(c.API.Listen); err != nil {
 		bad("api.listen", "%q: %v", c.API.Listen, err)
 	}
+	for i, l := range c.DNS.Listen {
+		if err := checkHostPort(l); err != nil {
+			bad(fmt.Sprintf("dns.listen[%d]", i), "%q: %v", l, err)
+		}
+	}
+	for i, ns := range c.DNS.NameServers {
+		if !isDomain(ns.Name) {
+			bad(fmt.Sprintf("dns.nameservers[%d].name", i), "%q is not a domain name", ns.Name)
+		}
+		checkAddrs(bad, fmt.Sprintf("dns.nameservers[%d].addrs", i), ns.Addrs, 0)
+	}
+	checkAddrs(bad, "dns.a", c.DNS.A, 4)
+	checkAddrs(bad, "dns.aaaa", c.DNS.AAAA, 6)
+	if len(c.DNS.A)+len(c.DNS.AAAA) == 0 && len(c.DNS.Listen) > 0 {
+		bad("dns.a", "give at least one sinkhole address in dns.a or dns.aaaa")
+	}
+	if !isDomain(c.DNS.Hostmaster) {
+		bad("dns.hostmaster", "%q is not a domain name", c.DNS.Hostmaster)
+	}
+	if r := c.DNS.RRL; r.ResponsesPerSecond < -1 || r.Slip < 0 || r.IPv4Prefix < 8 || r.IPv4Prefix > 32 || r.IPv6Prefix < 16 || r.IPv6Prefix > 128 {
+		bad("dns.rrl", "responses_per_second ≥ -1, slip ≥ 0, ipv4_prefix 8–32, ipv6_prefix 16–128; got %+v", r)
+	}
+	for i, l := range c.Transfer.Listen {
+		if err := checkHostPort(l); err != nil {
+			bad(fmt.Sprintf("transfer.listen[%d]", i), "%q: %v", l, err)
+		}
+	}
+	for i, l := range c.Transfer.Notify {
+		if err := checkHostPort(l); err != nil {
+			bad(fmt.Sprintf("transfer.notify[%d]", i), "%q: %v", l, err)
+		}
+	}
+	checkPrefixes(bad, "transfer.allow_from", c.Transfer.AllowFrom)
+	checkPrefixes(bad, "transfer.allow_unsigned", c.Transfer.AllowUnsigned)
+	keys := map[string]bool{}
+	for i, k := range c.Transfer.TSIGKeys {
+		key := fmt.Sprintf("transfer.tsig_keys[%d]", i)
+		if !isDomain(k.Name) {
+			bad(key+".name", "%q is not a key name (a domain name)", k.Name)
+		}
+		if (k.Secret == "") == (k.SecretFile == "") {
+			bad(key, "give exactly one of secret and secret_file")
+		}
+		if k.Secret != "" {
+			if _, err := base64.StdEncoding.DecodeString(k.Secret); err != nil {
+				bad(key+".secret", "not base64")
+			}
+		}
+		keys[strings.TrimSuffix(strings.ToLower(k.Name), ".")] = true
+	}
+	if n := strings.TrimSuffix(strings.ToLower(c.Transfer.NotifyKey), "."); n != "" && !keys[n] {
+		bad("transfer.notify_key", "%q is not one of transfer.tsig_keys", c.Transfer.NotifyKey)
+	}
+	if !isDomain(c.RPZ.Zone) {
+		bad("rpz.zone", "%q is not a domain name", c.RPZ.Zone)
+	}
+	if p := c.RPZ.Policy; p != "nxdomain" && p != "redirect" {
+		bad("rpz.policy", "%q is not nxdomain or redirect", p)
+	}
+	for name, p := range c.RPZ.Cases {
+		if p != "nxdomain" && p != "redirect" {
+			bad("rpz.cases."+name, "%q is not nxdomain or redirect", p)
+		}
+	}
 	if c.Store.RetentionDays < 0 {
 		bad("store.retention_days", "%d is negative; use 0 to keep events forever", c.Store.RetentionDays)
 	}
@@ -137,6 +329,48 @@ func (c *Config) Validate() error {
 		bad("sensor", "%q must be at most 64 characters without spaces, commas or quotes", c.Sensor)
 	}
 	return errors.Join(errs...)
+}
+
+func checkAddrs(bad func(key, format string, args ...any), key string, addrs []string, family int) {
+	for i, a := range addrs {
+		ip, err := netip.ParseAddr(a)
+		switch {
+		case err != nil:
+			bad(fmt.Sprintf("%s[%d]", key, i), "%q is not an IP address", a)
+		case family == 4 && !ip.Is4():
+			bad(fmt.Sprintf("%s[%d]", key, i), "%q is not an IPv4 address", a)
+		case family == 6 && !ip.Is6():
+			bad(fmt.Sprintf("%s[%d]", key, i), "%q is not an IPv6 address", a)
+		}
+	}
+}
+
+func checkPrefixes(bad func(key, format string, args ...any), key string, ps []string) {
+	for i, p := range ps {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("%s[%d]", key, i), "%q is not a CIDR prefix such as 192.0.2.0/24", p)
+		}
+	}
+}
+
+// isDomain reports whether s looks like a domain name: dot-separated
+// labels of letters, digits, '-' and '_', each 1–63 bytes.
+func isDomain(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func checkHostPort(s string) error {

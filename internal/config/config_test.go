@@ -140,3 +140,56 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSinkholeSections(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(`
+dns:
+  listen: ["127.0.0.1:1053", "[::1]:1053"]
+  nameservers:
+    - {name: ns1.sinkhole.example, addrs: [192.0.2.53, "2001:db8::53"]}
+  a: [192.0.2.1]
+  aaaa: []
+  rrl: {responses_per_second: -1}
+transfer:
+  listen: []
+  tsig_keys: [{name: xfr-key., secret: "c2VjcmV0c2VjcmV0c2VjcmV0"}]
+  notify_key: xfr-key
+rpz:
+  zone: rpz.example.net
+  cases: {waledac-2010: redirect}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.DNS.Listen) != 2 || c.DNS.NameServers[0].Addrs[1] != "2001:db8::53" || len(c.DNS.AAAA) != 0 || c.DNS.RRL.ResponsesPerSecond != -1 {
+		t.Errorf("dns %+v", c.DNS)
+	}
+	if c.Transfer.Listen == nil || len(c.Transfer.Listen) != 0 {
+		t.Errorf("transfer.listen: [] must turn transfers off, got %#v", c.Transfer.Listen)
+	}
+	if c.RPZ.Policy != "nxdomain" || c.RPZ.Cases["waledac-2010"] != "redirect" {
+		t.Errorf("rpz %+v", c.RPZ)
+	}
+	d := Default()
+	if d.DNS.Listen[0] != "127.0.0.1:5300" || d.Transfer.Listen[0] != "127.0.0.1:5301" || d.DNS.A[0] != "127.0.0.1" {
+		t.Errorf("defaults %+v %+v", d.DNS, d.Transfer)
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{"dns:\n  a: ['::1']\n", `dns.a[0]: "::1" is not an IPv4 address`},
+		{"dns:\n  listen: [nope]\n", `dns.listen[0]`},
+		{"dns:\n  nameservers: [{name: 'bad name', addrs: []}]\n", `dns.nameservers[0].name`},
+		{"dns:\n  rrl: {ipv4_prefix: 40}\n", `dns.rrl`},
+		{"transfer:\n  allow_from: [10.0.0.0]\n", `transfer.allow_from[0]`},
+		{"transfer:\n  tsig_keys: [{name: k, secret: '!!'}]\n", `transfer.tsig_keys[0].secret`},
+		{"transfer:\n  tsig_keys: [{name: k}]\n", `exactly one of secret and secret_file`},
+		{"transfer:\n  notify_key: nokey\n", `transfer.notify_key`},
+		{"rpz:\n  policy: drop\n", `rpz.policy: "drop"`},
+		{"rpz:\n  cases: {x: block}\n", `rpz.cases.x`},
+		{"dns:\n  nameservers: [{name: a.example, adrs: []}]\n", `unknown key "adrs" in dns.nameservers[0]`},
+	} {
+		_, err := Parse("t.yaml", []byte(tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+}
