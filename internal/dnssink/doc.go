@@ -88,4 +88,33 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	// NegativeTTL is the SOA minimum: the TTL of NODATA and NXDOMAIN
+	// answers and of the SOA in their authority section; default 60 s.
+	NegativeTTL uint32
+	// MaxUDPSize caps UDP responses to EDNS0 clients (512..4096); default
+	// 1232, the DNS Flag Day 2020 size that avoids IP fragmentation.
+	// Clients without EDNS0 get at most 512 bytes.
+	MaxUDPSize int
+	// UDPWorkers is the number of goroutines reading each UDP socket;
+	// default GOMAXPROCS.
+	UDPWorkers int
+	// MaxTCPConns bounds the open TCP connections over all listeners;
+	// default 1024. Connections beyond it are closed at once.
+	MaxTCPConns int
+	// TCPIdleTimeout closes a TCP connection that sends no query for this
+	// long; default 10 s.
+	TCPIdleTimeout time.Duration
+	// RRLTableSize is the number of client prefixes the rate limiter
+	// tracks (rounded up to a power of two); default 65536. Memory is
+	// fixed: about 32 bytes per entry.
+	RRLTableSize int
+	// TsigProvider, if set, verifies TSIG on the requests handed to
+	// Transfer (TsigStatus) and signs its responses that carry a TSIG RR,
+	// as dns.Server does.
+	TsigProvider dns.TsigProvider
+	// OnChange, if set, is called with the new serial after SetZones has
+	// made a changed snapshot visible (for NOTIFY). It runs in the
+	// goroutine that called SetZones.
+	OnChange func(serial uint32)
 }

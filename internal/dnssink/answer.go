@@ -1,0 +1,490 @@
+package dnssink
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/event"
+)
+
+// headSize is how many bytes of a malformed packet go into its event.
+const headSize = 64
+
+// packetInfo tells the packet handler where a request came from.
+type packetInfo struct {
+	src, dst netip.AddrPort
+	tcp      bool
+	// rw answers requests handed to Config.Transfer; nil (fuzzing,
+	// benchmarks) refuses them instead.
+	rw *responseWriter
+}
+
+// query is the parsed request with what the answer and the event need.
+type query struct {
+	raw   []byte
+	req   *dns.Msg
+	q     dns.Question
+	lname []byte // qname in lower case, presentation format, with the dot
+	opt   *dns.OPT
+	do    bool
+	ecs   *dns.EDNS0_SUBNET
+	ecsS  string
+	ck    *dns.EDNS0_COOKIE
+	size  int // UDP payload size the client accepts
+	now   time.Time
+}
+
+// handlePacket answers one raw DNS request: it returns the packed response
+// appended to out[:0], or nil when nothing is to be sent (the request was
+// a response, too short to have a header, rate-limited, or answered by
+// Config.Transfer through pi.rw). It records the events of the request.
+// It is safe for concurrent use and is the function the listeners, the
+// fuzz target and the benchmarks share.
+func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
+	now := s.now()
+	if len(raw) < 12 {
+		s.m.malformed.Inc()
+		s.recordMalformed(raw, pi, now, "")
+		return nil
+	}
+	if raw[2]&0x80 != 0 {
+		// A response: never answer one, that is how loops start.
+		return nil
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(raw); err != nil {
+		s.m.malformed.Inc()
+		s.recordMalformed(raw, pi, now, "FORMERR")
+		return s.finishRaw(out, formErr(raw), pi, now)
+	}
+	if req.Opcode != dns.OpcodeQuery {
+		resp := new(dns.Msg)
+		resp.SetRcode(req, dns.RcodeNotImplemented)
+		return s.finish(out, resp, pi, dns.MinMsgSize, now)
+	}
+	if len(req.Question) != 1 {
+		s.m.malformed.Inc()
+		s.recordMalformed(raw, pi, now, "FORMERR")
+		resp := new(dns.Msg)
+		resp.SetRcode(req, dns.RcodeFormatError)
+		resp.Question = nil
+		return s.finish(out, resp, pi, dns.MinMsgSize, now)
+	}
+
+	qu := query{raw: raw, req: req, q: req.Question[0], size: dns.MinMsgSize, now: now}
+	var nameBuf [256]byte
+	qu.lname = appendLower(nameBuf[:0], qu.q.Name)
+
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	if opt := req.IsEdns0(); opt != nil {
+		if rc := s.parseEDNS(&qu, opt); rc != dns.RcodeSuccess {
+			// BADVERS or a malformed cookie: answer with our OPT only.
+			resp.Rcode = rc
+			s.addOPT(resp, &qu, pi)
+			return s.finish(out, resp, pi, qu.size, now)
+		}
+	}
+
+	sn := s.snap.Load()
+	zm, served := sn.lookup(qu.lname)
+	xfr := qu.q.Qtype == dns.TypeAXFR || qu.q.Qtype == dns.TypeIXFR
+	if (xfr || !served) && s.delegate(&qu, pi, sn, zm, served) {
+		return nil
+	}
+	if !served || xfr || (qu.q.Qclass != dns.ClassINET && qu.q.Qclass != dns.ClassANY) {
+		// Never a resolver: what is not ours is refused, and so are
+		// transfers that no Transfer handler took and other classes.
+		resp.Rcode = dns.RcodeRefused
+		if !served {
+			s.m.refused.Inc()
+		}
+	} else {
+		s.answerZone(resp, &qu, sn, zm)
+	}
+	s.addOPT(resp, &qu, pi)
+	packed := s.finish(out, resp, pi, qu.size, now)
+	if served {
+		s.recordQuery(&qu, pi, sn, zm, resp.Rcode)
+	}
+	return packed
+}
+
+// parseEDNS reads the client's OPT record into qu; it returns the rcode to
+// answer at once (BADVERS, FORMERR for a bad cookie) or RcodeSuccess.
+func (s *Server) parseEDNS(qu *query, opt *dns.OPT) int {
+	qu.opt = opt
+	qu.do = opt.Do()
+	qu.size = clamp(int(opt.UDPSize()), dns.MinMsgSize, s.maxUDP)
+	for _, o := range opt.Option {
+		switch o := o.(type) {
+		case *dns.EDNS0_SUBNET:
+			qu.ecs = o
+			if a, ok := netip.AddrFromSlice(o.Address); ok {
+				a = a.Unmap()
+				if o.Family == 2 && a.Is4() {
+					a = netip.AddrFrom16(a.As16())
+				}
+				if p, err := a.Prefix(int(o.SourceNetmask)); err == nil {
+					qu.ecsS = p.String()
+				}
+			}
+		case *dns.EDNS0_COOKIE:
+			// RFC 7873: a client cookie of 8 bytes, optionally followed
+			// by a server cookie of 8 to 32 bytes. Hex in miekg/dns.
+			if n := len(o.Cookie); n != 16 && (n < 32 || n > 80 || n%2 != 0) {
+				return dns.RcodeFormatError
+			}
+			qu.ck = o
+		}
+	}
+	if opt.Version() != 0 {
+		return dns.RcodeBadVers
+	}
+	return dns.RcodeSuccess
+}
+
+// addOPT gives resp our OPT record if the request had one: our buffer
+// size, the DO bit copied, the client subnet echoed with scope 0 (the
+// answer is the same for every network), and the cookie completed with a
+// server cookie.
+func (s *Server) addOPT(resp *dns.Msg, qu *query, pi *packetInfo) {
+	if qu.opt == nil {
+		return
+	}
+	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	opt.SetUDPSize(uint16(s.maxUDP))
+	if qu.do {
+		opt.SetDo()
+	}
+	if qu.ecs != nil {
+		qu.ecs.SourceScope = 0
+		opt.Option = append(opt.Option, qu.ecs)
+	}
+	if qu.ck != nil {
+		if c, ok := s.cookie(qu.ck.Cookie, pi.src.Addr(), qu.now); ok {
+			qu.ck.Cookie = c
+			opt.Option = append(opt.Option, qu.ck)
+		}
+	}
+	resp.Extra = append(resp.Extra, opt)
+}
+
+// node kinds inside a zone.
+const (
+	nodeApex     = iota
+	nodeWildcard // any name below the apex that the zone does not name
+	nodeHost     // an NS name inside the zone: its glue addresses
+	nodeEmpty    // an empty non-terminal above an in-zone NS name
+	nodeNX       // below an in-zone NS name, where the wildcard does not reach
+)
+
+// classify places the relative part of the query name (lower case, with
+// its trailing dot, "" at the apex) in the zone.
+func (s *Server) classify(apex string, rel []byte) (kind, host int) {
+	if len(rel) == 0 {
+		return nodeApex, -1
+	}
+	rel = rel[:len(rel)-1]
+	for i := range s.ns {
+		h, ok := inZone(s.ns[i].name, apex)
+		if !ok {
+			continue
+		}
+		switch {
+		case string(rel) == h:
+			return nodeHost, i
+		case len(h) > len(rel) && h[len(h)-len(rel)-1] == '.' && h[len(h)-len(rel):] == string(rel):
+			kind = nodeEmpty
+		case len(rel) > len(h) && rel[len(rel)-len(h)-1] == '.' && string(rel[len(rel)-len(h):]) == h:
+			return nodeNX, i
+		}
+	}
+	if kind == nodeEmpty {
+		return nodeEmpty, -1
+	}
+	return nodeWildcard, -1
+}
+
+// inZone returns the part of name (lower case, no trailing dot) below
+// apex, and whether name is strictly below apex.
+func inZone(name, apex string) (string, bool) {
+	n := len(name) - len(apex)
+	if n < 2 || name[n-1] != '.' || name[n:] != apex {
+		return "", false
+	}
+	return name[:n-1], true
+}
+
+// answerZone fills resp with the answer for a name in a served zone.
+func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch) {
+	resp.Authoritative = true
+	owner := qu.q.Name // as asked: 0x20 case survives
+	apexFQDN := qu.q.Name[zm.start:]
+	kind, host := s.classify(zm.apex, qu.lname[:zm.start])
+	if kind == nodeNX {
+		resp.Rcode = dns.RcodeNameError
+		resp.Ns = append(resp.Ns, s.soa(apexFQDN, zm.apex, sn.serial, s.negTTL))
+		return
+	}
+	qt := qu.q.Qtype
+	if qt == dns.TypeANY && kind != nodeEmpty {
+		// RFC 8482 section 4.2: one synthesized HINFO instead of the set.
+		resp.Answer = append(resp.Answer, &dns.HINFO{
+			Hdr: s.hdr(owner, dns.TypeHINFO), Cpu: "RFC8482",
+		})
+		return
+	}
+	switch {
+	case kind == nodeEmpty:
+	case kind == nodeHost:
+		switch qt {
+		case dns.TypeA:
+			resp.Answer = s.appendA(resp.Answer, owner, s.ns[host].v4)
+		case dns.TypeAAAA:
+			resp.Answer = s.appendAAAA(resp.Answer, owner, s.ns[host].v6)
+		}
+	default:
+		switch qt {
+		case dns.TypeA:
+			resp.Answer = s.appendA(resp.Answer, owner, s.a)
+		case dns.TypeAAAA:
+			resp.Answer = s.appendAAAA(resp.Answer, owner, s.aaaa)
+		case dns.TypeMX:
+			mx := "mx." + zm.apex + "."
+			resp.Answer = append(resp.Answer, &dns.MX{Hdr: s.hdr(owner, dns.TypeMX), Preference: 10, Mx: mx})
+			v4, v6 := s.addrsAt(zm.apex, "mx")
+			resp.Extra = s.appendA(resp.Extra, mx, v4)
+			resp.Extra = s.appendAAAA(resp.Extra, mx, v6)
+		case dns.TypeTXT:
+			if txt := sn.txts[zm.meta.txtID]; len(txt) > 0 {
+				resp.Answer = append(resp.Answer, &dns.TXT{Hdr: s.hdr(owner, dns.TypeTXT), Txt: txt})
+			}
+		case dns.TypeSOA:
+			if kind == nodeApex {
+				resp.Answer = append(resp.Answer, s.soa(owner, zm.apex, sn.serial, s.ttl))
+			}
+		case dns.TypeNS:
+			if kind == nodeApex {
+				for i := range s.ns {
+					resp.Answer = append(resp.Answer, &dns.NS{Hdr: s.hdr(owner, dns.TypeNS), Ns: s.ns[i].fqdn})
+				}
+				for i := range s.ns {
+					resp.Extra = s.appendA(resp.Extra, s.ns[i].fqdn, s.ns[i].v4)
+					resp.Extra = s.appendAAAA(resp.Extra, s.ns[i].fqdn, s.ns[i].v6)
+				}
+			}
+		}
+	}
+	if len(resp.Answer) == 0 {
+		// NODATA: the name exists, the type does not.
+		resp.Ns = append(resp.Ns, s.soa(apexFQDN, zm.apex, sn.serial, s.negTTL))
+	}
+}
+
+// addrsAt returns the addresses of rel.apex: the glue of an in-zone NS name,
+// else the sinkhole addresses of the wildcard.
+func (s *Server) addrsAt(apex, rel string) (v4, v6 []net.IP) {
+	for i := range s.ns {
+		if h, ok := inZone(s.ns[i].name, apex); ok && h == rel {
+			return s.ns[i].v4, s.ns[i].v6
+		}
+	}
+	return s.a, s.aaaa
+}
+
+func (s *Server) hdr(name string, t uint16) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: s.ttl}
+}
+
+func (s *Server) appendA(rrs []dns.RR, name string, ips []net.IP) []dns.RR {
+	for _, ip := range ips {
+		rrs = append(rrs, &dns.A{Hdr: s.hdr(name, dns.TypeA), A: ip})
+	}
+	return rrs
+}
+
+func (s *Server) appendAAAA(rrs []dns.RR, name string, ips []net.IP) []dns.RR {
+	for _, ip := range ips {
+		rrs = append(rrs, &dns.AAAA{Hdr: s.hdr(name, dns.TypeAAAA), AAAA: ip})
+	}
+	return rrs
+}
+
+// soa returns the SOA of apex with owner name owner.
+func (s *Server) soa(owner, apex string, serial, ttl uint32) *dns.SOA {
+	mbox := s.mbox
+	if mbox == "" {
+		mbox = "hostmaster." + apex + "."
+	}
+	return &dns.SOA{
+		Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
+		Ns:  s.ns[0].fqdn, Mbox: mbox, Serial: serial,
+		Refresh: soaRefresh, Retry: soaRetry, Expire: soaExpire, Minttl: s.negTTL,
+	}
+}
+
+// finish applies rate limiting and truncation to resp, counts it and packs
+// it into out.
+func (s *Server) finish(out []byte, resp *dns.Msg, pi *packetInfo, size int, now time.Time) []byte {
+	s.m.query(pi.tcp, resp.Rcode)
+	if !pi.tcp {
+		switch s.rrl.check(pi.src.Addr(), now) {
+		case rrlDrop:
+			s.m.rrlDrop.Inc()
+			return nil
+		case rrlSlip:
+			s.m.rrlSlip.Inc()
+			resp.Answer, resp.Ns = nil, nil
+			extra := resp.Extra[:0]
+			for _, rr := range resp.Extra {
+				if rr.Header().Rrtype == dns.TypeOPT {
+					extra = append(extra, rr)
+				}
+			}
+			resp.Extra = extra
+			resp.Truncated = true
+		}
+		resp.Truncate(size)
+	} else {
+		resp.Compress = true
+	}
+	packed, err := resp.PackBuffer(out[:cap(out)])
+	if err != nil {
+		s.log.Error("packing response", "err", err)
+		return nil
+	}
+	return packed
+}
+
+// finishRaw is finish for a response that is already packed (FORMERR for
+// a packet that did not parse).
+func (s *Server) finishRaw(out, resp []byte, pi *packetInfo, now time.Time) []byte {
+	s.m.query(pi.tcp, int(resp[3]&0x0f))
+	if !pi.tcp {
+		switch s.rrl.check(pi.src.Addr(), now) {
+		case rrlDrop:
+			s.m.rrlDrop.Inc()
+			return nil
+		case rrlSlip:
+			s.m.rrlSlip.Inc()
+			resp[2] |= 0x02 // TC
+		}
+	}
+	return append(out[:0], resp...)
+}
+
+// formErr builds a FORMERR response from the header of a packet that does
+// not parse: same ID, opcode and RD, no sections.
+func formErr(raw []byte) []byte {
+	return []byte{raw[0], raw[1], 0x80 | raw[2]&0x79, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0}
+}
+
+// delegate hands the request to Config.Transfer if it takes it; it
+// reports whether it did. Over UDP the rate limit applies first.
+func (s *Server) delegate(qu *query, pi *packetInfo, sn *snapshot, zm zoneMatch, served bool) bool {
+	t := s.cfg.Transfer
+	if t == nil || pi.rw == nil || !t.Handles(qu.q) {
+		return false
+	}
+	if !pi.tcp {
+		if a := s.rrl.check(pi.src.Addr(), qu.now); a != rrlAllow {
+			resp := new(dns.Msg)
+			resp.SetReply(qu.req)
+			if a == rrlDrop {
+				s.m.rrlDrop.Inc()
+				return true
+			}
+			s.m.rrlSlip.Inc()
+			resp.Truncated = true
+			if b, err := resp.Pack(); err == nil {
+				_, _ = pi.rw.Write(b)
+			}
+			return true
+		}
+	}
+	pi.rw.begin(qu.req, qu.raw)
+	t.ServeDNS(pi.rw, qu.req)
+	s.m.query(pi.tcp, pi.rw.rcode)
+	if served {
+		s.recordQuery(qu, pi, sn, zm, pi.rw.rcode)
+	}
+	return true
+}
+
+// recordQuery hands the event of a query for a served name to the recorder.
+func (s *Server) recordQuery(qu *query, pi *packetInfo, sn *snapshot, zm zoneMatch, rcode int) {
+	if s.rec == nil {
+		return
+	}
+	name := qu.lname
+	if n := len(name); n > 1 && name[n-1] == '.' {
+		name = name[:n-1]
+	}
+	e := s.baseEvent(pi, qu.now)
+	e.Domain = string(name)
+	e.Zone = zm.apex
+	e.Case = sn.cases[zm.meta.caseID]
+	e.DNSQType = qtypeString(qu.q.Qtype)
+	e.DNSRcode = rcodeString(rcode)
+	e.Bytes = int64(len(qu.raw))
+	e.DNSDO = qu.do
+	e.DNSClientSubnet = qu.ecsS
+	s.rec.Record(e)
+	s.m.recorded.Inc()
+}
+
+// recordMalformed records a packet that failed to parse or was not a
+// single-question query; rcode is what was answered, "" for nothing.
+func (s *Server) recordMalformed(raw []byte, pi *packetInfo, now time.Time, rcode string) {
+	if s.rec == nil {
+		return
+	}
+	e := s.baseEvent(pi, now)
+	e.Malformed = true
+	e.DNSRcode = rcode
+	e.Bytes = int64(len(raw))
+	sum := sha256.Sum256(raw)
+	e.PayloadSHA256 = hex.EncodeToString(sum[:])
+	e.PayloadHead = append([]byte(nil), raw[:min(len(raw), headSize)]...)
+	s.rec.Record(e)
+	s.m.recorded.Inc()
+}
+
+func (s *Server) baseEvent(pi *packetInfo, now time.Time) *event.Event {
+	tr := event.TransportUDP
+	if pi.tcp {
+		tr = event.TransportTCP
+	}
+	return &event.Event{
+		Time:      now.UTC(),
+		Sensor:    s.cfg.Sensor,
+		Protocol:  event.ProtoDNS,
+		Transport: tr,
+		SrcIP:     pi.src.Addr(),
+		SrcPort:   pi.src.Port(),
+		DstIP:     pi.dst.Addr(),
+		DstPort:   pi.dst.Port(),
+	}
+}
+
+// appendLower appends name to b in ASCII lower case.
+func appendLower(b []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+func clamp(v, lo, hi int) int {
+	return max(lo, min(v, hi))
+}

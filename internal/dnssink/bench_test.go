@@ -1,0 +1,93 @@
+package dnssink
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// benchZones returns n zones of a few cases, like a large takedown.
+func benchZones(n int) []Zone {
+	zones := make([]Zone, n)
+	for i := range zones {
+		c := fmt.Sprintf("case-%d", i%8)
+		zones[i] = Zone{Name: fmt.Sprintf("d%07dx.example", i), Case: c, TXT: "sinkholed by order of the court, " + c}
+	}
+	return zones
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkAnswer measures the raw packet handler, events included (to a
+// recorder that drops them), with RRL off.
+func BenchmarkAnswer(b *testing.B) {
+	for _, n := range []int{276, 1_000_000} {
+		cfg := testConfig()
+		cfg.Listen = nil
+		cfg.Recorder = discard{}
+		s, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := heapAlloc()
+		zones := benchZones(n)
+		start := time.Now()
+		s.SetZones(zones)
+		load := time.Since(start)
+		zones = nil
+		heap := heapAlloc() - before
+		last := fmt.Sprintf("d%07dx.example.", n-1)
+		for _, q := range []struct {
+			name string
+			m    *dns.Msg
+		}{
+			{"apexA", question(last, dns.TypeA)},
+			{"wildcardA", question("Bot-1234."+last, dns.TypeA)},
+			{"wildcardA-EDNS", func() *dns.Msg { m := question("bot."+last, dns.TypeA); m.SetEdns0(1232, false); return m }()},
+			{"refused", question("www.google.com.", dns.TypeA)},
+		} {
+			raw, _ := q.m.Pack()
+			b.Run(fmt.Sprintf("zones=%d/q=%s", n, q.name), func(b *testing.B) {
+				b.ReportAllocs()
+				pi := &packetInfo{src: netip.MustParseAddrPort("192.0.2.7:4242"), dst: netip.MustParseAddrPort("192.0.2.53:53")}
+				out := make([]byte, 0, 4096)
+				for b.Loop() {
+					if s.handlePacket(out, raw, pi) == nil {
+						b.Fatal("no answer")
+					}
+				}
+				b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
+				b.ReportMetric(load.Seconds(), "load-s")
+			})
+		}
+		runtime.KeepAlive(s)
+	}
+}
+
+// BenchmarkSetZones measures building and swapping a snapshot of 1M zones.
+func BenchmarkSetZones(b *testing.B) {
+	zones := benchZones(1_000_000)
+	cfg := testConfig()
+	cfg.Listen = nil
+	s, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("zones=1000000", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			zones[0].Case = fmt.Sprint("changed-", i) // force a change
+			s.SetZones(zones)
+		}
+	})
+}

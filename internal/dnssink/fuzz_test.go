@@ -1,0 +1,59 @@
+package dnssink
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// FuzzHandlePacket feeds raw bytes to the packet handler: it must not
+// panic, and every response must parse.
+func FuzzHandlePacket(f *testing.F) {
+	for _, c := range answerCases {
+		for _, edns := range []bool{false, true} {
+			m := question(c.qname, c.qtype)
+			if edns {
+				m.SetEdns0(1232, true)
+				o := m.IsEdns0()
+				o.Option = append(o.Option,
+					&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"},
+					&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: []byte{198, 51, 100, 0}})
+			}
+			raw, err := m.Pack()
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(raw, edns)
+		}
+	}
+	f.Add([]byte{1, 2, 3}, false)
+	f.Add([]byte{0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x', 'a'}, false)
+
+	cfg := testConfig()
+	cfg.Listen = nil
+	cfg.RRL = RRLConfig{ResponsesPerSecond: 1000, Slip: 2}
+	cfg.Recorder = discard{}
+	s, err := New(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s.SetZones(testZones)
+	f.Fuzz(func(t *testing.T, raw []byte, tcp bool) {
+		pi := &packetInfo{src: netip.MustParseAddrPort("192.0.2.7:4242"), tcp: tcp}
+		resp := s.handlePacket(nil, raw, pi)
+		if resp == nil {
+			return
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(resp); err != nil {
+			t.Fatalf("response %x to %x does not parse: %v", resp, raw, err)
+		}
+		if !m.Response {
+			t.Fatalf("response without QR")
+		}
+		if !tcp && len(resp) > s.maxUDP {
+			t.Fatalf("udp response of %d bytes", len(resp))
+		}
+	})
+}

@@ -1,0 +1,113 @@
+package dnssink
+
+import (
+	"fmt"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics of the sinkhole. No label carries a client address or a name.
+type metrics struct {
+	queries   *prometheus.CounterVec
+	queryFast [2][24]prometheus.Counter // [udp, tcp][rcode], made at start
+	rrlDrop   prometheus.Counter
+	rrlSlip   prometheus.Counter
+	malformed prometheus.Counter
+	refused   prometheus.Counter
+	zones     prometheus.Gauge
+	swaps     prometheus.Counter
+	serial    prometheus.Gauge
+	recorded  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "takedown", "dnssink"
+	m := &metrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "queries_total",
+			Help: "DNS requests answered or dropped, by transport and response code.",
+		}, []string{"transport", "rcode"}),
+		rrlDrop: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rrl_dropped_total",
+			Help: "UDP responses dropped by response-rate limiting.",
+		}),
+		rrlSlip: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rrl_slipped_total",
+			Help: "UDP responses sent truncated (TC) by response-rate limiting.",
+		}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "malformed_total",
+			Help: "Requests that failed to parse or were not a single-question query.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "refused_total",
+			Help: "Queries refused because the name is in no served zone.",
+		}),
+		zones: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "zones",
+			Help: "Zones in the served snapshot.",
+		}),
+		swaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "snapshot_swaps_total",
+			Help: "Zone snapshots made visible by SetZones.",
+		}),
+		serial: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "serial",
+			Help: "SOA serial of the served snapshot.",
+		}),
+		recorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "events_total",
+			Help: "Events handed to the recorder.",
+		}),
+	}
+	for t, tr := range []string{"udp", "tcp"} {
+		for rc := range m.queryFast[t] {
+			if _, ok := dns.RcodeToString[rc]; !ok {
+				continue
+			}
+			m.queryFast[t][rc] = m.queries.WithLabelValues(tr, rcodeString(rc))
+		}
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{
+		m.queries, m.rrlDrop, m.rrlSlip, m.malformed, m.refused,
+		m.zones, m.swaps, m.serial, m.recorded,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering dnssink metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// query counts one request.
+func (m *metrics) query(tcp bool, rcode int) {
+	t := 0
+	if tcp {
+		t = 1
+	}
+	if rcode >= 0 && rcode < len(m.queryFast[t]) && m.queryFast[t][rcode] != nil {
+		m.queryFast[t][rcode].Inc()
+		return
+	}
+	m.queries.WithLabelValues([]string{"udp", "tcp"}[t], rcodeString(rcode)).Inc()
+}
+
+// rcodeString names an rcode as in events: "NOERROR", or "RCODE23".
+func rcodeString(rc int) string {
+	if s, ok := dns.RcodeToString[rc]; ok {
+		return s
+	}
+	return fmt.Sprintf("RCODE%d", rc)
+}
+
+// qtypeString names a qtype as in events: "A", or "TYPE65534".
+func qtypeString(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("TYPE%d", t)
+}
