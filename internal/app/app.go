@@ -18,9 +18,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/dbfile"
+	"github.com/takedown-project/takedown/internal/dnssink"
+	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/store"
 )
@@ -103,12 +110,32 @@ func ReadToken(path string) (string, error) {
 }
 
 // Serve runs `takedown serve` until ctx is cancelled: it opens the database,
-// serves the API, keeps the retention, and shuts down in reverse order,
-// logging how long each step took. ready, if not nil, is called with the API
-// address once the server accepts requests.
-func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
+// starts the event pipeline, the DNS sinkhole and the API, keeps the zones
+// in step with the registry, and shuts down in reverse order, logging how
+// long each step took. ready, if not nil, is called with the API address
+// once everything accepts requests.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) (err error) {
 	start := time.Now()
+	var stack []func()
+	defer func() {
+		log.Info("shutting down")
+		for i := len(stack) - 1; i >= 0; i-- {
+			stack[i]()
+		}
+		log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond))
+	}()
 	step := func(what string, t0 time.Time) { log.Info(what, "took", time.Since(t0).Round(time.Microsecond)) }
+	onStop := func(what string, fn func() error) {
+		stack = append(stack, func() {
+			t0 := time.Now()
+			if err := fn(); err != nil {
+				log.Error(what, "err", err)
+			}
+			step(what, t0)
+		})
+	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	t0 := time.Now()
 	local, err := Open(ctx, cfg)
@@ -116,34 +143,93 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		return err
 	}
 	step("database open", t0)
-	defer func() {
-		t0 := time.Now()
-		if err := local.Close(); err != nil {
-			log.Error("closing database", "err", err)
-		}
-		step("database closed", t0)
-	}()
+	onStop("database closed", local.Close)
 
+	// The pipeline: sinks never wait for the store.
+	batcher := pipeline.New(pipeline.Config{Store: local.Store, Logger: log.With("component", "pipeline"), Registerer: metrics})
+	pctx, stopPipeline := context.WithCancel(context.Background())
+	go batcher.Run(pctx, 10*time.Second)
+	onStop("pipeline drained", func() error {
+		stopPipeline()
+		<-batcher.Done()
+		s := batcher.Stats()
+		log.Info("pipeline", "stored", s.Stored, "dropped", s.Dropped, "failed", s.Failed)
+		return nil
+	})
+
+	// The DNS sinkhole, fed from the registry.
+	var sink *dnssink.Server
+	if len(cfg.DNS.Listen) > 0 {
+		dc := dnsConfig(cfg)
+		dc.Recorder = recorder{batcher}
+		dc.Logger = log.With("component", "dns")
+		dc.Registerer = metrics
+		if sink, err = dnssink.New(dc); err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+	}
+	sync := &zoneSync{
+		reg: local.Registry, operator: cfg.Operator, log: log.With("component", "zones"), every: 250 * time.Millisecond,
+		apply: func(ctx context.Context, served []ServedDomain) error {
+			if sink != nil {
+				zones := make([]dnssink.Zone, len(served))
+				for i, sd := range served {
+					zones[i] = dnssink.Zone{Name: sd.Domain.Name, Case: sd.Case.Name, TXT: TXT(sd.Case, cfg.Operator)}
+				}
+				sink.SetZones(zones)
+			}
+			return nil
+		},
+	}
+	t0 = time.Now()
+	if err := sync.once(ctx, true); err != nil {
+		return fmt.Errorf("loading zones: %w", err)
+	}
+	if sink != nil {
+		if err := sink.Start(ctx); err != nil {
+			return fmt.Errorf("dns.listen: %w", err)
+		}
+		onStop("dns stopped", func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return sink.Shutdown(sctx)
+		})
+		log.Info("dns sinkhole listening", "addrs", fmt.Sprint(sink.Addrs()), "serial", sink.Serial())
+	}
+	step("sinkhole started", t0)
+	syncCtx, stopSync := context.WithCancel(ctx)
+	syncDone := make(chan struct{})
+	go func() { defer close(syncDone); sync.run(syncCtx) }()
+	onStop("zone sync stopped", func() error { stopSync(); <-syncDone; return nil })
+
+	// The API, with /metrics beside it.
 	token, err := EnsureToken(cfg.API.TokenFile)
 	if err != nil {
 		return err
 	}
-	handler := api.New(api.Config{
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	mux.Handle("/", api.New(api.Config{
 		Registry: local.Registry, Events: local.Store, Token: token,
 		Logger: log.With("component", "api"),
-	})
+	}))
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	onStop("api stopped", func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
 	log.Info("api listening", "addr", ln.Addr().String(), "db", cfg.Store.Path)
 
 	retCtx, stopRetention := context.WithCancel(ctx)
@@ -152,32 +238,24 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		defer close(retDone)
 		runRetention(retCtx, local.Store, cfg.Store.RetentionDays, log.With("component", "retention"))
 	}()
+	onStop("retention stopped", func() error { stopRetention(); <-retDone; return nil })
+
 	log.Info("takedown serving", "startup", time.Since(start).Round(time.Microsecond))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-
 	select {
 	case <-ctx.Done():
+		return nil
 	case err := <-errc:
-		stopRetention()
-		<-retDone
 		return fmt.Errorf("api server: %w", err)
 	}
-	log.Info("shutting down")
-	t0 = time.Now()
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Warn("api shutdown", "err", err)
-	}
-	step("api stopped", t0)
-	t0 = time.Now()
-	stopRetention()
-	<-retDone
-	step("retention stopped", t0)
-	return nil
 }
+
+// recorder adapts the pipeline to the sinks' Recorder interfaces.
+type recorder struct{ b *pipeline.Batcher }
+
+func (r recorder) Record(e *event.Event) { r.b.Record(e) }
 
 // runRetention deletes events older than days, at start and then hourly.
 func runRetention(ctx context.Context, st *store.Store, days int, log *slog.Logger) {

@@ -87,7 +87,8 @@ func setup(t *testing.T) (cfgPath, dataDir, addr string) {
 	dataDir = filepath.Join(dir, "data")
 	addr = freePort(t)
 	cfgPath = filepath.Join(dir, "takedown.yaml")
-	cfg := fmt.Sprintf("data_dir: %s\nsensor: test-1\napi:\n  listen: %s\n", dataDir, addr)
+	cfg := fmt.Sprintf("data_dir: %s\nsensor: test-1\noperator: Test CERT\napi:\n  listen: %s\ndns:\n  listen: [%q]\n  a: [127.0.0.2]\n  rrl: {responses_per_second: -1}\ntransfer:\n  listen: [%q]\n",
+		dataDir, addr, freePort(t), freePort(t))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -335,4 +336,83 @@ func thousands(n int64) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// dig asks the sinkhole with the real dig and returns its short answer.
+func dig(t *testing.T, server string, args ...string) string {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(server)
+	out, err := exec.Command("dig", append([]string{"@" + host, "-p", port, "+time=2", "+tries=1"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig %v: %v\n%s (install it with apt-get install bind9-dnsutils)", args, err, out)
+	}
+	return string(out)
+}
+
+// TestServeSinkholeFollowsRegistry changes the registry through the CLI
+// while serve runs and watches the DNS answers follow, and the queries come
+// back as events.
+func TestServeSinkholeFollowsRegistry(t *testing.T) {
+	cfg, _, addr := setup(t)
+	raw, _ := os.ReadFile(cfg)
+	var dnsAddr string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.Contains(l, "listen: [") && dnsAddr == "" {
+			dnsAddr = strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "listen:")), `[]"`)
+		}
+	}
+	startServer(t, cfg, addr)
+	list := filepath.Join(t.TempDir(), "l.txt")
+	os.WriteFile(list, []byte("seized-example.com\nother-example.net\n"), 0o600)
+	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1:10-cv-00156")
+	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
+
+	// Listed is not served yet.
+	if out := dig(t, dnsAddr, "www.seized-example.com", "A"); !strings.Contains(out, "status: REFUSED") {
+		t.Fatalf("listed domain answered:\n%s", out)
+	}
+	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "seized-example.com")
+	start := time.Now()
+	var out string
+	for time.Since(start) < 5*time.Second {
+		out = dig(t, dnsAddr, "www.seized-example.com", "A")
+		if strings.Contains(out, "status: NOERROR") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	if !strings.Contains(out, "127.0.0.2") || !strings.Contains(out, "flags: qr aa") {
+		t.Fatalf("restrained domain not answered with the sinkhole address:\n%s", out)
+	}
+	if took > time.Second {
+		t.Errorf("the change took %s to reach the answers, want ≤ 1 s", took)
+	}
+	txt := dig(t, dnsAddr, "seized-example.com", "TXT")
+	if !strings.Contains(txt, "sinkholed by order of E.D. Va. 1:10-cv-00156") || !strings.Contains(txt, "Test CERT") {
+		t.Errorf("TXT does not name the order and operator:\n%s", txt)
+	}
+	// Released is served no more.
+	mustRun(t, cfg, "domains", "set-state", "--state", "released", "seized-example.com")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(dig(t, dnsAddr, "seized-example.com", "A"), "status: REFUSED") {
+		if time.Now().After(deadline) {
+			t.Fatal("released domain still answered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The queries for the served name are events in the store.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var rows []struct{ Events int64 }
+		js := mustRun(t, cfg, "stats", "hosts", "--from", "2000-01-01", "--to", "2100-01-01", "--json")
+		json.Unmarshal([]byte(js), &rows)
+		if len(rows) == 1 && rows[0].Events >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DNS queries did not reach the store: %s", js)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -253,3 +253,14 @@ func (r *Registry) VerifyAudit(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// LastSeq returns the sequence number of the newest audit entry, 0 when the
+// log is empty. Every change writes an entry, so a sequence number that
+// moved means the registry changed: the sinkhole polls it.
+func (r *Registry) LastSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	if err := r.db.QueryRowContext(ctx, `SELECT max(seq) FROM registry_audit`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("reading audit log: %w", err)
+	}
+	return seq.Int64, nil
+}
