@@ -204,6 +204,11 @@ func (c *Client) SetState(ctx context.Context, names []string, to registry.State
 	return out, err
 }
 
+// RecordDelegation stores delegation check results on the server.
+func (c *Client) RecordDelegation(ctx context.Context, checks []registry.DelegationCheck, ch registry.Change) error {
+	return c.withActor(ch).postJSON(ctx, "/v1/domains/delegation", DelegationRequest{Checks: checks, Reason: ch.Reason}, nil)
+}
+
 // Deadlines lists the deadlines due within the span. The server's clock
 // decides what "now" is; now is ignored.
 func (c *Client) Deadlines(ctx context.Context, now time.Time, within time.Duration) ([]registry.Deadline, error) {

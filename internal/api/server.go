@@ -39,6 +39,7 @@ type Registry interface {
 	Packages(ctx context.Context, caseName string) ([]registry.Package, error)
 	Audit(ctx context.Context, f registry.AuditFilter) ([]registry.AuditEntry, error)
 	VerifyAudit(ctx context.Context) (int64, error)
+	RecordDelegation(ctx context.Context, checks []registry.DelegationCheck, ch registry.Change) error
 }
 
 // Events is what the API needs of the event store.
@@ -93,6 +94,7 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /v1/domains", h.auth(h.listDomains))
 	m.HandleFunc("GET /v1/domains/{name}", h.auth(h.getDomain))
 	m.HandleFunc("POST /v1/domains/state", h.auth(h.setState))
+	m.HandleFunc("POST /v1/domains/delegation", h.auth(h.recordDelegation))
 	m.HandleFunc("GET /v1/deadlines", h.auth(h.deadlines))
 	m.HandleFunc("GET /v1/audit", h.auth(h.audit))
 	m.HandleFunc("GET /v1/audit/verify", h.auth(h.verifyAudit))
@@ -344,6 +346,25 @@ func (h *Handler) setState(w http.ResponseWriter, r *http.Request, ch registry.C
 		return err
 	}
 	writeJSON(w, http.StatusOK, nonNil(ds))
+	return nil
+}
+
+// DelegationRequest is the body of POST /v1/domains/delegation.
+type DelegationRequest struct {
+	Checks []registry.DelegationCheck `json:"checks"`
+	Reason string                     `json:"reason,omitempty"`
+}
+
+func (h *Handler) recordDelegation(w http.ResponseWriter, r *http.Request, ch registry.Change) error {
+	var req DelegationRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	ch.Reason = req.Reason
+	if err := h.cfg.Registry.RecordDelegation(r.Context(), req.Checks, ch); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"recorded": len(req.Checks)})
 	return nil
 }
 

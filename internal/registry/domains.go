@@ -142,6 +142,9 @@ func (r *Registry) GetDomain(ctx context.Context, name string) (Domain, error) {
 	if err := rows.Err(); err != nil {
 		return Domain{}, fmt.Errorf("reading history of %s: %w", n, err)
 	}
+	if d.Delegation, err = r.lastDelegation(ctx, n); err != nil {
+		return Domain{}, err
+	}
 	return d, nil
 }
 

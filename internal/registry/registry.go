@@ -116,6 +116,19 @@ CREATE TABLE registry_audit (
 	reason VARCHAR NOT NULL,
 	hash   VARCHAR NOT NULL
 );`,
+}, {
+	Version: 2,
+	Name:    "delegation checks",
+	SQL: `
+CREATE TABLE registry_delegation (
+	audit_seq  BIGINT NOT NULL,
+	domain     VARCHAR NOT NULL,
+	checked_at TIMESTAMP NOT NULL,
+	verified   BOOLEAN NOT NULL,
+	ns         VARCHAR NOT NULL,
+	addrs      VARCHAR NOT NULL,
+	problem    VARCHAR NOT NULL
+);`,
 }}
 
 // New opens the registry in cfg.DB, migrating its schema.

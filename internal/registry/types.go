@@ -112,6 +112,22 @@ type Domain struct {
 	// History lists every state change, oldest first. Filled by GetDomain
 	// only.
 	History []Transition `json:"history,omitempty"`
+	// Delegation is the last delegation check. Filled by GetDomain only.
+	Delegation *DelegationCheck `json:"delegation,omitempty"`
+}
+
+// DelegationCheck is what a delegation check found for a domain: whether
+// its NS records point at the sinkhole's name servers.
+type DelegationCheck struct {
+	Domain    string    `json:"domain"`
+	CheckedAt time.Time `json:"checked_at"`
+	// Verified: every NS record found names one of our name servers.
+	Verified bool `json:"verified"`
+	// NS and Addrs are the name servers and addresses found.
+	NS    []string `json:"ns"`
+	Addrs []string `json:"addrs"`
+	// Problem says why the delegation is not verified.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Transition is one change of a domain's state.

@@ -1,0 +1,81 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const actionDomainDelegation = "domain.delegation"
+
+// RecordDelegation stores the results of a delegation check, all or
+// nothing, with one audit entry per domain. Unknown domains are refused.
+func (r *Registry) RecordDelegation(ctx context.Context, checks []DelegationCheck, ch Change) error {
+	if len(checks) == 0 {
+		return nil
+	}
+	names := make([]string, len(checks))
+	for i := range checks {
+		n, err := NormalizeName(checks[i].Domain)
+		if err != nil {
+			return err
+		}
+		names[i] = n
+		if checks[i].CheckedAt.IsZero() {
+			return fmt.Errorf("delegation check of %s: no time: %w", n, ErrInvalid)
+		}
+	}
+	return r.write(ctx, ch, func(w *writeTx) error {
+		known, err := domainsNamed(ctx, w.tx, names)
+		if err != nil {
+			return err
+		}
+		var missing []string
+		for _, n := range names {
+			if _, ok := known[n]; !ok {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("delegation check: %s: %w", listSome(missing, 10), ErrNotFound)
+		}
+		for i, c := range checks {
+			detail := map[string]any{"verified": c.Verified, "ns": c.NS, "addrs": c.Addrs}
+			if c.Problem != "" {
+				detail["problem"] = c.Problem
+			}
+			seq, err := w.record(actionDomainDelegation, "domain:"+names[i], detail)
+			if err != nil {
+				return err
+			}
+			if _, err := w.tx.ExecContext(ctx, `INSERT INTO registry_delegation (audit_seq, domain, checked_at, verified, ns, addrs, problem)
+				VALUES (?, ?, ?, ?, ?, ?, ?)`, seq, names[i], c.CheckedAt.UTC().Truncate(time.Microsecond), c.Verified,
+				strings.Join(c.NS, " "), strings.Join(c.Addrs, " "), c.Problem); err != nil {
+				return fmt.Errorf("storing delegation check of %s: %w", names[i], err)
+			}
+		}
+		return nil
+	})
+}
+
+// lastDelegation returns the newest delegation check of a domain, or nil.
+func (r *Registry) lastDelegation(ctx context.Context, name string) (*DelegationCheck, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT checked_at, verified, ns, addrs, problem FROM registry_delegation
+		WHERE domain = ? ORDER BY audit_seq DESC LIMIT 1`, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading delegation of %s: %w", name, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, rows.Err()
+	}
+	c := DelegationCheck{Domain: name}
+	var ns, addrs string
+	if err := rows.Scan(&c.CheckedAt, &c.Verified, &ns, &addrs, &c.Problem); err != nil {
+		return nil, fmt.Errorf("reading delegation of %s: %w", name, err)
+	}
+	c.CheckedAt = c.CheckedAt.UTC()
+	c.NS, c.Addrs = strings.Fields(ns), strings.Fields(addrs)
+	return &c, nil
+}

@@ -1,0 +1,55 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestRecordDelegation(t *testing.T) {
+	ctx := context.Background()
+	r, _, _ := newTestRegistry(t)
+	ch := Change{Actor: "tester"}
+	if _, err := r.AddCase(ctx, NewCase{Name: "c1", Court: "E.D. Va.", Docket: "1"}, ch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ImportDomains(ctx, "c1", "l", []byte("ours-example.com\nelsewhere-example.com\n"), ch); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.LastSeq(ctx)
+	at := time.Date(2010, 2, 25, 10, 0, 0, 0, time.UTC)
+	// An unknown domain refuses the whole batch.
+	err := r.RecordDelegation(ctx, []DelegationCheck{
+		{Domain: "ours-example.com", CheckedAt: at, Verified: true},
+		{Domain: "unknown-example.com", CheckedAt: at},
+	}, ch)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown domain: %v", err)
+	}
+	if seq, _ := r.LastSeq(ctx); seq != before {
+		t.Fatalf("refused batch wrote audit entries: %d → %d", before, seq)
+	}
+	err = r.RecordDelegation(ctx, []DelegationCheck{
+		{Domain: "OURS-example.com.", CheckedAt: at, Verified: true, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.1"}},
+		{Domain: "elsewhere-example.com", CheckedAt: at, NS: []string{"ns1.parking.example"}, Problem: "NS points elsewhere: ns1.parking.example"},
+	}, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.GetDomain(ctx, "ours-example.com")
+	if err != nil || d.Delegation == nil || !d.Delegation.Verified || !d.Delegation.CheckedAt.Equal(at) || d.Delegation.NS[0] != "ns1.sinkhole.example" {
+		t.Fatalf("ours: %+v %v", d.Delegation, err)
+	}
+	d, _ = r.GetDomain(ctx, "elsewhere-example.com")
+	if d.Delegation == nil || d.Delegation.Verified || d.Delegation.Problem == "" {
+		t.Fatalf("elsewhere: %+v", d.Delegation)
+	}
+	es, _ := r.Audit(ctx, AuditFilter{AfterSeq: before})
+	if len(es) != 2 || es[0].Action != "domain.delegation" {
+		t.Fatalf("audit %+v", es)
+	}
+	if _, err := r.VerifyAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
