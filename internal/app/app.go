@@ -29,7 +29,9 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/rpz"
 	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/xfr"
 )
 
 // Local is the database opened in this process.
@@ -168,15 +170,63 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			return fmt.Errorf("dns: %w", err)
 		}
 	}
+	// The transfer server: AXFR/IXFR of the sinkhole zones and the RPZ
+	// feed, with NOTIFY.
+	var xs *xfr.Server
+	if len(cfg.Transfer.Listen) > 0 {
+		xc, err := xfrConfig(cfg)
+		if err != nil {
+			return err
+		}
+		if sink != nil {
+			xc.Fallback = sink
+		}
+		xc.Logger = log.With("component", "xfr")
+		xc.Registerer = metrics
+		if xs, err = xfr.New(xc); err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+	}
+	rpzCfg := RPZConfig(cfg)
+	var feedSerial uint32
+	served := map[string]bool{}
 	sync := &zoneSync{
 		reg: local.Registry, operator: cfg.Operator, log: log.With("component", "zones"), every: 250 * time.Millisecond,
-		apply: func(ctx context.Context, served []ServedDomain) error {
+		apply: func(ctx context.Context, list []ServedDomain) error {
 			if sink != nil {
-				zones := make([]dnssink.Zone, len(served))
-				for i, sd := range served {
+				zones := make([]dnssink.Zone, len(list))
+				for i, sd := range list {
 					zones[i] = dnssink.Zone{Name: sd.Domain.Name, Case: sd.Case.Name, TXT: TXT(sd.Case, cfg.Operator)}
 				}
 				sink.SetZones(zones)
+			}
+			if xs == nil {
+				return nil
+			}
+			entries, err := RPZEntries(cfg, list)
+			if err != nil {
+				return err
+			}
+			feedSerial = nextSerial(feedSerial, time.Now())
+			rrs, err := rpz.Build(rpzCfg, feedSerial, entries)
+			if err != nil {
+				return fmt.Errorf("building the rpz: %w", err)
+			}
+			if err := xs.SetZone(rpzCfg.ZoneName(), rrs); err != nil {
+				return fmt.Errorf("publishing the rpz: %w", err)
+			}
+			// Tell secondaries of the sinkhole zones that are new.
+			now := make(map[string]bool, len(list))
+			var added []string
+			for _, sd := range list {
+				now[sd.Domain.Name] = true
+				if !served[sd.Domain.Name] {
+					added = append(added, sd.Domain.Name)
+				}
+			}
+			served = now
+			if len(added) > 0 && len(cfg.Transfer.Notify) > 0 {
+				xs.Notify(added...)
 			}
 			return nil
 		},
@@ -197,6 +247,17 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		log.Info("dns sinkhole listening", "addrs", fmt.Sprint(sink.Addrs()), "serial", sink.Serial())
 	}
 	step("sinkhole started", t0)
+	if xs != nil {
+		if err := xs.Start(ctx); err != nil {
+			return fmt.Errorf("transfer.listen: %w", err)
+		}
+		onStop("transfer stopped", func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return xs.Shutdown(sctx)
+		})
+		log.Info("transfer server listening", "addrs", fmt.Sprint(xs.Addrs()), "rpz", rpzCfg.ZoneName())
+	}
 	syncCtx, stopSync := context.WithCancel(ctx)
 	syncDone := make(chan struct{})
 	go func() { defer close(syncDone); sync.run(syncCtx) }()
@@ -250,6 +311,16 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	case err := <-errc:
 		return fmt.Errorf("api server: %w", err)
 	}
+}
+
+// nextSerial returns a SOA serial after prev: the unix time, or prev+1 when
+// that is not larger.
+func nextSerial(prev uint32, now time.Time) uint32 {
+	s := uint32(now.Unix())
+	if int32(s-prev) <= 0 {
+		s = prev + 1
+	}
+	return s
 }
 
 // recorder adapts the pipeline to the sinks' Recorder interfaces.

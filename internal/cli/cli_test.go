@@ -416,3 +416,31 @@ func TestServeSinkholeFollowsRegistry(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestRPZExport(t *testing.T) {
+	cfg, _, _ := setup(t)
+	list := filepath.Join(t.TempDir(), "l.txt")
+	os.WriteFile(list, []byte("seized-example.com\nlisted-example.net\n"), 0o600)
+	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1")
+	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
+	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "seized-example.com")
+	out := filepath.Join(t.TempDir(), "rpz.zone")
+	mustRun(t, cfg, "rpz", "export", "--out", out)
+	data, _ := os.ReadFile(out)
+	zone := string(data)
+	for _, w := range []string{"SOA", "seized-example.com.rpz.takedown.local.", "*.seized-example.com.rpz.takedown.local.", "CNAME\t."} {
+		if !strings.Contains(zone, w) {
+			t.Errorf("zone lacks %q:\n%s", w, zone)
+		}
+	}
+	if strings.Contains(zone, "listed-example.net") {
+		t.Errorf("a listed (not yet restrained) domain is in the feed:\n%s", zone)
+	}
+	if c, err := exec.LookPath("named-checkzone"); err == nil {
+		if o, err := exec.Command(c, "rpz.takedown.local", out).CombinedOutput(); err != nil {
+			t.Errorf("named-checkzone: %v\n%s", err, o)
+		}
+	} else {
+		t.Fatal("named-checkzone missing: apt-get install bind9-utils")
+	}
+}

@@ -113,6 +113,7 @@ which of its machines are infected.`,
 		e.registrarsCommand(),
 		e.auditCommand(),
 		e.statsCommand(),
+		e.rpzCommand(),
 		e.demoCommand(),
 	)
 	return root

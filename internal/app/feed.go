@@ -1,0 +1,88 @@
+package app
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/takedown-project/takedown/internal/config"
+	"github.com/takedown-project/takedown/internal/rpz"
+	"github.com/takedown-project/takedown/internal/xfr"
+)
+
+// RPZConfig translates the file's rpz section.
+func RPZConfig(cfg config.Config) rpz.Config {
+	return rpz.Config{
+		Zone:       cfg.RPZ.Zone,
+		A:          parseAddrs(cfg.DNS.A),
+		AAAA:       parseAddrs(cfg.DNS.AAAA),
+		TTL:        cfg.DNS.TTL,
+		Hostmaster: cfg.DNS.Hostmaster,
+	}
+}
+
+// RPZEntries lists the policy of every served domain: the case's policy
+// from rpz.cases, else rpz.policy.
+func RPZEntries(cfg config.Config, served []ServedDomain) ([]rpz.Entry, error) {
+	def, err := rpz.ParsePolicy(cfg.RPZ.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("rpz.policy: %w", err)
+	}
+	perCase := map[string]rpz.Policy{}
+	for name, p := range cfg.RPZ.Cases {
+		pol, err := rpz.ParsePolicy(p)
+		if err != nil {
+			return nil, fmt.Errorf("rpz.cases.%s: %w", name, err)
+		}
+		perCase[name] = pol
+	}
+	out := make([]rpz.Entry, len(served))
+	for i, sd := range served {
+		p, ok := perCase[sd.Domain.Case]
+		if !ok {
+			p = def
+		}
+		out[i] = rpz.Entry{Name: sd.Domain.Name, Policy: p}
+	}
+	return out, nil
+}
+
+// xfrConfig translates the file's transfer section; TSIG secrets are read
+// from their files here.
+func xfrConfig(cfg config.Config) (xfr.Config, error) {
+	c := xfr.Config{Listen: cfg.Transfer.Listen, Notify: cfg.Transfer.Notify, NotifyKey: cfg.Transfer.NotifyKey}
+	if len(cfg.Transfer.TSIGKeys) > 0 {
+		c.TSIGKeys = map[string]string{}
+	}
+	for i, k := range cfg.Transfer.TSIGKeys {
+		secret := k.Secret
+		if k.SecretFile != "" {
+			b, err := os.ReadFile(k.SecretFile)
+			if err != nil {
+				return c, fmt.Errorf("transfer.tsig_keys[%d].secret_file: %w", i, err)
+			}
+			secret = strings.TrimSpace(string(b))
+			if _, err := base64.StdEncoding.DecodeString(secret); err != nil {
+				return c, fmt.Errorf("transfer.tsig_keys[%d].secret_file %s: not base64", i, k.SecretFile)
+			}
+		}
+		c.TSIGKeys[k.Name] = secret
+	}
+	for _, p := range cfg.Transfer.AllowFrom {
+		pp, err := netip.ParsePrefix(p)
+		if err != nil {
+			return c, fmt.Errorf("transfer.allow_from: %w", err)
+		}
+		c.AllowFrom = append(c.AllowFrom, pp)
+	}
+	for _, p := range cfg.Transfer.AllowUnsigned {
+		pp, err := netip.ParsePrefix(p)
+		if err != nil {
+			return c, fmt.Errorf("transfer.allow_unsigned: %w", err)
+		}
+		c.AllowUnsigned = append(c.AllowUnsigned, pp)
+	}
+	return c, nil
+}
