@@ -53,7 +53,7 @@ type HostCount struct {
 	Family string
 	// ASN is the network (DimASN); 0 for unknown.
 	ASN uint32
-	// ASName is the most recent name seen for ASN (DimASN).
+	// ASName is one of the names seen for ASN in the range (DimASN).
 	ASName string
 	// Country is the ISO country code (DimCountry); "" for unknown.
 	Country string
@@ -96,7 +96,9 @@ func (s *Store) UniqueHosts(ctx context.Context, q HostQuery) ([]HostCount, erro
 	}
 	if by[2] {
 		keys = append(keys, "asn")
-		sel = append(sel, "asn", "coalesce(arg_max(as_name, time) FILTER (WHERE as_name IS NOT NULL), '') AS as_name")
+		// any_value rather than arg_max(as_name, time): the latest name
+		// cost a third of the time of the week's query per ASN.
+		sel = append(sel, "asn", "coalesce(any_value(as_name), '') AS as_name")
 	}
 	if by[3] {
 		keys = append(keys, "country")

@@ -130,7 +130,7 @@ func TestIPText(t *testing.T) {
 	if err := s.Append(t.Context(), storetest.Fixture()); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.Query(`SELECT DISTINCT ip_text(src_ip) AS ip FROM events ORDER BY ip`)
+	rows, err := db.Query(`SELECT DISTINCT src_ip_text(src_ip, src_ip6) AS ip FROM events UNION SELECT ip_text(dst_ip) FROM events ORDER BY ip`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +143,8 @@ func TestIPText(t *testing.T) {
 		}
 		got = append(got, ip)
 	}
-	want := []string{"10.0.0.1", "10.0.0.2", "10.1.0.1", "10.1.0.2", "10.2.0.1", "10.3.0.1", "2001:db8:0:0:0:0:0:1"}
-	// src_ip_text reads the pair of source columns.
+	// src_ip_text reads the pair of source columns, ip_text a UHUGEINT.
+	want := []string{"10.0.0.1", "10.0.0.2", "10.1.0.1", "10.1.0.2", "10.2.0.1", "10.3.0.1", "192.0.2.53", "2001:db8:0:0:0:0:0:1"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ip_text: got %q, want %q", got, want)
 	}

@@ -1,0 +1,134 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/store/storegen"
+)
+
+// benchEvents returns TAKEDOWN_BENCH_EVENTS, or def.
+func benchEvents(b *testing.B, def int) int {
+	v := os.Getenv("TAKEDOWN_BENCH_EVENTS")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("TAKEDOWN_BENCH_EVENTS=%q: want a positive number", v)
+	}
+	return n
+}
+
+// BenchmarkAppendWaledacWeek appends a week of a 58,000-host Waledac botnet
+// (14.6M events; TAKEDOWN_BENCH_EVENTS scales it) in batches of 10,000 to a
+// database file, then times the report queries. Run it with -benchtime=1x.
+func BenchmarkAppendWaledacWeek(b *testing.B) {
+	gen := storegen.ForEvents(benchEvents(b, 14_600_000))
+	gen.BatchSize = 10_000
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), fmt.Sprintf("week%d.db", i))
+		db := openDB(b, path)
+		s := openStore(b, db)
+		ctx := context.Background()
+		var appending time.Duration
+		var n int
+		err := gen.Generate(func(batch []event.Event) error {
+			b.StartTimer()
+			start := time.Now()
+			err := s.Append(ctx, batch)
+			appending += time.Since(start)
+			b.StopTimer()
+			n += len(batch)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+			b.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n)/appending.Seconds(), "events/s")
+		b.ReportMetric(float64(fi.Size())/float64(n), "bytes/event")
+
+		day := gen.Start.UTC().Truncate(24*time.Hour).AddDate(0, 0, min(2, gen.Days-1))
+		for _, q := range []struct {
+			unit string
+			q    store.HostQuery
+		}{
+			{"ms/country-day", store.HostQuery{From: day, To: day.AddDate(0, 0, 1), GroupBy: []store.Dimension{store.DimCountry}}},
+			{"ms/asn-week", store.HostQuery{GroupBy: []store.Dimension{store.DimASN}}},
+			{"ms/day-country-week", store.HostQuery{GroupBy: []store.Dimension{store.DimDay, store.DimCountry}}},
+		} {
+			b.ReportMetric(timeQuery(b, s, q.q), q.unit)
+		}
+		start := time.Now()
+		if _, err := s.CallbacksPerHour(ctx, store.HourQuery{Family: "waledac"}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "ms/hours-week")
+		s.Close()
+		db.Close()
+	}
+}
+
+// timeQuery returns the best of three runs of q in milliseconds.
+func timeQuery(b *testing.B, s *store.Store, q store.HostQuery) float64 {
+	best := time.Duration(1 << 62)
+	for range 3 {
+		start := time.Now()
+		rows, err := s.UniqueHosts(context.Background(), q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(rows) == 0 {
+			b.Fatalf("query %+v: no rows", q)
+		}
+		best = min(best, time.Since(start))
+	}
+	return float64(best.Microseconds()) / 1000
+}
+
+// BenchmarkAppend appends batches of generated events to a database file;
+// one op is one batch.
+func BenchmarkAppend(b *testing.B) {
+	for _, size := range []int{100, 1000, 10_000, 50_000} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			gen := storegen.ForEvents(0)
+			gen.BatchSize = size
+			var batch []event.Event
+			gen.Generate(func(evs []event.Event) error {
+				batch = append(batch, evs...)
+				return errStop
+			})
+			db := openDB(b, filepath.Join(b.TempDir(), "append.db"))
+			defer db.Close()
+			s := openStore(b, db)
+			defer s.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := s.Append(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+var errStop = fmt.Errorf("stop")
