@@ -120,7 +120,7 @@ func (e *env) runDemo(ctx context.Context, bots, days int) error {
 	fmt.Fprintf(w, "            %d domains restrained, then sinkholed\n", len(res.Domains))
 
 	// 2–3. Sinkhole and measure: a day of callbacks, appended to the store.
-	gen := storegen.Waledac{Hosts: bots, Days: days, Start: now.AddDate(0, 0, -days), Seed: 2010}
+	gen := storegen.Waledac{Hosts: bots, Days: days, Start: now.AddDate(0, 0, -days), Seed: 2010, BatchSize: 1 << 17}
 	total := int64(gen.Events())
 	bar := progress.New(e.stderr, "            recording callbacks", "events", total)
 	t0 := time.Now()

@@ -50,6 +50,14 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 		db.Close()
 		return nil, explain(path, err)
 	}
+	// DuckDB checkpoints the WAL into the file every 16 MB by default, which
+	// under bulk appends means every ~50,000 events and halves the append
+	// rate (BENCHMARKS.md). A larger WAL costs only replay time after a
+	// crash.
+	if _, err := db.ExecContext(ctx, `SET checkpoint_threshold = '256MB'`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s: setting checkpoint_threshold: %w", path, err)
+	}
 	if err := claim(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)

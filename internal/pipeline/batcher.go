@@ -30,7 +30,8 @@ type Config struct {
 	Store Appender
 	// QueueSize bounds the events waiting; default 262,144.
 	QueueSize int
-	// BatchSize is the most events in one append; default 10,000.
+	// BatchSize is the most events in one append; default 65,536. Under
+	// load, batches this large let DuckDB write whole row groups.
 	BatchSize int
 	// FlushInterval is the longest an event waits for its batch; default
 	// 200 ms.
@@ -63,7 +64,7 @@ func New(cfg Config) *Batcher {
 		cfg.QueueSize = 1 << 18
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 10_000
+		cfg.BatchSize = 1 << 16
 	}
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = 200 * time.Millisecond
