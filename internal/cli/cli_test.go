@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/takedown-project/takedown/internal/registry"
 )
 
@@ -442,5 +444,49 @@ func TestRPZExport(t *testing.T) {
 		}
 	} else {
 		t.Fatal("named-checkzone missing: apt-get install bind9-utils")
+	}
+}
+
+// TestDomainsVerify points verify at a resolver that knows one seized domain
+// delegated to us and one still parked elsewhere.
+func TestDomainsVerify(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		ns := map[string]string{"seized-example.com.": "ns1.sinkhole.invalid.", "parked-example.net.": "ns1.parking-registrar.example."}[q.Name]
+		switch {
+		case ns == "":
+			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeNS:
+			m.Answer = append(m.Answer, &dns.NS{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 60}, Ns: ns})
+		case q.Qtype == dns.TypeA && ns == "ns1.sinkhole.invalid.":
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 2)})
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+
+	cfg, _, _ := setup(t)
+	list := filepath.Join(t.TempDir(), "l.txt")
+	os.WriteFile(list, []byte("seized-example.com\nparked-example.net\n"), 0o600)
+	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1")
+	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
+	out := mustRun(t, cfg, "domains", "verify", "--case", "c1", "--resolver", pc.LocalAddr().String())
+	if !strings.Contains(out, "1 of 2 delegations verified") || !strings.Contains(out, "ns1.parking-registrar.example") {
+		t.Errorf("verify said:\n%s", out)
+	}
+	show := mustRun(t, cfg, "domains", "show", "seized-example.com")
+	if !strings.Contains(show, "delegation: verified at") {
+		t.Errorf("show does not tell the verification:\n%s", show)
+	}
+	show = mustRun(t, cfg, "domains", "show", "parked-example.net")
+	if !strings.Contains(show, "points elsewhere") || !strings.Contains(show, "ns1.parking-registrar.example") {
+		t.Errorf("show does not tell where it points:\n%s", show)
 	}
 }

@@ -113,6 +113,19 @@ then nothing is imported. "-" reads standard input.`,
 				w := e.stdout
 				fmt.Fprintf(w, "domain:    %s\ncase:      %s\nstate:     %s since %s\ntld:       %s\nregistrar: %s\nregistry:  %s\nfamily:    %s\nadded:     %s\n\n",
 					d.Name, d.Case, d.State, stamp(d.StateSince), d.TLD, orDash(d.Registrar), orDash(d.Registry), orDash(d.Family), stamp(d.Added))
+				if dl := d.Delegation; dl != nil {
+					status := "points elsewhere"
+					if dl.Verified {
+						status = "verified"
+					}
+					fmt.Fprintf(w, "delegation: %s at %s (NS %s)", status, stamp(dl.CheckedAt), orDash(strings.Join(dl.NS, " ")))
+					if dl.Problem != "" {
+						fmt.Fprintf(w, ": %s", dl.Problem)
+					}
+					fmt.Fprint(w, "\n\n")
+				} else {
+					fmt.Fprint(w, "delegation: never checked (takedown domains verify)\n\n")
+				}
 				t := newTable(w, "AT", "FROM", "TO", "BY", "WHY")
 				for _, h := range d.History {
 					t.row(stamp(h.At), orDash(string(h.From)), string(h.To), h.Actor, orDash(h.Reason))
@@ -192,7 +205,7 @@ with --file (one a line), or all of a case's domains in one state with
 	sf.String("from-state", "", "with --case: only the domains in this state")
 	e.jsonFlag(set)
 
-	cmd.AddCommand(imp, list, show, set)
+	cmd.AddCommand(imp, list, show, set, e.verifyCommand())
 	return cmd
 }
 

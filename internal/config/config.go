@@ -37,6 +37,16 @@ type Config struct {
 	DNS      DNS      `yaml:"dns"`
 	Transfer Transfer `yaml:"transfer"`
 	RPZ      RPZ      `yaml:"rpz"`
+	// Delegation configures `takedown domains verify`.
+	Delegation Delegation `yaml:"delegation"`
+}
+
+// Delegation configures the delegation check of seized domains.
+type Delegation struct {
+	// Resolver is the host:port of the recursive resolver asked for each
+	// domain's NS and A records. Default: the first nameserver of
+	// /etc/resolv.conf, port 53.
+	Resolver string `yaml:"resolver"`
 }
 
 // DNS configures the authoritative sinkhole for the seized zones.
@@ -320,6 +330,11 @@ func (c *Config) Validate() error {
 	for name, p := range c.RPZ.Cases {
 		if p != "nxdomain" && p != "redirect" {
 			bad("rpz.cases."+name, "%q is not nxdomain or redirect", p)
+		}
+	}
+	if c.Delegation.Resolver != "" {
+		if err := checkHostPort(c.Delegation.Resolver); err != nil {
+			bad("delegation.resolver", "%q: %v", c.Delegation.Resolver, err)
 		}
 	}
 	if c.Store.RetentionDays < 0 {
