@@ -259,12 +259,13 @@ func (s *Store) Scan(ctx context.Context, q ScanQuery, fn func(*event.Event) err
 		sensor, proto, transport, domain, zone, cas sql.NullString
 		family, tag, botID, method, path, agent     sql.NullString
 		tlsVer, tlsCipher, tlsFP, qtype, rcode, sha sql.NullString
-		asName, country, region, city               sql.NullString
+		asName, country, region, city, ecs          sql.NullString
 	)
 	dest := []any{&e.Time, &sensor, &proto, &transport, &src, &src6, &e.SrcPort, &dst, &e.DstPort,
 		&domain, &zone, &cas, &family, &tag, &botID, &method, &path, &agent,
 		&tlsVer, &tlsCipher, &tlsFP, &qtype, &rcode, &e.Bytes, &sha,
-		&head, &e.ASN, &asName, &country, &region, &city, &e.Latitude, &e.Longitude}
+		&head, &e.ASN, &asName, &country, &region, &city, &e.Latitude, &e.Longitude,
+		&e.DNSDO, &ecs, &e.Malformed}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("store: scanning events: %w", err)
@@ -276,38 +277,41 @@ func (s *Store) Scan(ctx context.Context, q ScanQuery, fn func(*event.Event) err
 			return fmt.Errorf("store: scanning events: destination %w", err)
 		}
 		out := event.Event{
-			Time:           e.Time.UTC(),
-			Sensor:         sensor.String,
-			Protocol:       event.Protocol(proto.String),
-			Transport:      event.Transport(transport.String),
-			SrcIP:          e.SrcIP,
-			SrcPort:        e.SrcPort,
-			DstIP:          e.DstIP,
-			DstPort:        e.DstPort,
-			Domain:         domain.String,
-			Zone:           zone.String,
-			Case:           cas.String,
-			Family:         family.String,
-			Tag:            tag.String,
-			BotID:          botID.String,
-			HTTPMethod:     method.String,
-			HTTPPath:       path.String,
-			HTTPUserAgent:  agent.String,
-			TLSVersion:     tlsVer.String,
-			TLSCipher:      tlsCipher.String,
-			TLSFingerprint: tlsFP.String,
-			DNSQType:       qtype.String,
-			DNSRcode:       rcode.String,
-			Bytes:          e.Bytes,
-			PayloadSHA256:  sha.String,
-			PayloadHead:    slices.Clone(head),
-			ASN:            e.ASN,
-			ASName:         asName.String,
-			CountryCode:    country.String,
-			Region:         region.String,
-			City:           city.String,
-			Latitude:       e.Latitude,
-			Longitude:      e.Longitude,
+			Time:            e.Time.UTC(),
+			Sensor:          sensor.String,
+			Protocol:        event.Protocol(proto.String),
+			Transport:       event.Transport(transport.String),
+			SrcIP:           e.SrcIP,
+			SrcPort:         e.SrcPort,
+			DstIP:           e.DstIP,
+			DstPort:         e.DstPort,
+			Domain:          domain.String,
+			Zone:            zone.String,
+			Case:            cas.String,
+			Family:          family.String,
+			Tag:             tag.String,
+			BotID:           botID.String,
+			HTTPMethod:      method.String,
+			HTTPPath:        path.String,
+			HTTPUserAgent:   agent.String,
+			TLSVersion:      tlsVer.String,
+			TLSCipher:       tlsCipher.String,
+			TLSFingerprint:  tlsFP.String,
+			DNSQType:        qtype.String,
+			DNSRcode:        rcode.String,
+			Bytes:           e.Bytes,
+			PayloadSHA256:   sha.String,
+			PayloadHead:     slices.Clone(head),
+			ASN:             e.ASN,
+			ASName:          asName.String,
+			CountryCode:     country.String,
+			Region:          region.String,
+			City:            city.String,
+			Latitude:        e.Latitude,
+			Longitude:       e.Longitude,
+			DNSDO:           e.DNSDO,
+			DNSClientSubnet: ecs.String,
+			Malformed:       e.Malformed,
 		}
 		if len(out.PayloadHead) == 0 {
 			out.PayloadHead = nil

@@ -74,6 +74,13 @@ CREATE MACRO src_ip_text(ip, ip6) AS CASE
 	ELSE ip_text(ip::UHUGEINT + 281470681743360)
 END;`,
 	},
+	{
+		Version: 2,
+		Name:    "dns do bit, client subnet, malformed flag",
+		SQL: `ALTER TABLE events ADD COLUMN dns_do BOOLEAN DEFAULT false;
+ALTER TABLE events ADD COLUMN dns_client_subnet VARCHAR;
+ALTER TABLE events ADD COLUMN malformed BOOLEAN DEFAULT false;`,
+	},
 }
 
 // columns lists the columns of events in table order, as the appender and
@@ -81,6 +88,7 @@ END;`,
 const columns = `time, sensor, protocol, transport, src_ip, src_ip6, src_port, dst_ip, dst_port,
 	domain, zone, case_name, family, tag, bot_id, http_method, http_path, http_user_agent,
 	tls_version, tls_cipher, tls_fingerprint, dns_qtype, dns_rcode, bytes, payload_sha256,
-	payload_head, asn, as_name, country_code, region, city, latitude, longitude`
+	payload_head, asn, as_name, country_code, region, city, latitude, longitude,
+	dns_do, dns_client_subnet, malformed`
 
-const numColumns = 33
+const numColumns = 36

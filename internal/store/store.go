@@ -220,6 +220,9 @@ func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {
 		a[30] = str(e.City)
 		a[31] = e.Latitude
 		a[32] = e.Longitude
+		a[33] = e.DNSDO
+		a[34] = str(e.DNSClientSubnet)
+		a[35] = e.Malformed
 		if err := app.AppendRow(a...); err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}

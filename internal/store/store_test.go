@@ -90,12 +90,12 @@ func TestReopenKeepsData(t *testing.T) {
 	for range 2 {
 		db = openDB(t, path)
 		s = openStore(t, db)
-		if v, err := migrate.Version(t.Context(), db, store.Component); err != nil || v != 1 {
-			t.Errorf("schema version %d (%v), want 1", v, err)
+		if v, err := migrate.Version(t.Context(), db, store.Component); err != nil || v != 2 {
+			t.Errorf("schema version %d (%v), want 2", v, err)
 		}
 		var steps int
-		if err := db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE component = ?`, store.Component).Scan(&steps); err != nil || steps != 1 {
-			t.Errorf("%d rows in schema_migrations (%v), want 1", steps, err)
+		if err := db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE component = ?`, store.Component).Scan(&steps); err != nil || steps != 2 {
+			t.Errorf("%d rows in schema_migrations (%v), want 2", steps, err)
 		}
 		if got := scanAll(t, s); !reflect.DeepEqual(got, fx[:10]) {
 			t.Errorf("after reopen: %d events, want the first 10 of the fixture", len(got))
