@@ -8,19 +8,27 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// CSVColumns are the columns of the CSV encoding, in the order written:
+// csvColumns are the columns of the CSV encoding, in the order written:
 // first the Shadowserver-style names that abuse desks already parse, then
-// takedown's own. "infection" repeats "family", as Shadowserver reports do;
-// "hostname" (reverse DNS) is left empty: the sinkhole makes no lookups.
+// takedown's own. "infection" repeats "family", as Shadowserver reports do
+// (on reading, family wins when both are set); "hostname" (reverse DNS) is
+// written empty and ignored on reading: the sinkhole makes no lookups.
 //
-// Timestamps are RFC 3339 in UTC with nanoseconds, e.g.
-// 2010-02-25T13:55:00.123456789Z, so that they round-trip exactly.
-var CSVColumns = []string{
+// Timestamps are RFC 3339 in UTC with nanoseconds, as time.RFC3339Nano
+// writes them (2010-02-25T13:55:00.123456789Z, trailing zeros of the
+// fraction dropped), so that they round-trip exactly; readers may give any
+// offset. Coordinates are written with the fewest digits that read back to
+// the same float64, and only when Event.HasGeo. payload_head is standard
+// base64 with padding. Empty cells are zero values, so an empty PayloadHead
+// reads back as nil. encoding/csv reads a CR LF inside a quoted cell as LF;
+// no field of an event from the sinkhole holds one.
+var csvColumns = []string{
 	"timestamp", "ip", "port", "asn", "geo", "region", "city", "hostname",
 	"type", "infection", "family", "tag", "application",
 	"dst_ip", "dst_port", "http_host", "http_url", "http_agent",
@@ -28,6 +36,9 @@ var CSVColumns = []string{
 	"ssl_version", "ssl_cipher", "ja4", "dns_qtype", "dns_rcode", "dns_do", "dns_client_subnet",
 	"malformed", "bytes", "payload_sha256", "payload_head", "as_name", "latitude", "longitude",
 }
+
+// CSVColumns returns the header row that CSVWriter writes, in order.
+func CSVColumns() []string { return slices.Clone(csvColumns) }
 
 // csvField reads and writes one column of an event.
 type csvField struct {
@@ -53,7 +64,7 @@ func addrField(p func(e *Event) *netip.Addr) csvField {
 		set: func(e *Event, s string) error {
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				return errors.New("not an IP address")
+				return errors.New("an IP address")
 			}
 			*p(e) = a
 			return nil
@@ -72,7 +83,7 @@ func uintField(max uint64, get func(e *Event) uint64, set func(e *Event, v uint6
 		set: func(e *Event, s string) error {
 			v, err := strconv.ParseUint(s, 10, 64)
 			if err != nil || v > max {
-				return fmt.Errorf("not a whole number from 0 to %d", max)
+				return fmt.Errorf("a whole number from 0 to %d", max)
 			}
 			set(e, v)
 			return nil
@@ -91,7 +102,7 @@ func boolField(p func(e *Event) *bool) csvField {
 		set: func(e *Event, s string) error {
 			v, err := strconv.ParseBool(s)
 			if err != nil {
-				return errors.New("not true or false")
+				return errors.New("true or false")
 			}
 			*p(e) = v
 			return nil
@@ -109,8 +120,11 @@ func coordField(limit float64, p func(e *Event) *float64) csvField {
 		},
 		set: func(e *Event, s string) error {
 			v, err := strconv.ParseFloat(s, 64)
-			if err != nil || v < -limit || v > limit {
-				return fmt.Errorf("not a number from %g to %g", -limit, limit)
+			if err != nil || !(v >= -limit && v <= limit) { // NaN too
+				return fmt.Errorf("a number from %g to %g", -limit, limit)
+			}
+			if v == 0 {
+				v = 0 // no -0: it would not survive HasGeo
 			}
 			*p(e) = v
 			return nil
@@ -129,7 +143,7 @@ var csvFields = map[string]csvField{
 		set: func(e *Event, s string) error {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				return errors.New("not an RFC 3339 time")
+				return errors.New("an RFC 3339 time")
 			}
 			e.Time = t.UTC()
 			return nil
@@ -146,7 +160,7 @@ var csvFields = map[string]csvField{
 		get: func(e *Event, b []byte) []byte { return append(b, e.Transport...) },
 		set: func(e *Event, s string) error {
 			if s != "tcp" && s != "udp" {
-				return errors.New("not tcp or udp")
+				return errors.New("tcp or udp")
 			}
 			e.Transport = Transport(s)
 			return nil
@@ -160,7 +174,7 @@ var csvFields = map[string]csvField{
 		get: func(e *Event, b []byte) []byte { return append(b, e.Protocol...) },
 		set: func(e *Event, s string) error {
 			if !Protocol(s).Valid() {
-				return errors.New("not one of dns, http, https, smtp, tcp, udp")
+				return errors.New("one of dns, http, https, smtp, tcp, udp")
 			}
 			e.Protocol = Protocol(s)
 			return nil
@@ -194,7 +208,7 @@ var csvFields = map[string]csvField{
 		set: func(e *Event, s string) error {
 			v, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || v < 0 {
-				return errors.New("not a whole number of bytes ≥ 0")
+				return errors.New("a whole number of bytes ≥ 0")
 			}
 			e.Bytes = v
 			return nil
@@ -204,7 +218,7 @@ var csvFields = map[string]csvField{
 		get: func(e *Event, b []byte) []byte { return append(b, e.PayloadSHA256...) },
 		set: func(e *Event, s string) error {
 			if !isHexSHA256(s) {
-				return errors.New("not 64 lower-case hex digits")
+				return errors.New("64 lower-case hex digits")
 			}
 			e.PayloadSHA256 = s
 			return nil
@@ -215,7 +229,7 @@ var csvFields = map[string]csvField{
 		set: func(e *Event, s string) error {
 			v, err := base64.StdEncoding.DecodeString(s)
 			if err != nil {
-				return errors.New("not base64")
+				return errors.New("base64")
 			}
 			if len(v) > 0 {
 				e.PayloadHead = v
@@ -228,7 +242,17 @@ var csvFields = map[string]csvField{
 	"longitude": coordField(180, func(e *Event) *float64 { return &e.Longitude }),
 }
 
-// CSVWriter writes events as CSV with a header row of CSVColumns.
+// csvOrder is csvFields in the order of csvColumns.
+var csvOrder = func() []csvField {
+	fs := make([]csvField, len(csvColumns))
+	for i, col := range csvColumns {
+		fs[i] = csvFields[col]
+	}
+	return fs
+}()
+
+// CSVWriter writes events as CSV with a header row of CSVColumns. It is
+// not safe for concurrent use.
 type CSVWriter struct {
 	w      *csv.Writer
 	header bool
@@ -239,21 +263,18 @@ type CSVWriter struct {
 
 // NewCSVWriter returns a writer to w. Call Flush when done.
 func NewCSVWriter(w io.Writer) *CSVWriter {
-	return &CSVWriter{w: csv.NewWriter(w), rec: make([]string, len(CSVColumns))}
+	return &CSVWriter{w: csv.NewWriter(w), rec: make([]string, len(csvColumns)), ends: make([]int, 0, len(csvColumns))}
 }
 
 // Write writes one event, after the header row on the first call.
 func (cw *CSVWriter) Write(e *Event) error {
-	if !cw.header {
-		if err := cw.w.Write(CSVColumns); err != nil {
-			return err
-		}
-		cw.header = true
+	if err := cw.writeHeader(); err != nil {
+		return err
 	}
 	cw.buf = cw.buf[:0]
 	cw.ends = cw.ends[:0]
-	for _, col := range CSVColumns {
-		cw.buf = csvFields[col].get(e, cw.buf)
+	for _, f := range csvOrder {
+		cw.buf = f.get(e, cw.buf)
 		cw.ends = append(cw.ends, len(cw.buf))
 	}
 	s := string(cw.buf) // one allocation for the whole record
@@ -262,31 +283,47 @@ func (cw *CSVWriter) Write(e *Event) error {
 		cw.rec[i] = s[start:end]
 		start = end
 	}
-	return cw.w.Write(cw.rec)
+	if err := cw.w.Write(cw.rec); err != nil {
+		return fmt.Errorf("event csv: %w", err)
+	}
+	return nil
 }
 
-// Flush writes what is buffered and returns the first error met.
+func (cw *CSVWriter) writeHeader() error {
+	if cw.header {
+		return nil
+	}
+	if err := cw.w.Write(csvColumns); err != nil {
+		return fmt.Errorf("event csv: %w", err)
+	}
+	cw.header = true
+	return nil
+}
+
+// Flush writes what is buffered, and the header row if no event was
+// written, and returns the first error met.
 func (cw *CSVWriter) Flush() error {
-	if !cw.header {
-		if err := cw.w.Write(CSVColumns); err != nil {
-			return err
-		}
-		cw.header = true
+	if err := cw.writeHeader(); err != nil {
+		return err
 	}
 	cw.w.Flush()
-	return cw.w.Error()
+	if err := cw.w.Error(); err != nil {
+		return fmt.Errorf("event csv: %w", err)
+	}
+	return nil
 }
 
-// CSVReader reads events from CSV with a header row. Columns are found by
-// name, in any order; missing columns are left empty; an unknown or
-// repeated column is an error.
+// CSVReader reads events from CSV with a header row, as CSVWriter writes it
+// or as a person or another tool may: columns are found by name, in any
+// order; missing columns are left zero; an unknown or repeated column is an
+// error. It is not safe for concurrent use.
 type CSVReader struct {
 	r      *csv.Reader
 	name   string
 	fields []csvField
 	cols   []string
 	infIdx int
-	famIdx int
+	err    error // of the header, returned by every Read
 }
 
 // NewCSVReader returns a reader of r; name labels errors (a file name).
@@ -294,15 +331,23 @@ func NewCSVReader(r io.Reader, name string) *CSVReader {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	return &CSVReader{r: cr, name: name}
+	if name == "" {
+		name = "event csv"
+	}
+	return &CSVReader{r: cr, name: name, infIdx: -1}
 }
 
 // Read returns the next event, or io.EOF after the last. Errors name the
-// line, the column and the bad value.
+// line and the column and quote the bad value, e.g.
+//
+//	hits.csv:3: column port: "http" is not a whole number from 0 to 65535
 func (cr *CSVReader) Read() (Event, error) {
+	if cr.err != nil {
+		return Event{}, cr.err
+	}
 	if cr.fields == nil {
-		if err := cr.readHeader(); err != nil {
-			return Event{}, err
+		if cr.err = cr.readHeader(); cr.err != nil {
+			return Event{}, cr.err
 		}
 	}
 	rec, err := cr.r.Read()
@@ -310,10 +355,10 @@ func (cr *CSVReader) Read() (Event, error) {
 		return Event{}, io.EOF
 	}
 	if err != nil {
-		return Event{}, fmt.Errorf("%s: %v", cr.name, err)
+		return Event{}, fmt.Errorf("%s: %w", cr.name, err)
 	}
-	line, _ := cr.r.FieldPos(0)
 	if len(rec) != len(cr.fields) {
+		line, _ := cr.r.FieldPos(0)
 		return Event{}, fmt.Errorf("%s:%d: %d fields, the header has %d", cr.name, line, len(rec), len(cr.fields))
 	}
 	var e Event
@@ -322,7 +367,8 @@ func (cr *CSVReader) Read() (Event, error) {
 			continue
 		}
 		if err := cr.fields[i].set(&e, s); err != nil {
-			return Event{}, fmt.Errorf("%s:%d: column %s: %s %v", cr.name, line, cr.cols[i], quote(s), err)
+			line, _ := cr.r.FieldPos(i)
+			return Event{}, fmt.Errorf("%s:%d: column %s: %s is not %v", cr.name, line, cr.cols[i], cut(s), err)
 		}
 	}
 	if e.Family == "" && cr.infIdx >= 0 {
@@ -337,18 +383,20 @@ func (cr *CSVReader) readHeader() error {
 		return io.EOF
 	}
 	if err != nil {
-		return fmt.Errorf("%s: header: %v", cr.name, err)
+		return fmt.Errorf("%s: header: %w", cr.name, err)
 	}
-	cr.infIdx, cr.famIdx = -1, -1
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(rec))
 	for i, col := range rec {
-		col = strings.TrimSpace(strings.TrimPrefix(col, "\ufeff"))
+		if i == 0 {
+			col = strings.TrimPrefix(col, "\ufeff") // a byte order mark
+		}
+		col = strings.TrimSpace(col)
 		f, ok := csvFields[col]
 		if !ok {
-			return fmt.Errorf("%s:1: unknown column %s (known: %s)", cr.name, quote(col), strings.Join(CSVColumns, ", "))
+			return fmt.Errorf("%s:1: unknown column %s (known: %s)", cr.name, cut(col), strings.Join(csvColumns, ", "))
 		}
 		if seen[col] {
-			return fmt.Errorf("%s:1: column %s given twice", cr.name, quote(col))
+			return fmt.Errorf("%s:1: column %s given twice", cr.name, cut(col))
 		}
 		seen[col] = true
 		if col == "infection" {
@@ -356,9 +404,6 @@ func (cr *CSVReader) readHeader() error {
 		}
 		cr.fields = append(cr.fields, f)
 		cr.cols = append(cr.cols, col)
-	}
-	if len(cr.fields) == 0 {
-		return fmt.Errorf("%s:1: empty header", cr.name)
 	}
 	return nil
 }

@@ -130,6 +130,8 @@ func (e *Event) Validate() error {
 	switch {
 	case e.Time.IsZero():
 		return errors.New("event: time is not set")
+	case e.Time.UTC().Year() < 0 || e.Time.UTC().Year() > 9999:
+		return fmt.Errorf("event: time %v is not in the years 0 to 9999 of RFC 3339", e.Time)
 	case !e.SrcIP.IsValid():
 		return errors.New("event: source ip is not set")
 	case !e.Protocol.Valid():

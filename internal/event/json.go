@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -15,13 +16,16 @@ import (
 // The JSON encoding is one flat object per event with the key names of
 // IntelMQ's harmonisation, which abuse desks and IntelMQ bots parse as they
 // are; fields IntelMQ has no key for go under "extra.". Keys whose value is
-// the zero value are left out.
+// the zero value are left out, so an empty PayloadHead decodes as nil, and
+// the coordinates are written only when HasGeo (both of them then, so that
+// a latitude or longitude of 0 survives).
 const (
 	// FeedName is the feed.name of every exported event.
 	FeedName = "takedown-sinkhole"
-	// Taxonomy and Type are IntelMQ's classification of a sinkhole hit.
-	Taxonomy = "malicious-code"
-	Type     = "infected-system"
+	// ClassificationTaxonomy and ClassificationType are IntelMQ's
+	// classification of a sinkhole hit; DecodeJSON accepts no other.
+	ClassificationTaxonomy = "malicious-code"
+	ClassificationType     = "infected-system"
 )
 
 // JSON keys.
@@ -67,9 +71,11 @@ const (
 	keyPayloadHead = "extra.payload_head"
 )
 
-// AppendJSON appends the JSON object of e to dst. Strings that are not valid
-// UTF-8 are written with U+FFFD in place of the bad bytes; coordinates that
-// are not finite numbers are left out.
+// AppendJSON appends the JSON object of e to dst, without a newline.
+// DecodeJSON gives back every event that passes Validate, with two
+// exceptions: strings that are not valid UTF-8 are written with U+FFFD in
+// place of the bad bytes, and coordinates that are not finite numbers are
+// left out.
 func AppendJSON(dst []byte, e *Event) []byte {
 	w := jsonWriter{b: append(dst, '{')}
 	if !e.Time.IsZero() {
@@ -79,8 +85,8 @@ func AppendJSON(dst []byte, e *Event) []byte {
 		w.b = append(w.b, '"')
 	}
 	w.str(keyFeed, FeedName)
-	w.str(keyTaxonomy, Taxonomy)
-	w.str(keyType, Type)
+	w.str(keyTaxonomy, ClassificationTaxonomy)
+	w.str(keyType, ClassificationType)
 	w.str(keyMalware, e.Family)
 	w.str(keyIdentifier, e.Family)
 	w.str(keyProtocol, string(e.Protocol))
@@ -233,37 +239,112 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// DecodeJSON decodes one event object. An unknown key, a value of the wrong
-// type or out of range, or a classification other than a sinkhole hit's is
-// an error that names the key and quotes the value.
+// jsonKeys lists every key DecodeJSON knows, to tell repeated keys apart.
+var jsonKeys = []string{
+	keyTime, keyFeed, keyTaxonomy, keyType, keyIdentifier, keyMalware, keyProtocol, keyTransport,
+	keySrcIP, keySrcPort, keyDstIP, keyDstPort, keyFQDN, keyURLPath, keyASN, keyASName,
+	keyCC, keyRegion, keyCity, keyLat, keyLon, keySensor, keyZone, keyCase, keyTag, keyBotID,
+	keyMethod, keyAgent, keyTLSVersion, keyTLSCipher, keyJA4, keyQType, keyRcode, keyDO, keyECS,
+	keyMalformed, keyBytes, keyPayloadHash, keyPayloadHead,
+}
+
+var jsonKeyIndex = func() map[string]int {
+	m := make(map[string]int, len(jsonKeys))
+	for i, k := range jsonKeys {
+		m[k] = i
+	}
+	return m
+}()
+
+// DecodeJSON decodes one event object as AppendJSON writes it. Keys may come
+// in any order. An unknown or repeated key, a value of the wrong type or out
+// of range, or a classification other than a sinkhole hit's is an error that
+// names the key and quotes the value. Times are returned in UTC; strings that
+// are not valid UTF-8 have U+FFFD in place of the bad bytes, as with
+// encoding/json.
 func DecodeJSON(data []byte) (Event, error) {
-	var m map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&m); err != nil {
-		return Event{}, fmt.Errorf("event json: %v", err)
-	}
-	if m == nil {
-		return Event{}, fmt.Errorf("event json: want an object, got null")
-	}
-	if dec.More() {
-		return Event{}, fmt.Errorf("event json: data after the object")
-	}
-	var e Event
-	var identifier string
-	for k, raw := range m {
-		if err := decodeKey(&e, k, raw, &identifier); err != nil {
-			return Event{}, fmt.Errorf("event json: key %q: %w", k, err)
+	var (
+		e          Event
+		identifier string
+		seen       [64]bool
+	)
+	p := jsonParser{b: data}
+	p.ws()
+	if !p.eat('{') {
+		v, err := p.value()
+		if err != nil {
+			return Event{}, fmt.Errorf("event json: %w", err)
 		}
+		return Event{}, fmt.Errorf("event json: want an object, got %s", cut(string(v)))
+	}
+	p.ws()
+	if !p.eat('}') {
+		for {
+			p.ws()
+			rawKey, err := p.str()
+			if err != nil {
+				return Event{}, fmt.Errorf("event json: object key: %w", err)
+			}
+			p.ws()
+			if !p.eat(':') {
+				return Event{}, fmt.Errorf("event json: %w", p.syntax("':' after object key"))
+			}
+			p.ws()
+			raw, err := p.value()
+			if err != nil {
+				return Event{}, fmt.Errorf("event json: %w", err)
+			}
+			k, idx := lookupKey(rawKey)
+			if idx < 0 {
+				return Event{}, fmt.Errorf("event json: key %s: unknown key", cut(k))
+			}
+			if seen[idx] {
+				return Event{}, fmt.Errorf("event json: key %q: given twice", k)
+			}
+			seen[idx] = true
+			if err := decodeKey(&e, k, raw, &identifier); err != nil {
+				return Event{}, fmt.Errorf("event json: key %q: %w", k, err)
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			if p.eat('}') {
+				break
+			}
+			return Event{}, fmt.Errorf("event json: %w", p.syntax("',' or '}' after object value"))
+		}
+	}
+	p.ws()
+	if p.i != len(p.b) {
+		return Event{}, fmt.Errorf("event json: data after the object: %s", cut(string(p.b[p.i:])))
 	}
 	if e.Family == "" {
 		e.Family = identifier
 	} else if identifier != "" && identifier != e.Family {
-		return Event{}, fmt.Errorf("event json: key %q: %s differs from malware.name %s", keyIdentifier, quote(identifier), quote(e.Family))
+		return Event{}, fmt.Errorf("event json: key %q: %s differs from malware.name %s", keyIdentifier, cut(identifier), cut(e.Family))
 	}
 	return e, nil
 }
 
-func decodeKey(e *Event, k string, raw json.RawMessage, identifier *string) error {
+// lookupKey returns the key named by the JSON string rawKey and its index in
+// jsonKeys, or -1 when the key is unknown.
+func lookupKey(rawKey []byte) (string, int) {
+	name := rawKey[1 : len(rawKey)-1]
+	if idx, ok := jsonKeyIndex[string(name)]; ok { // no allocation
+		return jsonKeys[idx], idx
+	}
+	var k string
+	if err := json.Unmarshal(rawKey, &k); err != nil {
+		k = string(name)
+	}
+	if idx, ok := jsonKeyIndex[k]; ok { // a key written with escapes
+		return jsonKeys[idx], idx
+	}
+	return k, -1
+}
+
+func decodeKey(e *Event, k string, raw []byte, identifier *string) error {
 	switch k {
 	case keyTime:
 		s, err := jstr(raw)
@@ -272,16 +353,16 @@ func decodeKey(e *Event, k string, raw json.RawMessage, identifier *string) erro
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return fmt.Errorf("%s is not an RFC 3339 time", quote(s))
+			return fmt.Errorf("%s is not an RFC 3339 time", cut(s))
 		}
 		e.Time = t.UTC()
 	case keyFeed:
-		_, err := jstr(raw)
+		_, err := jstr(raw) // any feed: events pass through IntelMQ bots
 		return err
 	case keyTaxonomy:
-		return jconst(raw, Taxonomy)
+		return jconst(raw, ClassificationTaxonomy)
 	case keyType:
-		return jconst(raw, Type)
+		return jconst(raw, ClassificationType)
 	case keyIdentifier:
 		return jset(raw, identifier)
 	case keyMalware:
@@ -291,8 +372,8 @@ func decodeKey(e *Event, k string, raw json.RawMessage, identifier *string) erro
 		if err != nil {
 			return err
 		}
-		if p := Protocol(s); !p.Valid() {
-			return fmt.Errorf("%s is not one of dns, http, https, smtp, tcp, udp", quote(s))
+		if !Protocol(s).Valid() {
+			return fmt.Errorf("%s is not one of dns, http, https, smtp, tcp, udp", cut(s))
 		}
 		e.Protocol = Protocol(s)
 	case keyTransport:
@@ -300,8 +381,8 @@ func decodeKey(e *Event, k string, raw json.RawMessage, identifier *string) erro
 		if err != nil {
 			return err
 		}
-		if s != "tcp" && s != "udp" {
-			return fmt.Errorf("%s is not tcp or udp", quote(s))
+		if s != string(TransportTCP) && s != string(TransportUDP) {
+			return fmt.Errorf("%s is not tcp or udp", cut(s))
 		}
 		e.Transport = Transport(s)
 	case keySrcIP:
@@ -363,9 +444,9 @@ func decodeKey(e *Event, k string, raw json.RawMessage, identifier *string) erro
 	case keyMalformed:
 		return jbool(raw, &e.Malformed)
 	case keyBytes:
-		var n int64
-		if err := json.Unmarshal(raw, &n); err != nil || n < 0 {
-			return fmt.Errorf("%s is not a whole number of bytes ≥ 0", quote(string(raw)))
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%s is not a whole number of bytes ≥ 0", rawq(raw))
 		}
 		e.Bytes = n
 	case keyPayloadHash:
@@ -374,7 +455,7 @@ func decodeKey(e *Event, k string, raw json.RawMessage, identifier *string) erro
 			return err
 		}
 		if !isHexSHA256(s) {
-			return fmt.Errorf("%s is not 64 lower-case hex digits", quote(s))
+			return fmt.Errorf("%s is not 64 lower-case hex digits", cut(s))
 		}
 		e.PayloadSHA256 = s
 	case keyPayloadHead:
@@ -384,7 +465,7 @@ func decodeKey(e *Event, k string, raw json.RawMessage, identifier *string) erro
 		}
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
-			return fmt.Errorf("%s is not base64", quote(s))
+			return fmt.Errorf("%s is not base64", cut(s))
 		}
 		if len(b) > 0 {
 			e.PayloadHead = b
@@ -395,78 +476,117 @@ func decodeKey(e *Event, k string, raw json.RawMessage, identifier *string) erro
 	return nil
 }
 
-func jstr(raw json.RawMessage) (string, error) {
+// jstr returns the string that raw, a JSON value, holds.
+func jstr(raw []byte) (string, error) {
+	if raw[0] != '"' {
+		return "", fmt.Errorf("%s is not a string", rawq(raw))
+	}
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+		return string(body), nil // p.str has checked for control characters
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("%s is not a string", quote(string(raw)))
+		return "", fmt.Errorf("%s is not a string", rawq(raw))
 	}
 	return s, nil
 }
 
-func jset(raw json.RawMessage, dst *string) error {
+func jset(raw []byte, dst *string) error {
 	s, err := jstr(raw)
+	if err != nil {
+		return err
+	}
 	*dst = s
-	return err
+	return nil
 }
 
-func jconst(raw json.RawMessage, want string) error {
+func jconst(raw []byte, want string) error {
 	s, err := jstr(raw)
 	if err != nil {
 		return err
 	}
 	if s != want {
-		return fmt.Errorf("%s is not %q: takedown events are sinkhole hits", quote(s), want)
+		return fmt.Errorf("%s is not %q: takedown events are sinkhole hits", cut(s), want)
 	}
 	return nil
 }
 
-func jbool(raw json.RawMessage, dst *bool) error {
-	if err := json.Unmarshal(raw, dst); err != nil {
-		return fmt.Errorf("%s is not true or false", quote(string(raw)))
+func jbool(raw []byte, dst *bool) error {
+	switch string(raw) {
+	case "true":
+		*dst = true
+	case "false":
+		*dst = false
+	default:
+		return fmt.Errorf("%s is not true or false", rawq(raw))
 	}
 	return nil
 }
 
-func jaddr(raw json.RawMessage, dst *netip.Addr) error {
+func jaddr(raw []byte, dst *netip.Addr) error {
 	s, err := jstr(raw)
 	if err != nil {
 		return err
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return fmt.Errorf("%s is not an IP address", quote(s))
+		return fmt.Errorf("%s is not an IP address", cut(s))
 	}
 	*dst = a
 	return nil
 }
 
-func juint(raw json.RawMessage, max uint64) (uint64, error) {
-	var n uint64
-	if err := json.Unmarshal(raw, &n); err != nil || n > max {
-		return 0, fmt.Errorf("%s is not a whole number from 0 to %d", quote(string(raw)), max)
+func juint(raw []byte, max uint64) (uint64, error) {
+	n, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil || n > max {
+		return 0, fmt.Errorf("%s is not a whole number from 0 to %d", rawq(raw), max)
 	}
 	return n, nil
 }
 
-func jport(raw json.RawMessage, dst *uint16) error {
+func jport(raw []byte, dst *uint16) error {
 	n, err := juint(raw, math.MaxUint16)
+	if err != nil {
+		return err
+	}
 	*dst = uint16(n)
-	return err
+	return nil
 }
 
-func jcoord(raw json.RawMessage, dst *float64, limit float64) error {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil || f < -limit || f > limit {
-		return fmt.Errorf("%s is not a number from %g to %g", quote(string(raw)), -limit, limit)
+func jcoord(raw []byte, dst *float64, limit float64) error {
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || !isJSONNumber(raw) || !(f >= -limit && f <= limit) {
+		return fmt.Errorf("%s is not a number from %g to %g", rawq(raw), -limit, limit)
+	}
+	if f == 0 {
+		f = 0 // no -0: it would not survive HasGeo
 	}
 	*dst = f
 	return nil
 }
 
-// quote quotes a bad value for an error message, cut to 80 bytes.
-func quote(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "…"
+// rawq quotes a JSON value for an error message: a string by its content,
+// anything else by its text.
+func rawq(raw []byte) string {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return cut(s)
+		}
+	}
+	return cut(string(raw))
+}
+
+// cut quotes a bad value for an error message, cut to about 80 bytes.
+func cut(s string) string {
+	const max = 80
+	if len(s) > max {
+		i := max
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i] + "…"
 	}
 	return strconv.Quote(s)
 }
@@ -482,4 +602,174 @@ func isHexSHA256(s string) bool {
 		}
 	}
 	return true
+}
+
+// jsonParser splits a flat JSON object into raw keys and values, checking
+// the grammar of RFC 8259 as it goes, without allocating.
+type jsonParser struct {
+	b []byte
+	i int
+}
+
+func (p *jsonParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonParser) eat(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *jsonParser) syntax(want string) error {
+	if p.i >= len(p.b) {
+		return fmt.Errorf("offset %d: want %s, got the end of the input", p.i, want)
+	}
+	return fmt.Errorf("offset %d: want %s, got %s", p.i, want, strconv.QuoteRune(rune(p.b[p.i])))
+}
+
+// value returns the next JSON value: a string, number, literal, or a
+// nested object or array (which no key of an event accepts).
+func (p *jsonParser) value() ([]byte, error) {
+	if p.i >= len(p.b) {
+		return nil, p.syntax("a value")
+	}
+	switch c := p.b[p.i]; {
+	case c == '"':
+		return p.str()
+	case c == '-' || c >= '0' && c <= '9':
+		start := p.i
+		for p.i < len(p.b) && strings.IndexByte("+-.0123456789eE", p.b[p.i]) >= 0 {
+			p.i++
+		}
+		if !isJSONNumber(p.b[start:p.i]) {
+			p.i = start
+			return nil, p.syntax("a number")
+		}
+		return p.b[start:p.i], nil
+	case c == '{' || c == '[':
+		start := p.i
+		depth := 0
+		for p.i < len(p.b) {
+			switch p.b[p.i] {
+			case '"':
+				if _, err := p.str(); err != nil {
+					return nil, err
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			p.i++
+			if depth == 0 {
+				v := p.b[start:p.i]
+				if !json.Valid(v) {
+					p.i = start
+					return nil, p.syntax("a valid object or array")
+				}
+				return v, nil
+			}
+		}
+		return nil, p.syntax("the end of the object or array")
+	default:
+		for _, lit := range []string{"true", "false", "null"} {
+			if bytes.HasPrefix(p.b[p.i:], []byte(lit)) {
+				p.i += len(lit)
+				return p.b[p.i-len(lit) : p.i], nil
+			}
+		}
+		return nil, p.syntax("a value")
+	}
+}
+
+// str returns the next JSON string, quotes included.
+func (p *jsonParser) str() ([]byte, error) {
+	if !p.eat('"') {
+		return nil, p.syntax("a string")
+	}
+	start := p.i - 1
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return p.b[start:p.i], nil
+		case c < 0x20:
+			return nil, p.syntax("no control character in a string")
+		case c == '\\':
+			p.i++
+			if p.i >= len(p.b) {
+				return nil, p.syntax("an escape")
+			}
+			switch p.b[p.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i++
+			case 'u':
+				p.i++
+				for range 4 {
+					if p.i >= len(p.b) || !isHexDigit(p.b[p.i]) {
+						return nil, p.syntax("four hex digits after \\u")
+					}
+					p.i++
+				}
+			default:
+				return nil, p.syntax("an escape")
+			}
+		default:
+			p.i++
+		}
+	}
+	return nil, p.syntax("the end of the string")
+}
+
+func isHexDigit(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// isJSONNumber reports whether b is a number in the grammar of RFC 8259:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(b []byte) bool {
+	i := 0
+	digits := func() bool {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if !digits() {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(b)
 }

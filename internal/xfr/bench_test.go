@@ -115,7 +115,7 @@ func BenchmarkTransfer(b *testing.B) {
 				s.ServeDNS(w, tc.req)
 			}
 			b.ReportMetric(float64(w.bytes), "bytes/transfer")
-			b.ReportMetric(float64(len(w.msgs)), "msgs/transfer")
+			b.ReportMetric(float64(w.n), "msgs/transfer")
 		})
 	}
 }

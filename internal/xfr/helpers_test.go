@@ -219,6 +219,7 @@ type fakeWriter struct {
 	keep  bool // keep the messages in msgs
 	msgs  [][]byte
 	bytes int
+	n     int // messages written
 }
 
 func (w *fakeWriter) LocalAddr() net.Addr {
@@ -247,6 +248,7 @@ func (w *fakeWriter) WriteMsg(m *dns.Msg) error {
 
 func (w *fakeWriter) Write(b []byte) (int, error) {
 	w.bytes += len(b)
+	w.n++
 	if w.keep {
 		w.msgs = append(w.msgs, slices.Clone(b))
 	}
