@@ -28,11 +28,12 @@ func benchEvents(b *testing.B, def int) int {
 }
 
 // BenchmarkAppendWaledacWeek appends a week of a 58,000-host Waledac botnet
-// (14.6M events; TAKEDOWN_BENCH_EVENTS scales it) in batches of 10,000 to a
+// (14.6M events; TAKEDOWN_BENCH_EVENTS scales it) in batches of 131,072 to a
 // database file, then times the report queries. Run it with -benchtime=1x.
 func BenchmarkAppendWaledacWeek(b *testing.B) {
 	gen := storegen.ForEvents(benchEvents(b, 14_600_000))
-	gen.BatchSize = 10_000
+	// The pipeline's batch size: whole DuckDB row groups (122,880 rows).
+	gen.BatchSize = 1 << 17
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
