@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -164,17 +165,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	for _, addr := range s.cfg.Listen {
-		var lc net.ListenConfig
-		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		pc, ln, err := bindPair(ctx, addr)
 		if err != nil {
-			return fail(fmt.Errorf("xfr listening on udp %s: %w", addr, err))
-		}
-		// Same port for TCP when the UDP port was chosen by the kernel.
-		tcpAddr := pc.LocalAddr().String()
-		ln, err := lc.Listen(ctx, "tcp", tcpAddr)
-		if err != nil {
-			pc.Close()
-			return fail(fmt.Errorf("xfr listening on tcp %s: %w", tcpAddr, err))
+			return fail(err)
 		}
 		for _, srv := range []*dns.Server{
 			{PacketConn: pc, Handler: s, TsigSecret: tsig},
@@ -279,4 +272,30 @@ func remoteAddr(w dns.ResponseWriter) netip.Addr {
 func isUDP(w dns.ResponseWriter) bool {
 	_, tcp := w.LocalAddr().(*net.TCPAddr)
 	return !tcp && !strings.HasPrefix(w.LocalAddr().Network(), "tcp")
+}
+
+// bindPair binds addr on UDP and TCP with the same port. When the port is 0
+// the kernel picks the UDP port, which another process may hold on TCP: then
+// it tries again with another, a few times.
+func bindPair(ctx context.Context, addr string) (net.PacketConn, net.Listener, error) {
+	var lc net.ListenConfig
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("xfr listen address %q: %w", addr, err)
+	}
+	for attempt := 0; ; attempt++ {
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("xfr listening on udp %s: %w", addr, err)
+		}
+		tcpAddr := pc.LocalAddr().String()
+		ln, err := lc.Listen(ctx, "tcp", tcpAddr)
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || attempt >= 10 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("xfr listening on tcp %s: %w", tcpAddr, err)
+		}
+	}
 }
