@@ -1,17 +1,14 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,48 +16,13 @@ import (
 
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 const (
 	tsigName   = "takedown-xfr."
 	tsigSecret = "dGFrZWRvd24tdGVzdC1zZWNyZXQtMzItYnl0ZXMtbG9uZyE="
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free loopback port")
-	return 0
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func ask(addr, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
@@ -90,7 +52,7 @@ func TestNSDSecondaryOfSinkhole(t *testing.T) {
 		t.Fatal("nsd not found: install it with `apt-get install nsd`")
 	}
 	dir := t.TempDir()
-	dnsPort, xfrPort, nsdPort, apiPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	dnsPort, xfrPort, nsdPort, apiPort := testnet.FreePort(t), testnet.FreePort(t), testnet.FreePort(t), testnet.FreePort(t)
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 data_dir: %s
 operator: Test CERT
@@ -129,7 +91,7 @@ transfer:
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	ready := make(chan struct{})
-	var logs lockedBuffer
+	var logs testnet.Buffer
 	go func() {
 		served <- Serve(sctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)), func(string) { close(ready) })
 	}()
@@ -172,7 +134,7 @@ key:
 	algorithm: hmac-sha256
 	secret: "%[4]s"
 %[5]s`, filepath.Join(dir, "nsd"), nsdPort, tsigName, tsigSecret, zc.String())), 0o600)
-	var nsdLog lockedBuffer
+	var nsdLog testnet.Buffer
 	cmd := exec.Command(nsd, "-d", "-c", conf)
 	cmd.Stdout, cmd.Stderr = &nsdLog, &nsdLog
 	if err := cmd.Start(); err != nil {

@@ -1,20 +1,19 @@
 package delegation
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 // comZone is a fake "com." as a registry would serve it after the court
@@ -102,7 +101,7 @@ func startBIND(t *testing.T, zones map[string]string) string {
 		}
 	}
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testnet.FreePort(t)
 	var zoneConf strings.Builder
 	for name, text := range zones {
 		file := name + ".zone"
@@ -134,7 +133,7 @@ controls { };
 		t.Fatal(err)
 	}
 
-	out := &lockedBuffer{}
+	out := &testnet.Buffer{}
 	cmd := exec.Command(named, "-g", "-4", "-n", "1", "-c", conf)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -192,42 +191,4 @@ controls { };
 			t.Fatalf("named not ready at %s after 20s (%v):\n%s", addr, lastErr, out)
 		}
 	}
-}
-
-// freePort returns a loopback port that was free for both UDP and TCP.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free UDP+TCP port on 127.0.0.1")
-	return 0
-}
-
-// lockedBuffer collects named's log while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

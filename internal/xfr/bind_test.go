@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/takedown-project/takedown/internal/rpz"
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 var (
@@ -45,7 +46,7 @@ func rpzEntries(extra ...rpz.Entry) []rpz.Entry {
 func TestBINDConsumer(t *testing.T) {
 	named := needBinary(t, "named", "bind9")
 	dir := t.TempDir()
-	bindPort, closedPort := freePort(t), freePort(t)
+	bindPort, closedPort := testnet.FreePort(t), testnet.FreePort(t)
 	bindAddr := fmt.Sprintf("127.0.0.1:%d", bindPort)
 
 	s, xfrAddr := startServer(t, Config{Notify: []string{bindAddr}, NotifyKey: testKey})

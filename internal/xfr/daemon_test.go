@@ -1,20 +1,19 @@
 package xfr
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 // Helpers for the tests that run real DNS daemons (BIND, Unbound, NSD) as
@@ -36,48 +35,10 @@ func needBinary(t *testing.T, name, pkg string) string {
 	return ""
 }
 
-// freePort returns a loopback port that was free for both UDP and TCP.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free loopback port")
-	return 0
-}
-
-// syncBuffer collects a daemon's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a DNS server running in the foreground as a child process.
 type daemon struct {
 	name string
-	out  *syncBuffer
+	out  *testnet.Buffer
 	done chan struct{}
 	err  error
 }
@@ -86,7 +47,7 @@ type daemon struct {
 // when the test failed.
 func startDaemon(t *testing.T, bin string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{name: filepath.Base(bin), out: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{name: filepath.Base(bin), out: &testnet.Buffer{}, done: make(chan struct{})}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 // sinkSource is a Source of sinkhole-like zones, as dnssink serves them.
@@ -103,7 +105,7 @@ func answerStrings(r *dns.Msg) []string {
 func TestNSDSecondary(t *testing.T) {
 	nsd := needBinary(t, "nsd", "nsd")
 	dir := t.TempDir()
-	nsdPort := freePort(t)
+	nsdPort := testnet.FreePort(t)
 	nsdAddr := fmt.Sprintf("127.0.0.1:%d", nsdPort)
 
 	src := &sinkSource{zones: map[string][]dns.RR{}}

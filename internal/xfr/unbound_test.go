@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/takedown-project/takedown/internal/rpz"
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 // TestUnboundConsumer subscribes Unbound 1.17 to the RPZ feed. Unbound cannot
@@ -18,7 +19,7 @@ import (
 func TestUnboundConsumer(t *testing.T) {
 	unbound := needBinary(t, "unbound", "unbound")
 	dir := t.TempDir()
-	ubPort, closedPort := freePort(t), freePort(t)
+	ubPort, closedPort := testnet.FreePort(t), testnet.FreePort(t)
 	ubAddr := fmt.Sprintf("127.0.0.1:%d", ubPort)
 
 	s, xfrAddr := startServer(t, Config{

@@ -1,0 +1,52 @@
+// Package testnet holds what the tests that start real servers and daemons
+// on loopback share: a port free for both UDP and TCP, and a buffer a
+// daemon can write its log to while the test reads it.
+package testnet
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"testing"
+)
+
+// FreePort returns a port of 127.0.0.1 that was free for both UDP and TCP
+// (DNS servers bind both).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no port of 127.0.0.1 free for both UDP and TCP")
+	return 0
+}
+
+// Buffer is a bytes.Buffer safe for one writer and concurrent readers.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
