@@ -490,3 +490,18 @@ func TestDomainsVerify(t *testing.T) {
 		t.Errorf("show does not tell where it points:\n%s", show)
 	}
 }
+
+func TestForeignDatabaseFile(t *testing.T) {
+	cfg, data, _ := setup(t)
+	os.MkdirAll(data, 0o750)
+	db := filepath.Join(data, "takedown.duckdb")
+	junk := []byte("SQLite format 3\x00 this is somebody else's file")
+	os.WriteFile(db, junk, 0o600)
+	r := run(t, cfg, "cases", "list")
+	if r.code != 1 || !strings.Contains(r.stderr, db) || !strings.Contains(r.stderr, "not a DuckDB database") || strings.Contains(r.stderr, "panic") {
+		t.Errorf("foreign file: exit %d, %q", r.code, r.stderr)
+	}
+	if got, _ := os.ReadFile(db); !bytes.Equal(got, junk) {
+		t.Error("the foreign file was changed")
+	}
+}
