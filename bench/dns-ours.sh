@@ -7,7 +7,8 @@
 #   ../shared/bench/dns-peers.sh --also 127.0.0.1:5300 --label takedown --pid "$(cat /tmp/takedown-bench/serve.pid)"
 #   bench/dns-ours.sh stop             # stops it and prints how many events were stored
 #
-# Env: WORK (default /tmp/sinkhole-bench, the data set), DIR (default
+# Env: WORK (default /tmp/sinkhole-bench, the data set), CPUPROFILE (a file:
+# serve writes its CPU profile there on stop), DIR (default
 # /tmp/takedown-bench), PORT (default 5300).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,7 +39,7 @@ CFG
 	"$BIN" -c "$CFG" --actor bench cases add bench --court "Bench Court" --docket 0 >/dev/null
 	"$BIN" -c "$CFG" --actor bench domains import --case bench "$WORK/domains.txt" >/dev/null
 	"$BIN" -c "$CFG" --actor bench domains set-state --state restrained --case bench --from-state listed >/dev/null
-	"$BIN" -c "$CFG" serve > "$DIR/serve.log" 2>&1 </dev/null &
+	"$BIN" -c "$CFG" serve ${CPUPROFILE:+--cpuprofile "$CPUPROFILE"} > "$DIR/serve.log" 2>&1 </dev/null &
 	echo $! > "$DIR/serve.pid"
 	for _ in $(seq 100); do
 		dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" "www.$(head -1 "$WORK/domains.txt")" A | grep -q . && { echo "takedown serving on 127.0.0.1:$PORT (pid $(cat "$DIR/serve.pid"))"; return; }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -237,7 +238,8 @@ func printHosts(w io.Writer, q store.HostQuery, rows []store.HostCount) error {
 }
 
 func (e *env) serveCommand() *cobra.Command {
-	return &cobra.Command{
+	var cpuProfile string
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the takedown server: the registry API (and, as they land, the sinkholes)",
 		Long: `Run the takedown server. It owns the database file; while it runs, the other
@@ -251,9 +253,22 @@ directory. SIGINT or SIGTERM shut it down gracefully.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return app.Serve(ctx, cfg, newLogger(e.stderr, cfg), nil)
 		},
 	}
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
+	return cmd
 }
 
 func (e *env) configCommand() *cobra.Command {
