@@ -241,10 +241,16 @@ func (e *env) serveCommand() *cobra.Command {
 	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the takedown server: the registry API (and, as they land, the sinkholes)",
-		Long: `Run the takedown server. It owns the database file; while it runs, the other
-commands go through its API, authenticated by the token file in the data
-directory. SIGINT or SIGTERM shut it down gracefully.`,
+		Short: "Run the takedown server: registry API, DNS sinkhole, zone transfers and the RPZ feed",
+		Long: `Run the takedown server: the registry API (with /metrics), the authoritative
+DNS sinkhole of every seized zone in a served state, and the transfer server
+(AXFR/IXFR of the sinkhole zones and the RPZ feed, NOTIFY, TSIG). Registry
+changes reach the answers within a second; every query for a seized name is
+an event in the store.
+
+It owns the database file; while it runs, the other commands go through its
+API, authenticated by the token file in the data directory. SIGINT or SIGTERM
+stop accepting, drain the pipeline and close the store, logging each step.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := e.config()
