@@ -29,7 +29,6 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/rpz"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/xfr"
 )
@@ -188,7 +187,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		}
 	}
 	rpzCfg := RPZConfig(cfg)
-	var feedSerial uint32
+	feed := &rpzFeed{cfg: rpzCfg, xs: xs}
 	served := map[string]bool{}
 	sync := &zoneSync{
 		reg: local.Registry, operator: cfg.Operator, log: log.With("component", "zones"), every: 250 * time.Millisecond,
@@ -207,13 +206,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			if err != nil {
 				return err
 			}
-			feedSerial = nextSerial(feedSerial, time.Now())
-			rrs, err := rpz.Build(rpzCfg, feedSerial, entries)
-			if err != nil {
-				return fmt.Errorf("building the rpz: %w", err)
-			}
-			if err := xs.SetZone(rpzCfg.ZoneName(), rrs); err != nil {
-				return fmt.Errorf("publishing the rpz: %w", err)
+			if err := feed.publish(entries); err != nil {
+				return err
 			}
 			// Tell secondaries of the sinkhole zones that are new.
 			now := make(map[string]bool, len(list))

@@ -6,6 +6,9 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/rpz"
@@ -85,4 +88,64 @@ func xfrConfig(cfg config.Config) (xfr.Config, error) {
 		c.AllowUnsigned = append(c.AllowUnsigned, pp)
 	}
 	return c, nil
+}
+
+// rpzFeed publishes the policy zone on the transfer server. The first
+// version goes out whole; after that only the entries that changed are
+// handed over (xfr.UpdateZone), so that a one-domain change on a
+// 800,000-name feed costs O(change) and its IXFR carries only that change.
+type rpzFeed struct {
+	cfg    rpz.Config
+	xs     *xfr.Server
+	serial uint32
+	last   map[string]rpz.Policy // nil before the first publish
+}
+
+func (f *rpzFeed) publish(entries []rpz.Entry) error {
+	now := make(map[string]rpz.Policy, len(entries))
+	for _, e := range entries {
+		if p, ok := now[e.Name]; !ok || e.Policy < p {
+			now[e.Name] = e.Policy // NXDOMAIN wins, as in rpz.Build
+		}
+	}
+	if f.last != nil {
+		var gone, came []rpz.Entry
+		for name, p := range f.last {
+			if q, ok := now[name]; !ok || q != p {
+				gone = append(gone, rpz.Entry{Name: name, Policy: p})
+			}
+		}
+		for name, p := range now {
+			if q, ok := f.last[name]; !ok || q != p {
+				came = append(came, rpz.Entry{Name: name, Policy: p})
+			}
+		}
+		if len(gone) == 0 && len(came) == 0 {
+			return nil
+		}
+		serial := nextSerial(f.serial, time.Now())
+		del, err := rpz.Build(f.cfg, serial, gone)
+		if err == nil {
+			var add []dns.RR
+			if add, err = rpz.Build(f.cfg, serial, came); err == nil {
+				// Build puts the SOA and the NS first; the rest are the
+				// entries' records.
+				if err = f.xs.UpdateZone(f.cfg.ZoneName(), add[0].(*dns.SOA), del[2:], add[2:]); err == nil {
+					f.serial, f.last = serial, now
+					return nil
+				}
+			}
+		}
+		// Fall back to the whole zone, which is always right.
+	}
+	serial := nextSerial(f.serial, time.Now())
+	rrs, err := rpz.Build(f.cfg, serial, entries)
+	if err != nil {
+		return fmt.Errorf("building the rpz: %w", err)
+	}
+	if err := f.xs.SetZone(f.cfg.ZoneName(), rrs); err != nil {
+		return fmt.Errorf("publishing the rpz: %w", err)
+	}
+	f.serial, f.last = serial, now
+	return nil
 }
