@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -24,12 +25,54 @@ type packetInfo struct {
 	rw *responseWriter
 }
 
+// reqState is what handlePacket needs for one request and can reuse for
+// the next: the messages, the lower-case name, our OPT, the backing arrays
+// of the sections and of the A/AAAA records. Nothing in it may be
+// referenced after handlePacket returns, except when the request was handed
+// to Config.Transfer, which may keep it: then it is not reused.
+type reqState struct {
+	req, resp     dns.Msg
+	name          [256]byte
+	opt           dns.OPT
+	question      [1]dns.Question
+	answer, extra [4]dns.RR
+	a             [4]dns.A
+	aaaa          [4]dns.AAAA
+	na, naaaa     int
+}
+
+var reqStates = sync.Pool{New: func() any { return new(reqState) }}
+
+// newA returns a zeroed A record, from the arena while it lasts.
+func (st *reqState) newA() *dns.A {
+	if st.na < len(st.a) {
+		st.na++
+		return &st.a[st.na-1]
+	}
+	return new(dns.A)
+}
+
+// newAAAA returns a zeroed AAAA record, from the arena while it lasts.
+func (st *reqState) newAAAA() *dns.AAAA {
+	if st.naaaa < len(st.aaaa) {
+		st.naaaa++
+		return &st.aaaa[st.naaaa-1]
+	}
+	return new(dns.AAAA)
+}
+
+// reset clears st for reuse, dropping every reference it holds.
+func (st *reqState) reset() {
+	*st = reqState{}
+}
+
 // query is the parsed request with what the answer and the event need.
 type query struct {
 	raw   []byte
 	req   *dns.Msg
 	q     dns.Question
 	lname []byte // qname in lower case, presentation format, with the dot
+	st    *reqState
 	opt   *dns.OPT
 	do    bool
 	ecs   *dns.EDNS0_SUBNET
@@ -56,7 +99,15 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		// A response: never answer one, that is how loops start.
 		return nil
 	}
-	req := new(dns.Msg)
+	st := reqStates.Get().(*reqState)
+	keep := false
+	defer func() {
+		if !keep {
+			st.reset()
+			reqStates.Put(st)
+		}
+	}()
+	req := &st.req
 	if err := req.Unpack(raw); err != nil {
 		s.m.malformed.Inc()
 		s.recordMalformed(raw, pi, now, "FORMERR")
@@ -76,12 +127,17 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		return s.finish(out, resp, pi, dns.MinMsgSize, now)
 	}
 
-	qu := query{raw: raw, req: req, q: req.Question[0], size: dns.MinMsgSize, now: now}
-	var nameBuf [256]byte
-	qu.lname = appendLower(nameBuf[:0], qu.q.Name)
+	qu := query{raw: raw, req: req, q: req.Question[0], size: dns.MinMsgSize, now: now, st: st}
+	qu.lname = appendLower(st.name[:0], qu.q.Name)
 
-	resp := new(dns.Msg)
-	resp.SetReply(req)
+	// resp.SetReply(req), without allocating.
+	resp := &st.resp
+	resp.Id, resp.Response, resp.Opcode = req.Id, true, req.Opcode
+	resp.RecursionDesired, resp.CheckingDisabled = req.RecursionDesired, req.CheckingDisabled
+	resp.Rcode = dns.RcodeSuccess
+	st.question[0] = req.Question[0]
+	resp.Question = st.question[:]
+	resp.Answer, resp.Extra = st.answer[:0], st.extra[:0]
 	if opt := req.IsEdns0(); opt != nil {
 		if rc := s.parseEDNS(&qu, opt); rc != dns.RcodeSuccess {
 			// BADVERS or a malformed cookie: answer with our OPT only.
@@ -95,6 +151,7 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 	zm, served := sn.lookup(qu.lname)
 	xfr := qu.q.Qtype == dns.TypeAXFR || qu.q.Qtype == dns.TypeIXFR
 	if (xfr || !served) && s.delegate(&qu, pi, sn, zm, served) {
+		keep = true // Config.Transfer had req and may still hold it
 		return nil
 	}
 	if !served || xfr || (qu.q.Qclass != dns.ClassINET && qu.q.Qclass != dns.ClassANY) {
@@ -157,7 +214,13 @@ func (s *Server) addOPT(resp *dns.Msg, qu *query, pi *packetInfo) {
 	if qu.opt == nil {
 		return
 	}
-	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	var opt *dns.OPT
+	if qu.st != nil {
+		opt = &qu.st.opt
+	} else {
+		opt = new(dns.OPT)
+	}
+	opt.Hdr = dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}
 	opt.SetUDPSize(uint16(s.maxUDP))
 	if qu.do {
 		opt.SetDo()
@@ -245,16 +308,16 @@ func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch
 	case kind == nodeHost:
 		switch qt {
 		case dns.TypeA:
-			resp.Answer = s.appendA(resp.Answer, owner, s.ns[host].v4)
+			resp.Answer = s.appendAIn(qu.st, resp.Answer, owner, s.ns[host].v4)
 		case dns.TypeAAAA:
-			resp.Answer = s.appendAAAA(resp.Answer, owner, s.ns[host].v6)
+			resp.Answer = s.appendAAAAIn(qu.st, resp.Answer, owner, s.ns[host].v6)
 		}
 	default:
 		switch qt {
 		case dns.TypeA:
-			resp.Answer = s.appendA(resp.Answer, owner, s.a)
+			resp.Answer = s.appendAIn(qu.st, resp.Answer, owner, s.a)
 		case dns.TypeAAAA:
-			resp.Answer = s.appendAAAA(resp.Answer, owner, s.aaaa)
+			resp.Answer = s.appendAAAAIn(qu.st, resp.Answer, owner, s.aaaa)
 		case dns.TypeMX:
 			mx := "mx." + zm.apex + "."
 			resp.Answer = append(resp.Answer, &dns.MX{Hdr: s.hdr(owner, dns.TypeMX), Preference: 10, Mx: mx})
@@ -305,6 +368,32 @@ func (s *Server) hdr(name string, t uint16) dns.RR_Header {
 func (s *Server) appendA(rrs []dns.RR, name string, ips []net.IP) []dns.RR {
 	for _, ip := range ips {
 		rrs = append(rrs, &dns.A{Hdr: s.hdr(name, dns.TypeA), A: ip})
+	}
+	return rrs
+}
+
+// appendAIn is appendA with the records from st's arena (st may be nil).
+func (s *Server) appendAIn(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
+	if st == nil {
+		return s.appendA(rrs, name, ips)
+	}
+	for _, ip := range ips {
+		a := st.newA()
+		a.Hdr, a.A = s.hdr(name, dns.TypeA), ip
+		rrs = append(rrs, a)
+	}
+	return rrs
+}
+
+// appendAAAAIn is appendAAAA with the records from st's arena (st may be nil).
+func (s *Server) appendAAAAIn(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
+	if st == nil {
+		return s.appendAAAA(rrs, name, ips)
+	}
+	for _, ip := range ips {
+		a := st.newAAAA()
+		a.Hdr, a.AAAA = s.hdr(name, dns.TypeAAAA), ip
+		rrs = append(rrs, a)
 	}
 	return rrs
 }

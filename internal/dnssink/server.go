@@ -53,6 +53,9 @@ type Server struct {
 	negTTL uint32
 	mbox   string // SOA RNAME; "" means hostmaster.<zone>
 	maxUDP int
+	// noBatch makes UDP workers read and write one datagram a system
+	// call even where recvmmsg/sendmmsg are available (tests).
+	noBatch bool
 
 	cookieSecret [32]byte
 	macPool      sync.Pool
@@ -407,6 +410,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) serveUDP(c *net.UDPConn, local netip.AddrPort) {
 	defer s.wg.Done()
+	if !s.noBatch && s.serveUDPBatch(c, local) {
+		return
+	}
 	buf := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, 4096)
 	rw := &responseWriter{s: s, udp: c, local: local}
