@@ -188,9 +188,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 	rpzCfg := RPZConfig(cfg)
 	feed := &rpzFeed{cfg: rpzCfg, xs: xs}
-	served := map[string]bool{}
 	sync := &zoneSync{
-		reg: local.Registry, operator: cfg.Operator, log: log.With("component", "zones"), every: 250 * time.Millisecond,
+		reg: local.Registry, log: log.With("component", "zones"), every: 250 * time.Millisecond,
 		apply: func(ctx context.Context, list []ServedDomain) error {
 			if sink != nil {
 				zones := make([]dnssink.Zone, len(list))
@@ -206,19 +205,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			if err != nil {
 				return err
 			}
-			if err := feed.publish(entries); err != nil {
+			added, err := feed.publish(entries)
+			if err != nil {
 				return err
 			}
 			// Tell secondaries of the sinkhole zones that are new.
-			now := make(map[string]bool, len(list))
-			var added []string
-			for _, sd := range list {
-				now[sd.Domain.Name] = true
-				if !served[sd.Domain.Name] {
-					added = append(added, sd.Domain.Name)
-				}
-			}
-			served = now
 			if len(added) > 0 && len(cfg.Transfer.Notify) > 0 {
 				xs.Notify(added...)
 			}
@@ -233,11 +224,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		if err := sink.Start(ctx); err != nil {
 			return fmt.Errorf("dns.listen: %w", err)
 		}
-		onStop("dns stopped", func() error {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return sink.Shutdown(sctx)
-		})
+		onStop("dns stopped", within(5*time.Second, sink.Shutdown))
 		log.Info("dns sinkhole listening", "addrs", fmt.Sprint(sink.Addrs()), "serial", sink.Serial())
 	}
 	step("sinkhole started", t0)
@@ -245,11 +232,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		if err := xs.Start(ctx); err != nil {
 			return fmt.Errorf("transfer.listen: %w", err)
 		}
-		onStop("transfer stopped", func() error {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return xs.Shutdown(sctx)
-		})
+		onStop("transfer stopped", within(5*time.Second, xs.Shutdown))
 		log.Info("transfer server listening", "addrs", fmt.Sprint(xs.Addrs()), "rpz", rpzCfg.ZoneName())
 	}
 	syncCtx, stopSync := context.WithCancel(ctx)
@@ -280,11 +263,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	onStop("api stopped", func() error {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+	onStop("api stopped", within(10*time.Second, srv.Shutdown))
 	log.Info("api listening", "addr", ln.Addr().String(), "db", cfg.Store.Path)
 
 	retCtx, stopRetention := context.WithCancel(ctx)
@@ -304,6 +283,15 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		return nil
 	case err := <-errc:
 		return fmt.Errorf("api server: %w", err)
+	}
+}
+
+// within adapts a Shutdown(ctx) method to a stop step with a deadline.
+func within(d time.Duration, shutdown func(context.Context) error) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return shutdown(ctx)
 	}
 }
 

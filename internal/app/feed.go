@@ -101,11 +101,18 @@ type rpzFeed struct {
 	last   map[string]rpz.Policy // nil before the first publish
 }
 
-func (f *rpzFeed) publish(entries []rpz.Entry) error {
+// It returns the names that were not in the previous version: the sinkhole
+// zones that secondaries have not heard of.
+func (f *rpzFeed) publish(entries []rpz.Entry) (added []string, err error) {
 	now := make(map[string]rpz.Policy, len(entries))
 	for _, e := range entries {
 		if p, ok := now[e.Name]; !ok || e.Policy < p {
 			now[e.Name] = e.Policy // NXDOMAIN wins, as in rpz.Build
+		}
+	}
+	for name := range now {
+		if _, ok := f.last[name]; !ok {
+			added = append(added, name)
 		}
 	}
 	if f.last != nil {
@@ -121,31 +128,37 @@ func (f *rpzFeed) publish(entries []rpz.Entry) error {
 			}
 		}
 		if len(gone) == 0 && len(came) == 0 {
-			return nil
+			return nil, nil
 		}
 		serial := nextSerial(f.serial, time.Now())
-		del, err := rpz.Build(f.cfg, serial, gone)
-		if err == nil {
-			var add []dns.RR
-			if add, err = rpz.Build(f.cfg, serial, came); err == nil {
-				// Build puts the SOA and the NS first; the rest are the
-				// entries' records.
-				if err = f.xs.UpdateZone(f.cfg.ZoneName(), add[0].(*dns.SOA), del[2:], add[2:]); err == nil {
-					f.serial, f.last = serial, now
-					return nil
-				}
-			}
+		if f.update(serial, gone, came) == nil {
+			f.serial, f.last = serial, now
+			return added, nil
 		}
 		// Fall back to the whole zone, which is always right.
 	}
 	serial := nextSerial(f.serial, time.Now())
 	rrs, err := rpz.Build(f.cfg, serial, entries)
 	if err != nil {
-		return fmt.Errorf("building the rpz: %w", err)
+		return nil, fmt.Errorf("building the rpz: %w", err)
 	}
 	if err := f.xs.SetZone(f.cfg.ZoneName(), rrs); err != nil {
-		return fmt.Errorf("publishing the rpz: %w", err)
+		return nil, fmt.Errorf("publishing the rpz: %w", err)
 	}
 	f.serial, f.last = serial, now
-	return nil
+	return added, nil
+}
+
+// update hands the transfer server the records of the entries gone and come.
+func (f *rpzFeed) update(serial uint32, gone, came []rpz.Entry) error {
+	del, err := rpz.Build(f.cfg, serial, gone)
+	if err != nil {
+		return err
+	}
+	add, err := rpz.Build(f.cfg, serial, came)
+	if err != nil {
+		return err
+	}
+	// Build puts the SOA and the NS first; the rest are the entries' records.
+	return f.xs.UpdateZone(f.cfg.ZoneName(), add[0].(*dns.SOA), del[2:], add[2:])
 }

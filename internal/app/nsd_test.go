@@ -115,25 +115,7 @@ transfer:
 		fmt.Fprintf(&zc, "zone:\n\tname: %q\n\trequest-xfr: AXFR 127.0.0.1@%d %s\n", z, xfrPort, tsigName)
 	}
 	conf := filepath.Join(dir, "nsd", "nsd.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`server:
-	ip-address: 127.0.0.1@%[2]d
-	do-ip6: no
-	username: ""
-	chroot: ""
-	zonesdir: "%[1]s"
-	database: ""
-	zonelistfile: "%[1]s/zone.list"
-	xfrdfile: "%[1]s/xfrd.state"
-	xfrdir: "%[1]s/xfr"
-	pidfile: "%[1]s/nsd.pid"
-	server-count: 1
-remote-control:
-	control-enable: no
-key:
-	name: "%[3]s"
-	algorithm: hmac-sha256
-	secret: "%[4]s"
-%[5]s`, filepath.Join(dir, "nsd"), nsdPort, tsigName, tsigSecret, zc.String())), 0o600)
+	os.WriteFile(conf, []byte(testnet.NSDConfig(filepath.Join(dir, "nsd"), nsdPort, tsigName, tsigSecret, zc.String())), 0o600)
 	var nsdLog testnet.Buffer
 	cmd := exec.Command(nsd, "-d", "-c", conf)
 	cmd.Stdout, cmd.Stderr = &nsdLog, &nsdLog

@@ -103,12 +103,11 @@ func dnsConfig(cfg config.Config) dnssink.Config {
 // polls the audit log's last sequence number, which moves with every change,
 // and rebuilds the served set when it moved.
 type zoneSync struct {
-	reg      *registry.Registry
-	operator string
-	apply    func(ctx context.Context, served []ServedDomain) error
-	log      *slog.Logger
-	every    time.Duration
-	last     int64
+	reg   *registry.Registry
+	apply func(ctx context.Context, served []ServedDomain) error
+	log   *slog.Logger
+	every time.Duration
+	last  int64
 }
 
 func (z *zoneSync) once(ctx context.Context, force bool) error {

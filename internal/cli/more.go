@@ -10,7 +10,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -315,5 +314,3 @@ func (e *env) configCommand() *cobra.Command {
 	cmd.AddCommand(check, show)
 	return cmd
 }
-
-var _ = time.Second

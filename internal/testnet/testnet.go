@@ -5,6 +5,7 @@ package testnet
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -49,4 +50,30 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// NSDConfig returns an nsd.conf for NSD running unprivileged in the
+// foreground with all its files in dir, listening on 127.0.0.1:port, with
+// one hmac-sha256 TSIG key and the given zone: clauses.
+func NSDConfig(dir string, port int, keyName, secret, zones string) string {
+	return fmt.Sprintf(`server:
+	ip-address: 127.0.0.1@%[2]d
+	do-ip6: no
+	username: ""
+	chroot: ""
+	zonesdir: "%[1]s"
+	database: ""
+	zonelistfile: "%[1]s/zone.list"
+	xfrdfile: "%[1]s/xfrd.state"
+	xfrdir: "%[1]s/xfr"
+	pidfile: "%[1]s/nsd.pid"
+	verbosity: 2
+	server-count: 1
+remote-control:
+	control-enable: no
+key:
+	name: "%[3]s"
+	algorithm: hmac-sha256
+	secret: "%[4]s"
+%[5]s`, dir, port, keyName, secret, zones)
 }

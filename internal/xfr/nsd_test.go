@@ -124,27 +124,7 @@ func TestNSDSecondary(t *testing.T) {
 		fmt.Fprintf(&zc, "zone:\n\tname: %q\n\trequest-xfr: AXFR 127.0.0.1@%s %s\n\tallow-notify: 127.0.0.1 %s\n", z, xfrPort, testKey, testKey)
 	}
 	conf := filepath.Join(dir, "nsd.conf")
-	writeFile(t, conf, fmt.Sprintf(`
-server:
-	ip-address: 127.0.0.1@%[2]d
-	do-ip6: no
-	username: ""
-	chroot: ""
-	zonesdir: "%[1]s"
-	database: ""
-	zonelistfile: "%[1]s/zone.list"
-	xfrdfile: "%[1]s/xfrd.state"
-	xfrdir: "%[1]s/xfr"
-	pidfile: "%[1]s/nsd.pid"
-	verbosity: 2
-	server-count: 1
-remote-control:
-	control-enable: no
-key:
-	name: "%[3]s"
-	algorithm: hmac-sha256
-	secret: "%[4]s"
-%[5]s`, dir, nsdPort, testKey, testSecret, zc.String()))
+	writeFile(t, conf, testnet.NSDConfig(dir, nsdPort, testKey, testSecret, zc.String()))
 	d := startDaemon(t, nsd, "-d", "-c", conf)
 
 	for i, z := range zones {
