@@ -43,9 +43,10 @@ type reqState struct {
 
 var reqStates = sync.Pool{New: func() any { return new(reqState) }}
 
-// newA returns a zeroed A record, from the arena while it lasts.
+// newA returns a zeroed A record, from the arena while it lasts (st may be
+// nil: then always a new one).
 func (st *reqState) newA() *dns.A {
-	if st.na < len(st.a) {
+	if st != nil && st.na < len(st.a) {
 		st.na++
 		return &st.a[st.na-1]
 	}
@@ -54,7 +55,7 @@ func (st *reqState) newA() *dns.A {
 
 // newAAAA returns a zeroed AAAA record, from the arena while it lasts.
 func (st *reqState) newAAAA() *dns.AAAA {
-	if st.naaaa < len(st.aaaa) {
+	if st != nil && st.naaaa < len(st.aaaa) {
 		st.naaaa++
 		return &st.aaaa[st.naaaa-1]
 	}
@@ -308,22 +309,22 @@ func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch
 	case kind == nodeHost:
 		switch qt {
 		case dns.TypeA:
-			resp.Answer = s.appendAIn(qu.st, resp.Answer, owner, s.ns[host].v4)
+			resp.Answer = s.appendA(qu.st, resp.Answer, owner, s.ns[host].v4)
 		case dns.TypeAAAA:
-			resp.Answer = s.appendAAAAIn(qu.st, resp.Answer, owner, s.ns[host].v6)
+			resp.Answer = s.appendAAAA(qu.st, resp.Answer, owner, s.ns[host].v6)
 		}
 	default:
 		switch qt {
 		case dns.TypeA:
-			resp.Answer = s.appendAIn(qu.st, resp.Answer, owner, s.a)
+			resp.Answer = s.appendA(qu.st, resp.Answer, owner, s.a)
 		case dns.TypeAAAA:
-			resp.Answer = s.appendAAAAIn(qu.st, resp.Answer, owner, s.aaaa)
+			resp.Answer = s.appendAAAA(qu.st, resp.Answer, owner, s.aaaa)
 		case dns.TypeMX:
 			mx := "mx." + zm.apex + "."
 			resp.Answer = append(resp.Answer, &dns.MX{Hdr: s.hdr(owner, dns.TypeMX), Preference: 10, Mx: mx})
 			v4, v6 := s.addrsAt(zm.apex, "mx")
-			resp.Extra = s.appendA(resp.Extra, mx, v4)
-			resp.Extra = s.appendAAAA(resp.Extra, mx, v6)
+			resp.Extra = s.appendA(nil, resp.Extra, mx, v4)
+			resp.Extra = s.appendAAAA(nil, resp.Extra, mx, v6)
 		case dns.TypeTXT:
 			if txt := sn.txts[zm.meta.txtID]; len(txt) > 0 {
 				resp.Answer = append(resp.Answer, &dns.TXT{Hdr: s.hdr(owner, dns.TypeTXT), Txt: txt})
@@ -338,8 +339,8 @@ func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch
 					resp.Answer = append(resp.Answer, &dns.NS{Hdr: s.hdr(owner, dns.TypeNS), Ns: s.ns[i].fqdn})
 				}
 				for i := range s.ns {
-					resp.Extra = s.appendA(resp.Extra, s.ns[i].fqdn, s.ns[i].v4)
-					resp.Extra = s.appendAAAA(resp.Extra, s.ns[i].fqdn, s.ns[i].v6)
+					resp.Extra = s.appendA(nil, resp.Extra, s.ns[i].fqdn, s.ns[i].v4)
+					resp.Extra = s.appendAAAA(nil, resp.Extra, s.ns[i].fqdn, s.ns[i].v6)
 				}
 			}
 		}
@@ -365,18 +366,9 @@ func (s *Server) hdr(name string, t uint16) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: s.ttl}
 }
 
-func (s *Server) appendA(rrs []dns.RR, name string, ips []net.IP) []dns.RR {
-	for _, ip := range ips {
-		rrs = append(rrs, &dns.A{Hdr: s.hdr(name, dns.TypeA), A: ip})
-	}
-	return rrs
-}
-
-// appendAIn is appendA with the records from st's arena (st may be nil).
-func (s *Server) appendAIn(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
-	if st == nil {
-		return s.appendA(rrs, name, ips)
-	}
+// appendA appends an A record per address, taken from st's arena while it
+// lasts (st may be nil).
+func (s *Server) appendA(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
 	for _, ip := range ips {
 		a := st.newA()
 		a.Hdr, a.A = s.hdr(name, dns.TypeA), ip
@@ -385,22 +377,12 @@ func (s *Server) appendAIn(st *reqState, rrs []dns.RR, name string, ips []net.IP
 	return rrs
 }
 
-// appendAAAAIn is appendAAAA with the records from st's arena (st may be nil).
-func (s *Server) appendAAAAIn(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
-	if st == nil {
-		return s.appendAAAA(rrs, name, ips)
-	}
+// appendAAAA is appendA for AAAA records.
+func (s *Server) appendAAAA(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
 	for _, ip := range ips {
 		a := st.newAAAA()
 		a.Hdr, a.AAAA = s.hdr(name, dns.TypeAAAA), ip
 		rrs = append(rrs, a)
-	}
-	return rrs
-}
-
-func (s *Server) appendAAAA(rrs []dns.RR, name string, ips []net.IP) []dns.RR {
-	for _, ip := range ips {
-		rrs = append(rrs, &dns.AAAA{Hdr: s.hdr(name, dns.TypeAAAA), AAAA: ip})
 	}
 	return rrs
 }

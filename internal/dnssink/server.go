@@ -252,15 +252,15 @@ func (s *Server) ZoneRecords(name string) ([]dns.RR, bool) {
 	}
 	for i := range s.ns {
 		if _, in := inZone(s.ns[i].name, apex); in {
-			rrs = s.appendA(rrs, s.ns[i].fqdn, s.ns[i].v4)
-			rrs = s.appendAAAA(rrs, s.ns[i].fqdn, s.ns[i].v6)
+			rrs = s.appendA(nil, rrs, s.ns[i].fqdn, s.ns[i].v4)
+			rrs = s.appendAAAA(nil, rrs, s.ns[i].fqdn, s.ns[i].v6)
 		}
 	}
 	mx := "mx." + fqdn
 	txt := sn.txts[meta.txtID]
 	for _, owner := range []string{fqdn, "*." + fqdn} {
-		rrs = s.appendA(rrs, owner, s.a)
-		rrs = s.appendAAAA(rrs, owner, s.aaaa)
+		rrs = s.appendA(nil, rrs, owner, s.a)
+		rrs = s.appendAAAA(nil, rrs, owner, s.aaaa)
 		rrs = append(rrs, &dns.MX{Hdr: s.hdr(owner, dns.TypeMX), Preference: 10, Mx: mx})
 		if len(txt) > 0 {
 			rrs = append(rrs, &dns.TXT{Hdr: s.hdr(owner, dns.TypeTXT), Txt: txt})
