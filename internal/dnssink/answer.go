@@ -100,6 +100,11 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		// A response: never answer one, that is how loops start.
 		return nil
 	}
+	if !s.noFast {
+		if resp, ok := s.fastAnswer(out, raw, pi, now); ok {
+			return resp
+		}
+	}
 	st := reqStates.Get().(*reqState)
 	keep := false
 	defer func() {
@@ -168,7 +173,7 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 	s.addOPT(resp, &qu, pi)
 	packed := s.finish(out, resp, pi, qu.size, now)
 	if served {
-		s.recordQuery(&qu, pi, sn, zm, resp.Rcode)
+		s.recordQuery(pi, sn, zm, qu.lname, qu.q.Qtype, len(qu.raw), qu.do, qu.ecsS, now, resp.Rcode)
 	}
 	return packed
 }
@@ -483,30 +488,32 @@ func (s *Server) delegate(qu *query, pi *packetInfo, sn *snapshot, zm zoneMatch,
 	t.ServeDNS(pi.rw, qu.req)
 	s.m.query(pi.tcp, pi.rw.rcode)
 	if served {
-		s.recordQuery(qu, pi, sn, zm, pi.rw.rcode)
+		s.recordQuery(pi, sn, zm, qu.lname, qu.q.Qtype, len(qu.raw), qu.do, qu.ecsS, qu.now, pi.rw.rcode)
 	}
 	return true
 }
 
-// recordQuery hands the event of a query for a served name to the recorder.
-func (s *Server) recordQuery(qu *query, pi *packetInfo, sn *snapshot, zm zoneMatch, rcode int) {
+// recordQuery hands the event of a query for a served name to the
+// recorder. (Its arguments are separate values, not the query, so that the
+// fast path's name buffer stays on the stack.)
+func (s *Server) recordQuery(pi *packetInfo, sn *snapshot, zm zoneMatch, lname []byte, qtype uint16, size int, do bool, ecs string, now time.Time, rcode int) {
 	if s.rec == nil {
 		return
 	}
-	name := qu.lname
-	if n := len(name); n > 1 && name[n-1] == '.' {
-		name = name[:n-1]
+	if n := len(lname); n > 1 && lname[n-1] == '.' {
+		lname = lname[:n-1]
 	}
-	e := s.baseEvent(pi, qu.now)
-	e.Domain = string(name)
+	e := s.baseEvent(pi, now)
+	e.Domain = string(lname)
 	e.Zone = zm.apex
 	e.Case = sn.cases[zm.meta.caseID]
-	e.DNSQType = qtypeString(qu.q.Qtype)
+	e.DNSQType = qtypeString(qtype)
 	e.DNSRcode = rcodeString(rcode)
-	e.Bytes = int64(len(qu.raw))
-	e.DNSDO = qu.do
-	e.DNSClientSubnet = qu.ecsS
+	e.Bytes = int64(size)
+	e.DNSDO = do
+	e.DNSClientSubnet = ecs
 	s.rec.Record(e)
+	s.putEvent(e)
 	s.m.recorded.Inc()
 }
 
@@ -524,6 +531,7 @@ func (s *Server) recordMalformed(raw []byte, pi *packetInfo, now time.Time, rcod
 	e.PayloadSHA256 = hex.EncodeToString(sum[:])
 	e.PayloadHead = append([]byte(nil), raw[:min(len(raw), headSize)]...)
 	s.rec.Record(e)
+	s.putEvent(e)
 	s.m.recorded.Inc()
 }
 
@@ -532,7 +540,8 @@ func (s *Server) baseEvent(pi *packetInfo, now time.Time) *event.Event {
 	if pi.tcp {
 		tr = event.TransportTCP
 	}
-	return &event.Event{
+	e := events.Get().(*event.Event)
+	*e = event.Event{
 		Time:      now.UTC(),
 		Sensor:    s.cfg.Sensor,
 		Protocol:  event.ProtoDNS,
@@ -542,6 +551,16 @@ func (s *Server) baseEvent(pi *packetInfo, now time.Time) *event.Event {
 		DstIP:     pi.dst.Addr(),
 		DstPort:   pi.dst.Port(),
 	}
+	return e
+}
+
+// events recycles the events handed to the Recorder, which may not keep
+// them.
+var events = sync.Pool{New: func() any { return new(event.Event) }}
+
+func (s *Server) putEvent(e *event.Event) {
+	*e = event.Event{}
+	events.Put(e)
 }
 
 // appendLower appends name to b in ASCII lower case.

@@ -31,7 +31,8 @@ type Zone struct {
 }
 
 // Recorder receives the events of the sinkhole. Record must not block: the
-// answer waits for it.
+// answer waits for it. The event is the server's to reuse once Record
+// returns: a Recorder that keeps it must copy it.
 type Recorder interface {
 	Record(e *event.Event)
 }

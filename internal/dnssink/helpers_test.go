@@ -24,8 +24,9 @@ type memRecorder struct {
 }
 
 func (r *memRecorder) Record(e *event.Event) {
+	c := *e // the server reuses e
 	r.mu.Lock()
-	r.events = append(r.events, e)
+	r.events = append(r.events, &c)
 	r.mu.Unlock()
 }
 

@@ -56,6 +56,10 @@ type Server struct {
 	// noBatch makes UDP workers read and write one datagram a system
 	// call even where recvmmsg/sendmmsg are available (tests).
 	noBatch bool
+	// fast holds the pre-packed records of the fast path; noFast sends
+	// every packet down the general path (tests compare the two).
+	fast   fastRRs
+	noFast bool
 
 	cookieSecret [32]byte
 	macPool      sync.Pool
@@ -146,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.mbox = h
 	}
+	s.packFast()
 
 	rrl := cfg.RRL
 	if rrl.ResponsesPerSecond < 0 || rrl.Slip < 0 {

@@ -32,6 +32,8 @@ type snapshot struct {
 	// cases and txts are the interned values; index 0 is "" / no TXT.
 	cases []string
 	txts  [][]string // each TXT split into character-strings of ≤ 255 bytes
+	// txtWire holds the same TXTs packed as RDATA, for the fast path.
+	txtWire [][]byte
 	// maxLabels is the most labels of any apex: the lookup walks no deeper.
 	maxLabels int
 	serial    uint32
@@ -91,10 +93,11 @@ func escaped(s []byte, i int) bool {
 // zones skipped because their names are not valid domain names.
 func buildSnapshot(zones []Zone, serial uint32) (*snapshot, int) {
 	sn := &snapshot{
-		zones:  make(map[string]zoneMeta, len(zones)),
-		cases:  []string{""},
-		txts:   [][]string{nil},
-		serial: serial,
+		zones:   make(map[string]zoneMeta, len(zones)),
+		cases:   []string{""},
+		txts:    [][]string{nil},
+		txtWire: [][]byte{nil},
+		serial:  serial,
 	}
 	caseIDs := map[string]uint32{"": 0}
 	txtIDs := map[string]uint32{"": 0}
@@ -119,6 +122,7 @@ func buildSnapshot(zones []Zone, serial uint32) (*snapshot, int) {
 			tid = uint32(len(sn.txts))
 			txtIDs[z.TXT] = tid
 			sn.txts = append(sn.txts, splitTXT(z.TXT))
+			sn.txtWire = append(sn.txtWire, packTXT(sn.txts[tid]))
 		}
 		sn.zones[name] = zoneMeta{name: name, caseID: cid, txtID: tid}
 		if l := dns.CountLabel(name); l > sn.maxLabels {
