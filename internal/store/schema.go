@@ -81,6 +81,18 @@ END;`,
 ALTER TABLE events ADD COLUMN dns_client_subnet VARCHAR;
 ALTER TABLE events ADD COLUMN malformed BOOLEAN DEFAULT false;`,
 	},
+	{
+		Version: 3,
+		Name:    "ingest marks",
+		// A mark is where a source of events (the pipeline's spool) stands:
+		// it is written in the same transaction as the events up to it,
+		// so that a restart resumes after the last stored event, once.
+		SQL: `CREATE TABLE ingest_marks (
+	source  VARCHAR PRIMARY KEY,
+	mark    BLOB NOT NULL,
+	updated TIMESTAMP NOT NULL
+);`,
+	},
 }
 
 // columns lists the columns of events in table order, as the appender and

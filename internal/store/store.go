@@ -141,12 +141,20 @@ func (s *Store) appender(ctx context.Context) (*duckdb.Appender, error) {
 // stored, and read back, as the IPv4 address; the zone of an address is
 // dropped.
 func (s *Store) Append(ctx context.Context, batch []event.Event) error {
+	return s.AppendMarked(ctx, batch, "", nil)
+}
+
+// AppendMarked is Append that also sets the mark of source to mark in the
+// same transaction: either the batch and the mark are both stored, or
+// neither is. An empty source sets no mark. A batch may be empty, to move
+// the mark alone.
+func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error {
 	for i := range batch {
 		if err := check(&batch[i]); err != nil {
 			return fmt.Errorf("store: appending batch: event %d: %w", i, err)
 		}
 	}
-	if len(batch) == 0 {
+	if len(batch) == 0 && source == "" {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -172,12 +180,34 @@ func (s *Store) Append(ctx context.Context, batch []event.Event) error {
 		s.dropAppender()
 		return fmt.Errorf("store: appending batch: %w", err)
 	}
+	if source != "" {
+		if _, err := s.conn.ExecContext(ctx, `INSERT OR REPLACE INTO ingest_marks VALUES (?, ?, now())`, source, mark); err != nil {
+			app.Clear()
+			s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			s.dropAppender()
+			return fmt.Errorf("store: appending batch: setting the mark of %q: %w", source, err)
+		}
+	}
 	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		s.dropAppender()
 		return fmt.Errorf("store: appending batch: committing: %w", err)
 	}
 	return nil
+}
+
+// Mark returns the mark of source that AppendMarked stored last, or nil
+// when it has none.
+func (s *Store) Mark(ctx context.Context, source string) ([]byte, error) {
+	var mark []byte
+	err := s.db.QueryRowContext(ctx, `SELECT mark FROM ingest_marks WHERE source = ?`, source).Scan(&mark)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: reading the mark of %q: %w", source, err)
+	}
+	return mark, nil
 }
 
 func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {

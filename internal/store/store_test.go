@@ -3,8 +3,10 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"net/netip"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/takedown-project/takedown/internal/dbfile"
@@ -90,12 +92,12 @@ func TestReopenKeepsData(t *testing.T) {
 	for range 2 {
 		db = openDB(t, path)
 		s = openStore(t, db)
-		if v, err := migrate.Version(t.Context(), db, store.Component); err != nil || v != 2 {
-			t.Errorf("schema version %d (%v), want 2", v, err)
+		if v, err := migrate.Version(t.Context(), db, store.Component); err != nil || v != 3 {
+			t.Errorf("schema version %d (%v), want 3", v, err)
 		}
 		var steps int
-		if err := db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE component = ?`, store.Component).Scan(&steps); err != nil || steps != 2 {
-			t.Errorf("%d rows in schema_migrations (%v), want 2", steps, err)
+		if err := db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE component = ?`, store.Component).Scan(&steps); err != nil || steps != 3 {
+			t.Errorf("%d rows in schema_migrations (%v), want 3", steps, err)
 		}
 		if got := scanAll(t, s); !reflect.DeepEqual(got, fx[:10]) {
 			t.Errorf("after reopen: %d events, want the first 10 of the fixture", len(got))
@@ -147,5 +149,45 @@ func TestIPText(t *testing.T) {
 	want := []string{"10.0.0.1", "10.0.0.2", "10.1.0.1", "10.1.0.2", "10.2.0.1", "10.3.0.1", "192.0.2.53", "2001:db8:0:0:0:0:0:1"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ip_text: got %q, want %q", got, want)
+	}
+}
+
+func TestAppendMarked(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "takedown.db"))
+	defer db.Close()
+	s := openStore(t, db)
+	defer s.Close()
+	fx := storetest.Fixture()
+	if m, err := s.Mark(t.Context(), "spool"); err != nil || m != nil {
+		t.Fatalf("mark before any: %q, %v", m, err)
+	}
+	if err := s.AppendMarked(t.Context(), fx[:5], "spool", []byte("at-5")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendMarked(t.Context(), nil, "other", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// A batch with a bad event moves neither the events nor the mark.
+	bad := append([]event.Event(nil), fx[5:8]...)
+	bad[2].SrcIP = netip.Addr{}
+	if err := s.AppendMarked(t.Context(), bad, "spool", []byte("at-8")); err == nil || !strings.Contains(err.Error(), "event 2") {
+		t.Fatalf("bad batch: %v", err)
+	}
+	if m, err := s.Mark(t.Context(), "spool"); err != nil || string(m) != "at-5" {
+		t.Fatalf("mark after a refused batch: %q, %v", m, err)
+	}
+	if got := scanAll(t, s); len(got) != 5 {
+		t.Fatalf("%d events stored, want 5", len(got))
+	}
+	if err := s.AppendMarked(t.Context(), fx[5:8], "spool", []byte("at-8")); err != nil {
+		t.Fatal(err)
+	}
+	for src, want := range map[string]string{"spool": "at-8", "other": "x"} {
+		if m, err := s.Mark(t.Context(), src); err != nil || string(m) != want {
+			t.Errorf("mark of %s: %q, %v; want %q", src, m, err, want)
+		}
+	}
+	if got := scanAll(t, s); len(got) != 8 {
+		t.Fatalf("%d events stored, want 8", len(got))
 	}
 }
