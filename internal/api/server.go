@@ -53,6 +53,8 @@ type Config struct {
 	Registry Registry
 	// Events may be nil: the statistics endpoints then answer 503.
 	Events Events
+	// Status, if set, describes the running server for GET /v1/status.
+	Status func(ctx context.Context) (Status, error)
 	// Token is the bearer token every request but /healthz must carry.
 	Token string
 	// Logger receives one line per failed request; nil discards.
@@ -100,6 +102,7 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /v1/audit/verify", h.auth(h.verifyAudit))
 	m.HandleFunc("GET /v1/stats/unique-hosts", h.auth(h.uniqueHosts))
 	m.HandleFunc("GET /v1/stats/callbacks-per-hour", h.auth(h.callbacksPerHour))
+	m.HandleFunc("GET /v1/status", h.auth(h.status))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path), nil)
 	})

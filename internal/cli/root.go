@@ -29,6 +29,7 @@ import (
 type Backend interface {
 	api.Registry
 	api.Events
+	Status(ctx context.Context) (api.Status, error)
 }
 
 var (
@@ -40,6 +41,12 @@ var (
 type localBackend struct {
 	*registry.Registry
 	*store.Store
+	cfg config.Config
+}
+
+// Status describes the files, since no server runs.
+func (l localBackend) Status(ctx context.Context) (api.Status, error) {
+	return app.OfflineStatus(ctx, l.cfg, l.Store)
 }
 
 // env is what every command shares: the global flags, the config, the
@@ -115,6 +122,7 @@ which of its machines are infected.`,
 		e.statsCommand(),
 		e.rpzCommand(),
 		e.demoCommand(),
+		e.statusCommand(),
 	)
 	return root
 }
@@ -186,7 +194,7 @@ func (e *env) backend(ctx context.Context) (b Backend, close func() error, err e
 	if err != nil {
 		return nil, nil, err
 	}
-	return localBackend{l.Registry, l.Store}, l.Close, nil
+	return localBackend{l.Registry, l.Store, cfg}, l.Close, nil
 }
 
 func (e *env) remote(ctx context.Context, cfg config.Config) (*api.Client, error) {

@@ -37,6 +37,7 @@ type Config struct {
 	DNS      DNS      `yaml:"dns"`
 	Transfer Transfer `yaml:"transfer"`
 	RPZ      RPZ      `yaml:"rpz"`
+	Pipeline Pipeline `yaml:"pipeline"`
 	// Delegation configures `takedown domains verify`.
 	Delegation Delegation `yaml:"delegation"`
 }
@@ -157,6 +158,26 @@ type Store struct {
 	RetentionDays int `yaml:"retention_days"`
 }
 
+// Pipeline configures the way from the sinks to the store: every event is
+// first appended to a disk spool, and a writer moves it from there into the
+// store in batches.
+type Pipeline struct {
+	// SpoolDir holds the spool's segment files. Default <data_dir>/spool.
+	SpoolDir string `yaml:"spool_dir"`
+	// SpoolMaxMB is the most the spool may hold, in MiB; only beyond it are
+	// events dropped (and counted). Default 4096.
+	SpoolMaxMB int `yaml:"spool_max_mb"`
+	// SyncMS is how often the spool is fsynced, in milliseconds: the most
+	// a crash of the machine can lose. Default 200; -1 fsyncs every write.
+	SyncMS int `yaml:"sync_ms"`
+	// BatchSize is the most events per store transaction. Default 131072
+	// (whole DuckDB row groups).
+	BatchSize int `yaml:"batch_size"`
+	// FlushMS is the longest an event waits in the spool for its batch, in
+	// milliseconds. Default 500.
+	FlushMS int `yaml:"flush_ms"`
+}
+
 // DefaultRetentionDays is how long events are kept unless configured.
 const DefaultRetentionDays = 180
 
@@ -240,6 +261,21 @@ func (c *Config) fill() {
 	}
 	if c.Transfer.AllowFrom == nil {
 		c.Transfer.AllowFrom = []string{"127.0.0.0/8", "::1/128"}
+	}
+	if c.Pipeline.SpoolDir == "" {
+		c.Pipeline.SpoolDir = filepath.Join(c.DataDir, "spool")
+	}
+	if c.Pipeline.SpoolMaxMB == 0 {
+		c.Pipeline.SpoolMaxMB = 4096
+	}
+	if c.Pipeline.SyncMS == 0 {
+		c.Pipeline.SyncMS = 200
+	}
+	if c.Pipeline.BatchSize == 0 {
+		c.Pipeline.BatchSize = 131072
+	}
+	if c.Pipeline.FlushMS == 0 {
+		c.Pipeline.FlushMS = 500
 	}
 	if c.RPZ.Zone == "" {
 		c.RPZ.Zone = "rpz.takedown.local"
@@ -340,6 +376,18 @@ func (c *Config) Validate() error {
 	if c.Store.RetentionDays < 0 {
 		bad("store.retention_days", "%d is negative; use 0 to keep events forever", c.Store.RetentionDays)
 	}
+	if c.Pipeline.SpoolMaxMB < 0 {
+		bad("pipeline.spool_max_mb", "%d is negative", c.Pipeline.SpoolMaxMB)
+	}
+	if c.Pipeline.SyncMS < -1 {
+		bad("pipeline.sync_ms", "%d must be -1 (fsync every write) or more", c.Pipeline.SyncMS)
+	}
+	if c.Pipeline.BatchSize < 0 || c.Pipeline.BatchSize > 1<<22 {
+		bad("pipeline.batch_size", "%d is not from 1 to 4194304", c.Pipeline.BatchSize)
+	}
+	if c.Pipeline.FlushMS < 0 {
+		bad("pipeline.flush_ms", "%d is negative", c.Pipeline.FlushMS)
+	}
 	if strings.ContainsAny(c.Sensor, " \t\n,\"") || len(c.Sensor) > 64 {
 		bad("sensor", "%q must be at most 64 characters without spaces, commas or quotes", c.Sensor)
 	}
@@ -410,6 +458,9 @@ func WithDataDir(c Config, dir string) (Config, error) {
 	c.DataDir = dir
 	if c.Store.Path == filepath.Join(old, "takedown.duckdb") {
 		c.Store.Path = filepath.Join(dir, "takedown.duckdb")
+	}
+	if c.Pipeline.SpoolDir == filepath.Join(old, "spool") {
+		c.Pipeline.SpoolDir = filepath.Join(dir, "spool")
 	}
 	if c.API.TokenFile == filepath.Join(old, "api.token") {
 		c.API.TokenFile = filepath.Join(dir, "api.token")

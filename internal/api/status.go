@@ -1,0 +1,108 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/registry"
+)
+
+// Status is the pipeline at a glance, as `takedown status` shows it: what
+// comes in, what is stored, what waits in the spool and what was dropped,
+// the enrichment databases and the store.
+type Status struct {
+	Time time.Time `json:"time"`
+	// Serving is false when no `takedown serve` runs: then only the files
+	// (store, spool) are described.
+	Serving bool   `json:"serving"`
+	Sensor  string `json:"sensor,omitempty"`
+	// Uptime of serve, in seconds.
+	Uptime float64 `json:"uptime_seconds,omitempty"`
+
+	Pipeline  PipelineStatus   `json:"pipeline"`
+	Spool     SpoolStatus      `json:"spool"`
+	Store     StoreStatus      `json:"store"`
+	Databases []DatabaseStatus `json:"databases"`
+	// Today is the live count of unique hosts per family for the current
+	// UTC day.
+	Today []UniqueToday `json:"today"`
+}
+
+// PipelineStatus counts events since serve started; rates are per second
+// over the last few seconds.
+type PipelineStatus struct {
+	Recorded      uint64  `json:"recorded"`
+	Stored        uint64  `json:"stored"`
+	Dropped       uint64  `json:"dropped"`
+	Invalid       uint64  `json:"invalid"`
+	StoreFailures uint64  `json:"store_failures"`
+	RecordRate    float64 `json:"record_rate"`
+	StoreRate     float64 `json:"store_rate"`
+	// Backlog is the events recorded and not yet stored.
+	Backlog uint64 `json:"backlog"`
+	// LastAppend is the duration of the last store append, in seconds.
+	LastAppend float64 `json:"last_append_seconds"`
+}
+
+// SpoolStatus describes the disk spool.
+type SpoolStatus struct {
+	Dir      string `json:"dir"`
+	Bytes    int64  `json:"bytes"`
+	MaxBytes int64  `json:"max_bytes"`
+	Segments int    `json:"segments"`
+	// Damaged counts records found damaged (bad CRC, cut short) and
+	// skipped.
+	Damaged uint64 `json:"damaged"`
+}
+
+// StoreStatus describes the event store.
+type StoreStatus struct {
+	Path   string    `json:"path"`
+	Bytes  int64     `json:"bytes"`
+	Events int64     `json:"events"`
+	Oldest time.Time `json:"oldest,omitzero"`
+	Newest time.Time `json:"newest,omitzero"`
+}
+
+// DatabaseStatus describes one enrichment database.
+type DatabaseStatus struct {
+	Path string `json:"path"`
+	// Kind is the detected layout, e.g. GeoLite2-City, iptoasn, rpsl.
+	Kind      string    `json:"kind,omitempty"`
+	BuildDate time.Time `json:"build_date,omitzero"`
+	Records   int64     `json:"records,omitempty"`
+	// Error is why the file is not in use; empty when it is.
+	Error string `json:"error,omitempty"`
+}
+
+// UniqueToday is one family's live unique counts of the day.
+type UniqueToday struct {
+	Family string `json:"family"`
+	Hosts  uint64 `json:"hosts"`
+	BotIDs uint64 `json:"bot_ids"`
+	Exact  bool   `json:"exact"`
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, _ registry.Change) error {
+	if h.cfg.Status == nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "no status is available", nil)
+		return nil
+	}
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	st, err := h.cfg.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// Status asks the server for its status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, "", &st)
+	return st, err
+}
