@@ -26,10 +26,13 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/dnssink"
+	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/uniq"
 	"github.com/takedown-project/takedown/internal/xfr"
 )
 
@@ -146,23 +149,63 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	step("database open", t0)
 	onStop("database closed", local.Close)
 
-	// The pipeline: sinks never wait for the store.
-	batcher := pipeline.New(pipeline.Config{Store: local.Store, Logger: log.With("component", "pipeline"), Registerer: metrics})
+	// Enrichment: offline databases, reloaded when they change.
+	t0 = time.Now()
+	enr, err := enrich.New(enrich.Config{
+		Databases: cfg.Enrich.Databases, AbuseFiles: cfg.Enrich.AbuseFiles, RIRFiles: cfg.Enrich.RIRFiles,
+		CacheSize: cfg.Enrich.CacheSize, Logger: log.With("component", "enrich"), Registerer: metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("enrich: %w", err)
+	}
+	if err := enr.Start(ctx); err != nil {
+		return fmt.Errorf("enrich: %w", err)
+	}
+	onStop("enrichment stopped", enr.Close)
+	if n := len(enr.Sources()); n > 0 {
+		step("enrichment databases loaded", t0)
+	}
+
+	// The pipeline: every event goes to the disk spool, and from there in
+	// batches to the store; sinks never wait for the store.
+	t0 = time.Now()
+	sp, err := spool.Open(spool.Options{
+		Dir: cfg.Pipeline.SpoolDir, MaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20,
+		SyncInterval: syncInterval(cfg.Pipeline.SyncMS),
+		Logger:       log.With("component", "spool"), Registerer: metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline.spool_dir: %w", err)
+	}
+	onStop("spool closed", sp.Close)
+	hosts := uniq.New(uniq.Config{})
+	pipe, err := pipeline.New(pipeline.Config{
+		Spool: sp, Store: local.Store, Enricher: enr, Observer: hosts,
+		BatchSize: cfg.Pipeline.BatchSize, FlushInterval: time.Duration(cfg.Pipeline.FlushMS) * time.Millisecond,
+		Logger: log.With("component", "pipeline"), Registerer: metrics,
+	})
+	if err != nil {
+		return err
+	}
 	pctx, stopPipeline := context.WithCancel(context.Background())
-	go batcher.Run(pctx, 10*time.Second)
+	pipeErr := make(chan error, 1)
+	go func() { pipeErr <- pipe.Run(pctx, 10*time.Second) }()
 	onStop("pipeline drained", func() error {
 		stopPipeline()
-		<-batcher.Done()
-		s := batcher.Stats()
-		log.Info("pipeline", "stored", s.Stored, "dropped", s.Dropped, "failed", s.Failed)
-		return nil
+		err := <-pipeErr
+		s := pipe.Stats()
+		log.Info("pipeline", "recorded", s.Recorded, "stored", s.Stored, "dropped", s.Dropped,
+			"left_in_spool", s.Recorded-min(s.Recorded, s.Stored), "invalid", s.Invalid)
+		return err
 	})
+	step("pipeline started", t0)
+	status := newStatusSource(cfg, local.Store, sp, pipe, enr, hosts, start)
 
 	// The DNS sinkhole, fed from the registry.
 	var sink *dnssink.Server
 	if len(cfg.DNS.Listen) > 0 {
 		dc := dnsConfig(cfg)
-		dc.Recorder = recorder{batcher}
+		dc.Recorder = recorder{pipe}
 		dc.Logger = log.With("component", "dns")
 		dc.Registerer = metrics
 		if sink, err = dnssink.New(dc); err != nil {
@@ -248,7 +291,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", api.New(api.Config{
-		Registry: local.Registry, Events: local.Store, Token: token,
+		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status,
 		Logger: log.With("component", "api"),
 	}))
 	ln, err := net.Listen("tcp", cfg.API.Listen)
@@ -306,9 +349,18 @@ func nextSerial(prev uint32, now time.Time) uint32 {
 }
 
 // recorder adapts the pipeline to the sinks' Recorder interfaces.
-type recorder struct{ b *pipeline.Batcher }
+type recorder struct{ p *pipeline.Pipeline }
 
-func (r recorder) Record(e *event.Event) { r.b.Record(e) }
+func (r recorder) Record(e *event.Event) { r.p.Record(e) }
+
+// syncInterval turns pipeline.sync_ms into the spool's SyncInterval: -1
+// means every write.
+func syncInterval(ms int) time.Duration {
+	if ms < 0 {
+		return -1
+	}
+	return time.Duration(ms) * time.Millisecond
+}
 
 // runRetention deletes events older than days, at start and then hourly.
 func runRetention(ctx context.Context, st *store.Store, days int, log *slog.Logger) {

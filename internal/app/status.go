@@ -6,11 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/config"
+	"github.com/takedown-project/takedown/internal/enrich"
+	"github.com/takedown-project/takedown/internal/pipeline"
+	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/uniq"
 )
 
 // OfflineStatus describes the files of a takedown that no serve runs: the
@@ -54,4 +59,73 @@ func dirFiles(dir, suffix string) (bytes int64, n int) {
 		return nil
 	})
 	return bytes, n
+}
+
+// statusSource answers GET /v1/status for a running serve.
+type statusSource struct {
+	cfg   config.Config
+	st    *store.Store
+	sp    *spool.Spool
+	pipe  *pipeline.Pipeline
+	enr   *enrich.Enricher
+	hosts *uniq.Counter
+	start time.Time
+
+	mu   sync.Mutex
+	prev pipeline.Stats // at prevT, for the rates
+	prT  time.Time
+	rate [2]float64 // recorded, stored per second
+}
+
+func newStatusSource(cfg config.Config, st *store.Store, sp *spool.Spool, pipe *pipeline.Pipeline,
+	enr *enrich.Enricher, hosts *uniq.Counter, start time.Time) *statusSource {
+	return &statusSource{cfg: cfg, st: st, sp: sp, pipe: pipe, enr: enr, hosts: hosts, start: start, prT: start}
+}
+
+// rates returns events recorded and stored per second since the previous
+// call at least a second ago (or since start).
+func (s *statusSource) rates(now time.Time, ps pipeline.Stats) (float64, float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if dt := now.Sub(s.prT).Seconds(); dt >= 1 {
+		s.rate[0] = float64(ps.Recorded-s.prev.Recorded) / dt
+		s.rate[1] = float64(ps.Stored-s.prev.Stored) / dt
+		s.prev, s.prT = ps, now
+	}
+	return s.rate[0], s.rate[1]
+}
+
+func (s *statusSource) status(ctx context.Context) (api.Status, error) {
+	now := time.Now().UTC()
+	ps := s.pipe.Stats()
+	rr, sr := s.rates(now, ps)
+	out := api.Status{
+		Time: now, Serving: true, Sensor: s.cfg.Sensor, Uptime: now.Sub(s.start).Seconds(),
+		Pipeline: api.PipelineStatus{
+			Recorded: ps.Recorded, Stored: ps.Stored, Dropped: ps.Dropped, Invalid: ps.Invalid,
+			StoreFailures: ps.StoreFailures, RecordRate: rr, StoreRate: sr,
+			Backlog: ps.Recorded - min(ps.Recorded, ps.Stored+ps.Invalid), LastAppend: ps.LastAppend.Seconds(),
+		},
+		Databases: []api.DatabaseStatus{},
+		Today:     []api.UniqueToday{},
+	}
+	ss := s.sp.Stats()
+	out.Spool = api.SpoolStatus{Dir: s.cfg.Pipeline.SpoolDir, Bytes: ss.Bytes, MaxBytes: int64(s.cfg.Pipeline.SpoolMaxMB) << 20,
+		Segments: ss.Segments, Damaged: ss.Damaged}
+	for _, src := range s.enr.Sources() {
+		d := api.DatabaseStatus{Path: src.Path, Kind: src.Kind, BuildDate: src.Built, Records: int64(src.Records)}
+		if src.Layout != "" {
+			d.Kind = string(src.Layout)
+		}
+		if src.Err != nil {
+			d.Error = src.Err.Error()
+		}
+		out.Databases = append(out.Databases, d)
+	}
+	for _, c := range s.hosts.Day(now) {
+		out.Today = append(out.Today, api.UniqueToday{Family: c.Family, Hosts: c.Hosts, BotIDs: c.BotIDs, Exact: c.Exact})
+	}
+	var err error
+	out.Store, err = storeStatus(ctx, s.cfg, s.st)
+	return out, err
 }

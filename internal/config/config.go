@@ -38,6 +38,7 @@ type Config struct {
 	Transfer Transfer `yaml:"transfer"`
 	RPZ      RPZ      `yaml:"rpz"`
 	Pipeline Pipeline `yaml:"pipeline"`
+	Enrich   Enrich   `yaml:"enrich"`
 	// Delegation configures `takedown domains verify`.
 	Delegation Delegation `yaml:"delegation"`
 }
@@ -176,6 +177,22 @@ type Pipeline struct {
 	// FlushMS is the longest an event waits in the spool for its batch, in
 	// milliseconds. Default 500.
 	FlushMS int `yaml:"flush_ms"`
+}
+
+// Enrich configures the offline enrichment of source addresses. No file is
+// configured by default: events are then stored without ASN and location.
+type Enrich struct {
+	// Databases are MaxMind-format files (GeoLite2, DB-IP lite, IPinfo
+	// lite; any layout) and iptoasn TSV files, in order of precedence.
+	Databases []string `yaml:"databases"`
+	// AbuseFiles map networks and AS numbers to abuse contacts (lines of
+	// "203.0.113.0/24 abuse@example.net" or "AS64500 abuse@example.net").
+	AbuseFiles []string `yaml:"abuse_files"`
+	// RIRFiles are RPSL dumps (e.g. RIPE's ripe.db.inetnum.gz split files)
+	// whose abuse-c / abuse-mailbox give the contact of a network.
+	RIRFiles []string `yaml:"rir_files"`
+	// CacheSize is the number of addresses cached; default 65536, -1 off.
+	CacheSize int `yaml:"cache_size"`
 }
 
 // DefaultRetentionDays is how long events are kept unless configured.
@@ -375,6 +392,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.RetentionDays < 0 {
 		bad("store.retention_days", "%d is negative; use 0 to keep events forever", c.Store.RetentionDays)
+	}
+	for _, list := range []struct {
+		key   string
+		paths []string
+	}{{"enrich.databases", c.Enrich.Databases}, {"enrich.abuse_files", c.Enrich.AbuseFiles}, {"enrich.rir_files", c.Enrich.RIRFiles}} {
+		for i, p := range list.paths {
+			if strings.TrimSpace(p) == "" {
+				bad(fmt.Sprintf("%s[%d]", list.key, i), "empty path")
+			}
+		}
 	}
 	if c.Pipeline.SpoolMaxMB < 0 {
 		bad("pipeline.spool_max_mb", "%d is negative", c.Pipeline.SpoolMaxMB)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -133,3 +134,43 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 var errStop = fmt.Errorf("stop")
+
+// BenchmarkAppendDNSQueries appends what the DNS sinkhole records: one
+// event per query (TAKEDOWN_BENCH_EVENTS, default 1,048,576), in batches of
+// 131,072, to a database file. Run it with -benchtime=1x.
+func BenchmarkAppendDNSQueries(b *testing.B) {
+	n := benchEvents(b, 1<<20)
+	const batchSize = 1 << 17
+	batch := make([]event.Event, batchSize)
+	t0 := time.Date(2010, 2, 25, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < b.N; i++ {
+		path := filepath.Join(b.TempDir(), fmt.Sprintf("dns%d.db", i))
+		db := openDB(b, path)
+		s := openStore(b, db)
+		var appending time.Duration
+		for done := 0; done < n; done += batchSize {
+			for j := range batch {
+				k := done + j
+				batch[j] = event.Event{
+					Time: t0.Add(time.Duration(k) * 5 * time.Microsecond), Sensor: "ns1",
+					Protocol: event.ProtoDNS, Transport: event.TransportUDP,
+					SrcIP: netip.AddrFrom4([4]byte{127, byte(k >> 16), byte(k >> 8), byte(k)}), SrcPort: uint16(k),
+					DstIP: netip.MustParseAddr("127.0.0.1"), DstPort: 5300,
+					Domain: fmt.Sprintf("q%d.d%03d.example", k%100000, k%276), Zone: fmt.Sprintf("d%03d.example", k%276),
+					Case: "waledac", DNSQType: "A", DNSRcode: "NOERROR", Bytes: 40,
+				}
+			}
+			start := time.Now()
+			if err := s.Append(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			appending += time.Since(start)
+		}
+		b.ReportMetric(float64(n)/appending.Seconds(), "events/s")
+		s.Close()
+		db.Close()
+		if fi, err := os.Stat(path); err == nil {
+			b.ReportMetric(float64(fi.Size())/float64(n), "bytes/event")
+		}
+	}
+}

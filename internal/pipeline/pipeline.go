@@ -1,0 +1,318 @@
+// Package pipeline carries events from the sinks (DNS, listeners) to the
+// store, and never makes a sink wait or lose an event to a slow store.
+//
+// Record encodes an event in its binary form and appends it to the disk
+// spool (internal/spool); that is all a sink pays. A writer goroutine reads
+// the spool back in order, enriches each event, counts it in the live
+// unique-host counters, cuts batches by size and by time, and appends each
+// batch to the store together with the spool position after its last
+// event, in one transaction. After a restart, or a kill -9, the writer
+// resumes from the position the store holds, so every event that reached
+// the spool is stored exactly once. Segments wholly stored are deleted.
+//
+// When the store is slower than the sinks — a burst, a backfill, a stalled
+// disk — the spool grows, not memory. Only when the spool reaches its size
+// limit are events dropped, and counted.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/spool"
+)
+
+// Store is where batches go: the event store.
+type Store interface {
+	// AppendMarked stores batch and sets the mark of source to mark, both
+	// or neither.
+	AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error
+	// Mark returns the last mark of source, nil when none.
+	Mark(ctx context.Context, source string) ([]byte, error)
+}
+
+// Enricher fills in what is known of an event's source address.
+type Enricher interface {
+	Enrich(e *event.Event)
+}
+
+// Observer sees every event on its way to the store (the live unique-host
+// counters).
+type Observer interface {
+	Observe(e *event.Event)
+}
+
+// MarkSource is the name under which the pipeline keeps its spool position
+// in the store.
+const MarkSource = "pipeline-spool"
+
+// Config configures a Pipeline.
+type Config struct {
+	// Spool receives every event first; required. The pipeline does not
+	// close it.
+	Spool *spool.Spool
+	// Store receives the batches; required.
+	Store Store
+	// Enricher, if set, enriches each event before it is stored.
+	Enricher Enricher
+	// Observer, if set, sees each event after enrichment.
+	Observer Observer
+	// BatchSize is the most events in one append; default 131,072.
+	BatchSize int
+	// FlushInterval is the longest an event waits for its batch; default
+	// 500 ms.
+	FlushInterval time.Duration
+	// RetryInterval is the first wait after the store refuses a batch; it
+	// doubles up to 30 s. Default 1 s.
+	RetryInterval time.Duration
+	// Logger and Registerer; nil discards / does not register.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Pipeline is the spool writer side (Record) and the store writer (Run).
+type Pipeline struct {
+	cfg Config
+	log *slog.Logger
+	buf sync.Pool // *[]byte for encoding
+
+	done chan struct{}
+
+	recorded, dropped, stored, invalid, failures atomic.Uint64
+	lastAppend                                   atomic.Int64 // ns
+
+	m metrics
+}
+
+type metrics struct {
+	recorded, dropped, stored, invalid, failures prometheus.Counter
+	batch, appendSeconds                         prometheus.Histogram
+	lag                                          prometheus.Gauge
+}
+
+// New checks cfg and returns a pipeline; Run starts its store writer.
+func New(cfg Config) (*Pipeline, error) {
+	if cfg.Spool == nil || cfg.Store == nil {
+		return nil, errors.New("pipeline: a spool and a store are required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 131072
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = 500 * time.Millisecond
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = time.Second
+	}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.buf.New = func() any { b := make([]byte, 0, 512); return &b }
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_pipeline_" + name, Help: help})
+	}
+	p.m = metrics{
+		recorded: counter("events_recorded_total", "Events the sinks recorded into the spool."),
+		dropped:  counter("events_dropped_total", "Events dropped because the spool was full."),
+		stored:   counter("events_stored_total", "Events appended to the store."),
+		invalid:  counter("events_invalid_total", "Events read back from the spool that could not be stored (undecodable or invalid); skipped."),
+		failures: counter("store_failures_total", "Batches the store refused; they are retried."),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "takedown_pipeline_batch_events",
+			Help: "Events per appended batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "takedown_pipeline_store_append_seconds",
+			Help: "Time to append one batch to the store.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "takedown_pipeline_lag_seconds",
+			Help: "Age of the newest event in the last stored batch, when it was stored."}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(p.m.recorded, p.m.dropped, p.m.stored, p.m.invalid, p.m.failures,
+			p.m.batch, p.m.appendSeconds, p.m.lag)
+	}
+	return p, nil
+}
+
+// Record appends e to the spool. It never waits for the store; it reports
+// false when the event was dropped because the spool is full (or closed).
+// It does not keep e.
+func (p *Pipeline) Record(e *event.Event) bool {
+	bp := p.buf.Get().(*[]byte)
+	b := event.AppendBinary((*bp)[:0], e)
+	err := p.cfg.Spool.Append(b)
+	*bp = b
+	p.buf.Put(bp)
+	if err != nil {
+		p.dropped.Add(1)
+		p.m.dropped.Inc()
+		return false
+	}
+	p.recorded.Add(1)
+	p.m.recorded.Inc()
+	return true
+}
+
+// Stats are the pipeline's counters since it was made.
+type Stats struct {
+	Recorded, Dropped, Stored, Invalid, StoreFailures uint64
+	// LastAppend is the duration of the last store append.
+	LastAppend time.Duration
+}
+
+// Stats returns the counters.
+func (p *Pipeline) Stats() Stats {
+	return Stats{
+		Recorded: p.recorded.Load(), Dropped: p.dropped.Load(), Stored: p.stored.Load(),
+		Invalid: p.invalid.Load(), StoreFailures: p.failures.Load(),
+		LastAppend: time.Duration(p.lastAppend.Load()),
+	}
+}
+
+// Done is closed when Run has returned.
+func (p *Pipeline) Done() <-chan struct{} { return p.done }
+
+// Run moves events from the spool into the store until ctx is cancelled.
+// Then it keeps going for at most drain, until it has stored everything
+// the spool held when ctx ended; what is still in the spool after that is
+// stored by the next Run, after a restart. Run returns an error only when
+// it cannot start (the store's mark cannot be read or is damaged).
+func (p *Pipeline) Run(ctx context.Context, drain time.Duration) error {
+	defer close(p.done)
+	// The writer runs at a lower CPU priority where the system allows it:
+	// the sinks' answers come first, and the spool absorbs the difference.
+	// It has a thread of its own, which ends with it (a goroutine that
+	// exits locked to its thread takes the thread along), so that no other
+	// goroutine ever runs at the lowered priority.
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		lowerPriority(p.log)
+		errc <- p.run(ctx, drain)
+	}()
+	return <-errc
+}
+
+func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
+	raw, err := p.cfg.Store.Mark(ctx, MarkSource)
+	if err != nil {
+		return err
+	}
+	var from spool.Pos
+	if raw != nil {
+		if err := from.UnmarshalBinary(raw); err != nil {
+			return fmt.Errorf("pipeline: the store's spool mark: %w", err)
+		}
+	}
+	r, err := p.cfg.Spool.NewReader(from)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	defer r.Close()
+
+	batch := make([]event.Event, 0, min(p.cfg.BatchSize, 1<<16))
+	var dec event.Decoder
+	end := from
+	stopping := false
+	var drainCtx context.Context // after ctx ends: the drain deadline
+	for {
+		// One batch: up to BatchSize events, or what the spool holds when
+		// FlushInterval has passed (Next still returns what is on disk
+		// once its context has ended). While draining, a short pause in
+		// the records means the spool is empty: the sinks have stopped.
+		parent, wait := ctx, p.cfg.FlushInterval
+		if stopping {
+			parent, wait = drainCtx, 50*time.Millisecond
+		}
+		bctx, cancel := context.WithTimeout(parent, wait)
+		batch = batch[:0]
+		for len(batch) < p.cfg.BatchSize {
+			rec, pos, err := r.Next(bctx)
+			if err != nil {
+				break
+			}
+			end = pos
+			batch = append(batch, event.Event{})
+			e := &batch[len(batch)-1]
+			if err := dec.Decode(rec, e); err != nil || e.Validate() != nil {
+				batch = batch[:len(batch)-1]
+				p.invalid.Add(1)
+				p.m.invalid.Inc()
+				continue
+			}
+			if p.cfg.Enricher != nil {
+				p.cfg.Enricher.Enrich(e)
+			}
+			if p.cfg.Observer != nil {
+				p.cfg.Observer.Observe(e)
+			}
+		}
+		cancel()
+		moved := end != from
+		if moved {
+			sctx := ctx
+			if stopping {
+				sctx = drainCtx
+			}
+			if !p.store(sctx, batch, end) {
+				return nil // the drain deadline passed while the store refused
+			}
+			from = end
+			if err := p.cfg.Spool.Release(end); err != nil {
+				p.log.Warn("releasing stored spool segments", "err", err)
+			}
+		}
+		switch {
+		case stopping && (!moved || drainCtx.Err() != nil):
+			return nil // drained, or out of time: the rest waits in the spool
+		case !stopping && ctx.Err() != nil:
+			stopping = true
+			if err := p.cfg.Spool.Flush(); err != nil {
+				p.log.Warn("flushing the spool", "err", err)
+			}
+			var cancelDrain context.CancelFunc
+			drainCtx, cancelDrain = context.WithTimeout(context.WithoutCancel(ctx), drain)
+			defer cancelDrain()
+		}
+	}
+}
+
+// store appends batch with the spool position end, retrying with backoff
+// while the store refuses it. It reports false if ctx ended first.
+func (p *Pipeline) store(ctx context.Context, batch []event.Event, end spool.Pos) bool {
+	mark, _ := end.MarshalBinary()
+	wait := p.cfg.RetryInterval
+	for {
+		start := time.Now()
+		err := p.cfg.Store.AppendMarked(ctx, batch, MarkSource, mark)
+		took := time.Since(start)
+		if err == nil {
+			p.lastAppend.Store(int64(took))
+			p.m.appendSeconds.Observe(took.Seconds())
+			p.stored.Add(uint64(len(batch)))
+			p.m.stored.Add(float64(len(batch)))
+			if len(batch) > 0 {
+				p.m.batch.Observe(float64(len(batch)))
+				p.m.lag.Set(time.Since(batch[len(batch)-1].Time).Seconds())
+			}
+			return true
+		}
+		p.failures.Add(1)
+		p.m.failures.Inc()
+		p.log.Error("store refused a batch; the events stay in the spool and the batch is retried",
+			"events", len(batch), "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}

@@ -1,0 +1,292 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/takedown-project/takedown/internal/dbfile"
+	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/spool"
+	"github.com/takedown-project/takedown/internal/store"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func ev(i int) *event.Event {
+	return &event.Event{
+		Time: time.Unix(1267106100+int64(i), 0).UTC(), Protocol: event.ProtoDNS, Transport: event.TransportUDP,
+		SrcIP: netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), SrcPort: uint16(i), Domain: "x.example",
+	}
+}
+
+// rig is a real spool and a real store in one test directory.
+type rig struct {
+	t     *testing.T
+	dir   string
+	sp    *spool.Spool
+	st    *store.Store
+	close func()
+}
+
+func newRig(t *testing.T, dir string, so spool.Options) *rig {
+	t.Helper()
+	so.Dir = filepath.Join(dir, "spool")
+	sp, err := spool.Open(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := dbfile.Open(t.Context(), filepath.Join(dir, "takedown.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), store.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, dir: dir, sp: sp, st: st}
+	r.close = func() {
+		if err := sp.Close(); err != nil {
+			t.Error(err)
+		}
+		st.Close()
+		db.Close()
+	}
+	return r
+}
+
+func (r *rig) stored() int64 {
+	s, err := r.st.Stats(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return s.Events
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// start runs p in the background; the returned func stops it and waits.
+func start(t *testing.T, p *Pipeline, drain time.Duration) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx, drain) }()
+	return func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) Observe(*event.Event) { c.n.Add(1) }
+
+type asnEnricher struct{}
+
+func (asnEnricher) Enrich(e *event.Event) { e.ASN, e.CountryCode = 64500, "DE" }
+
+func TestEventsReachTheStoreOnceAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	r := newRig(t, dir, spool.Options{SegmentBytes: 16 << 10})
+	obs := &counter{}
+	p, err := New(Config{Spool: r.sp, Store: r.st, Enricher: asnEnricher{}, Observer: obs, BatchSize: 300, FlushInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, p, 5*time.Second)
+	for i := range 1000 {
+		if !p.Record(ev(i)) {
+			t.Fatal("record refused")
+		}
+	}
+	waitFor(t, "1000 events stored", func() bool { return r.stored() == 1000 })
+	stop()
+	if obs.n.Load() != 1000 {
+		t.Errorf("observer saw %d events", obs.n.Load())
+	}
+	segs := r.sp.Stats().Segments
+	if segs > 2 {
+		t.Errorf("%d segments left after everything was stored: not released", segs)
+	}
+
+	// Events recorded while no pipeline runs wait in the spool; a
+	// restart (new spool, new store, new pipeline) stores them and only
+	// them.
+	p2, _ := New(Config{Spool: r.sp, Store: r.st})
+	for i := 1000; i < 1500; i++ {
+		p2.Record(ev(i))
+	}
+	r.close()
+	r = newRig(t, dir, spool.Options{SegmentBytes: 16 << 10})
+	defer r.close()
+	p3, _ := New(Config{Spool: r.sp, Store: r.st, BatchSize: 300, FlushInterval: 20 * time.Millisecond})
+	stop = start(t, p3, 5*time.Second)
+	waitFor(t, "1500 events stored", func() bool { return r.stored() == 1500 })
+	stop()
+	all := scanAll(t, r.st)
+	seen := map[uint16]bool{}
+	var asn int
+	for _, e := range all {
+		if seen[e.SrcPort] {
+			t.Fatalf("event %d stored twice", e.SrcPort)
+		}
+		seen[e.SrcPort] = true
+		if e.ASN == 64500 {
+			asn++
+		}
+	}
+	if asn != 1000 {
+		t.Errorf("%d events enriched, want the first 1000", asn)
+	}
+	if p3.Stats().Stored != 500 {
+		t.Errorf("second run stored %d, want 500", p3.Stats().Stored)
+	}
+}
+
+func scanAll(t *testing.T, st *store.Store) []event.Event {
+	var out []event.Event
+	if err := st.Scan(context.Background(), store.ScanQuery{}, func(e *event.Event) error {
+		out = append(out, *e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// stalling refuses every append while stalled.
+type stalling struct {
+	Store
+	stalled atomic.Bool
+	refused atomic.Int64
+}
+
+func (s *stalling) AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error {
+	if s.stalled.Load() {
+		s.refused.Add(1)
+		return errors.New("disk full")
+	}
+	return s.Store.AppendMarked(ctx, batch, source, mark)
+}
+
+// TestStoreStall: while the store refuses batches, the sinks keep
+// recording (into the spool), nothing is lost, and everything is stored
+// once the store is back.
+func TestStoreStall(t *testing.T) {
+	r := newRig(t, t.TempDir(), spool.Options{SegmentBytes: 64 << 10})
+	defer r.close()
+	st := &stalling{Store: r.st}
+	st.stalled.Store(true)
+	p, _ := New(Config{Spool: r.sp, Store: st, BatchSize: 500, FlushInterval: 10 * time.Millisecond, RetryInterval: 20 * time.Millisecond})
+	stop := start(t, p, 5*time.Second)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5000 {
+				if !p.Record(ev(g*5000 + i)) {
+					t.Error("record dropped below the spool limit")
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "the store to be retried", func() bool { return st.refused.Load() >= 3 })
+	if n := r.stored(); n != 0 {
+		t.Fatalf("%d events stored while stalled", n)
+	}
+	if b := r.sp.Stats().Bytes; b < 20000*20 {
+		t.Fatalf("spool holds %d bytes for 20,000 events", b)
+	}
+	st.stalled.Store(false)
+	waitFor(t, "20,000 events stored", func() bool { return r.stored() == 20000 })
+	stop()
+	if s := p.Stats(); s.Dropped != 0 || s.StoreFailures == 0 || s.Stored != 20000 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestSpoolFullDrops: beyond the spool's limit events are dropped and
+// counted, and Record does not block.
+func TestSpoolFullDrops(t *testing.T) {
+	r := newRig(t, t.TempDir(), spool.Options{MaxBytes: 256 << 10, SegmentBytes: 64 << 10})
+	defer r.close()
+	p, _ := New(Config{Spool: r.sp, Store: r.st}) // not running: nothing drains
+	dropped := 0
+	for i := range 20000 {
+		if !p.Record(ev(i)) {
+			dropped++
+		}
+	}
+	if dropped == 0 || p.Stats().Dropped != uint64(dropped) {
+		t.Fatalf("dropped %d, stats %+v", dropped, p.Stats())
+	}
+}
+
+// TestInvalidRecordsSkipped: a record that does not decode, or an event
+// the store would refuse, is skipped and counted; the events around it
+// are stored.
+func TestInvalidRecordsSkipped(t *testing.T) {
+	r := newRig(t, t.TempDir(), spool.Options{})
+	defer r.close()
+	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
+	p.Record(ev(1))
+	if err := r.sp.Append([]byte{0xee, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	p.Record(&event.Event{Time: time.Now(), Protocol: "gopher", SrcIP: netip.MustParseAddr("127.0.0.1")})
+	p.Record(ev(2))
+	stop := start(t, p, time.Second)
+	waitFor(t, "2 events stored", func() bool { return r.stored() == 2 })
+	stop()
+	if s := p.Stats(); s.Invalid != 2 {
+		t.Fatalf("stats %+v: want 2 invalid", s)
+	}
+}
+
+func TestConfigRequired(t *testing.T) {
+	if _, err := New(Config{}); err == nil {
+		t.Fatal("no error without spool and store")
+	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	sp, err := spool.Open(spool.Options{Dir: b.TempDir(), MaxBytes: 8 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sp.Close()
+	p, _ := New(Config{Spool: sp, Store: nopStore{}})
+	e := ev(7)
+	e.Zone, e.Case, e.Family, e.DNSQType, e.DNSRcode, e.Sensor = "example", "waledac", "waledac", "A", "NOERROR", "ns1"
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p.Record(e)
+		}
+	})
+}
+
+type nopStore struct{}
+
+func (nopStore) AppendMarked(context.Context, []event.Event, string, []byte) error { return nil }
+func (nopStore) Mark(context.Context, string) ([]byte, error)                        { return nil, nil }
