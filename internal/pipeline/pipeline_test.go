@@ -289,4 +289,4 @@ func BenchmarkRecord(b *testing.B) {
 type nopStore struct{}
 
 func (nopStore) AppendMarked(context.Context, []event.Event, string, []byte) error { return nil }
-func (nopStore) Mark(context.Context, string) ([]byte, error)                        { return nil, nil }
+func (nopStore) Mark(context.Context, string) ([]byte, error)                      { return nil, nil }

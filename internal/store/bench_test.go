@@ -3,8 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
