@@ -50,6 +50,17 @@ CFG
 }
 
 stop() {
+	# Every query went to the spool first; wait until the store has caught
+	# up with it, and say how long that took.
+	local t0=$SECONDS backlog
+	while :; do
+		backlog=$("$BIN" -c "$CFG" status --json | sed -n 's/.*"backlog": \([0-9]*\).*/\1/p')
+		[ "${backlog:-0}" = 0 ] && break
+		[ $((SECONDS - t0)) -gt 900 ] && { echo "store still $backlog events behind after 900 s" >&2; break; }
+		sleep 1
+	done
+	echo "store caught up with the spool $((SECONDS - t0)) s after the load"
+	"$BIN" -c "$CFG" status | sed -n '/^pipeline/,/^last store/p'
 	kill -INT "$(cat "$DIR/serve.pid")" 2>/dev/null || true
 	while kill -0 "$(cat "$DIR/serve.pid")" 2>/dev/null; do sleep 0.2; done
 	grep -E "pipeline|stopped" "$DIR/serve.log" || true

@@ -72,7 +72,7 @@ type Config struct {
 	// 500 ms.
 	FlushInterval time.Duration
 	// RetryInterval is the first wait after the store refuses a batch; it
-	// doubles up to 30 s. Default 1 s.
+	// doubles up to 5 s. Default 1 s.
 	RetryInterval time.Duration
 	// Logger and Registerer; nil discards / does not register.
 	Logger     *slog.Logger
@@ -313,6 +313,6 @@ func (p *Pipeline) store(ctx context.Context, batch []event.Event, end spool.Pos
 			return false
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 30*time.Second)
+		wait = min(2*wait, 5*time.Second)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,7 +73,7 @@ func (r *rig) stored() int64 {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -186,41 +187,70 @@ func (s *stalling) AppendMarked(ctx context.Context, batch []event.Event, source
 	return s.Store.AppendMarked(ctx, batch, source, mark)
 }
 
-// TestStoreStall: while the store refuses batches, the sinks keep
-// recording (into the spool), nothing is lost, and everything is stored
-// once the store is back.
+// TestStoreStall is the store stall: the store refuses every batch
+// for 30 s while the sinks keep recording at a steady rate. Memory stays
+// bounded (the events go to the spool, not the heap), the spool grows, and
+// once the store is back everything drains, nothing lost.
 func TestStoreStall(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{SegmentBytes: 64 << 10})
+	stall := 30 * time.Second
+	r := newRig(t, t.TempDir(), spool.Options{SegmentBytes: 8 << 20})
 	defer r.close()
 	st := &stalling{Store: r.st}
 	st.stalled.Store(true)
-	p, _ := New(Config{Spool: r.sp, Store: st, BatchSize: 500, FlushInterval: 10 * time.Millisecond, RetryInterval: 20 * time.Millisecond})
+	p, _ := New(Config{Spool: r.sp, Store: st, FlushInterval: 50 * time.Millisecond, RetryInterval: 100 * time.Millisecond})
 	stop := start(t, p, 5*time.Second)
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak uint64
+	var recorded atomic.Int64
 	var wg sync.WaitGroup
+	end := time.Now().Add(stall)
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range 5000 {
-				if !p.Record(ev(g*5000 + i)) {
-					t.Error("record dropped below the spool limit")
-					return
+			// 500 events every 100 ms per goroutine: 20,000 a second.
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; time.Now().Before(end); <-tick.C {
+				for range 500 {
+					if !p.Record(ev(g<<24 | i)) {
+						t.Error("record dropped below the spool limit")
+						return
+					}
+					i++
+					recorded.Add(1)
 				}
 			}
 		}()
 	}
-	wg.Wait()
-	waitFor(t, "the store to be retried", func() bool { return st.refused.Load() >= 3 })
-	if n := r.stored(); n != 0 {
-		t.Fatalf("%d events stored while stalled", n)
+	for time.Now().Before(end) {
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+		time.Sleep(100 * time.Millisecond)
 	}
-	if b := r.sp.Stats().Bytes; b < 20000*20 {
-		t.Fatalf("spool holds %d bytes for 20,000 events", b)
+	wg.Wait()
+	n := recorded.Load()
+	spooled := r.sp.Stats().Bytes
+	if got := r.stored(); got != 0 {
+		t.Fatalf("%d events stored while stalled", got)
+	}
+	if spooled < n*20 {
+		t.Fatalf("spool holds %d bytes for %d events", spooled, n)
+	}
+	growth := int64(peak) - int64(base)
+	t.Logf("stalled %v: %d events recorded, spool %d MiB, heap growth at most %d MiB", stall, n, spooled>>20, growth>>20)
+	// The spool buffers at most 32 MiB in memory; the rest is the test's.
+	if growth > 96<<20 {
+		t.Fatalf("heap grew by %d MiB while the store stalled", growth>>20)
 	}
 	st.stalled.Store(false)
-	waitFor(t, "20,000 events stored", func() bool { return r.stored() == 20000 })
+	waitFor(t, "every event stored", func() bool { return r.stored() == n })
 	stop()
-	if s := p.Stats(); s.Dropped != 0 || s.StoreFailures == 0 || s.Stored != 20000 {
+	if s := p.Stats(); s.Dropped != 0 || s.StoreFailures == 0 || s.Stored != uint64(n) {
 		t.Fatalf("stats %+v", s)
 	}
 }
