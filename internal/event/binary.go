@@ -68,6 +68,17 @@ const (
 	tagCity
 	tagLatitude
 	tagLongitude
+	tagHTTPReferer
+	tagHTTPForwardedBy
+	tagHTTPContentType
+	tagTLSALPN
+	tagSMTPHelo
+	tagSMTPFrom
+	tagSMTPRcptDomains
+	tagSMTPRcptCount
+	tagSMTPSubject
+	tagSMTPMessageID
+	tagError
 )
 
 // AppendBinary appends the binary form of e to dst and returns the result.
@@ -125,6 +136,17 @@ func AppendBinary(dst []byte, e *Event) []byte {
 	dst = appendString(dst, tagCity, e.City)
 	dst = appendFloat(dst, tagLatitude, e.Latitude)
 	dst = appendFloat(dst, tagLongitude, e.Longitude)
+	dst = appendString(dst, tagHTTPReferer, e.HTTPReferer)
+	dst = appendString(dst, tagHTTPForwardedBy, e.HTTPForwardedBy)
+	dst = appendString(dst, tagHTTPContentType, e.HTTPContentType)
+	dst = appendString(dst, tagTLSALPN, e.TLSALPN)
+	dst = appendString(dst, tagSMTPHelo, e.SMTPHelo)
+	dst = appendString(dst, tagSMTPFrom, e.SMTPFrom)
+	dst = appendString(dst, tagSMTPRcptDomains, e.SMTPRcptDomains)
+	dst = appendNumber(dst, tagSMTPRcptCount, uint64(e.SMTPRcptCount))
+	dst = appendString(dst, tagSMTPSubject, e.SMTPSubject)
+	dst = appendString(dst, tagSMTPMessageID, e.SMTPMessageID)
+	dst = appendString(dst, tagError, e.Error)
 	return dst
 }
 
@@ -259,7 +281,7 @@ func (d *Decoder) Decode(b []byte, e *Event) error {
 			} else {
 				e.Longitude = f
 			}
-		case tagSrcPort, tagDstPort, tagBytes, tagASN:
+		case tagSrcPort, tagDstPort, tagBytes, tagASN, tagSMTPRcptCount:
 			n, w := binary.Uvarint(b[i:])
 			if w <= 0 {
 				return truncated(tag, off)
@@ -304,6 +326,11 @@ func (d *Decoder) setNumber(e *Event, tag byte, n uint64) error {
 			return fmt.Errorf("asn %d is out of range", n)
 		}
 		e.ASN = uint32(n)
+	case tagSMTPRcptCount:
+		if n > math.MaxUint32 {
+			return fmt.Errorf("recipient count %d is out of range", n)
+		}
+		e.SMTPRcptCount = uint32(n)
 	}
 	return nil
 }
@@ -360,6 +387,26 @@ func (d *Decoder) setBytes(e *Event, tag byte, v []byte) error {
 		e.Region = d.intern(v)
 	case tagCity:
 		e.City = d.intern(v)
+	case tagHTTPReferer:
+		e.HTTPReferer = string(v)
+	case tagHTTPForwardedBy:
+		e.HTTPForwardedBy = string(v)
+	case tagHTTPContentType:
+		e.HTTPContentType = d.intern(v)
+	case tagTLSALPN:
+		e.TLSALPN = d.intern(v)
+	case tagSMTPHelo:
+		e.SMTPHelo = d.intern(v)
+	case tagSMTPFrom:
+		e.SMTPFrom = string(v)
+	case tagSMTPRcptDomains:
+		e.SMTPRcptDomains = string(v)
+	case tagSMTPSubject:
+		e.SMTPSubject = string(v)
+	case tagSMTPMessageID:
+		e.SMTPMessageID = string(v)
+	case tagError:
+		e.Error = d.intern(v)
 	default:
 		return fmt.Errorf("unknown field tag %d", tag)
 	}

@@ -35,6 +35,8 @@ var csvColumns = []string{
 	"sensor", "zone", "case", "bot_id", "http_method",
 	"ssl_version", "ssl_cipher", "ja4", "dns_qtype", "dns_rcode", "dns_do", "dns_client_subnet",
 	"malformed", "bytes", "payload_sha256", "payload_head", "as_name", "latitude", "longitude",
+	"http_referer", "forwarded_by", "content_type", "alpn", "smtp_helo", "smtp_from", "smtp_rcpt_domains",
+	"smtp_rcpt_count", "smtp_subject", "smtp_message_id", "error",
 }
 
 // CSVColumns returns the header row that CSVWriter writes, in order.
@@ -198,6 +200,17 @@ var csvFields = map[string]csvField{
 	"dns_do":            boolField(func(e *Event) *bool { return &e.DNSDO }),
 	"dns_client_subnet": strField(func(e *Event) *string { return &e.DNSClientSubnet }),
 	"malformed":         boolField(func(e *Event) *bool { return &e.Malformed }),
+	"http_referer":      strField(func(e *Event) *string { return &e.HTTPReferer }),
+	"forwarded_by":      strField(func(e *Event) *string { return &e.HTTPForwardedBy }),
+	"content_type":      strField(func(e *Event) *string { return &e.HTTPContentType }),
+	"alpn":              strField(func(e *Event) *string { return &e.TLSALPN }),
+	"smtp_helo":         strField(func(e *Event) *string { return &e.SMTPHelo }),
+	"smtp_from":         strField(func(e *Event) *string { return &e.SMTPFrom }),
+	"smtp_rcpt_domains": strField(func(e *Event) *string { return &e.SMTPRcptDomains }),
+	"smtp_rcpt_count":   uintField(math.MaxUint32, func(e *Event) uint64 { return uint64(e.SMTPRcptCount) }, func(e *Event, v uint64) { e.SMTPRcptCount = uint32(v) }),
+	"smtp_subject":      strField(func(e *Event) *string { return &e.SMTPSubject }),
+	"smtp_message_id":   strField(func(e *Event) *string { return &e.SMTPMessageID }),
+	"error":             strField(func(e *Event) *string { return &e.Error }),
 	"bytes": {
 		get: func(e *Event, b []byte) []byte {
 			if e.Bytes != 0 {

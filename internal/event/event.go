@@ -85,10 +85,16 @@ type Event struct {
 	HTTPMethod    string
 	HTTPPath      string // path and query
 	HTTPUserAgent string
+	HTTPReferer   string
+	// HTTPForwardedBy is the X-Forwarded-For header as received: kept as
+	// evidence, never taken as the source.
+	HTTPForwardedBy string
+	HTTPContentType string
 
 	TLSVersion     string // e.g. "1.3"
 	TLSCipher      string // IANA name, e.g. TLS_AES_128_GCM_SHA256
 	TLSFingerprint string // JA4
+	TLSALPN        string // the protocols the client offered, comma-separated
 
 	DNSQType string // e.g. "A", "TXT", "TYPE65534"
 	DNSRcode string // e.g. "NOERROR", "REFUSED"
@@ -97,6 +103,21 @@ type Event struct {
 	// DNSClientSubnet is the query's EDNS0 client subnet, as a prefix such
 	// as "198.51.100.0/24"; empty when the query carried none.
 	DNSClientSubnet string
+
+	// SMTP envelope and headers of a message a spam bot sent (accepted,
+	// never relayed). SMTPRcptDomains lists the distinct recipient domains,
+	// comma-separated; SMTPRcptCount counts every recipient.
+	SMTPHelo        string
+	SMTPFrom        string
+	SMTPRcptDomains string
+	SMTPRcptCount   uint32
+	SMTPSubject     string
+	SMTPMessageID   string
+
+	// Error says why a request or session ended badly: a TLS handshake
+	// that failed, a limit that was hit ("header timeout", "body too
+	// large"). Empty when all went well.
+	Error string
 
 	// Malformed marks a request that failed to parse (a DNS packet, an
 	// HTTP request line, an SMTP command); PayloadHead holds its start.

@@ -69,6 +69,17 @@ const (
 	keyBytes       = "extra.bytes"
 	keyPayloadHash = "extra.payload_sha256"
 	keyPayloadHead = "extra.payload_head"
+	keyReferer     = "extra.http_referer"
+	keyForwarded   = "extra.forwarded_by"
+	keyContentType = "extra.content_type"
+	keyALPN        = "extra.tls_alpn"
+	keyHelo        = "extra.smtp_helo"
+	keyMailFrom    = "extra.smtp_mail_from"
+	keyRcptDomains = "extra.smtp_rcpt_domains"
+	keyRcptCount   = "extra.smtp_rcpt_count"
+	keySubject     = "extra.smtp_subject"
+	keyMessageID   = "extra.smtp_message_id"
+	keyError       = "extra.error"
 )
 
 // AppendJSON appends the JSON object of e to dst, without a newline.
@@ -115,9 +126,20 @@ func AppendJSON(dst []byte, e *Event) []byte {
 	w.str(keyBotID, e.BotID)
 	w.str(keyMethod, e.HTTPMethod)
 	w.str(keyAgent, e.HTTPUserAgent)
+	w.str(keyReferer, e.HTTPReferer)
+	w.str(keyForwarded, e.HTTPForwardedBy)
+	w.str(keyContentType, e.HTTPContentType)
 	w.str(keyTLSVersion, e.TLSVersion)
 	w.str(keyTLSCipher, e.TLSCipher)
 	w.str(keyJA4, e.TLSFingerprint)
+	w.str(keyALPN, e.TLSALPN)
+	w.str(keyHelo, e.SMTPHelo)
+	w.str(keyMailFrom, e.SMTPFrom)
+	w.str(keyRcptDomains, e.SMTPRcptDomains)
+	w.uint(keyRcptCount, uint64(e.SMTPRcptCount))
+	w.str(keySubject, e.SMTPSubject)
+	w.str(keyMessageID, e.SMTPMessageID)
+	w.str(keyError, e.Error)
 	w.str(keyQType, e.DNSQType)
 	w.str(keyRcode, e.DNSRcode)
 	w.boolean(keyDO, e.DNSDO)
@@ -245,7 +267,8 @@ var jsonKeys = []string{
 	keySrcIP, keySrcPort, keyDstIP, keyDstPort, keyFQDN, keyURLPath, keyASN, keyASName,
 	keyCC, keyRegion, keyCity, keyLat, keyLon, keySensor, keyZone, keyCase, keyTag, keyBotID,
 	keyMethod, keyAgent, keyTLSVersion, keyTLSCipher, keyJA4, keyQType, keyRcode, keyDO, keyECS,
-	keyMalformed, keyBytes, keyPayloadHash, keyPayloadHead,
+	keyMalformed, keyBytes, keyPayloadHash, keyPayloadHead, keyReferer, keyForwarded, keyContentType,
+	keyALPN, keyHelo, keyMailFrom, keyRcptDomains, keyRcptCount, keySubject, keyMessageID, keyError,
 }
 
 var jsonKeyIndex = func() map[string]int {
@@ -401,6 +424,10 @@ func decodeKey(e *Event, k string, raw []byte, identifier *string) error {
 		n, err := juint(raw, math.MaxUint32)
 		e.ASN = uint32(n)
 		return err
+	case keyRcptCount:
+		n, err := juint(raw, math.MaxUint32)
+		e.SMTPRcptCount = uint32(n)
+		return err
 	case keyASName:
 		return jset(raw, &e.ASName)
 	case keyCC:
@@ -433,6 +460,26 @@ func decodeKey(e *Event, k string, raw []byte, identifier *string) error {
 		return jset(raw, &e.TLSCipher)
 	case keyJA4:
 		return jset(raw, &e.TLSFingerprint)
+	case keyReferer:
+		return jset(raw, &e.HTTPReferer)
+	case keyForwarded:
+		return jset(raw, &e.HTTPForwardedBy)
+	case keyContentType:
+		return jset(raw, &e.HTTPContentType)
+	case keyALPN:
+		return jset(raw, &e.TLSALPN)
+	case keyHelo:
+		return jset(raw, &e.SMTPHelo)
+	case keyMailFrom:
+		return jset(raw, &e.SMTPFrom)
+	case keyRcptDomains:
+		return jset(raw, &e.SMTPRcptDomains)
+	case keySubject:
+		return jset(raw, &e.SMTPSubject)
+	case keyMessageID:
+		return jset(raw, &e.SMTPMessageID)
+	case keyError:
+		return jset(raw, &e.Error)
 	case keyQType:
 		return jset(raw, &e.DNSQType)
 	case keyRcode:

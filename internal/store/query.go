@@ -260,12 +260,15 @@ func (s *Store) Scan(ctx context.Context, q ScanQuery, fn func(*event.Event) err
 		family, tag, botID, method, path, agent     sql.NullString
 		tlsVer, tlsCipher, tlsFP, qtype, rcode, sha sql.NullString
 		asName, country, region, city, ecs          sql.NullString
+		referer, fwd, ctype, alpn, helo, from       sql.NullString
+		rcpts, subject, msgID, errText              sql.NullString
 	)
 	dest := []any{&e.Time, &sensor, &proto, &transport, &src, &src6, &e.SrcPort, &dst, &e.DstPort,
 		&domain, &zone, &cas, &family, &tag, &botID, &method, &path, &agent,
 		&tlsVer, &tlsCipher, &tlsFP, &qtype, &rcode, &e.Bytes, &sha,
 		&head, &e.ASN, &asName, &country, &region, &city, &e.Latitude, &e.Longitude,
-		&e.DNSDO, &ecs, &e.Malformed}
+		&e.DNSDO, &ecs, &e.Malformed, &referer, &fwd, &ctype, &alpn,
+		&helo, &from, &rcpts, &e.SMTPRcptCount, &subject, &msgID, &errText}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("store: scanning events: %w", err)
@@ -312,6 +315,17 @@ func (s *Store) Scan(ctx context.Context, q ScanQuery, fn func(*event.Event) err
 			DNSDO:           e.DNSDO,
 			DNSClientSubnet: ecs.String,
 			Malformed:       e.Malformed,
+			HTTPReferer:     referer.String,
+			HTTPForwardedBy: fwd.String,
+			HTTPContentType: ctype.String,
+			TLSALPN:         alpn.String,
+			SMTPHelo:        helo.String,
+			SMTPFrom:        from.String,
+			SMTPRcptDomains: rcpts.String,
+			SMTPRcptCount:   e.SMTPRcptCount,
+			SMTPSubject:     subject.String,
+			SMTPMessageID:   msgID.String,
+			Error:           errText.String,
 		}
 		if len(out.PayloadHead) == 0 {
 			out.PayloadHead = nil

@@ -93,6 +93,21 @@ ALTER TABLE events ADD COLUMN malformed BOOLEAN DEFAULT false;`,
 	updated TIMESTAMP NOT NULL
 );`,
 	},
+	{
+		Version: 4,
+		Name:    "listener fields: http, tls alpn, smtp, error",
+		SQL: `ALTER TABLE events ADD COLUMN http_referer VARCHAR;
+ALTER TABLE events ADD COLUMN forwarded_by VARCHAR;
+ALTER TABLE events ADD COLUMN content_type VARCHAR;
+ALTER TABLE events ADD COLUMN tls_alpn VARCHAR;
+ALTER TABLE events ADD COLUMN smtp_helo VARCHAR;
+ALTER TABLE events ADD COLUMN smtp_from VARCHAR;
+ALTER TABLE events ADD COLUMN smtp_rcpt_domains VARCHAR;
+ALTER TABLE events ADD COLUMN smtp_rcpt_count UINTEGER DEFAULT 0;
+ALTER TABLE events ADD COLUMN smtp_subject VARCHAR;
+ALTER TABLE events ADD COLUMN smtp_message_id VARCHAR;
+ALTER TABLE events ADD COLUMN error VARCHAR;`,
+	},
 }
 
 // columns lists the columns of events in table order, as the appender and
@@ -101,6 +116,7 @@ const columns = `time, sensor, protocol, transport, src_ip, src_ip6, src_port, d
 	domain, zone, case_name, family, tag, bot_id, http_method, http_path, http_user_agent,
 	tls_version, tls_cipher, tls_fingerprint, dns_qtype, dns_rcode, bytes, payload_sha256,
 	payload_head, asn, as_name, country_code, region, city, latitude, longitude,
-	dns_do, dns_client_subnet, malformed`
+	dns_do, dns_client_subnet, malformed, http_referer, forwarded_by, content_type, tls_alpn,
+	smtp_helo, smtp_from, smtp_rcpt_domains, smtp_rcpt_count, smtp_subject, smtp_message_id, error`
 
-const numColumns = 36
+const numColumns = 47

@@ -253,6 +253,17 @@ func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {
 		a[33] = e.DNSDO
 		a[34] = str(e.DNSClientSubnet)
 		a[35] = e.Malformed
+		a[36] = str(e.HTTPReferer)
+		a[37] = str(e.HTTPForwardedBy)
+		a[38] = str(e.HTTPContentType)
+		a[39] = str(e.TLSALPN)
+		a[40] = str(e.SMTPHelo)
+		a[41] = str(e.SMTPFrom)
+		a[42] = str(e.SMTPRcptDomains)
+		a[43] = e.SMTPRcptCount
+		a[44] = str(e.SMTPSubject)
+		a[45] = str(e.SMTPMessageID)
+		a[46] = str(e.Error)
 		if err := app.AppendRow(a...); err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}

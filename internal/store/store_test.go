@@ -92,12 +92,12 @@ func TestReopenKeepsData(t *testing.T) {
 	for range 2 {
 		db = openDB(t, path)
 		s = openStore(t, db)
-		if v, err := migrate.Version(t.Context(), db, store.Component); err != nil || v != 3 {
-			t.Errorf("schema version %d (%v), want 3", v, err)
+		if v, err := migrate.Version(t.Context(), db, store.Component); err != nil || v != 4 {
+			t.Errorf("schema version %d (%v), want 4", v, err)
 		}
 		var steps int
-		if err := db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE component = ?`, store.Component).Scan(&steps); err != nil || steps != 3 {
-			t.Errorf("%d rows in schema_migrations (%v), want 3", steps, err)
+		if err := db.QueryRow(`SELECT count(*) FROM schema_migrations WHERE component = ?`, store.Component).Scan(&steps); err != nil || steps != 4 {
+			t.Errorf("%d rows in schema_migrations (%v), want 4", steps, err)
 		}
 		if got := scanAll(t, s); !reflect.DeepEqual(got, fx[:10]) {
 			t.Errorf("after reopen: %d events, want the first 10 of the fixture", len(got))

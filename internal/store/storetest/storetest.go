@@ -180,6 +180,17 @@ func full(i int) event.Event {
 		City:            "Amsterdam",
 		Latitude:        52.374,
 		Longitude:       -4.8897,
+		HTTPReferer:     "http://c2.bad.example/",
+		HTTPForwardedBy: "203.0.113.9",
+		HTTPContentType: "application/x-www-form-urlencoded",
+		TLSALPN:         "h2,http/1.1",
+		SMTPHelo:        "bot.example",
+		SMTPFrom:        "x@bad.example",
+		SMTPRcptDomains: "example.net,example.org",
+		SMTPRcptCount:   uint32(3 + i),
+		SMTPSubject:     "Ünïcødé subject",
+		SMTPMessageID:   "<1@bad.example>",
+		Error:           "body too large",
 	}
 }
 
