@@ -1,0 +1,141 @@
+// Package connlimit bounds the connections a listener keeps open: in total
+// and per source address. A sinkhole listener faces bots by the ten
+// thousand and, now and then, someone who tries to exhaust it; over a limit
+// a new connection is closed at once (after the caller has been told, so
+// that it can record the refusal), and the listener keeps serving the
+// others.
+package connlimit
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+// Config sets the limits. Zero means no limit.
+type Config struct {
+	// Max is the most connections open at once.
+	Max int
+	// MaxPerIP is the most connections open at once from one address.
+	MaxPerIP int
+	// OnReject, if set, sees each connection refused, with the reason,
+	// before it is closed. It must not keep c.
+	OnReject func(c net.Conn, reason string)
+}
+
+// Reasons given to OnReject.
+const (
+	ReasonTotal = "too many connections"
+	ReasonPerIP = "too many connections from this address"
+)
+
+// Listener is a net.Listener that enforces Config.
+type Listener struct {
+	net.Listener
+	cfg Config
+
+	open atomic.Int64
+
+	mu    sync.Mutex
+	perIP map[netip.Addr]int
+}
+
+// Wrap returns ln with the limits of cfg.
+func Wrap(ln net.Listener, cfg Config) *Listener {
+	return &Listener{Listener: ln, cfg: cfg, perIP: make(map[netip.Addr]int)}
+}
+
+// Accept returns the next connection within the limits; the ones over a
+// limit are refused in between.
+func (l *Listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := addrOf(c.RemoteAddr())
+		if reason := l.admit(ip); reason != "" {
+			if l.cfg.OnReject != nil {
+				l.cfg.OnReject(c, reason)
+			}
+			c.Close()
+			continue
+		}
+		return &conn{Conn: c, l: l, ip: ip}, nil
+	}
+}
+
+// admit counts a new connection from ip, or returns why it is refused.
+func (l *Listener) admit(ip netip.Addr) string {
+	if n := l.open.Add(1); l.cfg.Max > 0 && n > int64(l.cfg.Max) {
+		l.open.Add(-1)
+		return ReasonTotal
+	}
+	if l.cfg.MaxPerIP <= 0 {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perIP[ip] >= l.cfg.MaxPerIP {
+		l.open.Add(-1)
+		return ReasonPerIP
+	}
+	l.perIP[ip]++
+	return ""
+}
+
+func (l *Listener) release(ip netip.Addr) {
+	l.open.Add(-1)
+	if l.cfg.MaxPerIP <= 0 {
+		return
+	}
+	l.mu.Lock()
+	if n := l.perIP[ip]; n <= 1 {
+		delete(l.perIP, ip)
+	} else {
+		l.perIP[ip] = n - 1
+	}
+	l.mu.Unlock()
+}
+
+// Open returns the number of connections open now.
+func (l *Listener) Open() int { return int(l.open.Load()) }
+
+// OpenFrom returns the number of connections open now from ip (counted
+// only when MaxPerIP is set).
+func (l *Listener) OpenFrom(ip netip.Addr) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.perIP[ip.Unmap()]
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// conn gives its place back once, on the first Close.
+type conn struct {
+	net.Conn
+	l    *Listener
+	ip   netip.Addr
+	once sync.Once
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.ip) })
+	return err
+}
+
+// Unwrap returns the connection underneath (for TLS and for reading the
+// original destination).
+func (c *conn) Unwrap() net.Conn { return c.Conn }
