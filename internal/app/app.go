@@ -237,7 +237,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			if sink != nil {
 				zones := make([]dnssink.Zone, len(list))
 				for i, sd := range list {
-					zones[i] = dnssink.Zone{Name: sd.Domain.Name, Case: sd.Case.Name, TXT: TXT(sd.Case, cfg.Operator)}
+					zones[i] = dnssink.Zone{Name: sd.Domain.Name, Case: sd.Case.Name, Family: sd.Case.Family, TXT: TXT(sd.Case, cfg.Operator)}
 				}
 				sink.SetZones(zones)
 			}

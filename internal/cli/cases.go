@@ -21,7 +21,7 @@ func (e *env) casesCommand() *cobra.Command {
 		Use:   "add NAME --court COURT --docket NUMBER",
 		Short: "Add a case",
 		Example: `  takedown cases add waledac-2010 --court "E.D. Va." --docket 1:10-cv-00156 \
-      --title "Microsoft v. John Does 1-27"`,
+      --title "Microsoft v. John Does 1-27" --family waledac`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nc.Name = args[0]
@@ -41,6 +41,7 @@ func (e *env) casesCommand() *cobra.Command {
 	add.Flags().StringVar(&nc.Court, "court", "", "the court, e.g. \"E.D. Va.\" (required)")
 	add.Flags().StringVar(&nc.Docket, "docket", "", "the docket number (required)")
 	add.Flags().StringVar(&nc.Title, "title", "", "the case title")
+	add.Flags().StringVar(&nc.Family, "family", "", "the malware family, e.g. waledac: the family of the case's events that no rule names")
 	add.Flags().StringVar(&nc.Notes, "notes", "", "free-form notes")
 	add.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
 	e.jsonFlag(add)
@@ -87,6 +88,9 @@ func (e *env) casesCommand() *cobra.Command {
 					fmt.Fprintf(w, "title:    %s\n", c.Title)
 				}
 				fmt.Fprintf(w, "court:    %s\ndocket:   %s\nadded:    %s\ndomains:  %s\n", c.Court, c.Docket, stamp(c.Added), domainCounts(c.Domains))
+				if c.Family != "" {
+					fmt.Fprintf(w, "family:   %s\n", c.Family)
+				}
 				if c.Notes != "" {
 					fmt.Fprintf(w, "notes:    %s\n", c.Notes)
 				}

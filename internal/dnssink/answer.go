@@ -507,6 +507,7 @@ func (s *Server) recordQuery(pi *packetInfo, sn *snapshot, zm zoneMatch, lname [
 	e.Domain = string(lname)
 	e.Zone = zm.apex
 	e.Case = sn.cases[zm.meta.caseID]
+	e.Family = sn.families[zm.meta.caseID]
 	e.DNSQType = qtypeString(qtype)
 	e.DNSRcode = rcodeString(rcode)
 	e.Bytes = int64(size)

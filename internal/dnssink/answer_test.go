@@ -182,13 +182,13 @@ func TestEventFields(t *testing.T) {
 	}
 	e := evs[0]
 	want := map[string]any{
-		"Domain": "bot42.seized.test", "Zone": "seized.test", "Case": "waledac", "QType": "A",
+		"Domain": "bot42.seized.test", "Zone": "seized.test", "Case": "waledac", "Family": "waledac", "QType": "A",
 		"Rcode": "NOERROR", "DO": true, "ECS": "198.51.100.0/24", "Sensor": "test-node",
 		"Protocol": "dns", "Transport": "udp", "Src": "127.0.0.1", "Dst": s.UDPAddr(0).String(),
 		"Bytes": int64(m.Len()),
 	}
 	got := map[string]any{
-		"Domain": e.Domain, "Zone": e.Zone, "Case": e.Case, "QType": e.DNSQType, "Rcode": e.DNSRcode,
+		"Domain": e.Domain, "Zone": e.Zone, "Case": e.Case, "Family": e.Family, "QType": e.DNSQType, "Rcode": e.DNSRcode,
 		"DO": e.DNSDO, "ECS": e.DNSClientSubnet, "Sensor": e.Sensor, "Protocol": string(e.Protocol),
 		"Transport": string(e.Transport), "Src": e.SrcIP.String(),
 		"Dst": netip.AddrPortFrom(e.DstIP, e.DstPort).String(), "Bytes": e.Bytes,
@@ -333,5 +333,23 @@ func TestNotImplemented(t *testing.T) {
 	r := new(dns.Msg)
 	if err := r.Unpack(s.handlePacket(nil, raw, &packetInfo{tcp: true})); err != nil || r.Rcode != dns.RcodeNotImplemented {
 		t.Errorf("update: %v, rcode %d", err, r.Rcode)
+	}
+}
+
+func TestZoneLookup(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen = nil
+	s, _ := startServer(t, cfg)
+	for name, want := range map[string][4]string{
+		"WWW.Seized.Test":        {"seized.test", "waledac", "waledac", "true"},
+		"a.deep.example.com.":    {"deep.example.com", "other", "", "true"},
+		"example.com":            {"example.com", "waledac", "waledac", "true"},
+		"test":                   {"", "", "", "false"},
+		"unrelated.example.org.": {"", "", "", "false"},
+	} {
+		z, c, f, ok := s.Zone(name)
+		if got := [4]string{z, c, f, fmt.Sprint(ok)}; got != want {
+			t.Errorf("Zone(%q) = %v, want %v", name, got, want)
+		}
 	}
 }

@@ -25,6 +25,9 @@ type Zone struct {
 	Name string
 	// Case is the takedown case that seized the zone; it goes into events.
 	Case string
+	// Family is the malware family the case names; it is the family of
+	// the zone's query events.
+	Family string
 	// TXT is the text of the apex TXT record, e.g. "sinkholed by order of
 	// E.D. Va. 1:10-cv-00156; operator Example CERT".
 	TXT string

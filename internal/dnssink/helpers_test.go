@@ -55,8 +55,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 var testZones = []Zone{
-	{Name: "example.com", Case: "waledac", TXT: "sinkholed by order of E.D. Va. 1:10-cv-00156"},
-	{Name: "Seized.TEST.", Case: "waledac", TXT: "sinkholed by order of E.D. Va. 1:10-cv-00156"},
+	{Name: "example.com", Case: "waledac", Family: "waledac", TXT: "sinkholed by order of E.D. Va. 1:10-cv-00156"},
+	{Name: "Seized.TEST.", Case: "waledac", Family: "Waledac", TXT: "sinkholed by order of E.D. Va. 1:10-cv-00156"},
 	{Name: "deep.example.com", Case: "other", TXT: "other case"},
 	{Name: "notxt.test", Case: "quiet"},
 }

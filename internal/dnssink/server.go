@@ -230,6 +230,27 @@ func (s *Server) SetZones(zones []Zone) {
 	}
 }
 
+// Zone tells whether name (a host name, any case, with or without the
+// trailing dot) is in a served zone, and which: the zone, the case that
+// seized it and the family that case names. The listeners use it to
+// attribute a request for a seized name.
+func (s *Server) Zone(name string) (zone, caseName, family string, ok bool) {
+	var buf [256]byte
+	if len(name) > 253 {
+		return "", "", "", false
+	}
+	b := appendLower(buf[:0], name)
+	if len(b) == 0 || b[len(b)-1] != '.' {
+		b = append(b, '.')
+	}
+	sn := s.snap.Load()
+	zm, found := sn.lookup(b)
+	if !found {
+		return "", "", "", false
+	}
+	return zm.apex, sn.cases[zm.meta.caseID], sn.families[zm.meta.caseID], true
+}
+
 // Serial returns the SOA serial of the served snapshot; 0 before the first
 // SetZones with zones in it.
 func (s *Server) Serial() uint32 { return s.snap.Load().serial }

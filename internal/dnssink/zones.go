@@ -31,7 +31,9 @@ type snapshot struct {
 	zones map[string]zoneMeta
 	// cases and txts are the interned values; index 0 is "" / no TXT.
 	cases []string
-	txts  [][]string // each TXT split into character-strings of ≤ 255 bytes
+	// families holds the family of each case, by the same index.
+	families []string
+	txts     [][]string // each TXT split into character-strings of ≤ 255 bytes
 	// txtWire holds the same TXTs packed as RDATA, for the fast path.
 	txtWire [][]byte
 	// maxLabels is the most labels of any apex: the lookup walks no deeper.
@@ -93,11 +95,12 @@ func escaped(s []byte, i int) bool {
 // zones skipped because their names are not valid domain names.
 func buildSnapshot(zones []Zone, serial uint32) (*snapshot, int) {
 	sn := &snapshot{
-		zones:   make(map[string]zoneMeta, len(zones)),
-		cases:   []string{""},
-		txts:    [][]string{nil},
-		txtWire: [][]byte{nil},
-		serial:  serial,
+		zones:    make(map[string]zoneMeta, len(zones)),
+		cases:    []string{""},
+		families: []string{""},
+		txts:     [][]string{nil},
+		txtWire:  [][]byte{nil},
+		serial:   serial,
 	}
 	caseIDs := map[string]uint32{"": 0}
 	txtIDs := map[string]uint32{"": 0}
@@ -116,6 +119,7 @@ func buildSnapshot(zones []Zone, serial uint32) (*snapshot, int) {
 			cid = uint32(len(sn.cases))
 			caseIDs[z.Case] = cid
 			sn.cases = append(sn.cases, z.Case)
+			sn.families = append(sn.families, strings.ToLower(z.Family))
 		}
 		tid, ok := txtIDs[z.TXT]
 		if !ok {
@@ -140,7 +144,7 @@ func sameContent(a, b *snapshot) bool {
 	}
 	for name, ma := range a.zones {
 		mb, ok := b.zones[name]
-		if !ok || a.cases[ma.caseID] != b.cases[mb.caseID] ||
+		if !ok || a.cases[ma.caseID] != b.cases[mb.caseID] || a.families[ma.caseID] != b.families[mb.caseID] ||
 			!equalStrings(a.txts[ma.txtID], b.txts[mb.txtID]) {
 			return false
 		}

@@ -129,6 +129,10 @@ CREATE TABLE registry_delegation (
 	addrs      VARCHAR NOT NULL,
 	problem    VARCHAR NOT NULL
 );`,
+}, {
+	Version: 3,
+	Name:    "case family",
+	SQL:     `ALTER TABLE registry_cases ADD COLUMN family VARCHAR DEFAULT '';`,
 }}
 
 // New opens the registry in cfg.DB, migrating its schema.
@@ -155,6 +159,9 @@ var caseNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 // checkCaseName validates a case handle: lower case letters, digits, '-',
 // '_' and '.', 1–64 characters, beginning with a letter or digit.
+// familyRE is what a malware family name may be.
+var familyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
 func checkCaseName(name string) error {
 	if !caseNameRE.MatchString(name) {
 		return fmt.Errorf("case name %q: want 1–64 lower case letters, digits, '-', '_' or '.', beginning with a letter or digit, e.g. \"waledac-2010\": %w",
@@ -187,6 +194,7 @@ func (r *Registry) AddCase(ctx context.Context, c NewCase, ch Change) (Case, err
 	c.Court = strings.TrimSpace(c.Court)
 	c.Docket = strings.TrimSpace(c.Docket)
 	c.Notes = strings.TrimSpace(c.Notes)
+	c.Family = strings.ToLower(strings.TrimSpace(c.Family))
 	if err := checkCaseName(c.Name); err != nil {
 		return Case{}, err
 	}
@@ -195,6 +203,9 @@ func (r *Registry) AddCase(ctx context.Context, c NewCase, ch Change) (Case, err
 	}
 	if c.Docket == "" {
 		return Case{}, fmt.Errorf("case %s: docket number is empty: %w", c.Name, ErrInvalid)
+	}
+	if c.Family != "" && !familyRE.MatchString(c.Family) {
+		return Case{}, fmt.Errorf("case %s: family %q: want 1–64 letters, digits, '-', '_' or '.', e.g. \"waledac\": %w", c.Name, cut(c.Family, 80), ErrInvalid)
 	}
 	for _, f := range []struct {
 		name, v string
@@ -214,11 +225,11 @@ func (r *Registry) AddCase(ctx context.Context, c NewCase, ch Change) (Case, err
 		if n > 0 {
 			return fmt.Errorf("case %s: %w", c.Name, ErrExists)
 		}
-		if _, err := w.tx.ExecContext(ctx, `INSERT INTO registry_cases (name, title, court, docket, notes, added) VALUES (?, ?, ?, ?, ?, ?)`,
-			c.Name, c.Title, c.Court, c.Docket, c.Notes, w.at); err != nil {
+		if _, err := w.tx.ExecContext(ctx, `INSERT INTO registry_cases (name, title, court, docket, notes, added, family) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.Title, c.Court, c.Docket, c.Notes, w.at, c.Family); err != nil {
 			return fmt.Errorf("adding case %s: %w", c.Name, err)
 		}
-		out = Case{Name: c.Name, Title: c.Title, Court: c.Court, Docket: c.Docket, Notes: c.Notes, Added: w.at, Orders: []Order{}}
+		out = Case{Name: c.Name, Title: c.Title, Court: c.Court, Docket: c.Docket, Notes: c.Notes, Family: c.Family, Added: w.at, Orders: []Order{}}
 		_, err := w.record(actionCaseAdd, "case:"+c.Name, c)
 		return err
 	})
@@ -252,7 +263,7 @@ func (r *Registry) cases(ctx context.Context, only string) ([]Case, error) {
 	if only != "" {
 		cond, args = ` WHERE name = ?`, []any{only}
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT name, title, court, docket, notes, added FROM registry_cases`+cond+` ORDER BY name`, args...)
+	rows, err := r.db.QueryContext(ctx, `SELECT name, title, court, docket, notes, added, family FROM registry_cases`+cond+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading cases: %w", err)
 	}
@@ -260,11 +271,13 @@ func (r *Registry) cases(ctx context.Context, only string) ([]Case, error) {
 	idx := map[string]int{}
 	for rows.Next() {
 		var c Case
-		if err := rows.Scan(&c.Name, &c.Title, &c.Court, &c.Docket, &c.Notes, &c.Added); err != nil {
+		var family sql.NullString // NULL in rows added before migration 3
+		if err := rows.Scan(&c.Name, &c.Title, &c.Court, &c.Docket, &c.Notes, &c.Added, &family); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading cases: %w", err)
 		}
 		c.Added = c.Added.UTC()
+		c.Family = family.String
 		c.Orders = []Order{}
 		idx[c.Name] = len(out)
 		out = append(out, c)

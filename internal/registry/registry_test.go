@@ -34,6 +34,7 @@ func TestCasesAndOrders(t *testing.T) {
 		{NewCase{Name: "x", Court: "c", Docket: " "}, alice, ErrInvalid, "docket number is empty"},
 		{NewCase{Name: "x", Court: "c\x00", Docket: "d"}, alice, ErrInvalid, "control character"},
 		{NewCase{Name: "x", Court: "c", Docket: "d"}, Change{}, ErrInvalid, "actor is empty"},
+		{NewCase{Name: "x", Court: "c", Docket: "d", Family: "bad family!"}, alice, ErrInvalid, `family "bad family!"`},
 	} {
 		_, err := r.AddCase(ctxBack, tc.c, tc.ch)
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.frag) {
@@ -89,6 +90,17 @@ func TestCasesAndOrders(t *testing.T) {
 // TestAuditComplete runs a scripted sequence and checks that every change
 // is in the audit log exactly once, the chain verifies, and a tampered row
 // is found.
+func TestCaseFamily(t *testing.T) {
+	r, _, _ := newTestRegistry(t)
+	if _, err := r.AddCase(ctxBack, NewCase{Name: "w", Court: "c", Docket: "d", Family: " Waledac "}, alice); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.GetCase(ctxBack, "w")
+	if err != nil || c.Family != "waledac" {
+		t.Fatalf("GetCase = %+v, %v; want family waledac", c, err)
+	}
+}
+
 func TestAuditComplete(t *testing.T) {
 	r, db, clk := newTestRegistry(t)
 	mustCase(t, r) // case.add + order.add

@@ -51,6 +51,9 @@ type Case struct {
 	Court  string    `json:"court"`
 	Docket string    `json:"docket"`
 	Notes  string    `json:"notes,omitempty"`
+	// Family is the malware family the case is about, e.g. "waledac": the
+	// family of every event for the case's domains that no rule names.
+	Family string    `json:"family,omitempty"`
 	Added  time.Time `json:"added"`
 	// Orders are the case's court orders, oldest first.
 	Orders []Order `json:"orders"`
@@ -65,6 +68,7 @@ type NewCase struct {
 	Court  string `json:"court"`
 	Docket string `json:"docket"`
 	Notes  string `json:"notes,omitempty"`
+	Family string `json:"family,omitempty"`
 }
 
 // Order is a court order of a case.
