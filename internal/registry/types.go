@@ -46,11 +46,11 @@ const (
 type Case struct {
 	// Name is the short handle the CLI and API use: lower case letters,
 	// digits, '-', '_' and '.', 1–64 characters, e.g. "waledac-2010".
-	Name   string    `json:"name"`
-	Title  string    `json:"title,omitempty"`
-	Court  string    `json:"court"`
-	Docket string    `json:"docket"`
-	Notes  string    `json:"notes,omitempty"`
+	Name   string `json:"name"`
+	Title  string `json:"title,omitempty"`
+	Court  string `json:"court"`
+	Docket string `json:"docket"`
+	Notes  string `json:"notes,omitempty"`
 	// Family is the malware family the case is about, e.g. "waledac": the
 	// family of every event for the case's domains that no rule names.
 	Family string    `json:"family,omitempty"`
