@@ -23,7 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/takedown-project/takedown/internal/api"
+	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/config"
+	"github.com/takedown-project/takedown/internal/cpuload"
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/dnssink"
 	"github.com/takedown-project/takedown/internal/enrich"
@@ -179,8 +181,18 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 	onStop("spool closed", sp.Close)
 	hosts := uniq.New(uniq.Config{})
+	rules, err := classify.New(classify.Config{Path: cfg.Classify.Rules, Logger: log, Registerer: metrics})
+	if err != nil {
+		return fmt.Errorf("classify.rules: %w", err)
+	}
+	rulesCtx, stopRules := context.WithCancel(ctx)
+	rulesDone := make(chan struct{})
+	go func() { defer close(rulesDone); rules.Run(rulesCtx) }()
+	onStop("rules watcher stopped", func() error { stopRules(); <-rulesDone; return nil })
+	load := cpuload.Start(ctx, 100*time.Millisecond)
 	pipe, err := pipeline.New(pipeline.Config{
-		Spool: sp, Store: local.Store, Enricher: enr, Observer: hosts,
+		Spool: sp, SpoolMaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20, Saturated: load.Saturated,
+		Store: local.Store, Classifier: dnsClassifier{rules}, Enricher: enr, Observer: hosts,
 		BatchSize: cfg.Pipeline.BatchSize, FlushInterval: time.Duration(cfg.Pipeline.FlushMS) * time.Millisecond,
 		Logger: log.With("component", "pipeline"), Registerer: metrics,
 	})

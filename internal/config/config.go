@@ -39,6 +39,7 @@ type Config struct {
 	RPZ      RPZ      `yaml:"rpz"`
 	Pipeline Pipeline `yaml:"pipeline"`
 	Enrich   Enrich   `yaml:"enrich"`
+	Classify Classify `yaml:"classify"`
 	// Delegation configures `takedown domains verify`.
 	Delegation Delegation `yaml:"delegation"`
 }
@@ -177,6 +178,14 @@ type Pipeline struct {
 	// FlushMS is the longest an event waits in the spool for its batch, in
 	// milliseconds. Default 500.
 	FlushMS int `yaml:"flush_ms"`
+}
+
+// Classify configures the classification of events into malware families.
+type Classify struct {
+	// Rules is the rules file (YAML; see internal/classify/README.md),
+	// reloaded when it changes and on SIGHUP. Default: the shipped rules of
+	// the demo families.
+	Rules string `yaml:"rules"`
 }
 
 // Enrich configures the offline enrichment of source addresses. No file is

@@ -40,6 +40,13 @@ type Store interface {
 	Mark(ctx context.Context, source string) ([]byte, error)
 }
 
+// Classifier names the family of events that the sinks did not classify
+// themselves (DNS queries: the listeners classify each request inline,
+// because the answer depends on the rule).
+type Classifier interface {
+	ClassifyEvent(e *event.Event)
+}
+
 // Enricher fills in what is known of an event's source address.
 type Enricher interface {
 	Enrich(e *event.Event)
@@ -60,8 +67,13 @@ type Config struct {
 	// Spool receives every event first; required. The pipeline does not
 	// close it.
 	Spool *spool.Spool
+	// SpoolMaxBytes is the spool's size limit, for Saturated; default
+	// spool.DefaultMaxBytes.
+	SpoolMaxBytes int64
 	// Store receives the batches; required.
 	Store Store
+	// Classifier, if set, sees each event first.
+	Classifier Classifier
 	// Enricher, if set, enriches each event before it is stored.
 	Enricher Enricher
 	// Observer, if set, sees each event after enrichment.
@@ -71,6 +83,10 @@ type Config struct {
 	// FlushInterval is the longest an event waits for its batch; default
 	// 500 ms.
 	FlushInterval time.Duration
+	// Saturated, if set, tells whether the CPUs are saturated. While they
+	// are and the spool is less than half full, the writer waits (the
+	// events wait in the spool): answering bots comes before storing.
+	Saturated func() bool
 	// RetryInterval is the first wait after the store refuses a batch; it
 	// doubles up to 5 s. Default 1 s.
 	RetryInterval time.Duration
@@ -85,7 +101,8 @@ type Pipeline struct {
 	log *slog.Logger
 	buf sync.Pool // *[]byte for encoding
 
-	done chan struct{}
+	done     chan struct{}
+	spoolMax int64
 
 	recorded, dropped, stored, invalid, failures atomic.Uint64
 	lastAppend                                   atomic.Int64 // ns
@@ -97,6 +114,7 @@ type metrics struct {
 	recorded, dropped, stored, invalid, failures prometheus.Counter
 	batch, appendSeconds                         prometheus.Histogram
 	lag                                          prometheus.Gauge
+	deferred                                     prometheus.Counter
 }
 
 // New checks cfg and returns a pipeline; Run starts its store writer.
@@ -113,7 +131,10 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
 	}
-	p := &Pipeline{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), spoolMax: cfg.SpoolMaxBytes}
+	if p.spoolMax <= 0 {
+		p.spoolMax = spool.DefaultMaxBytes
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -133,10 +154,11 @@ func New(cfg Config) (*Pipeline, error) {
 			Help: "Time to append one batch to the store.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "takedown_pipeline_lag_seconds",
 			Help: "Age of the newest event in the last stored batch, when it was stored."}),
+		deferred: counter("store_deferred_total", "Times the store writer waited 100 ms because the CPUs were saturated."),
 	}
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(p.m.recorded, p.m.dropped, p.m.stored, p.m.invalid, p.m.failures,
-			p.m.batch, p.m.appendSeconds, p.m.lag)
+			p.m.batch, p.m.appendSeconds, p.m.lag, p.m.deferred)
 	}
 	return p, nil
 }
@@ -223,6 +245,9 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 	stopping := false
 	var drainCtx context.Context // after ctx ends: the drain deadline
 	for {
+		if !stopping && p.yield(ctx) {
+			continue
+		}
 		// One batch: up to BatchSize events, or what the spool holds when
 		// FlushInterval has passed (Next still returns what is on disk
 		// once its context has ended). While draining, a short pause in
@@ -246,6 +271,9 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 				p.invalid.Add(1)
 				p.m.invalid.Inc()
 				continue
+			}
+			if p.cfg.Classifier != nil {
+				p.cfg.Classifier.ClassifyEvent(e)
 			}
 			if p.cfg.Enricher != nil {
 				p.cfg.Enricher.Enrich(e)
@@ -282,6 +310,23 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 			defer cancelDrain()
 		}
 	}
+}
+
+// yield waits a little when the CPUs are saturated and the spool has room
+// to spare; it reports whether it waited.
+func (p *Pipeline) yield(ctx context.Context) bool {
+	if p.cfg.Saturated == nil || !p.cfg.Saturated() {
+		return false
+	}
+	if st := p.cfg.Spool.Stats(); st.Bytes > p.spoolMax/2 {
+		return false
+	}
+	p.m.deferred.Inc()
+	select {
+	case <-ctx.Done():
+	case <-time.After(100 * time.Millisecond):
+	}
+	return true
 }
 
 // store appends batch with the spool position end, retrying with backoff

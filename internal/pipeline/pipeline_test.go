@@ -99,6 +99,10 @@ type counter struct{ n atomic.Int64 }
 
 func (c *counter) Observe(*event.Event) { c.n.Add(1) }
 
+type dgaClassifier struct{}
+
+func (dgaClassifier) ClassifyEvent(e *event.Event) { e.Family = "dga-demo" }
+
 type asnEnricher struct{}
 
 func (asnEnricher) Enrich(e *event.Event) { e.ASN, e.CountryCode = 64500, "DE" }
@@ -107,7 +111,7 @@ func TestEventsReachTheStoreOnceAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
 	r := newRig(t, dir, spool.Options{SegmentBytes: 16 << 10})
 	obs := &counter{}
-	p, err := New(Config{Spool: r.sp, Store: r.st, Enricher: asnEnricher{}, Observer: obs, BatchSize: 300, FlushInterval: 20 * time.Millisecond})
+	p, err := New(Config{Spool: r.sp, Store: r.st, Classifier: dgaClassifier{}, Enricher: asnEnricher{}, Observer: obs, BatchSize: 300, FlushInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +155,9 @@ func TestEventsReachTheStoreOnceAcrossRestarts(t *testing.T) {
 		seen[e.SrcPort] = true
 		if e.ASN == 64500 {
 			asn++
+			if e.Family != "dga-demo" {
+				t.Fatalf("event %d enriched but not classified", e.SrcPort)
+			}
 		}
 	}
 	if asn != 1000 {

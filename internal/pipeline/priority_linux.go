@@ -6,7 +6,7 @@ import (
 )
 
 // writerNice is the nice value of the store writer's thread.
-const writerNice = 10
+const writerNice = 19
 
 // lowerPriority lowers the CPU priority of the calling thread, which the
 // caller has locked. Linux keeps nice values per thread.
