@@ -53,7 +53,7 @@ type Store struct {
 	dnsApp  *duckdb.Appender // the columns of a DNS query (dnsColumns)
 	args    []driver.Value
 	dnsArgs []driver.Value
-	closed bool
+	closed  bool
 }
 
 // ErrClosed is returned by Append after Close.
