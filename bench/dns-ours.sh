@@ -35,6 +35,7 @@ dns:
   aaaa: []
   rrl: {responses_per_second: -1}
 transfer: {listen: []}
+listen: {http: [], https: [], smtp: []}
 CFG
 	"$BIN" -c "$CFG" --actor bench cases add bench --court "Bench Court" --docket 0 >/dev/null
 	"$BIN" -c "$CFG" --actor bench domains import --case bench "$WORK/domains.txt" >/dev/null

@@ -290,6 +290,20 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		onStop("transfer stopped", within(5*time.Second, xs.Shutdown))
 		log.Info("transfer server listening", "addrs", fmt.Sprint(xs.Addrs()), "rpz", rpzCfg.ZoneName())
 	}
+	// The listeners: HTTP, HTTPS, SMTP and the catch-alls.
+	t0 = time.Now()
+	zf := zoneFinder{}
+	if sink != nil {
+		zf.z = sink
+	}
+	_, stops, err := startListeners(ctx, cfg, recorder{pipe}, rules, zf, log, metrics)
+	for _, stop := range stops {
+		onStop("listener stopped", within(10*time.Second, stop))
+	}
+	if err != nil {
+		return err
+	}
+	step("listeners started", t0)
 	syncCtx, stopSync := context.WithCancel(ctx)
 	syncDone := make(chan struct{})
 	go func() { defer close(syncDone); sync.run(syncCtx) }()

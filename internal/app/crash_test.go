@@ -106,6 +106,7 @@ dns:
   listen: ["127.0.0.1:%d"]
   rrl: {responses_per_second: -1}
 transfer: {listen: []}
+listen: {http: ["127.0.0.1:0"], https: ["127.0.0.1:0"], smtp: ["127.0.0.1:0"]}
 enrich: {databases: [%s]}
 `, filepath.Join(dir, "data"), apiPort, dnsPort, worldDB)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {

@@ -66,6 +66,7 @@ dns:
 transfer:
   listen: ["127.0.0.1:%d"]
   tsig_keys: [{name: %s, secret: %s}]
+listen: {http: [], https: [], smtp: []}
 `, filepath.Join(dir, "data"), apiPort, dnsPort, xfrPort, tsigName, tsigSecret)))
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ func TestRPZFollowsRegistryByIXFR(t *testing.T) {
 data_dir: %s
 api: {listen: "127.0.0.1:%d"}
 dns: {listen: []}
+listen: {http: [], https: [], smtp: []}
 transfer:
   listen: ["127.0.0.1:%d"]
   tsig_keys: [{name: %s, secret: %s}]

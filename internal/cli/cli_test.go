@@ -89,7 +89,7 @@ func setup(t *testing.T) (cfgPath, dataDir, addr string) {
 	dataDir = filepath.Join(dir, "data")
 	addr = freePort(t)
 	cfgPath = filepath.Join(dir, "takedown.yaml")
-	cfg := fmt.Sprintf("data_dir: %s\nsensor: test-1\noperator: Test CERT\napi:\n  listen: %s\ndns:\n  listen: [%q]\n  a: [127.0.0.2]\n  rrl: {responses_per_second: -1}\ntransfer:\n  listen: [%q]\n",
+	cfg := fmt.Sprintf("data_dir: %s\nsensor: test-1\noperator: Test CERT\napi:\n  listen: %s\ndns:\n  listen: [%q]\n  a: [127.0.0.2]\n  rrl: {responses_per_second: -1}\ntransfer:\n  listen: [%q]\nlisten: {http: [\"127.0.0.1:0\"], https: [\"127.0.0.1:0\"], smtp: [\"127.0.0.1:0\"]}\n",
 		dataDir, addr, freePort(t), freePort(t))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,7 @@ type Config struct {
 	Pipeline Pipeline `yaml:"pipeline"`
 	Enrich   Enrich   `yaml:"enrich"`
 	Classify Classify `yaml:"classify"`
+	Listen   Listen   `yaml:"listen"`
 	// Delegation configures `takedown domains verify`.
 	Delegation Delegation `yaml:"delegation"`
 }
@@ -180,6 +181,38 @@ type Pipeline struct {
 	FlushMS int `yaml:"flush_ms"`
 }
 
+// Listen configures the sinkhole listeners that bots connect to once the
+// seized names resolve to the sinkhole addresses. Production listens on
+// ports 80, 443 and 25; the defaults are loopback high ports. An empty list
+// (http: []) turns a listener off.
+type Listen struct {
+	HTTP  []string `yaml:"http"`
+	HTTPS []string `yaml:"https"`
+	SMTP  []string `yaml:"smtp"`
+	// TCP and UDP are catch-all ports: the first bytes of a connection or
+	// one datagram are recorded. Default none.
+	TCP []string `yaml:"tcp"`
+	UDP []string `yaml:"udp"`
+	// CADir keeps the local certificate authority that signs a
+	// certificate for every name a bot asks for over TLS. Default
+	// <data_dir>/ca.
+	CADir string `yaml:"ca_dir"`
+	// MaxConns and MaxConnsPerIP bound the open connections of each
+	// listening address, in total and from one source address. Defaults
+	// 100000 and 256.
+	MaxConns      int `yaml:"max_conns"`
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// HeadBytes is how much of each request body, message or payload is
+	// kept in its event. Default 512.
+	HeadBytes int `yaml:"head_bytes"`
+	// MaxBodyBytes bounds an HTTP body; beyond it the request is answered
+	// 413 and recorded as such. Default 1048576.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// DefaultStatus answers HTTP requests whose rule names no response:
+	// 200 or 404. Default 200.
+	DefaultStatus int `yaml:"default_status"`
+}
+
 // Classify configures the classification of events into malware families.
 type Classify struct {
 	// Rules is the rules file (YAML; see internal/classify/README.md),
@@ -290,6 +323,33 @@ func (c *Config) fill() {
 	}
 	if c.Pipeline.SpoolDir == "" {
 		c.Pipeline.SpoolDir = filepath.Join(c.DataDir, "spool")
+	}
+	if c.Listen.HTTP == nil {
+		c.Listen.HTTP = []string{"127.0.0.1:8080"}
+	}
+	if c.Listen.HTTPS == nil {
+		c.Listen.HTTPS = []string{"127.0.0.1:8443"}
+	}
+	if c.Listen.SMTP == nil {
+		c.Listen.SMTP = []string{"127.0.0.1:2525"}
+	}
+	if c.Listen.CADir == "" {
+		c.Listen.CADir = filepath.Join(c.DataDir, "ca")
+	}
+	if c.Listen.MaxConns == 0 {
+		c.Listen.MaxConns = 100000
+	}
+	if c.Listen.MaxConnsPerIP == 0 {
+		c.Listen.MaxConnsPerIP = 256
+	}
+	if c.Listen.HeadBytes == 0 {
+		c.Listen.HeadBytes = 512
+	}
+	if c.Listen.MaxBodyBytes == 0 {
+		c.Listen.MaxBodyBytes = 1 << 20
+	}
+	if c.Listen.DefaultStatus == 0 {
+		c.Listen.DefaultStatus = 200
 	}
 	if c.Pipeline.SpoolMaxMB == 0 {
 		c.Pipeline.SpoolMaxMB = 4096
@@ -412,6 +472,23 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	for _, l := range []struct {
+		key   string
+		addrs []string
+	}{{"listen.http", c.Listen.HTTP}, {"listen.https", c.Listen.HTTPS}, {"listen.smtp", c.Listen.SMTP},
+		{"listen.tcp", c.Listen.TCP}, {"listen.udp", c.Listen.UDP}} {
+		for i, a := range l.addrs {
+			if err := checkHostPort(a); err != nil {
+				bad(fmt.Sprintf("%s[%d]", l.key, i), "%q: %v", a, err)
+			}
+		}
+	}
+	if c.Listen.DefaultStatus != 200 && c.Listen.DefaultStatus != 404 {
+		bad("listen.default_status", "%d is not 200 or 404", c.Listen.DefaultStatus)
+	}
+	if c.Listen.MaxConns < -1 || c.Listen.MaxConnsPerIP < -1 || c.Listen.HeadBytes < -1 || c.Listen.MaxBodyBytes < -1 {
+		bad("listen", "limits must be positive (or -1 for none)")
+	}
 	if c.Pipeline.SpoolMaxMB < 0 {
 		bad("pipeline.spool_max_mb", "%d is negative", c.Pipeline.SpoolMaxMB)
 	}
@@ -494,6 +571,9 @@ func WithDataDir(c Config, dir string) (Config, error) {
 	c.DataDir = dir
 	if c.Store.Path == filepath.Join(old, "takedown.duckdb") {
 		c.Store.Path = filepath.Join(dir, "takedown.duckdb")
+	}
+	if c.Listen.CADir == filepath.Join(old, "ca") {
+		c.Listen.CADir = filepath.Join(dir, "ca")
 	}
 	if c.Pipeline.SpoolDir == filepath.Join(old, "spool") {
 		c.Pipeline.SpoolDir = filepath.Join(dir, "spool")

@@ -71,7 +71,7 @@ func TestParseErrors(t *testing.T) {
 		name, doc string
 		want      []string // substrings of the error
 	}{
-		{"unknown top key", "data_dir: x\nlisten: 1\n", []string{"t.yaml:2:1", `unknown key "listen"`, "at the top level"}},
+		{"unknown top key", "data_dir: x\nlistn: 1\n", []string{"t.yaml:2:1", `unknown key "listn"`, "at the top level"}},
 		{"unknown nested key", "api:\n  listen: 127.0.0.1:1\n  tokn: x\n", []string{"t.yaml:3:3", `unknown key "tokn"`, "in api", "token_file"}},
 		{"duplicate key", "sensor: a\nsensor: b\n", []string{"t.yaml:2", "sensor"}},
 		{"wrong type", "store:\n  retention_days: lots\n", []string{"t.yaml", "line 2", "lots"}},

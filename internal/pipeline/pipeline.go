@@ -84,8 +84,9 @@ type Config struct {
 	// 500 ms.
 	FlushInterval time.Duration
 	// Saturated, if set, tells whether the CPUs are saturated. While they
-	// are and the spool is less than half full, the writer waits (the
-	// events wait in the spool): answering bots comes before storing.
+	// are, the sinks record more than 20,000 events a second and the spool
+	// is less than half full, the writer waits (the events wait in the
+	// spool): answering bots comes before storing.
 	Saturated func() bool
 	// RetryInterval is the first wait after the store refuses a batch; it
 	// doubles up to 5 s. Default 1 s.
@@ -103,6 +104,9 @@ type Pipeline struct {
 
 	done     chan struct{}
 	spoolMax int64
+
+	lastRec  uint64    // recorded, at lastLook (the writer's goroutine only)
+	lastLook time.Time
 
 	recorded, dropped, stored, invalid, failures atomic.Uint64
 	lastAppend                                   atomic.Int64 // ns
@@ -312,10 +316,20 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 	}
 }
 
-// yield waits a little when the CPUs are saturated and the spool has room
-// to spare; it reports whether it waited.
+// deferAbove is the recording rate, in events a second, from which a
+// saturated machine is taken to be busy answering bots.
+const deferAbove = 20_000
+
+// yield waits a little when the CPUs are saturated while the sinks record
+// at a high rate, and the spool has room to spare; it reports whether it
+// waited.
 func (p *Pipeline) yield(ctx context.Context) bool {
-	if p.cfg.Saturated == nil || !p.cfg.Saturated() {
+	// The sinks' own rate, since the last look: a host kept busy by
+	// something else must not stop the store.
+	now, rec := time.Now(), p.recorded.Load()
+	rate := float64(rec-p.lastRec) / now.Sub(p.lastLook).Seconds()
+	p.lastRec, p.lastLook = rec, now
+	if p.cfg.Saturated == nil || rate < deferAbove || !p.cfg.Saturated() {
 		return false
 	}
 	if st := p.cfg.Spool.Stats(); st.Bytes > p.spoolMax/2 {

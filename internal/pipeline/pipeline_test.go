@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/takedown-project/takedown/internal/dbfile"
@@ -327,3 +328,28 @@ type nopStore struct{}
 
 func (nopStore) AppendMarked(context.Context, []event.Event, string, []byte) error { return nil }
 func (nopStore) Mark(context.Context, string) ([]byte, error)                      { return nil, nil }
+
+// TestBusyHostDoesNotStopTheStore: a saturated machine defers the store
+// only while the sinks record fast; a host busy with something else, and
+// a trickle of events, are stored as usual.
+func TestBusyHostDoesNotStopTheStore(t *testing.T) {
+	r := newRig(t, t.TempDir(), spool.Options{})
+	defer r.close()
+	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond, Saturated: func() bool { return true }})
+	stop := start(t, p, time.Second)
+	defer stop()
+	for i := range 100 {
+		p.Record(ev(i))
+	}
+	waitFor(t, "100 events stored on a saturated host", func() bool { return r.stored() == 100 })
+	// Now the sinks record fast: the writer defers.
+	end := time.Now().Add(500 * time.Millisecond)
+	for i := 100; time.Now().Before(end); i++ {
+		p.Record(ev(i))
+	}
+	var m dto.Metric
+	waitFor(t, "the writer to defer", func() bool {
+		p.m.deferred.Write(&m)
+		return m.GetCounter().GetValue() > 0
+	})
+}

@@ -37,10 +37,20 @@ func recordHeader(rec []byte) [recHeaderLen]byte {
 	var h [recHeaderLen]byte
 	copy(h[:4], recMarker[:])
 	binary.LittleEndian.PutUint32(h[4:8], uint32(len(rec)))
-	c := crc32.Update(0, castagnoli, h[4:8])
-	c = crc32.Update(c, castagnoli, rec)
+	c := crc32.Update(crcLength(uint32(len(rec))), castagnoli, rec)
 	binary.LittleEndian.PutUint32(h[8:12], c)
 	return h
+}
+
+// crcLength is the CRC-32C of a little-endian length field, computed
+// byte by byte: handing crc32.Update a slice of h would move h to the heap.
+func crcLength(l uint32) uint32 {
+	c := ^uint32(0)
+	for range 4 {
+		c = castagnoli[byte(c)^byte(l)] ^ c>>8
+		l >>= 8
+	}
+	return ^c
 }
 
 // appendRecord appends the encoded record rec to dst.

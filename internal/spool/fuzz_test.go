@@ -2,6 +2,8 @@ package spool
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"testing"
 )
@@ -69,6 +71,12 @@ func FuzzDecode(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte, rs uint8) {
 		readSegment(t, data, int(rs)) // rs 0: the real read size
+		if len(data) >= 4 {
+			l := binary.LittleEndian.Uint32(data)
+			if got, want := crcLength(l), crc32.Update(0, castagnoli, data[:4]); got != want {
+				t.Fatalf("crcLength(%#x) = %#x, want %#x", l, got, want)
+			}
+		}
 		// The decoder alone, incomplete or final.
 		for _, final := range []bool{false, true} {
 			rec, n, st := decodeRecord(data, final)

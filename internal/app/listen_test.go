@@ -1,0 +1,111 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/api"
+	"github.com/takedown-project/takedown/internal/config"
+	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/testnet"
+)
+
+// TestHTTPCallbackStored: serve with the HTTP listener; a Waledac-like bot
+// posts to a seized name; the callback is stored, classified by the
+// shipped rules, with its bot id, zone and case.
+func TestHTTPCallbackStored(t *testing.T) {
+	dir := t.TempDir()
+	httpPort := testnet.FreePort(t)
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+data_dir: %s
+api: {listen: "127.0.0.1:%d"}
+dns: {listen: ["127.0.0.1:%d"]}
+transfer: {listen: []}
+listen: {http: ["127.0.0.1:%d"], https: [], smtp: []}
+pipeline: {flush_ms: 50}
+`, filepath.Join(dir, "data"), testnet.FreePort(t), testnet.FreePort(t), httpPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	local, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := registry.Change{Actor: "test"}
+	local.Registry.AddCase(ctx, registry.NewCase{Name: "waledac", Court: "E.D. Va.", Docket: "1", Family: "waledac"}, ch)
+	if _, err := local.Registry.ImportDomains(ctx, "waledac", "t", []byte("partystore.example\n"), ch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.Registry.SetState(ctx, []string{"partystore.example"}, registry.StateRestrained, ch); err != nil {
+		t.Fatal(err)
+	}
+	local.Close()
+
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { served <- Serve(sctx, cfg, slog.New(slog.DiscardHandler), func(string) { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-served:
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/abcd.png", httpPort), strings.NewReader("a=cGF5bG9hZA==&b=Ym90LTQy"))
+	req.Host = "www.PartyStore.example"
+	req.Header.Set("User-Agent", "Mozilla")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// Wait until the pipeline has stored it, then stop serve and look.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tok, _ := ReadToken(cfg.API.TokenFile)
+		st, err := apiStatus(ctx, cfg, tok)
+		if err == nil && st.Store.Events > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("callback not stored: %+v %v", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	local, err = Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	var got []event.Event
+	local.Store.Scan(ctx, store.ScanQuery{}, func(e *event.Event) error { got = append(got, *e); return nil })
+	if len(got) != 1 {
+		t.Fatalf("%d events stored", len(got))
+	}
+	e := got[0]
+	if e.Protocol != event.ProtoHTTP || e.Domain != "www.partystore.example" || e.Zone != "partystore.example" ||
+		e.Case != "waledac" || e.Family != "waledac" || e.BotID == "" || e.HTTPMethod != "POST" || e.HTTPPath != "/abcd.png" ||
+		e.HTTPUserAgent != "Mozilla" || e.Bytes != 25 || e.PayloadSHA256 == "" {
+		t.Fatalf("stored event %+v", e)
+	}
+}
+
+func apiStatus(ctx context.Context, cfg config.Config, tok string) (api.Status, error) {
+	return api.NewClient(cfg.API.Listen, tok, "test").Status(ctx)
+}

@@ -1,0 +1,531 @@
+package httpsink
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/classify"
+	"github.com/takedown-project/takedown/internal/event"
+)
+
+// bufSize is the read buffer of a busy connection; a request head that
+// does not fit grows it up to MaxHeaderBytes.
+const bufSize = 4096
+
+// maxChunkLine bounds a chunk-size line with its extensions.
+const maxChunkLine = 4096
+
+// scratch is the memory a connection needs while it serves a request. An
+// idle keep-alive connection gives it back.
+type scratch struct {
+	buf  []byte // read buffer
+	head []byte // the request head, copied out of buf
+	body []byte // the first MatchBytes of the body
+	out  []byte // the response
+	hash hash.Hash
+	req  request
+	hl   headerList
+	sum  [sha256.Size]byte
+}
+
+var scratches = sync.Pool{New: func() any {
+	return &scratch{buf: make([]byte, bufSize), hash: sha256.New()}
+}}
+
+// h1conn serves HTTP/1.x on one connection.
+type h1conn struct {
+	s     *Server
+	sc    *sinkConn
+	c     net.Conn // sc, or the TLS connection over it
+	x     *scratch // nil while idle
+	r, w  int      // unread bytes are x.buf[r:w]
+	nbody int64    // body bytes read
+}
+
+func (h *h1conn) acquire() {
+	if h.x == nil {
+		h.x = scratches.Get().(*scratch)
+	}
+}
+
+func (h *h1conn) release() {
+	x := h.x
+	if x == nil {
+		return
+	}
+	h.x = nil
+	h.r, h.w = 0, 0
+	if cap(x.buf) != bufSize {
+		x.buf = make([]byte, bufSize)
+	}
+	if cap(x.head) > 2*bufSize {
+		x.head = nil
+	}
+	if cap(x.req.hdrs) > 64 {
+		x.req.hdrs = nil
+	}
+	clear(x.req.hdrs[:cap(x.req.hdrs)]) // drop references into the head
+	x.hl = headerList{}
+	scratches.Put(x)
+}
+
+// serveHTTP1 serves requests on c until the client or a limit ends it.
+func (s *Server) serveHTTP1(sc *sinkConn, c net.Conn) {
+	h := &h1conn{s: s, sc: sc, c: c}
+	defer h.release()
+	first := true
+	for {
+		if h.r == h.w {
+			// Wait for a request without holding a buffer.
+			deadline := sc.start.Add(s.cfg.ReadHeaderTimeout)
+			if !first {
+				deadline = time.Now().Add(s.cfg.IdleTimeout)
+			}
+			c.SetReadDeadline(deadline) //nolint:errcheck
+			h.release()
+			sc.idle.Store(true)
+			if s.isClosing() {
+				return
+			}
+			n, err := c.Read(sc.wake[:])
+			sc.idle.Store(false)
+			if n == 0 {
+				if sc.requests.Load() == 0 {
+					h.noRequest(err)
+				}
+				return
+			}
+			h.acquire()
+			h.w = copy(h.x.buf, sc.wake[:n])
+			if !first {
+				c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout)) //nolint:errcheck
+			}
+		} else if !first {
+			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout)) //nolint:errcheck
+		}
+		first = false
+		if !h.serveOne() || s.isClosing() {
+			return
+		}
+	}
+}
+
+// noRequest records a connection that ended before its first request
+// began.
+func (h *h1conn) noRequest(err error) {
+	e := h.s.newEvent(h.sc)
+	defer h.s.putEvent(e)
+	switch {
+	case h.sc.expired():
+		e.Error = "connection timeout"
+	case isTimeout(err):
+		e.Error = "header timeout"
+		h.s.m.limits.WithLabelValues(limitHeaderTimeout).Inc()
+	case h.s.isClosing():
+		e.Error = "server shutting down"
+	default:
+		e.Error = "connection closed before a request"
+	}
+	h.s.record(e, nil)
+}
+
+// serveOne reads, records and answers one request; it reports whether the
+// connection may carry another.
+func (h *h1conn) serveOne() bool {
+	s, x := h.s, h.x
+	e := s.newEvent(h.sc)
+	defer s.putEvent(e)
+	h.sc.requests.Add(1)
+
+	n, err := h.readHead()
+	if err != nil {
+		// What arrived is all there is: record it as received.
+		got := x.buf[h.r:h.w]
+		if n > 0 && n < len(got) {
+			got = got[:n]
+		}
+		re := readError(h.sc, err, "header")
+		e.Error, e.Malformed = re.msg, len(got) > 0 || re.malformed
+		h.payload(e, got)
+		// Whatever parses of the request line is worth keeping.
+		if i := bytes.IndexByte(got, '\n'); i > 0 {
+			parseHead(got[:i+1], &x.req)
+			h.requestFields(e, &x.req)
+		}
+		h.finish(e, re, nil)
+		return false
+	}
+	e.Time = s.now().UTC()
+	x.head = append(x.head[:0], x.buf[h.r:h.r+n]...)
+	h.r += n
+	req := &x.req
+	perr := parseHead(x.head, req)
+	h.requestFields(e, req)
+	if perr != nil {
+		e.Error, e.Malformed = perr.msg, true
+		h.payload(e, x.head)
+		h.finish(e, perr, req)
+		return false
+	}
+
+	var re *reqError
+	h.nbody = 0
+	x.hash.Reset()
+	x.body = x.body[:0]
+	if req.length > 0 || req.chunked {
+		if req.expect && req.minor == 1 && h.r == h.w {
+			h.write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+		}
+		if err := h.readBody(req); err != nil {
+			re = readError(h.sc, err, "body")
+			e.Error, e.Malformed = re.msg, re.malformed
+		}
+		e.Bytes = h.nbody
+		if h.nbody > 0 {
+			x.hash.Sum(x.sum[:0])
+			e.PayloadSHA256 = hex.EncodeToString(x.sum[:])
+			e.PayloadHead = x.body[:min(len(x.body), s.cfg.HeadBytes)]
+		}
+	}
+	return h.finish(e, re, req)
+}
+
+// requestFields copies what the head says into e.
+func (h *h1conn) requestFields(e *event.Event, req *request) {
+	if req.method != nil {
+		e.HTTPMethod = methodString(req.method)
+	}
+	if req.target != nil {
+		e.HTTPPath = string(req.target)
+	}
+	if len(req.host) > 0 {
+		e.Domain = hostName(req.host)
+	}
+	if req.ua != nil {
+		e.HTTPUserAgent = string(req.ua)
+	}
+	if req.referer != nil {
+		e.HTTPReferer = string(req.referer)
+	}
+	if req.xff != nil {
+		e.HTTPForwardedBy = string(req.xff)
+	}
+	if req.ctype != nil {
+		e.HTTPContentType = string(req.ctype)
+	}
+}
+
+// payload puts the bytes of a request that could not be served into e.
+func (h *h1conn) payload(e *event.Event, b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	e.Bytes = int64(len(b))
+	h.x.sum = sha256.Sum256(b)
+	e.PayloadSHA256 = hex.EncodeToString(h.x.sum[:])
+	e.PayloadHead = b[:min(len(b), h.s.cfg.HeadBytes)]
+}
+
+// finish classifies e, answers the request (re, if set, decides how) and
+// records e. It reports whether the connection may carry another request.
+func (h *h1conn) finish(e *event.Event, re *reqError, req *request) bool {
+	s, x := h.s, h.x
+	cr := classify.Request{UserAgent: e.HTTPUserAgent, Method: e.HTTPMethod, Path: e.HTTPPath}
+	if req != nil {
+		x.hl.hdrs = req.hdrs
+		cr.Headers = &x.hl
+		cr.Body = x.body
+	}
+	res := s.classify(e, &cr)
+	if e.Malformed {
+		s.m.malformed[h.sc.p].Inc()
+	}
+	if re != nil && re.limit != "" {
+		s.m.limits.WithLabelValues(re.limit).Inc()
+	}
+	keep := re == nil && req != nil && !req.close
+	switch {
+	case re != nil && re.status == 0:
+		// Timed out or gone: nobody to answer.
+	case re != nil:
+		h.respond(re.status, "", "", false, true)
+		s.m.request(h.sc.p, re.status)
+	default:
+		resp := res.Response
+		if resp == nil {
+			resp = &s.dflt
+		}
+		if err := h.respond(resp.Status, resp.ContentType, resp.Body, e.HTTPMethod == "HEAD", !keep); err != nil {
+			keep = false
+		}
+		s.m.request(h.sc.p, resp.Status)
+	}
+	s.record(e, nil)
+	return keep
+}
+
+// readError maps a read failure to what is recorded.
+func readError(sc *sinkConn, err error, part string) *reqError {
+	var re *reqError
+	switch {
+	case errors.As(err, &re):
+		return re
+	case sc.expired():
+		return &reqError{msg: "connection timeout"}
+	case isTimeout(err) && part == "header":
+		return &reqError{msg: "header timeout", limit: limitHeaderTimeout}
+	case isTimeout(err):
+		return &reqError{msg: "body timeout", limit: limitBodyTimeout}
+	case isClosed(err):
+		return &reqError{msg: "connection closed in the " + part}
+	}
+	return &reqError{msg: part + ": " + err.Error()}
+}
+
+// fill reads more bytes into the buffer, first moving unread bytes to its
+// front when it is full.
+func (h *h1conn) fill() error {
+	b := h.x.buf
+	if h.r == h.w {
+		h.r, h.w = 0, 0
+	}
+	if h.w == len(b) && h.r > 0 {
+		h.w = copy(b, b[h.r:h.w])
+		h.r = 0
+	}
+	if h.w == len(b) {
+		return errHeaderTooLarge // callers grow first; never here in practice
+	}
+	n, err := h.c.Read(b[h.w:])
+	h.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// grow makes room for a head that fills the buffer, up to MaxHeaderBytes.
+func (h *h1conn) grow() {
+	limit := h.s.cfg.MaxHeaderBytes + 1
+	if len(h.x.buf) >= limit {
+		return
+	}
+	nb := make([]byte, min(2*len(h.x.buf), limit))
+	h.w = copy(nb, h.x.buf[h.r:h.w])
+	h.r = 0
+	h.x.buf = nb
+}
+
+// readHead reads until x.buf[r:] holds a whole request head (through its
+// empty line) and returns its length. Empty lines before a request are
+// skipped. On an error n is how many bytes were looked at.
+func (h *h1conn) readHead() (n int, err error) {
+	max := h.s.cfg.MaxHeaderBytes
+	scan, lineStart := 0, 0 // relative to r
+	for {
+		b := h.x.buf[h.r:h.w]
+		for {
+			i := bytes.IndexByte(b[scan:], '\n')
+			if i < 0 {
+				scan = len(b)
+				break
+			}
+			i += scan
+			if i+1 > max {
+				return max, errHeaderTooLarge
+			}
+			if i == lineStart || i == lineStart+1 && b[lineStart] == '\r' {
+				if lineStart == 0 {
+					h.r += i + 1
+					b = b[i+1:]
+					scan = 0
+					continue
+				}
+				return i + 1, nil
+			}
+			lineStart, scan = i+1, i+1
+		}
+		if len(b) >= max {
+			return max, errHeaderTooLarge
+		}
+		if h.r == 0 && h.w == len(h.x.buf) || h.w-h.r == len(h.x.buf) {
+			h.grow()
+		}
+		if err := h.fill(); err != nil {
+			return h.w - h.r, err
+		}
+	}
+}
+
+// readBody reads the body that req announces, hashing and counting it and
+// keeping its first MatchBytes, up to MaxBodyBytes.
+func (h *h1conn) readBody(req *request) error {
+	limit := h.s.cfg.MaxBodyBytes
+	if !req.chunked {
+		if req.length > limit {
+			if err := h.consume(limit); err != nil {
+				return err
+			}
+			return errBodyTooLarge
+		}
+		return h.consume(req.length)
+	}
+	for {
+		line, err := h.readLine()
+		if err != nil {
+			return err
+		}
+		size, ok := parseChunkSize(line)
+		if !ok {
+			return errChunk
+		}
+		if size == 0 {
+			break
+		}
+		if size > limit-h.nbody {
+			if err := h.consume(limit - h.nbody); err != nil {
+				return err
+			}
+			return errBodyTooLarge
+		}
+		if err := h.consume(size); err != nil {
+			return err
+		}
+		if line, err = h.readLine(); err != nil {
+			return err
+		} else if len(line) != 0 {
+			return errChunk
+		}
+	}
+	// Trailer fields, skipped, within the header limit.
+	for total := 0; ; {
+		line, err := h.readLine()
+		if err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		if total += len(line) + 2; total > h.s.cfg.MaxHeaderBytes {
+			return errHeaderTooLarge
+		}
+	}
+}
+
+// consume feeds the next n bytes of the stream to the body.
+func (h *h1conn) consume(n int64) error {
+	x := h.x
+	for n > 0 {
+		if h.r == h.w {
+			if err := h.bodyFill(); err != nil {
+				return err
+			}
+		}
+		k := int(min(int64(h.w-h.r), n))
+		p := x.buf[h.r : h.r+k]
+		x.hash.Write(p)
+		if room := h.s.cfg.MatchBytes - len(x.body); room > 0 {
+			x.body = append(x.body, p[:min(k, room)]...)
+		}
+		h.r += k
+		h.nbody += int64(k)
+		n -= int64(k)
+	}
+	return nil
+}
+
+// bodyFill reads more of a body: each read must bring bytes within
+// ReadHeaderTimeout.
+func (h *h1conn) bodyFill() error {
+	h.c.SetReadDeadline(time.Now().Add(h.s.cfg.ReadHeaderTimeout)) //nolint:errcheck
+	return h.fill()
+}
+
+// readLine returns the next line of a chunked body without its line end;
+// it is valid until the next read.
+func (h *h1conn) readLine() ([]byte, error) {
+	scan := 0
+	for {
+		b := h.x.buf[h.r:h.w]
+		if i := bytes.IndexByte(b[scan:], '\n'); i >= 0 {
+			line := b[:scan+i]
+			h.r += scan + i + 1
+			return bytes.TrimSuffix(line, []byte{'\r'}), nil
+		}
+		scan = len(b)
+		if scan > maxChunkLine {
+			return nil, errChunk
+		}
+		if err := h.bodyFill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// respond writes a status line, the headers and body (not for HEAD).
+func (h *h1conn) respond(status int, ctype, body string, head, closing bool) error {
+	out := h.x.out[:0]
+	out = append(out, "HTTP/1.1 "...)
+	out = strconv.AppendInt(out, int64(status), 10)
+	out = append(out, ' ')
+	out = append(out, http.StatusText(status)...)
+	out = append(out, "\r\nDate: "...)
+	out = append(out, httpDate()...)
+	if ctype != "" {
+		out = append(out, "\r\nContent-Type: "...)
+		out = append(out, ctype...)
+	}
+	noBody := status == http.StatusNoContent || status == http.StatusNotModified || status < 200
+	if !noBody {
+		out = append(out, "\r\nContent-Length: "...)
+		out = strconv.AppendInt(out, int64(len(body)), 10)
+	}
+	if closing {
+		out = append(out, "\r\nConnection: close"...)
+	} else if h.x.req.minor == 0 {
+		out = append(out, "\r\nConnection: keep-alive"...)
+	}
+	out = append(out, "\r\n\r\n"...)
+	if !head && !noBody {
+		out = append(out, body...)
+	}
+	h.x.out = out
+	return h.write(out)
+}
+
+func (h *h1conn) write(b []byte) error {
+	h.c.SetWriteDeadline(time.Now().Add(h.s.cfg.WriteTimeout)) //nolint:errcheck
+	_, err := h.c.Write(b)
+	return err
+}
+
+// dateCache holds the Date header value of the current second.
+var dateCache atomic.Pointer[dateValue]
+
+type dateValue struct {
+	sec int64
+	b   []byte
+}
+
+func httpDate() []byte {
+	now := time.Now()
+	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
+		return d.b
+	}
+	d := &dateValue{sec: now.Unix(), b: now.UTC().AppendFormat(nil, http.TimeFormat)}
+	dateCache.Store(d)
+	return d.b
+}

@@ -1,0 +1,116 @@
+package httpsink
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// proto indexes the two listener kinds in metrics and events.
+type proto uint8
+
+const (
+	protoHTTP proto = iota
+	protoHTTPS
+)
+
+var protoNames = [...]string{"http", "https"}
+
+// Limits hit, as label values of limit_hits_total.
+const (
+	limitHeaderTimeout = "header_timeout"
+	limitHeaderSize    = "header_size"
+	limitBodySize      = "body_size"
+	limitBodyTimeout   = "body_timeout"
+)
+
+// metrics of the listener. No label carries a client address, host, path
+// or agent.
+type metrics struct {
+	requests      [2][6]prometheus.Counter // [proto][status class 1xx..5xx, other]
+	malformed     [2]prometheus.Counter
+	handshakeFail *prometheus.CounterVec
+	refused       *prometheus.CounterVec
+	open          [2]prometheus.Gauge
+	conns         [2]prometheus.Counter
+	limits        *prometheus.CounterVec
+	h2errors      prometheus.Counter
+	events        prometheus.Counter
+	collectors    []prometheus.Collector
+}
+
+func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, error) {
+	const ns, sub = "takedown", "httpsink"
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "requests_total",
+		Help: "Requests answered, by protocol (http, https) and status class.",
+	}, []string{"protocol", "code"})
+	malformed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "malformed_total",
+		Help: "Requests that failed to parse, by protocol.",
+	}, []string{"protocol"})
+	open := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: ns, Subsystem: sub, Name: "connections_open",
+		Help: "Connections open now, by protocol.",
+	}, []string{"protocol"})
+	conns := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "connections_total",
+		Help: "Connections accepted within the limits, by protocol.",
+	}, []string{"protocol"})
+	m := &metrics{
+		handshakeFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "tls_handshake_failures_total",
+			Help: "TLS handshakes that failed, by reason (timeout, not_tls, closed, tls).",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "refused_total",
+			Help: "Connections refused by a connection limit, by protocol and limit (total, per_ip).",
+		}, []string{"protocol", "limit"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "limit_hits_total",
+			Help: "Requests cut short by a limit: header_timeout, header_size, body_size, body_timeout.",
+		}, []string{"limit"}),
+		h2errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "http2_errors_total",
+			Help: "HTTP/2 protocol errors seen by the HTTP/2 server.",
+		}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "events_total",
+			Help: "Events handed to the recorder.",
+		}),
+	}
+	for p, pn := range protoNames {
+		for c := range m.requests[p] {
+			m.requests[p][c] = requests.WithLabelValues(pn, classNames[c])
+		}
+		m.malformed[p] = malformed.WithLabelValues(pn)
+		m.open[p] = open.WithLabelValues(pn)
+		m.conns[p] = conns.WithLabelValues(pn)
+	}
+	m.collectors = []prometheus.Collector{requests, malformed, open, conns, m.handshakeFail, m.refused, m.limits, m.h2errors, m.events}
+	if minted != nil {
+		m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "certificates_minted_total",
+			Help: "Leaf certificates minted for TLS server names.",
+		}, minted))
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range m.collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering httpsink metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+var classNames = [6]string{"1xx", "2xx", "3xx", "4xx", "5xx", "other"}
+
+func (m *metrics) request(p proto, status int) {
+	c := status/100 - 1
+	if c < 0 || c > 4 {
+		c = 5
+	}
+	m.requests[p][c].Inc()
+}
