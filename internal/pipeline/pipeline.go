@@ -105,7 +105,7 @@ type Pipeline struct {
 	done     chan struct{}
 	spoolMax int64
 
-	lastRec  uint64    // recorded, at lastLook (the writer's goroutine only)
+	lastRec  uint64 // recorded, at lastLook (the writer's goroutine only)
 	lastLook time.Time
 
 	recorded, dropped, stored, invalid, failures atomic.Uint64
