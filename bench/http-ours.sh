@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# http-ours.sh - run `takedown serve` with its HTTP listener on 127.0.0.1:$PORT,
+# every request recorded as an event (spool, then the store), for
+# ../shared/bench/http-peers.sh to measure beside nginx:
+#
+#   bench/http-ours.sh start
+#   ../shared/bench/http-peers.sh --also 127.0.0.1:18090 --label takedown --pid "$(cat /tmp/takedown-http-bench/serve.pid)"
+#   bench/http-ours.sh stop      # waits for the store to catch up, prints what was stored
+#
+# The benchmark's host (conficker-c2-001.net) is imported and restrained, so
+# requests are attributed to a seized zone and classified by the shipped rules.
+# Env: DIR (default /tmp/takedown-http-bench), PORT (default 18090).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DIR=${DIR:-/tmp/takedown-http-bench}
+PORT=${PORT:-18090}
+BIN=$DIR/takedown
+CFG=$DIR/takedown.yaml
+
+start() {
+	rm -rf "$DIR" && mkdir -p "$DIR"
+	(cd "$HERE" && go build -o "$BIN" ./cmd/takedown)
+	cat > "$CFG" <<CFG
+data_dir: $DIR/data
+sensor: bench
+log: {level: warn}
+api: {listen: 127.0.0.1:18481}
+dns: {listen: ["127.0.0.1:0"]}
+transfer: {listen: []}
+listen: {http: ["127.0.0.1:$PORT"], https: [], smtp: [], max_conns_per_ip: -1}
+CFG
+	"$BIN" -c "$CFG" --actor bench cases add bench --court "Bench Court" --docket 0 --family conficker >/dev/null
+	echo conficker-c2-001.net > "$DIR/domains.txt"
+	"$BIN" -c "$CFG" --actor bench domains import --case bench "$DIR/domains.txt" >/dev/null
+	"$BIN" -c "$CFG" --actor bench domains set-state --state restrained --case bench --from-state listed >/dev/null
+	"$BIN" -c "$CFG" serve > "$DIR/serve.log" 2>&1 </dev/null &
+	echo $! > "$DIR/serve.pid"
+	for _ in $(seq 100); do
+		curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && { echo "takedown serving HTTP on 127.0.0.1:$PORT (pid $(cat "$DIR/serve.pid"))"; return; }
+		sleep 0.1
+	done
+	echo "takedown did not answer; see $DIR/serve.log" >&2
+	exit 1
+}
+
+stop() {
+	local t0=$SECONDS backlog
+	while :; do
+		backlog=$("$BIN" -c "$CFG" status --json | sed -n 's/.*"backlog": \([0-9]*\).*/\1/p')
+		[ "${backlog:-0}" = 0 ] && break
+		[ $((SECONDS - t0)) -gt 900 ] && { echo "store still $backlog events behind after 900 s" >&2; break; }
+		sleep 1
+	done
+	echo "store caught up with the spool $((SECONDS - t0)) s after the load"
+	kill -INT "$(cat "$DIR/serve.pid")" 2>/dev/null || true
+	while kill -0 "$(cat "$DIR/serve.pid")" 2>/dev/null; do sleep 0.2; done
+	"$BIN" -c "$CFG" stats hosts --by family --from 2000-01-01 --to 2100-01-01
+}
+
+case ${1:-} in
+	start) start ;;
+	stop) stop ;;
+	*) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
+esac
