@@ -14,8 +14,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -189,6 +191,25 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	rulesDone := make(chan struct{})
 	go func() { defer close(rulesDone); rules.Run(rulesCtx) }()
 	onStop("rules watcher stopped", func() error { stopRules(); <-rulesDone; return nil })
+	// SIGHUP reloads the rules and the enrichment files now (both also
+	// follow their files on their own).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	hupDone := make(chan struct{})
+	go func() {
+		defer close(hupDone)
+		for {
+			select {
+			case <-rulesCtx.Done():
+				return
+			case <-hup:
+				err := rules.Reload()
+				enr.Reload()
+				log.Info("SIGHUP: rules and enrichment files reloaded", "rules_err", err)
+			}
+		}
+	}()
+	onStop("SIGHUP handler stopped", func() error { signal.Stop(hup); stopRules(); <-hupDone; return nil })
 	load := cpuload.Start(ctx, 100*time.Millisecond)
 	pipe, err := pipeline.New(pipeline.Config{
 		Spool: sp, SpoolMaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20, Saturated: load.Saturated,

@@ -249,9 +249,10 @@ type headerCond struct {
 	re   *matcher
 }
 
+// match tests every condition but the protocol, which the index has
+// already checked: a rule is filed only under its protocols.
 func (ru *rule) match(r *Request) bool {
-	if ru.protocols != nil && !contains(ru.protocols, r.Protocol) ||
-		ru.transports != nil && !contains(ru.transports, r.Transport) ||
+	if ru.transports != nil && !contains(ru.transports, r.Transport) ||
 		ru.ports != nil && !contains(ru.ports, r.Port) ||
 		ru.methods != nil && !contains(ru.methods, r.Method) ||
 		ru.zones != nil && !contains(ru.zones, r.Zone) ||

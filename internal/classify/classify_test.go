@@ -138,7 +138,7 @@ rules:
 // linear is the reference: every rule in file order, no index.
 func linear(rs *Rules, r *Request) string {
 	for _, ru := range rs.rules {
-		if ru.match(r) {
+		if (ru.protocols == nil || contains(ru.protocols, r.Protocol)) && ru.match(r) {
 			return ru.name
 		}
 	}
