@@ -427,7 +427,7 @@ func (c *compiler) botID(fb *fileBotID) botIDRule {
 	default:
 		re, err := regexp.Compile(fb.Regex)
 		if err != nil {
-			c.errorf(at("regex"), "%v", err)
+			c.errorf(at("regex"), "%s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 			break
 		}
 		b.re, b.group = re, 1
@@ -545,7 +545,7 @@ func isDomain(s string) bool {
 func compileMatcher(expr string) (*matcher, error) {
 	re, err := regexp.Compile(expr)
 	if err != nil {
-		return nil, fmt.Errorf("%q: %s", expr, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 	}
 	m := &matcher{re: re}
 	syn, err := syntax.Parse(expr, syntax.Perl)

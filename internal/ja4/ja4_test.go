@@ -32,7 +32,7 @@ func loadVectors(tb testing.TB) []vector {
 	}
 	var vs []vector
 	for i := 0; i < len(lines); i++ {
-		if !strings.HasPrefix(lines[i], "# ") || strings.Contains(lines[i], ":") == false || i+2 >= len(lines) || strings.HasPrefix(lines[i+1], "#") {
+		if !strings.HasPrefix(lines[i], "# ") || !strings.Contains(lines[i], ":") || i+2 >= len(lines) || strings.HasPrefix(lines[i+1], "#") {
 			continue
 		}
 		fp := strings.Fields(lines[i+1])
