@@ -66,6 +66,8 @@ func startServe(t *testing.T, cfgPath string) *child {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), serveEnv+"="+cfgPath)
 	cmd.Stderr = new(testnet.Buffer) // kept for the failure message
+	// The child dies with the test binary, even one killed by -timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -185,9 +187,15 @@ enrich: {databases: [%s]}
 	}
 	// Load until some events are in the store and more wait in the
 	// spool, then the kill, with the load still running.
-	tok, err := ReadToken(cfg.API.TokenFile)
-	if err != nil {
-		t.Fatal(err)
+	// The API starts after the sinkhole: wait for its token.
+	var tok string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if tok, err = ReadToken(cfg.API.TokenFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
 	cl := api.NewClient(cfg.API.Listen, tok, "test")
 	loadStart := time.Now()
@@ -240,6 +248,9 @@ enrich: {databases: [%s]}
 	}
 	if err := <-srv.done; err != nil {
 		t.Fatalf("serve after SIGTERM: %v\n%s", err, srv.stderr())
+	}
+	if strings.Contains(srv.stderr(), "level=ERROR") {
+		t.Fatalf("serve logged errors after the restart:\n%s", srv.stderr())
 	}
 
 	final := storedDomains(t, cfg)

@@ -107,6 +107,8 @@ type Pipeline struct {
 
 	lastRec  uint64 // recorded, at lastLook (the writer's goroutine only)
 	lastLook time.Time
+	// lastReadErr is when a spool read error was last logged.
+	lastReadErr time.Time
 
 	recorded, dropped, stored, invalid, failures atomic.Uint64
 	lastAppend                                   atomic.Int64 // ns
@@ -262,9 +264,11 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 		}
 		bctx, cancel := context.WithTimeout(parent, wait)
 		batch = batch[:0]
+		var readErr error
 		for len(batch) < p.cfg.BatchSize {
 			rec, pos, err := r.Next(bctx)
 			if err != nil {
+				readErr = err
 				break
 			}
 			end = pos
@@ -287,6 +291,21 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 			}
 		}
 		cancel()
+		if readErr != nil && !errors.Is(readErr, context.DeadlineExceeded) && !errors.Is(readErr, context.Canceled) {
+			if errors.Is(readErr, spool.ErrClosed) {
+				return nil
+			}
+			// A spool that cannot be read (a disk error): say so, at most
+			// once a minute, and try again in a second rather than spin.
+			if time.Since(p.lastReadErr) > time.Minute {
+				p.log.Error("reading the spool", "err", readErr)
+				p.lastReadErr = time.Now()
+			}
+			select {
+			case <-parent.Done():
+			case <-time.After(time.Second):
+			}
+		}
 		moved := end != from
 		if moved {
 			sctx := ctx
