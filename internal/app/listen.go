@@ -11,6 +11,8 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/listen/certs"
 	"github.com/takedown-project/takedown/internal/listen/httpsink"
+	"github.com/takedown-project/takedown/internal/listen/rawsink"
+	"github.com/takedown-project/takedown/internal/listen/smtpsink"
 )
 
 // zoneFinder attributes a host name to a seized zone, from the DNS
@@ -41,14 +43,15 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 	log *slog.Logger, reg prometheus.Registerer) (*listeners, []func(context.Context) error, error) {
 	var ls listeners
 	var stops []func(context.Context) error
-	if len(cfg.Listen.HTTP)+len(cfg.Listen.HTTPS) > 0 {
-		var ca *certs.Authority
-		if len(cfg.Listen.HTTPS) > 0 {
-			var err error
-			if ca, err = certs.Open(certs.Config{Dir: cfg.Listen.CADir}); err != nil {
-				return nil, stops, fmt.Errorf("listen.ca_dir: %w", err)
-			}
+	// One certificate authority for HTTPS and SMTP STARTTLS.
+	var ca *certs.Authority
+	if len(cfg.Listen.HTTPS)+len(cfg.Listen.SMTP) > 0 {
+		var err error
+		if ca, err = certs.Open(certs.Config{Dir: cfg.Listen.CADir}); err != nil {
+			return nil, stops, fmt.Errorf("listen.ca_dir: %w", err)
 		}
+	}
+	if len(cfg.Listen.HTTP)+len(cfg.Listen.HTTPS) > 0 {
 		hs, err := httpsink.New(httpsink.Config{
 			HTTP: cfg.Listen.HTTP, HTTPS: cfg.Listen.HTTPS, Sensor: cfg.Sensor, Certs: ca,
 			Classifier: rules, Zones: zones, Recorder: rec, DefaultStatus: cfg.Listen.DefaultStatus,
@@ -66,6 +69,38 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 		ls.http = hs
 		h, s := hs.Addrs()
 		log.Info("http listeners started", "http", fmt.Sprint(h), "https", fmt.Sprint(s))
+	}
+	if len(cfg.Listen.SMTP) > 0 {
+		ss, err := smtpsink.New(smtpsink.Config{
+			Listen: cfg.Listen.SMTP, Sensor: cfg.Sensor, TLS: ca.TLSConfig(),
+			Classifier: rules, Zones: zones, Recorder: rec, HeadBytes: cfg.Listen.HeadBytes,
+			MaxConns: cfg.Listen.MaxConns, MaxConnsPerIP: cfg.Listen.MaxConnsPerIP,
+			Logger: log.With("component", "smtp"), Registerer: reg,
+		})
+		if err != nil {
+			return nil, stops, fmt.Errorf("listen.smtp: %w", err)
+		}
+		if err := ss.Start(ctx); err != nil {
+			return nil, stops, fmt.Errorf("listen.smtp: %w", err)
+		}
+		stops = append(stops, ss.Shutdown)
+		log.Info("smtp listener started", "addrs", fmt.Sprint(ss.Addrs()))
+	}
+	if len(cfg.Listen.TCP)+len(cfg.Listen.UDP) > 0 {
+		rs, err := rawsink.New(rawsink.Config{
+			TCP: cfg.Listen.TCP, UDP: cfg.Listen.UDP, Sensor: cfg.Sensor, HeadBytes: cfg.Listen.HeadBytes,
+			Classifier: rules, Recorder: rec, MaxConns: cfg.Listen.MaxConns, MaxConnsPerIP: cfg.Listen.MaxConnsPerIP,
+			Logger: log.With("component", "raw"), Registerer: reg,
+		})
+		if err != nil {
+			return nil, stops, fmt.Errorf("listen.tcp/udp: %w", err)
+		}
+		if err := rs.Start(ctx); err != nil {
+			return nil, stops, fmt.Errorf("listen.tcp/udp: %w", err)
+		}
+		stops = append(stops, rs.Shutdown)
+		t, u := rs.Addrs()
+		log.Info("catch-all listeners started", "tcp", fmt.Sprint(t), "udp", fmt.Sprint(u))
 	}
 	return &ls, stops, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/smtp"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,15 +24,15 @@ import (
 // shipped rules, with its bot id, zone and case.
 func TestHTTPCallbackStored(t *testing.T) {
 	dir := t.TempDir()
-	httpPort := testnet.FreePort(t)
+	httpPort, smtpPort := testnet.FreePort(t), testnet.FreePort(t)
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 data_dir: %s
 api: {listen: "127.0.0.1:%d"}
 dns: {listen: ["127.0.0.1:%d"]}
 transfer: {listen: []}
-listen: {http: ["127.0.0.1:%d"], https: [], smtp: []}
+listen: {http: ["127.0.0.1:%d"], https: [], smtp: ["127.0.0.1:%d"]}
 pipeline: {flush_ms: 50}
-`, filepath.Join(dir, "data"), testnet.FreePort(t), testnet.FreePort(t), httpPort)))
+`, filepath.Join(dir, "data"), testnet.FreePort(t), testnet.FreePort(t), httpPort, smtpPort)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +72,38 @@ pipeline: {flush_ms: 50}
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	// Wait until the pipeline has stored it, then stop serve and look.
+	// A spam bot's message to a seized domain, over SMTP (no STARTTLS:
+	// the client would not trust the sinkhole's CA).
+	sc, err := smtp.Dial(fmt.Sprintf("127.0.0.1:%d", smtpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Hello("bot.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Mail("x@spam.example"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"a@partystore.example", "b@partystore.example", "c@other.example"} {
+		if err := sc.Rcpt(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wc, err := sc.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(wc, "Subject: cheap pills\r\nMessage-ID: <1@spam.example>\r\n\r\nbuy now\r\n")
+	if err := wc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sc.Quit()
+	// Wait until the pipeline has stored both, then stop serve and look.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		tok, _ := ReadToken(cfg.API.TokenFile)
 		st, err := apiStatus(ctx, cfg, tok)
-		if err == nil && st.Store.Events > 0 {
+		if err == nil && st.Store.Events >= 2 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -95,10 +122,18 @@ pipeline: {flush_ms: 50}
 	defer local.Close()
 	var got []event.Event
 	local.Store.Scan(ctx, store.ScanQuery{}, func(e *event.Event) error { got = append(got, *e); return nil })
-	if len(got) != 1 {
+	if len(got) != 2 {
 		t.Fatalf("%d events stored", len(got))
 	}
-	e := got[0]
+	e, m := got[0], got[1]
+	if e.Protocol != event.ProtoHTTP {
+		e, m = m, e
+	}
+	if m.Protocol != event.ProtoSMTP || m.SMTPHelo != "bot.example" || m.SMTPFrom != "x@spam.example" ||
+		m.SMTPRcptCount != 3 || m.SMTPRcptDomains != "partystore.example,other.example" || m.SMTPSubject != "cheap pills" ||
+		m.SMTPMessageID != "<1@spam.example>" || m.Zone != "partystore.example" || m.Case != "waledac" || m.PayloadSHA256 == "" {
+		t.Errorf("stored message %+v", m)
+	}
 	if e.Protocol != event.ProtoHTTP || e.Domain != "www.partystore.example" || e.Zone != "partystore.example" ||
 		e.Case != "waledac" || e.Family != "waledac" || e.BotID == "" || e.HTTPMethod != "POST" || e.HTTPPath != "/abcd.png" ||
 		e.HTTPUserAgent != "Mozilla" || e.Bytes != 25 || e.PayloadSHA256 == "" {
