@@ -162,7 +162,14 @@ func New(cfg Config) (*Pipeline, error) {
 			Help: "Age of the newest event in the last stored batch, when it was stored."}),
 		deferred: counter("store_deferred_total", "Times the store writer waited 100 ms because the CPUs were saturated."),
 	}
+	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_backlog_events",
+		Help: "Events recorded into the spool and not yet stored (or skipped): the queue between the sinks and the store."},
+		func() float64 {
+			rec, done := p.recorded.Load(), p.stored.Load()+p.invalid.Load()
+			return float64(rec - min(rec, done))
+		})
 	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(backlog)
 		cfg.Registerer.MustRegister(p.m.recorded, p.m.dropped, p.m.stored, p.m.invalid, p.m.failures,
 			p.m.batch, p.m.appendSeconds, p.m.lag, p.m.deferred)
 	}
