@@ -59,6 +59,12 @@ func Open(ctx context.Context, cfg config.Config) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
+	if mb := cfg.Store.MemoryLimitMB; mb > 0 {
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("SET memory_limit = '%dMB'", mb)); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store.memory_limit_mb: %w", err)
+		}
+	}
 	reg, err := registry.New(ctx, registry.Config{DB: db})
 	if err != nil {
 		db.Close()

@@ -159,6 +159,10 @@ type Store struct {
 	// RetentionDays is how long events are kept; 0 keeps them forever.
 	// Default 180.
 	RetentionDays int `yaml:"retention_days"`
+	// MemoryLimitMB caps the memory DuckDB uses for its buffers, in MiB;
+	// larger queries spill to disk. Default 1024; -1 leaves DuckDB's own
+	// default (80 % of the machine's memory).
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
 // Pipeline configures the way from the sinks to the store: every event is
@@ -324,6 +328,9 @@ func (c *Config) fill() {
 	if c.Pipeline.SpoolDir == "" {
 		c.Pipeline.SpoolDir = filepath.Join(c.DataDir, "spool")
 	}
+	if c.Store.MemoryLimitMB == 0 {
+		c.Store.MemoryLimitMB = 1024
+	}
 	if c.Listen.HTTP == nil {
 		c.Listen.HTTP = []string{"127.0.0.1:8080"}
 	}
@@ -458,6 +465,9 @@ func (c *Config) Validate() error {
 		if err := checkHostPort(c.Delegation.Resolver); err != nil {
 			bad("delegation.resolver", "%q: %v", c.Delegation.Resolver, err)
 		}
+	}
+	if c.Store.MemoryLimitMB < -1 || c.Store.MemoryLimitMB > 0 && c.Store.MemoryLimitMB < 64 {
+		bad("store.memory_limit_mb", "%d is not -1 or at least 64", c.Store.MemoryLimitMB)
 	}
 	if c.Store.RetentionDays < 0 {
 		bad("store.retention_days", "%d is negative; use 0 to keep events forever", c.Store.RetentionDays)
