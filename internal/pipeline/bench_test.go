@@ -58,6 +58,10 @@ func BenchmarkWaledacWeek(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// As serve does by default (store.memory_limit_mb).
+		if _, err := db.Exec(`SET memory_limit = '1024MB'`); err != nil {
+			b.Fatal(err)
+		}
 		st, err := store.Open(context.Background(), store.Config{DB: db})
 		if err != nil {
 			b.Fatal(err)
