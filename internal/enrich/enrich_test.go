@@ -16,6 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/takedown-project/takedown/internal/event"
+
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -79,13 +81,7 @@ func TestLayouts(t *testing.T) {
 // mmdb-bin) reads the test databases and finds the values that the
 // enricher returns.
 func TestMMDBLookupTool(t *testing.T) {
-	tool, err := exec.LookPath("mmdblookup")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mmdblookup is not installed (Debian package mmdb-bin); .ci/run installs it")
-		}
-		t.Skip("mmdblookup is not installed: apt-get install mmdb-bin")
-	}
+	tool := testnet.Need(t, "mmdblookup")[0]
 	lookup := func(t *testing.T, file, ip string, path ...string) string {
 		t.Helper()
 		out, err := exec.Command(tool, append([]string{"--file", file, "--ip", ip}, path...)...).CombinedOutput()

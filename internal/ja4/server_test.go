@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 var ja4Shape = regexp.MustCompile(`^t(13|12|11|10)[di]\d{4}[0-9a-zA-Z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$`)
@@ -161,9 +163,7 @@ func TestRealClients(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := exec.LookPath(c.argv[0]); err != nil {
-				t.Skipf("%s not installed", c.argv[0])
-			}
+			testnet.Need(t, c.argv[0])
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os/exec"
 	"sync"
 	"testing"
 )
@@ -76,4 +77,25 @@ key:
 	algorithm: hmac-sha256
 	secret: "%[4]s"
 %[5]s`, dir, port, keyName, secret, zones)
+}
+
+// debianPackage names the Debian package of the tools the tests run.
+var debianPackage = map[string]string{
+	"curl": "curl", "openssl": "openssl", "nc": "netcat-openbsd", "socat": "socat", "swaks": "swaks",
+	"mmdblookup": "mmdb-bin", "dig": "bind9-dnsutils", "kdig": "knot-dnsutils",
+}
+
+// Need returns the paths of tools, and fails the test when one is missing:
+// the tests use real clients, and .ci/run installs them.
+func Need(t testing.TB, tools ...string) []string {
+	t.Helper()
+	paths := make([]string, len(tools))
+	for i, tool := range tools {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s is not installed (Debian package %s; .ci/run installs it)", tool, debianPackage[tool])
+		}
+		paths[i] = p
+	}
+	return paths
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/listen/certs"
+
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 const testRules = `
@@ -35,15 +37,6 @@ rules:
       content_type: text/plain
       body: "OK"
 `
-
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
 
 func run(t *testing.T, stdin string, name string, args ...string) string {
 	t.Helper()
@@ -78,7 +71,7 @@ func checkCommon(t *testing.T, e *event.Event, proto event.Protocol, dstAddr str
 }
 
 func TestCurlHTTP1(t *testing.T) {
-	need(t, "curl")
+	testnet.Need(t, "curl")
 	h, _ := holder(t, testRules)
 	ts := startServer(t, func(c *Config) { c.Classifier = h })
 	body := strings.Repeat("a=1&b=2&", 100) // 800 bytes
@@ -133,7 +126,7 @@ func eventEqual(a, b *event.Event) bool {
 }
 
 func TestCurlHTTPSAndHTTP2(t *testing.T) {
-	need(t, "curl")
+	testnet.Need(t, "curl")
 	h, _ := holder(t, testRules)
 	ts := startServer(t, func(c *Config) { c.Classifier = h })
 	cafile := filepath.Join(ts.dir, certs.CertFile)
@@ -185,7 +178,7 @@ func TestCurlHTTPSAndHTTP2(t *testing.T) {
 }
 
 func TestOpenSSLClient(t *testing.T) {
-	need(t, "openssl")
+	testnet.Need(t, "openssl")
 	ts := startServer(t, nil)
 	cafile := filepath.Join(ts.dir, certs.CertFile)
 	req := "GET /cmd?x=1 HTTP/1.1\r\nHost: Evil-C2.example\r\nUser-Agent: ossl\r\nConnection: close\r\n\r\n"

@@ -16,16 +16,9 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-)
 
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install %s)", tool, tool)
-		}
-	}
-}
+	"github.com/takedown-project/takedown/internal/testnet"
+)
 
 // run runs a client with a deadline and returns its stdout.
 func run(t *testing.T, stdin []byte, name string, args ...string) []byte {
@@ -79,7 +72,7 @@ func checkEvent(t *testing.T, e event.Event, proto event.Protocol, dst string, s
 }
 
 func TestSocatTCP(t *testing.T) {
-	need(t, "socat")
+	testnet.Need(t, "socat")
 	ts := start(t, Config{Classifier: testClassifier(t)}, 1)
 	sent := payload("BEACON", 1000)
 	if out := run(t, sent, "socat", "-t", "5", "-", "TCP:"+ts.tcp[0]); len(out) != 0 {
@@ -93,7 +86,7 @@ func TestSocatTCP(t *testing.T) {
 }
 
 func TestSocatUDP(t *testing.T) {
-	need(t, "socat")
+	testnet.Need(t, "socat")
 	ts := start(t, Config{}, 1)
 	sent := payload("hello", 300)
 	if out := run(t, sent, "socat", "-t", "0.2", "-", "UDP:"+ts.udp[0]); len(out) != 0 {
@@ -107,7 +100,7 @@ func TestSocatUDP(t *testing.T) {
 }
 
 func TestNcTCP(t *testing.T) {
-	need(t, "nc")
+	testnet.Need(t, "nc")
 	ts := start(t, Config{}, 1)
 	sent := []byte("GET / HTTP/1.0\r\n\r\n")
 	host, p, _ := net.SplitHostPort(ts.tcp[0])
@@ -118,7 +111,7 @@ func TestNcTCP(t *testing.T) {
 }
 
 func TestUDPReplyNeverLarger(t *testing.T) {
-	need(t, "socat")
+	testnet.Need(t, "socat")
 	reply := []byte("PONG-0123456789") // 15 bytes
 	ts := start(t, Config{UDPReply: reply}, 1)
 	if out := run(t, []byte("ping-012345678901"), "socat", "-t", "2", "-", "UDP:"+ts.udp[0]); !bytes.Equal(out, reply) {
@@ -148,7 +141,7 @@ func TestUDPReplyNeverLarger(t *testing.T) {
 }
 
 func TestGarbageOnEveryPort(t *testing.T) {
-	need(t, "socat")
+	testnet.Need(t, "socat")
 	ts := start(t, Config{}, 3)
 	goroutines, fds := runtime.NumGoroutine(), fdCount(t)
 	want := map[uint16][]byte{}

@@ -17,19 +17,12 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
+
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 // The tests in this file drive the listener with real clients from
 // Debian: swaks (SMTP, with STARTTLS) and socat.
-
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install %s)", tool, tool)
-		}
-	}
-}
 
 // run runs a client with a deadline and returns its combined output and
 // exit error.
@@ -166,7 +159,7 @@ func swaksArgs(ts *testServer, data string, extra ...string) []string {
 }
 
 func TestSwaks(t *testing.T) {
-	need(t, "swaks")
+	testnet.Need(t, "swaks")
 	ts := start(t, Config{Classifier: testClassifier(t), Zones: testZones})
 	out, err := run(t, "swaks", nil, swaksArgs(ts, writeMessage(t, testMessage))...)
 	if err != nil {
@@ -193,7 +186,7 @@ func TestSwaks(t *testing.T) {
 }
 
 func TestSwaksSTARTTLS(t *testing.T) {
-	need(t, "swaks")
+	testnet.Need(t, "swaks")
 	ts := start(t, Config{Classifier: testClassifier(t), Zones: testZones, TLS: testTLS(t)})
 	out, err := run(t, "swaks", nil, swaksArgs(ts, writeMessage(t, testMessage), "--tls")...)
 	if err != nil {
@@ -224,7 +217,7 @@ func TestSwaksSTARTTLS(t *testing.T) {
 }
 
 func TestSwaksOversized(t *testing.T) {
-	need(t, "swaks")
+	testnet.Need(t, "swaks")
 	const limit = 64 << 10
 	ts := start(t, Config{MaxMessageBytes: limit, Zones: testZones})
 	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 98)+"\r\n", 2*limit/100)
@@ -251,7 +244,7 @@ func TestSwaksOversized(t *testing.T) {
 }
 
 func TestSocatGarbage(t *testing.T) {
-	need(t, "socat")
+	testnet.Need(t, "socat")
 	ts := start(t, Config{Zones: testZones})
 	garbage := make([]byte, 64<<10)
 	rand.Read(garbage)
