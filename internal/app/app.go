@@ -234,7 +234,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		err := <-pipeErr
 		s := pipe.Stats()
 		log.Info("pipeline", "recorded", s.Recorded, "stored", s.Stored, "dropped", s.Dropped,
-			"left_in_spool", s.Recorded-min(s.Recorded, s.Stored), "invalid", s.Invalid)
+			"left_in_spool", s.Backlog, "invalid", s.Invalid)
 		return err
 	})
 	step("pipeline started", t0)
@@ -319,11 +319,11 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 	// The listeners: HTTP, HTTPS, SMTP and the catch-alls.
 	t0 = time.Now()
-	zf := zoneFinder{}
+	var zones zoneSource // a nil interface, not a nil *dnssink.Server
 	if sink != nil {
-		zf.z = sink
+		zones = sink
 	}
-	_, stops, err := startListeners(ctx, cfg, recorder{pipe}, rules, zf, log, metrics)
+	stops, err := startListeners(ctx, cfg, recorder{pipe}, rules, zones, log, metrics)
 	for _, stop := range stops {
 		onStop("listener stopped", within(10*time.Second, stop))
 	}

@@ -15,40 +15,24 @@ import (
 	"github.com/takedown-project/takedown/internal/listen/smtpsink"
 )
 
-// zoneFinder attributes a host name to a seized zone, from the DNS
-// sinkhole's snapshot of the served zones. It answers "not seized" when the
-// DNS sinkhole is off.
-type zoneFinder struct{ z zoneSource }
-
-// zoneSource is what dnssink.Server offers.
+// zoneSource attributes a host name to a seized zone: the DNS sinkhole's
+// snapshot of the served zones (dnssink.Server), nil when it is off — the
+// listeners then attribute nothing.
 type zoneSource interface {
 	Zone(host string) (zone, caseName, family string, ok bool)
 }
 
-func (f zoneFinder) Zone(host string) (zone, caseName, family string, ok bool) {
-	if f.z == nil {
-		return "", "", "", false
-	}
-	return f.z.Zone(host)
-}
-
-// listeners are the sinkhole listeners that bots connect to.
-type listeners struct {
-	http *httpsink.Server
-}
-
-// startListeners starts every listener the config names; stop shuts them
-// down. ca is the certificate authority of HTTPS (and SMTP STARTTLS).
-func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules *classify.Holder, zones zoneFinder,
-	log *slog.Logger, reg prometheus.Registerer) (*listeners, []func(context.Context) error, error) {
-	var ls listeners
+// startListeners starts every listener the config names and returns their
+// Shutdown methods, also when it fails half-way.
+func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules *classify.Holder, zones zoneSource,
+	log *slog.Logger, reg prometheus.Registerer) ([]func(context.Context) error, error) {
 	var stops []func(context.Context) error
 	// One certificate authority for HTTPS and SMTP STARTTLS.
 	var ca *certs.Authority
 	if len(cfg.Listen.HTTPS)+len(cfg.Listen.SMTP) > 0 {
 		var err error
 		if ca, err = certs.Open(certs.Config{Dir: cfg.Listen.CADir}); err != nil {
-			return nil, stops, fmt.Errorf("listen.ca_dir: %w", err)
+			return stops, fmt.Errorf("listen.ca_dir: %w", err)
 		}
 	}
 	if len(cfg.Listen.HTTP)+len(cfg.Listen.HTTPS) > 0 {
@@ -60,13 +44,12 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 			Logger: log.With("component", "http"), Registerer: reg,
 		})
 		if err != nil {
-			return nil, stops, fmt.Errorf("listen: %w", err)
+			return stops, fmt.Errorf("listen: %w", err)
 		}
 		if err := hs.Start(ctx); err != nil {
-			return nil, stops, fmt.Errorf("listen.http/https: %w", err)
+			return stops, fmt.Errorf("listen.http/https: %w", err)
 		}
 		stops = append(stops, hs.Shutdown)
-		ls.http = hs
 		h, s := hs.Addrs()
 		log.Info("http listeners started", "http", fmt.Sprint(h), "https", fmt.Sprint(s))
 	}
@@ -78,10 +61,10 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 			Logger: log.With("component", "smtp"), Registerer: reg,
 		})
 		if err != nil {
-			return nil, stops, fmt.Errorf("listen.smtp: %w", err)
+			return stops, fmt.Errorf("listen.smtp: %w", err)
 		}
 		if err := ss.Start(ctx); err != nil {
-			return nil, stops, fmt.Errorf("listen.smtp: %w", err)
+			return stops, fmt.Errorf("listen.smtp: %w", err)
 		}
 		stops = append(stops, ss.Shutdown)
 		log.Info("smtp listener started", "addrs", fmt.Sprint(ss.Addrs()))
@@ -93,14 +76,14 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 			Logger: log.With("component", "raw"), Registerer: reg,
 		})
 		if err != nil {
-			return nil, stops, fmt.Errorf("listen.tcp/udp: %w", err)
+			return stops, fmt.Errorf("listen.tcp/udp: %w", err)
 		}
 		if err := rs.Start(ctx); err != nil {
-			return nil, stops, fmt.Errorf("listen.tcp/udp: %w", err)
+			return stops, fmt.Errorf("listen.tcp/udp: %w", err)
 		}
 		stops = append(stops, rs.Shutdown)
 		t, u := rs.Addrs()
 		log.Info("catch-all listeners started", "tcp", fmt.Sprint(t), "udp", fmt.Sprint(u))
 	}
-	return &ls, stops, nil
+	return stops, nil
 }

@@ -104,7 +104,7 @@ func (s *statusSource) status(ctx context.Context) (api.Status, error) {
 		Pipeline: api.PipelineStatus{
 			Recorded: ps.Recorded, Stored: ps.Stored, Dropped: ps.Dropped, Invalid: ps.Invalid,
 			StoreFailures: ps.StoreFailures, RecordRate: rr, StoreRate: sr,
-			Backlog: ps.Recorded - min(ps.Recorded, ps.Stored+ps.Invalid), LastAppend: ps.LastAppend.Seconds(),
+			Backlog: ps.Backlog, LastAppend: ps.LastAppend.Seconds(),
 		},
 		Databases: []api.DatabaseStatus{},
 		Today:     []api.UniqueToday{},

@@ -164,10 +164,7 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_backlog_events",
 		Help: "Events recorded into the spool and not yet stored (or skipped): the queue between the sinks and the store."},
-		func() float64 {
-			rec, done := p.recorded.Load(), p.stored.Load()+p.invalid.Load()
-			return float64(rec - min(rec, done))
-		})
+		func() float64 { return float64(p.Stats().Backlog) })
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(backlog)
 		cfg.Registerer.MustRegister(p.m.recorded, p.m.dropped, p.m.stored, p.m.invalid, p.m.failures,
@@ -198,17 +195,22 @@ func (p *Pipeline) Record(e *event.Event) bool {
 // Stats are the pipeline's counters since it was made.
 type Stats struct {
 	Recorded, Dropped, Stored, Invalid, StoreFailures uint64
+	// Backlog is the events recorded and not yet stored or skipped: what
+	// waits in the spool.
+	Backlog uint64
 	// LastAppend is the duration of the last store append.
 	LastAppend time.Duration
 }
 
 // Stats returns the counters.
 func (p *Pipeline) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Recorded: p.recorded.Load(), Dropped: p.dropped.Load(), Stored: p.stored.Load(),
 		Invalid: p.invalid.Load(), StoreFailures: p.failures.Load(),
 		LastAppend: time.Duration(p.lastAppend.Load()),
 	}
+	st.Backlog = st.Recorded - min(st.Recorded, st.Stored+st.Invalid)
+	return st
 }
 
 // Done is closed when Run has returned.

@@ -233,20 +233,7 @@ func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {
 			}
 			continue
 		}
-		a[0] = e.Time
-		a[1] = str(e.Sensor)
-		a[2] = str(string(e.Protocol))
-		a[3] = str(string(e.Transport))
-		a[4], a[5] = srcIPValues(e.SrcIP)
-		a[6] = e.SrcPort
-		a[7] = ipValue(e.DstIP)
-		a[8] = e.DstPort
-		a[9] = str(e.Domain)
-		a[10] = str(e.Zone)
-		a[11] = str(e.Case)
-		a[12] = str(e.Family)
-		a[13] = str(e.Tag)
-		a[14] = str(e.BotID)
+		setLeading(a, e)
 		a[15] = str(e.HTTPMethod)
 		a[16] = str(e.HTTPPath)
 		a[17] = str(e.HTTPUserAgent)
@@ -311,9 +298,9 @@ func isDNSQuery(e *event.Event) bool {
 		e.SMTPRcptCount == 0 && e.SMTPSubject == "" && e.SMTPMessageID == "" && e.Error == ""
 }
 
-// appendDNS appends e to the DNS appender.
-func (s *Store) appendDNS(e *event.Event) error {
-	a := s.dnsArgs
+// setLeading sets the values of the columns that both appenders start with:
+// time to bot_id, the first 15 of columns and of dnsColumnNames.
+func setLeading(a []driver.Value, e *event.Event) {
 	a[0] = e.Time
 	a[1] = str(e.Sensor)
 	a[2] = str(string(e.Protocol))
@@ -328,6 +315,12 @@ func (s *Store) appendDNS(e *event.Event) error {
 	a[12] = str(e.Family)
 	a[13] = str(e.Tag)
 	a[14] = str(e.BotID)
+}
+
+// appendDNS appends e to the DNS appender.
+func (s *Store) appendDNS(e *event.Event) error {
+	a := s.dnsArgs
+	setLeading(a, e)
 	a[15] = str(e.DNSQType)
 	a[16] = str(e.DNSRcode)
 	a[17] = e.Bytes
