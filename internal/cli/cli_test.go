@@ -505,3 +505,24 @@ func TestForeignDatabaseFile(t *testing.T) {
 		t.Error("the foreign file was changed")
 	}
 }
+
+// TestStatus: offline, status describes the files; with serve running, the
+// pipeline too, as text and as JSON.
+func TestStatus(t *testing.T) {
+	cfg, dataDir, addr := setup(t)
+	off := mustRun(t, cfg, "--mode", "local", "status")
+	if !strings.Contains(off, "serve: not running") || !strings.Contains(off, filepath.Join(dataDir, "spool")) {
+		t.Fatalf("offline status:\n%s", off)
+	}
+	startServer(t, cfg, addr)
+	on := mustRun(t, cfg, "status")
+	for _, want := range []string{"serve: running as sensor test-1", "waiting in spool", "dropped (spool full)", "enrichment databases", "takedown.duckdb"} {
+		if !strings.Contains(on, want) {
+			t.Errorf("status lacks %q:\n%s", want, on)
+		}
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, cfg, "status", "--json")), &st); err != nil || st["serving"] != true {
+		t.Fatalf("status --json: %v %v", st, err)
+	}
+}
