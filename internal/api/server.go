@@ -55,6 +55,9 @@ type Config struct {
 	Events Events
 	// Status, if set, describes the running server for GET /v1/status.
 	Status func(ctx context.Context) (Status, error)
+	// Ingest, if set, records the events that sensors send to
+	// POST /v1/ingest.
+	Ingest IngestFunc
 	// Token is the bearer token every request but /healthz must carry.
 	Token string
 	// Logger receives one line per failed request; nil discards.
@@ -103,6 +106,7 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /v1/stats/unique-hosts", h.auth(h.uniqueHosts))
 	m.HandleFunc("GET /v1/stats/callbacks-per-hour", h.auth(h.callbacksPerHour))
 	m.HandleFunc("GET /v1/status", h.auth(h.status))
+	m.HandleFunc("POST /v1/ingest", h.auth(h.ingest))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path), nil)
 	})

@@ -345,6 +345,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/", api.New(api.Config{
 		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status,
+		Ingest: newIngester(pipe, zones, rules, metrics).ingest,
 		Logger: log.With("component", "api"),
 	}))
 	ln, err := net.Listen("tcp", cfg.API.Listen)

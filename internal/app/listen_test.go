@@ -3,19 +3,15 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/smtp"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/testnet"
 )
 
@@ -36,30 +32,8 @@ pipeline: {flush_ms: 50}
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	local, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := registry.Change{Actor: "test"}
-	local.Registry.AddCase(ctx, registry.NewCase{Name: "waledac", Court: "E.D. Va.", Docket: "1", Family: "waledac"}, ch)
-	if _, err := local.Registry.ImportDomains(ctx, "waledac", "t", []byte("partystore.example\n"), ch); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := local.Registry.SetState(ctx, []string{"partystore.example"}, registry.StateRestrained, ch); err != nil {
-		t.Fatal(err)
-	}
-	local.Close()
-
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { served <- Serve(sctx, cfg, slog.New(slog.DiscardHandler), func(string) { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-served:
-		t.Fatal(err)
-	}
+	seize(t, cfg, "waledac", "waledac", "partystore.example")
+	stop := serveInProcess(t, cfg)
 	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/abcd.png", httpPort), strings.NewReader("a=cGF5bG9hZA==&b=Ym90LTQy"))
 	req.Host = "www.PartyStore.example"
 	req.Header.Set("User-Agent", "Mozilla")
@@ -99,29 +73,7 @@ pipeline: {flush_ms: 50}
 	}
 	sc.Quit()
 	// Wait until the pipeline has stored both, then stop serve and look.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		tok, _ := ReadToken(cfg.API.TokenFile)
-		st, err := apiStatus(ctx, cfg, tok)
-		if err == nil && st.Store.Events >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("callback not stored: %+v %v", st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	stop()
-	if err := <-served; err != nil {
-		t.Fatal(err)
-	}
-	local, err = Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer local.Close()
-	var got []event.Event
-	local.Store.Scan(ctx, store.ScanQuery{}, func(e *event.Event) error { got = append(got, *e); return nil })
+	got := storedAfterStop(t, cfg, 2, stop)
 	if len(got) != 2 {
 		t.Fatalf("%d events stored", len(got))
 	}

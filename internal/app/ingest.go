@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/takedown-project/takedown/internal/api"
+	"github.com/takedown-project/takedown/internal/classify"
+	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/pipeline"
+)
+
+// ingester records the events that sensors send to POST /v1/ingest as if
+// its own sinks had seen them: stamped with the sensor id, attributed to
+// the seized zone their name falls under, classified by the same rules,
+// and recorded in the pipeline (which enriches, counts and stores them).
+type ingester struct {
+	pipe  *pipeline.Pipeline
+	zones zoneSource // nil when the DNS sinkhole is off
+	rules *classify.Holder
+	// received counts events per sensor and outcome.
+	received *prometheus.CounterVec
+}
+
+func newIngester(pipe *pipeline.Pipeline, zones zoneSource, rules *classify.Holder, reg prometheus.Registerer) *ingester {
+	in := &ingester{
+		pipe: pipe, zones: zones, rules: rules,
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "takedown_ingest_events_total",
+			Help: "Events received from sensors on /v1/ingest, by sensor and outcome (recorded, skipped, busy).",
+		}, []string{"sensor", "outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(in.received)
+	}
+	return in
+}
+
+// ingest implements api.IngestFunc. DNS queries for names the sinkhole
+// does not serve are skipped, as the sinkhole skips them; every other
+// event is recorded. It stops at the first event the spool refuses.
+func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Event) (api.IngestResult, error) {
+	var res api.IngestResult
+	defer func() {
+		in.received.WithLabelValues(sensor, "recorded").Add(float64(res.Accepted - res.Skipped))
+		in.received.WithLabelValues(sensor, "skipped").Add(float64(res.Skipped))
+	}()
+	for i := range events {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		e := &events[i]
+		e.Sensor = sensor
+		e.Domain = strings.TrimSuffix(strings.ToLower(e.Domain), ".")
+		var caseFamily string
+		e.Zone, e.Case = "", ""
+		if e.Domain != "" && in.zones != nil {
+			if zone, kase, fam, ok := in.zones.Zone(e.Domain); ok {
+				e.Zone, e.Case, caseFamily = zone, kase, fam
+			}
+		}
+		if e.Protocol == event.ProtoDNS {
+			if e.Zone == "" && !e.Malformed {
+				res.Accepted++
+				res.Skipped++
+				continue
+			}
+			// The pipeline classifies DNS events, from the case's family.
+			e.Family, e.Tag, e.BotID = caseFamily, "", ""
+		} else {
+			in.classify(e, caseFamily)
+		}
+		if !in.pipe.Record(e) {
+			in.received.WithLabelValues(sensor, "busy").Add(float64(len(events) - i))
+			return res, api.ErrBusy
+		}
+		res.Accepted++
+	}
+	return res, nil
+}
+
+// classify names the family of a non-DNS event from what it holds, as the
+// listener that saw it would have.
+func (in *ingester) classify(e *event.Event, caseFamily string) {
+	r := classify.Request{
+		Protocol: e.Protocol, Transport: e.Transport, Port: e.DstPort,
+		Domain: e.Domain, Zone: e.Zone, Case: e.Case, CaseFamily: caseFamily,
+		Method: e.HTTPMethod, Path: e.HTTPPath, UserAgent: e.HTTPUserAgent,
+		Headers: eventHeaders{e}, Body: e.PayloadHead,
+		TLSFingerprint: e.TLSFingerprint, HELO: e.SMTPHelo,
+	}
+	if e.Protocol == event.ProtoHTTPS {
+		r.SNI = e.Domain
+	}
+	res := in.rules.Classify(&r)
+	e.Family, e.Tag, e.BotID = res.Family, res.Tag, res.BotID
+}
+
+// eventHeaders gives the rules the HTTP headers an event keeps.
+type eventHeaders struct{ e *event.Event }
+
+func (h eventHeaders) Values(name string) []string {
+	var v string
+	switch name {
+	case "User-Agent":
+		v = h.e.HTTPUserAgent
+	case "Referer":
+		v = h.e.HTTPReferer
+	case "Content-Type":
+		v = h.e.HTTPContentType
+	case "X-Forwarded-For":
+		v = h.e.HTTPForwardedBy
+	case "Host":
+		v = h.e.Domain
+	}
+	if v == "" {
+		return nil
+	}
+	return []string{v}
+}
