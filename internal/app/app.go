@@ -123,15 +123,26 @@ func ReadToken(path string) (string, error) {
 	return tok, nil
 }
 
-// Serve runs `takedown serve` until ctx is cancelled: it opens the database,
-// starts the event pipeline, the DNS sinkhole and the API, keeps the zones
-// in step with the registry, and shuts down in reverse order, logging how
-// long each step took. ready, if not nil, is called with the API address
-// once everything accepts requests.
-func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) (err error) {
+// Serve runs `takedown serve` until ctx is cancelled; see ServeWith. ready,
+// if not nil, is called with the API address once everything accepts
+// requests.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
+	return ServeWith(ctx, cfg, log, Options{Ready: ready})
+}
+
+// ServeWith runs `takedown serve` until ctx is cancelled: it opens the
+// database, starts the event pipeline, the DNS sinkhole, the listeners and
+// the API, keeps the zones in step with the registry, and reloads on
+// SIGHUP (see Options). At the end it shuts down in reverse order, logging
+// how long each step took: it stops accepting (API, listeners, DNS), drains
+// the pipeline for at most pipeline.drain_timeout_ms, and closes the spool
+// and the store.
+func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (err error) {
 	start := time.Now()
 	var stack []func()
+	rd := new(readiness) // GET /readyz
 	defer func() {
+		rd.stopping.Store(true)
 		log.Info("shutting down")
 		for i := len(stack) - 1; i >= 0; i-- {
 			stack[i]()
@@ -197,8 +208,10 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	rulesDone := make(chan struct{})
 	go func() { defer close(rulesDone); rules.Run(rulesCtx) }()
 	onStop("rules watcher stopped", func() error { stopRules(); <-rulesDone; return nil })
-	// SIGHUP reloads the rules and the enrichment files now (both also
-	// follow their files on their own).
+	// SIGHUP reads the config file again and applies what can change
+	// live: the log level, the rules and the enrichment files (both also
+	// follow their files on their own); it re-reads those files too.
+	rl := &reloader{cur: cfg, load: opt.Reload, level: opt.LogLevel, rules: rules, enr: enr, log: log}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	hupDone := make(chan struct{})
@@ -209,9 +222,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 			case <-rulesCtx.Done():
 				return
 			case <-hup:
-				err := rules.Reload()
-				enr.Reload()
-				log.Info("SIGHUP: rules and enrichment files reloaded", "rules_err", err)
+				rl.reload()
 			}
 		}
 	}()
@@ -228,7 +239,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 	pctx, stopPipeline := context.WithCancel(context.Background())
 	pipeErr := make(chan error, 1)
-	go func() { pipeErr <- pipe.Run(pctx, 10*time.Second) }()
+	go func() { pipeErr <- pipe.Run(pctx, time.Duration(cfg.Pipeline.DrainTimeoutMS)*time.Millisecond) }()
 	onStop("pipeline drained", func() error {
 		stopPipeline()
 		err := <-pipeErr
@@ -238,6 +249,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		return err
 	})
 	step("pipeline started", t0)
+	rd.db, rd.pipe = local.DB, pipe
 	status := newStatusSource(cfg, local.Store, sp, pipe, enr, hosts, start)
 
 	// The DNS sinkhole, fed from the registry.
@@ -331,6 +343,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 		return err
 	}
 	step("listeners started", t0)
+	rd.listening.Store(true) // and the sinkhole and the transfer server, started before
 	syncCtx, stopSync := context.WithCancel(ctx)
 	syncDone := make(chan struct{})
 	go func() { defer close(syncDone); sync.run(syncCtx) }()
@@ -343,6 +356,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	mux.Handle("GET /readyz", rd)
 	mux.Handle("/", api.New(api.Config{
 		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status,
 		Ingest: newIngester(pipe, zones, rules, metrics).ingest,
@@ -372,8 +386,8 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	onStop("retention stopped", func() error { stopRetention(); <-retDone; return nil })
 
 	log.Info("takedown serving", "startup", time.Since(start).Round(time.Microsecond))
-	if ready != nil {
-		ready(ln.Addr().String())
+	if opt.Ready != nil {
+		opt.Ready(ln.Addr().String())
 	}
 	select {
 	case <-ctx.Done():

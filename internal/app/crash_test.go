@@ -46,7 +46,8 @@ func TestMain(m *testing.M) {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		if err := Serve(ctx, cfg, log, nil); err != nil {
+		reload := func() (config.Config, error) { return config.Load(path) } // on SIGHUP, as takedown serve
+		if err := ServeWith(ctx, cfg, log, Options{Reload: reload}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

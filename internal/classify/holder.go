@@ -86,6 +86,38 @@ func (h *Holder) Classify(r *Request) Result { return h.cur.Load().Classify(r) }
 func (h *Holder) Reload() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.load()
+}
+
+// SetPath switches to another rules file (empty: the shipped rules) and
+// loads it now, as a SIGHUP after a change of classify.rules does. If it
+// fails to load, the file and the rules in force stay as they were, and
+// the error is returned.
+func (h *Holder) SetPath(path string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if path == h.cfg.Path {
+		return h.load()
+	}
+	oldPath, oldStamp, oldBad := h.cfg.Path, h.stamp, h.badStamp
+	h.cfg.Path = path
+	if err := h.load(); err != nil {
+		h.cfg.Path, h.stamp, h.badStamp = oldPath, oldStamp, oldBad
+		return err
+	}
+	h.lastErr = ""
+	return nil
+}
+
+// Path returns the rules file in force; empty for the shipped rules.
+func (h *Holder) Path() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cfg.Path
+}
+
+// load reads and compiles the rules file. Called with mu.
+func (h *Holder) load() error {
 	if h.cfg.Path == "" {
 		rs, err := Default()
 		return h.done(rs, err, stamp{})
@@ -136,9 +168,9 @@ func readStamped(path string) ([]byte, stamp, error) {
 }
 
 // Run checks the rules file for changes every PollInterval until ctx ends.
-// Without a file or with polling off it only waits for ctx.
+// With polling off it only waits for ctx.
 func (h *Holder) Run(ctx context.Context) error {
-	if h.cfg.Path == "" || h.cfg.PollInterval < 0 {
+	if h.cfg.PollInterval < 0 {
 		<-ctx.Done()
 		return nil
 	}
@@ -159,6 +191,9 @@ func (h *Holder) Run(ctx context.Context) error {
 func (h *Holder) check() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.cfg.Path == "" {
+		return // the shipped rules do not change
+	}
 	fi, err := os.Stat(h.cfg.Path)
 	if err != nil {
 		// A rename-over by an editor can show a gap; say it once.

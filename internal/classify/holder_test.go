@@ -181,3 +181,45 @@ func TestHolderDefaultAndErrors(t *testing.T) {
 		t.Fatal("second registration: no error")
 	}
 }
+
+// TestHolderSetPath: SetPath switches files and the watcher follows the
+// new one; a file that does not load leaves the old file and rules.
+func TestHolderSetPath(t *testing.T) {
+	dir := t.TempDir()
+	p1, p2, bad := filepath.Join(dir, "one.yaml"), filepath.Join(dir, "two.yaml"), filepath.Join(dir, "bad.yaml")
+	t0 := time.Now().Add(-time.Hour)
+	writeFile(t, p1, rulesV1, t0)
+	writeFile(t, p2, rulesV2, t0)
+	writeFile(t, bad, "rules: [{name: x, match: {protocol: gopher}}]\n", t0)
+	h, err := New(Config{PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { h.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	req := &Request{Protocol: event.ProtoHTTP, Path: "/x"}
+	if err := h.SetPath(p1); err != nil {
+		t.Fatal(err)
+	}
+	if f := h.Classify(req).Family; f != "one" || h.Path() != p1 {
+		t.Fatalf("after SetPath(one): family %q, path %q", f, h.Path())
+	}
+	if err := h.SetPath(bad); err == nil {
+		t.Fatal("a bad rules file was accepted")
+	}
+	if f := h.Classify(req).Family; f != "one" || h.Path() != p1 {
+		t.Fatalf("after SetPath(bad): family %q, path %q", f, h.Path())
+	}
+	if err := h.SetPath(p2); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher now follows p2 (and no longer p1).
+	writeFile(t, p1, rulesV2, t0.Add(time.Minute))
+	writeFile(t, p2, rulesV1, t0.Add(time.Minute))
+	eventually(t, "the watcher to follow the new file", func() bool { return h.Classify(req).Family == "one" })
+	if err := h.SetPath(""); err != nil || h.Rules().Name() == p2 {
+		t.Fatalf("back to the shipped rules: %v, %s", err, h.Rules().Name())
+	}
+}

@@ -248,8 +248,15 @@ changes reach the answers within a second; every query for a seized name is
 an event in the store.
 
 It owns the database file; while it runs, the other commands go through its
-API, authenticated by the token file in the data directory. SIGINT or SIGTERM
-stop accepting, drain the pipeline and close the store, logging each step.`,
+API, authenticated by the token file in the data directory.
+
+SIGHUP reads the config file again: log.level, classify.rules and the
+enrich files take effect at once (the rules and enrichment files are read
+again too); other changed keys are logged and wait for a restart; a config
+that does not load or validate changes nothing. SIGINT or SIGTERM stop
+accepting, drain the pipeline (pipeline.drain_timeout_ms) and close the
+store, logging each step. GET /healthz answers while the process runs,
+GET /readyz once every listener is bound and the spool is replayed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := e.config()
@@ -269,7 +276,8 @@ stop accepting, drain the pipeline and close the store, logging each step.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			return app.Serve(ctx, cfg, newLogger(e.stderr, cfg), nil)
+			log, level := newLeveledLogger(e.stderr, cfg)
+			return app.ServeWith(ctx, cfg, log, app.Options{Reload: e.loadConfig, LogLevel: level})
 		},
 	}
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")

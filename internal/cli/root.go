@@ -133,6 +133,17 @@ func (e *env) config() (config.Config, error) {
 	if e.loaded {
 		return e.cfg, nil
 	}
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return cfg, err
+	}
+	e.cfg, e.loaded = cfg, true
+	return cfg, nil
+}
+
+// loadConfig reads the configuration: the --config file (or the
+// defaults) with --data-dir applied. serve calls it again on SIGHUP.
+func (e *env) loadConfig() (config.Config, error) {
 	var cfg config.Config
 	var err error
 	if e.configPath != "" {
@@ -145,12 +156,8 @@ func (e *env) config() (config.Config, error) {
 	}
 	if e.dataDir != "" {
 		cfg, err = config.WithDataDir(cfg, e.dataDir)
-		if err != nil {
-			return cfg, err
-		}
 	}
-	e.cfg, e.loaded = cfg, true
-	return cfg, nil
+	return cfg, err
 }
 
 func (e *env) actorName() string {
@@ -228,11 +235,20 @@ func (e *env) withBackend(cmd *cobra.Command, fn func(ctx context.Context, b Bac
 }
 
 func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(strings.ToUpper(cfg.Log.Level)))
+	log, _ := newLeveledLogger(w, cfg)
+	return log
+}
+
+// newLeveledLogger returns a logger of cfg's level and format, and its
+// level, which serve sets again on SIGHUP.
+func newLeveledLogger(w io.Writer, cfg config.Config) (*slog.Logger, *slog.LevelVar) {
+	lvl := new(slog.LevelVar)
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(strings.ToUpper(cfg.Log.Level)))
+	lvl.Set(l)
 	opts := &slog.HandlerOptions{Level: lvl}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), lvl
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), lvl
 }

@@ -183,6 +183,12 @@ type Pipeline struct {
 	// FlushMS is the longest an event waits in the spool for its batch, in
 	// milliseconds. Default 500.
 	FlushMS int `yaml:"flush_ms"`
+	// DrainTimeoutMS bounds the drain at shutdown, in milliseconds: once
+	// the listeners have stopped, the pipeline keeps storing what the
+	// spool holds for at most this long; the rest is stored by the next
+	// start. Default 10000. A service manager's stop timeout must be
+	// longer (deploy/takedown.service).
+	DrainTimeoutMS int `yaml:"drain_timeout_ms"`
 }
 
 // Listen configures the sinkhole listeners that bots connect to once the
@@ -370,6 +376,9 @@ func (c *Config) fill() {
 	if c.Pipeline.FlushMS == 0 {
 		c.Pipeline.FlushMS = 500
 	}
+	if c.Pipeline.DrainTimeoutMS == 0 {
+		c.Pipeline.DrainTimeoutMS = 10000
+	}
 	if c.RPZ.Zone == "" {
 		c.RPZ.Zone = "rpz.takedown.local"
 	}
@@ -472,13 +481,19 @@ func (c *Config) Validate() error {
 	if c.Store.RetentionDays < 0 {
 		bad("store.retention_days", "%d is negative; use 0 to keep events forever", c.Store.RetentionDays)
 	}
+	enrichFiles := map[string]string{}
 	for _, list := range []struct {
 		key   string
 		paths []string
 	}{{"enrich.databases", c.Enrich.Databases}, {"enrich.abuse_files", c.Enrich.AbuseFiles}, {"enrich.rir_files", c.Enrich.RIRFiles}} {
 		for i, p := range list.paths {
+			key := fmt.Sprintf("%s[%d]", list.key, i)
 			if strings.TrimSpace(p) == "" {
-				bad(fmt.Sprintf("%s[%d]", list.key, i), "empty path")
+				bad(key, "empty path")
+			} else if first, dup := enrichFiles[p]; dup {
+				bad(key, "%s is already %s", p, first)
+			} else {
+				enrichFiles[p] = key
 			}
 		}
 	}
@@ -510,6 +525,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Pipeline.FlushMS < 0 {
 		bad("pipeline.flush_ms", "%d is negative", c.Pipeline.FlushMS)
+	}
+	if c.Pipeline.DrainTimeoutMS < 0 || c.Pipeline.DrainTimeoutMS > 600000 {
+		bad("pipeline.drain_timeout_ms", "%d is not from 1 to 600000 (10 minutes)", c.Pipeline.DrainTimeoutMS)
 	}
 	if strings.ContainsAny(c.Sensor, " \t\n,\"") || len(c.Sensor) > 64 {
 		bad("sensor", "%q must be at most 64 characters without spaces, commas or quotes", c.Sensor)

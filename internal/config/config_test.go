@@ -193,3 +193,44 @@ rpz:
 		}
 	}
 }
+
+func TestChanged(t *testing.T) {
+	a, err := Parse("a.yaml", []byte("log: {level: info}\ndns: {listen: ['127.0.0.1:53']}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Changed(a, a); len(got) != 0 {
+		t.Fatalf("Changed(a, a) = %v", got)
+	}
+	b, err := Parse("b.yaml", []byte(`
+log: {level: debug}
+dns:
+  listen: ['127.0.0.1:53', '[::1]:53']
+  rrl: {slip: 3}
+enrich: {abuse_files: [/etc/takedown/abuse.txt]}
+pipeline: {drain_timeout_ms: 30000}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(Changed(a, b), " ")
+	if want := "log.level dns.listen dns.rrl.slip pipeline.drain_timeout_ms enrich.abuse_files"; got != want {
+		t.Fatalf("Changed = %q, want %q", got, want)
+	}
+}
+
+func TestDrainTimeoutAndEnrichDuplicates(t *testing.T) {
+	c, err := Parse("t.yaml", nil)
+	if err != nil || c.Pipeline.DrainTimeoutMS != 10000 {
+		t.Fatalf("default drain_timeout_ms %d, %v", c.Pipeline.DrainTimeoutMS, err)
+	}
+	for doc, want := range map[string]string{
+		"pipeline: {drain_timeout_ms: -1}":                         "pipeline.drain_timeout_ms: -1",
+		"enrich: {databases: [/x.mmdb], rir_files: [/y, /x.mmdb]}": "enrich.rir_files[1]: /x.mmdb is already enrich.databases[0]",
+		"enrich: {abuse_files: [/a.txt, /a.txt]}":                  "enrich.abuse_files[1]: /a.txt is already enrich.abuse_files[0]",
+	} {
+		if _, err := Parse("t.yaml", []byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", doc, err, want)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,6 +215,28 @@ func New(cfg Config) (*Enricher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Enricher{cfg: cfg, log: log.With("component", "enrich")}
+	units, err := newUnits(cfg.Databases, cfg.AbuseFiles, cfg.RIRFiles, nil)
+	if err != nil {
+		return nil, err
+	}
+	e.units = units
+	m, err := newMetrics(cfg.Registerer, e)
+	if err != nil {
+		return nil, err
+	}
+	e.m = m
+	e.Reload()
+	return e, nil
+}
+
+// newUnits returns the units of the configured files, in Config order,
+// taking over the loaded ones of old whose path and kind are the same.
+func newUnits(databases, abuseFiles, rirFiles []string, old []*unit) ([]*unit, error) {
+	have := map[string]*unit{}
+	for _, u := range old {
+		have[u.path] = u
+	}
+	var units []*unit
 	seen := map[string]string{}
 	add := func(kind string, paths []string) error {
 		for _, p := range paths {
@@ -224,20 +247,50 @@ func New(cfg Config) (*Enricher, error) {
 				return fmt.Errorf("enrich: %s is configured twice (as %s and %s file)", p, k, kind)
 			}
 			seen[p] = kind
-			e.units = append(e.units, &unit{path: p, kind: kind, info: SourceInfo{Path: p, Kind: kind}})
+			if u := have[p]; u != nil && u.kind == kind {
+				units = append(units, u)
+				continue
+			}
+			units = append(units, &unit{path: p, kind: kind, info: SourceInfo{Path: p, Kind: kind}})
 		}
 		return nil
 	}
-	if err := errors.Join(add(KindMMDB, cfg.Databases), add(KindAbuse, cfg.AbuseFiles), add(KindRIR, cfg.RIRFiles)); err != nil {
+	if err := errors.Join(add(KindMMDB, databases), add(KindAbuse, abuseFiles), add(KindRIR, rirFiles)); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registerer, e)
+	return units, nil
+}
+
+// SetFiles replaces the configured files, as a SIGHUP after a change of
+// the enrich section does: files already loaded stay in service as they
+// are (and are reloaded if they changed), new ones are read now, and the
+// ones no longer named are dropped. A bad list (an empty path, a file
+// named twice) changes nothing and is returned. It reports whether a new
+// snapshot was made.
+func (e *Enricher) SetFiles(databases, abuseFiles, rirFiles []string) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	units, err := newUnits(databases, abuseFiles, rirFiles, e.units)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	e.m = m
-	e.Reload()
-	return e, nil
+	same := len(units) == len(e.units)
+	rirChanged := false // an RIR file added or dropped: the table is rebuilt
+	in := func(list []*unit, u *unit) bool { return slices.Contains(list, u) }
+	for i, u := range units {
+		same = same && u == e.units[i]
+		rirChanged = rirChanged || u.kind == KindRIR && !in(e.units, u)
+	}
+	for _, u := range e.units {
+		rirChanged = rirChanged || u.kind == KindRIR && !in(units, u)
+	}
+	e.units = units
+	changed, loadedRIR := e.reload()
+	if same && !changed {
+		return false, nil
+	}
+	e.publish(rirChanged || loadedRIR)
+	return true, nil
 }
 
 // Lookup returns what the databases know of ip. IPv4-mapped IPv6
@@ -442,8 +495,18 @@ func (e *Enricher) Close() error {
 func (e *Enricher) Reload() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	changed := e.snap.Load() == nil
-	rirChanged := false
+	changed, rirChanged := e.reload()
+	if !changed {
+		return false
+	}
+	e.publish(rirChanged)
+	return true
+}
+
+// reload reads the files that changed into their units and reports
+// whether any did (and whether an RIR file did). Called with mu.
+func (e *Enricher) reload() (changed, rirChanged bool) {
+	changed = e.snap.Load() == nil
 	for _, u := range e.units {
 		sig, err := statSig(u.path)
 		if err != nil {
@@ -474,11 +537,7 @@ func (e *Enricher) Reload() bool {
 		e.m.reloads.WithLabelValues("ok").Inc()
 		e.log.Info("loaded", "path", u.path, "kind", u.info.Kind, "layout", u.info.Layout, "records", u.info.Records)
 	}
-	if !changed {
-		return false
-	}
-	e.publish(rirChanged)
-	return true
+	return changed, rirChanged
 }
 
 func (e *Enricher) fail(u *unit, err error) {

@@ -578,3 +578,56 @@ func gather(t *testing.T, reg prometheus.Gatherer) map[string]float64 {
 	}
 	return out
 }
+
+// TestSetFiles: SetFiles switches the file set: new files are read, files
+// kept are not read again, dropped files leave the snapshot, and a bad
+// list changes nothing.
+func TestSetFiles(t *testing.T) {
+	dir := t.TempDir()
+	one, two := filepath.Join(dir, "one.txt"), filepath.Join(dir, "two.txt")
+	if err := os.WriteFile(one, []byte("192.0.2.0/24 one@example.net\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(two, []byte("192.0.2.0/25 two@example.net\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnricher(t, Config{AbuseFiles: []string{one}})
+	ip := netip.MustParseAddr("192.0.2.10")
+	contact := func() string { c, _ := e.Abuse(ip, 0); return c }
+	if c := contact(); c != "one@example.net" {
+		t.Fatalf("contact %q", c)
+	}
+	loaded := e.Sources()[0].Loaded
+	if _, err := e.SetFiles([]string{one}, []string{one}, nil); err == nil {
+		t.Fatal("a file as database and abuse file at once was accepted")
+	}
+	if c := contact(); c != "one@example.net" || len(e.Sources()) != 1 {
+		t.Fatalf("a refused SetFiles changed the files: %q %+v", c, e.Sources())
+	}
+	changed, err := e.SetFiles(nil, []string{two, one}, []string{"testdata/ripe.db"})
+	if err != nil || !changed {
+		t.Fatalf("SetFiles: %v, %v", changed, err)
+	}
+	si := e.Sources()
+	if len(si) != 3 || si[0].Path != two || si[1].Path != one || si[1].Loaded != loaded || si[2].Kind != KindRIR || si[2].Records != 14 {
+		t.Fatalf("Sources() = %+v", si)
+	}
+	if c := contact(); c != "two@example.net" {
+		t.Fatalf("contact %q, want the more specific network of the new file", c)
+	}
+	if c, _ := e.Abuse(netip.MustParseAddr("203.0.113.50"), 0); c != "direct@doc.example" {
+		t.Fatalf("RIR contact %q", c)
+	}
+	if changed, err := e.SetFiles(nil, []string{two, one}, []string{"testdata/ripe.db"}); err != nil || changed {
+		t.Fatalf("SetFiles with the same files: %v, %v", changed, err)
+	}
+	if _, err := e.SetFiles(nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c := contact(); c != "" || len(e.Sources()) != 0 {
+		t.Fatalf("after dropping every file: %q %+v", c, e.Sources())
+	}
+	if c, _ := e.Abuse(netip.MustParseAddr("203.0.113.50"), 0); c != "" {
+		t.Fatalf("RIR contact %q after dropping the RIR file", c)
+	}
+}

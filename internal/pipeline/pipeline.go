@@ -105,6 +105,9 @@ type Pipeline struct {
 	done     chan struct{}
 	spoolMax int64
 
+	replayed     chan struct{} // closed once the backlog at Run start is stored
+	replayedOnce sync.Once
+
 	lastRec  uint64 // recorded, at lastLook (the writer's goroutine only)
 	lastLook time.Time
 	// lastReadErr is when a spool read error was last logged.
@@ -137,7 +140,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
 	}
-	p := &Pipeline{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), spoolMax: cfg.SpoolMaxBytes}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), replayed: make(chan struct{}), spoolMax: cfg.SpoolMaxBytes}
 	if p.spoolMax <= 0 {
 		p.spoolMax = spool.DefaultMaxBytes
 	}
@@ -216,6 +219,14 @@ func (p *Pipeline) Stats() Stats {
 // Done is closed when Run has returned.
 func (p *Pipeline) Done() <-chan struct{} { return p.done }
 
+// Replayed is closed once Run has caught up with the spool for the first
+// time: it has read everything on disk — the backlog that a previous run
+// left, and what the sinks recorded since — and stored (or skipped) it.
+// It stays open while the store refuses batches, and under a load that
+// keeps every batch full; it is never closed if Run fails to start. A
+// server is ready (GET /readyz) only once it is closed.
+func (p *Pipeline) Replayed() <-chan struct{} { return p.replayed }
+
 // Run moves events from the spool into the store until ctx is cancelled.
 // Then it keeps going for at most drain, until it has stored everything
 // the spool held when ctx ended; what is still in the spool after that is
@@ -259,6 +270,17 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 	end := from
 	stopping := false
 	var drainCtx context.Context // after ctx ends: the drain deadline
+	cancelDrain := context.CancelFunc(func() {})
+	defer func() { cancelDrain() }()
+	// stop starts the drain: what the sinks recorded until now is written
+	// to the spool files, and the writer stores it for at most drain.
+	stop := func() {
+		stopping = true
+		if err := p.cfg.Spool.Flush(); err != nil {
+			p.log.Warn("flushing the spool", "err", err)
+		}
+		drainCtx, cancelDrain = context.WithTimeout(context.WithoutCancel(ctx), drain)
+	}
 	for {
 		if !stopping && p.yield(ctx) {
 			continue
@@ -315,6 +337,12 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 			case <-time.After(time.Second):
 			}
 		}
+		// A batch read while ctx ended is stored within the drain, not
+		// with the ended ctx.
+		justStopped := !stopping && ctx.Err() != nil
+		if justStopped {
+			stop()
+		}
 		moved := end != from
 		if moved {
 			sctx := ctx
@@ -322,24 +350,30 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 				sctx = drainCtx
 			}
 			if !p.store(sctx, batch, end) {
-				return nil // the drain deadline passed while the store refused
+				if stopping {
+					return nil // the drain deadline passed while the store refused
+				}
+				// ctx ended during the append: store the batch within
+				// the drain.
+				stop()
+				justStopped = true
+				if !p.store(drainCtx, batch, end) {
+					return nil
+				}
 			}
 			from = end
 			if err := p.cfg.Spool.Release(end); err != nil {
 				p.log.Warn("releasing stored spool segments", "err", err)
 			}
 		}
-		switch {
-		case stopping && (!moved || drainCtx.Err() != nil):
+		// A read that timed out found nothing more on disk (Next returns
+		// what is on disk even after its context ends), and the batch
+		// before it is stored: the spool is replayed.
+		if errors.Is(readErr, context.DeadlineExceeded) {
+			p.replayedOnce.Do(func() { close(p.replayed) })
+		}
+		if stopping && !justStopped && (!moved || drainCtx.Err() != nil) {
 			return nil // drained, or out of time: the rest waits in the spool
-		case !stopping && ctx.Err() != nil:
-			stopping = true
-			if err := p.cfg.Spool.Flush(); err != nil {
-				p.log.Warn("flushing the spool", "err", err)
-			}
-			var cancelDrain context.CancelFunc
-			drainCtx, cancelDrain = context.WithTimeout(context.WithoutCancel(ctx), drain)
-			defer cancelDrain()
 		}
 	}
 }
@@ -380,6 +414,9 @@ func (p *Pipeline) store(ctx context.Context, batch []event.Event, end spool.Pos
 		start := time.Now()
 		err := p.cfg.Store.AppendMarked(ctx, batch, MarkSource, mark)
 		took := time.Since(start)
+		if err != nil && ctx.Err() != nil {
+			return false // cancelled, not refused
+		}
 		if err == nil {
 			p.lastAppend.Store(int64(took))
 			p.m.appendSeconds.Observe(took.Seconds())

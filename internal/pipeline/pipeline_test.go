@@ -353,3 +353,96 @@ func TestBusyHostDoesNotStopTheStore(t *testing.T) {
 		return m.GetCounter().GetValue() > 0
 	})
 }
+
+// gated holds every append until open is closed.
+type gated struct {
+	Store
+	open chan struct{}
+}
+
+func (g *gated) AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Store.AppendMarked(ctx, batch, source, mark)
+}
+
+// TestReplayed: Replayed stays open while the backlog that a previous run
+// left in the spool is not stored, and closes once it is.
+func TestReplayed(t *testing.T) {
+	dir := t.TempDir()
+	r := newRig(t, dir, spool.Options{})
+	p, _ := New(Config{Spool: r.sp, Store: r.st}) // not running: the backlog stays
+	for i := range 500 {
+		p.Record(ev(i))
+	}
+	r.close()
+
+	r = newRig(t, dir, spool.Options{})
+	defer r.close()
+	g := &gated{Store: r.st, open: make(chan struct{})}
+	p, _ = New(Config{Spool: r.sp, Store: g, BatchSize: 100, FlushInterval: 10 * time.Millisecond})
+	stop := start(t, p, time.Second)
+	defer stop()
+	select {
+	case <-p.Replayed():
+		t.Fatal("replayed before the store took any batch")
+	case <-time.After(100 * time.Millisecond): // a few flush intervals
+	}
+	close(g.open)
+	select {
+	case <-p.Replayed():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not replayed; stats %+v", p.Stats())
+	}
+	if got := r.stored(); got != 500 {
+		t.Fatalf("replayed with %d of 500 events stored", got)
+	}
+}
+
+// TestReplayedEmpty: with nothing in the spool the pipeline is replayed
+// after its first look.
+func TestReplayedEmpty(t *testing.T) {
+	r := newRig(t, t.TempDir(), spool.Options{})
+	defer r.close()
+	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
+	stop := start(t, p, time.Second)
+	defer stop()
+	waitFor(t, "replayed", func() bool {
+		select {
+		case <-p.Replayed():
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+// TestDrainBatchInFlight: a batch that the writer is still collecting
+// when ctx ends is stored within the drain, with everything after it.
+func TestDrainBatchInFlight(t *testing.T) {
+	r := newRig(t, t.TempDir(), spool.Options{})
+	defer r.close()
+	// A flush interval longer than the test: the batch is cut by the end
+	// of ctx, not by time.
+	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx, 5*time.Second) }()
+	for i := range 200 {
+		p.Record(ev(i))
+	}
+	waitFor(t, "the events to reach the spool file", func() bool { return r.sp.Stats().Buffered == 0 })
+	for i := 200; i < 300; i++ {
+		p.Record(ev(i))
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stats(); s.Stored != 300 || s.Backlog != 0 || s.StoreFailures != 0 {
+		t.Fatalf("after the drain: %+v", s)
+	}
+}

@@ -1,0 +1,84 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/pipeline"
+)
+
+// readiness answers GET /readyz, without authentication, for load
+// balancers and service managers: 200 once every listener is bound, the
+// store answers and the pipeline has replayed the spool that the previous
+// run left; 503 before, and from the start of the shutdown on. The body
+// names each check and what is not ready:
+//
+//	{"ready":false,"not_ready":["spool"],"checks":{"listeners":"ok","store":"ok","spool":"replaying: 5000 events stored since the start"}}
+//
+// GET /healthz (the API's) is the liveness check: 200 while the process
+// serves HTTP at all.
+type readiness struct {
+	db   *sql.DB
+	pipe *pipeline.Pipeline
+	// listening is set once every listener is bound, and cleared when the
+	// shutdown starts.
+	listening atomic.Bool
+	stopping  atomic.Bool
+}
+
+// readyBody is the JSON of GET /readyz.
+type readyBody struct {
+	Ready    bool              `json:"ready"`
+	NotReady []string          `json:"not_ready"`
+	Checks   map[string]string `json:"checks"`
+}
+
+func (rd *readiness) check(ctx context.Context) readyBody {
+	b := readyBody{NotReady: []string{}, Checks: map[string]string{}}
+	set := func(name, problem string) {
+		if problem == "" {
+			b.Checks[name] = "ok"
+			return
+		}
+		b.Checks[name] = problem
+		b.NotReady = append(b.NotReady, name)
+	}
+	switch {
+	case rd.stopping.Load():
+		set("listeners", "shutting down")
+	case !rd.listening.Load():
+		set("listeners", "not bound yet")
+	default:
+		set("listeners", "")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := rd.db.PingContext(ctx); err != nil {
+		set("store", err.Error())
+	} else {
+		set("store", "")
+	}
+	select {
+	case <-rd.pipe.Replayed():
+		set("spool", "")
+	default:
+		set("spool", fmt.Sprintf("replaying: %d events stored since the start", rd.pipe.Stats().Stored))
+	}
+	b.Ready = len(b.NotReady) == 0
+	return b
+}
+
+func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b := rd.check(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !b.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(b) //nolint:errcheck // the client went away
+}
