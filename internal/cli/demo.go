@@ -3,20 +3,29 @@ package cli
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/app"
 	"github.com/takedown-project/takedown/internal/config"
+	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/progress"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/sim"
 	"github.com/takedown-project/takedown/internal/store"
-	"github.com/takedown-project/takedown/internal/store/storegen"
 )
 
 // demoDomains is a fictional court-order list in the shape of Waledac's.
@@ -24,38 +33,73 @@ import (
 //go:embed demodata/waledac-domains.csv
 var demoDomains []byte
 
+type demoOptions struct {
+	bots     int
+	speed    float64
+	duration time.Duration
+	backfill int // days
+	families string
+}
+
 func (e *env) demoCommand() *cobra.Command {
-	var bots, days int
+	var o demoOptions
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a Waledac-sized takedown on this machine, in a fresh data directory",
-		Long: `Run a Waledac-sized takedown end to end on this machine: open a case before
-the court, add its orders, import the 276 seized domains (fictional names),
-move them through restrained to sinkholed, record a day of callbacks of
-70,000 bots, and count the infected hosts by country and network.
+		Short: "Run a Waledac-sized takedown on this machine: serve, a simulated botnet, the census",
+		Long: `Run a Waledac-sized takedown end to end on this machine, with fictional data:
 
-The demo writes to a new data directory (or --data-dir, which must be empty)
-and leaves it there, so that the other commands can explore it.`,
+  1. seize     open a case before the court (a TRO, then a default judgement
+               after a 14-day objection window), import its 276 seized
+               domains and move them to sinkholed; a second case seizes a
+               DGA family's names
+  2. sinkhole  start serve on loopback high ports: the DNS sinkhole, the
+               HTTP/HTTPS/SMTP listeners, the pipeline and the API
+  3. simulate  70,000 bots (Waledac-like, a DGA family and a spam bot) with
+               addresses of the demo world, calling home ~36 times a day
+               each, time compressed by --speed
+  4. measure   count the infected hosts by family, country and network, and
+               check them against the simulator's ground truth
+
+It runs for --duration (0: until Ctrl-C); Ctrl-C stops everything cleanly.
+The data directory (new, or --data-dir, which must be empty) stays behind
+for the other commands to explore.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.runDemo(cmd.Context(), bots, days)
+			return e.runDemo(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().IntVar(&bots, "bots", 70_000, "infected hosts that call the sinkhole")
-	cmd.Flags().IntVar(&days, "days", 1, "days of callbacks to record")
+	f := cmd.Flags()
+	f.IntVar(&o.bots, "bots", 70_000, "infected hosts in the simulated botnet")
+	f.Float64Var(&o.speed, "speed", 100, "time compression: simulated seconds per real second")
+	f.DurationVar(&o.duration, "duration", 2*time.Minute, "how long the botnet calls home (0: until Ctrl-C)")
+	f.IntVar(&o.backfill, "backfill", 0, "days of history to generate first, through serve's ingest endpoint")
+	f.StringVar(&o.families, "families", "waledac=0.8,conficker=0.1,rustock=0.1", "the botnet's families and their shares")
 	return cmd
 }
 
-func (e *env) runDemo(ctx context.Context, bots, days int) error {
-	if bots <= 0 || bots > 10_000_000 {
-		return fmt.Errorf("--bots: %d is not from 1 to 10,000,000", bots)
+// demoDGASeized is how many of a DGA day's names the demo's second case
+// seizes, out of sim.DGANamesPerDay.
+const demoDGASeized = 25
+
+func (e *env) runDemo(parent context.Context, o demoOptions) error {
+	if o.bots <= 0 || o.bots > 1_000_000 {
+		return fmt.Errorf("--bots: %d is not from 1 to 1,000,000", o.bots)
 	}
-	if days <= 0 || days > 60 {
-		return fmt.Errorf("--days: %d is not from 1 to 60", days)
+	if o.speed <= 0 || o.speed > 100_000 {
+		return fmt.Errorf("--speed: %v is not above 0 and at most 100,000", o.speed)
 	}
+	if o.backfill < 0 || o.backfill > 60 {
+		return fmt.Errorf("--backfill: %d days is not from 0 to 60", o.backfill)
+	}
+	shares, err := sim.ParseShares(o.families)
+	if err != nil {
+		return fmt.Errorf("--families: %w", err)
+	}
+	ctx, stopSignals := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+
 	dir := e.dataDir
 	if dir == "" {
-		var err error
 		if dir, err = os.MkdirTemp("", "takedown-demo-"); err != nil {
 			return err
 		}
@@ -66,114 +110,412 @@ func (e *env) runDemo(ctx context.Context, bots, days int) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.WithDataDir(base, dir)
+	world, err := demoworld.New()
 	if err != nil {
 		return err
 	}
-	cfg.Store.Path = filepath.Join(dir, "takedown.duckdb")
-	w := e.stdout
-	fmt.Fprintf(w, "takedown demo: a Waledac-sized takedown (fictional data) in %s\n\n", dir)
-	local, err := app.Open(ctx, cfg)
+	worldDB := filepath.Join(dir, demoworld.FileName)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	if err := world.WriteFile(worldDB); err != nil {
+		return err
+	}
+	cfg, err := demoConfig(base, dir, worldDB)
 	if err != nil {
 		return err
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "takedown demo: a Waledac-sized takedown (fictional data) in %s\n\n", dir)
+
+	// 1. Seize.
+	now := e.now().UTC()
+	horizon := time.Duration(float64(o.duration)*o.speed) + 48*time.Hour
+	if o.duration == 0 {
+		horizon = 60 * 24 * time.Hour
+	}
+	waledac, dga, err := demoSeize(ctx, w, cfg, now, o.backfill, horizon)
+	if err != nil {
+		return err
+	}
+
+	// 2. Sinkhole: serve, in this process, logging to a file.
+	logFile, err := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	defer stopServe()
+	served := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		served <- app.Serve(serveCtx, cfg, newLogger(logFile, cfg), func(string) { close(ready) })
+	}()
+	select {
+	case <-ready:
+	case err := <-served:
+		return fmt.Errorf("serve: %w (see %s)", err, logFile.Name())
+	case <-ctx.Done():
+		stopServe()
+		<-served
+		return ctx.Err()
+	}
+	stopped := false
+	shutdown := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		t0 := time.Now()
+		stopServe()
+		err := <-served
+		fmt.Fprintf(w, "            serve stopped in %s\n", time.Since(t0).Round(time.Millisecond))
+		return err
+	}
+	defer shutdown()
+	token, err := app.ReadToken(cfg.API.TokenFile)
+	if err != nil {
+		return err
+	}
+	client := api.NewClient(cfg.API.Listen, token, "demo")
+	fmt.Fprintf(w, "2. sinkhole serve is up (log: %s)\n", logFile.Name())
+	fmt.Fprintf(w, "            API      http://%s/v1/status   (token in %s)\n", cfg.API.Listen, cfg.API.TokenFile)
+	fmt.Fprintf(w, "            metrics  http://%s/metrics\n", cfg.API.Listen)
+	fmt.Fprintf(w, "            DNS      %s   HTTP %s   HTTPS %s   SMTP %s\n",
+		cfg.DNS.Listen[0], cfg.Listen.HTTP[0], cfg.Listen.HTTPS[0], cfg.Listen.SMTP[0])
+
+	// 3. Simulate.
+	s, err := sim.New(sim.Config{
+		Targets:  sim.Targets{DNS: cfg.DNS.Listen[0], HTTP: cfg.Listen.HTTP[0], SMTP: cfg.Listen.SMTP[0]},
+		Bots:     o.bots,
+		Families: shares,
+		Speed:    o.speed,
+		Domains:  map[string][]string{sim.Waledac: waledac, sim.Conficker: dga},
+		World:    world,
+		Seed:     2010,
+		Start:    now,
+		Duration: o.duration,
+		Logger:   slog.New(slog.NewTextHandler(logFile, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	if o.backfill > 0 {
+		t0 := time.Now()
+		err := s.Backfill(ctx, time.Duration(o.backfill)*24*time.Hour, func(ctx context.Context, batch []event.Event) error {
+			_, err := client.Ingest(ctx, sim.SensorID, batch)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("backfill: %w", err)
+		}
+		fmt.Fprintf(w, "3. history  %d day(s) of callbacks generated and sent to serve's ingest endpoint in %s\n",
+			o.backfill, time.Since(t0).Round(time.Millisecond))
+	}
+	until := "until Ctrl-C"
+	if o.duration > 0 {
+		until = "for " + o.duration.String() + " (Ctrl-C stops it early)"
+	}
+	fmt.Fprintf(w, "3. simulate %s bots call home, time ×%g, %s\n", thousands(int64(o.bots)), o.speed, until)
+	simDone := make(chan error, 1)
+	go func() { simDone <- s.Run(ctx) }()
+	live := newLiveLine(e.stderr)
+	tick := time.NewTicker(2 * time.Second)
+	var simErr error
+loop:
+	for {
+		select {
+		case simErr = <-simDone:
+			break loop
+		case <-tick.C:
+			live.show(ctx, client, s)
+		}
+	}
+	tick.Stop()
+	live.done()
+	stopSignals() // a second Ctrl-C now ends the process
+	if simErr != nil && !errors.Is(simErr, context.Canceled) {
+		return fmt.Errorf("simulate: %w", simErr)
+	}
+
+	// 4. Measure, once the pipeline has stored everything.
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := waitStored(wctx, client); err != nil {
+		return err
+	}
+	truth := s.Truth()
+	if err := demoMeasure(wctx, w, client, truth, now.AddDate(0, 0, -o.backfill-1), time.Now().Add(time.Hour)); err != nil {
+		return err
+	}
+	if err := shutdown(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	local, err := app.Open(wctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	n, err := local.Registry.VerifyAudit(wctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n5. prove    audit log: %s entries, hash chain verified\n", thousands(n))
+	fmt.Fprintf(w, "\nExplore it:\n  takedown --data-dir %s cases show waledac-2010\n  takedown --data-dir %s deadlines --within 30d\n  takedown --data-dir %s stats hosts --by family,country\n  takedown --data-dir %s serve    # and run `takedown simulate` beside it\n",
+		dir, dir, dir, dir)
+	return nil
+}
+
+// demoConfig is the demo's serve: everything on free loopback ports, the
+// demo world database, and no response-rate limit (the simulated bots
+// crowd into far fewer /24s than real ones).
+func demoConfig(base config.Config, dir, worldDB string) (config.Config, error) {
+	cfg, err := config.WithDataDir(base, dir)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Store.Path = filepath.Join(dir, "takedown.duckdb")
+	cfg.Sensor = "demo"
+	cfg.Operator = "the takedown demo"
+	cfg.Enrich.Databases = []string{worldDB}
+	cfg.DNS.RRL.ResponsesPerSecond = -1
+	ports, err := freePorts(6)
+	if err != nil {
+		return cfg, err
+	}
+	at := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	cfg.API.Listen = at(0)
+	cfg.DNS.Listen = []string{at(1)}
+	cfg.Transfer.Listen = []string{at(2)}
+	cfg.Listen.HTTP = []string{at(3)}
+	cfg.Listen.HTTPS = []string{at(4)}
+	cfg.Listen.SMTP = []string{at(5)}
+	cfg.Listen.TCP, cfg.Listen.UDP = nil, nil
+	return cfg, cfg.Validate()
+}
+
+// freePorts finds n loopback ports free for both TCP and UDP.
+func freePorts(n int) ([]int, error) {
+	var out []int
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for len(out) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, l)
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		held = append(held, u)
+		out = append(out, port)
+	}
+	return out, nil
+}
+
+// demoSeize opens the two cases and their domains, sinkholed, and returns
+// the Waledac case's domains and the DGA names seized.
+func demoSeize(ctx context.Context, w io.Writer, cfg config.Config, now time.Time, backfillDays int, horizon time.Duration) (waledac, dga []string, err error) {
+	local, err := app.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer local.Close()
 	reg := local.Registry
 	ch := registry.Change{Actor: "demo", Reason: "demonstration"}
 
-	// 1. Seize: the case and its orders. The dates follow the 2010 Waledac
-	// operation's sequence; they are illustrative.
+	// The case and its orders, in the sequence of the 2010 Waledac
+	// operation: an ex parte TRO, then, when no defendant appeared, a
+	// default judgement after a 14-day objection window (the dates of the
+	// later orders are moved near today so that deadlines have something
+	// to show).
 	c, err := reg.AddCase(ctx, registry.NewCase{
 		Name: "waledac-2010", Title: "Plaintiff v. John Does 1-27 (demo)",
-		Court: "U.S. District Court, E.D. Va.", Docket: "1:10-cv-00156",
+		Court: "U.S. District Court, E.D. Va.", Docket: "1:10-cv-00156", Family: sim.Waledac,
 	}, ch)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	d := func(s string) time.Time { t, _ := time.Parse(time.DateOnly, s); return t }
+	today := now.Truncate(24 * time.Hour)
 	orders := []registry.NewOrder{
 		{Type: registry.OrderTRO, Reference: "Dkt. 12", Issued: d("2010-02-22"), Expires: d("2010-03-08")},
 		{Type: registry.OrderPreliminaryInjunction, Reference: "Dkt. 33", Issued: d("2010-03-08"), ObjectionDeadline: d("2010-03-22")},
+		{Type: registry.OrderDefaultJudgement, Reference: "Dkt. 58 (demo)", Issued: today.AddDate(0, 0, -3), ObjectionDeadline: today.AddDate(0, 0, 11)},
 	}
-	// A deadline that is still ahead, so that `deadlines` has something to
-	// show on the day the demo runs.
-	now := e.now().UTC().Truncate(24 * time.Hour)
-	orders = append(orders, registry.NewOrder{Type: registry.OrderDefaultJudgement, Reference: "Dkt. 58 (demo)",
-		Issued: now.AddDate(0, 0, -3), ObjectionDeadline: now.AddDate(0, 0, 11)})
 	for _, o := range orders {
 		if _, err := reg.AddOrder(ctx, c.Name, o, ch); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	fmt.Fprintf(w, "1. seize    case %s, %s %s, %d orders\n", c.Name, c.Court, c.Docket, len(orders))
-
+	fmt.Fprintf(w, "1. seize    case %s, %s %s, %d orders (TRO; default judgement, 14-day objection window)\n", c.Name, c.Court, c.Docket, len(orders))
 	res, err := reg.ImportDomains(ctx, c.Name, "waledac-domains.csv", demoDomains, ch)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	fmt.Fprintf(w, "            imported %d domains from the order's list\n", res.Added)
+	if err := sinkhole(ctx, reg, res.Domains, ch); err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(w, "            %d domains imported from the order's list, restrained, then sinkholed\n", len(res.Domains))
+	waledac = res.Domains
+
+	// The DGA family's case seizes a share of each day's generated names,
+	// from the first day of the history to past the end of the run.
+	dc, err := reg.AddCase(ctx, registry.NewCase{
+		Name: "dga-2026", Title: "Plaintiff v. John Does (DGA demo)",
+		Court: "U.S. District Court, E.D. Va.", Docket: "1:26-cv-00001", Family: sim.Conficker,
+	}, ch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := reg.AddOrder(ctx, dc.Name, registry.NewOrder{Type: registry.OrderTRO, Reference: "Dkt. 5 (demo)",
+		Issued: today.AddDate(0, 0, -backfillDays-1), Expires: today.AddDate(0, 0, 13-backfillDays)}, ch); err != nil {
+		return nil, nil, err
+	}
+	seen := map[string]bool{}
+	for day := today.AddDate(0, 0, -backfillDays-1); !day.After(now.Add(horizon)); day = day.AddDate(0, 0, 1) {
+		for _, n := range sim.DGANames(day, sim.DGANamesPerDay)[:demoDGASeized] {
+			if !seen[n] {
+				seen[n] = true
+				dga = append(dga, n)
+			}
+		}
+	}
+	res, err = reg.ImportDomains(ctx, dc.Name, "dga-names.txt", []byte(strings.Join(dga, "\n")), ch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sinkhole(ctx, reg, res.Domains, ch); err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(w, "            case %s: %s DGA names seized ahead (%d a day), sinkholed\n", dc.Name, thousands(int64(len(dga))), demoDGASeized)
+	return waledac, dga, nil
+}
+
+// sinkhole moves freshly imported domains through restrained to sinkholed.
+func sinkhole(ctx context.Context, reg *registry.Registry, names []string, ch registry.Change) error {
 	for _, to := range []registry.State{registry.StateRestrained, registry.StateSinkholed} {
-		if _, err := reg.SetState(ctx, res.Domains, to, ch); err != nil {
+		if _, err := reg.SetState(ctx, names, to, ch); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(w, "            %d domains restrained, then sinkholed\n", len(res.Domains))
+	return nil
+}
 
-	// 2–3. Sinkhole and measure: a day of callbacks, appended to the store.
-	gen := storegen.Waledac{Hosts: bots, Days: days, Start: now.AddDate(0, 0, -days), Seed: 2010, BatchSize: 1 << 17}
-	total := int64(gen.Events())
-	bar := progress.New(e.stderr, "            recording callbacks", "events", total)
-	t0 := time.Now()
-	err = gen.Generate(func(batch []event.Event) error {
-		for i := range batch {
-			batch[i].Case = c.Name
-			batch[i].Domain = res.Domains[i%len(res.Domains)]
-			batch[i].Zone = batch[i].Domain
+// liveLine is the demo's running summary: callbacks sent, unique hosts
+// counted today, the top countries. On a terminal it redraws one line;
+// elsewhere it prints a line every ten seconds.
+type liveLine struct {
+	w        io.Writer
+	terminal bool
+	last     time.Time
+	start    time.Time
+}
+
+func newLiveLine(w io.Writer) *liveLine {
+	return &liveLine{w: w, terminal: progress.IsTerminal(w), start: time.Now()}
+}
+
+func (l *liveLine) show(ctx context.Context, c *api.Client, s *sim.Sim) {
+	if !l.terminal && time.Since(l.last) < 10*time.Second {
+		return
+	}
+	l.last = time.Now()
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st := s.Stats()
+	line := fmt.Sprintf("%s  callbacks %s (%s/s), errors %s", time.Since(l.start).Round(time.Second),
+		thousands(st.Callbacks), thousands(int64(st.Rate)), thousands(st.Errors))
+	if st.Lag > time.Second {
+		line += fmt.Sprintf(" (%s behind)", st.Lag.Round(time.Second))
+	}
+	if status, err := c.Status(qctx); err == nil {
+		var hosts uint64
+		for _, f := range status.Today {
+			hosts += f.Hosts
 		}
-		if err := local.Store.Append(ctx, batch); err != nil {
+		line += fmt.Sprintf(" · unique hosts today %s", thousands(int64(hosts)))
+	}
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	rows, err := c.UniqueHosts(qctx, store.HostQuery{From: day, To: day.Add(24 * time.Hour), GroupBy: []store.Dimension{store.DimCountry}, Limit: 3})
+	if err == nil && len(rows) > 0 {
+		var top []string
+		for _, r := range rows {
+			top = append(top, fmt.Sprintf("%s %s", orDash(r.Country), thousands(r.IPs)))
+		}
+		line += " · top " + strings.Join(top, ", ")
+	}
+	if l.terminal {
+		fmt.Fprintf(l.w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(l.w, line)
+	}
+}
+
+func (l *liveLine) done() {
+	if l.terminal {
+		fmt.Fprintln(l.w)
+	}
+}
+
+// waitStored waits until serve's pipeline has stored every event recorded.
+func waitStored(ctx context.Context, c *api.Client) error {
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
 			return err
 		}
-		bar.Add(int64(len(batch)))
-		return ctx.Err()
-	})
-	bar.Done()
-	if err != nil {
-		return fmt.Errorf("recording callbacks: %w", err)
+		if st.Pipeline.Backlog == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the store is still %s events behind: %w", thousands(int64(st.Pipeline.Backlog)), ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	el := time.Since(t0)
-	fmt.Fprintf(w, "2. sinkhole %s callbacks of %s bots over %d day(s) recorded in %s (%s events/s)\n",
-		thousands(total), thousands(int64(bots)), days, el.Round(time.Millisecond), thousands(int64(float64(total)/el.Seconds())))
+}
 
-	q := store.HostQuery{From: gen.Start, To: now, GroupBy: []store.Dimension{store.DimCountry}, Limit: 10}
-	rows, err := local.Store.UniqueHosts(ctx, q)
+// demoMeasure prints the census of the run and checks it against the
+// simulator's ground truth.
+func demoMeasure(ctx context.Context, w io.Writer, c *api.Client, truth *sim.Truth, from, to time.Time) error {
+	q := store.HostQuery{From: from, To: to, GroupBy: []store.Dimension{store.DimFamily}}
+	fams, err := c.UniqueHosts(ctx, q)
 	if err != nil {
 		return err
 	}
-	tot, err := local.Store.UniqueHosts(ctx, store.HostQuery{From: gen.Start, To: now})
-	if err != nil {
+	fmt.Fprintf(w, "4. measure  %s callbacks sent; infected hosts counted by the sinkhole and by the simulator:\n\n", thousands(truth.Callbacks))
+	t := newTable(w, "FAMILY", "IPS", "BOTS", "CALLBACKS", "TRUTH IPS", "TRUTH BOTS", "")
+	for _, r := range fams {
+		tf := truth.Families[r.Family]
+		ok := "✓"
+		if r.IPs != tf.IPs || (tf.Bots > 0 && r.Bots != tf.Bots) {
+			ok = "✗ differs"
+		}
+		t.row(orDash(r.Family), thousands(r.IPs), thousands(r.Bots), thousands(r.Events), thousands(tf.IPs), thousands(tf.Bots), ok)
+	}
+	if err := t.flush(); err != nil {
 		return err
 	}
-	if len(tot) == 1 {
-		fmt.Fprintf(w, "3. measure  %s unique infected IPs, %s bots; top countries:\n\n", thousands(tot[0].IPs), thousands(tot[0].Bots))
+	for _, dim := range []store.Dimension{store.DimCountry, store.DimASN} {
+		q := store.HostQuery{From: from, To: to, GroupBy: []store.Dimension{dim}, Limit: 5}
+		rows, err := c.UniqueHosts(ctx, q)
+		if err != nil {
+			return err
+		}
+		what := map[store.Dimension]string{store.DimCountry: "countries", store.DimASN: "networks"}[dim]
+		fmt.Fprintf(w, "\n            top %s:\n\n", what)
+		if err := printHosts(w, q, rows); err != nil {
+			return err
+		}
 	}
-	if err := printHosts(w, q, rows); err != nil {
-		return err
-	}
-	q.GroupBy = []store.Dimension{store.DimASN}
-	q.Limit = 5
-	if rows, err = local.Store.UniqueHosts(ctx, q); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\n            top networks:\n\n")
-	if err := printHosts(w, q, rows); err != nil {
-		return err
-	}
-	n, err := reg.VerifyAudit(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\n5. prove    audit log: %s entries, hash chain verified\n", thousands(n))
-	fmt.Fprintf(w, "\nExplore it:\n  takedown --data-dir %s cases show waledac-2010\n  takedown --data-dir %s deadlines --within 30d\n  takedown --data-dir %s stats hosts --by family,country --from %s\n  takedown --data-dir %s registrars package --case waledac-2010 --out /tmp/packages\n",
-		dir, dir, dir, gen.Start.Format(time.DateOnly), dir)
 	return nil
 }

@@ -123,6 +123,7 @@ which of its machines are infected.`,
 		e.rpzCommand(),
 		e.demoCommand(),
 		e.statusCommand(),
+		e.simulateCommand(),
 	)
 	root.AddCommand(newWorldDBCmd(), newEnrichCmd())
 	return root

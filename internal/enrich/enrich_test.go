@@ -16,7 +16,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/takedown-project/takedown/internal/event"
-
 	"github.com/takedown-project/takedown/internal/testnet"
 )
 
@@ -349,18 +348,6 @@ func TestParseAbuseFileErrors(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestReloadOnChange(t *testing.T) {
 	dir := t.TempDir()
 	path := writeDB(t, dir, "ipinfo.mmdb", "ipinfo ipinfo_lite.mmdb", fixture, ipinfoFixture)
@@ -381,18 +368,18 @@ func TestReloadOnChange(t *testing.T) {
 	moved := append([]fixtureNet(nil), fixture...)
 	moved[0].cc = "NL"
 	writeDB(t, dir, "ipinfo.mmdb", "ipinfo ipinfo_lite.mmdb", moved, ipinfoFixture)
-	waitFor(t, "the new country", func() bool { return e.Lookup(ip).CountryCode == "NL" })
+	testnet.WaitFor(t, "the new country", func() bool { return e.Lookup(ip).CountryCode == "NL" })
 
 	if err := os.WriteFile(abuse, []byte("# changed\n192.0.2.0/24 new@example.net\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the new abuse contact", func() bool { c, _ := e.Abuse(ip, 0); return c == "new@example.net" })
+	testnet.WaitFor(t, "the new abuse contact", func() bool { c, _ := e.Abuse(ip, 0); return c == "new@example.net" })
 
 	// A broken rewrite keeps the old version in service and says why.
 	if err := os.WriteFile(abuse, []byte("192.0.2.0/24 broken\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the load error", func() bool { return e.Err() != nil })
+	testnet.WaitFor(t, "the load error", func() bool { return e.Err() != nil })
 	if c, _ := e.Abuse(ip, 0); c != "new@example.net" {
 		t.Errorf("after a failed reload the contact is %q, want the old new@example.net", c)
 	}

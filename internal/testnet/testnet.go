@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
+	"time"
 )
 
 // FreePort returns a port of 127.0.0.1 that was free for both UDP and TCP
@@ -98,4 +99,17 @@ func Need(t testing.TB, tools ...string) []string {
 		paths[i] = p
 	}
 	return paths
+}
+
+// WaitFor polls cond until it holds, failing the test when ten seconds
+// pass first.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
