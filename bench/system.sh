@@ -76,7 +76,7 @@ week() {
 	local days=${DAYS:-7} t0 sent
 	echo "== a simulated Waledac week: $BOTS hosts, $days days, through /v1/ingest"
 	t0=$(date +%s.%N)
-	/usr/bin/time -f "simulate: %e s, peak RSS %M KiB" "$BIN" -c "$CFG" simulate --bots "$BOTS" --families waledac=1 \
+	/usr/bin/time -f "simulate: %e s, CPU %U s user %S s sys, peak RSS %M KiB" "$BIN" -c "$CFG" simulate --bots "$BOTS" --families waledac=1 \
 		--backfill "${days}d" --live=false --churn 0 --truth "$DIR/truth.json" 2>&1 >/dev/null | grep -v '^backfill:' || true
 	sent=$(date +%s.%N)
 	echo "sent in $(echo "$sent - $t0" | bc) s; store caught up $(caught_up) s later"
@@ -89,7 +89,7 @@ live() {
 	setup
 	local speed=${1:-2000} dur=${DURATION:-60s} t0
 	echo "== live: $BOTS bots at speed $speed for $dur"
-	/usr/bin/time -f "simulate: %e s, peak RSS %M KiB" "$BIN" -c "$CFG" simulate --bots "$BOTS" --speed "$speed" \
+	/usr/bin/time -f "simulate: %e s, CPU %U s user %S s sys, peak RSS %M KiB" "$BIN" -c "$CFG" simulate --bots "$BOTS" --speed "$speed" \
 		--duration "$dur" --churn 0 2>&1 | grep -E 'callbacks|simulate:|lag' | tail -6 || true
 	"$BIN" -c "$CFG" status | grep -E '^(recorded|stored|backlog|rates?)' || true
 	echo "store caught up $(caught_up) s after the bots stopped"

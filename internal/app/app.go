@@ -359,7 +359,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	mux.Handle("GET /readyz", rd)
 	mux.Handle("/", api.New(api.Config{
 		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status,
-		Ingest: newIngester(pipe, zones, rules, metrics).ingest,
+		Ingest: newIngester(pipe, zones, rules, ingestBusy(sp, int64(cfg.Pipeline.SpoolMaxMB)<<20), metrics).ingest,
 		Logger: log.With("component", "api"),
 	}))
 	ln, err := net.Listen("tcp", cfg.API.Listen)

@@ -10,6 +10,7 @@ import (
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/pipeline"
+	"github.com/takedown-project/takedown/internal/spool"
 )
 
 // ingester records the events that sensors send to POST /v1/ingest as if
@@ -20,13 +21,16 @@ type ingester struct {
 	pipe  *pipeline.Pipeline
 	zones zoneSource // nil when the DNS sinkhole is off
 	rules *classify.Holder
+	// busy reports that the spool has less room left than the sinks must
+	// keep: sensors then wait (503), the live sinks never drop for them.
+	busy func() bool
 	// received counts events per sensor and outcome.
 	received *prometheus.CounterVec
 }
 
-func newIngester(pipe *pipeline.Pipeline, zones zoneSource, rules *classify.Holder, reg prometheus.Registerer) *ingester {
+func newIngester(pipe *pipeline.Pipeline, zones zoneSource, rules *classify.Holder, busy func() bool, reg prometheus.Registerer) *ingester {
 	in := &ingester{
-		pipe: pipe, zones: zones, rules: rules,
+		pipe: pipe, zones: zones, rules: rules, busy: busy,
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "takedown_ingest_events_total",
 			Help: "Events received from sensors on /v1/ingest, by sensor and outcome (recorded, skipped, busy).",
@@ -40,7 +44,8 @@ func newIngester(pipe *pipeline.Pipeline, zones zoneSource, rules *classify.Hold
 
 // ingest implements api.IngestFunc. DNS queries for names the sinkhole
 // does not serve are skipped, as the sinkhole skips them; every other
-// event is recorded. It stops at the first event the spool refuses.
+// event is recorded. It stops (busy) when the spool is past the share
+// kept for the live sinks, or refuses an event.
 func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Event) (api.IngestResult, error) {
 	var res api.IngestResult
 	defer func() {
@@ -48,8 +53,14 @@ func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Ev
 		in.received.WithLabelValues(sensor, "skipped").Add(float64(res.Skipped))
 	}()
 	for i := range events {
-		if i%1024 == 0 && ctx.Err() != nil {
-			return res, ctx.Err()
+		if i%1024 == 0 {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			if in.busy != nil && in.busy() {
+				in.received.WithLabelValues(sensor, "busy").Add(float64(len(events) - i))
+				return res, api.ErrBusy
+			}
 		}
 		e := &events[i]
 		e.Sensor = sensor
@@ -72,7 +83,7 @@ func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Ev
 		} else {
 			in.classify(e, caseFamily)
 		}
-		if !in.pipe.Record(e) {
+		if !in.pipe.Offer(e) {
 			in.received.WithLabelValues(sensor, "busy").Add(float64(len(events) - i))
 			return res, api.ErrBusy
 		}
@@ -119,4 +130,14 @@ func (h eventHeaders) Values(name string) []string {
 		return nil
 	}
 	return []string{v}
+}
+
+// ingestBusy is true while the spool holds more than half its limit, or
+// more than a quarter of its memory buffer waits for the disk: the rest
+// is the live sinks'.
+func ingestBusy(sp *spool.Spool, maxBytes int64) func() bool {
+	return func() bool {
+		st := sp.Stats()
+		return st.Bytes > maxBytes/2 || st.Buffered > spool.DefaultMaxBufferBytes/4
+	}
 }

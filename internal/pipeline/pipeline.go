@@ -180,14 +180,26 @@ func New(cfg Config) (*Pipeline, error) {
 // false when the event was dropped because the spool is full (or closed).
 // It does not keep e.
 func (p *Pipeline) Record(e *event.Event) bool {
+	if p.append(e) {
+		return true
+	}
+	p.dropped.Add(1)
+	p.m.dropped.Inc()
+	return false
+}
+
+// Offer is Record for a sender that keeps the event and sends it again
+// later (a sensor, through the ingest endpoint): when the spool is full it
+// reports false without counting a drop, since nothing is lost.
+func (p *Pipeline) Offer(e *event.Event) bool { return p.append(e) }
+
+func (p *Pipeline) append(e *event.Event) bool {
 	bp := p.buf.Get().(*[]byte)
 	b := event.AppendBinary((*bp)[:0], e)
 	err := p.cfg.Spool.Append(b)
 	*bp = b
 	p.buf.Put(bp)
 	if err != nil {
-		p.dropped.Add(1)
-		p.m.dropped.Inc()
 		return false
 	}
 	p.recorded.Add(1)
