@@ -1,6 +1,7 @@
 // Package api serves takedown's JSON HTTP API — the registry of cases,
-// orders and domains, the audit log and the event statistics — and holds the
-// client that the CLI uses while `takedown serve` owns the database.
+// orders, domains and subscribers, the audit log and the event statistics —
+// and holds the client that the CLI uses while `takedown serve` owns the
+// database.
 //
 // Every request but /healthz carries the bearer token; the actor named in the
 // X-Takedown-Actor header goes into the audit log. Errors come back as
@@ -40,6 +41,7 @@ type Registry interface {
 	Audit(ctx context.Context, f registry.AuditFilter) ([]registry.AuditEntry, error)
 	VerifyAudit(ctx context.Context) (int64, error)
 	RecordDelegation(ctx context.Context, checks []registry.DelegationCheck, ch registry.Change) error
+	Subscribers
 }
 
 // Events is what the API needs of the event store.
@@ -105,6 +107,13 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /v1/audit/verify", h.auth(h.verifyAudit))
 	m.HandleFunc("GET /v1/stats/unique-hosts", h.auth(h.uniqueHosts))
 	m.HandleFunc("GET /v1/stats/callbacks-per-hour", h.auth(h.callbacksPerHour))
+	m.HandleFunc("GET /v1/subscribers", h.auth(h.listSubscribers))
+	m.HandleFunc("POST /v1/subscribers", h.auth(h.addSubscriber))
+	m.HandleFunc("GET /v1/subscribers/{name}", h.auth(h.getSubscriber))
+	m.HandleFunc("PATCH /v1/subscribers/{name}", h.auth(h.updateSubscriber))
+	m.HandleFunc("DELETE /v1/subscribers/{name}", h.auth(h.removeSubscriber))
+	m.HandleFunc("POST /v1/subscribers/{name}/keys", h.auth(h.addAPIKey))
+	m.HandleFunc("DELETE /v1/subscribers/{name}/keys/{id}", h.auth(h.revokeAPIKey))
 	m.HandleFunc("GET /v1/status", h.auth(h.status))
 	m.HandleFunc("POST /v1/ingest", h.auth(h.ingest))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

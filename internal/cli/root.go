@@ -124,6 +124,7 @@ which of its machines are infected.`,
 		e.demoCommand(),
 		e.statusCommand(),
 		e.simulateCommand(),
+		e.subscribersCommand(),
 	)
 	root.AddCommand(newWorldDBCmd(), newEnrichCmd())
 	return root

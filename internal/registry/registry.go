@@ -133,6 +133,10 @@ CREATE TABLE registry_delegation (
 	Version: 3,
 	Name:    "case family",
 	SQL:     `ALTER TABLE registry_cases ADD COLUMN family VARCHAR DEFAULT '';`,
+}, {
+	Version: 4,
+	Name:    "subscribers and their API keys",
+	SQL:     subscribersSchema,
 }}
 
 // New opens the registry in cfg.DB, migrating its schema.

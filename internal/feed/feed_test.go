@@ -1,0 +1,186 @@
+package feed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/scope"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+type audited struct{ sub, action, object string }
+
+// testFeed serves two subscribers (keys "key-a", "key-b") over a fixed
+// set of events from both of their networks.
+func testFeed(t *testing.T) (*httptest.Server, *[]audited) {
+	t.Helper()
+	subs := map[string]Subscriber{
+		"key-a": {Name: "isp-a", Scope: scope.Scope{ASNs: []uint32{64500}}, TLP: "AMBER"},
+		"key-b": {Name: "isp-b", Scope: scope.Scope{Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}},
+	}
+	var evs []event.Event
+	for i := range 40 {
+		e := event.Event{Time: now.Add(-time.Hour + time.Duration(i)*time.Minute), Protocol: event.ProtoHTTP, Family: "waledac"}
+		if i%2 == 0 {
+			e.SrcIP, e.ASN = netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 64500
+		} else {
+			e.SrcIP, e.ASN = netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 64501
+		}
+		evs = append(evs, e)
+	}
+	var log []audited
+	f := New(Config{
+		Authenticate: func(_ context.Context, key string) (Subscriber, error) {
+			if s, ok := subs[key]; ok {
+				return s, nil
+			}
+			return Subscriber{}, errors.New("unknown key isp-a revoked") // must not reach the client
+		},
+		Audit: func(_ context.Context, sub Subscriber, action, object string, _ any) error {
+			log = append(log, audited{sub.Name, action, object})
+			return nil
+		},
+		Report: func(_ context.Context, sub Subscriber, day time.Time, format string, w io.Writer) (int, error) {
+			n := 0
+			for _, e := range evs {
+				if sub.Scope.Contains(e.SrcIP, e.ASN, e.CountryCode) {
+					fmt.Fprintln(w, e.SrcIP)
+					n++
+				}
+			}
+			return n, nil
+		},
+		Events: func(_ context.Context, from, to time.Time, fn func(*event.Event) error) error {
+			for i := range evs {
+				if !evs[i].Time.Before(from) && evs[i].Time.Before(to) {
+					if err := fn(&evs[i]); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+		Trend: func(context.Context, Subscriber, time.Time, time.Time) (any, error) { return map[string]int{"days": 1}, nil },
+		Rate:  1000, Burst: 1000,
+		Now: func() time.Time { return now },
+	})
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return srv, &log
+}
+
+func get(t *testing.T, srv *httptest.Server, key, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.ReplaceAll(string(b), `\"`, `"`)
+}
+
+// TestFeedScope: each key sees its own hosts, in the report and in the
+// events, and every answer is audited.
+func TestFeedScope(t *testing.T) {
+	srv, log := testFeed(t)
+	for key, prefix := range map[string]string{"key-a": "192.0.2.", "key-b": "198.51.100."} {
+		code, body := get(t, srv, key, "/api/v1/reports/2026-11-27?format=csv")
+		if code != 200 || strings.Count(body, prefix) != 20 || strings.Count(body, "\n") != 20 {
+			t.Errorf("%s report: %d\n%s", key, code, body)
+		}
+		code, body = get(t, srv, key, "/api/v1/events?since=2026-11-27T10:00:00Z")
+		lines := strings.Split(strings.TrimSpace(body), "\n")
+		if code != 200 || len(lines) != 20 {
+			t.Fatalf("%s events: %d, %d lines\n%s", key, code, len(lines), body)
+		}
+		for _, l := range lines {
+			var e map[string]any
+			if err := json.Unmarshal([]byte(l), &e); err != nil || !strings.HasPrefix(fmt.Sprint(e["source.ip"]), prefix) {
+				t.Errorf("%s got an event outside its scope: %s", key, l)
+			}
+		}
+	}
+	// A limit cuts between times; the client resumes from the last one.
+	_, body := get(t, srv, "key-a", "/api/v1/events?since=2026-11-27T10:00:00Z&limit=5")
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	var last map[string]any
+	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
+	_, rest := get(t, srv, "key-a", "/api/v1/events?since="+fmt.Sprint(last["time.source"]))
+	if n := len(lines) + len(strings.Split(strings.TrimSpace(rest), "\n")); len(lines) != 5 || n != 20 {
+		t.Errorf("paging: %d then %d lines", len(lines), n-len(lines))
+	}
+	if len(*log) != 6 || (*log)[0].action != "feed.report" && (*log)[0].action != "feed.events" {
+		t.Errorf("audit log: %+v", *log)
+	}
+}
+
+// TestFeedBadInput: bad keys, dates, formats and parameters get clear 4xx
+// answers that name nothing but the caller's own input.
+func TestFeedBadInput(t *testing.T) {
+	srv, log := testFeed(t)
+	for _, tc := range []struct {
+		key, path string
+		status    int
+		want      string
+	}{
+		{"", "/api/v1/reports/2026-11-27", 401, "missing or unknown API key"},
+		{"key-zz", "/api/v1/reports/2026-11-27", 401, "missing or unknown API key"},
+		{"key-a key-b", "/api/v1/reports/2026-11-27", 401, "missing or unknown API key"},
+		{strings.Repeat("k", 300), "/api/v1/reports/2026-11-27", 401, "missing or unknown API key"},
+		{"key-a", "/api/v1/reports/27.11.2026", 400, `date "27.11.2026" is not YYYY-MM-DD`},
+		{"key-a", "/api/v1/reports/2026-12-01", 400, "not within the last 90 days"},
+		{"key-a", "/api/v1/reports/2026-11-27?format=xml", 400, `format "xml" is not one of csv, json, stix`},
+		{"key-a", "/api/v1/reports/2026-11-27?asn=64501", 400, `unknown parameter "asn"`},
+		{"key-a", "/api/v1/events?since=yesterday", 400, `since "yesterday" is not an RFC 3339 time`},
+		{"key-a", "/api/v1/events?since=2026-11-27T00:00:00Z&limit=0", 400, `limit "0" is not from 1 to 100000`},
+		{"key-a", "/api/v1/events?since=2026-11-27T00:00:00Z&cidr=0.0.0.0/0", 400, `unknown parameter "cidr"`},
+		{"key-a", "/api/v1/trend?from=2026-11-20&to=2026-11-10", 400, "from must be before to"},
+		{"key-a", "/api/v1/nope", 404, "no such feed endpoint"},
+	} {
+		code, body := get(t, srv, tc.key, tc.path)
+		if code != tc.status || !strings.Contains(body, tc.want) {
+			t.Errorf("%q %s: %d %s; want %d %q", tc.key, tc.path, code, body, tc.status, tc.want)
+		}
+		for _, leak := range []string{"isp-", "198.51", "192.0.2", "revoked", "64501"} {
+			if strings.Contains(body, leak) && !strings.Contains(tc.path, leak) {
+				t.Errorf("%s: the answer leaks %q: %s", tc.path, leak, body)
+			}
+		}
+	}
+	if len(*log) != 0 {
+		t.Errorf("refused requests were audited as reads: %+v", *log)
+	}
+}
+
+func TestFeedRateLimit(t *testing.T) {
+	srv, _ := testFeed(t)
+	f := srv.Config.Handler.(*Feed)
+	f.cfg.Rate, f.cfg.Burst = 0.001, 3
+	codes := map[int]int{}
+	for range 6 {
+		code, _ := get(t, srv, "key-a", "/api/v1/trend")
+		codes[code]++
+	}
+	if codes[200] != 3 || codes[429] != 3 {
+		t.Errorf("answers %v; want 3 × 200 then 429", codes)
+	}
+	if code, _ := get(t, srv, "key-b", "/api/v1/trend"); code != 200 {
+		t.Errorf("one subscriber's limit held back another: %d", code)
+	}
+}
