@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -43,6 +44,52 @@ type Config struct {
 	Listen   Listen   `yaml:"listen"`
 	// Delegation configures `takedown domains verify`.
 	Delegation Delegation `yaml:"delegation"`
+	// Reports configures the subscribers' daily reports and pull feed.
+	Reports Reports `yaml:"reports"`
+	// Mail is the SMTP relay that reports are sent through.
+	Mail Mail `yaml:"mail"`
+}
+
+// Reports configures the daily per-subscriber reports: their e-mail
+// delivery and the pull feed of /api/v1.
+type Reports struct {
+	// Send turns the scheduled e-mail delivery on: every subscriber gets
+	// the previous UTC day's report at its send time. Default: on when
+	// mail.relay is set.
+	Send *bool `yaml:"send"`
+	// FeedPerMinute and FeedBurst limit each subscriber's requests to the
+	// pull feed. Defaults 60 and 10.
+	FeedPerMinute int `yaml:"feed_per_minute"`
+	FeedBurst     int `yaml:"feed_burst"`
+	// Days is how far back subscribers may fetch reports and events.
+	// Default store.retention_days, else 90.
+	Days int `yaml:"days"`
+}
+
+// Mail is the SMTP relay that reports are sent through. takedown never
+// delivers mail itself.
+type Mail struct {
+	// Relay is host:port, e.g. mail.example.org:587. Empty: no e-mail.
+	Relay string `yaml:"relay"`
+	// TLS is required (STARTTLS, default), opportunistic, none or smtps.
+	TLS string `yaml:"tls"`
+	// CAFile holds the certificate authorities of the relay's
+	// certificate; empty: the system's.
+	CAFile string `yaml:"ca_file"`
+	// Username and PasswordFile log in with AUTH (only over TLS or to a
+	// relay on loopback).
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// From is the author of the reports, e.g. "Takedown <takedown@example.org>".
+	From string `yaml:"from"`
+	// ReplyTo is where answers go.
+	ReplyTo string `yaml:"reply_to"`
+	// PGPKeyFile signs reports as PGP/MIME (PGPPassphraseFile unlocks
+	// it); SMIMECertFile and SMIMEKeyFile sign them as S/MIME instead.
+	PGPKeyFile        string `yaml:"pgp_key_file"`
+	PGPPassphraseFile string `yaml:"pgp_passphrase_file"`
+	SMIMECertFile     string `yaml:"smime_cert_file"`
+	SMIMEKeyFile      string `yaml:"smime_key_file"`
 }
 
 // Delegation configures the delegation check of seized domains.
@@ -376,6 +423,25 @@ func (c *Config) fill() {
 	if c.Pipeline.FlushMS == 0 {
 		c.Pipeline.FlushMS = 500
 	}
+	if c.Reports.Send == nil {
+		on := c.Mail.Relay != ""
+		c.Reports.Send = &on
+	}
+	if c.Reports.FeedPerMinute == 0 {
+		c.Reports.FeedPerMinute = 60
+	}
+	if c.Reports.FeedBurst == 0 {
+		c.Reports.FeedBurst = 10
+	}
+	if c.Reports.Days == 0 {
+		c.Reports.Days = 90
+		if c.Store.RetentionDays > 0 {
+			c.Reports.Days = c.Store.RetentionDays
+		}
+	}
+	if c.Mail.TLS == "" {
+		c.Mail.TLS = "required"
+	}
 	if c.Pipeline.DrainTimeoutMS == 0 {
 		c.Pipeline.DrainTimeoutMS = 10000
 	}
@@ -525,6 +591,33 @@ func (c *Config) Validate() error {
 	}
 	if c.Pipeline.FlushMS < 0 {
 		bad("pipeline.flush_ms", "%d is negative", c.Pipeline.FlushMS)
+	}
+	if c.Reports.FeedPerMinute < 1 || c.Reports.FeedBurst < 1 {
+		bad("reports", "feed_per_minute and feed_burst must be at least 1; got %d and %d", c.Reports.FeedPerMinute, c.Reports.FeedBurst)
+	}
+	if c.Reports.Days < 1 || c.Reports.Days > 3660 {
+		bad("reports.days", "%d is not from 1 to 3660", c.Reports.Days)
+	}
+	switch c.Mail.TLS {
+	case "required", "opportunistic", "none", "smtps":
+	default:
+		bad("mail.tls", "%q is not one of required, opportunistic, none, smtps", c.Mail.TLS)
+	}
+	if c.Mail.Relay != "" {
+		if _, _, err := net.SplitHostPort(c.Mail.Relay); err != nil {
+			bad("mail.relay", "%q is not host:port", c.Mail.Relay)
+		}
+		if c.Mail.From == "" {
+			bad("mail.from", "the reports need an author address when mail.relay is set")
+		} else if _, err := mail.ParseAddress(c.Mail.From); err != nil {
+			bad("mail.from", "%q is not an e-mail address: %v", c.Mail.From, err)
+		}
+	}
+	if c.Mail.PGPKeyFile != "" && c.Mail.SMIMECertFile != "" {
+		bad("mail", "sign with pgp_key_file or smime_cert_file, not both")
+	}
+	if (c.Mail.SMIMECertFile == "") != (c.Mail.SMIMEKeyFile == "") {
+		bad("mail", "smime_cert_file and smime_key_file go together")
 	}
 	if c.Pipeline.DrainTimeoutMS < 0 || c.Pipeline.DrainTimeoutMS > 600000 {
 		bad("pipeline.drain_timeout_ms", "%d is not from 1 to 600000 (10 minutes)", c.Pipeline.DrainTimeoutMS)
