@@ -125,6 +125,7 @@ which of its machines are infected.`,
 		e.statusCommand(),
 		e.simulateCommand(),
 		e.subscribersCommand(),
+		e.mapCommand(),
 	)
 	root.AddCommand(newWorldDBCmd(), newEnrichCmd())
 	return root
