@@ -77,13 +77,34 @@ func (e *remoteError) Unwrap() error { return e.kind }
 var ErrUnauthorized = errors.New("unauthorized")
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string, out any) error {
+	resp, err := c.send(ctx, method, path, q, body, contentType)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fmt.Errorf("reading answer of %s %s: %w", method, path, err)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// send makes a request and returns the answer when it is a success, for
+// the caller to read and close; otherwise the error the server reported.
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if c.actor != "" {
@@ -94,35 +115,40 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("calling takedown server: %w", err)
+		return nil, fmt.Errorf("calling takedown server: %w", err)
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("reading answer of %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("reading answer of %s %s: %w", method, path, err)
 	}
-	if resp.StatusCode >= 300 {
-		var eb errorBody
-		if err := json.Unmarshal(data, &eb); err != nil || eb.Error == "" {
-			return fmt.Errorf("%s %s: server answered %s", method, path, resp.Status)
-		}
-		if len(eb.Problems) > 0 {
-			return &registry.ImportError{File: eb.File, Problems: eb.Problems}
-		}
-		kinds := map[string]error{
-			"not_found": registry.ErrNotFound, "exists": registry.ErrExists,
-			"illegal_transition": registry.ErrIllegalTransition, "invalid": registry.ErrInvalid,
-			"unauthorized": ErrUnauthorized,
-		}
-		return &remoteError{msg: eb.Error, kind: kinds[eb.Kind]}
+	var eb errorBody
+	if err := json.Unmarshal(data, &eb); err != nil || eb.Error == "" {
+		return nil, fmt.Errorf("%s %s: server answered %s", method, path, resp.Status)
 	}
-	if out == nil {
-		return nil
+	if len(eb.Problems) > 0 {
+		return nil, &registry.ImportError{File: eb.File, Problems: eb.Problems}
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)
+	kinds := map[string]error{
+		"not_found": registry.ErrNotFound, "exists": registry.ErrExists,
+		"illegal_transition": registry.ErrIllegalTransition, "invalid": registry.ErrInvalid,
+		"unauthorized": ErrUnauthorized, "no_mail": ErrNoMail,
 	}
-	return nil
+	return nil, &remoteError{msg: eb.Error, kind: kinds[eb.Kind]}
+}
+
+// long returns a client whose requests only its context bounds: mailing a
+// day's reports or fetching a big one may take longer than the default
+// timeout.
+func (c *Client) long() *Client {
+	cc := *c
+	hc := *c.http
+	hc.Timeout = 0
+	cc.http = &hc
+	return &cc
 }
 
 func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {

@@ -60,6 +60,10 @@ type Config struct {
 	// Ingest, if set, records the events that sensors send to
 	// POST /v1/ingest.
 	Ingest IngestFunc
+	// Reports, if set, makes, mails and measures the subscribers'
+	// reports for /v1/reports, /v1/deliveries and /v1/trend; without it
+	// they answer 503.
+	Reports Reports
 	// Token is the bearer token every request but /healthz must carry.
 	Token string
 	// Logger receives one line per failed request; nil discards.
@@ -116,6 +120,12 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("DELETE /v1/subscribers/{name}/keys/{id}", h.auth(h.revokeAPIKey))
 	m.HandleFunc("GET /v1/status", h.auth(h.status))
 	m.HandleFunc("POST /v1/ingest", h.auth(h.ingest))
+	m.HandleFunc("GET /v1/reports/{date}", h.auth(h.report))
+	m.HandleFunc("POST /v1/reports/{date}/send", h.auth(h.sendReports))
+	m.HandleFunc("GET /v1/deliveries", h.auth(h.deliveries))
+	m.HandleFunc("POST /v1/deliveries/mark-sent", h.auth(h.markSent))
+	m.HandleFunc("POST /v1/deliveries/resend", h.auth(h.resend))
+	m.HandleFunc("GET /v1/trend", h.auth(h.trend))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path), nil)
 	})
@@ -174,6 +184,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, "illegal_transition", err.Error(), nil)
 	case errors.Is(err, registry.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "invalid", err.Error(), nil)
+	case errors.Is(err, ErrNoMail):
+		writeError(w, http.StatusConflict, "no_mail", err.Error(), nil)
 	default:
 		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", err.Error(), nil)

@@ -32,6 +32,7 @@ import (
 	"github.com/takedown-project/takedown/internal/dnssink"
 	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/feed"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/spool"
@@ -281,7 +282,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 		}
 	}
 	rpzCfg := RPZConfig(cfg)
-	feed := &rpzFeed{cfg: rpzCfg, xs: xs}
+	rpzPub := &rpzFeed{cfg: rpzCfg, xs: xs}
 	sync := &zoneSync{
 		reg: local.Registry, log: log.With("component", "zones"), every: 250 * time.Millisecond,
 		apply: func(ctx context.Context, list []ServedDomain) error {
@@ -299,7 +300,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 			if err != nil {
 				return err
 			}
-			added, err := feed.publish(entries)
+			added, err := rpzPub.publish(entries)
 			if err != nil {
 				return err
 			}
@@ -354,11 +355,29 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	if err != nil {
 		return err
 	}
+	// The subscribers' reports: their pull feed, and the daily e-mail.
+	mailer, err := openMail(ctx, cfg, local, log.With("component", "mail"), metrics)
+	if err != nil {
+		return err
+	}
+	reps := newReports(cfg, local, mailer, log.With("component", "reports"))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	mux.Handle("/api/", feed.New(reps.feedConfig(cfg, log.With("component", "feed"))))
 	mux.Handle("GET /readyz", rd)
+	// The web dashboard, under /ui/.
+	dash, stopDash, err := startDashboard(ctx, cfg, local, token, log.With("component", "dashboard"))
+	if err != nil {
+		return err
+	}
+	if dash != nil {
+		onStop("dashboard stopped", stopDash)
+		mux.Handle("/ui/", dash)
+		mux.Handle("GET /ui", dash)
+		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 	mux.Handle("/", api.New(api.Config{
-		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status,
+		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status, Reports: reps,
 		Ingest: newIngester(pipe, zones, rules, ingestBusy(sp, int64(cfg.Pipeline.SpoolMaxMB)<<20), metrics).ingest,
 		Logger: log.With("component", "api"),
 	}))
@@ -375,6 +394,13 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	onStop("api stopped", within(10*time.Second, srv.Shutdown))
+	if mailer != nil && *cfg.Reports.Send {
+		repCtx, stopReports := context.WithCancel(ctx)
+		repDone := make(chan struct{})
+		go func() { defer close(repDone); reps.run(repCtx) }()
+		onStop("daily reports stopped", func() error { stopReports(); <-repDone; return nil })
+		log.Info("daily reports by e-mail", "relay", cfg.Mail.Relay)
+	}
 	log.Info("api listening", "addr", ln.Addr().String(), "db", cfg.Store.Path)
 
 	retCtx, stopRetention := context.WithCancel(ctx)

@@ -286,7 +286,11 @@ func TestClassifyAllocs(t *testing.T) {
 		"miss":         {Protocol: event.ProtoHTTP, Domain: "a.b.c.example", Method: "GET", Path: "/", UserAgent: "curl/8"},
 		"header-check": {Protocol: event.ProtoHTTP, Headers: http.Header{"Content-Type": {"x"}}},
 	} {
-		if n := testing.AllocsPerRun(100, func() { rs.Classify(r) }); n != 0 {
+		limit := 0.0
+		if raceEnabled {
+			limit = 2 // see raceEnabled; without -race the path allocates nothing
+		}
+		if n := testing.AllocsPerRun(100, func() { rs.Classify(r) }); n > limit {
 			t.Errorf("%s: %v allocations", name, n)
 		}
 	}

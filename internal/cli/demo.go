@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +28,7 @@ import (
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/sim"
 	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/users"
 )
 
 // demoDomains is a fictional court-order list in the shape of Waledac's.
@@ -138,6 +141,10 @@ func (e *env) runDemo(parent context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
+	password, err := demoUser(ctx, cfg)
+	if err != nil {
+		return err
+	}
 
 	// 2. Sinkhole: serve, in this process, logging to a file.
 	logFile, err := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
@@ -180,6 +187,7 @@ func (e *env) runDemo(parent context.Context, o demoOptions) error {
 	}
 	client := api.NewClient(cfg.API.Listen, token, "demo")
 	fmt.Fprintf(w, "2. sinkhole serve is up (log: %s)\n", logFile.Name())
+	fmt.Fprintf(w, "            dashboard http://%s/ui/   (user demo, password %s)\n", cfg.API.Listen, password)
 	fmt.Fprintf(w, "            API      http://%s/v1/status   (token in %s)\n", cfg.API.Listen, cfg.API.TokenFile)
 	fmt.Fprintf(w, "            metrics  http://%s/metrics\n", cfg.API.Listen)
 	fmt.Fprintf(w, "            DNS      %s   HTTP %s   HTTPS %s   SMTP %s\n",
@@ -518,4 +526,27 @@ func demoMeasure(ctx context.Context, w io.Writer, c *api.Client, truth *sim.Tru
 		}
 	}
 	return nil
+}
+
+// demoUser adds the dashboard's admin "demo" with a random password, which
+// it returns for the demo to print.
+func demoUser(ctx context.Context, cfg config.Config) (string, error) {
+	local, err := app.Open(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer local.Close()
+	us, err := users.Open(ctx, users.Config{DB: local.DB})
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, 9)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	password := base64.RawURLEncoding.EncodeToString(b)
+	if _, err := us.Add(ctx, "demo", users.Admin, []byte(password)); err != nil {
+		return "", err
+	}
+	return password, nil
 }

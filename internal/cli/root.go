@@ -29,6 +29,7 @@ import (
 type Backend interface {
 	api.Registry
 	api.Events
+	api.Reports
 	Status(ctx context.Context) (api.Status, error)
 }
 
@@ -37,10 +38,12 @@ var (
 	_ Backend = localBackend{}
 )
 
-// localBackend joins the registry and the store opened in this process.
+// localBackend joins the registry, the store and the reports opened in this
+// process.
 type localBackend struct {
 	*registry.Registry
 	*store.Store
+	api.Reports
 	cfg config.Config
 }
 
@@ -126,6 +129,8 @@ which of its machines are infected.`,
 		e.simulateCommand(),
 		e.subscribersCommand(),
 		e.mapCommand(),
+		e.reportCommand(),
+		e.usersCommand(),
 	)
 	root.AddCommand(newWorldDBCmd(), newEnrichCmd())
 	return root
@@ -205,7 +210,10 @@ func (e *env) backend(ctx context.Context) (b Backend, close func() error, err e
 	if err != nil {
 		return nil, nil, err
 	}
-	return localBackend{l.Registry, l.Store, cfg}, l.Close, nil
+	// The CLI prints what it did; of the reports' log only warnings (a
+	// delivery attempt failed) go to stderr.
+	repLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), cfg}, l.Close, nil
 }
 
 func (e *env) remote(ctx context.Context, cfg config.Config) (*api.Client, error) {

@@ -48,6 +48,30 @@ type Config struct {
 	Reports Reports `yaml:"reports"`
 	// Mail is the SMTP relay that reports are sent through.
 	Mail Mail `yaml:"mail"`
+	// Dashboard configures the web dashboard under /ui/ of the API.
+	Dashboard Dashboard `yaml:"dashboard"`
+}
+
+// Dashboard configures the web dashboard that serve offers on the API's
+// address under /ui/. Its users are added with `takedown users add`.
+type Dashboard struct {
+	// Disabled turns the dashboard off.
+	Disabled bool `yaml:"disabled"`
+	// DevDir, if set, serves the dashboard's files (HTML, CSS, JavaScript)
+	// from this directory instead of those built into the binary, for
+	// development: edit, reload the page. Usually internal/dashboard/web.
+	DevDir string `yaml:"dev_dir"`
+	// SecureCookie marks the session cookie Secure on plain HTTP too: set
+	// it when a TLS proxy fronts the API. On a TLS connection the cookie is
+	// Secure anyway.
+	SecureCookie bool `yaml:"secure_cookie"`
+	// SessionHours is how long a login lasts at most. Default 12.
+	SessionHours int `yaml:"session_hours"`
+	// IdleMinutes ends a session unused for that long. Default 60.
+	IdleMinutes int `yaml:"idle_minutes"`
+	// RefreshMS is how often the dashboard's rollup takes in new events
+	// while someone watches (every 15 s otherwise). Default 2000.
+	RefreshMS int `yaml:"refresh_ms"`
 }
 
 // Reports configures the daily per-subscriber reports: their e-mail
@@ -61,8 +85,8 @@ type Reports struct {
 	// pull feed. Defaults 60 and 10.
 	FeedPerMinute int `yaml:"feed_per_minute"`
 	FeedBurst     int `yaml:"feed_burst"`
-	// Days is how far back subscribers may fetch reports and events.
-	// Default store.retention_days, else 90.
+	// Days is how far back subscribers may fetch reports and events
+	// (no further than store.retention_days keeps them). Default 90.
 	Days int `yaml:"days"`
 }
 
@@ -427,6 +451,15 @@ func (c *Config) fill() {
 		on := c.Mail.Relay != ""
 		c.Reports.Send = &on
 	}
+	if c.Dashboard.SessionHours == 0 {
+		c.Dashboard.SessionHours = 12
+	}
+	if c.Dashboard.IdleMinutes == 0 {
+		c.Dashboard.IdleMinutes = 60
+	}
+	if c.Dashboard.RefreshMS == 0 {
+		c.Dashboard.RefreshMS = 2000
+	}
 	if c.Reports.FeedPerMinute == 0 {
 		c.Reports.FeedPerMinute = 60
 	}
@@ -435,9 +468,6 @@ func (c *Config) fill() {
 	}
 	if c.Reports.Days == 0 {
 		c.Reports.Days = 90
-		if c.Store.RetentionDays > 0 {
-			c.Reports.Days = c.Store.RetentionDays
-		}
 	}
 	if c.Mail.TLS == "" {
 		c.Mail.TLS = "required"
@@ -597,6 +627,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Reports.Days < 1 || c.Reports.Days > 3660 {
 		bad("reports.days", "%d is not from 1 to 3660", c.Reports.Days)
+	}
+	if c.Dashboard.SessionHours < 1 || c.Dashboard.SessionHours > 24*30 {
+		bad("dashboard.session_hours", "%d is not from 1 to 720", c.Dashboard.SessionHours)
+	}
+	if c.Dashboard.IdleMinutes < 1 || c.Dashboard.IdleMinutes > 24*60 {
+		bad("dashboard.idle_minutes", "%d is not from 1 to 1440", c.Dashboard.IdleMinutes)
+	}
+	if c.Dashboard.RefreshMS < 200 || c.Dashboard.RefreshMS > 60_000 {
+		bad("dashboard.refresh_ms", "%d is not from 200 to 60000", c.Dashboard.RefreshMS)
+	}
+	if d := c.Dashboard.DevDir; d != "" {
+		if fi, err := os.Stat(filepath.Join(d, "index.html")); err != nil || fi.IsDir() {
+			bad("dashboard.dev_dir", "%q has no index.html", d)
+		}
 	}
 	switch c.Mail.TLS {
 	case "required", "opportunistic", "none", "smtps":

@@ -22,6 +22,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/smallstep/pkcs7"
+
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 var day = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
@@ -44,10 +46,10 @@ func reportBuild(to []string, calls *int) func() (Message, error) {
 
 // baseConfig is a Config for e's STARTTLS port, trusting its CA, with
 // short waits.
-func baseConfig(e *exim) Config {
+func baseConfig(e *testnet.Exim) Config {
 	return Config{
-		Relay:     e.addr(e.port),
-		CAFile:    e.caFile,
+		Relay:     e.Addr(e.Port),
+		CAFile:    e.CAFile,
 		HelloName: "takedown.test",
 		From:      "Takedown Sinkhole <takedown@example.org>",
 		ReplyTo:   "abuse-desk@example.org",
@@ -93,13 +95,13 @@ func pgpKey(t *testing.T, dir, passphrase string) (secretFile string, public []b
 
 // signedParts splits the body of a multipart/signed message into the
 // signed entity, exactly as signed, and the signature part's body.
-func signedParts(t *testing.T, d delivered) (content []byte, sigPart *multipart.Part, params map[string]string) {
+func signedParts(t *testing.T, d testnet.Mail) (content []byte, sigPart *multipart.Part, params map[string]string) {
 	t.Helper()
-	mt, params, err := mime.ParseMediaType(d.msg.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(d.Msg.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/signed" {
-		t.Fatalf("Content-Type %q, want multipart/signed", d.msg.Header.Get("Content-Type"))
+		t.Fatalf("Content-Type %q, want multipart/signed", d.Msg.Header.Get("Content-Type"))
 	}
-	body, _ := io.ReadAll(d.msg.Body)
+	body, _ := io.ReadAll(d.Msg.Body)
 	delim := []byte("\r\n--" + params["boundary"])
 	i := bytes.Index(body, delim)
 	if i < 0 {
@@ -176,7 +178,7 @@ func checkReport(t *testing.T, entity []byte) {
 // GnuPG's gpgv.
 func TestReportSignedPGPThroughExim(t *testing.T) {
 	ctx := context.Background()
-	e := startExim(t)
+	e := testnet.StartExim(t)
 	keyFile, pub, ring := pgpKey(t, t.TempDir(), "correct horse")
 	cfg := baseConfig(e)
 	cfg.DB = openDB(t, "")
@@ -198,9 +200,9 @@ func TestReportSignedPGPThroughExim(t *testing.T) {
 	if res.MessageID != wantID || !strings.HasPrefix(wantID, "<takedown.20261126.csv.") || !strings.HasSuffix(wantID, "@example.org>") {
 		t.Errorf("message ID %q, want %q", res.MessageID, wantID)
 	}
-	msgs := e.delivered(t, 2)
+	msgs := e.Delivered(t, 2)
 	for i, rcpt := range []string{"abuse@isp.example", "cert@isp.example"} {
-		h := msgs[i].msg.Header
+		h := msgs[i].Msg.Header
 		if got := h.Get("Envelope-to"); got != rcpt {
 			t.Errorf("message %d to %q, want %q", i, got, rcpt)
 		}
@@ -262,7 +264,7 @@ func TestReportSignedPGPThroughExim(t *testing.T) {
 	if err != nil || !res.Skipped || res.Status != StatusSent || calls != 1 {
 		t.Fatalf("second Deliver: %+v, %v, %d builds", res, err, calls)
 	}
-	if n := e.count(); n != 2 {
+	if n := e.Count(); n != 2 {
 		t.Errorf("%d messages after the second Deliver, want 2", n)
 	}
 	atts, err := d.Attempts(ctx, key)
@@ -293,16 +295,16 @@ func gpgVerify(t *testing.T, pub, content, armored []byte) {
 // S/MIME over implicit TLS (smtps), verified by pkcs7 and by openssl.
 func TestReportSignedSMIMEOverSMTPS(t *testing.T) {
 	ctx := context.Background()
-	e := startExim(t)
+	e := testnet.StartExim(t)
 	dir := t.TempDir()
-	ca := newTestCA(t)
-	certPEM, keyPEM := ca.issue(t, "Takedown Sinkhole", []string{"takedown@example.org"})
+	ca := testnet.NewCA(t)
+	certPEM, keyPEM := ca.Issue(t, "Takedown Sinkhole", []string{"takedown@example.org"})
 	writeFile(t, filepath.Join(dir, "smime.pem"), certPEM)
 	writeFile(t, filepath.Join(dir, "smime.key"), keyPEM)
-	writeFile(t, filepath.Join(dir, "smime-ca.pem"), ca.certPEM)
+	writeFile(t, filepath.Join(dir, "smime-ca.pem"), ca.CertPEM)
 	cfg := baseConfig(e)
 	cfg.DB = openDB(t, "")
-	cfg.Relay, cfg.TLS = e.addr(e.tlsPort), TLSImplicit
+	cfg.Relay, cfg.TLS = e.Addr(e.TLSPort), TLSImplicit
 	cfg.SMIMECertFile, cfg.SMIMEKeyFile = filepath.Join(dir, "smime.pem"), filepath.Join(dir, "smime.key")
 	d, err := New(ctx, cfg)
 	if err != nil {
@@ -312,8 +314,8 @@ func TestReportSignedSMIMEOverSMTPS(t *testing.T) {
 	if _, err := d.Deliver(ctx, Key{Subscriber: "as64500", Day: day, Format: "csv"}, reportBuild([]string{"abuse@isp.example"}, &calls)); err != nil {
 		t.Fatal(err)
 	}
-	m := e.delivered(t, 1)[0]
-	if m.msg.Header.Get("X-Test-TLS") != "yes" {
+	m := e.Delivered(t, 1)[0]
+	if m.Msg.Header.Get("X-Test-TLS") != "yes" {
 		t.Error("not received over TLS")
 	}
 	content, sig, params := signedParts(t, m)
@@ -331,7 +333,7 @@ func TestReportSignedSMIMEOverSMTPS(t *testing.T) {
 	}
 	p7.Content = content
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.certPEM)
+	pool.AppendCertsFromPEM(ca.CertPEM)
 	if err := p7.VerifyWithChain(pool); err != nil {
 		t.Errorf("pkcs7: signature does not verify: %v", err)
 	}
@@ -343,7 +345,7 @@ func TestReportSignedSMIMEOverSMTPS(t *testing.T) {
 		t.Fatal("openssl is not installed (.ci/run installs it)")
 	}
 	msgFile := filepath.Join(dir, "msg.eml")
-	writeFile(t, msgFile, m.raw)
+	writeFile(t, msgFile, m.Raw)
 	out, err := exec.Command(openssl, "smime", "-verify", "-in", msgFile, "-CAfile", filepath.Join(dir, "smime-ca.pem"),
 		"-out", filepath.Join(dir, "verified")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Verification successful") {
@@ -355,7 +357,7 @@ func TestReportSignedSMIMEOverSMTPS(t *testing.T) {
 // covered by pickAuth; here Exim checks the password.
 func TestAuthThroughExim(t *testing.T) {
 	ctx := context.Background()
-	e := startExim(t)
+	e := testnet.StartExim(t)
 	for _, tc := range []struct {
 		name  string
 		tls   TLSMode
@@ -364,21 +366,21 @@ func TestAuthThroughExim(t *testing.T) {
 		sent  bool
 		class string
 	}{
-		{"starttls", TLSRequired, e.port, "s3cret pass", true, ""},
-		{"smtps", TLSImplicit, e.tlsPort, "s3cret pass", true, ""},
-		{"loopback-plaintext", TLSNone, e.plainPort, "s3cret pass", true, ""},
-		{"wrong-password", TLSRequired, e.port, "wrong", false, "stuck"},
+		{"starttls", TLSRequired, e.Port, "s3cret pass", true, ""},
+		{"smtps", TLSImplicit, e.TLSPort, "s3cret pass", true, ""},
+		{"loopback-plaintext", TLSNone, e.PlainPort, "s3cret pass", true, ""},
+		{"wrong-password", TLSRequired, e.Port, "wrong", false, "stuck"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := baseConfig(e)
 			cfg.DB = openDB(t, "")
-			cfg.Relay, cfg.TLS = e.addr(tc.port), tc.tls
+			cfg.Relay, cfg.TLS = e.Addr(tc.port), tc.tls
 			cfg.Username, cfg.Password = "user", tc.pass
 			d, err := New(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := e.count()
+			before := e.Count()
 			calls := 0
 			key := Key{Subscriber: "as64500-" + tc.name, Day: day, Format: "csv"}
 			res, err := d.Deliver(ctx, key, reportBuild([]string{"needauth@isp.example"}, &calls))
@@ -386,13 +388,13 @@ func TestAuthThroughExim(t *testing.T) {
 				if err != nil || !res.Sent {
 					t.Fatalf("%+v, %v", res, err)
 				}
-				msgs := e.delivered(t, before+1)
+				msgs := e.Delivered(t, before+1)
 				found := false
 				for _, m := range msgs {
-					if m.msg.Header.Get("Message-ID") == res.MessageID {
+					if m.Msg.Header.Get("Message-ID") == res.MessageID {
 						found = true
-						if m.msg.Header.Get("X-Test-Auth") != "user" {
-							t.Errorf("authenticated as %q", m.msg.Header.Get("X-Test-Auth"))
+						if m.Msg.Header.Get("X-Test-Auth") != "user" {
+							t.Errorf("authenticated as %q", m.Msg.Header.Get("X-Test-Auth"))
 						}
 					}
 				}
@@ -418,26 +420,26 @@ func TestAuthThroughExim(t *testing.T) {
 // none go on in plain text.
 func TestTLSModesThroughExim(t *testing.T) {
 	ctx := context.Background()
-	e := startExim(t)
+	e := testnet.StartExim(t)
 	for i, tc := range []struct {
 		mode TLSMode
 		port int
 		sent bool
 		tls  string
 	}{
-		{TLSRequired, e.plainPort, false, ""},
-		{TLSOpportunistic, e.plainPort, true, "no"},
-		{TLSOpportunistic, e.port, true, "yes"},
-		{TLSNone, e.port, true, "no"},
+		{TLSRequired, e.PlainPort, false, ""},
+		{TLSOpportunistic, e.PlainPort, true, "no"},
+		{TLSOpportunistic, e.Port, true, "yes"},
+		{TLSNone, e.Port, true, "no"},
 	} {
 		cfg := baseConfig(e)
 		cfg.DB = openDB(t, "")
-		cfg.Relay, cfg.TLS = e.addr(tc.port), tc.mode
+		cfg.Relay, cfg.TLS = e.Addr(tc.port), tc.mode
 		d, err := New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := e.count()
+		before := e.Count()
 		calls := 0
 		res, err := d.Deliver(ctx, Key{Subscriber: fmt.Sprint("s", i), Day: day, Format: "csv"}, reportBuild([]string{"abuse@isp.example"}, &calls))
 		if !tc.sent {
@@ -449,10 +451,10 @@ func TestTLSModesThroughExim(t *testing.T) {
 		if err != nil {
 			t.Fatalf("case %d: %v", i, err)
 		}
-		msgs := e.delivered(t, before+1)
+		msgs := e.Delivered(t, before+1)
 		for _, m := range msgs {
-			if m.msg.Header.Get("Message-ID") == res.MessageID && m.msg.Header.Get("X-Test-TLS") != tc.tls {
-				t.Errorf("case %d (%s, port %d): TLS %q, want %q", i, tc.mode, tc.port, m.msg.Header.Get("X-Test-TLS"), tc.tls)
+			if m.Msg.Header.Get("Message-ID") == res.MessageID && m.Msg.Header.Get("X-Test-TLS") != tc.tls {
+				t.Errorf("case %d (%s, port %d): TLS %q, want %q", i, tc.mode, tc.port, m.Msg.Header.Get("X-Test-TLS"), tc.tls)
 			}
 		}
 	}
@@ -461,7 +463,7 @@ func TestTLSModesThroughExim(t *testing.T) {
 // 451 at RCPT is tried again; 550 is failed at once and not tried again.
 func TestRetryAndPermanentFailureThroughExim(t *testing.T) {
 	ctx := context.Background()
-	e := startExim(t)
+	e := testnet.StartExim(t)
 	cfg := baseConfig(e)
 	cfg.DB = openDB(t, "")
 	d, err := New(ctx, cfg)
@@ -469,7 +471,7 @@ func TestRetryAndPermanentFailureThroughExim(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e.failOnce(t)
+	e.FailOnce(t)
 	calls := 0
 	key := Key{Subscriber: "retry", Day: day, Format: "csv"}
 	res, err := d.Deliver(ctx, key, reportBuild([]string{"once@isp.example"}, &calls))
@@ -480,7 +482,7 @@ func TestRetryAndPermanentFailureThroughExim(t *testing.T) {
 	if len(atts) != 2 || atts[0].Outcome != "transient" || !strings.Contains(atts[0].Error, "451") || atts[1].Outcome != "sent" {
 		t.Errorf("attempts %+v", atts)
 	}
-	e.delivered(t, 1)
+	e.Delivered(t, 1)
 
 	key = Key{Subscriber: "refused", Day: day, Format: "csv"}
 	res, err = d.Deliver(ctx, key, reportBuild([]string{"nobody@isp.example"}, &calls))
@@ -502,7 +504,7 @@ func TestRetryAndPermanentFailureThroughExim(t *testing.T) {
 	if err != nil || len(pending) != 1 || pending[0].Subscriber != "deferred" {
 		t.Errorf("pending %+v, %v", pending, err)
 	}
-	if n := e.count(); n != 1 {
+	if n := e.Count(); n != 1 {
 		t.Errorf("%d messages delivered, want 1", n)
 	}
 }
@@ -512,7 +514,7 @@ func TestRetryAndPermanentFailureThroughExim(t *testing.T) {
 // operator.
 func TestIdempotentAcrossRestart(t *testing.T) {
 	ctx := context.Background()
-	e := startExim(t)
+	e := testnet.StartExim(t)
 	path := filepath.Join(t.TempDir(), "takedown.duckdb")
 	start := func() (*Deliverer, func()) {
 		db := openDB(t, path)
@@ -530,7 +532,7 @@ func TestIdempotentAcrossRestart(t *testing.T) {
 	if _, err := d.Deliver(ctx, sent, reportBuild([]string{"abuse@isp.example"}, &calls)); err != nil {
 		t.Fatal(err)
 	}
-	e.delivered(t, 1)
+	e.Delivered(t, 1)
 	// A process that stopped between DATA and the relay's answer left
 	// this row in "sending".
 	crashed := Key{Subscriber: "as64501", Day: day, Format: "csv"}
@@ -552,7 +554,7 @@ func TestIdempotentAcrossRestart(t *testing.T) {
 	if err != nil || !res.Skipped || res.Status != StatusUnknown || !strings.Contains(res.LastError, "may have accepted") || calls != 1 {
 		t.Fatalf("interrupted delivery after restart: %+v, %v", res, err)
 	}
-	if n := e.count(); n != 1 {
+	if n := e.Count(); n != 1 {
 		t.Fatalf("%d messages after restart, want 1", n)
 	}
 	unknown, _ := d.List(ctx, Filter{Status: []Status{StatusUnknown}})
@@ -564,8 +566,8 @@ func TestIdempotentAcrossRestart(t *testing.T) {
 	if err != nil || !res.Sent || res.MessageID != d.messageID(crashed) {
 		t.Fatalf("resend: %+v, %v", res, err)
 	}
-	msgs := e.delivered(t, 2)
-	ids := []string{msgs[0].msg.Header.Get("Message-ID"), msgs[1].msg.Header.Get("Message-ID")}
+	msgs := e.Delivered(t, 2)
+	ids := []string{msgs[0].Msg.Header.Get("Message-ID"), msgs[1].Msg.Header.Get("Message-ID")}
 	if ids[1] != d.messageID(crashed) || ids[0] != d.messageID(sent) {
 		t.Errorf("message IDs %q", ids)
 	}
@@ -578,7 +580,7 @@ func TestIdempotentAcrossRestart(t *testing.T) {
 // An X-ARF mail is a Message with the caller's parts and header.
 func TestXARFMessageThroughExim(t *testing.T) {
 	ctx := context.Background()
-	e := startExim(t)
+	e := testnet.StartExim(t)
 	cfg := baseConfig(e)
 	cfg.DB = openDB(t, "")
 	d, err := New(ctx, cfg)
@@ -603,8 +605,8 @@ func TestXARFMessageThroughExim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := e.delivered(t, 1)[0]
-	h := m.msg.Header
+	m := e.Delivered(t, 1)[0]
+	h := m.Msg.Header
 	if h.Get("X-ARF") != "YES" || h.Get("Message-ID") != res.MessageID || !strings.Contains(res.MessageID, ".xarf.") {
 		t.Errorf("headers %v", h)
 	}
@@ -616,7 +618,7 @@ func TestXARFMessageThroughExim(t *testing.T) {
 	if mt != "multipart/mixed" {
 		t.Fatalf("content type %q", mt)
 	}
-	mr := multipart.NewReader(m.msg.Body, params["boundary"])
+	mr := multipart.NewReader(m.Msg.Body, params["boundary"])
 	want := []struct{ name, data string }{{"", "This is an abuse report about 192.0.2.10.\r\n"}, {"report.txt", yaml}, {"logfile.log", evidence}}
 	for i, w := range want {
 		p, err := mr.NextPart()
@@ -636,7 +638,7 @@ func TestXARFMessageThroughExim(t *testing.T) {
 // day can still be sent.
 func TestNoDataSendsNothing(t *testing.T) {
 	ctx := context.Background()
-	e := startExim(t)
+	e := testnet.StartExim(t)
 	cfg := baseConfig(e)
 	cfg.DB = openDB(t, "")
 	d, err := New(ctx, cfg)
@@ -657,7 +659,7 @@ func TestNoDataSendsNothing(t *testing.T) {
 	if res, err := d.Deliver(ctx, key, reportBuild([]string{"abuse@isp.example"}, &calls)); err != nil || !res.Sent {
 		t.Fatalf("late data: %+v, %v", res, err)
 	}
-	e.delivered(t, 1)
+	e.Delivered(t, 1)
 }
 
 // A build error is returned and nothing is recorded.

@@ -38,9 +38,9 @@ import (
 
 // Subscriber is who a key belongs to, as the feed needs it.
 type Subscriber struct {
-	Name  string
-	Scope scope.Scope
-	TLP   string
+	Name, Org string
+	Scope     scope.Scope
+	TLP       string
 }
 
 // Config configures the feed.

@@ -71,8 +71,10 @@ func testFeed(t *testing.T) (*httptest.Server, *[]audited) {
 			}
 			return nil
 		},
-		Trend: func(context.Context, Subscriber, time.Time, time.Time) (any, error) { return map[string]int{"days": 1}, nil },
-		Rate:  1000, Burst: 1000,
+		Trend: func(context.Context, Subscriber, time.Time, time.Time) (any, error) {
+			return map[string]int{"days": 1}, nil
+		},
+		Rate: 1000, Burst: 1000,
 		Now: func() time.Time { return now },
 	})
 	srv := httptest.NewServer(f)

@@ -261,7 +261,10 @@ func (p *Pipeline) Run(ctx context.Context, drain time.Duration) error {
 }
 
 func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
-	raw, err := p.cfg.Store.Mark(ctx, MarkSource)
+	// The mark is read even when ctx has already ended (a serve stopped
+	// right after it started): the drain below still has to store what
+	// the sinks recorded.
+	raw, err := p.cfg.Store.Mark(context.WithoutCancel(ctx), MarkSource)
 	if err != nil {
 		return err
 	}

@@ -446,3 +446,23 @@ func TestDrainBatchInFlight(t *testing.T) {
 		t.Fatalf("after the drain: %+v", s)
 	}
 }
+
+// TestRunAfterCancel: a serve stopped before its writer even started
+// still stores, within the drain, what the sinks recorded.
+func TestRunAfterCancel(t *testing.T) {
+	r := newRig(t, t.TempDir(), spool.Options{})
+	defer r.close()
+	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
+	for i := range 50 {
+		p.Record(ev(i))
+	}
+	waitFor(t, "the events to reach the spool file", func() bool { return r.sp.Stats().Buffered == 0 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Run(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.stored(); n != 50 {
+		t.Errorf("%d of 50 events stored", n)
+	}
+}

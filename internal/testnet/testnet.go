@@ -1,6 +1,7 @@
 // Package testnet holds what the tests that start real servers and daemons
-// on loopback share: a port free for both UDP and TCP, and a buffer a
-// daemon can write its log to while the test reads it.
+// on loopback share: a port free for both UDP and TCP, a buffer a daemon
+// can write its log to while the test reads it, and an Exim relay with a
+// Maildir and a test certificate authority (StartExim).
 package testnet
 
 import (
