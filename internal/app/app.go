@@ -363,7 +363,8 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	reps := newReports(cfg, local, mailer, log.With("component", "reports"))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	mux.Handle("/api/", feed.New(reps.feedConfig(cfg, log.With("component", "feed"))))
+	subFeed := feed.New(reps.feedConfig(cfg, log.With("component", "feed")))
+	mux.Handle("/api/", subFeed)
 	mux.Handle("GET /readyz", rd)
 	// The web dashboard, under /ui/.
 	dash, stopDash, err := startDashboard(ctx, cfg, local, token, log.With("component", "dashboard"))
@@ -391,6 +392,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(subFeed.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	onStop("api stopped", within(10*time.Second, srv.Shutdown))

@@ -3,7 +3,7 @@
 // events live, and sees nothing outside its scope.
 //
 //	GET /api/v1/reports/{date}?format=csv|json|stix   one day's report
-//	GET /api/v1/events?since=RFC3339[&limit=N]        events since a time, IntelMQ JSON lines
+//	GET /api/v1/events?since=RFC3339[&limit=N|&follow=1]  events since a time, IntelMQ JSON lines; follow keeps streaming
 //	GET /api/v1/trend?from=&to=                       unique infected hosts per day, remediation
 //
 // Isolation is the rule the package is built around. The key names the
@@ -68,6 +68,9 @@ type Config struct {
 	// out, so that the pipeline has stored everything up to it. Default
 	// 5 s.
 	Settle time.Duration
+	// Poll is how often a followed event stream looks for new events.
+	// Default 1 s.
+	Poll time.Duration
 	// Retention is how far back reports and events go. Default 90 days.
 	Retention time.Duration
 	Logger    *slog.Logger
@@ -82,10 +85,21 @@ type Feed struct {
 
 	mu     sync.Mutex
 	limits map[string]*rate.Limiter
+
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
-// MaxEvents bounds one answer of /api/v1/events.
+// Close ends the followed event streams, so that a server shutting down
+// does not wait for them.
+func (f *Feed) Close() { f.closeOnce.Do(func() { close(f.closing) }) }
+
+// MaxEvents bounds one answer of /api/v1/events (without follow).
 const MaxEvents = 100_000
+
+// MaxFollow is how long a followed event stream stays open; the client
+// then asks again from the last time it saw.
+const MaxFollow = time.Hour
 
 // New returns the feed handler.
 func New(cfg Config) *Feed {
@@ -98,13 +112,16 @@ func New(cfg Config) *Feed {
 	if cfg.Settle == 0 {
 		cfg.Settle = 5 * time.Second
 	}
+	if cfg.Poll == 0 {
+		cfg.Poll = time.Second
+	}
 	if cfg.Retention == 0 {
 		cfg.Retention = 90 * 24 * time.Hour
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f := &Feed{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, limits: map[string]*rate.Limiter{}}
+	f := &Feed{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, limits: map[string]*rate.Limiter{}, closing: make(chan struct{})}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -211,7 +228,7 @@ func (f *Feed) report(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 }
 
 func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) error {
-	if err := onlyParams(r, "since", "limit"); err != nil {
+	if err := onlyParams(r, "since", "limit", "follow"); err != nil {
 		return err
 	}
 	q := r.URL.Query()
@@ -231,6 +248,14 @@ func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 		}
 		limit = n
 	}
+	follow := false
+	switch q.Get("follow") {
+	case "", "0", "false":
+	case "1", "true":
+		follow = true
+	default:
+		return errBad(fmt.Sprintf("follow %q is not 1 or 0", clip(q.Get("follow"))))
+	}
 	// Hand out only settled events, so that a client that comes back
 	// with the last time it saw misses nothing the pipeline still held.
 	until := now.Add(-f.cfg.Settle)
@@ -239,7 +264,7 @@ func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 	var n int
 	last := since
 	errLimit := errors.New("limit")
-	err = f.cfg.Events(r.Context(), since.Add(time.Nanosecond), until, func(e *event.Event) error {
+	write := func(e *event.Event) error {
 		if !sub.Scope.Contains(e.SrcIP, e.ASN, e.CountryCode) {
 			return nil
 		}
@@ -249,14 +274,55 @@ func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 		n++
 		last = e.Time
 		return jw.Write(e)
-	})
+	}
+	err = f.cfg.Events(r.Context(), since.Add(time.Nanosecond), until, write)
 	if err != nil && !errors.Is(err, errLimit) {
 		return err
 	}
 	if err := jw.Flush(); err != nil {
 		return err
 	}
-	return f.cfg.Audit(r.Context(), sub, "feed.events", since.Format(time.RFC3339Nano), map[string]any{"events": n, "until": last.Format(time.RFC3339Nano)})
+	if !follow || errors.Is(err, errLimit) {
+		return f.cfg.Audit(r.Context(), sub, "feed.events", since.Format(time.RFC3339Nano), map[string]any{"events": n, "until": last.Format(time.RFC3339Nano)})
+	}
+	// follow=1: the answer stays open and carries each newly settled
+	// event as it comes, for at most MaxFollow. The read is audited once,
+	// when it starts.
+	if err := f.cfg.Audit(r.Context(), sub, "feed.events", since.Format(time.RFC3339Nano), map[string]any{"events": n, "follow": true}); err != nil {
+		return err
+	}
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); err != nil {
+		return err
+	}
+	end := time.Now().Add(MaxFollow)
+	for time.Now().Before(end) {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-f.closing:
+			return nil
+		case <-time.After(f.cfg.Poll):
+		}
+		upper := f.cfg.Now().UTC().Add(-f.cfg.Settle)
+		n, limit = 0, MaxEvents
+		err := f.cfg.Events(r.Context(), until, upper, write)
+		switch {
+		case errors.Is(err, errLimit):
+			until = last.Add(time.Nanosecond) // the rest in the next round
+		case err != nil:
+			return err
+		default:
+			until = upper
+		}
+		if err := jw.Flush(); err != nil {
+			return nil // the client went away
+		}
+		if err := rc.Flush(); err != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 func (f *Feed) trend(w http.ResponseWriter, r *http.Request, sub Subscriber) error {
@@ -330,6 +396,9 @@ func (t *tracked) WriteHeader(code int) {
 	t.sent = true
 	t.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection's Flush.
+func (t *tracked) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 func (t *tracked) Write(p []byte) (int, error) {
 	t.sent = true

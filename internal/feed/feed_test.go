@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,5 +187,72 @@ func TestFeedRateLimit(t *testing.T) {
 	}
 	if code, _ := get(t, srv, "key-b", "/api/v1/trend"); code != 200 {
 		t.Errorf("one subscriber's limit held back another: %d", code)
+	}
+}
+
+// TestFeedFollow: with follow=1 the answer stays open and carries the
+// subscriber's new events as they settle, and no one else's.
+func TestFeedFollow(t *testing.T) {
+	var mu sync.Mutex
+	var evs []event.Event
+	add := func(ip string, asn uint32) {
+		mu.Lock()
+		defer mu.Unlock()
+		evs = append(evs, event.Event{Time: time.Now().UTC(), Protocol: event.ProtoHTTP, SrcIP: netip.MustParseAddr(ip), ASN: asn})
+	}
+	f := New(Config{
+		Authenticate: func(_ context.Context, key string) (Subscriber, error) {
+			return Subscriber{Name: "isp-a", Scope: scope.Scope{ASNs: []uint32{64500}}}, nil
+		},
+		Audit: func(context.Context, Subscriber, string, string, any) error { return nil },
+		Events: func(_ context.Context, from, to time.Time, fn func(*event.Event) error) error {
+			mu.Lock()
+			cp := slices.Clone(evs)
+			mu.Unlock()
+			for i := range cp {
+				if !cp[i].Time.Before(from) && cp[i].Time.Before(to) {
+					if err := fn(&cp[i]); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+		Settle: 20 * time.Millisecond, Poll: 20 * time.Millisecond,
+	})
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	add("192.0.2.1", 64500)
+	time.Sleep(30 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/events?follow=1&since="+time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), nil)
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	next := func() string {
+		if !lines.Scan() {
+			t.Fatalf("stream ended: %v", lines.Err())
+		}
+		var e map[string]any
+		json.Unmarshal(lines.Bytes(), &e)
+		return fmt.Sprint(e["source.ip"])
+	}
+	if ip := next(); ip != "192.0.2.1" {
+		t.Fatalf("first event from %s", ip)
+	}
+	// New events arrive on the open answer; another network's do not.
+	add("198.51.100.9", 64501)
+	add("192.0.2.2", 64500)
+	if ip := next(); ip != "192.0.2.2" {
+		t.Fatalf("followed event from %s", ip)
+	}
+	add("192.0.2.3", 64500)
+	if ip := next(); ip != "192.0.2.3" {
+		t.Fatalf("followed event from %s", ip)
 	}
 }
