@@ -188,7 +188,7 @@ func (w *jsonWriter) str(k, v string) {
 		return
 	}
 	w.key(k)
-	w.b = appendJSONString(w.b, v)
+	w.b = AppendJSONString(w.b, v)
 }
 
 func (w *jsonWriter) uint(k string, v uint64) {
@@ -219,8 +219,9 @@ func (w *jsonWriter) addr(k string, a netip.Addr) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string; bytes that are not UTF-8
+// become U+FFFD, as encoding/json writes them.
+func AppendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

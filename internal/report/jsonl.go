@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/store"
@@ -129,7 +128,7 @@ func (o *jsonObject) key(k string) {
 	if o.b[len(o.b)-1] != '{' {
 		o.b = append(o.b, ',')
 	}
-	o.b = appendJSONString(o.b, k)
+	o.b = event.AppendJSONString(o.b, k)
 	o.b = append(o.b, ':')
 }
 
@@ -138,7 +137,7 @@ func (o *jsonObject) str(k, v string) {
 		return
 	}
 	o.key(k)
-	o.b = appendJSONString(o.b, v)
+	o.b = event.AppendJSONString(o.b, v)
 }
 
 func (o *jsonObject) uint(k string, v uint64) {
@@ -154,49 +153,4 @@ func (o *jsonObject) time(k string, t time.Time, c *clock) {
 	o.b = append(o.b, '"')
 	o.b = c.append(o.b, t)
 	o.b = append(o.b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string; bytes that are not UTF-8
-// become U+FFFD, as encoding/json writes them.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

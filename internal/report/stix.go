@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/store"
 )
 
@@ -274,7 +275,7 @@ const stixMaxCount = 999_999_999
 // id-contributing property is value (ipv4-addr, ipv6-addr, domain-name):
 // UUIDv5 in STIX's namespace of the canonical JSON {"value":"…"}.
 func scoID(typ, value string) string {
-	name := append([]byte(`{"value":`), appendJSONString(nil, value)...)
+	name := append([]byte(`{"value":`), event.AppendJSONString(nil, value)...)
 	return typ + "--" + uuid5(stixSCONamespace, string(append(name, '}')))
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/store"
 )
 
@@ -160,7 +161,7 @@ func appendYAMLString(b []byte, s string) []byte {
 	if plainYAML(s) {
 		return append(b, s...)
 	}
-	return appendJSONString(b, s)
+	return event.AppendJSONString(b, s)
 }
 
 func plainYAML(s string) bool {
