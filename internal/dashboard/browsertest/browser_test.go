@@ -366,7 +366,7 @@ dashboard: {refresh_ms: 300}
 	})
 	drained := time.Now().UTC()
 	waitJS(bctx, "the overview to show data stored after the simulation",
-		fmt.Sprintf(`new Date(document.getElementById("ov-asof").dataset.asof).getTime() > %d`, drained.UnixMilli()), 15*time.Second)
+		fmt.Sprintf(`new Date(document.getElementById("ov-asof").dataset.asof).getTime() > %d`, drained.UnixMilli()), 45*time.Second)
 	after := eval(bctx, "today's count", `document.getElementById("total-today").dataset.value`)
 	truth := s.Truth()
 	if truth.Callbacks < 1000 {
