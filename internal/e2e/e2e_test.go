@@ -7,18 +7,15 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/takedown-project/takedown/internal/api"
-	"github.com/takedown-project/takedown/internal/app"
+	"github.com/takedown-project/takedown/internal/app/apptest"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/sim"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/testnet"
@@ -70,29 +67,10 @@ pipeline: {flush_ms: 100}
 	for d := -backfillDays - 1; d <= 4; d++ {
 		dga = append(dga, sim.DGANames(now.AddDate(0, 0, d), sim.DGANamesPerDay)[:25]...)
 	}
-	seize(t, cfg, "wal", sim.Waledac, waledac)
-	seize(t, cfg, "dga", sim.Conficker, dedupe(dga))
+	apptest.Seize(t, cfg, "wal", sim.Waledac, waledac)
+	apptest.Seize(t, cfg, "dga", sim.Conficker, apptest.Dedupe(dga))
 
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { served <- app.Serve(sctx, cfg, slog.New(slog.DiscardHandler), func(string) { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-served:
-		t.Fatal(err)
-	}
-	defer func() {
-		stopServe()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	token, err := app.ReadToken(cfg.API.TokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := api.NewClient(cfg.API.Listen, token, "e2e")
+	client := apptest.Serve(t, cfg, "e2e")
 
 	s, err := sim.New(sim.Config{
 		Targets:  sim.Targets{DNS: dnsAddr, HTTP: httpAddr, SMTP: smtpAddr},
@@ -219,37 +197,4 @@ func summary(tr *sim.Truth) string {
 		parts = append(parts, fmt.Sprintf("%s %d IPs %d bots", fam, c.IPs, c.Bots))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func dedupe(names []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range names {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// seize adds a case of the family with the names, restrained.
-func seize(t *testing.T, cfg config.Config, caseName, family string, names []string) {
-	t.Helper()
-	ctx := context.Background()
-	local, err := app.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer local.Close()
-	ch := registry.Change{Actor: "e2e"}
-	if _, err := local.Registry.AddCase(ctx, registry.NewCase{Name: caseName, Court: "E.D. Va.", Docket: "1", Family: family}, ch); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := local.Registry.ImportDomains(ctx, caseName, "t", []byte(strings.Join(names, "\n")), ch); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := local.Registry.SetState(ctx, names, registry.StateRestrained, ch); err != nil {
-		t.Fatal(err)
-	}
 }

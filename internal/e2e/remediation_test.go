@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/csv"
 	"fmt"
-	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/mail"
@@ -18,7 +17,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/api"
-	"github.com/takedown-project/takedown/internal/app"
+	"github.com/takedown-project/takedown/internal/app/apptest"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/event"
@@ -74,28 +73,9 @@ mail: {relay: "%s", tls: required, ca_file: %q, from: "E2E CERT <cert@e2e.exampl
 	for i := range 20 {
 		waledac = append(waledac, fmt.Sprintf("seized-%02d.example.net", i))
 	}
-	seize(t, cfg, "wal", sim.Waledac, waledac)
+	apptest.Seize(t, cfg, "wal", sim.Waledac, waledac)
 
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { served <- app.Serve(sctx, cfg, slog.New(slog.DiscardHandler), func(string) { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-served:
-		t.Fatal(err)
-	}
-	defer func() {
-		stopServe()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	token, err := app.ReadToken(cfg.API.TokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := api.NewClient(cfg.API.Listen, token, "e2e")
+	client := apptest.Serve(t, cfg, "e2e")
 
 	// One day of history: yesterday, whole.
 	today := time.Now().UTC().Truncate(24 * time.Hour)

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,8 +21,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/app"
+	"github.com/takedown-project/takedown/internal/app/apptest"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/registry"
@@ -234,28 +233,9 @@ dashboard: {refresh_ms: 300}
 	for d := -1; d <= 2; d++ {
 		dga = append(dga, sim.DGANames(now.AddDate(0, 0, d), sim.DGANamesPerDay)[:25]...)
 	}
-	seed(t, cfg, map[string][]string{sim.Waledac: waledac, sim.Conficker: dedupe(dga)})
+	seed(t, cfg, map[string][]string{sim.Waledac: waledac, sim.Conficker: apptest.Dedupe(dga)})
 
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { served <- app.Serve(sctx, cfg, slog.New(slog.DiscardHandler), func(string) { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-served:
-		t.Fatal(err)
-	}
-	defer func() {
-		stopServe()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	token, err := app.ReadToken(cfg.API.TokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := api.NewClient(apiAddr, token, "browser-test")
+	client := apptest.Serve(t, cfg, "browser-test")
 	base := "http://" + apiAddr
 
 	s, err := sim.New(sim.Config{
@@ -546,18 +526,6 @@ func keys(m map[string]string) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
-	}
-	return out
-}
-
-func dedupe(names []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range names {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
 	}
 	return out
 }
