@@ -207,9 +207,14 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // on the live stream, or a request), every 15 s otherwise. After each
 // refresh that changed something it tells the live streams. It also ends
 // expired sessions now and then.
+// asOfStep is how far the rollup's as-of time moves, without new data,
+// before the live streams are told.
+const asOfStep = 5 * time.Second
+
 func (d *Dashboard) Run(ctx context.Context) {
 	full := true
 	lastPurge := time.Time{}
+	var last update // the last one published
 	for {
 		start := d.now()
 		st, err := d.cfg.Rollup.Refresh(ctx, full)
@@ -217,11 +222,16 @@ func (d *Dashboard) Run(ctx context.Context) {
 		case err != nil && ctx.Err() == nil:
 			d.log.Error("refreshing the rollup", "err", err)
 		case err == nil && (st.Changed() || full):
-			u := update{AsOf: d.cfg.Rollup.AsOf()}
+			last = update{AsOf: d.cfg.Rollup.AsOf()}
 			if sp, err := d.cfg.Rollup.Spans(ctx, d.now(), []int{1}, ""); err == nil && len(sp) > 0 {
-				u.Today = sp[0].IPs[0]
+				last.Today = sp[0].IPs[0]
 			}
-			d.live.publish(u)
+			d.live.publish(last)
+		case err == nil && d.cfg.Rollup.AsOf().Sub(last.AsOf) >= asOfStep:
+			// Nothing new, but the counts now hold up to a later
+			// time: say so, so that pages know they are current.
+			last.AsOf = d.cfg.Rollup.AsOf()
+			d.live.publish(last)
 		}
 		if full {
 			d.log.Info("rollup refreshed", "days", st.Checked, "rebuilt", st.Rebuilt, "took", time.Since(start).Round(time.Millisecond))
