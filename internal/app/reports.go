@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	netmail "net/mail"
 	"os"
 	"slices"
 	"strings"
@@ -54,11 +55,8 @@ type reports struct {
 
 func newReports(cfg config.Config, local *Local, mail *deliver.Deliverer, log *slog.Logger) *reports {
 	email := ""
-	if cfg.Mail.From != "" {
-		email = cfg.Mail.From
-		if i := strings.LastIndexByte(email, '<'); i >= 0 {
-			email = strings.TrimSuffix(email[i+1:], ">")
-		}
+	if a, err := netmail.ParseAddress(cfg.Mail.From); err == nil { // checked by config
+		email = a.Address
 	}
 	return &reports{
 		reg: local.Registry, store: local.Store, mail: mail, days: cfg.Reports.Days, log: log, now: time.Now,

@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -361,11 +362,7 @@ func (f *Feed) trend(w http.ResponseWriter, r *http.Request, sub Subscriber) err
 // silently ignored (and no parameter exists that could widen a scope).
 func onlyParams(r *http.Request, known ...string) error {
 	for k := range r.URL.Query() {
-		ok := false
-		for _, n := range known {
-			ok = ok || k == n
-		}
-		if !ok {
+		if !slices.Contains(known, k) {
 			return errBad(fmt.Sprintf("unknown parameter %q; this endpoint takes %s", clip(k), strings.Join(known, ", ")))
 		}
 	}
