@@ -342,13 +342,15 @@ func TestBusyHostDoesNotStopTheStore(t *testing.T) {
 		p.Record(ev(i))
 	}
 	waitFor(t, "100 events stored on a saturated host", func() bool { return r.stored() == 100 })
-	// Now the sinks record fast: the writer defers.
-	end := time.Now().Add(500 * time.Millisecond)
-	for i := 100; time.Now().Before(end); i++ {
-		p.Record(ev(i))
-	}
+	// Now the sinks record fast, and keep at it until the writer next
+	// looks (on a loaded machine its append of the first burst may take
+	// a while): the writer defers.
 	var m dto.Metric
+	i := 100
 	waitFor(t, "the writer to defer", func() bool {
+		for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end) && i < 2_000_000; i++ {
+			p.Record(ev(i))
+		}
 		p.m.deferred.Write(&m)
 		return m.GetCounter().GetValue() > 0
 	})
