@@ -84,6 +84,8 @@ func BenchmarkClassify(b *testing.B) {
 			UserAgent: "Agent495"}, "r495"},
 		{"unkeyed/http-miss", unkeyed, &Request{Protocol: event.ProtoHTTP, Port: 80, Method: "GET", Path: "/index.html",
 			UserAgent: "Mozilla/5.0"}, ""},
+		{"unkeyed/http-browser", unkeyed, &Request{Protocol: event.ProtoHTTP, Port: 80, Method: "GET", Path: "/static/js/app.min.js?v=20260101",
+			UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"}, ""},
 	}
 	for _, c := range cases {
 		if got := c.rs.Classify(c.req).Rule; got != c.want {

@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/takedown-project/takedown/internal/event"
 )
@@ -108,6 +109,9 @@ type Rules struct {
 	// byProto indexes the rules by the request's protocol; the last entry
 	// is for protocols no rule names.
 	byProto [len(protocols) + 1]index
+	// scratch holds candidate sets for protocols with more unkeyed rules
+	// than fit on the stack (see firstUnkeyed).
+	scratch sync.Pool
 }
 
 var protocols = [...]event.Protocol{event.ProtoDNS, event.ProtoHTTP, event.ProtoHTTPS, event.ProtoSMTP, event.ProtoTCP, event.ProtoUDP}
@@ -130,6 +134,7 @@ type index struct {
 	family  map[string][]int32 // by case family
 	tls     map[string][]int32 // by exact JA4
 	unkeyed []int32
+	pf      *prefilter // of unkeyed; nil when none of them has literals
 }
 
 // Len returns the number of rules.
@@ -179,7 +184,7 @@ func (rs *Rules) Classify(r *Request) Result {
 	best = rs.lookup(ix.kase, r.Case, r, best)
 	best = rs.lookup(ix.family, r.CaseFamily, r, best)
 	best = rs.lookup(ix.tls, r.TLSFingerprint, r, best)
-	best = rs.first(ix.unkeyed, r, best)
+	best = rs.firstUnkeyed(ix, r, best)
 	if int(best) == len(rs.rules) {
 		return fallback(r)
 	}
@@ -340,6 +345,9 @@ type matcher struct {
 	kind    matchKind
 	literal string
 	lit     []byte // literal, for bodies
+	// required are literals, in ASCII lower case, one of which every match
+	// contains in some case, for the prefilter; nil when there are none.
+	required []string
 }
 
 type matchKind uint8

@@ -219,6 +219,9 @@ func TestMatcherForms(t *testing.T) {
 		{`x(abc)+y`, kindRegexp, "abc"},
 		{`(ab|cd)`, kindRegexp, ""},
 		{`a?bcd*`, kindRegexp, "bc"},
+		{`\x{FFFD}`, kindRegexp, ""}, // also matches invalid UTF-8
+		{`^a\x{FFFD}`, kindRegexp, ""},
+		{`x\x{FFFD}+yz`, kindRegexp, "yz"},
 	} {
 		m, err := compileMatcher(c.expr)
 		if err != nil {
@@ -227,7 +230,7 @@ func TestMatcherForms(t *testing.T) {
 		if m.kind != c.kind || m.literal != c.lit {
 			t.Errorf("%s: kind %d literal %q, want %d %q", c.expr, m.kind, m.literal, c.kind, c.lit)
 		}
-		for _, s := range []string{"", "Mozilla", "Mozilla/5", "/gate.php", "/x.php", "bot", "BOT", "/a.htm", "a=XY&b=1", "xabcabcy", "cd", "bcd", "b"} {
+		for _, s := range []string{"", "Mozilla", "Mozilla/5", "/gate.php", "/x.php", "bot", "BOT", "/a.htm", "a=XY&b=1", "xabcabcy", "cd", "bcd", "b", "\xff", "a\xff", "x\xff\xfeyz", "a\uFFFD"} {
 			if got, want := m.matchString(s), m.re.MatchString(s); got != want {
 				t.Errorf("%s on %q: %v, regexp says %v", c.expr, s, got, want)
 			}

@@ -30,8 +30,10 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzClassify runs the shipped rules and a rule with every condition on
-// fuzzed requests: no panic, a family always, a bounded printable bot ID.
+// FuzzClassify runs the shipped rules, a rule with every condition and
+// unkeyed rules for the literal prefilter on fuzzed requests: no panic, a
+// family always, a bounded printable bot ID, and the rule that matching
+// every rule in file order by regexp alone finds.
 func FuzzClassify(f *testing.F) {
 	rs, err := Default()
 	if err != nil {
@@ -53,7 +55,26 @@ rules:
 	if err != nil {
 		f.Fatal(err)
 	}
+	lits, err := Parse("lits.yaml", []byte(`
+rules:
+  - {name: gate, family: a, match: {protocol: http, path: '^/(?:panel|admin)/gate\d+\.php'}}
+  - {name: fold, family: b, match: {user_agent: '(?i)bot-?kit/[0-9]'}}
+  - {name: opt, family: c, match: {path: 'x(?:foo)?yz', user_agent: '^Moz'}}
+  - {name: hdr, family: d, match: {headers: [{name: x-id, regex: 'id-[a-f]{4}|ID:'}]}}
+  - {name: body, family: e, match: {body: '(?s)cmd=(?:run|stop)'}}
+  - {name: prefix, family: f, match: {body_prefix_hex: "474554", helo: '\['}}
+  - {name: short, family: g, match: {path: 'ab|c'}}
+  - {name: helo, family: h, match: {protocol: smtp, helo: '(?i)^desk'}}
+  - {name: dom, family: i, match: {domain_regex: '\.evil\.|^c2-'}}
+  - {name: ffd, family: j, match: {path: 'q\x{FFFD}+z'}}
+`))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add("http", uint16(80), "partystore.com", "waledac", "POST", "/abc.htm", "Mozilla", "", []byte("a=QUJD&b=Ym90"), "")
+	f.Add("http", uint16(80), "c2-x.example", "", "GET", "/PANEL/gate12.php", "BOTKIT/2", "ID:1", []byte("GET cmd=run"), "[x")
+	f.Add("smtp", uint16(25), "a.evil.example", "", "", "/xfooyz", "Mozilla", "id-beef", []byte("Cmd=STOP"), "DESK\u212a")
+	f.Add("tcp", uint16(9), "", "", "", "q\xff\xfez", "bot\u212ait/1", "", []byte("GETcmd=run"), "[")
 	f.Add("dns", uint16(53), "qwkrtpz.info", "conficker", "", "", "", "", []byte(nil), "")
 	f.Add("smtp", uint16(25), "x.example", "", "", "", "", "", []byte("DATA"), "[192.0.2.1]")
 	f.Add("https", uint16(443), "c2.evil.example", "", "GET", "/g?id=1", "x", "v", []byte("id=\x00\xff"), "")
@@ -64,8 +85,11 @@ rules:
 			Method: method, Path: path, UserAgent: ua, Body: body, HELO: helo,
 			Headers: http.Header{"X-Id": {hdr}},
 		}
-		for _, set := range []*Rules{rs, all} {
+		for _, set := range []*Rules{rs, all, lits} {
 			got := set.Classify(r)
+			if want := linear(plainRules(set), r); got.Rule != want {
+				t.Fatalf("%+v: rule %q, every rule in order %q", r, got.Rule, want)
+			}
 			if got.Family == "" {
 				t.Fatalf("no family for %+v", r)
 			}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -553,6 +554,7 @@ func compileMatcher(expr string) (*matcher, error) {
 		return m, nil
 	}
 	syn = syn.Simplify()
+	m.required = requiredLiterals(syn)
 	if lit, kind, ok := literalForm(syn); ok {
 		m.kind, m.literal = kind, lit
 	} else {
@@ -562,8 +564,10 @@ func compileMatcher(expr string) (*matcher, error) {
 	return m, nil
 }
 
+// isLiteral reports whether re matches exactly its runes. Not with (?i),
+// nor with U+FFFD, which regexp also matches on every invalid UTF-8 byte.
 func isLiteral(re *syntax.Regexp) bool {
-	return re.Op == syntax.OpLiteral && re.Flags&syntax.FoldCase == 0
+	return re.Op == syntax.OpLiteral && re.Flags&syntax.FoldCase == 0 && !slices.Contains(re.Rune, utf8.RuneError)
 }
 
 // literalForm recognises lit, ^lit, lit$ and ^lit$.
@@ -634,7 +638,9 @@ func longest(ss []string) string {
 // buildIndex files every rule under its protocols by its most selective
 // condition.
 func (rs *Rules) buildIndex() {
+	lits := make([]ruleLits, len(rs.rules))
 	for i, ru := range rs.rules {
+		lits[i] = ruleLiterals(ru)
 		slots := make([]int, 0, len(protocols)+1)
 		if ru.protocols == nil {
 			for s := range rs.byProto {
@@ -672,6 +678,17 @@ func (rs *Rules) buildIndex() {
 				ix.unkeyed = append(ix.unkeyed, int32(i))
 			}
 		}
+	}
+	words := 0
+	for s := range rs.byProto {
+		ix := &rs.byProto[s]
+		if ix.pf = newPrefilter(ix.unkeyed, lits); ix.pf != nil {
+			words = max(words, len(ix.pf.always))
+		}
+	}
+	rs.scratch.New = func() any {
+		set := make([]uint64, words)
+		return &set
 	}
 }
 
