@@ -12,6 +12,15 @@
 // net/http. TLS certificates come from a certs.Authority: one leaf per SNI
 // name, minted on first use.
 //
+// On Linux an idle plain-HTTP connection (waiting for its first request,
+// or between keep-alive requests) costs no goroutine: after a short
+// wait it is parked in an epoll instance of the server's own, and a
+// goroutine is started again when the client sends or closes. The
+// timeouts hold as before (up to a sweep interval late). HTTPS and
+// HTTP/2 connections keep a goroutine while idle: crypto/tls may already
+// hold a record read from the socket, which epoll cannot see; on other
+// systems every connection does.
+//
 // See README.md for the configuration, metrics, limits and event fields.
 package httpsink
 

@@ -42,14 +42,19 @@ var scratches = sync.Pool{New: func() any {
 	return &scratch{buf: make([]byte, bufSize), hash: sha256.New()}
 }}
 
-// h1conn serves HTTP/1.x on one connection.
+// h1conn serves HTTP/1.x on one connection. It lives on the heap: a
+// parked connection (park_linux.go) is this and its sinkConn, without a
+// goroutine.
 type h1conn struct {
 	s     *Server
 	sc    *sinkConn
-	c     net.Conn // sc, or the TLS connection over it
-	x     *scratch // nil while idle
-	r, w  int      // unread bytes are x.buf[r:w]
-	nbody int64    // body bytes read
+	c     net.Conn  // sc, or the TLS connection over it
+	x     *scratch  // nil while idle
+	r, w  int       // unread bytes are x.buf[r:w]
+	nbody int64     // body bytes read
+	first bool      // no request has begun yet
+	until time.Time // end of the wait for the next request
+	parkState
 }
 
 func (h *h1conn) acquire() {
@@ -79,45 +84,73 @@ func (h *h1conn) release() {
 	scratches.Put(x)
 }
 
-// serveHTTP1 serves requests on c until the client or a limit ends it.
-func (s *Server) serveHTTP1(sc *sinkConn, c net.Conn) {
-	h := &h1conn{s: s, sc: sc, c: c}
-	defer h.release()
-	first := true
+// serveHTTP1 serves requests on c until the client or a limit ends it, or
+// until it hands an idle connection to the parker: then it reports true,
+// and the connection is no longer the caller's to close.
+func (s *Server) serveHTTP1(sc *sinkConn, c net.Conn) (parked bool) {
+	h := &h1conn{s: s, sc: sc, c: c, first: true}
+	return h.serve(false)
+}
+
+// serve runs the request loop; resumed continues a wait the parker
+// ended. On a false return the caller closes the connection; after a true
+// one it must not touch h.
+func (h *h1conn) serve(resumed bool) (parked bool) {
+	s, sc, c := h.s, h.sc, h.c
 	for {
 		if h.r == h.w {
-			// Wait for a request without holding a buffer.
-			deadline := sc.start.Add(s.cfg.ReadHeaderTimeout)
-			if !first {
-				deadline = time.Now().Add(s.cfg.IdleTimeout)
+			if !resumed {
+				// Wait for a request without holding a buffer.
+				deadline := sc.start.Add(s.cfg.ReadHeaderTimeout)
+				if !h.first {
+					deadline = time.Now().Add(s.cfg.IdleTimeout)
+				}
+				h.until = sc.clamp(deadline)
+				h.release()
+				sc.idle.Store(true)
+				if s.isClosing() {
+					return false
+				}
 			}
-			c.SetReadDeadline(deadline) //nolint:errcheck
-			h.release()
-			sc.idle.Store(true)
-			if s.isClosing() {
-				return
+			n, err := h.readWake(resumed)
+			resumed = false
+			if err == errParked {
+				return true // h is the parker's now
 			}
-			n, err := c.Read(sc.wake[:])
 			sc.idle.Store(false)
 			if n == 0 {
 				if sc.requests.Load() == 0 {
 					h.noRequest(err)
 				}
-				return
+				return false
 			}
 			h.acquire()
 			h.w = copy(h.x.buf, sc.wake[:n])
-			if !first {
+			if !h.first {
 				c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout)) //nolint:errcheck
 			}
-		} else if !first {
+		} else if !h.first {
 			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout)) //nolint:errcheck
 		}
-		first = false
+		h.first = false
 		if !h.serveOne() || s.isClosing() {
-			return
+			h.release()
+			return false
 		}
 	}
+}
+
+// errParked is readWake's report that the parker took the connection.
+var errParked = errors.New("httpsink: connection parked")
+
+// end closes a connection that waited for a request and was ended by err
+// (a deadline or Shutdown) while parked, as a failed read would have.
+func (h *h1conn) end(err error) {
+	h.sc.idle.Store(false)
+	if h.sc.requests.Load() == 0 {
+		h.noRequest(err)
+	}
+	h.sc.Close()
 }
 
 // noRequest records a connection that ended before its first request

@@ -32,6 +32,7 @@ type metrics struct {
 	handshakeFail *prometheus.CounterVec
 	refused       *prometheus.CounterVec
 	open          [2]prometheus.Gauge
+	parked        prometheus.Gauge
 	conns         [2]prometheus.Counter
 	limits        *prometheus.CounterVec
 	h2errors      prometheus.Counter
@@ -74,6 +75,10 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 			Namespace: ns, Subsystem: sub, Name: "http2_errors_total",
 			Help: "HTTP/2 protocol errors seen by the HTTP/2 server.",
 		}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "connections_parked",
+			Help: "Idle plain-HTTP connections parked without a goroutine until a request begins (counted in connections_open too).",
+		}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "events_total",
 			Help: "Events handed to the recorder.",
@@ -87,7 +92,7 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 		m.open[p] = open.WithLabelValues(pn)
 		m.conns[p] = conns.WithLabelValues(pn)
 	}
-	m.collectors = []prometheus.Collector{requests, malformed, open, conns, m.handshakeFail, m.refused, m.limits, m.h2errors, m.events}
+	m.collectors = []prometheus.Collector{requests, malformed, open, m.parked, conns, m.handshakeFail, m.refused, m.limits, m.h2errors, m.events}
 	if minted != nil {
 		m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "certificates_minted_total",

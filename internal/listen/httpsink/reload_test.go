@@ -38,7 +38,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var sent, failed atomic.Int64
-	for w := range 4 {
+	const workers = 4
+	var done [workers]atomic.Int64 // requests completed, per worker
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -54,6 +56,7 @@ func TestReloadUnderLoad(t *testing.T) {
 				g := gen.Load()
 				resp, err := c.Get(fmt.Sprintf("http://%s/gate.php?gen=%d&w=%d&i=%d", ts.http, g, w, i))
 				sent.Add(1)
+				done[w].Add(1)
 				if err != nil {
 					failed.Add(1)
 					t.Errorf("request: %v", err)
@@ -79,6 +82,20 @@ func TestReloadUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		gen.Store(g)
+		// Before the next reload every worker finishes the request it
+		// began under an older generation: no request sees two reloads.
+		var seen [workers]int64
+		for w := range done {
+			seen[w] = done[w].Load()
+		}
+		waitFor(5*time.Second, func() bool {
+			for w := range done {
+				if done[w].Load() <= seen[w] {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	before := sent.Load()
 	waitFor(5*time.Second, func() bool { return sent.Load() > before+50 })

@@ -39,6 +39,7 @@ type Server struct {
 	closing bool
 	lns     []*listener
 	conns   map[*sinkConn]struct{}
+	park    *parker        // idle plain-HTTP connections; nil: none
 	wg      sync.WaitGroup // accept loops and connections
 	h2done  chan struct{}
 }
@@ -217,6 +218,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.started, s.lns = true, lns
+	if len(s.cfg.HTTP) > 0 {
+		p, err := newParker(s)
+		if err != nil {
+			s.log.Warn("idle connections keep a goroutine: no parker", "err", err)
+		}
+		s.park = p
+	}
 	for _, l := range lns {
 		s.wg.Add(1)
 		go s.accept(l)
@@ -261,6 +269,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, l := range s.lns {
 		l.ln.Close()
 	}
+	park := s.park
 	s.mu.Unlock()
 
 	h2err := make(chan error, 1)
@@ -295,14 +304,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.h2done
 	}
 	s.closeConns(true)
+	park.stop()
 	s.wg.Wait()
 	s.log.Info("stopped", "took", time.Since(start).String())
 	return err
 }
 
 // closeConns closes the idle HTTP/1 connections (all if force) and returns
-// how many remain open.
+// how many remain open. Parked connections are idle: the first call takes
+// them all from the parker, which parks no more, and ends them here.
 func (s *Server) closeConns(force bool) int {
+	for _, h := range s.park.closeAll() {
+		h.end(net.ErrClosed)
+	}
 	s.mu.Lock()
 	var close []*sinkConn
 	n := 0
@@ -380,8 +394,9 @@ func (s *Server) forget(c *sinkConn) {
 
 func (s *Server) serve(sc *sinkConn) {
 	if sc.p == protoHTTP {
-		defer sc.Close()
-		s.serveHTTP1(sc, sc)
+		if !s.serveHTTP1(sc, sc) {
+			sc.Close()
+		}
 		return
 	}
 	tc, ok := s.handshake(sc)
@@ -397,7 +412,7 @@ func (s *Server) serve(sc *sinkConn) {
 		return // net/http closes it
 	}
 	defer tc.Close()
-	s.serveHTTP1(sc, tc)
+	s.serveHTTP1(sc, tc) // never parks: tls.Conn may hold buffered records
 }
 
 // refused records a connection a limit turned away.

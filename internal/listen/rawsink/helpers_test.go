@@ -18,6 +18,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/promtest"
 )
 
 func TestMain(m *testing.M) {
@@ -133,34 +134,7 @@ func start(t testing.TB, cfg Config, n int) *testServer {
 // counter reads a metric of the server's registry.
 func (ts *testServer) counter(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := ts.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "takedown_rawsink_"+name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue metric
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	return 0
+	return promtest.Value(t, ts.reg, "takedown_rawsink_"+name, labels...)
 }
 
 func port(addr string) uint16 {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/promtest"
 )
 
 func TestMain(m *testing.M) {
@@ -193,34 +194,7 @@ func (ts *testServer) port() uint16 {
 // ("limit_hits_total", "limit", "recipients").
 func (ts *testServer) counter(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := ts.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "takedown_smtpsink_"+name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue metric
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	return 0
+	return promtest.Value(t, ts.reg, "takedown_smtpsink_"+name, labels...)
 }
 
 // client is a minimal SMTP client on the raw socket.
