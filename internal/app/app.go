@@ -33,6 +33,7 @@ import (
 	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/feed"
+	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/spool"
@@ -399,7 +400,8 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	if mailer != nil && *cfg.Reports.Send {
 		repCtx, stopReports := context.WithCancel(ctx)
 		repDone := make(chan struct{})
-		go func() { defer close(repDone); reps.run(repCtx) }()
+		// Building the day's reports can wait for the sinks: idle class.
+		go func() { defer close(repDone); idle.Run(func() { reps.run(repCtx) }) }()
 		onStop("daily reports stopped", func() error { stopReports(); <-repDone; return nil })
 		log.Info("daily reports by e-mail", "relay", cfg.Mail.Relay)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/dashboard"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
+	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/users"
 )
@@ -48,6 +49,8 @@ func startDashboard(ctx context.Context, cfg config.Config, local *Local, token 
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); d.Run(dctx) }()
+	// The rollup's refresh scans the day's events: it runs in the idle
+	// CPU class, on what the sinks leave.
+	go func() { defer close(done); idle.Run(func() { d.Run(dctx) }) }()
 	return d, func() error { cancel(); <-done; return nil }, nil
 }

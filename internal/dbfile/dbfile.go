@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" driver
+
+	"github.com/takedown-project/takedown/internal/idle"
 )
 
 // Application is the value of takedown_meta.application in every takedown
@@ -42,7 +44,13 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 			return nil, err
 		}
 	}
-	db, err := sql.Open("duckdb", path)
+	// DuckDB starts its worker threads when it opens the file, and they
+	// inherit the opening thread's CPU class: queries and appends make
+	// progress on their calling threads, and the help of the workers
+	// comes from CPU time that the sinks leave (package idle).
+	var db *sql.DB
+	var err error
+	idle.Run(func() { db, err = sql.Open("duckdb", path) })
 	if err != nil {
 		return nil, explain(path, err)
 	}

@@ -101,7 +101,7 @@ type Config struct {
 	// Clients without EDNS0 get at most 512 bytes.
 	MaxUDPSize int
 	// UDPWorkers is the number of goroutines reading each UDP socket;
-	// default GOMAXPROCS.
+	// default the number of CPUs, at most GOMAXPROCS.
 	UDPWorkers int
 	// MaxTCPConns bounds the open TCP connections over all listeners;
 	// default 1024. Connections beyond it are closed at once.

@@ -173,7 +173,9 @@ func New(cfg Config) (*Server, error) {
 	s.cfg.RRL = rrl
 
 	if s.cfg.UDPWorkers <= 0 {
-		s.cfg.UDPWorkers = runtime.GOMAXPROCS(0)
+		// One per CPU: a P above that (serve keeps one for the store
+		// writer) would only make the readers take turns.
+		s.cfg.UDPWorkers = min(runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	}
 	if s.cfg.MaxTCPConns <= 0 {
 		s.cfg.MaxTCPConns = DefaultMaxTCPConns

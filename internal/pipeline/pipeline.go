@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/spool"
 )
 
@@ -246,18 +246,12 @@ func (p *Pipeline) Replayed() <-chan struct{} { return p.replayed }
 // it cannot start (the store's mark cannot be read or is damaged).
 func (p *Pipeline) Run(ctx context.Context, drain time.Duration) error {
 	defer close(p.done)
-	// The writer runs at a lower CPU priority where the system allows it:
-	// the sinks' answers come first, and the spool absorbs the difference.
-	// It has a thread of its own, which ends with it (a goroutine that
-	// exits locked to its thread takes the thread along), so that no other
-	// goroutine ever runs at the lowered priority.
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		lowerPriority(p.log)
-		errc <- p.run(ctx, drain)
-	}()
-	return <-errc
+	// The writer runs in the idle CPU class where the system has one:
+	// the sinks' answers come first, and the spool absorbs the
+	// difference.
+	var err error
+	idle.Run(func() { err = p.run(ctx, drain) })
+	return err
 }
 
 func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {

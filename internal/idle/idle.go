@@ -1,0 +1,78 @@
+// Package idle runs background work in Linux's SCHED_IDLE CPU class.
+//
+// The sinks answer bots; everything else that takedown does while they
+// answer — storing their events, refreshing the dashboard's rollup,
+// building the day's reports — can wait. A thread in the idle class runs
+// on the CPU time that the other threads leave, and a thread of the normal
+// class that wakes up (a sink with a packet to answer) takes the CPU from
+// it at once. A nice value does not give that: the scheduler first lets
+// the running thread finish its slice, a few milliseconds, which is what
+// the DNS answers' p99 latency showed (BENCHMARKS.md).
+//
+// Linux keeps the class per thread and a new thread inherits its creator's,
+// so the work runs on a thread of its own that ends with it: no other
+// goroutine ever runs in the idle class, and threads that a C library
+// starts from it (DuckDB's workers, made when the database is opened)
+// stay there. Where the class is not available (other systems, a sandbox
+// that refuses it) the work runs at the normal priority.
+//
+// Each Run also adds a P to the Go scheduler (GOMAXPROCS) while f runs.
+// A thread that the kernel holds back keeps the P of the goroutine it
+// runs, and the Go scheduler cannot tell: with one P per CPU, two
+// background goroutines held back would leave no P for the sinks'
+// goroutines, and packets would wait for the runtime's 10 ms poll. With a
+// P of their own, the sinks always have one per CPU.
+package idle
+
+import (
+	"os"
+	"runtime"
+	"sync"
+)
+
+var procs struct {
+	sync.Mutex
+	base   int // GOMAXPROCS before the first Run
+	active int // Runs under way
+}
+
+// addProc adds n (1 or -1) to the Ps that Runs hold.
+func addProc(n int) {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.active == 0 {
+		procs.base = runtime.GOMAXPROCS(0)
+	}
+	procs.active += n
+	if procs.active > 0 {
+		runtime.GOMAXPROCS(procs.base + procs.active)
+		return
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Back to the runtime's own choice, which follows the CPU limit.
+		runtime.SetDefaultGOMAXPROCS()
+	} else {
+		runtime.GOMAXPROCS(procs.base)
+	}
+}
+
+// Run calls f on a thread of its own in the idle class, with a P of its
+// own, and returns when f has returned.
+func Run(f func()) {
+	addProc(1)
+	defer addProc(-1)
+	done := make(chan struct{})
+	go func() {
+		// Never unlocked: a goroutine that ends locked to its thread
+		// takes the thread along.
+		runtime.LockOSThread()
+		defer close(done)
+		lower() //nolint:errcheck // without the class, f runs at the normal priority
+		f()
+	}()
+	<-done
+}
+
+// Lower puts the calling thread in the idle class; the caller has locked
+// its goroutine to the thread (runtime.LockOSThread) for good.
+func Lower() error { return lower() }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package idle
+
+import "errors"
+
+func lower() error { return errors.New("idle: no idle CPU class on this system") }
