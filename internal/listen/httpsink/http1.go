@@ -119,13 +119,18 @@ func (h *h1conn) serve(resumed bool) (parked bool) {
 			}
 			sc.idle.Store(false)
 			if n == 0 {
+				h.release()
 				if sc.requests.Load() == 0 {
 					h.noRequest(err)
 				}
 				return false
 			}
-			h.acquire()
-			h.w = copy(h.x.buf, sc.wake[:n])
+			if h.x != nil {
+				h.w = n // read straight into the buffer
+			} else {
+				h.acquire()
+				h.w = copy(h.x.buf, sc.wake[:n])
+			}
 			if !h.first {
 				c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout)) //nolint:errcheck
 			}

@@ -331,11 +331,14 @@ func (p *parker) down(i0 int) bool {
 	return i > i0
 }
 
-// readWake reads the first bytes of a request into sc.wake, by h.until.
-// A plain connection that gets nothing for parkAfter is handed to the
-// parker (errParked); resumed, one that the parker woke reads what is
-// there without waiting, and is parked again if that is nothing. Anything
-// else waits in a blocking read.
+// readWake reads the first bytes of a request by h.until: into the
+// connection's buffer when it takes one for the read (h.x is set then),
+// else into sc.wake.
+//
+// A read that will find its bytes at once or soon (a keep-alive client
+// asking again, a new connection's first request) takes a buffer, so that
+// a whole request head comes in one read(2); a connection that stays
+// quiet gives it back and is parked.
 func (h *h1conn) readWake(resumed bool) (int, error) {
 	p := h.s.park
 	// A TLS connection is never parked: crypto/tls may hold a record
@@ -346,17 +349,20 @@ func (h *h1conn) readWake(resumed bool) (int, error) {
 	}
 	if resumed {
 		// The deadline is h.until, set before parking.
+		h.acquire()
 		if n, err, again := h.tryRead(); !again {
 			return n, err
 		}
+		h.release()
 	} else {
+		h.acquire()
 		linger := time.Now().Add(parkAfter)
 		if !linger.Before(h.until) {
 			h.c.SetReadDeadline(h.until) //nolint:errcheck
-			return h.c.Read(h.sc.wake[:])
+			return h.c.Read(h.x.buf)
 		}
 		h.c.SetReadDeadline(linger) //nolint:errcheck
-		n, err := h.c.Read(h.sc.wake[:])
+		n, err := h.c.Read(h.x.buf)
 		if n > 0 || !isTimeout(err) {
 			if n > 0 && h.first {
 				// The rest of the first head is due by h.until (later
@@ -365,6 +371,7 @@ func (h *h1conn) readWake(resumed bool) (int, error) {
 			}
 			return n, err
 		}
+		h.release()
 		h.c.SetReadDeadline(h.until) //nolint:errcheck
 	}
 	if h.parkable() && p.park(h) {
@@ -403,7 +410,7 @@ func rawConnOf(c net.Conn) syscall.RawConn {
 	return nil
 }
 
-// tryRead reads what is there into sc.wake without waiting; again means
+// tryRead reads what is there into the buffer without waiting; again means
 // there was nothing. The connection's read deadline applies.
 func (h *h1conn) tryRead() (n int, err error, again bool) {
 	h.rn, h.rerr = 0, nil
@@ -423,7 +430,7 @@ func (h *h1conn) tryRead() (n int, err error, again bool) {
 
 // rawRead is one read(2), whatever it gives.
 func (h *h1conn) rawRead(fd uintptr) bool {
-	h.rn, h.rerr = unix.Read(int(fd), h.sc.wake[:])
+	h.rn, h.rerr = unix.Read(int(fd), h.x.buf)
 	if h.rerr != nil {
 		h.rn = 0
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/classify"
@@ -37,11 +38,14 @@ type Server struct {
 	mu      sync.Mutex
 	started bool
 	closing bool
-	lns     []*listener
-	conns   map[*sinkConn]struct{}
-	park    *parker        // idle plain-HTTP connections; nil: none
-	wg      sync.WaitGroup // accept loops and connections
-	h2done  chan struct{}
+	// shut mirrors closing for the request path, which reads it twice a
+	// request and should not take mu for that.
+	shut   atomic.Bool
+	lns    []*listener
+	conns  map[*sinkConn]struct{}
+	park   *parker        // idle plain-HTTP connections; nil: none
+	wg     sync.WaitGroup // accept loops and connections
+	h2done chan struct{}
 }
 
 type listener struct {
@@ -189,7 +193,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.started {
 		return errors.New("httpsink: already started")
 	}
-	var lc net.ListenConfig
+	// No TCP keep-alive probes: every connection has an idle timeout,
+	// and the probes' four setsockopt calls per connection cost more
+	// than the rest of accepting it.
+	lc := net.ListenConfig{KeepAlive: -1}
 	var lns []*listener
 	bind := func(p proto, addrs []string) error {
 		for _, a := range addrs {
@@ -266,6 +273,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closing = true
+	s.shut.Store(true)
 	for _, l := range s.lns {
 		l.ln.Close()
 	}
@@ -334,11 +342,7 @@ func (s *Server) closeConns(force bool) int {
 	return n
 }
 
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+func (s *Server) isClosing() bool { return s.shut.Load() }
 
 // accept serves one listener until it is closed. Errors such as running
 // out of file descriptors are waited out with a growing pause.
