@@ -2,12 +2,17 @@
 //
 // The sinks answer bots; everything else that takedown does while they
 // answer — storing their events, refreshing the dashboard's rollup,
-// building the day's reports — can wait. A thread in the idle class runs
-// on the CPU time that the other threads leave, and a thread of the normal
-// class that wakes up (a sink with a packet to answer) takes the CPU from
-// it at once. A nice value does not give that: the scheduler first lets
-// the running thread finish its slice, a few milliseconds, which is what
-// the DNS answers' p99 latency showed (BENCHMARKS.md).
+// building the day's reports — can wait. A thread in the idle class gets
+// the CPU only when no thread of the normal class wants it, so under load
+// the sinks' threads come first and the background catches up when the
+// load eases (the spool holds what the writer has not stored yet).
+//
+// The class decides who runs next, not how fast a waiting thread gets the
+// CPU back: on the benchmark machine (a VM, kernel built with
+// PREEMPT_NONE and HZ=250) a busy background thread, idle class or nice
+// 19 alike, is often taken off the CPU only at the next 4 ms tick, so the
+// sinks' tail latency still grows with background CPU use (BENCHMARKS.md,
+// "Background work and latency").
 //
 // Linux keeps the class per thread and a new thread inherits its creator's,
 // so the work runs on a thread of its own that ends with it: no other

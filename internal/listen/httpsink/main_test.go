@@ -3,6 +3,7 @@ package httpsink
 import (
 	"os"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -12,5 +13,6 @@ func TestMain(m *testing.M) {
 		// The benchmark runner of bench/http-ours.sh: serve until killed.
 		os.Exit(serveForBench(addr))
 	}
+	workerIdle = 100 * time.Millisecond
 	goleak.VerifyTestMain(m)
 }

@@ -44,6 +44,7 @@ type Server struct {
 	lns    []*listener
 	conns  map[*sinkConn]struct{}
 	park   *parker        // idle plain-HTTP connections; nil: none
+	work   *workers       // goroutines that serve connections
 	wg     sync.WaitGroup // accept loops and connections
 	h2done chan struct{}
 }
@@ -114,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 		certs: cfg.Certs,
 		dflt:  classify.Response{Status: cfg.DefaultStatus},
 		conns: map[*sinkConn]struct{}{},
+		work:  newWorkers(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -314,6 +316,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeConns(true)
 	park.stop()
 	s.wg.Wait()
+	s.work.stop()
 	s.log.Info("stopped", "took", time.Since(start).String())
 	return err
 }
@@ -383,7 +386,7 @@ func (s *Server) accept(l *listener) {
 		s.mu.Unlock()
 		s.m.open[l.p].Inc()
 		s.m.conns[l.p].Inc()
-		go s.serve(sc)
+		s.work.run(s, job{sc: sc})
 	}
 }
 
