@@ -222,6 +222,11 @@ enrich: {databases: [%s]}
 	// store's mark.
 	inStore := storedDomains(t, cfg)
 	inSpool := spooledDomains(t, cfg)
+	for d, n := range inStore {
+		if n != 1 {
+			t.Fatalf("%s stored %d times before the restart", d, n)
+		}
+	}
 	for d := range inSpool {
 		if inStore[d] > 0 {
 			t.Fatalf("%s is both in the store and in the spool after the mark", d)
@@ -257,7 +262,8 @@ enrich: {databases: [%s]}
 	final := storedDomains(t, cfg)
 	for d, n := range final {
 		if n != 1 {
-			t.Fatalf("%s stored %d times", d, n)
+			t.Fatalf("%s stored %d times after the restart (before it: %d in the store, in the spool after the mark: %v)\n%s",
+				d, n, inStore[d], inSpool[d], srv.stderr())
 		}
 	}
 	if int64(len(final)) != want {
