@@ -201,7 +201,10 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 			return fmt.Errorf("store: appending batch: setting the mark of %q: %w", source, err)
 		}
 	}
-	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+	// The commit is never interrupted: DuckDB may report an interrupted
+	// COMMIT as failed after it has made the transaction durable, and the
+	// caller would then store the batch a second time.
+	if _, err := s.conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		s.dropAppender()
 		return fmt.Errorf("store: appending batch: committing: %w", err)

@@ -6,8 +6,10 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
@@ -190,4 +192,49 @@ func TestAppendMarked(t *testing.T) {
 	if got := scanAll(t, s); len(got) != 8 {
 		t.Fatalf("%d events stored, want 8", len(got))
 	}
+}
+
+// TestAppendMarkedCancelled: a batch whose context ends while it is being
+// stored is either stored with its mark and reported stored, or reported
+// failed and not stored at all — never stored and reported failed, which
+// would make the caller store it twice. The context ends at a different
+// point of each append.
+func TestAppendMarkedCancelled(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "takedown.db"))
+	defer db.Close()
+	s := openStore(t, db)
+	defer s.Close()
+	var batch []event.Event
+	for range 200 {
+		batch = append(batch, storetest.Fixture()...)
+	}
+	want := 0
+	var ok, failed int
+	for i := range 200 {
+		ctx, cancel := context.WithCancel(t.Context())
+		// Spread the cancellations over an append's duration (a few
+		// milliseconds).
+		time.AfterFunc(time.Duration(i%50)*300*time.Microsecond, cancel)
+		mark := []byte(strconv.Itoa(i))
+		err := s.AppendMarked(ctx, batch, "spool", mark)
+		cancel()
+		if err == nil {
+			want += len(batch)
+			ok++
+			// The mark went with the batch.
+			if got, err := s.Mark(t.Context(), "spool"); err != nil || string(got) != string(mark) {
+				t.Fatalf("append %d: mark %q (%v), want %q", i, got, err, mark)
+			}
+		} else {
+			failed++
+		}
+		st, err := s.Stats(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := st.Events; n != int64(want) {
+			t.Fatalf("append %d: %d events stored, want %d (%d appends reported stored, %d failed)", i, n, want, ok, failed)
+		}
+	}
+	t.Logf("%d appends stored, %d cancelled", ok, failed)
 }
