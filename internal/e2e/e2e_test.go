@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,6 +84,8 @@ pipeline: {flush_ms: 100}
 		Seed:     7,
 		Start:    now,
 		Duration: 20 * time.Second,
+		// A failed callback makes the truth inexact: say which, and why.
+		Logger: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -197,4 +200,12 @@ func summary(tr *sim.Truth) string {
 		parts = append(parts, fmt.Sprintf("%s %d IPs %d bots", fam, c.IPs, c.Bots))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// tlog writes log lines to the test's log.
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

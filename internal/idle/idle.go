@@ -81,3 +81,9 @@ func Run(f func()) {
 // Lower puts the calling thread in the idle class; the caller has locked
 // its goroutine to the thread (runtime.LockOSThread) for good.
 func Lower() error { return lower() }
+
+// Raise puts the calling thread, which runs in the idle class by Run, back
+// in the normal class: for work that can no longer wait, such as a store
+// writer whose backlog is filling the spool. Without the privilege to
+// (CAP_SYS_NICE, or RLIMIT_NICE) it fails, and the thread stays idle.
+func Raise() error { return raise() }

@@ -27,6 +27,18 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var raised, lowered uint32
+	Run(func() {
+		if err := Raise(); err != nil {
+			t.Errorf("raise: %v", err) // the tests run as root
+		}
+		raised, _ = policy()
+		Lower()
+		lowered, _ = policy()
+	})
+	if raised != unix.SCHED_NORMAL || lowered != unix.SCHED_IDLE {
+		t.Errorf("policy %d after Raise, %d after Lower; want %d and %d", raised, lowered, unix.SCHED_NORMAL, unix.SCHED_IDLE)
+	}
 	if in != unix.SCHED_IDLE {
 		t.Errorf("f ran in policy %d, want SCHED_IDLE (%d)", in, unix.SCHED_IDLE)
 	}

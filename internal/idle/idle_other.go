@@ -5,3 +5,5 @@ package idle
 import "errors"
 
 func lower() error { return errors.New("idle: no idle CPU class on this system") }
+
+func raise() error { return nil }

@@ -104,6 +104,7 @@ type Pipeline struct {
 
 	done     chan struct{}
 	spoolMax int64
+	raised   bool // the writer left the idle class (yield)
 
 	replayed     chan struct{} // closed once the backlog at Run start is stored
 	replayedOnce sync.Once
@@ -400,10 +401,26 @@ func (p *Pipeline) yield(ctx context.Context) bool {
 	now, rec := time.Now(), p.recorded.Load()
 	rate := float64(rec-p.lastRec) / now.Sub(p.lastLook).Seconds()
 	p.lastRec, p.lastLook = rec, now
+	// A backlog past half the spool cannot wait for CPU time the sinks
+	// leave: the writer leaves the idle class until it is down to a
+	// quarter again (where the system allows it).
+	st := p.cfg.Spool.Stats()
+	switch {
+	case !p.raised && st.Bytes > p.spoolMax/2:
+		if err := idle.Raise(); err == nil {
+			p.raised = true
+			p.log.Warn("the spool is more than half full: the store writer runs at the normal CPU priority until it is down to a quarter",
+				"spool_bytes", st.Bytes, "max_bytes", p.spoolMax)
+		}
+	case p.raised && st.Bytes < p.spoolMax/4:
+		if idle.Lower() == nil {
+			p.raised = false
+		}
+	}
 	if p.cfg.Saturated == nil || rate < deferAbove || !p.cfg.Saturated() {
 		return false
 	}
-	if st := p.cfg.Spool.Stats(); st.Bytes > p.spoolMax/2 {
+	if st.Bytes > p.spoolMax/2 {
 		return false
 	}
 	p.m.deferred.Inc()

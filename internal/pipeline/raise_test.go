@@ -1,0 +1,62 @@
+package pipeline
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/spool"
+)
+
+// syncBuffer is a bytes.Buffer for a logger written from the writer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestWriterLeavesIdleClassWhenSpoolFills: a backlog past half the spool
+// makes the writer run at the normal priority, and it stores everything.
+func TestWriterLeavesIdleClassWhenSpoolFills(t *testing.T) {
+	r := newRig(t, t.TempDir(), spool.Options{SegmentBytes: 16 << 10})
+	defer r.close()
+	var logs syncBuffer
+	const max = 64 << 10
+	p, err := New(Config{Spool: r.sp, Store: r.st, SpoolMaxBytes: max, BatchSize: 100,
+		FlushInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A backlog past half the spool before the writer starts.
+	n := 0
+	for r.sp.Stats().Bytes <= max/2+4096 {
+		if !p.Record(ev(n)) {
+			t.Fatalf("record %d refused", n)
+		}
+		n++
+		if n%100 == 0 {
+			r.sp.Flush()
+		}
+	}
+	r.sp.Flush()
+	stop := start(t, p, 5*time.Second)
+	waitFor(t, "the backlog stored", func() bool { return r.stored() == int64(n) })
+	stop()
+	if !strings.Contains(logs.String(), "runs at the normal CPU priority") {
+		t.Errorf("the writer did not leave the idle class with %d events in a %d-byte spool; log:\n%s", n, max, logs.String())
+	}
+}
