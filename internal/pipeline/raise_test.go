@@ -1,40 +1,21 @@
 package pipeline
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/spool"
+	"github.com/takedown-project/takedown/internal/testnet"
 )
-
-// syncBuffer is a bytes.Buffer for a logger written from the writer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestWriterLeavesIdleClassWhenSpoolFills: a backlog past half the spool
 // makes the writer run at the normal priority, and it stores everything.
 func TestWriterLeavesIdleClassWhenSpoolFills(t *testing.T) {
 	r := newRig(t, t.TempDir(), spool.Options{SegmentBytes: 16 << 10})
 	defer r.close()
-	var logs syncBuffer
+	var logs testnet.Buffer
 	const max = 64 << 10
 	p, err := New(Config{Spool: r.sp, Store: r.st, SpoolMaxBytes: max, BatchSize: 100,
 		FlushInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
