@@ -70,40 +70,14 @@ type HostCount struct {
 // by the dimensions of q, ordered by IPs descending and then by the keys in
 // the order Day, Family, ASN, Country.
 func (s *Store) UniqueHosts(ctx context.Context, q HostQuery) ([]HostCount, error) {
-	var by [4]bool // day, family, asn, country
-	for _, d := range q.GroupBy {
-		switch d {
-		case DimDay:
-			by[0] = true
-		case DimFamily:
-			by[1] = true
-		case DimASN:
-			by[2] = true
-		case DimCountry:
-			by[3] = true
-		default:
-			return nil, fmt.Errorf("store: unique hosts: unknown dimension %q", d)
-		}
+	by, err := groupDims(q.GroupBy)
+	if err != nil {
+		return nil, fmt.Errorf("store: unique hosts: %w", err)
 	}
-	var keys, sel []string
-	if by[0] {
-		keys = append(keys, "day")
-		sel = append(sel, "CAST(time AS DATE) AS day")
-	}
-	if by[1] {
-		keys = append(keys, "family")
-		sel = append(sel, "coalesce(family, '') AS family")
-	}
-	if by[2] {
-		keys = append(keys, "asn")
-		// any_value rather than arg_max(as_name, time): the latest name
-		// cost a third of the time of the week's query per ASN.
-		sel = append(sel, "asn", "coalesce(any_value(as_name), '') AS as_name")
-	}
-	if by[3] {
-		keys = append(keys, "country")
-		sel = append(sel, "coalesce(country_code, '') AS country")
-	}
+	// any_value rather than arg_max(as_name, time): the latest name cost a
+	// third of the time of the week's query per ASN.
+	keys, sel := by.columns("CAST(time AS DATE) AS day", "coalesce(family, '') AS family",
+		"coalesce(any_value(as_name), '') AS as_name", "coalesce(country_code, '') AS country")
 	sel = append(sel, "count(DISTINCT "+hostKey+") AS ips", "count(DISTINCT bot_id) AS bots", "count(*) AS events")
 
 	where, args := timeRange(q.From, q.To)
@@ -141,26 +115,10 @@ func (s *Store) UniqueHosts(ctx context.Context, q HostQuery) ([]HostCount, erro
 	var out []HostCount
 	for rows.Next() {
 		var c HostCount
-		dest := make([]any, 0, 8)
-		if by[0] {
-			dest = append(dest, &c.Day)
-		}
-		if by[1] {
-			dest = append(dest, &c.Family)
-		}
-		if by[2] {
-			dest = append(dest, &c.ASN, &c.ASName)
-		}
-		if by[3] {
-			dest = append(dest, &c.Country)
-		}
-		dest = append(dest, &c.IPs, &c.Bots, &c.Events)
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(append(by.dest(&c), &c.IPs, &c.Bots, &c.Events)...); err != nil {
 			return nil, fmt.Errorf("store: unique hosts: %w", err)
 		}
-		if by[0] {
-			c.Day = c.Day.UTC()
-		}
+		c.Day = c.Day.UTC()
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -420,4 +378,65 @@ func timeRange(from, to time.Time) ([]string, []any) {
 		args = append(args, to.UTC())
 	}
 	return where, args
+}
+
+// hostDims are the dimensions a HostQuery groups by.
+type hostDims struct{ day, family, asn, country bool }
+
+// groupDims reads the dimensions of a HostQuery.
+func groupDims(dims []Dimension) (hostDims, error) {
+	var by hostDims
+	for _, d := range dims {
+		switch d {
+		case DimDay:
+			by.day = true
+		case DimFamily:
+			by.family = true
+		case DimASN:
+			by.asn = true
+		case DimCountry:
+			by.country = true
+		default:
+			return by, fmt.Errorf("unknown dimension %q", d)
+		}
+	}
+	return by, nil
+}
+
+// columns returns the GROUP BY keys (day, family, asn, country: the order
+// of HostCount's fields and of the ORDER BY after the count) and the
+// selected columns for them, given the expressions of day, family, the AS
+// name (beside asn) and country.
+func (by hostDims) columns(day, family, asName, country string) (keys, sel []string) {
+	if by.day {
+		keys, sel = append(keys, "day"), append(sel, day)
+	}
+	if by.family {
+		keys, sel = append(keys, "family"), append(sel, family)
+	}
+	if by.asn {
+		keys, sel = append(keys, "asn"), append(sel, "asn", asName)
+	}
+	if by.country {
+		keys, sel = append(keys, "country"), append(sel, country)
+	}
+	return keys, sel
+}
+
+// dest returns the scan destinations of the columns in c.
+func (by hostDims) dest(c *HostCount) []any {
+	dest := make([]any, 0, 8)
+	if by.day {
+		dest = append(dest, &c.Day)
+	}
+	if by.family {
+		dest = append(dest, &c.Family)
+	}
+	if by.asn {
+		dest = append(dest, &c.ASN, &c.ASName)
+	}
+	if by.country {
+		dest = append(dest, &c.Country)
+	}
+	return dest
 }

@@ -435,34 +435,11 @@ func whereSQL(where []string) string {
 // never returned: unclassified events with a case count as
 // UnknownFamily.
 func (r *Rollup) Hosts(ctx context.Context, q HostQuery) ([]HostCount, error) {
-	var by [4]bool
-	var keys, sel []string
-	for _, d := range q.GroupBy {
-		switch d {
-		case DimDay:
-			by[0] = true
-		case DimFamily:
-			by[1] = true
-		case DimASN:
-			by[2] = true
-		case DimCountry:
-			by[3] = true
-		default:
-			return nil, fmt.Errorf("store: rollup hosts: unknown dimension %q", d)
-		}
+	by, err := groupDims(q.GroupBy)
+	if err != nil {
+		return nil, fmt.Errorf("store: rollup hosts: %w", err)
 	}
-	if by[0] {
-		keys, sel = append(keys, "day"), append(sel, "day")
-	}
-	if by[1] {
-		keys, sel = append(keys, "family"), append(sel, "family")
-	}
-	if by[2] {
-		keys, sel = append(keys, "asn"), append(sel, "asn", "any_value(as_name)")
-	}
-	if by[3] {
-		keys, sel = append(keys, "country"), append(sel, "country")
-	}
+	keys, sel := by.columns("day", "family", "any_value(as_name)", "country")
 	sel = append(sel, "count(DISTINCT src_ip) AS ips", "sum(events)::BIGINT")
 	where, args := rollupWhere(q.From, q.To, q.Family, q.ASN, q.Country)
 	query := "SELECT " + strings.Join(sel, ", ") + " FROM rollup_hosts" + whereSQL(where)
@@ -482,21 +459,7 @@ func (r *Rollup) Hosts(ctx context.Context, q HostQuery) ([]HostCount, error) {
 	for rows.Next() {
 		var c HostCount
 		var events sql.NullInt64
-		var dest []any
-		if by[0] {
-			dest = append(dest, &c.Day)
-		}
-		if by[1] {
-			dest = append(dest, &c.Family)
-		}
-		if by[2] {
-			dest = append(dest, &c.ASN, &c.ASName)
-		}
-		if by[3] {
-			dest = append(dest, &c.Country)
-		}
-		dest = append(dest, &c.IPs, &events)
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(append(by.dest(&c), &c.IPs, &events)...); err != nil {
 			return nil, fmt.Errorf("store: rollup hosts: %w", err)
 		}
 		c.Day = c.Day.UTC()
