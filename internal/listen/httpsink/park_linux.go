@@ -135,7 +135,7 @@ func (p *parker) run() {
 			}
 			p.mu.Unlock()
 			for i, h := range ready {
-				p.s.work.run(p.s, job{h: h})
+				p.s.work.run(job{h: h})
 				ready[i] = nil
 			}
 			ready = ready[:0]

@@ -115,8 +115,8 @@ func New(cfg Config) (*Server, error) {
 		certs: cfg.Certs,
 		dflt:  classify.Response{Status: cfg.DefaultStatus},
 		conns: map[*sinkConn]struct{}{},
-		work:  newWorkers(),
 	}
+	s.work = newWorkers(s)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -386,7 +386,7 @@ func (s *Server) accept(l *listener) {
 		s.mu.Unlock()
 		s.m.open[l.p].Inc()
 		s.m.conns[l.p].Inc()
-		s.work.run(s, job{sc: sc})
+		s.work.run(job{sc: sc})
 	}
 }
 

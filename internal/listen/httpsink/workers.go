@@ -23,6 +23,7 @@ type job struct {
 // needs; a new goroutine per connection would grow (copy) it again each
 // time, which cost a tenth of the CPU of a Connection: close load.
 type workers struct {
+	s    *Server
 	jobs chan job      // unbuffered: a send succeeds only if a worker waits
 	quit chan struct{} // closed by stop
 	wg   sync.WaitGroup
@@ -30,21 +31,21 @@ type workers struct {
 	idle atomic.Int64 // workers waiting for a job
 }
 
-func newWorkers() *workers {
-	return &workers{jobs: make(chan job), quit: make(chan struct{})}
+func newWorkers(s *Server) *workers {
+	return &workers{s: s, jobs: make(chan job), quit: make(chan struct{})}
 }
 
 // run hands j to a waiting worker, or starts one.
-func (w *workers) run(s *Server, j job) {
+func (w *workers) run(j job) {
 	select {
 	case w.jobs <- j:
 	default:
 		w.wg.Add(1)
-		go w.work(s, j)
+		go w.work(j)
 	}
 }
 
-func (w *workers) work(s *Server, j job) {
+func (w *workers) work(j job) {
 	defer w.wg.Done()
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
@@ -52,7 +53,7 @@ func (w *workers) work(s *Server, j job) {
 		if j.h != nil {
 			j.h.resume()
 		} else {
-			s.serve(j.sc)
+			w.s.serve(j.sc)
 		}
 		t.Reset(workerIdle)
 		w.idle.Add(1)
