@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 // bin is the takedown binary built once for the tests: the commands run as
@@ -74,12 +75,7 @@ func mustRun(t *testing.T, cfg string, args ...string) string {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", testnet.FreePort(t))
 }
 
 // setup writes a config with its own data directory and API port.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/freeport"
 	"github.com/takedown-project/takedown/internal/progress"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/sim"
@@ -288,7 +288,7 @@ func demoConfig(base config.Config, dir, worldDB string) (config.Config, error) 
 	cfg.Operator = "the takedown demo"
 	cfg.Enrich.Databases = []string{worldDB}
 	cfg.DNS.RRL.ResponsesPerSecond = -1
-	ports, err := freePorts(6)
+	ports, err := freeport.Distinct(6)
 	if err != nil {
 		return cfg, err
 	}
@@ -301,32 +301,6 @@ func demoConfig(base config.Config, dir, worldDB string) (config.Config, error) 
 	cfg.Listen.SMTP = []string{at(5)}
 	cfg.Listen.TCP, cfg.Listen.UDP = nil, nil
 	return cfg, cfg.Validate()
-}
-
-// freePorts finds n loopback ports free for both TCP and UDP.
-func freePorts(n int) ([]int, error) {
-	var out []int
-	var held []io.Closer
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		held = append(held, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		held = append(held, u)
-		out = append(out, port)
-	}
-	return out, nil
 }
 
 // demoSeize opens the two cases and their domains, sinkholed, and returns

@@ -7,32 +7,23 @@ package testnet
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os/exec"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/takedown-project/takedown/internal/freeport"
 )
 
-// FreePort returns a port of 127.0.0.1 that was free for both UDP and TCP
-// (DNS servers bind both).
+// FreePort returns a port of 127.0.0.1 that was free for both UDP and TCP,
+// from below the ephemeral range (freeport.Loopback).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
+	p, err := freeport.Loopback()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no port of 127.0.0.1 free for both UDP and TCP")
-	return 0
+	return p
 }
 
 // Buffer is a bytes.Buffer safe for one writer and concurrent readers.
