@@ -56,6 +56,9 @@ type Server struct {
 	// noBatch makes UDP workers read and write one datagram a system
 	// call even where recvmmsg/sendmmsg are available (tests).
 	noBatch bool
+	// noRaw makes them wait in the runtime's poller instead of blocking
+	// in the kernel (tests).
+	noRaw bool
 	// fast holds the pre-packed records of the fast path; noFast sends
 	// every packet down the general path (tests compare the two).
 	fast   fastRRs
@@ -70,10 +73,13 @@ type Server struct {
 	mu      sync.Mutex
 	started bool
 	closed  bool
-	udp     []*net.UDPConn
-	tcp     []*net.TCPListener
-	conns   map[net.Conn]struct{}
-	wg      sync.WaitGroup
+	// udpClosing tells the blocking UDP readers (raw) to leave.
+	udpClosing atomic.Bool
+	raw        []*rawUDP
+	udp        []*net.UDPConn
+	tcp        []*net.TCPListener
+	conns      map[net.Conn]struct{}
+	wg         sync.WaitGroup
 }
 
 // New checks cfg and returns a server that serves no zones yet.
@@ -333,6 +339,9 @@ func (s *Server) Start(ctx context.Context) error {
 	for _, u := range udp {
 		local := u.LocalAddr().(*net.UDPAddr).AddrPort()
 		local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+		if !s.noBatch && !s.noRaw && s.startRaw(u, local) {
+			continue
+		}
 		for range s.cfg.UDPWorkers {
 			s.wg.Add(1)
 			go s.serveUDP(u, local)
@@ -413,6 +422,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	s.udpClosing.Store(true)
+	for _, r := range s.raw {
+		r.wake()
+	}
 	for _, u := range s.udp {
 		u.Close()
 	}
@@ -557,6 +570,7 @@ func (s *Server) serveConn(c net.Conn) {
 type responseWriter struct {
 	s             *Server
 	udp           *net.UDPConn
+	raw           *rawUDP // instead of udp, with blocking readers
 	tcp           net.Conn
 	local, remote netip.AddrPort
 
@@ -575,7 +589,7 @@ var _ dns.ResponseWriter = (*responseWriter)(nil)
 // its TSIG.
 func (w *responseWriter) begin(req *dns.Msg, raw []byte) {
 	w.rcode, w.wrote, w.tsigStatus, w.tsigOnly, w.tsigMAC = dns.RcodeServerFailure, false, nil, false, ""
-	if w.udp != nil {
+	if w.udp != nil || w.raw != nil {
 		w.closed = false // Close means nothing on UDP; the socket is shared
 	}
 	if t := req.IsTsig(); t != nil {
@@ -635,6 +649,9 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	}
 	if !w.wrote && len(b) >= 4 {
 		w.rcode, w.wrote = int(b[3]&0x0f), true
+	}
+	if w.raw != nil {
+		return w.raw.sendTo(b, w.remote)
 	}
 	if w.udp != nil {
 		return w.udp.WriteToUDPAddrPort(b, w.remote)

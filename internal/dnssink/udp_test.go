@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -12,8 +13,10 @@ import (
 	"github.com/miekg/dns"
 )
 
-// TestUDPIO answers bursts of concurrent UDP queries with batched I/O and
-// with the one-datagram loop, on IPv4, IPv6 and dual-stack sockets.
+// TestUDPIO answers bursts of concurrent UDP queries with each way of
+// reading the socket: blocking readers (where the system has them),
+// batched I/O through the runtime's poller, and the one-datagram loop; on
+// IPv4, IPv6 and dual-stack sockets.
 func TestUDPIO(t *testing.T) {
 	for _, tc := range []struct{ listen, dial string }{
 		{"127.0.0.1:0", "127.0.0.1"},
@@ -21,8 +24,8 @@ func TestUDPIO(t *testing.T) {
 		{"[::]:0", "127.0.0.1"}, // v4-mapped clients on a v6 socket
 		{"[::]:0", "::1"},
 	} {
-		for _, noBatch := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/%s/noBatch=%v", tc.listen, tc.dial, noBatch), func(t *testing.T) {
+		for _, mode := range []string{"raw", "batch", "single"} {
+			t.Run(fmt.Sprintf("%s/%s/%s", tc.listen, tc.dial, mode), func(t *testing.T) {
 				if l, err := net.ListenPacket("udp", tc.listen); err != nil {
 					t.Skipf("no %s: %v", tc.listen, err)
 				} else {
@@ -37,7 +40,7 @@ func TestUDPIO(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s.noBatch = noBatch
+				s.noRaw, s.noBatch = mode != "raw", mode == "single"
 				s.SetZones(testZones)
 				if err := s.Start(context.Background()); err != nil {
 					t.Fatal(err)
@@ -101,11 +104,39 @@ func TestUDPIO(t *testing.T) {
 				}
 				waitFor(t, "events", func() bool { return len(rec.all()) == clients*queries })
 				for _, e := range rec.all() {
-					if e.SrcIP != netip.MustParseAddr(tc.dial) || e.DstPort != addr.Port() {
+					if e.SrcIP != netip.MustParseAddr(tc.dial) || e.SrcPort == 0 || e.DstPort != addr.Port() {
 						t.Fatalf("event from %v:%d to %v:%d", e.SrcIP, e.SrcPort, e.DstIP, e.DstPort)
 					}
 				}
 			})
 		}
+	}
+}
+
+// TestRawReadersLetTheWorldStop: blocking UDP readers that wait for a
+// datagram do not hold up a garbage collection (which stops every
+// goroutine), and Shutdown ends them.
+func TestRawReadersLetTheWorldStop(t *testing.T) {
+	s, _ := startServer(t, testConfig())
+	if runtime.GOOS == "linux" && len(s.raw) == 0 {
+		t.Fatal("no blocking readers on Linux")
+	}
+	if r := exchange(t, s, "udp", question("www.example.com.", dns.TypeA)); len(r.Answer) != 1 {
+		t.Fatalf("answer %v", r)
+	}
+	done := make(chan struct{})
+	go func() {
+		for range 5 {
+			runtime.GC()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("garbage collection did not finish beside idle UDP readers")
+	}
+	if r := exchange(t, s, "udp", question("www.example.com.", dns.TypeAAAA)); len(r.Answer) != 1 {
+		t.Fatalf("answer %v", r)
 	}
 }

@@ -1,12 +1,51 @@
 package idle
 
-import "golang.org/x/sys/unix"
+import (
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// cpus holds the CPU sets that the classes run on: all the CPUs the
+// process was started with, and the background share of them.
+var cpus = sync.OnceValues(func() (all, background unix.CPUSet) {
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		return all, all
+	}
+	return all, backgroundSet(all)
+})
+
+// backgroundSet is the share of all that the idle class keeps to: the
+// last quarter of its CPUs (the highest numbered; a CPUSet holds 0 to
+// 1023), and at least one; all of them when there is only one.
+func backgroundSet(all unix.CPUSet) unix.CPUSet {
+	n := all.Count()
+	if n < 2 {
+		return all
+	}
+	keep := max(1, n/4)
+	var bg unix.CPUSet
+	for c := 1023; c >= 0 && keep > 0; c-- {
+		if all.IsSet(c) {
+			bg.Set(c)
+			keep--
+		}
+	}
+	return bg
+}
 
 func raise() error {
-	return unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+	if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0); err != nil {
+		return err
+	}
+	all, _ := cpus()
+	unix.SchedSetaffinity(0, &all) //nolint:errcheck // the class is what matters; the CPUs are a refinement
+	return nil
 }
 
 func lower() error {
+	_, bg := cpus()
+	unix.SchedSetaffinity(0, &bg) //nolint:errcheck // as in raise
 	return unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
 }
 

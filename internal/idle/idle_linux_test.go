@@ -46,3 +46,61 @@ func TestRun(t *testing.T) {
 		t.Errorf("the caller's thread is in policy %d (%v), want SCHED_NORMAL", p, err)
 	}
 }
+
+// TestRunKeepsToTheBackgroundCPUs: f runs on the last quarter of the CPUs
+// (one of two), back on all of them once raised, and the caller's thread
+// keeps them all.
+func TestRunKeepsToTheBackgroundCPUs(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	var in, raised unix.CPUSet
+	Run(func() {
+		unix.SchedGetaffinity(0, &in)
+		Raise()
+		unix.SchedGetaffinity(0, &raised)
+	})
+	want := max(1, all.Count()/4)
+	if all.Count() == 1 {
+		want = 1
+	}
+	if in.Count() != want {
+		t.Errorf("f ran on %d CPUs of %d, want %d", in.Count(), all.Count(), want)
+	}
+	for c := range 1024 {
+		if in.IsSet(c) && !all.IsSet(c) {
+			t.Errorf("f ran on CPU %d, outside the process's set", c)
+		}
+	}
+	if raised != all {
+		t.Errorf("raised, f runs on %d CPUs, want all %d", raised.Count(), all.Count())
+	}
+	var after unix.CPUSet
+	unix.SchedGetaffinity(0, &after)
+	if after != all {
+		t.Errorf("the caller's thread runs on %d CPUs, want all %d", after.Count(), all.Count())
+	}
+}
+
+func TestBackgroundSet(t *testing.T) {
+	set := func(cs ...int) (s unix.CPUSet) {
+		for _, c := range cs {
+			s.Set(c)
+		}
+		return s
+	}
+	for _, c := range []struct{ all, want unix.CPUSet }{
+		{set(0), set(0)},
+		{set(0, 1), set(1)},
+		{set(0, 2, 5), set(5)},
+		{set(0, 1, 2, 3, 4, 5, 6, 7), set(6, 7)},
+		{set(3, 1000), set(1000)},
+	} {
+		if got := backgroundSet(c.all); got != c.want {
+			t.Errorf("backgroundSet of %d CPUs: got %v, want %v", c.all.Count(), got, c.want)
+		}
+	}
+}
