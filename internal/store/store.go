@@ -53,6 +53,7 @@ type Store struct {
 	dnsApp  *duckdb.Appender // the columns of a DNS query (dnsColumns)
 	args    []driver.Value
 	dnsArgs []driver.Value
+	box     boxes
 	closed  bool
 }
 
@@ -236,15 +237,15 @@ func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {
 			}
 			continue
 		}
-		setLeading(a, e)
-		a[15] = str(e.HTTPMethod)
+		s.box.setLeading(a, e)
+		a[15] = s.box.str(e.HTTPMethod)
 		a[16] = str(e.HTTPPath)
-		a[17] = str(e.HTTPUserAgent)
-		a[18] = str(e.TLSVersion)
-		a[19] = str(e.TLSCipher)
-		a[20] = str(e.TLSFingerprint)
-		a[21] = str(e.DNSQType)
-		a[22] = str(e.DNSRcode)
+		a[17] = s.box.str(e.HTTPUserAgent)
+		a[18] = s.box.str(e.TLSVersion)
+		a[19] = s.box.str(e.TLSCipher)
+		a[20] = s.box.str(e.TLSFingerprint)
+		a[21] = s.box.str(e.DNSQType)
+		a[22] = s.box.str(e.DNSRcode)
 		a[23] = e.Bytes
 		a[24] = str(e.PayloadSHA256)
 		if len(e.PayloadHead) > 0 {
@@ -253,10 +254,10 @@ func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {
 			a[25] = nil
 		}
 		a[26] = e.ASN
-		a[27] = str(e.ASName)
-		a[28] = str(e.CountryCode)
-		a[29] = str(e.Region)
-		a[30] = str(e.City)
+		a[27] = s.box.str(e.ASName)
+		a[28] = s.box.str(e.CountryCode)
+		a[29] = s.box.str(e.Region)
+		a[30] = s.box.str(e.City)
 		a[31] = e.Latitude
 		a[32] = e.Longitude
 		a[33] = e.DNSDO
@@ -264,15 +265,15 @@ func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {
 		a[35] = e.Malformed
 		a[36] = str(e.HTTPReferer)
 		a[37] = str(e.HTTPForwardedBy)
-		a[38] = str(e.HTTPContentType)
-		a[39] = str(e.TLSALPN)
+		a[38] = s.box.str(e.HTTPContentType)
+		a[39] = s.box.str(e.TLSALPN)
 		a[40] = str(e.SMTPHelo)
 		a[41] = str(e.SMTPFrom)
 		a[42] = str(e.SMTPRcptDomains)
 		a[43] = e.SMTPRcptCount
 		a[44] = str(e.SMTPSubject)
 		a[45] = str(e.SMTPMessageID)
-		a[46] = str(e.Error)
+		a[46] = s.box.str(e.Error)
 		if err := app.AppendRow(a...); err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
@@ -303,35 +304,35 @@ func isDNSQuery(e *event.Event) bool {
 
 // setLeading sets the values of the columns that both appenders start with:
 // time to bot_id, the first 15 of columns and of dnsColumnNames.
-func setLeading(a []driver.Value, e *event.Event) {
+func (b *boxes) setLeading(a []driver.Value, e *event.Event) {
 	a[0] = e.Time
-	a[1] = str(e.Sensor)
-	a[2] = str(string(e.Protocol))
-	a[3] = str(string(e.Transport))
+	a[1] = b.str(e.Sensor)
+	a[2] = b.str(string(e.Protocol))
+	a[3] = b.str(string(e.Transport))
 	a[4], a[5] = srcIPValues(e.SrcIP)
 	a[6] = e.SrcPort
-	a[7] = ipValue(e.DstIP)
-	a[8] = e.DstPort
+	a[7] = b.dstIP(e.DstIP)
+	a[8] = b.port(e.DstPort)
 	a[9] = str(e.Domain)
-	a[10] = str(e.Zone)
-	a[11] = str(e.Case)
-	a[12] = str(e.Family)
-	a[13] = str(e.Tag)
+	a[10] = b.str(e.Zone)
+	a[11] = b.str(e.Case)
+	a[12] = b.str(e.Family)
+	a[13] = b.str(e.Tag)
 	a[14] = str(e.BotID)
 }
 
 // appendDNS appends e to the DNS appender.
 func (s *Store) appendDNS(e *event.Event) error {
 	a := s.dnsArgs
-	setLeading(a, e)
-	a[15] = str(e.DNSQType)
-	a[16] = str(e.DNSRcode)
+	s.box.setLeading(a, e)
+	a[15] = s.box.str(e.DNSQType)
+	a[16] = s.box.str(e.DNSRcode)
 	a[17] = e.Bytes
 	a[18] = e.ASN
-	a[19] = str(e.ASName)
-	a[20] = str(e.CountryCode)
-	a[21] = str(e.Region)
-	a[22] = str(e.City)
+	a[19] = s.box.str(e.ASName)
+	a[20] = s.box.str(e.CountryCode)
+	a[21] = s.box.str(e.Region)
+	a[22] = s.box.str(e.City)
 	a[23] = e.Latitude
 	a[24] = e.Longitude
 	a[25] = e.DNSDO
