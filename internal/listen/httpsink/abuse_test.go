@@ -349,3 +349,43 @@ func raiseNoFile(t *testing.T, n uint64) {
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	})
 }
+
+// TestStuckReaderHitsWriteTimeout: a client that pipelines requests and
+// never reads the answers fills the socket; the response that cannot be
+// written ends the connection after WriteTimeout, not at the connection's
+// end of life.
+func TestStuckReaderHitsWriteTimeout(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.WriteTimeout = 300 * time.Millisecond
+		c.ConnTimeout, c.IdleTimeout, c.ReadHeaderTimeout = time.Minute, time.Minute, time.Minute
+		c.HTTPS = nil
+	})
+	conn, err := net.Dial("tcp", ts.http)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	req := []byte("GET /stuck HTTP/1.1\r\nHost: evil-c2.example\r\n\r\n")
+	batch := bytes.Repeat(req, 1000)
+	go func() {
+		for range 200 { // ~9 MB of requests, ~30 MB of answers
+			if _, err := conn.Write(batch); err != nil {
+				return
+			}
+		}
+	}()
+	open := func() int {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return len(ts.conns)
+	}
+	if !waitFor(5*time.Second, func() bool { return len(ts.rec.all()) > 0 }) {
+		t.Fatal("no request recorded")
+	}
+	start := time.Now()
+	if !waitFor(15*time.Second, func() bool { return open() == 0 }) {
+		t.Fatalf("the connection of a client that never reads is still open (%d events so far)", len(ts.rec.all()))
+	}
+	t.Logf("closed %v after the first event, %d requests recorded", time.Since(start).Round(time.Millisecond), len(ts.rec.all()))
+}

@@ -54,6 +54,11 @@ type h1conn struct {
 	nbody int64     // body bytes read
 	first bool      // no request has begun yet
 	until time.Time // end of the wait for the next request
+	// headBy is when the head of the request under way is due; fill sets
+	// it as the read deadline before its first read of the head
+	// (headDue), so a head that came whole costs no deadline.
+	headBy  time.Time
+	headDue bool
 	parkState
 }
 
@@ -96,7 +101,7 @@ func (s *Server) serveHTTP1(sc *sinkConn, c net.Conn) (parked bool) {
 // ended. On a false return the caller closes the connection; after a true
 // one it must not touch h.
 func (h *h1conn) serve(resumed bool) (parked bool) {
-	s, sc, c := h.s, h.sc, h.c
+	s, sc := h.s, h.sc
 	for {
 		if h.r == h.w {
 			if !resumed {
@@ -112,6 +117,7 @@ func (h *h1conn) serve(resumed bool) (parked bool) {
 					return false
 				}
 			}
+			h.headDue = false // readWake sets the deadline of the wait
 			n, err := h.readWake(resumed)
 			resumed = false
 			if err == errParked {
@@ -132,16 +138,24 @@ func (h *h1conn) serve(resumed bool) (parked bool) {
 				h.w = copy(h.x.buf, sc.wake[:n])
 			}
 			if !h.first {
-				c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout)) //nolint:errcheck
+				h.headBy, h.headDue = time.Now().Add(s.cfg.ReadHeaderTimeout), true
 			}
 		} else if !h.first {
-			c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout)) //nolint:errcheck
+			h.headBy, h.headDue = time.Now().Add(s.cfg.ReadHeaderTimeout), true
 		}
 		h.first = false
 		if !h.serveOne() || s.isClosing() {
 			h.release()
 			return false
 		}
+	}
+}
+
+// resume serves a connection the parker found readable, in a new
+// goroutine.
+func (h *h1conn) resume() {
+	if !h.serve(true) {
+		h.sc.Close()
 	}
 }
 
@@ -344,6 +358,10 @@ func (h *h1conn) fill() error {
 	if h.w == len(b) {
 		return errHeaderTooLarge // callers grow first; never here in practice
 	}
+	if h.headDue {
+		h.headDue = false
+		h.c.SetReadDeadline(h.headBy) //nolint:errcheck
+	}
 	n, err := h.c.Read(b[h.w:])
 	h.w += n
 	if n > 0 {
@@ -488,6 +506,7 @@ func (h *h1conn) consume(n int64) error {
 // bodyFill reads more of a body: each read must bring bytes within
 // ReadHeaderTimeout.
 func (h *h1conn) bodyFill() error {
+	h.headDue = false
 	h.c.SetReadDeadline(time.Now().Add(h.s.cfg.ReadHeaderTimeout)) //nolint:errcheck
 	return h.fill()
 }
@@ -544,7 +563,16 @@ func (h *h1conn) respond(status int, ctype, body string, head, closing bool) err
 	return h.write(out)
 }
 
+// write sends b. On a plain connection it first tries one write(2) that
+// does not wait, which sends a whole response nearly always: only what
+// that leaves over needs the write deadline (WriteTimeout), which saves
+// setting a deadline per response.
 func (h *h1conn) write(b []byte) error {
+	if n := h.tryWrite(b); n == len(b) {
+		return nil
+	} else {
+		b = b[n:]
+	}
 	h.c.SetWriteDeadline(time.Now().Add(h.s.cfg.WriteTimeout)) //nolint:errcheck
 	_, err := h.c.Write(b)
 	return err

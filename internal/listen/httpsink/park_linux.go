@@ -61,6 +61,9 @@ type parkState struct {
 	readFn  func(uintptr) bool
 	rn      int   // result of readFn
 	rerr    error // …
+	writeFn func(uintptr) bool
+	wb      []byte // what writeFn sends
+	wn      int    // how much of it it sent
 	// Under parker.mu:
 	inEpoll bool  // registered once: later parks modify
 	fd      int32 // its descriptor
@@ -437,10 +440,29 @@ func (h *h1conn) rawRead(fd uintptr) bool {
 	return true
 }
 
-// resume serves a connection the parker found readable, in a new
-// goroutine.
-func (h *h1conn) resume() {
-	if !h.serve(true) {
-		h.sc.Close()
+// tryWrite makes one write(2) of b on a plain connection, one that does
+// not wait for room in the socket, and returns how many bytes it sent.
+func (h *h1conn) tryWrite(b []byte) int {
+	if h.sc.p != protoHTTP || h.c != net.Conn(h.sc) || !h.parkable() {
+		return 0
 	}
+	if h.writeFn == nil {
+		h.writeFn = h.rawWrite
+	}
+	h.wb, h.wn = b, 0
+	err := h.raw.Write(h.writeFn)
+	h.wb = nil
+	if err != nil {
+		return 0 // closed, or past the deadline: the caller's write says
+	}
+	return h.wn
+}
+
+// rawWrite is one write(2) of h.wb.
+func (h *h1conn) rawWrite(fd uintptr) bool {
+	n, err := unix.Write(int(fd), h.wb)
+	if err == nil {
+		h.wn = n
+	}
+	return true
 }

@@ -19,3 +19,6 @@ func (h *h1conn) readWake(bool) (int, error) {
 	h.c.SetReadDeadline(h.until) //nolint:errcheck
 	return h.c.Read(h.sc.wake[:])
 }
+
+// tryWrite sends nothing: write always uses the connection's Write.
+func (h *h1conn) tryWrite([]byte) int { return 0 }
