@@ -100,8 +100,10 @@ type Config struct {
 	// 1232, the DNS Flag Day 2020 size that avoids IP fragmentation.
 	// Clients without EDNS0 get at most 512 bytes.
 	MaxUDPSize int
-	// UDPWorkers is the number of goroutines reading each UDP socket;
-	// default the number of CPUs, at most GOMAXPROCS.
+	// UDPWorkers is the number of goroutines reading each UDP socket (on
+	// Linux each blocks in recvmmsg on a thread of its own and lends the
+	// Go scheduler a P while it serves); default the number of CPUs, at
+	// most GOMAXPROCS.
 	UDPWorkers int
 	// MaxTCPConns bounds the open TCP connections over all listeners;
 	// default 1024. Connections beyond it are closed at once.
