@@ -26,7 +26,9 @@
 // replies (p99 at 20,000 queries/s 0.64 ms for NSD beside one idle-class
 // busy loop, 0.24 ms with that loop kept to one CPU). So the idle class
 // also keeps to the last quarter of the CPUs, at least one (all of them on
-// a one-CPU machine), and Raise gives the thread all of them back.
+// a one-CPU machine); Raise gives the thread all of them back, and Widen
+// all the idle-class threads, for as long as that share is taken by other
+// work.
 //
 // Each Run also lends the Go scheduler a P while f runs (package procs):
 // a thread that the kernel holds back keeps the P of the goroutine it
@@ -59,6 +61,13 @@ func Run(f func()) {
 // Lower puts the calling thread in the idle class; the caller has locked
 // its goroutine to the thread (runtime.LockOSThread) for good.
 func Lower() error { return lower() }
+
+// Widen lets every idle-class thread of the process (DuckDB's workers
+// too) run on all the CPUs (true), or keeps them to the background share
+// again (false). The share is one CPU on a two-CPU machine, and a machine
+// that keeps that CPU busy with other work starves the background: a
+// watchdog that sees it make no progress widens it (package pipeline).
+func Widen(wide bool) error { return widen(wide) }
 
 // Raise puts the calling thread, which runs in the idle class by Run, back
 // in the normal class: for work that can no longer wait, such as a store

@@ -1,7 +1,11 @@
 package idle
 
 import (
+	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,8 +47,46 @@ func raise() error {
 	return nil
 }
 
+// widened is set while the idle class may use every CPU (Widen).
+var widened atomic.Bool
+
+// idleSet is the CPUs the idle class runs on now.
+func idleSet() unix.CPUSet {
+	all, bg := cpus()
+	if widened.Load() {
+		return all
+	}
+	return bg
+}
+
+func widen(wide bool) error {
+	widened.Store(wide)
+	set := idleSet()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/stat")
+		if err != nil {
+			continue // the thread ended
+		}
+		// The fields after the command's closing parenthesis start at
+		// 3; the policy is field 41.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 41-3 && f[41-3] == strconv.Itoa(unix.SCHED_IDLE) {
+			unix.SchedSetaffinity(tid, &set) //nolint:errcheck // the thread may have ended
+		}
+	}
+	return nil
+}
+
 func lower() error {
-	_, bg := cpus()
+	bg := idleSet()
 	unix.SchedSetaffinity(0, &bg) //nolint:errcheck // as in raise
 	return unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
 }

@@ -104,3 +104,58 @@ func TestBackgroundSet(t *testing.T) {
 		}
 	}
 }
+
+// TestWiden: Widen moves a running idle-class thread onto every CPU and
+// back to the background share, and a Run begun while widened starts on
+// every CPU.
+func TestWiden(t *testing.T) {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	if all.Count() < 2 {
+		t.Skip("one CPU: the background share is all of it")
+	}
+	defer Widen(false)
+	tid := make(chan int)
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		Run(func() {
+			tid <- unix.Gettid()
+			<-release
+		})
+		close(done)
+	}()
+	id := <-tid
+	on := func() int {
+		var s unix.CPUSet
+		if err := unix.SchedGetaffinity(id, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.Count()
+	}
+	bg := on()
+	if bg >= all.Count() {
+		t.Fatalf("idle thread on %d of %d CPUs before Widen", bg, all.Count())
+	}
+	if err := Widen(true); err != nil {
+		t.Fatal(err)
+	}
+	if n := on(); n != all.Count() {
+		t.Errorf("widened: on %d CPUs, want %d", n, all.Count())
+	}
+	var fresh unix.CPUSet
+	Run(func() { unix.SchedGetaffinity(0, &fresh) })
+	if fresh != all {
+		t.Errorf("a Run begun while widened runs on %d CPUs, want %d", fresh.Count(), all.Count())
+	}
+	if err := Widen(false); err != nil {
+		t.Fatal(err)
+	}
+	if n := on(); n != bg {
+		t.Errorf("narrowed again: on %d CPUs, want %d", n, bg)
+	}
+	close(release)
+	<-done
+}

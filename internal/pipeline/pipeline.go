@@ -116,6 +116,7 @@ type Pipeline struct {
 
 	recorded, dropped, stored, invalid, failures atomic.Uint64
 	lastAppend                                   atomic.Int64 // ns
+	beat                                         atomic.Int64 // unix ns the writer last went round its loop
 
 	m metrics
 }
@@ -124,7 +125,7 @@ type metrics struct {
 	recorded, dropped, stored, invalid, failures prometheus.Counter
 	batch, appendSeconds                         prometheus.Histogram
 	lag                                          prometheus.Gauge
-	deferred                                     prometheus.Counter
+	deferred, widened                            prometheus.Counter
 }
 
 // New checks cfg and returns a pipeline; Run starts its store writer.
@@ -165,6 +166,7 @@ func New(cfg Config) (*Pipeline, error) {
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "takedown_pipeline_lag_seconds",
 			Help: "Age of the newest event in the last stored batch, when it was stored."}),
 		deferred: counter("store_deferred_total", "Times the store writer waited 100 ms because the CPUs were saturated."),
+		widened:  counter("writer_widened_total", "Times the starved store writer (and the rest of the idle CPU class) was let onto every CPU."),
 	}
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_backlog_events",
 		Help: "Events recorded into the spool and not yet stored (or skipped): the queue between the sinks and the store."},
@@ -172,7 +174,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(backlog)
 		cfg.Registerer.MustRegister(p.m.recorded, p.m.dropped, p.m.stored, p.m.invalid, p.m.failures,
-			p.m.batch, p.m.appendSeconds, p.m.lag, p.m.deferred)
+			p.m.batch, p.m.appendSeconds, p.m.lag, p.m.deferred, p.m.widened)
 	}
 	return p, nil
 }
@@ -251,8 +253,56 @@ func (p *Pipeline) Run(ctx context.Context, drain time.Duration) error {
 	// the sinks' answers come first, and the spool absorbs the
 	// difference.
 	var err error
+	p.beat.Store(time.Now().UnixNano())
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		p.watch(wctx, time.Second, max(2*time.Second, 3*p.cfg.FlushInterval), idle.Widen)
+	}()
 	idle.Run(func() { err = p.run(ctx, drain) })
+	stopWatch()
+	<-watched
 	return err
+}
+
+// watch widens the idle class onto every CPU (package idle) while the
+// writer is starved: it has not gone round its loop for stall, although
+// the loop turns at least every FlushInterval when it gets the CPU (a long
+// append also widens it, which only lets the append use more CPUs). The idle class keeps to one CPU of two, and a
+// machine that keeps that CPU busy with other work would otherwise leave
+// the writer no CPU at all until the spool is half full. It narrows the
+// class again as soon as the writer runs, so that a writer that can run
+// there stays off the sinks' CPUs.
+func (p *Pipeline) watch(ctx context.Context, every, stall time.Duration, widen func(bool) error) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	wide := false
+	defer func() {
+		if wide {
+			widen(false) //nolint:errcheck // best effort, as below
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		starved := time.Since(time.Unix(0, p.beat.Load())) > stall
+		switch {
+		case starved && !wide:
+			if widen(true) == nil {
+				wide = true
+				p.m.widened.Inc()
+				p.log.Debug("the writer is starved on its CPU; the idle class may use every CPU")
+			}
+		case !starved && wide:
+			if widen(false) == nil {
+				wide = false
+			}
+		}
+	}
 }
 
 func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
@@ -292,6 +342,7 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 		drainCtx, cancelDrain = context.WithTimeout(context.WithoutCancel(ctx), drain)
 	}
 	for {
+		p.beat.Store(time.Now().UnixNano())
 		if !stopping && p.yield(ctx) {
 			continue
 		}

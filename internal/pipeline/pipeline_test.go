@@ -468,3 +468,74 @@ func TestRunAfterCancel(t *testing.T) {
 		t.Errorf("%d of 50 events stored", n)
 	}
 }
+
+// TestWatchWidensAStarvedWriter: when the writer's loop has not turned
+// for longer than stall, the watchdog widens the idle class; once the
+// writer goes round again it narrows it.
+func TestWatchWidensAStarvedWriter(t *testing.T) {
+	sp, err := spool.Open(spool.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	p, err := New(Config{Spool: sp, Store: nopStore{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls []bool
+	widen := func(w bool) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, w)
+		return nil
+	}
+	got := func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]bool(nil), calls...)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	// A writer that keeps turning is left alone.
+	stopBeat := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		for {
+			select {
+			case <-stopBeat:
+				return
+			case <-time.After(5 * time.Millisecond):
+				p.beat.Store(time.Now().UnixNano())
+			}
+		}
+	}()
+	p.beat.Store(time.Now().UnixNano())
+	go func() {
+		defer close(done)
+		p.watch(ctx, 10*time.Millisecond, 50*time.Millisecond, widen)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if c := got(); len(c) != 0 {
+		t.Fatalf("widened while the writer turns: %v", c)
+	}
+	close(stopBeat) // the writer gets no CPU
+	<-beating
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c := got(); len(c) != 1 || !c[0] {
+		t.Fatalf("a starved writer: widen calls %v, want [true]", c)
+	}
+	p.beat.Store(time.Now().UnixNano()) // the writer runs again
+	for len(got()) == 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c := got(); len(c) != 2 || c[1] {
+		t.Fatalf("the writer ran again: widen calls %v, want [true false]", c)
+	}
+	cancel()
+	<-done
+}

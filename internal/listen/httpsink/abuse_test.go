@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -385,7 +386,11 @@ func TestStuckReaderHitsWriteTimeout(t *testing.T) {
 	}
 	start := time.Now()
 	if !waitFor(15*time.Second, func() bool { return open() == 0 }) {
-		t.Fatalf("the connection of a client that never reads is still open (%d events so far)", len(ts.rec.all()))
+		// Say where the server's goroutines are (seen once, in a CI run
+		// on a loaded machine, with 2,823 requests recorded).
+		var stacks strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+		t.Fatalf("the connection of a client that never reads is still open (%d events so far); goroutines:\n%s", len(ts.rec.all()), stacks.String())
 	}
 	t.Logf("closed %v after the first event, %d requests recorded", time.Since(start).Round(time.Millisecond), len(ts.rec.all()))
 }
