@@ -9,7 +9,8 @@
 #
 # Env: WORK (default /tmp/sinkhole-bench, the data set), CPUPROFILE (a file:
 # serve writes its CPU profile there on stop), DIR (default
-# /tmp/takedown-bench), PORT (default 5300), FLUSH_MS (pipeline.flush_ms, default 500).
+# /tmp/takedown-bench), PORT (default 5300), FLUSH_MS (pipeline.flush_ms, default 500),
+# BACKGROUND_CPUS (pipeline.background_cpus, default 1: a dedicated sinkhole's setting).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${WORK:-/tmp/sinkhole-bench}
@@ -35,7 +36,7 @@ dns:
   aaaa: []
   rrl: {responses_per_second: -1}
 transfer: {listen: []}
-pipeline: {flush_ms: ${FLUSH_MS:-500}}
+pipeline: {flush_ms: ${FLUSH_MS:-500}, background_cpus: ${BACKGROUND_CPUS:-1}}
 listen: {http: [], https: [], smtp: []}
 CFG
 	"$BIN" -c "$CFG" --actor bench cases add bench --court "Bench Court" --docket 0 >/dev/null

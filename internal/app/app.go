@@ -165,6 +165,9 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	t0 := time.Now()
+	// Before the database opens: DuckDB's workers are started then, and
+	// keep the CPUs of the thread that starts them.
+	idle.SetBackgroundCPUs(cfg.Pipeline.BackgroundCPUs)
 	local, err := Open(ctx, cfg)
 	if err != nil {
 		return err

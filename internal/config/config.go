@@ -260,6 +260,15 @@ type Pipeline struct {
 	// start. Default 10000. A service manager's stop timeout must be
 	// longer (deploy/takedown.service).
 	DrainTimeoutMS int `yaml:"drain_timeout_ms"`
+	// BackgroundCPUs keeps the background work (the store writer,
+	// DuckDB's workers, the dashboard's refresh, the reports; Linux's idle
+	// CPU class) to this many of the process's CPUs, the highest
+	// numbered, so that it never runs on the CPUs the sinks wake up on.
+	// Default 0: any CPU. On a dedicated sinkhole with 2 or more CPUs, 1
+	// (deploy/README.md, "CPU priority"); on a machine that keeps those
+	// CPUs busy with other work the writer is let onto every CPU while it
+	// is starved. Read at start only.
+	BackgroundCPUs int `yaml:"background_cpus"`
 }
 
 // Listen configures the sinkhole listeners that bots connect to once the
@@ -618,6 +627,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Pipeline.BatchSize < 0 || c.Pipeline.BatchSize > 1<<22 {
 		bad("pipeline.batch_size", "%d is not from 1 to 4194304", c.Pipeline.BatchSize)
+	}
+	if c.Pipeline.BackgroundCPUs < 0 {
+		bad("pipeline.background_cpus", "%d is negative", c.Pipeline.BackgroundCPUs)
 	}
 	if c.Pipeline.FlushMS < 0 {
 		bad("pipeline.flush_ms", "%d is negative", c.Pipeline.FlushMS)

@@ -24,11 +24,12 @@
 // The class alone is not enough on the benchmark machine either: a busy
 // background thread allowed on every CPU still delayed the DNS sinkhole's
 // replies (p99 at 20,000 queries/s 0.64 ms for NSD beside one idle-class
-// busy loop, 0.24 ms with that loop kept to one CPU). So the idle class
-// also keeps to the last quarter of the CPUs, at least one (all of them on
-// a one-CPU machine); Raise gives the thread all of them back, and Widen
-// all the idle-class threads, for as long as that share is taken by other
-// work.
+// busy loop, 0.24 ms with that loop kept to one CPU). SetBackgroundCPUs
+// keeps the idle class to the highest-numbered CPUs (a dedicated sinkhole
+// sets pipeline.background_cpus: 1); Raise gives the thread all of them
+// back, and Widen all the idle-class threads, for as long as that share is
+// taken by other work. By default the class may use every CPU: on a
+// machine busy with other work a CPU of its own can starve it.
 //
 // Each Run also lends the Go scheduler a P while f runs (package procs):
 // a thread that the kernel holds back keeps the P of the goroutine it
@@ -61,6 +62,12 @@ func Run(f func()) {
 // Lower puts the calling thread in the idle class; the caller has locked
 // its goroutine to the thread (runtime.LockOSThread) for good.
 func Lower() error { return lower() }
+
+// SetBackgroundCPUs keeps the idle-class threads started from now on to
+// the n highest-numbered CPUs the process may use (0, the default: all of
+// them; all of them also when it has no more than n). Call it before the
+// first Run.
+func SetBackgroundCPUs(n int) { setBackgroundCPUs(n) }
 
 // Widen lets every idle-class thread of the process (DuckDB's workers
 // too) run on all the CPUs (true), or keeps them to the background share

@@ -10,29 +10,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cpus holds the CPU sets that the classes run on: all the CPUs the
-// process was started with, and the background share of them.
-var cpus = sync.OnceValues(func() (all, background unix.CPUSet) {
+// allCPUs is the CPUs the process was started with.
+var allCPUs = sync.OnceValue(func() unix.CPUSet {
+	var all unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &all); err != nil {
-		return all, all
+		all.Zero()
+		for c := range 1024 {
+			all.Set(c)
+		}
 	}
-	return all, backgroundSet(all)
+	return all
 })
 
-// backgroundSet is the share of all that the idle class keeps to: the
-// last quarter of its CPUs (the highest numbered; a CPUSet holds 0 to
-// 1023), and at least one; all of them when there is only one.
-func backgroundSet(all unix.CPUSet) unix.CPUSet {
-	n := all.Count()
-	if n < 2 {
+// keep is the number of CPUs the idle class keeps to; 0: all of them.
+var keep atomic.Int32
+
+func setBackgroundCPUs(n int) { keep.Store(int32(max(0, n))) }
+
+// backgroundSet is the n highest-numbered CPUs of all (a CPUSet holds 0
+// to 1023); all of them when it has no more than n.
+func backgroundSet(all unix.CPUSet, n int) unix.CPUSet {
+	if n <= 0 || all.Count() <= n {
 		return all
 	}
-	keep := max(1, n/4)
 	var bg unix.CPUSet
-	for c := 1023; c >= 0 && keep > 0; c-- {
+	for c := 1023; c >= 0 && n > 0; c-- {
 		if all.IsSet(c) {
 			bg.Set(c)
-			keep--
+			n--
 		}
 	}
 	return bg
@@ -42,7 +47,7 @@ func raise() error {
 	if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0); err != nil {
 		return err
 	}
-	all, _ := cpus()
+	all := allCPUs()
 	unix.SchedSetaffinity(0, &all) //nolint:errcheck // the class is what matters; the CPUs are a refinement
 	return nil
 }
@@ -52,11 +57,11 @@ var widened atomic.Bool
 
 // idleSet is the CPUs the idle class runs on now.
 func idleSet() unix.CPUSet {
-	all, bg := cpus()
+	all := allCPUs()
 	if widened.Load() {
 		return all
 	}
-	return bg
+	return backgroundSet(all, int(keep.Load()))
 }
 
 func widen(wide bool) error {

@@ -51,6 +51,8 @@ func TestRun(t *testing.T) {
 // (one of two), back on all of them once raised, and the caller's thread
 // keeps them all.
 func TestRunKeepsToTheBackgroundCPUs(t *testing.T) {
+	SetBackgroundCPUs(max(1, runtime.NumCPU()/4))
+	defer SetBackgroundCPUs(0)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var all unix.CPUSet
@@ -92,16 +94,35 @@ func TestBackgroundSet(t *testing.T) {
 		}
 		return s
 	}
-	for _, c := range []struct{ all, want unix.CPUSet }{
-		{set(0), set(0)},
-		{set(0, 1), set(1)},
-		{set(0, 2, 5), set(5)},
-		{set(0, 1, 2, 3, 4, 5, 6, 7), set(6, 7)},
-		{set(3, 1000), set(1000)},
+	for _, c := range []struct {
+		all  unix.CPUSet
+		n    int
+		want unix.CPUSet
+	}{
+		{set(0), 1, set(0)},
+		{set(0, 1), 0, set(0, 1)},
+		{set(0, 1), 1, set(1)},
+		{set(0, 2, 5), 1, set(5)},
+		{set(0, 1, 2, 3, 4, 5, 6, 7), 2, set(6, 7)},
+		{set(3, 1000), 1, set(1000)},
+		{set(3, 1000), 2, set(3, 1000)},
 	} {
-		if got := backgroundSet(c.all); got != c.want {
-			t.Errorf("backgroundSet of %d CPUs: got %v, want %v", c.all.Count(), got, c.want)
+		if got := backgroundSet(c.all, c.n); got != c.want {
+			t.Errorf("backgroundSet(%d CPUs, %d): got %v, want %v", c.all.Count(), c.n, got, c.want)
 		}
+	}
+}
+
+// TestUnpinnedByDefault: without SetBackgroundCPUs the idle class may
+// use every CPU.
+func TestUnpinnedByDefault(t *testing.T) {
+	var all, in unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	Run(func() { unix.SchedGetaffinity(0, &in) })
+	if in != all {
+		t.Errorf("f ran on %d CPUs, want all %d", in.Count(), all.Count())
 	}
 }
 
@@ -116,6 +137,8 @@ func TestWiden(t *testing.T) {
 	if all.Count() < 2 {
 		t.Skip("one CPU: the background share is all of it")
 	}
+	SetBackgroundCPUs(1)
+	defer SetBackgroundCPUs(0)
 	defer Widen(false)
 	tid := make(chan int)
 	release := make(chan struct{})
