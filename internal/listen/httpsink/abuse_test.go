@@ -356,10 +356,27 @@ func raiseNoFile(t *testing.T, n uint64) {
 // written ends the connection after WriteTimeout, not at the connection's
 // end of life.
 func TestStuckReaderHitsWriteTimeout(t *testing.T) {
+	// Answers of 4,000 bytes: the server's socket fills after a few
+	// thousand small requests, with little traffic (a CI run with tiny
+	// answers and 40 MB of traffic stalled in TCP itself, both ends
+	// waiting, on a machine under load).
+	rules, _ := holder(t, `
+rules:
+  - name: big
+    family: testfam
+    match:
+      protocol: [http]
+      path: '^/stuck'
+    response:
+      status: 200
+      content_type: text/plain
+      body: "`+strings.Repeat("x", 4000)+`"
+`)
 	ts := startServer(t, func(c *Config) {
 		c.WriteTimeout = 300 * time.Millisecond
 		c.ConnTimeout, c.IdleTimeout, c.ReadHeaderTimeout = time.Minute, time.Minute, time.Minute
 		c.HTTPS = nil
+		c.Classifier = rules
 	})
 	conn, err := net.Dial("tcp", ts.http)
 	if err != nil {
@@ -370,7 +387,7 @@ func TestStuckReaderHitsWriteTimeout(t *testing.T) {
 	req := []byte("GET /stuck HTTP/1.1\r\nHost: evil-c2.example\r\n\r\n")
 	batch := bytes.Repeat(req, 1000)
 	go func() {
-		for range 200 { // ~9 MB of requests, ~30 MB of answers
+		for range 4 { // 180 kB of requests, 16 MB of answers
 			if _, err := conn.Write(batch); err != nil {
 				return
 			}
