@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -15,12 +14,11 @@ import (
 
 // TestWorkersInIdleClass: the worker threads that DuckDB starts when it
 // opens the file are in the idle CPU class (package idle), so that they
-// never delay the sinks.
+// never delay the sinks, and keep to the background CPUs.
 func TestWorkersInIdleClass(t *testing.T) {
 	idle.SetBackgroundCPUs(1)
 	defer idle.SetBackgroundCPUs(0)
-	before, _ := idleThreads(t)
-	old, _ := idleTIDs(t)
+	before, _ := idleTIDs(t)
 	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "t.duckdb"))
 	if err != nil {
 		t.Fatal(err)
@@ -31,55 +29,19 @@ func TestWorkersInIdleClass(t *testing.T) {
 		t.Fatal(err)
 	}
 	// DuckDB runs threads-1 workers beside the calling thread.
-	after, _ := idleThreads(t)
-	if got := after - before; got < threads-1 {
+	after, wide := idleTIDs(t)
+	if got := len(after) - len(before); got < threads-1 {
 		t.Errorf("%d threads in the idle class after opening, want DuckDB's %d workers", got, threads-1)
 	}
-	_, wideNow := idleTIDs(t)
-	for tid := range wideNow {
-		if !old[tid] {
+	for tid := range wide {
+		if !before[tid] {
 			t.Errorf("DuckDB worker %d may run on every CPU, want it kept to the background share", tid)
 		}
 	}
 }
 
-// idleThreads counts the process's threads whose policy is SCHED_IDLE (5),
-// and of those the ones allowed on every CPU of a machine with more than
-// one.
-func idleThreads(t *testing.T) (n, wide int) {
-	t.Helper()
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &all); err != nil {
-		t.Fatal(err)
-	}
-	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
-		if err != nil {
-			continue // the thread ended
-		}
-		// Fields after the command's closing parenthesis start at 3;
-		// the policy is field 41.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 41-3 {
-			if p, _ := strconv.Atoi(f[41-3]); p == 5 {
-				n++
-				tid, _ := strconv.Atoi(task.Name())
-				var on unix.CPUSet
-				if unix.SchedGetaffinity(tid, &on) == nil && all.Count() > 1 && on == all {
-					wide++
-				}
-			}
-		}
-	}
-	return n, wide
-}
-
-// idleTIDs returns the idle-class threads, and those of them allowed on
-// every CPU of a machine with more than one.
+// idleTIDs returns the process's threads in the idle class, and those of
+// them allowed on every CPU of a machine with more than one.
 func idleTIDs(t *testing.T) (all, wide map[int]bool) {
 	t.Helper()
 	all, wide = map[int]bool{}, map[int]bool{}
@@ -92,15 +54,14 @@ func idleTIDs(t *testing.T) (all, wide map[int]bool) {
 		t.Fatal(err)
 	}
 	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		tid, err := strconv.Atoi(task.Name())
 		if err != nil {
 			continue
 		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) <= 41-3 || f[41-3] != "5" {
-			continue
+		a, err := unix.SchedGetAttr(tid, 0)
+		if err != nil || a.Policy != unix.SCHED_IDLE {
+			continue // the thread ended, or is not idle
 		}
-		tid, _ := strconv.Atoi(task.Name())
 		all[tid] = true
 		var on unix.CPUSet
 		if unix.SchedGetaffinity(tid, &on) == nil && cpus.Count() > 1 && on == cpus {

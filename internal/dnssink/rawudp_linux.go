@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/miekg/dns"
@@ -55,7 +56,7 @@ type rawUDP struct {
 
 // rawTimeout is how long a reader blocks before it looks whether the
 // server is closing, should the shutdown(2) that wakes it not reach it.
-const rawTimeout = 500_000 // µs
+const rawTimeout = 500 * time.Millisecond
 
 // newRawUDP prepares c for blocking readers.
 func newRawUDP(c *net.UDPConn) (*rawUDP, error) {
@@ -72,7 +73,7 @@ func newRawUDP(c *net.UDPConn) (*rawUDP, error) {
 	if derr != nil {
 		return nil, derr
 	}
-	tv := unix.NsecToTimeval(rawTimeout * 1000)
+	tv := unix.NsecToTimeval(rawTimeout.Nanoseconds())
 	if err := errors.Join(unix.SetNonblock(fd, false),
 		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)); err != nil {
 		unix.Close(fd)

@@ -3,7 +3,6 @@ package idle
 import (
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -66,6 +65,9 @@ func idleSet() unix.CPUSet {
 
 func widen(wide bool) error {
 	widened.Store(wide)
+	if keep.Load() == 0 {
+		return nil // the idle class may use every CPU anyway
+	}
 	set := idleSet()
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
@@ -76,14 +78,7 @@ func widen(wide bool) error {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/stat")
-		if err != nil {
-			continue // the thread ended
-		}
-		// The fields after the command's closing parenthesis start at
-		// 3; the policy is field 41.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 41-3 && f[41-3] == strconv.Itoa(unix.SCHED_IDLE) {
+		if p, err := policy(tid); err == nil && p == unix.SCHED_IDLE {
 			unix.SchedSetaffinity(tid, &set) //nolint:errcheck // the thread may have ended
 		}
 	}
@@ -96,9 +91,10 @@ func lower() error {
 	return unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
 }
 
-// policy returns the calling thread's scheduling policy.
-func policy() (uint32, error) {
-	a, err := unix.SchedGetAttr(0, 0)
+// policy returns the scheduling policy of thread tid (0: the calling
+// thread).
+func policy(tid int) (uint32, error) {
+	a, err := unix.SchedGetAttr(tid, 0)
 	if err != nil {
 		return 0, err
 	}

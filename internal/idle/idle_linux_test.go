@@ -17,7 +17,7 @@ func TestRun(t *testing.T) {
 	p0 := runtime.GOMAXPROCS(0)
 	var p1, p2 int
 	Run(func() {
-		in, err = policy()
+		in, err = policy(0)
 		p1 = runtime.GOMAXPROCS(0)
 		Run(func() { p2 = runtime.GOMAXPROCS(0) })
 	})
@@ -32,9 +32,9 @@ func TestRun(t *testing.T) {
 		if err := Raise(); err != nil {
 			t.Errorf("raise: %v", err) // the tests run as root
 		}
-		raised, _ = policy()
+		raised, _ = policy(0)
 		Lower()
-		lowered, _ = policy()
+		lowered, _ = policy(0)
 	})
 	if raised != unix.SCHED_NORMAL || lowered != unix.SCHED_IDLE {
 		t.Errorf("policy %d after Raise, %d after Lower; want %d and %d", raised, lowered, unix.SCHED_NORMAL, unix.SCHED_IDLE)
@@ -42,7 +42,7 @@ func TestRun(t *testing.T) {
 	if in != unix.SCHED_IDLE {
 		t.Errorf("f ran in policy %d, want SCHED_IDLE (%d)", in, unix.SCHED_IDLE)
 	}
-	if p, err := policy(); err != nil || p != unix.SCHED_NORMAL {
+	if p, err := policy(0); err != nil || p != unix.SCHED_NORMAL {
 		t.Errorf("the caller's thread is in policy %d (%v), want SCHED_NORMAL", p, err)
 	}
 }

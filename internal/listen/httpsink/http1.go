@@ -568,11 +568,11 @@ func (h *h1conn) respond(status int, ctype, body string, head, closing bool) err
 // that leaves over needs the write deadline (WriteTimeout), which saves
 // setting a deadline per response.
 func (h *h1conn) write(b []byte) error {
-	if n := h.tryWrite(b); n == len(b) {
+	n := h.tryWrite(b)
+	if n == len(b) {
 		return nil
-	} else {
-		b = b[n:]
 	}
+	b = b[n:]
 	h.c.SetWriteDeadline(time.Now().Add(h.s.cfg.WriteTimeout)) //nolint:errcheck
 	_, err := h.c.Write(b)
 	return err
