@@ -44,3 +44,11 @@ func Add(n int) {
 		runtime.GOMAXPROCS(procs.base)
 	}
 }
+
+// Base returns GOMAXPROCS without the Ps that Add lent: the number of CPUs
+// the program's own goroutines have.
+func Base() int {
+	procs.Lock()
+	defer procs.Unlock()
+	return runtime.GOMAXPROCS(0) - procs.active
+}

@@ -66,6 +66,21 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
+// Admit counts a connection from ip that the caller accepted itself, not
+// through Accept, or returns why it is refused. The place of an admitted
+// one is given back by Release, or by closing the connection that Adopt
+// returns for it.
+func (l *Listener) Admit(ip netip.Addr) string { return l.admit(ip.Unmap()) }
+
+// Release gives back the place of a connection from ip that Admit let in.
+func (l *Listener) Release(ip netip.Addr) { l.release(ip.Unmap()) }
+
+// Adopt returns c, admitted from ip by Admit, as a connection that gives
+// its place back on its first Close.
+func (l *Listener) Adopt(c net.Conn, ip netip.Addr) net.Conn {
+	return &conn{Conn: c, l: l, ip: ip.Unmap()}
+}
+
 // admit counts a new connection from ip, or returns why it is refused.
 func (l *Listener) admit(ip netip.Addr) string {
 	if n := l.open.Add(1); l.cfg.Max > 0 && n > int64(l.cfg.Max) {

@@ -137,6 +137,12 @@ type Config struct {
 	// means no limit.
 	MaxConns      int
 	MaxConnsPerIP int
+	// Loops is the number of threads that serve the plain-HTTP listeners
+	// from epoll instances of their own (Linux): a whole request that
+	// has arrived is served on the loop's thread, without a goroutine.
+	// 0 gives one per CPU; negative none (a goroutine serves each
+	// connection, as on other systems).
+	Loops int
 	// MaxStreams bounds the concurrent HTTP/2 streams of one connection.
 	// Default 100.
 	MaxStreams int

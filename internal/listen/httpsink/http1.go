@@ -59,6 +59,12 @@ type h1conn struct {
 	// (headDue), so a head that came whole costs no deadline.
 	headBy  time.Time
 	headDue bool
+	// lc is the loop that holds the connection (loop_linux.go), nil on
+	// the goroutine path; pend is what a loop's write left unsent, and
+	// pendKeep whether the connection carries on after it.
+	lc       *lconn
+	pend     []byte
+	pendKeep bool
 	parkState
 }
 
@@ -159,6 +165,23 @@ func (h *h1conn) resume() {
 	}
 }
 
+// carry serves a connection a loop handed over, in a new goroutine: it
+// sends what the loop's write left over, then goes on as serve does.
+func (h *h1conn) carry() {
+	if h.pend != nil {
+		err := h.write(h.pend)
+		h.pend = nil
+		if err != nil || !h.pendKeep {
+			h.release()
+			h.sc.Close()
+			return
+		}
+	}
+	if !h.serve(false) {
+		h.sc.Close()
+	}
+}
+
 // errParked is readWake's report that the parker took the connection.
 var errParked = errors.New("httpsink: connection parked")
 
@@ -218,10 +241,24 @@ func (h *h1conn) serveOne() bool {
 		return false
 	}
 	e.Time = s.now().UTC()
+	return h.serveHead(e, h.parse(n))
+}
+
+// parse copies the head, the n bytes at x.buf[r:], out of the buffer and
+// parses it into x.req.
+func (h *h1conn) parse(n int) *reqError {
+	x := h.x
 	x.head = append(x.head[:0], x.buf[h.r:h.r+n]...)
 	h.r += n
+	return parseHead(x.head, &x.req)
+}
+
+// serveHead serves the request whose head parse has read (perr is what it
+// returned): it reads the body, classifies, answers and records e. It
+// reports whether the connection may carry another request.
+func (h *h1conn) serveHead(e *event.Event, perr *reqError) bool {
+	s, x := h.s, h.x
 	req := &x.req
-	perr := parseHead(x.head, req)
 	h.requestFields(e, req)
 	if perr != nil {
 		e.Error, e.Malformed = perr.msg, true
@@ -389,33 +426,10 @@ func (h *h1conn) grow() {
 // empty line) and returns its length. Empty lines before a request are
 // skipped. On an error n is how many bytes were looked at.
 func (h *h1conn) readHead() (n int, err error) {
-	max := h.s.cfg.MaxHeaderBytes
-	scan, lineStart := 0, 0 // relative to r
+	var sc headScan
 	for {
-		b := h.x.buf[h.r:h.w]
-		for {
-			i := bytes.IndexByte(b[scan:], '\n')
-			if i < 0 {
-				scan = len(b)
-				break
-			}
-			i += scan
-			if i+1 > max {
-				return max, errHeaderTooLarge
-			}
-			if i == lineStart || i == lineStart+1 && b[lineStart] == '\r' {
-				if lineStart == 0 {
-					h.r += i + 1
-					b = b[i+1:]
-					scan = 0
-					continue
-				}
-				return i + 1, nil
-			}
-			lineStart, scan = i+1, i+1
-		}
-		if len(b) >= max {
-			return max, errHeaderTooLarge
+		if n, err := h.scanHead(&sc); n > 0 || err != nil {
+			return n, err
 		}
 		if h.r == 0 && h.w == len(h.x.buf) || h.w-h.r == len(h.x.buf) {
 			h.grow()
@@ -423,6 +437,42 @@ func (h *h1conn) readHead() (n int, err error) {
 		if err := h.fill(); err != nil {
 			return h.w - h.r, err
 		}
+	}
+}
+
+// headScan is how far scanHead has looked, relative to h.r.
+type headScan struct{ scan, lineStart int }
+
+// scanHead looks through x.buf[r:w] for the end of a request head,
+// skipping empty lines before it, and returns the head's length: 0 when
+// the bytes so far hold no whole head (sc remembers how far it looked),
+// or errHeaderTooLarge.
+func (h *h1conn) scanHead(sc *headScan) (n int, err error) {
+	max := h.s.cfg.MaxHeaderBytes
+	b := h.x.buf[h.r:h.w]
+	for {
+		i := bytes.IndexByte(b[sc.scan:], '\n')
+		if i < 0 {
+			sc.scan = len(b)
+			if len(b) >= max {
+				return max, errHeaderTooLarge
+			}
+			return 0, nil
+		}
+		i += sc.scan
+		if i+1 > max {
+			return max, errHeaderTooLarge
+		}
+		if i == sc.lineStart || i == sc.lineStart+1 && b[sc.lineStart] == '\r' {
+			if sc.lineStart == 0 {
+				h.r += i + 1
+				b = b[i+1:]
+				sc.scan = 0
+				continue
+			}
+			return i + 1, nil
+		}
+		sc.lineStart, sc.scan = i+1, i+1
 	}
 }
 
@@ -568,6 +618,9 @@ func (h *h1conn) respond(status int, ctype, body string, head, closing bool) err
 // that leaves over needs the write deadline (WriteTimeout), which saves
 // setting a deadline per response.
 func (h *h1conn) write(b []byte) error {
+	if h.lc != nil {
+		return h.loopWrite(b)
+	}
 	n := h.tryWrite(b)
 	if n == len(b) {
 		return nil

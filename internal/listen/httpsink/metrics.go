@@ -77,7 +77,7 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 		}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "connections_parked",
-			Help: "Idle plain-HTTP connections parked without a goroutine until a request begins (counted in connections_open too).",
+			Help: "Plain-HTTP connections held without a goroutine: by the event loops, or parked while idle (counted in connections_open too).",
 		}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "events_total",

@@ -19,11 +19,25 @@ import (
 	"github.com/takedown-project/takedown/internal/promtest"
 )
 
-// parkServer is a plain-HTTP server with a metrics registry.
-func parkServer(t *testing.T, change func(*Config)) (*testServer, *prometheus.Registry) {
+// modes runs a test with the plain-HTTP connections served by event loops
+// (the default) and by goroutines only (Config.Loops -1), where idle
+// connections go to the parker.
+func modes(t *testing.T, test func(t *testing.T, loops int)) {
+	t.Run("loops", func(t *testing.T) { test(t, 0) })
+	t.Run("goroutines", func(t *testing.T) { test(t, -1) })
+}
+
+// held counts the plain-HTTP connections held without a goroutine: by the
+// loops, or by the parker.
+func held(ts *testServer) int { return ts.park.count() + ts.loops.held() }
+
+// parkServer is a plain-HTTP server with a metrics registry, its
+// connections served by loops or (loops -1) by goroutines.
+func parkServer(t *testing.T, loops int, change func(*Config)) (*testServer, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	ts := startServer(t, func(c *Config) {
+		c.Loops = loops
 		c.HTTPS = nil
 		c.MaxConnsPerIP = -1
 		c.Registerer = reg
@@ -34,6 +48,9 @@ func parkServer(t *testing.T, change func(*Config)) (*testServer, *prometheus.Re
 	if ts.park == nil {
 		t.Fatal("no parker")
 	}
+	if loops >= 0 && ts.loops == nil {
+		t.Fatal("no event loops")
+	}
 	return ts, reg
 }
 
@@ -43,11 +60,11 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 	return promtest.Value(t, reg, "takedown_httpsink_"+name, labels...)
 }
 
-// waitParked waits until n connections are parked.
+// waitParked waits until n connections are held without a goroutine.
 func waitParked(t *testing.T, ts *testServer, n int) {
 	t.Helper()
-	if !waitFor(10*time.Second, func() bool { return ts.park.count() == n }) {
-		t.Fatalf("%d connections parked, want %d", ts.park.count(), n)
+	if !waitFor(10*time.Second, func() bool { return held(ts) == n }) {
+		t.Fatalf("%d connections held without a goroutine, want %d", held(ts), n)
 	}
 }
 
@@ -106,10 +123,12 @@ func paths(evs []event.Event) map[string]int {
 // TestParkIdleConns holds 2,000 keep-alive connections after a request and
 // 200 that never sent a byte: they cost no goroutine each, and each is
 // served when it asks.
-func TestParkIdleConns(t *testing.T) {
+func TestParkIdleConns(t *testing.T) { modes(t, testIdleConns) }
+
+func testIdleConns(t *testing.T, loops int) {
 	raiseNoFile(t, 6000)
 	const n, silent = 2000, 200
-	ts, reg := parkServer(t, func(c *Config) {
+	ts, reg := parkServer(t, loops, func(c *Config) {
 		c.ReadHeaderTimeout = 30 * time.Second
 		c.IdleTimeout = 30 * time.Second
 	})
@@ -154,7 +173,7 @@ func TestParkIdleConns(t *testing.T) {
 	// connections.
 	w := int(ts.work.idle.Load())
 	g := runtime.NumGoroutine() - g0 - w
-	t.Logf("%d idle connections, %d parked: %d goroutines more than before, besides %d waiting workers", n+silent, ts.park.count(), g, w)
+	t.Logf("%d idle connections, %d held: %d goroutines more than before, besides %d waiting workers", n+silent, held(ts), g, w)
 	if g > 50 {
 		t.Errorf("%d idle connections hold %d goroutines", n+silent, g)
 	}
@@ -200,9 +219,11 @@ func TestParkIdleConns(t *testing.T) {
 // TestParkTimeouts: parked connections end as waiting ones did, with the
 // same events: a header timeout before the first request, a silent close
 // after one, a connection timeout at the end of life.
-func TestParkTimeouts(t *testing.T) {
+func TestParkTimeouts(t *testing.T) { modes(t, testTimeouts) }
+
+func testTimeouts(t *testing.T, loops int) {
 	const rht, idle = 300 * time.Millisecond, 700 * time.Millisecond
-	ts, reg := parkServer(t, func(c *Config) {
+	ts, reg := parkServer(t, loops, func(c *Config) {
 		c.ReadHeaderTimeout = rht
 		c.IdleTimeout = idle
 	})
@@ -239,7 +260,7 @@ func TestParkTimeouts(t *testing.T) {
 		if d := end.Sub(start); d < idle-50*time.Millisecond || d > idle+time.Second {
 			t.Errorf("closed after %v, want about %v", d, idle)
 		}
-		waitFor(5*time.Second, func() bool { return ts.park.count() == 0 && len(ts.rec.all()) >= 1 })
+		waitFor(5*time.Second, func() bool { return held(ts) == 0 && len(ts.rec.all()) >= 1 })
 		time.Sleep(50 * time.Millisecond) // an extra event would come now
 		if evs := ts.rec.all(); len(evs) != 1 || evs[0].HTTPPath != "/once" || evs[0].Error != "" {
 			t.Errorf("events:\n%s", dump(evs))
@@ -248,7 +269,7 @@ func TestParkTimeouts(t *testing.T) {
 
 	t.Run("end-of-life", func(t *testing.T) {
 		const life = 600 * time.Millisecond
-		ts, _ := parkServer(t, func(c *Config) {
+		ts, _ := parkServer(t, loops, func(c *Config) {
 			c.ReadHeaderTimeout = 10 * time.Second
 			c.IdleTimeout = 10 * time.Second
 			c.ConnTimeout = life
@@ -294,10 +315,12 @@ func TestParkTimeouts(t *testing.T) {
 
 // TestParkShutdown: Shutdown ends parked connections at once, records the
 // ones that never asked, and leaves no goroutine or descriptor behind.
-func TestParkShutdown(t *testing.T) {
+func TestParkShutdown(t *testing.T) { modes(t, testShutdown) }
+
+func testShutdown(t *testing.T, loops int) {
 	fds0, g0 := resources()
 	rec := &memRecorder{}
-	s, err := New(Config{HTTP: []string{"127.0.0.1:0"}, Recorder: rec})
+	s, err := New(Config{HTTP: []string{"127.0.0.1:0"}, Recorder: rec, Loops: loops})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,8 +356,8 @@ func TestParkShutdown(t *testing.T) {
 	if evs := rec.all(); len(evs) != 40 || len(rec.waitN(t, 20, errorIs("server shutting down"))) != 20 {
 		t.Errorf("events:\n%s", dump(evs))
 	}
-	if n := s.park.count(); n != 0 {
-		t.Errorf("%d still parked", n)
+	if n := held(ts); n != 0 {
+		t.Errorf("%d still held", n)
 	}
 	waitResources(t, fds0, g0)
 }
@@ -343,7 +366,7 @@ func TestParkShutdown(t *testing.T) {
 // their descriptor numbers; every request is answered and recorded once,
 // and an event of a closed connection is not taken for its successor.
 func TestParkFDReuse(t *testing.T) {
-	ts, _ := parkServer(t, nil)
+	ts, _ := parkServer(t, -1, nil)
 	const workers, rounds = 8, 40
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -454,8 +477,10 @@ func parkedFD(ts *testServer, fd int32) (int32, uint32) {
 }
 
 // TestParkTLSNotParked: HTTPS connections keep their goroutine.
-func TestParkTLSNotParked(t *testing.T) {
-	ts := startServer(t, nil)
+func TestParkTLSNotParked(t *testing.T) { modes(t, testTLSNotParked) }
+
+func testTLSNotParked(t *testing.T, loops int) {
+	ts := startServer(t, func(c *Config) { c.Loops = loops })
 	c := dial(t, ts.http)
 	defer c.c.Close()
 	if err := c.ask("/plain"); err != nil {
@@ -473,16 +498,18 @@ func TestParkTLSNotParked(t *testing.T) {
 		t.Fatal(resp, err)
 	}
 	time.Sleep(5 * parkAfter) // it would be parked by now
-	if n := ts.park.count(); n != 1 {
-		t.Errorf("%d parked, want 1 (the plain one)", n)
+	if n := held(ts); n != 1 {
+		t.Errorf("%d held, want 1 (the plain one)", n)
 	}
 }
 
 // TestParkSlowHead: a head that arrives in pieces, slower than parkAfter,
 // keeps the deadline of its request: on a new connection, on one woken
 // from the parker before its first request, and on a keep-alive one.
-func TestParkSlowHead(t *testing.T) {
-	ts, _ := parkServer(t, func(c *Config) { c.ReadHeaderTimeout = 2 * time.Second })
+func TestParkSlowHead(t *testing.T) { modes(t, testSlowHead) }
+
+func testSlowHead(t *testing.T, loops int) {
+	ts, _ := parkServer(t, loops, func(c *Config) { c.ReadHeaderTimeout = 2 * time.Second })
 	split := func(c *client, path string) error {
 		c.c.SetDeadline(time.Now().Add(10 * time.Second))
 		fmt.Fprintf(c.c, "GET %s HTTP/1.1\r\n", path)

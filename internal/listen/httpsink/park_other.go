@@ -22,3 +22,17 @@ func (h *h1conn) readWake(bool) (int, error) {
 
 // tryWrite sends nothing: write always uses the connection's Write.
 func (h *h1conn) tryWrite([]byte) int { return 0 }
+
+// loops are Linux-only (loop_linux.go): elsewhere every connection is
+// served by a goroutine.
+type loops struct{}
+
+type lconn struct{}
+
+func startLoops(*Server, []*listener, int) (*loops, error) { return nil, nil }
+
+func (l *loops) stopAll()   {}
+func (l *loops) count() int { return 0 }
+func (l *loops) held() int  { return 0 }
+
+func (h *h1conn) loopWrite([]byte) error { return nil }

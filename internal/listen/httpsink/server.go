@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,15 +45,17 @@ type Server struct {
 	lns    []*listener
 	conns  map[*sinkConn]struct{}
 	park   *parker        // idle plain-HTTP connections; nil: none
+	loops  *loops         // serve the plain-HTTP listeners; nil: accept does
 	work   *workers       // goroutines that serve connections
 	wg     sync.WaitGroup // accept loops and connections
 	h2done chan struct{}
 }
 
 type listener struct {
-	p    proto
-	ln   *connlimit.Listener
-	addr net.Addr
+	p      proto
+	ln     *connlimit.Listener
+	addr   net.Addr
+	looped bool // served by the loops, not by accept
 }
 
 // New checks cfg, fills in its defaults and returns a server that is not
@@ -210,7 +213,9 @@ func (s *Server) Start(ctx context.Context) error {
 			l.ln = connlimit.Wrap(ln, connlimit.Config{
 				Max:      s.cfg.MaxConns,
 				MaxPerIP: s.cfg.MaxConnsPerIP,
-				OnReject: func(c net.Conn, reason string) { s.refused(p, c, reason) },
+				OnReject: func(c net.Conn, reason string) {
+					s.refused(p, addrPort(c.RemoteAddr()), addrPort(c.LocalAddr()), reason)
+				},
 			})
 			lns = append(lns, l)
 		}
@@ -233,8 +238,23 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Warn("idle connections keep a goroutine: no parker", "err", err)
 		}
 		s.park = p
+		if s.cfg.Loops >= 0 {
+			var plain []*listener
+			for _, l := range lns {
+				if l.p == protoHTTP {
+					plain = append(plain, l)
+				}
+			}
+			if s.loops, err = startLoops(s, plain, s.cfg.Loops); err != nil {
+				s.log.Warn("plain HTTP served by goroutines: no event loops", "err", err)
+			}
+		}
 	}
 	for _, l := range lns {
+		if l.looped {
+			s.log.Info("listening", "protocol", protoNames[l.p], "addr", l.addr.String(), "loops", s.loops.count())
+			continue
+		}
 		s.wg.Add(1)
 		go s.accept(l)
 		s.log.Info("listening", "protocol", protoNames[l.p], "addr", l.addr.String())
@@ -281,6 +301,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	park := s.park
 	s.mu.Unlock()
+	// The loops end their connections, which all wait for a request,
+	// and hand none over after this.
+	s.loops.stopAll()
 
 	h2err := make(chan error, 1)
 	if s.h2done != nil {
@@ -423,13 +446,13 @@ func (s *Server) serve(sc *sinkConn) {
 }
 
 // refused records a connection a limit turned away.
-func (s *Server) refused(p proto, c net.Conn, reason string) {
+func (s *Server) refused(p proto, src, dst netip.AddrPort, reason string) {
 	limit := "total"
 	if reason == connlimit.ReasonPerIP {
 		limit = "per_ip"
 	}
 	s.m.refused.WithLabelValues(protoNames[p], limit).Inc()
-	sc := sinkConn{p: p, src: addrPort(c.RemoteAddr()), dst: addrPort(c.LocalAddr())}
+	sc := sinkConn{p: p, src: src, dst: dst}
 	e := s.newEvent(&sc)
 	e.Error = "refused: " + reason
 	s.record(e, nil)

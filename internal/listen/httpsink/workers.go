@@ -11,11 +11,12 @@ import (
 // to return to its baseline).
 var workerIdle = 5 * time.Second
 
-// job is a connection for a worker: a new one (sc), or one the parker
-// found readable (h).
+// job is a connection for a worker: a new one (sc), one the parker found
+// readable (h), or one a loop handed over (h, carry).
 type job struct {
-	sc *sinkConn
-	h  *h1conn
+	sc    *sinkConn
+	h     *h1conn
+	carry bool
 }
 
 // workers runs connections on goroutines that stay for the next one. A
@@ -50,9 +51,12 @@ func (w *workers) work(j job) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		if j.h != nil {
+		switch {
+		case j.carry:
+			j.h.carry()
+		case j.h != nil:
 			j.h.resume()
-		} else {
+		default:
 			w.s.serve(j.sc)
 		}
 		t.Reset(workerIdle)

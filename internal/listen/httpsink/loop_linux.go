@@ -1,0 +1,550 @@
+//go:build linux
+
+package httpsink
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/takedown-project/takedown/internal/procs"
+)
+
+// loops serve the plain-HTTP listeners the way nginx's workers do: each
+// loop is a thread blocked in epoll_wait on an epoll instance of its own,
+// which holds the listening sockets (shared, woken one loop at a time) and
+// the connections that loop accepted. A connection whose whole request has
+// arrived is read, classified, recorded and answered on the loop's thread,
+// with one read(2) and one write(2) and no goroutine: no hand-off to the
+// scheduler, no runtime poller. A bot's callback (connect, one small
+// request, close) costs accept4, read, write and close.
+//
+// Whatever does not fit that, a head or body in several pieces, a chunked
+// body, a response that does not go out at once, is handed to the
+// goroutine path (serve), which reads it with its deadlines and limits as
+// before: the connection leaves the loop for good. The loops' connections
+// that wait for a request are timed out by a sweep, up to sweepEvery late.
+//
+// The system calls are raw, as the DNS readers' are: the runtime is not
+// told when the loop blocks, so the loop keeps its P, and each loop lends
+// the scheduler one (package procs). A signal (the runtime's preemption
+// among them) ends epoll_wait with EINTR, and the loop yields there, so a
+// stop-the-world does not wait for the next connection.
+type loops struct {
+	s    *Server
+	ls   []*evloop
+	lns  []*loopListener
+	efd  int // eventfd, written once by stop: wakes every loop
+	stop atomic.Bool
+	wg   sync.WaitGroup
+	once sync.Once
+	// holding counts the connections the loops hold.
+	holding atomic.Int64
+}
+
+// loopListener is a listening socket the loops accept on.
+type loopListener struct {
+	l     *listener
+	fd    int            // a duplicate of the socket; the net.Listener is closed
+	local netip.AddrPort // the bound address, when it is not a wildcard
+}
+
+// evloop is one loop.
+type evloop struct {
+	s      *Server
+	all    *loops
+	epfd   int
+	evs    []unix.EpollEvent
+	tab    []*lconn    // the loop's connections by descriptor
+	gen    int32       // of the last connection registered
+	now    time.Time   // after the last epoll_wait
+	paused []time.Time // per listener: out of the epoll set until then
+}
+
+// lconn is a connection a loop holds: its sinkConn and h1conn in one
+// allocation.
+type lconn struct {
+	sc      sinkConn
+	h       h1conn
+	fd      int
+	gen     int32
+	inEpoll bool
+	ln      *loopListener
+}
+
+// Epoll event tags (EpollEvent.Pad): connections carry their generation,
+// which is positive; the wake-up and the listeners are negative.
+const (
+	padWake     = -1
+	padListener = -2 // listener i is padListener - i
+)
+
+// acceptBatch bounds the connections a loop accepts per wake-up, so that
+// a burst of new connections is shared among the loops.
+const acceptBatch = 8
+
+// startLoops starts n loops (one per CPU when n is 0) on the plain-HTTP
+// listeners lns, whose net.Listeners it closes (duplicates of their sockets
+// stay open). On an error nothing is started and lns are untouched.
+func startLoops(s *Server, lns []*listener, n int) (_ *loops, err error) {
+	if n <= 0 {
+		n = procs.Base()
+	}
+	lp := &loops{s: s, efd: -1}
+	defer func() {
+		if err != nil {
+			lp.release()
+		}
+	}()
+	if lp.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	for _, l := range lns {
+		ll := &loopListener{l: l, fd: -1}
+		lp.lns = append(lp.lns, ll)
+		sc, ok := l.ln.Listener.(syscall.Conn)
+		if !ok {
+			return nil, fmt.Errorf("listener %s has no descriptor", l.addr)
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return nil, err
+		}
+		var derr error
+		if err := rc.Control(func(fd uintptr) {
+			ll.fd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		}); err != nil {
+			return nil, err
+		}
+		if derr != nil {
+			ll.fd = -1
+			return nil, fmt.Errorf("duplicating the listening socket: %w", derr)
+		}
+		if a := addrPort(l.addr); !a.Addr().IsUnspecified() {
+			ll.local = a
+		}
+	}
+	for range n {
+		e := &evloop{s: s, all: lp, epfd: -1, evs: make([]unix.EpollEvent, 128), paused: make([]time.Time, len(lns))}
+		lp.ls = append(lp.ls, e)
+		if e.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+			return nil, fmt.Errorf("epoll_create1: %w", err)
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Pad: padWake}
+		if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, lp.efd, &ev); err != nil {
+			return nil, fmt.Errorf("epoll_ctl: %w", err)
+		}
+		for i := range lp.lns {
+			if err := e.listen(i); err != nil {
+				return nil, fmt.Errorf("epoll_ctl: %w", err)
+			}
+		}
+	}
+	// From here on the loops accept: the runtime's poller should not see
+	// the listening sockets any more (it would wake for every connection).
+	for _, ll := range lp.lns {
+		ll.l.ln.Listener.Close()
+		ll.l.looped = true
+	}
+	for _, e := range lp.ls {
+		procs.Add(1)
+		lp.wg.Add(1)
+		go e.run()
+	}
+	return lp, nil
+}
+
+// listen puts listener i into the loop's epoll set; loops are woken one
+// at a time for a new connection.
+func (lp *evloop) listen(i int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(lp.all.lns[i].fd), Pad: int32(padListener - i)}
+	return unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, lp.all.lns[i].fd, &ev)
+}
+
+// stopAll makes every loop end its connections (recording those that
+// carried no request) and return, waits for them and closes their
+// descriptors. It is safe on a nil *loops and more than once.
+func (l *loops) stopAll() {
+	if l == nil {
+		return
+	}
+	l.once.Do(func() {
+		l.stop.Store(true)
+		one := [8]byte{1}         // any non-zero count, whatever the byte order
+		unix.Write(l.efd, one[:]) //nolint:errcheck // never read: stays readable
+		l.wg.Wait()
+		l.release()
+	})
+}
+
+// count returns the number of loops (0 on a nil *loops).
+func (l *loops) count() int {
+	if l == nil {
+		return 0
+	}
+	return len(l.ls)
+}
+
+// held returns the number of connections the loops hold (0 on a nil
+// *loops).
+func (l *loops) held() int {
+	if l == nil {
+		return 0
+	}
+	return int(l.holding.Load())
+}
+
+// release closes the loops' descriptors.
+func (l *loops) release() {
+	for _, e := range l.ls {
+		if e.epfd >= 0 {
+			unix.Close(e.epfd)
+		}
+	}
+	for _, ll := range l.lns {
+		if ll.fd >= 0 {
+			unix.Close(ll.fd)
+		}
+	}
+	if l.efd >= 0 {
+		unix.Close(l.efd)
+	}
+}
+
+// run serves the loop's listeners and connections until stopAll.
+func (lp *evloop) run() {
+	defer lp.all.wg.Done()
+	defer procs.Add(-1)
+	next := time.Now().Add(sweepEvery)
+	for {
+		r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(lp.epfd), uintptr(unsafe.Pointer(&lp.evs[0])),
+			uintptr(len(lp.evs)), uintptr(sweepEvery.Milliseconds()), 0, 0)
+		n := int(r)
+		if errno != 0 {
+			n = 0
+			if errno != unix.EINTR {
+				lp.s.log.Error("epoll_wait failed", "err", errno)
+				time.Sleep(sweepEvery)
+			}
+			// Nothing in the raw call or in this loop lets the runtime
+			// stop the goroutine: yield, or a stop-the-world would wait.
+			runtime.Gosched()
+		}
+		if lp.all.stop.Load() {
+			lp.closeAll()
+			return
+		}
+		lp.now = time.Now()
+		for i := range n {
+			ev := &lp.evs[i]
+			switch {
+			case ev.Pad > 0:
+				if lc := lp.lookup(ev.Fd, ev.Pad); lc != nil {
+					lp.serve(lc)
+				}
+			case ev.Pad <= padListener:
+				lp.accept(int(padListener - ev.Pad))
+			}
+		}
+		if !lp.now.Before(next) {
+			lp.sweep()
+			next = lp.now.Add(sweepEvery)
+		}
+	}
+}
+
+func (lp *evloop) lookup(fd, gen int32) *lconn {
+	if fd < 0 || int(fd) >= len(lp.tab) {
+		return nil
+	}
+	if lc := lp.tab[fd]; lc != nil && lc.gen == gen {
+		return lc
+	}
+	return nil
+}
+
+// accept takes up to acceptBatch new connections from listener i and
+// serves what each has sent already.
+func (lp *evloop) accept(i int) {
+	s, ll := lp.s, lp.all.lns[i]
+	for range acceptBatch {
+		if s.isClosing() {
+			return
+		}
+		var rsa unix.RawSockaddrAny
+		sl := uint32(unix.SizeofSockaddrAny)
+		r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(ll.fd), uintptr(unsafe.Pointer(&rsa)),
+			uintptr(unsafe.Pointer(&sl)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case 0:
+		case unix.EAGAIN:
+			return
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		default:
+			// Out of descriptors or memory: this loop stops accepting
+			// on the listener for a while (the runtime's accept loop
+			// pauses the same way).
+			lp.paused[i] = lp.now.Add(time.Second)
+			unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, ll.fd, nil) //nolint:errcheck
+			s.log.Warn("accept failed; pausing", "protocol", "http", "err", errno, "pause", "1s")
+			return
+		}
+		fd := int(r)
+		src := rawAddrPort(&rsa)
+		dst := ll.local
+		if !dst.IsValid() {
+			if sa, err := unix.Getsockname(fd); err == nil {
+				dst = sockaddrAddrPort(sa)
+			}
+		}
+		if reason := ll.l.ln.Admit(src.Addr()); reason != "" {
+			unix.Close(fd)
+			s.refused(protoHTTP, src, dst, reason)
+			continue
+		}
+		lc := &lconn{fd: fd, ln: ll}
+		lc.sc = sinkConn{s: s, p: protoHTTP, start: lp.now, hard: lp.now.Add(s.cfg.ConnTimeout), src: src, dst: dst}
+		lc.h = h1conn{s: s, sc: &lc.sc, first: true, lc: lc}
+		lc.h.until = lc.sc.clamp(lp.now.Add(s.cfg.ReadHeaderTimeout))
+		lp.gen++
+		if lp.gen <= 0 {
+			lp.gen = 1
+		}
+		lc.gen = lp.gen
+		if fd >= len(lp.tab) {
+			lp.tab = append(lp.tab, make([]*lconn, max(fd+1-len(lp.tab), len(lp.tab)))...)
+		}
+		lp.tab[fd] = lc
+		s.m.open[protoHTTP].Inc()
+		s.m.conns[protoHTTP].Inc()
+		s.m.parked.Inc()
+		lp.all.holding.Add(1)
+		lp.serve(lc)
+	}
+}
+
+// serve reads what lc's client has sent and serves every whole request in
+// it; it leaves lc waiting in the epoll set, hands it to the goroutine
+// path, or closes it.
+func (lp *evloop) serve(lc *lconn) {
+	s, h := lp.s, &lc.h
+	if !lp.now.Before(lc.sc.hard) {
+		lp.end(lc, os.ErrDeadlineExceeded)
+		return
+	}
+	h.acquire()
+	r, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(lc.fd), uintptr(unsafe.Pointer(&h.x.buf[h.w])), uintptr(len(h.x.buf)-h.w))
+	switch {
+	case errno == unix.EAGAIN || errno == unix.EINTR:
+		lp.wait(lc)
+		return
+	case errno != 0:
+		lp.end(lc, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)})
+		return
+	case r == 0:
+		lp.end(lc, io.EOF)
+		return
+	}
+	h.w += int(r)
+	for {
+		var hs headScan
+		n, err := h.scanHead(&hs)
+		if n == 0 && err == nil && h.r == h.w {
+			lp.wait(lc)
+			return
+		}
+		if err != nil || n == 0 {
+			lp.handoff(lc) // the rest of the head is on its way, or it is too large
+			return
+		}
+		perr := h.parse(n)
+		if req := &h.x.req; perr == nil && (req.chunked || req.length > int64(h.w-h.r)) {
+			h.r -= n // the goroutine path reads the body, and the head again
+			lp.handoff(lc)
+			return
+		}
+		e := s.newEvent(&lc.sc)
+		lc.sc.requests.Add(1)
+		h.first = false
+		keep := h.serveHead(e, perr)
+		s.putEvent(e)
+		switch {
+		case h.pend != nil:
+			h.pendKeep = keep
+			lp.handoff(lc)
+			return
+		case !keep || s.isClosing():
+			lp.close(lc)
+			return
+		}
+		h.until = lc.sc.clamp(lp.now.Add(s.cfg.IdleTimeout))
+	}
+}
+
+// wait leaves lc in the epoll set until its client sends more, giving back
+// its buffer.
+func (lp *evloop) wait(lc *lconn) {
+	if lc.h.r == lc.h.w {
+		lc.h.release()
+	}
+	if lc.inEpoll {
+		return
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lc.fd), Pad: lc.gen}
+	if err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, lc.fd, &ev); err != nil {
+		lp.handoff(lc) // the goroutine path waits without epoll of ours
+		return
+	}
+	lc.inEpoll = true
+}
+
+// end closes lc, which ended (by err) while it waited for a request.
+func (lp *evloop) end(lc *lconn, err error) {
+	if lc.sc.requests.Load() == 0 {
+		lc.h.noRequest(err)
+	}
+	lp.close(lc)
+}
+
+// close closes lc and gives back its place.
+func (lp *evloop) close(lc *lconn) {
+	lp.forget(lc)
+	unix.Close(lc.fd) // out of the epoll set with it: nothing else holds the socket
+	lc.ln.l.ln.Release(lc.sc.src.Addr())
+	lp.s.m.open[protoHTTP].Dec()
+}
+
+// forget takes lc out of the loop's table.
+func (lp *evloop) forget(lc *lconn) {
+	lc.h.release()
+	lp.tab[lc.fd] = nil
+	lp.s.m.parked.Dec()
+	lp.all.holding.Add(-1)
+}
+
+// handoff moves lc to the goroutine path, which carries on with what is in
+// its buffer (and first sends what a write left over): a net.Conn is made
+// of its socket, in the runtime's poller. The connection stays counted as
+// open; its Close gives its place back.
+func (lp *evloop) handoff(lc *lconn) {
+	s, h := lp.s, &lc.h
+	if lc.inEpoll {
+		unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, lc.fd, nil) //nolint:errcheck
+		lc.inEpoll = false
+	}
+	lp.tab[lc.fd] = nil
+	s.m.parked.Dec()
+	lp.all.holding.Add(-1)
+	f := os.NewFile(uintptr(lc.fd), "")
+	c, err := net.FileConn(f) // a duplicate
+	f.Close()
+	if err != nil {
+		s.log.Warn("handing a connection to a goroutine failed", "err", err)
+		h.release()
+		if lc.sc.requests.Load() == 0 {
+			h.noRequest(err)
+		}
+		lc.ln.l.ln.Release(lc.sc.src.Addr())
+		s.m.open[protoHTTP].Dec()
+		return
+	}
+	sc := &lc.sc
+	sc.Conn = lc.ln.l.ln.Adopt(c, sc.src.Addr())
+	c.SetDeadline(sc.hard) //nolint:errcheck // a closed conn fails its first read
+	h.lc, h.c = nil, sc
+	if h.first {
+		// The first head is due ReadHeaderTimeout after the accept.
+		h.headBy, h.headDue = sc.clamp(sc.start.Add(s.cfg.ReadHeaderTimeout)), true
+	}
+	s.mu.Lock()
+	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.work.run(job{h: h, carry: true})
+}
+
+// sweep ends the connections whose wait for a request is over, and
+// listens again on listeners paused long enough.
+func (lp *evloop) sweep() {
+	for _, lc := range lp.tab {
+		if lc != nil && !lp.now.Before(lc.h.until) {
+			lp.end(lc, os.ErrDeadlineExceeded)
+		}
+	}
+	for i, t := range lp.paused {
+		if !t.IsZero() && !lp.now.Before(t) {
+			lp.paused[i] = time.Time{}
+			if err := lp.listen(i); err != nil && !errors.Is(err, unix.EEXIST) {
+				lp.s.log.Error("listening again failed", "err", err)
+			}
+		}
+	}
+}
+
+// closeAll ends every connection of the loop: the server is shutting down.
+func (lp *evloop) closeAll() {
+	for _, lc := range lp.tab {
+		if lc != nil {
+			lp.end(lc, net.ErrClosed)
+		}
+	}
+}
+
+// loopWrite sends b on a loop's connection with one write(2); what does
+// not go out at once waits in h.pend for the goroutine path.
+func (h *h1conn) loopWrite(b []byte) error {
+	if h.pend != nil {
+		h.pend = append(h.pend, b...)
+		return nil
+	}
+	r, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(h.lc.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	n := int(r)
+	switch errno {
+	case 0:
+	case unix.EAGAIN, unix.EINTR:
+		n = 0
+	default:
+		return &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", errno)}
+	}
+	if n < len(b) {
+		h.pend = append([]byte(nil), b[n:]...)
+	}
+	return nil
+}
+
+// rawAddrPort reads an address accept4 returned.
+func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}
+
+func sockaddrAddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
