@@ -9,7 +9,8 @@
 #
 # The benchmark's host (conficker-c2-001.net) is imported and restrained, so
 # requests are attributed to a seized zone and classified by the shipped rules.
-# Env: DIR (default /tmp/takedown-http-bench), PORT (default 18090).
+# Env: DIR (default /tmp/takedown-http-bench), PORT (default 18090), SERVE_FLAGS
+# (more flags for serve, e.g. "--cpuprofile /tmp/cpu.out --memprofile /tmp/mem.out").
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${DIR:-/tmp/takedown-http-bench}
@@ -33,7 +34,8 @@ CFG
 	echo conficker-c2-001.net > "$DIR/domains.txt"
 	"$BIN" -c "$CFG" --actor bench domains import --case bench "$DIR/domains.txt" >/dev/null
 	"$BIN" -c "$CFG" --actor bench domains set-state --state restrained --case bench --from-state listed >/dev/null
-	"$BIN" -c "$CFG" serve > "$DIR/serve.log" 2>&1 </dev/null &
+	# shellcheck disable=SC2086 # SERVE_FLAGS are words
+	"$BIN" -c "$CFG" serve ${SERVE_FLAGS:-} > "$DIR/serve.log" 2>&1 </dev/null &
 	echo $! > "$DIR/serve.pid"
 	for _ in $(seq 100); do
 		curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && { echo "takedown serving HTTP on 127.0.0.1:$PORT (pid $(cat "$DIR/serve.pid"))"; return; }

@@ -237,7 +237,7 @@ func printHosts(w io.Writer, q store.HostQuery, rows []store.HostCount) error {
 }
 
 func (e *env) serveCommand() *cobra.Command {
-	var cpuProfile string
+	var cpuProfile, memProfile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the takedown server: registry API, DNS sinkhole, zone transfers and the RPZ feed",
@@ -277,11 +277,34 @@ GET /readyz once every listener is bound and the spool is replayed.`,
 				defer pprof.StopCPUProfile()
 			}
 			log, level := newLeveledLogger(e.stderr, cfg)
-			return app.ServeWith(ctx, cfg, log, app.Options{Reload: e.loadConfig, LogLevel: level})
+			err = app.ServeWith(ctx, cfg, log, app.Options{Reload: e.loadConfig, LogLevel: level})
+			if memProfile != "" {
+				if perr := writeHeapProfile(memProfile); perr != nil && err == nil {
+					err = perr
+				}
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
+	cmd.Flags().StringVar(&memProfile, "memprofile", "", "write a memory profile (what the run allocated, and what it holds at the end) to this file when it stops")
 	return cmd
+}
+
+// writeHeapProfile writes the heap profile of the run to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	return nil
 }
 
 func (e *env) configCommand() *cobra.Command {

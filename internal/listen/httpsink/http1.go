@@ -35,6 +35,7 @@ type scratch struct {
 	hash hash.Hash
 	req  request
 	hl   headerList
+	cr   classify.Request
 	sum  [sha256.Size]byte
 }
 
@@ -92,6 +93,7 @@ func (h *h1conn) release() {
 	}
 	clear(x.req.hdrs[:cap(x.req.hdrs)]) // drop references into the head
 	x.hl = headerList{}
+	x.cr = classify.Request{}
 	scratches.Put(x)
 }
 
@@ -329,13 +331,16 @@ func (h *h1conn) payload(e *event.Event, b []byte) {
 // records e. It reports whether the connection may carry another request.
 func (h *h1conn) finish(e *event.Event, re *reqError, req *request) bool {
 	s, x := h.s, h.x
-	cr := classify.Request{UserAgent: e.HTTPUserAgent, Method: e.HTTPMethod, Path: e.HTTPPath}
+	// The request lives in the scratch: handed to an interface method,
+	// it would escape, an allocation per request.
+	cr := &x.cr
+	*cr = classify.Request{UserAgent: e.HTTPUserAgent, Method: e.HTTPMethod, Path: e.HTTPPath}
 	if req != nil {
 		x.hl.hdrs = req.hdrs
 		cr.Headers = &x.hl
 		cr.Body = x.body
 	}
-	res := s.classify(e, &cr)
+	res := s.classify(e, cr)
 	if e.Malformed {
 		s.m.malformed[h.sc.p].Inc()
 	}

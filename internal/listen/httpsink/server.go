@@ -463,9 +463,8 @@ func (s *Server) refused(p proto, src, dst netip.AddrPort, reason string) {
 // which it completes from e; it fills the event's family and returns the
 // result. r may be nil.
 func (s *Server) classify(e *event.Event, r *classify.Request) classify.Result {
-	var own classify.Request
 	if r == nil {
-		r = &own
+		r = new(classify.Request) // escapes (Classify is an interface method): only when needed
 	}
 	r.Protocol, r.Transport, r.Port = e.Protocol, e.Transport, e.DstPort
 	r.Domain = e.Domain
