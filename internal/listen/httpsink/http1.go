@@ -37,7 +37,30 @@ type scratch struct {
 	hl   headerList
 	cr   classify.Request
 	sum  [sha256.Size]byte
+	// The last Host and User-Agent and their strings: a bot sends the
+	// same ones again and again.
+	host, ua lastString
 }
+
+// lastString keeps the string made of the bytes seen last.
+type lastString struct {
+	b []byte
+	s string
+}
+
+// get returns conv(b), made anew only when b differs from last time.
+func (l *lastString) get(b []byte, conv func([]byte) string) string {
+	if l.s != "" && bytes.Equal(b, l.b) {
+		return l.s
+	}
+	s := conv(b)
+	if len(b) <= 256 {
+		l.b, l.s = append(l.b[:0], b...), s
+	}
+	return s
+}
+
+func uaString(b []byte) string { return string(b) }
 
 var scratches = sync.Pool{New: func() any {
 	return &scratch{buf: make([]byte, bufSize), hash: sha256.New()}
@@ -300,10 +323,10 @@ func (h *h1conn) requestFields(e *event.Event, req *request) {
 		e.HTTPPath = string(req.target)
 	}
 	if len(req.host) > 0 {
-		e.Domain = hostName(req.host)
+		e.Domain = h.x.host.get(req.host, hostName)
 	}
 	if req.ua != nil {
-		e.HTTPUserAgent = string(req.ua)
+		e.HTTPUserAgent = h.x.ua.get(req.ua, uaString)
 	}
 	if req.referer != nil {
 		e.HTTPReferer = string(req.referer)

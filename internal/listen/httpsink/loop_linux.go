@@ -3,6 +3,7 @@
 package httpsink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -53,10 +54,15 @@ type loops struct {
 	holding atomic.Int64
 }
 
-// loopListener is a listening socket the loops accept on.
+// loopListener is a listening address the loops accept on. Each loop has
+// a socket of its own, bound with SO_REUSEPORT (the kernel spreads new
+// connections over them, and wakes only the loop whose socket got one),
+// the first a duplicate of the net.Listener's, which is closed. A loop
+// whose socket could not be bound shares the first, where loops are woken
+// one at a time (EPOLLEXCLUSIVE).
 type loopListener struct {
 	l     *listener
-	fd    int            // a duplicate of the socket; the net.Listener is closed
+	fds   []int          // by loop; -1 until opened
 	local netip.AddrPort // the bound address, when it is not a wildcard
 }
 
@@ -64,13 +70,18 @@ type loopListener struct {
 type evloop struct {
 	s      *Server
 	all    *loops
+	idx    int // in all.ls
 	epfd   int
 	evs    []unix.EpollEvent
 	tab    []*lconn    // the loop's connections by descriptor
 	gen    int32       // of the last connection registered
 	now    time.Time   // after the last epoll_wait
 	paused []time.Time // per listener: out of the epoll set until then
+	free   []*lconn    // closed connections, for the next ones
 }
+
+// maxFree bounds a loop's list of closed connections kept for reuse.
+const maxFree = 256
 
 // lconn is a connection a loop holds: its sinkConn and h1conn in one
 // allocation.
@@ -111,7 +122,10 @@ func startLoops(s *Server, lns []*listener, n int) (_ *loops, err error) {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	for _, l := range lns {
-		ll := &loopListener{l: l, fd: -1}
+		ll := &loopListener{l: l, fds: make([]int, n)}
+		for i := range ll.fds {
+			ll.fds[i] = -1
+		}
 		lp.lns = append(lp.lns, ll)
 		sc, ok := l.ln.Listener.(syscall.Conn)
 		if !ok {
@@ -123,20 +137,26 @@ func startLoops(s *Server, lns []*listener, n int) (_ *loops, err error) {
 		}
 		var derr error
 		if err := rc.Control(func(fd uintptr) {
-			ll.fd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+			ll.fds[0], derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 		}); err != nil {
 			return nil, err
 		}
 		if derr != nil {
-			ll.fd = -1
+			ll.fds[0] = -1
 			return nil, fmt.Errorf("duplicating the listening socket: %w", derr)
+		}
+		for i := 1; i < n; i++ {
+			if ll.fds[i], err = reusePortSibling(ll.fds[0]); err != nil {
+				s.log.Warn("event loops share a listening socket", "addr", l.addr.String(), "err", err)
+				ll.fds[i] = -1
+			}
 		}
 		if a := addrPort(l.addr); !a.Addr().IsUnspecified() {
 			ll.local = a
 		}
 	}
-	for range n {
-		e := &evloop{s: s, all: lp, epfd: -1, evs: make([]unix.EpollEvent, 128), paused: make([]time.Time, len(lns))}
+	for i := range n {
+		e := &evloop{s: s, all: lp, idx: i, epfd: -1, evs: make([]unix.EpollEvent, 128), paused: make([]time.Time, len(lns))}
 		lp.ls = append(lp.ls, e)
 		if e.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 			return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -145,8 +165,8 @@ func startLoops(s *Server, lns []*listener, n int) (_ *loops, err error) {
 		if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, lp.efd, &ev); err != nil {
 			return nil, fmt.Errorf("epoll_ctl: %w", err)
 		}
-		for i := range lp.lns {
-			if err := e.listen(i); err != nil {
+		for j := range lp.lns {
+			if err := e.listen(j); err != nil {
 				return nil, fmt.Errorf("epoll_ctl: %w", err)
 			}
 		}
@@ -165,11 +185,107 @@ func startLoops(s *Server, lns []*listener, n int) (_ *loops, err error) {
 	return lp, nil
 }
 
-// listen puts listener i into the loop's epoll set; loops are woken one
-// at a time for a new connection.
+// lfd returns the loop's socket of listener i: its own, or the shared
+// first one.
+func (lp *evloop) lfd(i int) int {
+	if fd := lp.all.lns[i].fds[lp.idx]; fd >= 0 {
+		return fd
+	}
+	return lp.all.lns[i].fds[0]
+}
+
+// listen puts the loop's socket of listener i into its epoll set; on a
+// shared socket the loops are woken one at a time for a new connection.
 func (lp *evloop) listen(i int) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(lp.all.lns[i].fd), Pad: int32(padListener - i)}
-	return unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, lp.all.lns[i].fd, &ev)
+	fd := lp.lfd(i)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(padListener - i)}
+	if fd == lp.all.lns[i].fds[0] {
+		ev.Events |= unix.EPOLLEXCLUSIVE
+	}
+	return unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+}
+
+// reusePortSibling opens another listening socket on the address of fd,
+// which was bound with SO_REUSEPORT.
+func reusePortSibling(fd int) (int, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return -1, fmt.Errorf("getsockname: %w", err)
+	}
+	family := unix.AF_INET
+	if _, ok := sa.(*unix.SockaddrInet6); ok {
+		family = unix.AF_INET6
+	}
+	nfd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	err = unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err == nil {
+		err = unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}
+	if err == nil && family == unix.AF_INET6 {
+		// As dual-stack (or not) as the first socket.
+		var v6only int
+		if v6only, err = unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil {
+			err = unix.SetsockoptInt(nfd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
+		}
+	}
+	if err == nil {
+		err = unix.Bind(nfd, sa)
+	}
+	if err == nil {
+		err = unix.Listen(nfd, listenBacklog())
+	}
+	if err != nil {
+		unix.Close(nfd)
+		return -1, err
+	}
+	return nfd, nil
+}
+
+// listenBacklog is the kernel's limit of the accept queue, which Go's
+// listeners ask for too.
+func listenBacklog() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		return unix.SOMAXCONN
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n <= 0 {
+		return unix.SOMAXCONN
+	}
+	return min(n, 1<<16-1)
+}
+
+// listenHTTP binds a plain-HTTP address for the loops: with SO_REUSEPORT,
+// so that each loop can bind a socket of its own beside it. The address is
+// first bound without it, which fails as a plain listener would if
+// anything holds the address (another takedown with SO_REUSEPORT would
+// otherwise share it without a word), and gives port 0 its number.
+func listenHTTP(ctx context.Context, lc net.ListenConfig, addr string) (net.Listener, error) {
+	probe, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	bound := probe.Addr().String()
+	probe.Close()
+	lc.Control = func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}
+	return lc.Listen(ctx, "tcp", bound)
 }
 
 // stopAll makes every loop end its connections (recording those that
@@ -213,8 +329,10 @@ func (l *loops) release() {
 		}
 	}
 	for _, ll := range l.lns {
-		if ll.fd >= 0 {
-			unix.Close(ll.fd)
+		for _, fd := range ll.fds {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
 		}
 	}
 	if l.efd >= 0 {
@@ -277,14 +395,14 @@ func (lp *evloop) lookup(fd, gen int32) *lconn {
 // accept takes up to acceptBatch new connections from listener i and
 // serves what each has sent already.
 func (lp *evloop) accept(i int) {
-	s, ll := lp.s, lp.all.lns[i]
+	s, ll, lfd := lp.s, lp.all.lns[i], lp.lfd(i)
 	for range acceptBatch {
 		if s.isClosing() {
 			return
 		}
 		var rsa unix.RawSockaddrAny
 		sl := uint32(unix.SizeofSockaddrAny)
-		r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(ll.fd), uintptr(unsafe.Pointer(&rsa)),
+		r, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)),
 			uintptr(unsafe.Pointer(&sl)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		switch errno {
 		case 0:
@@ -297,7 +415,7 @@ func (lp *evloop) accept(i int) {
 			// on the listener for a while (the runtime's accept loop
 			// pauses the same way).
 			lp.paused[i] = lp.now.Add(time.Second)
-			unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, ll.fd, nil) //nolint:errcheck
+			unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, lfd, nil) //nolint:errcheck
 			s.log.Warn("accept failed; pausing", "protocol", "http", "err", errno, "pause", "1s")
 			return
 		}
@@ -314,7 +432,8 @@ func (lp *evloop) accept(i int) {
 			s.refused(protoHTTP, src, dst, reason)
 			continue
 		}
-		lc := &lconn{fd: fd, ln: ll}
+		lc := lp.newConn()
+		lc.fd, lc.ln = fd, ll
 		lc.sc = sinkConn{s: s, p: protoHTTP, start: lp.now, hard: lp.now.Add(s.cfg.ConnTimeout), src: src, dst: dst}
 		lc.h = h1conn{s: s, sc: &lc.sc, first: true, lc: lc}
 		lc.h.until = lc.sc.clamp(lp.now.Add(s.cfg.ReadHeaderTimeout))
@@ -418,12 +537,30 @@ func (lp *evloop) end(lc *lconn, err error) {
 	lp.close(lc)
 }
 
-// close closes lc and gives back its place.
+// close closes lc and gives back its place; lc is kept for a new
+// connection.
 func (lp *evloop) close(lc *lconn) {
 	lp.forget(lc)
 	unix.Close(lc.fd) // out of the epoll set with it: nothing else holds the socket
 	lc.ln.l.ln.Release(lc.sc.src.Addr())
 	lp.s.m.open[protoHTTP].Dec()
+	if len(lp.free) < maxFree {
+		*lc = lconn{}
+		lp.free = append(lp.free, lc)
+	}
+}
+
+// newConn returns a closed connection to reuse, or a new one: a bot's
+// connection lasts one request, and a new one each time would be most of
+// what the loop allocates.
+func (lp *evloop) newConn() *lconn {
+	if n := len(lp.free); n > 0 {
+		lc := lp.free[n-1]
+		lp.free[n-1] = nil
+		lp.free = lp.free[:n-1]
+		return lc
+	}
+	return new(lconn)
 }
 
 // forget takes lc out of the loop's table.

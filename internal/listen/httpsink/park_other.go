@@ -2,6 +2,11 @@
 
 package httpsink
 
+import (
+	"context"
+	"net"
+)
+
 // parker is Linux-only (park_linux.go): elsewhere an idle connection waits
 // in a blocking read, with its goroutine.
 type parker struct{}
@@ -36,3 +41,7 @@ func (l *loops) count() int { return 0 }
 func (l *loops) held() int  { return 0 }
 
 func (h *h1conn) loopWrite([]byte) error { return nil }
+
+func listenHTTP(ctx context.Context, lc net.ListenConfig, addr string) (net.Listener, error) {
+	return lc.Listen(ctx, "tcp", addr)
+}

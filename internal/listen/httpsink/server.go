@@ -205,7 +205,13 @@ func (s *Server) Start(ctx context.Context) error {
 	var lns []*listener
 	bind := func(p proto, addrs []string) error {
 		for _, a := range addrs {
-			ln, err := lc.Listen(ctx, "tcp", a)
+			var ln net.Listener
+			var err error
+			if p == protoHTTP && s.cfg.Loops >= 0 {
+				ln, err = listenHTTP(ctx, lc, a)
+			} else {
+				ln, err = lc.Listen(ctx, "tcp", a)
+			}
 			if err != nil {
 				return fmt.Errorf("httpsink: %s listener on %q: %w", protoNames[p], a, err)
 			}
