@@ -381,12 +381,8 @@ rules:
 		c.HTTPS = nil
 		c.Classifier = rules
 	})
-	conn, err := net.Dial("tcp", ts.http)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialSmallReadBuffer(t, ts.http)
 	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
 	req := []byte("GET /stuck HTTP/1.1\r\nHost: evil-c2.example\r\n\r\n")
 	batch := bytes.Repeat(req, 1000)
 	go func() {

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,4 +218,26 @@ func waitResources(t testing.TB, fds0, g0 int) {
 	}) {
 		t.Fatalf("resources did not return to baseline: fds %d (was %d), goroutines %d (was %d)", fds, fds0, g, g0)
 	}
+}
+
+// dialSmallReadBuffer connects with a 4 kB receive buffer, set before the
+// connection: shrunk after it, below the window already offered, the
+// client's kernel drops what no longer fits, and the sender backs off for
+// seconds between retransmissions (the stalls seen in CI).
+func dialSmallReadBuffer(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

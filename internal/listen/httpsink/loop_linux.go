@@ -101,6 +101,9 @@ const (
 	padListener = -2 // listener i is padListener - i
 )
 
+// testAccepted, set by tests, sees each descriptor a loop accepts.
+var testAccepted atomic.Pointer[func(fd int)]
+
 // acceptBatch bounds the connections a loop accepts per wake-up, so that
 // a burst of new connections is shared among the loops.
 const acceptBatch = 8
@@ -420,6 +423,9 @@ func (lp *evloop) accept(i int) {
 			return
 		}
 		fd := int(r)
+		if f := testAccepted.Load(); f != nil {
+			(*f)(fd)
+		}
 		src := rawAddrPort(&rsa)
 		dst := ll.local
 		if !dst.IsValid() {
@@ -583,6 +589,7 @@ func (lp *evloop) handoff(lc *lconn) {
 	}
 	lp.tab[lc.fd] = nil
 	s.m.parked.Dec()
+	s.m.handoffs.Inc()
 	lp.all.holding.Add(-1)
 	f := os.NewFile(uintptr(lc.fd), "")
 	c, err := net.FileConn(f) // a duplicate

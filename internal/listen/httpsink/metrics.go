@@ -37,6 +37,7 @@ type metrics struct {
 	limits        *prometheus.CounterVec
 	h2errors      prometheus.Counter
 	events        prometheus.Counter
+	handoffs      prometheus.Counter
 	collectors    []prometheus.Collector
 }
 
@@ -83,6 +84,10 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 			Namespace: ns, Subsystem: sub, Name: "events_total",
 			Help: "Events handed to the recorder.",
 		}),
+		handoffs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "loop_handoffs_total",
+			Help: "Plain-HTTP connections an event loop handed to a goroutine: a request that came in pieces, a chunked body, an answer that did not go out at once.",
+		}),
 	}
 	for p, pn := range protoNames {
 		for c := range m.requests[p] {
@@ -92,7 +97,7 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 		m.open[p] = open.WithLabelValues(pn)
 		m.conns[p] = conns.WithLabelValues(pn)
 	}
-	m.collectors = []prometheus.Collector{requests, malformed, open, m.parked, conns, m.handshakeFail, m.refused, m.limits, m.h2errors, m.events}
+	m.collectors = []prometheus.Collector{requests, malformed, open, m.parked, conns, m.handshakeFail, m.refused, m.limits, m.h2errors, m.events, m.handoffs}
 	if minted != nil {
 		m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "certificates_minted_total",
