@@ -279,15 +279,7 @@ func listenHTTP(ctx context.Context, lc net.ListenConfig, addr string) (net.List
 	}
 	bound := probe.Addr().String()
 	probe.Close()
-	lc.Control = func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}
+	lc.Control = sockopt(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 	return lc.Listen(ctx, "tcp", bound)
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/classify"
@@ -560,3 +561,17 @@ func sinkOf(c net.Conn) *sinkConn {
 }
 
 var _ net.Listener = (*handoff)(nil)
+
+// sockopt returns a Control function (of net.ListenConfig or net.Dialer)
+// that sets an integer socket option before the bind.
+func sockopt(level, name, value int) func(network, address string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), level, name, value)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}
+}
