@@ -40,7 +40,7 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 			HTTP: cfg.Listen.HTTP, HTTPS: cfg.Listen.HTTPS, Sensor: cfg.Sensor, Certs: ca,
 			Classifier: rules, Zones: zones, Recorder: rec, DefaultStatus: cfg.Listen.DefaultStatus,
 			MaxBodyBytes: cfg.Listen.MaxBodyBytes, HeadBytes: cfg.Listen.HeadBytes,
-			MaxConns: cfg.Listen.MaxConns, MaxConnsPerIP: cfg.Listen.MaxConnsPerIP,
+			MaxConns: cfg.Listen.MaxConns, MaxConnsPerIP: cfg.Listen.MaxConnsPerIP, Loops: cfg.Listen.HTTPLoops,
 			Logger: log.With("component", "http"), Registerer: reg,
 		})
 		if err != nil {

@@ -231,6 +231,7 @@ func TestDrainTimeoutAndEnrichDuplicates(t *testing.T) {
 	for doc, want := range map[string]string{
 		"pipeline: {drain_timeout_ms: -1}":                         "pipeline.drain_timeout_ms: -1",
 		"pipeline: {background_cpus: -1}":                          "pipeline.background_cpus: -1",
+		"listen: {http_loops: -2}":                                 "listen.http_loops: -2 is below -1",
 		"enrich: {databases: [/x.mmdb], rir_files: [/y, /x.mmdb]}": "enrich.rir_files[1]: /x.mmdb is already enrich.databases[0]",
 		"enrich: {abuse_files: [/a.txt, /a.txt]}":                  "enrich.abuse_files[1]: /a.txt is already enrich.abuse_files[0]",
 	} {
