@@ -24,8 +24,8 @@ import (
 
 // loops serve the plain-HTTP listeners the way nginx's workers do: each
 // loop is a thread blocked in epoll_wait on an epoll instance of its own,
-// which holds the listening sockets (shared, woken one loop at a time) and
-// the connections that loop accepted. A connection whose whole request has
+// which holds the loop's listening sockets (see loopListener) and the
+// connections that loop accepted. A connection whose whole request has
 // arrived is read, classified, recorded and answered on the loop's thread,
 // with one read(2) and one write(2) and no goroutine: no hand-off to the
 // scheduler, no runtime poller. A bot's callback (connect, one small
@@ -56,10 +56,12 @@ type loops struct {
 
 // loopListener is a listening address the loops accept on. Each loop has
 // a socket of its own, bound with SO_REUSEPORT (the kernel spreads new
-// connections over them, and wakes only the loop whose socket got one),
-// the first a duplicate of the net.Listener's, which is closed. A loop
-// whose socket could not be bound shares the first, where loops are woken
-// one at a time (EPOLLEXCLUSIVE).
+// connections over them by a hash of the client's address and port, and
+// wakes only the loop whose socket got one), the first a duplicate of the
+// net.Listener's, which is closed. A loop whose socket could not be bound
+// shares the first, where loops are woken one at a time (EPOLLEXCLUSIVE).
+// There is no stealing: a loop held up (by a slow Recorder, say) holds up
+// the new connections of its socket.
 type loopListener struct {
 	l     *listener
 	fds   []int          // by loop; -1 until opened
@@ -105,7 +107,8 @@ const (
 var testAccepted atomic.Pointer[func(fd int)]
 
 // acceptBatch bounds the connections a loop accepts per wake-up, so that
-// a burst of new connections is shared among the loops.
+// a burst of new connections does not keep the loop's other connections
+// waiting (and, on a shared socket, is shared among the loops).
 const acceptBatch = 8
 
 // startLoops starts n loops (one per CPU when n is 0) on the plain-HTTP
