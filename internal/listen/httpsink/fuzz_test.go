@@ -43,25 +43,29 @@ func (r *checkRecorder) Record(e *event.Event) {
 	}
 }
 
+// requestSeeds are requests, well formed or not, for FuzzRequest and
+// TestLoopSameEvents.
+var requestSeeds = []string{
+	"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+	"GET /gate.php?id=1 HTTP/1.1\r\nHost: EVIL-C2.example:80\r\nUser-Agent: Mozilla\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
+	"POST /abcdef.htm HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla\r\nContent-Length: 12\r\n\r\na=QUFB&b=bot",
+	"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n",
+	"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nzz\r\n",
+	"POST /c HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+	"POST /c HTTP/1.1\r\nContent-Length: 99999999\r\nExpect: 100-continue\r\n\r\nabc",
+	"\r\n\r\nGET / HTTP/1.1\nHost: [::1]:80\n\n",
+	"GET / HTTP/1.1\r\n folded: x\r\n\r\n",
+	"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+	"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	"\x16\x03\x01\x00\xff\x01\x00\x00\xfb\x03\x03",
+	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n\r\n",
+	"HEAD / HTTP/1.1\r\nHost: a.\r\n\r\n",
+}
+
 // FuzzRequest feeds raw bytes to the HTTP/1 connection loop as one
 // client's stream: it must never panic, and every event must be valid.
 func FuzzRequest(f *testing.F) {
-	for _, seed := range []string{
-		"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n",
-		"GET /gate.php?id=1 HTTP/1.1\r\nHost: EVIL-C2.example:80\r\nUser-Agent: Mozilla\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
-		"POST /abcdef.htm HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla\r\nContent-Length: 12\r\n\r\na=QUFB&b=bot",
-		"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n",
-		"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nzz\r\n",
-		"POST /c HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
-		"POST /c HTTP/1.1\r\nContent-Length: 99999999\r\nExpect: 100-continue\r\n\r\nabc",
-		"\r\n\r\nGET / HTTP/1.1\nHost: [::1]:80\n\n",
-		"GET / HTTP/1.1\r\n folded: x\r\n\r\n",
-		"GET / HTTP/1.1\r\nbad header\r\n\r\n",
-		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-		"\x16\x03\x01\x00\xff\x01\x00\x00\xfb\x03\x03",
-		"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n\r\n",
-		"HEAD / HTTP/1.1\r\nHost: a.\r\n\r\n",
-	} {
+	for _, seed := range requestSeeds {
 		f.Add([]byte(seed))
 	}
 	rules, err := classify.Default()

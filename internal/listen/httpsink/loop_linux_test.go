@@ -7,13 +7,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
 )
 
@@ -196,3 +200,80 @@ func TestLoopSockets(t *testing.T) {
 		t.Fatalf("second server on %s: %v", ts.http, err)
 	}
 }
+
+// TestLoopSameEvents sends each of FuzzRequest's seeds on a connection of
+// its own (the client closes its side after it), whole and then in two
+// pieces 20 ms apart, to a server with event loops and to one without: the
+// answers and the events must be the same.
+func TestLoopSameEvents(t *testing.T) {
+	type send struct {
+		seed  string
+		split bool
+	}
+	var sends []send
+	for _, seed := range requestSeeds {
+		sends = append(sends, send{seed, false}, send{seed, true})
+	}
+	run := func(loops int) (answers []string, evs [][]event.Event) {
+		rules, err := classify.Default()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := startServer(t, func(c *Config) {
+			c.Loops, c.HTTPS = loops, nil
+			c.MaxHeaderBytes, c.MaxBodyBytes, c.HeadBytes = 1024, 2048, 64
+			c.Classifier = rules
+			c.Zones = fakeZones{"a.example": {"c", "fam"}}
+		})
+		for _, snd := range sends {
+			seed := snd.seed
+			ts.rec.reset()
+			c, err := net.DialTimeout("tcp", ts.http, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if snd.split {
+				io.WriteString(c, seed[:len(seed)/2])
+				time.Sleep(20 * time.Millisecond)
+				seed = seed[len(seed)/2:]
+			}
+			io.WriteString(c, seed)
+			c.(*net.TCPConn).CloseWrite()
+			out, err := io.ReadAll(c)
+			c.Close()
+			if err != nil {
+				t.Fatalf("%q: %v", seed, err)
+			}
+			answers = append(answers, dateRE.ReplaceAllString(string(out), "Date: -"))
+			// Every connection ends with its last request's event, or
+			// with one of its own: wait until the events stop coming.
+			var got []event.Event
+			for {
+				time.Sleep(20 * time.Millisecond)
+				now := ts.rec.all()
+				if len(now) > 0 && len(now) == len(got) {
+					break
+				}
+				got = now
+			}
+			for i := range got {
+				got[i].Time, got[i].SrcPort, got[i].DstPort = time.Time{}, 0, 0 // the two servers differ in these only
+			}
+			evs = append(evs, got)
+		}
+		return answers, evs
+	}
+	la, le := run(0)
+	ga, ge := run(-1)
+	for i, snd := range sends {
+		if la[i] != ga[i] {
+			t.Errorf("%q (split %v): answer with loops\n%q\nwithout\n%q", snd.seed, snd.split, la[i], ga[i])
+		}
+		if !reflect.DeepEqual(le[i], ge[i]) {
+			t.Errorf("%q (split %v): events with loops\n%s\nwithout\n%s", snd.seed, snd.split, dump(le[i]), dump(ge[i]))
+		}
+	}
+}
+
+var dateRE = regexp.MustCompile(`Date: [^\r]*`)
