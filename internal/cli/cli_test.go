@@ -531,3 +531,34 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status --json: %v %v", st, err)
 	}
 }
+
+// TestServeProfiles: serve writes the CPU profile, the memory profile and
+// the execution trace it is asked for when it stops.
+func TestServeProfiles(t *testing.T) {
+	cfg, _, addr := setup(t)
+	dir := t.TempDir()
+	cpu, mem, tr := filepath.Join(dir, "cpu.out"), filepath.Join(dir, "mem.out"), filepath.Join(dir, "trace.out")
+	cmd := exec.Command(bin, "--config", cfg, "serve", "--cpuprofile", cpu, "--memprofile", mem, "--trace", tr)
+	var logs bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	up := false
+	for deadline := time.Now().Add(30 * time.Second); !up && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			up = resp.StatusCode == 200
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil || !up {
+		t.Fatalf("serve: up %v, exit %v\n%s", up, err, logs.String())
+	}
+	for path, magic := range map[string]string{cpu: "\x1f\x8b", mem: "\x1f\x8b", tr: "go 1."} {
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.HasPrefix(b, []byte(magic)) {
+			t.Errorf("%s: %d bytes starting %q, %v", filepath.Base(path), len(b), b[:min(len(b), 8)], err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 
@@ -237,7 +238,7 @@ func printHosts(w io.Writer, q store.HostQuery, rows []store.HostCount) error {
 }
 
 func (e *env) serveCommand() *cobra.Command {
-	var cpuProfile, memProfile string
+	var cpuProfile, memProfile, traceFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the takedown server: registry API, DNS sinkhole, zone transfers and the RPZ feed",
@@ -276,6 +277,17 @@ GET /readyz once every listener is bound and the spool is replayed.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if traceFile != "" {
+				f, err := os.Create(traceFile)
+				if err != nil {
+					return fmt.Errorf("--trace: %w", err)
+				}
+				defer f.Close()
+				if err := trace.Start(f); err != nil {
+					return fmt.Errorf("--trace: %w", err)
+				}
+				defer trace.Stop()
+			}
 			log, level := newLeveledLogger(e.stderr, cfg)
 			err = app.ServeWith(ctx, cfg, log, app.Options{Reload: e.loadConfig, LogLevel: level})
 			if memProfile != "" {
@@ -287,6 +299,7 @@ GET /readyz once every listener is bound and the spool is replayed.`,
 		},
 	}
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
+	cmd.Flags().StringVar(&traceFile, "trace", "", "write a runtime execution trace of the whole run to this file (go tool trace; large: seconds, not hours)")
 	cmd.Flags().StringVar(&memProfile, "memprofile", "", "write a memory profile (what the run allocated, and what it holds at the end) to this file when it stops")
 	return cmd
 }
