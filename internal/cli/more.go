@@ -266,27 +266,26 @@ GET /readyz once every listener is bound and the spool is replayed.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
+			for _, r := range []struct {
+				flag, path string
+				start      func(io.Writer) error
+				stop       func()
+			}{
+				{"--cpuprofile", cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile},
+				{"--trace", traceFile, trace.Start, trace.Stop},
+			} {
+				if r.path == "" {
+					continue
+				}
+				f, err := os.Create(r.path)
 				if err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
+					return fmt.Errorf("%s: %w", r.flag, err)
 				}
 				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
+				if err := r.start(f); err != nil {
+					return fmt.Errorf("%s: %w", r.flag, err)
 				}
-				defer pprof.StopCPUProfile()
-			}
-			if traceFile != "" {
-				f, err := os.Create(traceFile)
-				if err != nil {
-					return fmt.Errorf("--trace: %w", err)
-				}
-				defer f.Close()
-				if err := trace.Start(f); err != nil {
-					return fmt.Errorf("--trace: %w", err)
-				}
-				defer trace.Stop()
+				defer r.stop()
 			}
 			log, level := newLeveledLogger(e.stderr, cfg)
 			err = app.ServeWith(ctx, cfg, log, app.Options{Reload: e.loadConfig, LogLevel: level})
