@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/jsonbody"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/store"
 )
@@ -218,22 +219,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decodeBody decodes a JSON body strictly: unknown fields and trailing data
 // are errors naming them.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return err
-		}
-		if errors.Is(err, io.EOF) {
-			return badf("request body: empty, want a JSON object")
-		}
-		return badf("request body: %v", strings.TrimPrefix(err.Error(), "json: "))
+	err := jsonbody.Decode(r.Body, v)
+	if bad, ok := errors.AsType[*jsonbody.Error](err); ok {
+		return badf("%s", bad.Msg)
 	}
-	if dec.More() {
-		return badf("request body: data after the JSON object")
-	}
-	return nil
+	return err
 }
 
 func (h *Handler) listCases(w http.ResponseWriter, r *http.Request, _ registry.Change) error {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/takedown-project/takedown/internal/jsonbody"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/users"
 )
@@ -438,20 +438,9 @@ func acceptsGzip(r *http.Request) bool {
 
 // decodeBody decodes a JSON body strictly.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return err
-		}
-		if errors.Is(err, io.EOF) {
-			return badf("request body: empty, want a JSON object")
-		}
-		return badf("request body: %v", strings.TrimPrefix(err.Error(), "json: "))
+	err := jsonbody.Decode(r.Body, v)
+	if bad, ok := errors.AsType[*jsonbody.Error](err); ok {
+		return badf("%s", bad.Msg)
 	}
-	if dec.More() {
-		return badf("request body: data after the JSON object")
-	}
-	return nil
+	return err
 }
