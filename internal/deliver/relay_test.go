@@ -195,12 +195,38 @@ func TestCancelDuringBackoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// Cancelled once the first attempt has failed and is on record, while
+	// Deliver waits out the hour of backoff (a fixed deadline raced the
+	// delivery log's writes on a loaded machine).
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	calls := 0
-	res, err := d.Deliver(ctx, Key{Subscriber: "s", Day: day, Format: "csv"}, reportBuild([]string{"abuse@isp.example"}, &calls))
-	if !errors.Is(err, context.DeadlineExceeded) || res.Status != StatusPending || res.Attempts != 1 {
-		t.Fatalf("%+v, %v", res, err)
+	key := Key{Subscriber: "s", Day: day, Format: "csv"}
+	type result struct {
+		res Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		calls := 0
+		res, err := d.Deliver(ctx, key, reportBuild([]string{"abuse@isp.example"}, &calls))
+		done <- result{res, err}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if rec, _, _ := d.Get(context.Background(), key); rec.Attempts == 1 && rec.Status == StatusPending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first attempt was never recorded")
+		}
+	}
+	cancel()
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, context.Canceled) || r.res.Status != StatusPending || r.res.Attempts != 1 {
+			t.Fatalf("%+v, %v", r.res, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deliver did not return after its context was cancelled")
 	}
 }
 
