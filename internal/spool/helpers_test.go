@@ -152,6 +152,22 @@ func segments(t testing.TB, dir string) []string {
 }
 
 // copyDir copies the files of src to a new directory.
+// dirBytes returns the size of the files in dir.
+func dirBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
 func copyDir(t testing.TB, src string) string {
 	t.Helper()
 	dst := t.TempDir()
