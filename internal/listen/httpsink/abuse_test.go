@@ -360,21 +360,8 @@ func raiseNoFile(t *testing.T, n uint64) {
 // end of life.
 func TestStuckReaderHitsWriteTimeout(t *testing.T) {
 	// Answers of 4,000 bytes: the server's socket fills after a few
-	// thousand small requests, with little traffic (a CI run with tiny
-	// answers and 40 MB of traffic stalled in TCP itself, both ends
-	// waiting, on a machine under load).
-	rules, _ := holder(t, `
-rules:
-  - name: big
-    family: testfam
-    match:
-      protocol: [http]
-      path: '^/stuck'
-    response:
-      status: 200
-      content_type: text/plain
-      body: "`+strings.Repeat("x", 4000)+`"
-`)
+	// thousand small requests.
+	rules := bigAnswers(t, "/stuck", strings.Repeat("x", 4000))
 	ts := startServer(t, func(c *Config) {
 		c.WriteTimeout = 300 * time.Millisecond
 		c.ConnTimeout, c.IdleTimeout, c.ReadHeaderTimeout = time.Minute, time.Minute, time.Minute

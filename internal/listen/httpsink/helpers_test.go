@@ -202,6 +202,25 @@ func holder(t testing.TB, rules string) (*classify.Holder, func(string)) {
 	return h, write
 }
 
+// bigAnswers returns rules that answer requests for paths starting with
+// path with body (family testfam).
+func bigAnswers(t testing.TB, path, body string) *classify.Holder {
+	t.Helper()
+	h, _ := holder(t, `
+rules:
+  - name: big
+    family: testfam
+    match:
+      protocol: [http]
+      path: '^`+path+`'
+    response:
+      status: 200
+      content_type: text/plain
+      body: "`+body+`"
+`)
+	return h
+}
+
 // resources counts open file descriptors and goroutines.
 func resources() (fds, goroutines int) {
 	ents, _ := os.ReadDir("/proc/self/fd")

@@ -50,8 +50,6 @@ type loops struct {
 	stop atomic.Bool
 	wg   sync.WaitGroup
 	once sync.Once
-	// holding counts the connections the loops hold.
-	holding atomic.Int64
 }
 
 // loopListener is a listening address the loops accept on. Each loop has
@@ -114,7 +112,7 @@ const acceptBatch = 8
 // startLoops starts n loops (one per CPU when n is 0) on the plain-HTTP
 // listeners lns, whose net.Listeners it closes (duplicates of their sockets
 // stay open). On an error nothing is started and lns are untouched.
-func startLoops(s *Server, lns []*listener, n int) (_ *loops, err error) {
+func startLoops(ctx context.Context, s *Server, lns []*listener, n int) (_ *loops, err error) {
 	if n <= 0 {
 		n = procs.Base()
 	}
@@ -133,26 +131,11 @@ func startLoops(s *Server, lns []*listener, n int) (_ *loops, err error) {
 			ll.fds[i] = -1
 		}
 		lp.lns = append(lp.lns, ll)
-		sc, ok := l.ln.Listener.(syscall.Conn)
-		if !ok {
-			return nil, fmt.Errorf("listener %s has no descriptor", l.addr)
-		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
+		if ll.fds[0], err = dupListener(l.ln.Listener); err != nil {
 			return nil, err
-		}
-		var derr error
-		if err := rc.Control(func(fd uintptr) {
-			ll.fds[0], derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-		}); err != nil {
-			return nil, err
-		}
-		if derr != nil {
-			ll.fds[0] = -1
-			return nil, fmt.Errorf("duplicating the listening socket: %w", derr)
 		}
 		for i := 1; i < n; i++ {
-			if ll.fds[i], err = reusePortSibling(ll.fds[0]); err != nil {
+			if ll.fds[i], err = reusePortSibling(ctx, l.addr.String()); err != nil {
 				s.log.Warn("event loops share a listening socket", "addr", l.addr.String(), "err", err)
 				ll.fds[i] = -1
 			}
@@ -211,63 +194,39 @@ func (lp *evloop) listen(i int) error {
 	return unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 }
 
-// reusePortSibling opens another listening socket on the address of fd,
-// which was bound with SO_REUSEPORT.
-func reusePortSibling(fd int) (int, error) {
-	sa, err := unix.Getsockname(fd)
+// dupListener returns a duplicate of ln's descriptor, which stays open
+// when ln is closed.
+func dupListener(ln net.Listener) (int, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("listener %s has no descriptor", ln.Addr())
+	}
+	rc, err := sc.SyscallConn()
 	if err != nil {
-		return -1, fmt.Errorf("getsockname: %w", err)
-	}
-	family := unix.AF_INET
-	if _, ok := sa.(*unix.SockaddrInet6); ok {
-		family = unix.AF_INET6
-	}
-	nfd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	err = unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if err == nil {
-		err = unix.SetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	}
-	if err == nil && family == unix.AF_INET6 {
-		// As dual-stack (or not) as the first socket.
-		var v6only int
-		if v6only, err = unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil {
-			err = unix.SetsockoptInt(nfd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
-		}
-	}
-	if err == nil {
-		err = unix.Bind(nfd, sa)
-	}
-	if err == nil {
-		err = unix.Listen(nfd, listenBacklog())
-	}
-	if err != nil {
-		unix.Close(nfd)
 		return -1, err
 	}
-	return nfd, nil
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(sfd uintptr) {
+		fd, derr = unix.FcntlInt(sfd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("duplicating the listening socket: %w", derr)
+	}
+	return fd, nil
 }
 
-// listenBacklog is the kernel's limit of the accept queue, which Go's
-// listeners ask for too.
-func listenBacklog() int {
-	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+// reusePortSibling binds another listening socket on addr, which a
+// listener bound with SO_REUSEPORT holds, and returns its descriptor.
+func reusePortSibling(ctx context.Context, addr string) (int, error) {
+	lc := net.ListenConfig{KeepAlive: -1, Control: sockopt(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)}
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return unix.SOMAXCONN
+		return -1, err
 	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			break
-		}
-		n = n*10 + int(c-'0')
-	}
-	if n <= 0 {
-		return unix.SOMAXCONN
-	}
-	return min(n, 1<<16-1)
+	defer ln.Close()
+	return dupListener(ln)
 }
 
 // listenHTTP binds a plain-HTTP address for the loops: with SO_REUSEPORT,
@@ -308,15 +267,6 @@ func (l *loops) count() int {
 		return 0
 	}
 	return len(l.ls)
-}
-
-// held returns the number of connections the loops hold (0 on a nil
-// *loops).
-func (l *loops) held() int {
-	if l == nil {
-		return 0
-	}
-	return int(l.holding.Load())
 }
 
 // release closes the loops' descriptors.
@@ -450,7 +400,6 @@ func (lp *evloop) accept(i int) {
 		s.m.open[protoHTTP].Inc()
 		s.m.conns[protoHTTP].Inc()
 		s.m.parked.Inc()
-		lp.all.holding.Add(1)
 		lp.serve(lc)
 	}
 }
@@ -541,10 +490,10 @@ func (lp *evloop) end(lc *lconn, err error) {
 // close closes lc and gives back its place; lc is kept for a new
 // connection.
 func (lp *evloop) close(lc *lconn) {
+	lc.h.release()
 	lp.forget(lc)
 	unix.Close(lc.fd) // out of the epoll set with it: nothing else holds the socket
-	lc.ln.l.ln.Release(lc.sc.src.Addr())
-	lp.s.m.open[protoHTTP].Dec()
+	lp.closed(lc)
 	if len(lp.free) < maxFree {
 		*lc = lconn{}
 		lp.free = append(lp.free, lc)
@@ -566,10 +515,14 @@ func (lp *evloop) newConn() *lconn {
 
 // forget takes lc out of the loop's table.
 func (lp *evloop) forget(lc *lconn) {
-	lc.h.release()
 	lp.tab[lc.fd] = nil
 	lp.s.m.parked.Dec()
-	lp.all.holding.Add(-1)
+}
+
+// closed gives back the place of lc, whose socket is closed.
+func (lp *evloop) closed(lc *lconn) {
+	lc.ln.l.ln.Release(lc.sc.src.Addr())
+	lp.s.m.open[protoHTTP].Dec()
 }
 
 // handoff moves lc to the goroutine path, which carries on with what is in
@@ -582,10 +535,8 @@ func (lp *evloop) handoff(lc *lconn) {
 		unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, lc.fd, nil) //nolint:errcheck
 		lc.inEpoll = false
 	}
-	lp.tab[lc.fd] = nil
-	s.m.parked.Dec()
+	lp.forget(lc)
 	s.m.handoffs.Inc()
-	lp.all.holding.Add(-1)
 	f := os.NewFile(uintptr(lc.fd), "")
 	c, err := net.FileConn(f) // a duplicate
 	f.Close()
@@ -595,8 +546,7 @@ func (lp *evloop) handoff(lc *lconn) {
 		if lc.sc.requests.Load() == 0 {
 			h.noRequest(err)
 		}
-		lc.ln.l.ln.Release(lc.sc.src.Addr())
-		s.m.open[protoHTTP].Dec()
+		lp.closed(lc)
 		return
 	}
 	sc := &lc.sc

@@ -27,18 +27,7 @@ import (
 // came together are all answered, in order, on the loop.
 func TestLoopHandOff(t *testing.T) {
 	big := strings.Repeat("b", 4000)
-	rules, _ := holder(t, `
-rules:
-  - name: big
-    family: testfam
-    match:
-      protocol: [http]
-      path: '^/big'
-    response:
-      status: 200
-      content_type: text/plain
-      body: "`+big+`"
-`)
+	rules := bigAnswers(t, "/big", big)
 	ts, reg := parkServer(t, 0, func(c *Config) { c.Classifier = rules })
 	handoffs := func() float64 { return metric(t, reg, "loop_handoffs_total") }
 	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }

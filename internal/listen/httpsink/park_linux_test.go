@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/promtest"
@@ -28,8 +29,12 @@ func modes(t *testing.T, test func(t *testing.T, loops int)) {
 }
 
 // held counts the plain-HTTP connections held without a goroutine: by the
-// loops, or by the parker.
-func held(ts *testServer) int { return ts.park.count() + ts.loops.held() }
+// loops, or by the parker (the connections_parked gauge).
+func held(ts *testServer) int {
+	var m dto.Metric
+	ts.m.parked.Write(&m)
+	return int(m.GetGauge().GetValue())
+}
 
 // parkServer is a plain-HTTP server with a metrics registry, its
 // connections served by loops or (loops -1) by goroutines.

@@ -34,11 +34,10 @@ type loops struct{}
 
 type lconn struct{}
 
-func startLoops(*Server, []*listener, int) (*loops, error) { return nil, nil }
+func startLoops(context.Context, *Server, []*listener, int) (*loops, error) { return nil, nil }
 
 func (l *loops) stopAll()   {}
 func (l *loops) count() int { return 0 }
-func (l *loops) held() int  { return 0 }
 
 func (h *h1conn) loopWrite([]byte) error { return nil }
 

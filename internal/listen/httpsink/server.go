@@ -252,7 +252,7 @@ func (s *Server) Start(ctx context.Context) error {
 					plain = append(plain, l)
 				}
 			}
-			if s.loops, err = startLoops(s, plain, s.cfg.Loops); err != nil {
+			if s.loops, err = startLoops(ctx, s, plain, s.cfg.Loops); err != nil {
 				s.log.Warn("plain HTTP served by goroutines: no event loops", "err", err)
 			}
 		}
