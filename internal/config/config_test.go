@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/takedown-project/takedown/internal/dbfile"
 )
 
 func TestParseGood(t *testing.T) {
@@ -238,5 +240,17 @@ func TestDrainTimeoutAndEnrichDuplicates(t *testing.T) {
 		if _, err := Parse("t.yaml", []byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", doc, err, want)
 		}
+	}
+}
+
+// TestBatchSizeIsRowGroup: the default batch is one of DuckDB's row groups,
+// the size it stores cheapest.
+func TestBatchSizeIsRowGroup(t *testing.T) {
+	c, err := Parse("empty.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Pipeline.BatchSize != dbfile.RowGroupSize {
+		t.Errorf("default pipeline.batch_size %d, want dbfile.RowGroupSize %d", c.Pipeline.BatchSize, dbfile.RowGroupSize)
 	}
 }

@@ -35,7 +35,7 @@ func BenchmarkWaledacWeek(b *testing.B) {
 		}
 		gen = storegen.ForEvents(n)
 	}
-	gen.BatchSize = 1 << 17
+	gen.BatchSize = dbfile.RowGroupSize
 	gen.NoPayload = true
 	path := os.Getenv("TAKEDOWN_BENCH_DB")
 	if path == "" {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -122,5 +124,42 @@ func TestLockedByAnotherProcess(t *testing.T) {
 	cmd.Env = append(os.Environ(), "TAKEDOWN_DBFILE_CHILD="+path)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+// TestRowGroupSize: RowGroupSize is the size of the row groups DuckDB
+// writes, so that batches of it fill them exactly.
+func TestRowGroupSize(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "t.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`CREATE TABLE x (a BIGINT)`,
+		`INSERT INTO x SELECT range FROM range(` + strconv.Itoa(2*RowGroupSize+1) + `)`,
+		`CHECKPOINT`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	rows, err := db.Query(`SELECT row_group_id, sum(count) FROM pragma_storage_info('x')
+		WHERE column_name = 'a' AND segment_type <> 'VALIDITY' GROUP BY ALL ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []int64
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n)
+	}
+	if want := []int64{RowGroupSize, RowGroupSize, 1}; !slices.Equal(got, want) {
+		t.Errorf("rows per row group %v, want %v: DuckDB's row group size is not RowGroupSize", got, want)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/spool"
@@ -78,7 +79,8 @@ type Config struct {
 	Enricher Enricher
 	// Observer, if set, sees each event after enrichment.
 	Observer Observer
-	// BatchSize is the most events in one append; default 131,072.
+	// BatchSize is the most events in one append; default
+	// dbfile.RowGroupSize, the cheapest for DuckDB to store.
 	BatchSize int
 	// FlushInterval is the longest an event waits for its batch; default
 	// 500 ms.
@@ -134,7 +136,7 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, errors.New("pipeline: a spool and a store are required")
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 131072
+		cfg.BatchSize = dbfile.RowGroupSize
 	}
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = 500 * time.Millisecond

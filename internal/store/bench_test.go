@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/store/storegen"
@@ -28,13 +29,27 @@ func benchEvents(b *testing.B, def int) int {
 	return n
 }
 
+// benchBatch returns TAKEDOWN_BENCH_BATCH, or dbfile.RowGroupSize: the
+// batch size of the benchmarks that store what a sink records.
+func benchBatch(b *testing.B) int {
+	v := os.Getenv("TAKEDOWN_BENCH_BATCH")
+	if v == "" {
+		return dbfile.RowGroupSize
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("TAKEDOWN_BENCH_BATCH=%q: want a positive number", v)
+	}
+	return n
+}
+
 // BenchmarkAppendWaledacWeek appends a week of a 58,000-host Waledac botnet
-// (14.6M events; TAKEDOWN_BENCH_EVENTS scales it) in batches of 131,072 to a
+// (14.6M events; TAKEDOWN_BENCH_EVENTS scales it) in batches of 122,880 to a
 // database file, then times the report queries. Run it with -benchtime=1x.
 func BenchmarkAppendWaledacWeek(b *testing.B) {
 	gen := storegen.ForEvents(benchEvents(b, 14_600_000))
 	// The pipeline's batch size: whole DuckDB row groups (122,880 rows).
-	gen.BatchSize = 1 << 17
+	gen.BatchSize = dbfile.RowGroupSize
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -136,29 +151,54 @@ func BenchmarkAppend(b *testing.B) {
 var errStop = fmt.Errorf("stop")
 
 // BenchmarkAppendDNSQueries appends what the DNS sinkhole records: one
-// event per query (TAKEDOWN_BENCH_EVENTS, default 1,048,576), in batches of
-// 131,072, to a database file. Run it with -benchtime=1x.
+// event per query. See benchAppendSink.
 func BenchmarkAppendDNSQueries(b *testing.B) {
-	n := benchEvents(b, 1<<20)
-	const batchSize = 1 << 17
+	benchAppendSink(b, func(k int) event.Event {
+		return event.Event{
+			Time: t0Bench.Add(time.Duration(k) * 5 * time.Microsecond), Sensor: "ns1",
+			Protocol: event.ProtoDNS, Transport: event.TransportUDP,
+			SrcIP: netip.AddrFrom4([4]byte{127, byte(k >> 16), byte(k >> 8), byte(k)}), SrcPort: uint16(k),
+			DstIP: netip.MustParseAddr("127.0.0.1"), DstPort: 5300,
+			Domain: fmt.Sprintf("q%d.d%03d.example", k%100000, k%276), Zone: fmt.Sprintf("d%03d.example", k%276),
+			Case: "waledac", DNSQType: "A", DNSRcode: "NOERROR", Bytes: 40,
+		}
+	})
+}
+
+// BenchmarkAppendHTTPRequests appends what the HTTP sinkhole records under
+// the listener benchmark's load (bench/http-ours.sh): one GET / per event,
+// from one host on changing ports. See benchAppendSink.
+func BenchmarkAppendHTTPRequests(b *testing.B) {
+	benchAppendSink(b, func(k int) event.Event {
+		return event.Event{
+			Time: t0Bench.Add(time.Duration(k) * 7 * time.Microsecond), Sensor: "bench",
+			Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
+			SrcIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), SrcPort: uint16(32768 + k%28000),
+			DstIP: netip.MustParseAddr("127.0.0.1"), DstPort: 18090,
+			Domain: "127.0.0.1", Family: "unknown", HTTPMethod: "GET", HTTPPath: "/",
+		}
+	})
+}
+
+var t0Bench = time.Date(2010, 2, 25, 0, 0, 0, 0, time.UTC)
+
+// benchAppendSink appends the events ev(0), ev(1)… that a sink records
+// (TAKEDOWN_BENCH_EVENTS, default 983,040: eight row groups), in batches of
+// dbfile.RowGroupSize (TAKEDOWN_BENCH_BATCH), to a database file, and
+// reports the events appended a second and the file's bytes per event. Run
+// it with -benchtime=1x.
+func benchAppendSink(b *testing.B, ev func(k int) event.Event) {
+	n := benchEvents(b, 8*dbfile.RowGroupSize)
+	batchSize := benchBatch(b)
 	batch := make([]event.Event, batchSize)
-	t0 := time.Date(2010, 2, 25, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < b.N; i++ {
-		path := filepath.Join(b.TempDir(), fmt.Sprintf("dns%d.db", i))
+		path := filepath.Join(b.TempDir(), fmt.Sprintf("sink%d.db", i))
 		db := openDB(b, path)
 		s := openStore(b, db)
 		var appending time.Duration
 		for done := 0; done < n; done += batchSize {
 			for j := range batch {
-				k := done + j
-				batch[j] = event.Event{
-					Time: t0.Add(time.Duration(k) * 5 * time.Microsecond), Sensor: "ns1",
-					Protocol: event.ProtoDNS, Transport: event.TransportUDP,
-					SrcIP: netip.AddrFrom4([4]byte{127, byte(k >> 16), byte(k >> 8), byte(k)}), SrcPort: uint16(k),
-					DstIP: netip.MustParseAddr("127.0.0.1"), DstPort: 5300,
-					Domain: fmt.Sprintf("q%d.d%03d.example", k%100000, k%276), Zone: fmt.Sprintf("d%03d.example", k%276),
-					Case: "waledac", DNSQType: "A", DNSRcode: "NOERROR", Bytes: 40,
-				}
+				batch[j] = ev(done + j)
 			}
 			start := time.Now()
 			if err := s.Append(context.Background(), batch); err != nil {

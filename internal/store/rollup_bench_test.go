@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/store/storegen"
@@ -19,7 +20,7 @@ import (
 // the variable it generates into a temporary file.
 func waledacWeekDB(b *testing.B) (*sql.DB, *store.Store, storegen.Waledac) {
 	gen := storegen.ForEvents(benchEvents(b, 14_600_000))
-	gen.BatchSize = 1 << 17
+	gen.BatchSize = dbfile.RowGroupSize
 	gen.NoPayload = true
 	path := os.Getenv("TAKEDOWN_BENCH_DB")
 	if path == "" {

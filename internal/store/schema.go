@@ -1,6 +1,10 @@
 package store
 
-import "github.com/takedown-project/takedown/internal/migrate"
+import (
+	"strings"
+
+	"github.com/takedown-project/takedown/internal/migrate"
+)
 
 // Component is the name under which the store's migrations are recorded in
 // schema_migrations.
@@ -120,3 +124,6 @@ const columns = `time, sensor, protocol, transport, src_ip, src_ip6, src_port, d
 	smtp_helo, smtp_from, smtp_rcpt_domains, smtp_rcpt_count, smtp_subject, smtp_message_id, error`
 
 const numColumns = 47
+
+// columnNames are the names in columns, in table order.
+var columnNames = strings.Fields(strings.ReplaceAll(columns, ",", " "))

@@ -47,14 +47,12 @@ type Store struct {
 	log             *slog.Logger
 	checkpointAfter int64
 
-	mu      sync.Mutex // guards the fields below and serialises appends
-	conn    *sql.Conn
-	app     *duckdb.Appender // every column
-	dnsApp  *duckdb.Appender // the columns of a DNS query (dnsColumns)
-	args    []driver.Value
-	dnsArgs []driver.Value
-	box     boxes
-	closed  bool
+	mu     sync.Mutex // guards the fields below and serialises appends
+	conn   *sql.Conn
+	shapes map[uint64]*shape // by the columns they fill (see shapeOf)
+	row    []driver.Value    // the values of every column of one event
+	box    boxes
+	closed bool
 }
 
 // ErrClosed is returned by Append after Close.
@@ -80,8 +78,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		db:              cfg.DB,
 		log:             log,
 		checkpointAfter: cfg.CheckpointAfter,
-		args:            make([]driver.Value, numColumns),
-		dnsArgs:         make([]driver.Value, len(dnsColumnNames)),
+		row:             make([]driver.Value, numColumns),
 	}, nil
 }
 
@@ -94,16 +91,14 @@ func (s *Store) Close() error {
 	return s.dropAppender()
 }
 
-// dropAppender closes the appender and its connection; s.mu is held.
+// dropAppender closes the appenders and their connection; s.mu is held.
 func (s *Store) dropAppender() error {
 	var errs []error
-	for _, a := range []**duckdb.Appender{&s.app, &s.dnsApp} {
-		if *a != nil {
-			if err := (*a).Close(); err != nil {
-				errs = append(errs, fmt.Errorf("store: closing appender: %w", err))
-			}
-			*a = nil
+	for k, sh := range s.shapes {
+		if err := sh.app.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: closing appender: %w", err))
 		}
+		delete(s.shapes, k)
 	}
 	if s.conn != nil {
 		if err := s.conn.Close(); err != nil {
@@ -114,34 +109,25 @@ func (s *Store) dropAppender() error {
 	return errors.Join(errs...)
 }
 
-// appender returns the appender, creating it and its dedicated connection on
-// first use; s.mu is held.
-func (s *Store) appender(ctx context.Context) (*duckdb.Appender, error) {
-	if s.app != nil {
-		return s.app, nil
+// clearAppenders throws away the rows the appenders hold; s.mu is held.
+func (s *Store) clearAppenders() {
+	for _, sh := range s.shapes {
+		sh.app.Clear()
+	}
+}
+
+// connect opens the dedicated connection of the appenders on first use;
+// s.mu is held.
+func (s *Store) connect(ctx context.Context) error {
+	if s.conn != nil {
+		return nil
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("store: opening append connection: %w", err)
+		return fmt.Errorf("store: opening append connection: %w", err)
 	}
-	var app, dnsApp *duckdb.Appender
-	err = conn.Raw(func(dc any) error {
-		var err error
-		if app, err = duckdb.NewAppender(dc.(driver.Conn), "", "", "events"); err != nil {
-			return err
-		}
-		dnsApp, err = duckdb.NewAppenderWithColumns(dc.(driver.Conn), "", "", "events", dnsColumnNames)
-		if err != nil {
-			app.Close()
-		}
-		return err
-	})
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("store: creating appender: %w", err)
-	}
-	s.conn, s.app, s.dnsApp = conn, app, dnsApp
-	return app, nil
+	s.conn = conn
+	return nil
 }
 
 // Append stores a batch of events. The batch is all or nothing: every event
@@ -177,26 +163,23 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 	if s.closed {
 		return ErrClosed
 	}
-	app, err := s.appender(ctx)
-	if err != nil {
+	if err := s.connect(ctx); err != nil {
 		return err
 	}
 	if _, err := s.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return fmt.Errorf("store: appending batch: beginning transaction: %w", err)
 	}
-	if err := s.appendRows(app, batch); err != nil {
-		// Throw away what the appender holds, then the transaction with
-		// what it flushed; start over with a fresh appender.
-		app.Clear()
-		s.dnsApp.Clear()
+	if err := s.appendRows(batch); err != nil {
+		// Throw away what the appenders hold, then the transaction with
+		// what they flushed; start over with fresh appenders.
+		s.clearAppenders()
 		s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		s.dropAppender()
 		return fmt.Errorf("store: appending batch: %w", err)
 	}
 	if source != "" {
 		if _, err := s.conn.ExecContext(ctx, `INSERT OR REPLACE INTO ingest_marks VALUES (?, ?, now())`, source, mark); err != nil {
-			app.Clear()
-			s.dnsApp.Clear()
+			s.clearAppenders()
 			s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 			s.dropAppender()
 			return fmt.Errorf("store: appending batch: setting the mark of %q: %w", source, err)
@@ -227,84 +210,32 @@ func (s *Store) Mark(ctx context.Context, source string) ([]byte, error) {
 	return mark, nil
 }
 
-func (s *Store) appendRows(app *duckdb.Appender, batch []event.Event) error {
-	a := s.args
+// appendRows appends the rows of batch, each through the appender of its
+// shape, and flushes them; s.mu is held.
+func (s *Store) appendRows(batch []event.Event) error {
+	a := s.row
 	for i := range batch {
 		e := &batch[i]
-		if isDNSQuery(e) {
-			if err := s.appendDNS(e); err != nil {
-				return fmt.Errorf("event %d: %w", i, err)
-			}
-			continue
+		s.box.setRow(a, e)
+		sh, err := s.shape(shapeOf(a))
+		if err != nil {
+			return err
 		}
-		s.box.setLeading(a, e)
-		a[15] = s.box.str(e.HTTPMethod)
-		a[16] = str(e.HTTPPath)
-		a[17] = s.box.str(e.HTTPUserAgent)
-		a[18] = s.box.str(e.TLSVersion)
-		a[19] = s.box.str(e.TLSCipher)
-		a[20] = s.box.str(e.TLSFingerprint)
-		a[21] = s.box.str(e.DNSQType)
-		a[22] = s.box.str(e.DNSRcode)
-		a[23] = e.Bytes
-		a[24] = str(e.PayloadSHA256)
-		if len(e.PayloadHead) > 0 {
-			a[25] = e.PayloadHead
-		} else {
-			a[25] = nil
-		}
-		a[26] = e.ASN
-		a[27] = s.box.str(e.ASName)
-		a[28] = s.box.str(e.CountryCode)
-		a[29] = s.box.str(e.Region)
-		a[30] = s.box.str(e.City)
-		a[31] = e.Latitude
-		a[32] = e.Longitude
-		a[33] = e.DNSDO
-		a[34] = str(e.DNSClientSubnet)
-		a[35] = e.Malformed
-		a[36] = str(e.HTTPReferer)
-		a[37] = str(e.HTTPForwardedBy)
-		a[38] = s.box.str(e.HTTPContentType)
-		a[39] = s.box.str(e.TLSALPN)
-		a[40] = str(e.SMTPHelo)
-		a[41] = str(e.SMTPFrom)
-		a[42] = str(e.SMTPRcptDomains)
-		a[43] = e.SMTPRcptCount
-		a[44] = str(e.SMTPSubject)
-		a[45] = str(e.SMTPMessageID)
-		a[46] = s.box.str(e.Error)
-		if err := app.AppendRow(a...); err != nil {
+		if err := sh.append(a); err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
 	}
-	if err := s.dnsApp.Flush(); err != nil {
-		return err
+	for _, sh := range s.shapes {
+		if err := sh.app.Flush(); err != nil {
+			return err
+		}
 	}
-	return app.Flush()
+	return nil
 }
 
-// dnsColumnNames are the columns a DNS query fills; the others are NULL
-// (or their default). A row appended with only these costs about half the
-// calls into DuckDB of a full one, and the sinkhole sees far more DNS
-// queries than anything else.
-var dnsColumnNames = []string{"time", "sensor", "protocol", "transport", "src_ip", "src_ip6", "src_port",
-	"dst_ip", "dst_port", "domain", "zone", "case_name", "family", "tag", "bot_id", "dns_qtype", "dns_rcode",
-	"bytes", "asn", "as_name", "country_code", "region", "city", "latitude", "longitude", "dns_do",
-	"dns_client_subnet"}
-
-// isDNSQuery reports whether e fills only dnsColumnNames.
-func isDNSQuery(e *event.Event) bool {
-	return e.HTTPMethod == "" && e.HTTPPath == "" && e.HTTPUserAgent == "" && e.HTTPReferer == "" &&
-		e.HTTPForwardedBy == "" && e.HTTPContentType == "" && e.TLSVersion == "" && e.TLSCipher == "" &&
-		e.TLSFingerprint == "" && e.TLSALPN == "" && e.PayloadSHA256 == "" && len(e.PayloadHead) == 0 &&
-		!e.Malformed && e.SMTPHelo == "" && e.SMTPFrom == "" && e.SMTPRcptDomains == "" &&
-		e.SMTPRcptCount == 0 && e.SMTPSubject == "" && e.SMTPMessageID == "" && e.Error == ""
-}
-
-// setLeading sets the values of the columns that both appenders start with:
-// time to bot_id, the first 15 of columns and of dnsColumnNames.
-func (b *boxes) setLeading(a []driver.Value, e *event.Event) {
+// setRow sets a to the values of e's columns, in table order. A column
+// whose value is unknown, or its column's default, is nil (see shapeOf).
+func (b *boxes) setRow(a []driver.Value, e *event.Event) {
 	a[0] = e.Time
 	a[1] = b.str(e.Sensor)
 	a[2] = b.str(string(e.Protocol))
@@ -319,25 +250,140 @@ func (b *boxes) setLeading(a []driver.Value, e *event.Event) {
 	a[12] = b.str(e.Family)
 	a[13] = b.str(e.Tag)
 	a[14] = str(e.BotID)
+	a[15] = b.str(e.HTTPMethod)
+	a[16] = str(e.HTTPPath)
+	a[17] = b.str(e.HTTPUserAgent)
+	a[18] = b.str(e.TLSVersion)
+	a[19] = b.str(e.TLSCipher)
+	a[20] = b.str(e.TLSFingerprint)
+	a[21] = b.str(e.DNSQType)
+	a[22] = b.str(e.DNSRcode)
+	a[23] = e.Bytes
+	a[24] = str(e.PayloadSHA256)
+	a[25] = nil
+	if len(e.PayloadHead) > 0 {
+		a[25] = e.PayloadHead
+	}
+	a[26] = e.ASN
+	a[27] = b.str(e.ASName)
+	a[28] = b.str(e.CountryCode)
+	a[29] = b.str(e.Region)
+	a[30] = b.str(e.City)
+	a[31] = e.Latitude
+	a[32] = e.Longitude
+	a[colDNSDO] = flag(e.DNSDO)
+	a[34] = str(e.DNSClientSubnet)
+	a[colMalformed] = flag(e.Malformed)
+	a[36] = str(e.HTTPReferer)
+	a[37] = str(e.HTTPForwardedBy)
+	a[38] = b.str(e.HTTPContentType)
+	a[39] = b.str(e.TLSALPN)
+	a[40] = str(e.SMTPHelo)
+	a[41] = str(e.SMTPFrom)
+	a[42] = str(e.SMTPRcptDomains)
+	a[colRcptCount] = nil
+	if e.SMTPRcptCount != 0 {
+		a[colRcptCount] = e.SMTPRcptCount
+	}
+	a[44] = str(e.SMTPSubject)
+	a[45] = str(e.SMTPMessageID)
+	a[46] = b.str(e.Error)
 }
 
-// appendDNS appends e to the DNS appender.
-func (s *Store) appendDNS(e *event.Event) error {
-	a := s.dnsArgs
-	s.box.setLeading(a, e)
-	a[15] = s.box.str(e.DNSQType)
-	a[16] = s.box.str(e.DNSRcode)
-	a[17] = e.Bytes
-	a[18] = e.ASN
-	a[19] = s.box.str(e.ASName)
-	a[20] = s.box.str(e.CountryCode)
-	a[21] = s.box.str(e.Region)
-	a[22] = s.box.str(e.City)
-	a[23] = e.Latitude
-	a[24] = e.Longitude
-	a[25] = e.DNSDO
-	a[26] = str(e.DNSClientSubnet)
-	return s.dnsApp.AppendRow(a...)
+// flag maps false, the default of the flag columns, to nil.
+func flag(b bool) driver.Value {
+	if b {
+		return true
+	}
+	return nil
+}
+
+// The columns with a default other than NULL (schema.go), and their
+// default values.
+const (
+	colDNSDO     = 33
+	colMalformed = 35
+	colRcptCount = 43
+)
+
+var columnDefaults = map[int]driver.Value{colDNSDO: false, colMalformed: false, colRcptCount: uint32(0)}
+
+// maxShapes bounds the appenders a Store keeps; the rows of any further
+// shape go through one appender of every column (fullShape).
+const maxShapes = 32
+
+// fullShape is the shape of every column.
+const fullShape = 1<<numColumns - 1
+
+// A shape is an appender of the columns that an event fills: the others are
+// left to their defaults, which DuckDB sets a chunk at a time. Each value
+// handed to DuckDB, NULL or string, is a call through cgo, and an event
+// fills about 15 of the 47 columns: an HTTP request appended through its
+// shape costs a third of the calls of a full row.
+type shape struct {
+	app  *duckdb.Appender
+	cols []int // the columns, in table order
+	args []driver.Value
+}
+
+// shapeOf returns the set of columns that row fills: bit i for column i.
+func shapeOf(row []driver.Value) uint64 {
+	var m uint64
+	for i, v := range row {
+		if v != nil {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// shape returns the appender of the columns in m, creating it on first use;
+// s.mu is held and s.conn open.
+func (s *Store) shape(m uint64) (*shape, error) {
+	if sh, ok := s.shapes[m]; ok {
+		return sh, nil
+	}
+	if len(s.shapes) >= maxShapes {
+		m = fullShape
+		if sh, ok := s.shapes[m]; ok {
+			return sh, nil
+		}
+	}
+	sh := &shape{}
+	var names []string
+	for i, name := range columnNames {
+		if m&(1<<i) != 0 {
+			sh.cols = append(sh.cols, i)
+			names = append(names, name)
+		}
+	}
+	sh.args = make([]driver.Value, len(sh.cols))
+	err := s.conn.Raw(func(dc any) error {
+		var err error
+		sh.app, err = duckdb.NewAppenderWithColumns(dc.(driver.Conn), "", "", "events", names)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: creating appender: %w", err)
+	}
+	if s.shapes == nil {
+		s.shapes = make(map[uint64]*shape)
+	}
+	s.shapes[m] = sh
+	return sh, nil
+}
+
+// append appends the values of row that sh's columns hold; a column left
+// nil gets its default.
+func (sh *shape) append(row []driver.Value) error {
+	for j, c := range sh.cols {
+		v := row[c]
+		if v == nil {
+			v = columnDefaults[c]
+		}
+		sh.args[j] = v
+	}
+	return sh.app.AppendRow(sh.args...)
 }
 
 // str maps "not known" to NULL.
