@@ -5,12 +5,13 @@
 #
 #   bench/http-ours.sh start
 #   ../shared/bench/http-peers.sh --also 127.0.0.1:18090 --label takedown --pid "$(cat /tmp/takedown-http-bench/serve.pid)"
-#   bench/http-ours.sh stop      # waits for the store to catch up, prints what was stored
+#   bench/http-ours.sh stop      # waits for the store to catch up, prints serve's CPU and what was stored
 #
 # The benchmark's host (conficker-c2-001.net) is imported and restrained, so
 # requests are attributed to a seized zone and classified by the shipped rules.
-# Env: DIR (default /tmp/takedown-http-bench), PORT (default 18090), SERVE_FLAGS
-# (more flags for serve, e.g. "--cpuprofile /tmp/cpu.out --memprofile /tmp/mem.out").
+# Env: DIR (default /tmp/takedown-http-bench), PORT (default 18090), HTTP_LOOPS
+# (listen.http_loops, default 0: one per CPU), SERVE_FLAGS (more flags for
+# serve, e.g. "--cpuprofile /tmp/cpu.out --memprofile /tmp/mem.out").
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${DIR:-/tmp/takedown-http-bench}
@@ -28,7 +29,7 @@ log: {level: warn}
 api: {listen: 127.0.0.1:18481}
 dns: {listen: ["127.0.0.1:0"]}
 transfer: {listen: []}
-listen: {http: ["127.0.0.1:$PORT"], https: [], smtp: [], max_conns_per_ip: -1}
+listen: {http: ["127.0.0.1:$PORT"], https: [], smtp: [], max_conns_per_ip: -1, http_loops: ${HTTP_LOOPS:-0}}
 CFG
 	"$BIN" -c "$CFG" --actor bench cases add bench --court "Bench Court" --docket 0 --family conficker >/dev/null
 	echo conficker-c2-001.net > "$DIR/domains.txt"
@@ -38,11 +39,20 @@ CFG
 	"$BIN" -c "$CFG" serve ${SERVE_FLAGS:-} > "$DIR/serve.log" 2>&1 </dev/null &
 	echo $! > "$DIR/serve.pid"
 	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && { echo "takedown serving HTTP on 127.0.0.1:$PORT (pid $(cat "$DIR/serve.pid"))"; return; }
+		curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && {
+			cputicks > "$DIR/cpu0"
+			echo "takedown serving HTTP on 127.0.0.1:$PORT (pid $(cat "$DIR/serve.pid"))"
+			return
+		}
 		sleep 0.1
 	done
 	echo "takedown did not answer; see $DIR/serve.log" >&2
 	exit 1
+}
+
+# cputicks prints the user and system CPU ticks serve has used.
+cputicks() {
+	awk '{ print $14 + $15 }' "/proc/$(cat "$DIR/serve.pid")/stat"
 }
 
 stop() {
@@ -54,6 +64,10 @@ stop() {
 		sleep 1
 	done
 	echo "store caught up with the spool $((SECONDS - t0)) s after the load"
+	# Everything serve did since it answered, storing included: with the
+	# count of stored requests below it gives the whole CPU cost of one.
+	awk -v a="$(cat "$DIR/cpu0")" -v b="$(cputicks)" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "serve used %.2f s of CPU from its first answer until the store caught up\n", (b - a) / hz }'
 	kill -INT "$(cat "$DIR/serve.pid")" 2>/dev/null || true
 	while kill -0 "$(cat "$DIR/serve.pid")" 2>/dev/null; do sleep 0.2; done
 	"$BIN" -c "$CFG" stats hosts --by family --from 2000-01-01 --to 2100-01-01
