@@ -253,7 +253,8 @@ type Pipeline struct {
 	// the least CPU and file space per event.
 	BatchSize int `yaml:"batch_size"`
 	// FlushMS is the longest an event waits in the spool for its batch, in
-	// milliseconds. Default 500.
+	// milliseconds, unless events come fast enough to fill a whole batch
+	// within ten times that: then the batch waits to be whole. Default 500.
 	FlushMS int `yaml:"flush_ms"`
 	// DrainTimeoutMS bounds the drain at shutdown, in milliseconds: once
 	// the listeners have stopped, the pipeline keeps storing what the

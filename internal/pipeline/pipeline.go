@@ -82,8 +82,9 @@ type Config struct {
 	// BatchSize is the most events in one append; default
 	// dbfile.RowGroupSize, the cheapest for DuckDB to store.
 	BatchSize int
-	// FlushInterval is the longest an event waits for its batch; default
-	// 500 ms.
+	// FlushInterval is the longest an event waits for its batch, default
+	// 500 ms, unless events come fast enough to fill a whole batch within
+	// ten times that: then the batch waits to be whole (see run).
 	FlushInterval time.Duration
 	// Saturated, if set, tells whether the CPUs are saturated. While they
 	// are, the sinks record more than 20,000 events a second and the spool
@@ -103,6 +104,9 @@ type Pipeline struct {
 	cfg Config
 	log *slog.Logger
 	buf sync.Pool // *[]byte for encoding
+	// fillWait is the longest a batch that fills fast waits to be whole:
+	// ten FlushIntervals.
+	fillWait time.Duration
 
 	done     chan struct{}
 	spoolMax int64
@@ -127,7 +131,7 @@ type metrics struct {
 	recorded, dropped, stored, invalid, failures prometheus.Counter
 	batch, appendSeconds                         prometheus.Histogram
 	lag                                          prometheus.Gauge
-	deferred, widened                            prometheus.Counter
+	deferred, widened, filled                    prometheus.Counter
 }
 
 // New checks cfg and returns a pipeline; Run starts its store writer.
@@ -144,7 +148,8 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
 	}
-	p := &Pipeline{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), replayed: make(chan struct{}), spoolMax: cfg.SpoolMaxBytes}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), replayed: make(chan struct{}), spoolMax: cfg.SpoolMaxBytes,
+		fillWait: 10 * cfg.FlushInterval}
 	if p.spoolMax <= 0 {
 		p.spoolMax = spool.DefaultMaxBytes
 	}
@@ -169,6 +174,7 @@ func New(cfg Config) (*Pipeline, error) {
 			Help: "Age of the newest event in the last stored batch, when it was stored."}),
 		deferred: counter("store_deferred_total", "Times the store writer waited 100 ms because the CPUs were saturated."),
 		widened:  counter("writer_widened_total", "Times the starved store writer (and the rest of the idle CPU class) was let onto every CPU."),
+		filled:   counter("batches_filled_total", "Batches that filled fast enough to wait past the flush interval until they were whole."),
 	}
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_backlog_events",
 		Help: "Events recorded into the spool and not yet stored (or skipped): the queue between the sinks and the store."},
@@ -176,7 +182,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(backlog)
 		cfg.Registerer.MustRegister(p.m.recorded, p.m.dropped, p.m.stored, p.m.invalid, p.m.failures,
-			p.m.batch, p.m.appendSeconds, p.m.lag, p.m.deferred, p.m.widened)
+			p.m.batch, p.m.appendSeconds, p.m.lag, p.m.deferred, p.m.widened, p.m.filled)
 	}
 	return p, nil
 }
@@ -268,6 +274,12 @@ func (p *Pipeline) Run(ctx context.Context, drain time.Duration) error {
 	return err
 }
 
+// fillsSoon tells whether a batch that got n events in elapsed would, at
+// that rate, hold size within fillWait of its start.
+func fillsSoon(n, size int, elapsed, fillWait time.Duration) bool {
+	return n > 0 && elapsed > 0 && float64(size)*float64(elapsed)/float64(n) <= float64(fillWait)
+}
+
 // watch widens the idle class onto every CPU (package idle) while the
 // writer is starved: it has not gone round its loop for stall, although
 // the loop turns at least every FlushInterval when it gets the CPU (a long
@@ -343,27 +355,13 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 		}
 		drainCtx, cancelDrain = context.WithTimeout(context.WithoutCancel(ctx), drain)
 	}
-	for {
-		p.beat.Store(time.Now().UnixNano())
-		if !stopping && p.yield(ctx) {
-			continue
-		}
-		// One batch: up to BatchSize events, or what the spool holds when
-		// FlushInterval has passed (Next still returns what is on disk
-		// once its context has ended). While draining, a short pause in
-		// the records means the spool is empty: the sinks have stopped.
-		parent, wait := ctx, p.cfg.FlushInterval
-		if stopping {
-			parent, wait = drainCtx, 50*time.Millisecond
-		}
-		bctx, cancel := context.WithTimeout(parent, wait)
-		batch = batch[:0]
-		var readErr error
+	// fill reads records into batch until it holds BatchSize events or
+	// bctx ends, and returns why it stopped.
+	fill := func(bctx context.Context) error {
 		for len(batch) < p.cfg.BatchSize {
 			rec, pos, err := r.Next(bctx)
 			if err != nil {
-				readErr = err
-				break
+				return err
 			}
 			end = pos
 			batch = append(batch, event.Event{})
@@ -384,7 +382,53 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 				p.cfg.Observer.Observe(e)
 			}
 		}
+		return nil
+	}
+	for {
+		p.beat.Store(time.Now().UnixNano())
+		if !stopping && p.yield(ctx) {
+			continue
+		}
+		// One batch: up to BatchSize events, or what the spool holds when
+		// FlushInterval has passed (Next still returns what is on disk
+		// once its context has ended). While draining, a short pause in
+		// the records means the spool is empty: the sinks have stopped.
+		parent, wait := ctx, p.cfg.FlushInterval
+		if stopping {
+			parent, wait = drainCtx, 50*time.Millisecond
+		}
+		began := time.Now()
+		bctx, cancel := context.WithTimeout(parent, wait)
+		batch = batch[:0]
+		readErr := fill(bctx)
 		cancel()
+		// Events that come fast enough to make a whole batch within
+		// fillWait of its start wait for it: a whole batch is a whole row
+		// group, which DuckDB writes compressed at the commit, while a
+		// smaller one goes through its WAL and is compressed again at the
+		// next checkpoint (with the events of a Connection: close load,
+		// 30,000 a second, that is twice the CPU per event).
+		// It goes on a FlushInterval at a time, and is stored as it is
+		// once one of them brings no event.
+		if !stopping && ctx.Err() == nil && errors.Is(readErr, context.DeadlineExceeded) &&
+			fillsSoon(len(batch), p.cfg.BatchSize, time.Since(began), p.fillWait) {
+			p.m.filled.Inc()
+			deadline := began.Add(p.fillWait)
+			for n := -1; len(batch) > n && len(batch) < p.cfg.BatchSize && ctx.Err() == nil && time.Now().Before(deadline); {
+				n = len(batch)
+				p.beat.Store(time.Now().UnixNano())
+				until := time.Now().Add(wait)
+				if until.After(deadline) {
+					until = deadline
+				}
+				bctx, cancel = context.WithDeadline(ctx, until)
+				readErr = fill(bctx)
+				cancel()
+				if readErr != nil && !errors.Is(readErr, context.DeadlineExceeded) {
+					break
+				}
+			}
+		}
 		if readErr != nil && !errors.Is(readErr, context.DeadlineExceeded) && !errors.Is(readErr, context.Canceled) {
 			if errors.Is(readErr, spool.ErrClosed) {
 				return nil
