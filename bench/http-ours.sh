@@ -10,7 +10,7 @@
 # The benchmark's host (conficker-c2-001.net) is imported and restrained, so
 # requests are attributed to a seized zone and classified by the shipped rules.
 # Env: DIR (default /tmp/takedown-http-bench), PORT (default 18090), HTTP_LOOPS
-# (listen.http_loops, default 0: one per CPU), SERVE_FLAGS (more flags for
+# (listen.http_loops, default 0: one per two CPUs), SERVE_FLAGS (more flags for
 # serve, e.g. "--cpuprofile /tmp/cpu.out --memprofile /tmp/mem.out").
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -306,7 +306,8 @@ type Listen struct {
 	// HTTPLoops is the number of event-loop threads that serve the plain
 	// HTTP listeners (Linux): a request that has arrived whole is served
 	// on the loop's thread, without a goroutine. 0 (the default): one per
-	// CPU; -1: none, every connection is served by a goroutine.
+	// two CPUs, at least one; -1: none, every connection is served by a
+	// goroutine.
 	HTTPLoops int `yaml:"http_loops"`
 }
 
@@ -624,7 +625,7 @@ func (c *Config) Validate() error {
 		bad("listen.default_status", "%d is not 200 or 404", c.Listen.DefaultStatus)
 	}
 	if c.Listen.HTTPLoops < -1 {
-		bad("listen.http_loops", "%d is below -1 (0: one per CPU, -1: none)", c.Listen.HTTPLoops)
+		bad("listen.http_loops", "%d is below -1 (0: one per two CPUs, -1: none)", c.Listen.HTTPLoops)
 	}
 	if c.Listen.MaxConns < -1 || c.Listen.MaxConnsPerIP < -1 || c.Listen.HeadBytes < -1 || c.Listen.MaxBodyBytes < -1 {
 		bad("listen", "limits must be positive (or -1 for none)")

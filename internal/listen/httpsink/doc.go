@@ -140,8 +140,11 @@ type Config struct {
 	// Loops is the number of threads that serve the plain-HTTP listeners
 	// from epoll instances of their own (Linux): a whole request that
 	// has arrived is served on the loop's thread, without a goroutine.
-	// 0 gives one per CPU; negative none (a goroutine serves each
-	// connection, as on other systems).
+	// 0 gives one per two CPUs, at least one: the other CPUs answer DNS,
+	// TLS and SMTP and run the store writer. (On the two-CPU benchmark
+	// machine one loop also served more requests than two, at less CPU
+	// per request: see BENCHMARKS.md.) Negative: none, a goroutine serves
+	// each connection, as on other systems.
 	Loops int
 	// MaxStreams bounds the concurrent HTTP/2 streams of one connection.
 	// Default 100.

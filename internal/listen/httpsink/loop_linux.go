@@ -109,12 +109,12 @@ var testAccepted atomic.Pointer[func(fd int)]
 // waiting (and, on a shared socket, is shared among the loops).
 const acceptBatch = 8
 
-// startLoops starts n loops (one per CPU when n is 0) on the plain-HTTP
+// startLoops starts n loops (one per two CPUs when n is 0) on the plain-HTTP
 // listeners lns, whose net.Listeners it closes (duplicates of their sockets
 // stay open). On an error nothing is started and lns are untouched.
 func startLoops(ctx context.Context, s *Server, lns []*listener, n int) (_ *loops, err error) {
 	if n <= 0 {
-		n = procs.Base()
+		n = max(1, procs.Base()/2)
 	}
 	lp := &loops{s: s, efd: -1}
 	defer func() {
