@@ -492,7 +492,10 @@ func (lp *evloop) end(lc *lconn, err error) {
 func (lp *evloop) close(lc *lconn) {
 	lc.h.release()
 	lp.forget(lc)
-	unix.Close(lc.fd) // out of the epoll set with it: nothing else holds the socket
+	// Out of the epoll set with it: nothing else holds the socket. The
+	// close of a socket without SO_LINGER does not wait (the FIN goes out
+	// after it), so it is a raw call, like the loop's reads and writes.
+	unix.RawSyscall(unix.SYS_CLOSE, uintptr(lc.fd), 0, 0)
 	lp.closed(lc)
 	if len(lp.free) < maxFree {
 		*lc = lconn{}
