@@ -98,11 +98,21 @@ func timeRange(q url.Values, now time.Time) (from, to time.Time, err error) {
 }
 
 // HostQueryFromValues reads a unique-hosts query from URL parameters: from,
-// to, by (day,family,asn,country), family, asn, country and limit.
+// to, by (day,family,asn,country), family, asn, country, limit and all
+// (true: every source address, not only infected hosts).
 func HostQueryFromValues(q url.Values, now time.Time) (store.HostQuery, error) {
 	var hq store.HostQuery
-	if err := onlyParams(q, "from", "to", "by", "family", "asn", "country", "limit"); err != nil {
+	if err := onlyParams(q, "from", "to", "by", "family", "asn", "country", "limit", "all"); err != nil {
 		return hq, err
+	}
+	// Infected hosts, as the dashboard and the reports count them, unless
+	// all=true asks for every source address (scanners too).
+	switch q.Get("all") {
+	case "", "false", "0":
+		hq.Infected = true
+	case "true", "1":
+	default:
+		return hq, badf("parameter all: %q is not true or false", q.Get("all"))
 	}
 	var err error
 	if hq.From, hq.To, err = timeRange(q, now); err != nil {
@@ -158,6 +168,9 @@ func HostQueryValues(hq store.HostQuery) url.Values {
 	}
 	if hq.Limit != 0 {
 		v.Set("limit", strconv.Itoa(hq.Limit))
+	}
+	if !hq.Infected {
+		v.Set("all", "true")
 	}
 	return v
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -11,6 +12,7 @@ func FuzzHostQuery(f *testing.F) {
 	for _, s := range []string{
 		"", "by=day,country", "from=2010-02-22&to=2010-03-01&family=waledac", "asn=AS64500&country=de&limit=5",
 		"by=planet", "from=x", "country=ZZZ", "asn=99999999999", "limit=-1", "by=day,,asn",
+		"all=true", "all=0", "all=maybe",
 	} {
 		f.Add(s)
 	}
@@ -38,4 +40,20 @@ func FuzzHostQuery(f *testing.F) {
 			t.Fatalf("round trip: %+v != %+v", q, again)
 		}
 	})
+}
+
+// TestHostQueryInfectedByDefault: the API counts infected hosts, as the
+// dashboard does, unless all=true asks for every source address.
+func TestHostQueryInfectedByDefault(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for raw, want := range map[string]bool{"": true, "all=false": true, "all=0": true, "all=true": false, "all=1": false} {
+		v, _ := url.ParseQuery(raw)
+		q, err := HostQueryFromValues(v, now)
+		if err != nil || q.Infected != want {
+			t.Errorf("%q: Infected %v (%v), want %v", raw, q.Infected, err, want)
+		}
+	}
+	if _, err := HostQueryFromValues(url.Values{"all": {"maybe"}}, now); err == nil || !strings.Contains(err.Error(), `parameter all: "maybe"`) {
+		t.Errorf("all=maybe: %v", err)
+	}
 }

@@ -427,7 +427,7 @@ func (l *liveLine) show(ctx context.Context, c *api.Client, s *sim.Sim) {
 		line += fmt.Sprintf(" · unique hosts today %s", thousands(int64(hosts)))
 	}
 	day := time.Now().UTC().Truncate(24 * time.Hour)
-	rows, err := c.UniqueHosts(qctx, store.HostQuery{From: day, To: day.Add(24 * time.Hour), GroupBy: []store.Dimension{store.DimCountry}, Limit: 3})
+	rows, err := c.UniqueHosts(qctx, store.HostQuery{From: day, To: day.Add(24 * time.Hour), GroupBy: []store.Dimension{store.DimCountry}, Infected: true, Limit: 3})
 	if err == nil && len(rows) > 0 {
 		var top []string
 		for _, r := range rows {
@@ -469,7 +469,7 @@ func waitStored(ctx context.Context, c *api.Client) error {
 // demoMeasure prints the census of the run and checks it against the
 // simulator's ground truth.
 func demoMeasure(ctx context.Context, w io.Writer, c *api.Client, truth *sim.Truth, from, to time.Time) error {
-	q := store.HostQuery{From: from, To: to, GroupBy: []store.Dimension{store.DimFamily}}
+	q := store.HostQuery{From: from, To: to, GroupBy: []store.Dimension{store.DimFamily}, Infected: true}
 	fams, err := c.UniqueHosts(ctx, q)
 	if err != nil {
 		return err
@@ -488,7 +488,7 @@ func demoMeasure(ctx context.Context, w io.Writer, c *api.Client, truth *sim.Tru
 		return err
 	}
 	for _, dim := range []store.Dimension{store.DimCountry, store.DimASN} {
-		q := store.HostQuery{From: from, To: to, GroupBy: []store.Dimension{dim}, Limit: 5}
+		q := store.HostQuery{From: from, To: to, GroupBy: []store.Dimension{dim}, Infected: true, Limit: 5}
 		rows, err := c.UniqueHosts(ctx, q)
 		if err != nil {
 			return err

@@ -75,11 +75,12 @@ fictional bots says so under the title.`,
 					o.Source = "Source: takedown demo sinkhole"
 				}
 			}
-			o.Notes = []string{"Hosts: distinct source IP addresses that called the sinkhole from 00:00 to 24:00 UTC, counted in the country where the GeoIP database places them."}
+			o.Notes = []string{worldmap.HostsNote}
 			start := time.Now()
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				rows, err := b.UniqueHosts(ctx, store.HostQuery{
 					From: day, To: day.AddDate(0, 0, 1), GroupBy: []store.Dimension{store.DimCountry}, Family: family,
+					Infected: true,
 				})
 				if err != nil {
 					return err

@@ -19,8 +19,9 @@ import (
 
 // storeEvents writes a few callbacks of 2026-11-26 into the store of cfg:
 // waledac from 3 addresses in Germany, 2 in Brazil (one calling twice),
-// 1 in Singapore and 1 of unknown country; conficker from 1 in Germany;
-// and one waledac callback of the day before.
+// 1 in Singapore and 1 of unknown country; conficker from 1 in Germany; a
+// scanner in Germany (no family, no case); and one waledac callback of the
+// day before.
 func storeEvents(t *testing.T, cfgPath string) {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
@@ -46,6 +47,7 @@ func storeEvents(t *testing.T, cfgPath string) {
 		{"203.0.113.1", "waledac", "BR"}, {"203.0.113.2", "waledac", "BR"}, {"203.0.113.2", "waledac", "BR"},
 		{"192.0.2.1", "waledac", "SG"}, {"192.0.2.2", "waledac", ""},
 		{"198.51.100.9", "conficker", "DE"},
+		{"198.51.100.50", "", "DE"}, // a scanner: no family, no case
 	} {
 		add(day.Add(time.Duration(i+1)*time.Hour), c.ip, c.family, c.country)
 	}
@@ -94,6 +96,22 @@ func TestMap(t *testing.T) {
 	}
 	if strings.Contains(svg, "FICTIONAL") {
 		t.Error("a map of real data says it is fictional")
+	}
+
+	// All families: the infected hosts, as the dashboard counts them; the
+	// scanner is left out (and counted by stats hosts --all only).
+	mustRun(t, cfg, "--mode", "local", "map", "--date", "2026-11-26", "--out", out("all.svg"))
+	if svg := read("all.svg"); !strings.Contains(svg, `data-cc="DE" data-hosts="4"`) {
+		t.Errorf("all.svg: Germany is not 4 hosts (3 waledac, 1 conficker, no scanner)")
+	}
+	for flags, want := range map[string]string{"": `"IPs": 8`, "--all": `"IPs": 9`} {
+		args := []string{"--mode", "local", "stats", "hosts", "--from", "2026-11-26", "--to", "2026-11-27", "--json"}
+		if flags != "" {
+			args = append(args, flags)
+		}
+		if js := mustRun(t, cfg, args...); !strings.Contains(js, want) {
+			t.Errorf("stats hosts %s: want %s in %s", flags, want, js)
+		}
 	}
 
 	// PNG of all families, another size.

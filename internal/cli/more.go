@@ -150,6 +150,7 @@ func (e *env) statsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "stats", Short: "Count infected hosts and callbacks from the event store"}
 	var from, to, by, family, asn, country string
 	var limit int
+	var all bool
 	hosts := &cobra.Command{
 		Use:   "hosts",
 		Short: "Unique infected hosts (source IPs and bot ids) by day, family, ASN, country",
@@ -165,6 +166,9 @@ func (e *env) statsCommand() *cobra.Command {
 			}
 			if limit > 0 {
 				v["limit"] = []string{fmt.Sprint(limit)}
+			}
+			if all {
+				v["all"] = []string{"true"}
 			}
 			q, err := api.HostQueryFromValues(v, e.now())
 			if err != nil {
@@ -190,6 +194,7 @@ func (e *env) statsCommand() *cobra.Command {
 	hf.StringVar(&asn, "asn", "", "only this AS number")
 	hf.StringVar(&country, "country", "", "only this country code")
 	hf.IntVar(&limit, "limit", 0, "at most this many rows")
+	hf.BoolVar(&all, "all", false, "count every source address, scanners too (default: infected hosts, a family or a seized name)")
 	e.jsonFlag(hosts)
 	cmd.AddCommand(hosts)
 	return cmd

@@ -299,7 +299,7 @@ func (d *Dashboard) renderMap(r *http.Request, day time.Time, fam string) (*mapE
 		Hosts: hosts, Width: mapW, Height: mapH,
 		Title:  fmt.Sprintf("%s — %s — %s", worldmap.DefaultTitle, what, day.Format(time.DateOnly)),
 		Source: "Source: takedown sinkhole, " + strings.Join(nonEmpty(d.cfg.Sensor, d.cfg.Operator), "/"),
-		Notes:  []string{"Hosts: distinct source IP addresses of infected hosts that called the sinkhole from 00:00 to 24:00 UTC, counted in the country where the GeoIP database places them."},
+		Notes:  []string{worldmap.HostsNote},
 	}
 	if d.cfg.Demo {
 		o.Subtitle = "FICTIONAL demo data: simulated bots placed in countries by takedown's demo world"

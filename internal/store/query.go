@@ -40,6 +40,11 @@ type HostQuery struct {
 	ASN uint32
 	// Country, if set, keeps only events from that country (ISO code).
 	Country string
+	// Infected keeps only the events of infected hosts, as the rollup, the
+	// reports and the dashboard count them: those with a family or a
+	// seized name's case. A scanner knocking on the sinkhole's address
+	// has neither.
+	Infected bool
 	// Limit, if positive, returns only the first Limit rows.
 	Limit int
 }
@@ -92,6 +97,9 @@ func (s *Store) UniqueHosts(ctx context.Context, q HostQuery) ([]HostCount, erro
 	if q.Country != "" {
 		where = append(where, "country_code = ?")
 		args = append(args, q.Country)
+	}
+	if q.Infected {
+		where = append(where, infected)
 	}
 
 	var b strings.Builder

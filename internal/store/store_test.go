@@ -238,3 +238,30 @@ func TestAppendMarkedCancelled(t *testing.T) {
 	}
 	t.Logf("%d appends stored, %d cancelled", ok, failed)
 }
+
+// TestUniqueHostsInfected: Infected leaves out the events with neither a
+// family nor a case (a scanner), which the rollup and reports never count.
+func TestUniqueHostsInfected(t *testing.T) {
+	db := openDB(t, "")
+	defer db.Close()
+	s := openStore(t, db)
+	defer s.Close()
+	t0 := time.Date(2010, 2, 25, 10, 0, 0, 0, time.UTC)
+	evs := []event.Event{
+		{Time: t0, SrcIP: netip.MustParseAddr("192.0.2.1"), Protocol: event.ProtoHTTP, Family: "waledac"},
+		{Time: t0, SrcIP: netip.MustParseAddr("192.0.2.2"), Protocol: event.ProtoDNS, Case: "c1", Domain: "x.seized.example"},
+		{Time: t0, SrcIP: netip.MustParseAddr("192.0.2.3"), Protocol: event.ProtoTCP}, // a scanner
+	}
+	if err := s.Append(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		infected bool
+		ips      int64
+	}{{false, 3}, {true, 2}} {
+		rows, err := s.UniqueHosts(t.Context(), store.HostQuery{Infected: c.infected})
+		if err != nil || len(rows) != 1 || rows[0].IPs != c.ips {
+			t.Errorf("Infected %v: %+v %v, want %d addresses", c.infected, rows, err, c.ips)
+		}
+	}
+}
