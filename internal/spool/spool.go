@@ -99,6 +99,11 @@ type Spool struct {
 	log  *slog.Logger
 	met  *metrics
 	kick chan struct{} // wakes the writer before its interval
+	// wake restarts the writer's ticker, which it stops while sleeping:
+	// nothing buffered and nothing unsynced. An idle sinkhole then costs
+	// no wake-up a FlushInterval; the first Append after wakes it.
+	wake     chan struct{}
+	sleeping atomic.Bool
 	stop chan struct{} // stops the writer
 	done chan struct{} // closed by Close; wakes waiting readers
 	wg   sync.WaitGroup
@@ -174,6 +179,7 @@ func Open(o Options) (*Spool, error) {
 		dir:    o.Dir,
 		log:    o.Logger,
 		kick:   make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		notify: make(chan struct{}),
@@ -355,6 +361,12 @@ func (s *Spool) Append(rec []byte) error {
 		default:
 		}
 	}
+	if s.sleeping.Load() && s.sleeping.CompareAndSwap(true, false) {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -379,11 +391,35 @@ func (s *Spool) writer() {
 			return
 		case <-t.C:
 		case <-s.kick:
+		case <-s.wake:
+			t.Reset(s.opt.FlushInterval)
+			continue
 		}
 		if err := s.flush(); err != nil {
 			s.logWriteError(err)
 		}
+		// Sleep while there is nothing to write or to sync. An Append
+		// that comes after sleeping is set sees it and wakes the writer;
+		// one that came before is seen by the second look.
+		if s.quiet() {
+			t.Stop()
+			s.sleeping.Store(true)
+			if !s.quiet() && s.sleeping.CompareAndSwap(true, false) {
+				t.Reset(s.opt.FlushInterval)
+			}
+		}
 	}
+}
+
+// quiet tells whether nothing is buffered and everything written is
+// synced.
+func (s *Spool) quiet() bool {
+	s.mu.Lock()
+	buffered := s.pending > 0
+	s.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return !buffered && !s.dirty
 }
 
 // logWriteError logs a write error, at most once a second.

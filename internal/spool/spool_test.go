@@ -601,3 +601,39 @@ func TestPos(t *testing.T) {
 		t.Error("short position accepted")
 	}
 }
+
+// TestWriterSleepsWhenIdle: with nothing buffered and everything synced the
+// writer stops its ticker; the next record wakes it and is on disk, and
+// fsynced, within the usual intervals, and so is every record of a steady
+// trickle.
+func TestWriterSleepsWhenIdle(t *testing.T) {
+	s := open(t, Options{Dir: t.TempDir(), FlushInterval: 5 * time.Millisecond, SyncInterval: 20 * time.Millisecond})
+	defer s.Close()
+	r, err := s.NewReader(Pos{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	synced := func() bool {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		return !s.dirty
+	}
+	appendAll(t, s, 0, 10)
+	waitFor(t, "the writer to sleep", 5*time.Second, s.sleeping.Load)
+	checkSequence(t, func() [][]byte { recs, _ := drain(t, r); return recs }(), 0, 0)
+	if !synced() {
+		t.Fatal("the writer sleeps with records not fsynced")
+	}
+	for i := range 3 {
+		if err := s.Append(payload(1, i)); err != nil {
+			t.Fatal(err)
+		}
+		if s.sleeping.Load() {
+			t.Fatal("an append left the writer asleep")
+		}
+		recs, _ := readN(t, r, 1, 5*time.Second)
+		checkSequence(t, recs, 1, i)
+		waitFor(t, "the record fsynced and the writer asleep again", 5*time.Second, func() bool { return s.sleeping.Load() && synced() })
+	}
+}
