@@ -104,9 +104,9 @@ type Spool struct {
 	// no wake-up a FlushInterval; the first Append after wakes it.
 	wake     chan struct{}
 	sleeping atomic.Bool
-	stop chan struct{} // stops the writer
-	done chan struct{} // closed by Close; wakes waiting readers
-	wg   sync.WaitGroup
+	stop     chan struct{} // stops the writer
+	done     chan struct{} // closed by Close; wakes waiting readers
+	wg       sync.WaitGroup
 
 	// mu guards the buffer and the list of segments. Append holds it only
 	// to copy a record into the buffer.
