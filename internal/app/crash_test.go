@@ -174,21 +174,31 @@ enrich: {databases: [%s]}
 					return
 				}
 				conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-				n, err := conn.Read(buf)
+				// The answer to this query; one that comes later than
+				// the deadline (a loaded machine) is read here as a
+				// stale answer to an earlier query and skipped, or every
+				// answer after it would be taken for the one before.
+				for {
+					n, err := conn.Read(buf)
+					if err != nil {
+						break
+					}
+					var r dns.Msg
+					if r.Unpack(buf[:n]) != nil || r.Id != m.Id {
+						continue
+					}
+					if len(r.Answer) == 1 {
+						answered.Store(strings.TrimSuffix(name, "."), true)
+						nanswered.Add(1)
+					}
+					break
+				}
 				// Paced, at most 1,000 queries a second each: a load
 				// that takes every CPU leaves the store writer, in the
 				// idle CPU class, nothing until it eases (by design:
 				// the spool holds the difference), and this test wants
 				// events stored while the load runs.
 				time.Sleep(time.Millisecond)
-				if err != nil {
-					continue
-				}
-				var r dns.Msg
-				if r.Unpack(buf[:n]) == nil && r.Id == m.Id && len(r.Answer) == 1 {
-					answered.Store(strings.TrimSuffix(name, "."), true)
-					nanswered.Add(1)
-				}
 			}
 		}()
 	}

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -281,5 +283,32 @@ func TestSocatGarbage(t *testing.T) {
 	}
 	if d := diffEvents(e, want); d != "" {
 		t.Errorf("EHLO/QUIT session event:\n%s", d)
+	}
+}
+
+// TestGarbageThenLateRead: a client that sends a burst of garbage and reads
+// only afterwards still gets the greeting and the replies: the session's end
+// does not reset the connection over the input it left unread.
+func TestGarbageThenLateRead(t *testing.T) {
+	ts := start(t, Config{Zones: testZones})
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	garbage := bytes.Repeat([]byte("\x16\x03\x01 not smtp\r\n"), 3000) // an error a line
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(garbage); err != nil {
+		t.Fatalf("writing the garbage: %v", err)
+	}
+	ts.rec.wait(t, 1) // the session is over
+	time.Sleep(100 * time.Millisecond)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading after the session's end: %v (got %q)", err, got[:min(len(got), 80)])
+	}
+	if !bytes.HasPrefix(got, []byte("220 ")) || !bytes.Contains(got, []byte("\r\n500 ")) {
+		t.Errorf("replies %q, want the greeting and the errors", got[:min(len(got), 200)])
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -258,13 +259,45 @@ func (s *Server) accept(l *connlimit.Listener) {
 			s.m.sessions.Inc()
 			s.m.open.Inc()
 			ss.serve()
-			ss.raw.Close()
+			closeLingering(ss.raw)
 			s.m.open.Dec()
 			s.mu.Lock()
 			delete(s.sessions, ss)
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// A session's connection lingers after its end for at most lingerTime, or
+// until lingerBytes more have come (see closeLingering).
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 64 << 10
+)
+
+// closeLingering closes c so that the last replies reach the client. A
+// socket closed with input it has not read sends a reset, and the client's
+// kernel then throws away what the client had not yet read: the greeting
+// and the reply that ended the session, for a bot that sends a burst of
+// garbage. So the sending side is shut first, and what still comes is read
+// and discarded for a while before the close.
+func closeLingering(c net.Conn) {
+	var inner net.Conn = c
+	for {
+		if cw, ok := inner.(interface{ CloseWrite() error }); ok {
+			if cw.CloseWrite() == nil {
+				c.SetReadDeadline(time.Now().Add(lingerTime)) //nolint:errcheck // the close follows either way
+				io.CopyN(io.Discard, c, lingerBytes)          //nolint:errcheck
+			}
+			break
+		}
+		u, ok := inner.(interface{ Unwrap() net.Conn })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	c.Close()
 }
 
 // refused records a connection a limit turned away.
