@@ -6,6 +6,7 @@
 #   bench/http-ours.sh start
 #   ../shared/bench/http-peers.sh --also 127.0.0.1:18090 --label takedown --pid "$(cat /tmp/takedown-http-bench/serve.pid)"
 #   bench/http-ours.sh stop      # waits for the store to catch up, prints serve's CPU and what was stored
+#   bench/http-ours.sh wait      # only waits for the store to catch up
 #
 # The benchmark's host (conficker-c2-001.net) is imported and restrained, so
 # requests are attributed to a seized zone and classified by the shipped rules.
@@ -60,14 +61,21 @@ cputicks() {
 	awk '{ print $14 + $15 }' "/proc/$(cat "$DIR/serve.pid")/stat"
 }
 
-stop() {
+# caughtup waits until the store holds everything in the spool (at most
+# 900 s).
+caughtup() {
 	local t0=$SECONDS backlog
 	while :; do
 		backlog=$("$BIN" -c "$CFG" status --json | sed -n 's/.*"backlog": \([0-9]*\).*/\1/p')
-		[ "${backlog:-0}" = 0 ] && break
-		[ $((SECONDS - t0)) -gt 900 ] && { echo "store still $backlog events behind after 900 s" >&2; break; }
-		sleep 1
+		[ "${backlog:-0}" = 0 ] && return
+		[ $((SECONDS - t0)) -gt 900 ] && { echo "store still $backlog events behind after 900 s" >&2; return; }
+		sleep 0.5
 	done
+}
+
+stop() {
+	local t0=$SECONDS
+	caughtup
 	echo "store caught up with the spool $((SECONDS - t0)) s after the load"
 	# Everything serve did since it answered, storing included: with the
 	# count of stored requests below it gives the whole CPU cost of one.
@@ -82,5 +90,6 @@ stop() {
 case ${1:-} in
 	start) start ;;
 	stop) stop ;;
+	wait) caughtup ;;
 	*) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -43,9 +43,7 @@ for run in $(seq "$RUNS"); do
 	sleep 2
 	a=$(ticks "$pid")
 	n=$(wrk "${W[@]}" http://127.0.0.1:18090/ | requests)
-	while [ "$("$DIR/takedown" -c "$DIR/takedown.yaml" status --json | sed -n 's/.*"backlog": \([0-9]*\).*/\1/p')" != 0 ]; do
-		sleep 0.5
-	done
+	"$HERE/bench/http-ours.sh" wait
 	b=$(ticks "$pid")
 	"$HERE/bench/http-ours.sh" stop >/dev/null
 	report "takedown" "$n" $((b - a))

@@ -123,7 +123,5 @@ const columns = `time, sensor, protocol, transport, src_ip, src_ip6, src_port, d
 	dns_do, dns_client_subnet, malformed, http_referer, forwarded_by, content_type, tls_alpn,
 	smtp_helo, smtp_from, smtp_rcpt_domains, smtp_rcpt_count, smtp_subject, smtp_message_id, error`
 
-const numColumns = 47
-
 // columnNames are the names in columns, in table order.
 var columnNames = strings.Fields(strings.ReplaceAll(columns, ",", " "))

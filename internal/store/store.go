@@ -78,7 +78,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		db:              cfg.DB,
 		log:             log,
 		checkpointAfter: cfg.CheckpointAfter,
-		row:             make([]driver.Value, numColumns),
+		row:             make([]driver.Value, len(columnNames)),
 	}, nil
 }
 
@@ -313,7 +313,7 @@ var columnDefaults = map[int]driver.Value{colDNSDO: false, colMalformed: false, 
 const maxShapes = 32
 
 // fullShape is the shape of every column.
-const fullShape = 1<<numColumns - 1
+var fullShape = uint64(1)<<len(columnNames) - 1
 
 // A shape is an appender of the columns that an event fills: the others are
 // left to their defaults, which DuckDB sets a chunk at a time. Each value

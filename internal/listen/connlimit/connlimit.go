@@ -154,3 +154,18 @@ func (c *conn) Close() error {
 // Unwrap returns the connection underneath (for TLS and for reading the
 // original destination).
 func (c *conn) Unwrap() net.Conn { return c.Conn }
+
+// TCPConn returns the *net.TCPConn under c, through this package's wrapper
+// and any other with an Unwrap method, or nil if there is none.
+func TCPConn(c net.Conn) *net.TCPConn {
+	for {
+		if tc, ok := c.(*net.TCPConn); ok {
+			return tc
+		}
+		u, ok := c.(interface{ Unwrap() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.Unwrap()
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/takedown-project/takedown/internal/listen/connlimit"
 )
 
 // parkAfter is how long a connection waits for a request with its
@@ -396,21 +398,15 @@ func (h *h1conn) parkable() bool {
 
 // rawConnOf finds the TCP connection under connlimit's.
 func rawConnOf(c net.Conn) syscall.RawConn {
-	for range 4 {
-		if sc, ok := c.(syscall.Conn); ok {
-			rc, err := sc.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return rc
-		}
-		u, ok := c.(interface{ Unwrap() net.Conn })
-		if !ok {
-			return nil
-		}
-		c = u.Unwrap()
+	tc := connlimit.TCPConn(c)
+	if tc == nil {
+		return nil
 	}
-	return nil
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // tryRead reads what is there into the buffer without waiting; again means

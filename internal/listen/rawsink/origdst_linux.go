@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/takedown-project/takedown/internal/listen/connlimit"
 )
 
 // ip6tSOOriginalDst is IP6T_SO_ORIGINAL_DST of linux/netfilter_ipv6/ip6_tables.h.
@@ -17,15 +19,8 @@ const ip6tSOOriginalDst = 80
 // getsockopt SO_ORIGINAL_DST. Without such a rule it fails or gives the
 // local address, which is what the caller has anyway.
 func originalDst(c net.Conn) (netip.AddrPort, bool) {
-	for {
-		u, ok := c.(interface{ Unwrap() net.Conn })
-		if !ok {
-			break
-		}
-		c = u.Unwrap()
-	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	tc := connlimit.TCPConn(c)
+	if tc == nil {
 		return netip.AddrPort{}, false
 	}
 	rc, err := tc.SyscallConn()

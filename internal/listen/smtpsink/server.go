@@ -282,20 +282,9 @@ const (
 // garbage. So the sending side is shut first, and what still comes is read
 // and discarded for a while before the close.
 func closeLingering(c net.Conn) {
-	var inner net.Conn = c
-	for {
-		if cw, ok := inner.(interface{ CloseWrite() error }); ok {
-			if cw.CloseWrite() == nil {
-				c.SetReadDeadline(time.Now().Add(lingerTime)) //nolint:errcheck // the close follows either way
-				io.CopyN(io.Discard, c, lingerBytes)          //nolint:errcheck
-			}
-			break
-		}
-		u, ok := inner.(interface{ Unwrap() net.Conn })
-		if !ok {
-			break
-		}
-		inner = u.Unwrap()
+	if tc := connlimit.TCPConn(c); tc != nil && tc.CloseWrite() == nil {
+		c.SetReadDeadline(time.Now().Add(lingerTime)) //nolint:errcheck // the close follows either way
+		io.CopyN(io.Discard, c, lingerBytes)          //nolint:errcheck
 	}
 	c.Close()
 }
