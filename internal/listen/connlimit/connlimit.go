@@ -7,10 +7,12 @@
 package connlimit
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Config sets the limits. Zero means no limit.
@@ -168,4 +170,19 @@ func TCPConn(c net.Conn) *net.TCPConn {
 		}
 		c = u.Unwrap()
 	}
+}
+
+// CloseLingering closes c so that what was last sent to the client reaches
+// it. A socket closed with input it has not read sends a reset: the
+// client's next write fails, and its kernel throws away what the client
+// had not yet read, such as the reply that refused a request too large or
+// the greeting of a session that a bot filled with garbage. So the sending
+// side is shut first, and what still comes is read and discarded for at
+// most wait, or until upTo bytes have come, before the close.
+func CloseLingering(c net.Conn, wait time.Duration, upTo int64) error {
+	if tc := TCPConn(c); tc != nil && tc.CloseWrite() == nil {
+		c.SetReadDeadline(time.Now().Add(wait)) //nolint:errcheck // the close follows either way
+		io.CopyN(io.Discard, c, upTo)           //nolint:errcheck
+	}
+	return c.Close()
 }

@@ -60,6 +60,10 @@ func (c *sinkConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Unwrap returns the connection underneath (connlimit.TCPConn finds the
+// socket through it).
+func (c *sinkConn) Unwrap() net.Conn { return c.Conn }
+
 // clamp keeps deadlines within the connection's life: no deadline (zero)
 // and later ones become the end of life.
 func (c *sinkConn) clamp(t time.Time) time.Time {

@@ -117,7 +117,8 @@ type Config struct {
 	ConnTimeout time.Duration
 
 	// MaxHeaderBytes bounds a request's line and headers together.
-	// Default 64 KiB; more is answered 431 and the connection closed.
+	// Default 64 KiB; more is answered 431 and the connection closed
+	// (after a lingering read: see the package README).
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds a request body: up to it the body is hashed and
 	// counted, past it the listener answers 413, stops reading and

@@ -16,6 +16,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/listen/connlimit"
 )
 
 // bufSize is the read buffer of a busy connection; a request head that
@@ -89,6 +90,9 @@ type h1conn struct {
 	lc       *lconn
 	pend     []byte
 	pendKeep bool
+	// linger is set when a request was refused (400, 413, 431) with its
+	// client perhaps still sending: the connection's close lingers.
+	linger bool
 	parkState
 }
 
@@ -186,7 +190,7 @@ func (h *h1conn) serve(resumed bool) (parked bool) {
 // goroutine.
 func (h *h1conn) resume() {
 	if !h.serve(true) {
-		h.sc.Close()
+		h.close()
 	}
 }
 
@@ -198,13 +202,48 @@ func (h *h1conn) carry() {
 		h.pend = nil
 		if err != nil || !h.pendKeep {
 			h.release()
-			h.sc.Close()
+			h.close()
 			return
 		}
 	}
-	if !h.serve(false) {
-		h.sc.Close()
+	if h.linger { // a loop refused the request and handed over the close
+		h.release()
+		h.close()
+		return
 	}
+	if !h.serve(false) {
+		h.close()
+	}
+}
+
+// Lingering closes (connlimit.CloseLingering) wait for at most lingerTime,
+// or until lingerBytes more have come: enough for a bot that writes its
+// whole oversized request before it reads to get the refusal, and no more
+// than a moment of a worker's time. At most maxLingering linger at once, so
+// that a flood of garbage does not hold a goroutine per connection.
+const (
+	lingerTime   = 2 * time.Second
+	lingerBytes  = 1 << 20
+	maxLingering = 1024
+)
+
+// close closes a connection of the goroutine path after its last request;
+// after a refusal the close lingers, so that the client gets the answer.
+func (h *h1conn) close() {
+	s := h.s
+	if !h.linger || s.isClosing() {
+		h.sc.Close()
+		return
+	}
+	if s.lingering.Add(1) > maxLingering {
+		s.lingering.Add(-1)
+		h.sc.Close()
+		return
+	}
+	s.m.lingering.Inc()
+	connlimit.CloseLingering(h.sc, lingerTime, lingerBytes) //nolint:errcheck // nothing more is sent
+	s.m.lingering.Dec()
+	s.lingering.Add(-1)
 }
 
 // errParked is readWake's report that the parker took the connection.
@@ -377,6 +416,7 @@ func (h *h1conn) finish(e *event.Event, re *reqError, req *request) bool {
 	case re != nil:
 		h.respond(re.status, "", "", false, true)
 		s.m.request(h.sc.p, re.status)
+		h.linger = true
 	default:
 		resp := res.Response
 		if resp == nil {

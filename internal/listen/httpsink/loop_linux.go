@@ -454,6 +454,9 @@ func (lp *evloop) serve(lc *lconn) {
 			h.pendKeep = keep
 			lp.handoff(lc)
 			return
+		case h.linger:
+			lp.handoff(lc) // a worker lingers at the close
+			return
 		case !keep || s.isClosing():
 			lp.close(lc)
 			return

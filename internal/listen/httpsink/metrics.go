@@ -33,6 +33,7 @@ type metrics struct {
 	refused       *prometheus.CounterVec
 	open          [2]prometheus.Gauge
 	parked        prometheus.Gauge
+	lingering     prometheus.Gauge
 	conns         [2]prometheus.Counter
 	limits        *prometheus.CounterVec
 	h2errors      prometheus.Counter
@@ -80,6 +81,10 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 			Namespace: ns, Subsystem: sub, Name: "connections_parked",
 			Help: "Plain-HTTP connections held without a goroutine: by the event loops, or parked while idle (counted in connections_open too).",
 		}),
+		lingering: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "connections_lingering",
+			Help: "Plain-HTTP connections whose request was refused (400, 413, 431), read and discarded for up to 2 s before the close so that the client gets the answer (counted in connections_open too).",
+		}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "events_total",
 			Help: "Events handed to the recorder.",
@@ -97,7 +102,7 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 		m.open[p] = open.WithLabelValues(pn)
 		m.conns[p] = conns.WithLabelValues(pn)
 	}
-	m.collectors = []prometheus.Collector{requests, malformed, open, m.parked, conns, m.handshakeFail, m.refused, m.limits, m.h2errors, m.events, m.handoffs}
+	m.collectors = []prometheus.Collector{requests, malformed, open, m.parked, m.lingering, conns, m.handshakeFail, m.refused, m.limits, m.h2errors, m.events, m.handoffs}
 	if minted != nil {
 		m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "certificates_minted_total",

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -239,4 +240,40 @@ func TestCAKeptAcrossRestarts(t *testing.T) {
 	if _, err := certs.Open(certs.Config{Dir: dir}); err == nil {
 		t.Error("a key without its certificate was accepted")
 	}
+}
+
+// TestWriteAllClientGetsTheRefusal sends requests larger than the limits
+// with socat, which writes all it has before it reads: it must still get
+// the 431 or 413 that the listener answered when the limit was reached. A
+// socket closed with unread input sends a reset, which fails the client's
+// next write and throws away what it had not read; so the listener shuts
+// its sending side first and reads on for a while before the close.
+func TestWriteAllClientGetsTheRefusal(t *testing.T) {
+	testnet.Need(t, "socat")
+	ts := startServer(t, func(c *Config) { c.MaxBodyBytes = 64 << 10 })
+	var big bytes.Buffer
+	big.WriteString("GET /big HTTP/1.1\r\nHost: evil-c2.example\r\n")
+	for i := 0; big.Len() < 600<<10; i++ {
+		fmt.Fprintf(&big, "X-Filler-%d: %s\r\n", i, strings.Repeat("f", 100))
+	}
+	big.WriteString("\r\n")
+	post := "POST /up HTTP/1.1\r\nHost: evil-c2.example\r\nContent-Length: 614400\r\n\r\n" + strings.Repeat("b", 600<<10)
+	for _, tc := range []struct {
+		name, req, status, err string
+	}{
+		{"header", big.String(), "HTTP/1.1 431 ", "header too large"},
+		{"body", post, "HTTP/1.1 413 ", "body too large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 5 {
+				ts.rec.reset()
+				out := run(t, tc.req, "socat", "-t5", "-", "TCP:"+ts.http)
+				if !strings.HasPrefix(out, tc.status) {
+					t.Fatalf("socat got %q, want %s", out, tc.status)
+				}
+				ts.rec.waitN(t, 1, errorIs(tc.err))
+			}
+		})
+	}
+	get(t, ts.http)
 }

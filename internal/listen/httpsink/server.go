@@ -50,6 +50,9 @@ type Server struct {
 	work   *workers       // goroutines that serve connections
 	wg     sync.WaitGroup // accept loops and connections
 	h2done chan struct{}
+	// lingering counts the connections whose close lingers now; past
+	// maxLingering a refused connection is closed at once.
+	lingering atomic.Int64
 }
 
 type listener struct {
@@ -431,8 +434,9 @@ func (s *Server) forget(c *sinkConn) {
 
 func (s *Server) serve(sc *sinkConn) {
 	if sc.p == protoHTTP {
-		if !s.serveHTTP1(sc, sc) {
-			sc.Close()
+		h := &h1conn{s: s, sc: sc, c: sc, first: true}
+		if !h.serve(false) {
+			h.close()
 		}
 		return
 	}

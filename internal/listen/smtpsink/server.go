@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -259,7 +258,7 @@ func (s *Server) accept(l *connlimit.Listener) {
 			s.m.sessions.Inc()
 			s.m.open.Inc()
 			ss.serve()
-			closeLingering(ss.raw)
+			connlimit.CloseLingering(ss.raw, lingerTime, lingerBytes) //nolint:errcheck // the session is over
 			s.m.open.Dec()
 			s.mu.Lock()
 			delete(s.sessions, ss)
@@ -269,25 +268,13 @@ func (s *Server) accept(l *connlimit.Listener) {
 }
 
 // A session's connection lingers after its end for at most lingerTime, or
-// until lingerBytes more have come (see closeLingering).
+// until lingerBytes more have come (connlimit.CloseLingering): a bot that
+// sent a burst of garbage still gets the greeting and the reply that ended
+// its session.
 const (
 	lingerTime  = 2 * time.Second
 	lingerBytes = 64 << 10
 )
-
-// closeLingering closes c so that the last replies reach the client. A
-// socket closed with input it has not read sends a reset, and the client's
-// kernel then throws away what the client had not yet read: the greeting
-// and the reply that ended the session, for a bot that sends a burst of
-// garbage. So the sending side is shut first, and what still comes is read
-// and discarded for a while before the close.
-func closeLingering(c net.Conn) {
-	if tc := connlimit.TCPConn(c); tc != nil && tc.CloseWrite() == nil {
-		c.SetReadDeadline(time.Now().Add(lingerTime)) //nolint:errcheck // the close follows either way
-		io.CopyN(io.Discard, c, lingerBytes)          //nolint:errcheck
-	}
-	c.Close()
-}
 
 // refused records a connection a limit turned away.
 func (s *Server) refused(c net.Conn, reason string) {
