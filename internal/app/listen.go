@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,7 +42,8 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 			Classifier: rules, Zones: zones, Recorder: rec, DefaultStatus: cfg.Listen.DefaultStatus,
 			MaxBodyBytes: cfg.Listen.MaxBodyBytes, HeadBytes: cfg.Listen.HeadBytes,
 			MaxConns: cfg.Listen.MaxConns, MaxConnsPerIP: cfg.Listen.MaxConnsPerIP, Loops: cfg.Listen.HTTPLoops,
-			Logger: log.With("component", "http"), Registerer: reg,
+			DeferAccept: time.Duration(cfg.Listen.DeferAcceptS) * time.Second,
+			Logger:      log.With("component", "http"), Registerer: reg,
 		})
 		if err != nil {
 			return stops, fmt.Errorf("listen: %w", err)

@@ -309,6 +309,12 @@ type Listen struct {
 	// two CPUs, at least one; -1: none, every connection is served by a
 	// goroutine.
 	HTTPLoops int `yaml:"http_loops"`
+	// DeferAcceptS is how long, in seconds, the kernel holds a new HTTP or
+	// HTTPS connection whose client has sent nothing yet
+	// (TCP_DEFER_ACCEPT, Linux). A bot sends its request at once and is
+	// served without a wait; a silent client is accepted this much later.
+	// 0 (the default): 1 s; -1: off.
+	DeferAcceptS int `yaml:"defer_accept_s"`
 }
 
 // Classify configures the classification of events into malware families.
@@ -623,6 +629,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen.DefaultStatus != 200 && c.Listen.DefaultStatus != 404 {
 		bad("listen.default_status", "%d is not 200 or 404", c.Listen.DefaultStatus)
+	}
+	if c.Listen.DeferAcceptS < -1 || c.Listen.DeferAcceptS > 60 {
+		bad("listen.defer_accept_s", "%d is not from -1 to 60 (0: 1 s, -1: off)", c.Listen.DeferAcceptS)
 	}
 	if c.Listen.HTTPLoops < -1 {
 		bad("listen.http_loops", "%d is below -1 (0: one per two CPUs, -1: none)", c.Listen.HTTPLoops)

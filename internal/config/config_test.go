@@ -234,6 +234,8 @@ func TestDrainTimeoutAndEnrichDuplicates(t *testing.T) {
 		"pipeline: {drain_timeout_ms: -1}":                         "pipeline.drain_timeout_ms: -1",
 		"pipeline: {background_cpus: -1}":                          "pipeline.background_cpus: -1",
 		"listen: {http_loops: -2}":                                 "listen.http_loops: -2 is below -1",
+		"listen: {defer_accept_s: 61}":                             "listen.defer_accept_s: 61 is not from -1 to 60",
+		"listen: {defer_accept_s: -2}":                             "listen.defer_accept_s: -2 is not from -1 to 60",
 		"enrich: {databases: [/x.mmdb], rir_files: [/y, /x.mmdb]}": "enrich.rir_files[1]: /x.mmdb is already enrich.databases[0]",
 		"enrich: {abuse_files: [/a.txt, /a.txt]}":                  "enrich.abuse_files[1]: /a.txt is already enrich.abuse_files[0]",
 	} {

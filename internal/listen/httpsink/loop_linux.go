@@ -135,7 +135,7 @@ func startLoops(ctx context.Context, s *Server, lns []*listener, n int) (_ *loop
 			return nil, err
 		}
 		for i := 1; i < n; i++ {
-			if ll.fds[i], err = reusePortSibling(ctx, l.addr.String()); err != nil {
+			if ll.fds[i], err = reusePortSibling(ctx, s, l.addr.String()); err != nil {
 				s.log.Warn("event loops share a listening socket", "addr", l.addr.String(), "err", err)
 				ll.fds[i] = -1
 			}
@@ -219,8 +219,8 @@ func dupListener(ln net.Listener) (int, error) {
 
 // reusePortSibling binds another listening socket on addr, which a
 // listener bound with SO_REUSEPORT holds, and returns its descriptor.
-func reusePortSibling(ctx context.Context, addr string) (int, error) {
-	lc := net.ListenConfig{KeepAlive: -1, Control: sockopt(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)}
+func reusePortSibling(ctx context.Context, s *Server, addr string) (int, error) {
+	lc := s.listenConfig(reusePort)
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return -1, err
@@ -234,15 +234,27 @@ func reusePortSibling(ctx context.Context, addr string) (int, error) {
 // first bound without it, which fails as a plain listener would if
 // anything holds the address (another takedown with SO_REUSEPORT would
 // otherwise share it without a word), and gives port 0 its number.
-func listenHTTP(ctx context.Context, lc net.ListenConfig, addr string) (net.Listener, error) {
+func listenHTTP(ctx context.Context, s *Server, addr string) (net.Listener, error) {
+	lc := s.listenConfig()
 	probe, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	bound := probe.Addr().String()
 	probe.Close()
-	lc.Control = sockopt(unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	lc = s.listenConfig(reusePort)
 	return lc.Listen(ctx, "tcp", bound)
+}
+
+var reusePort = sockOpt{unix.SOL_SOCKET, unix.SO_REUSEPORT, 1}
+
+// deferAccept returns the listening socket's TCP_DEFER_ACCEPT for d
+// (Config.DeferAccept), none when d is negative.
+func deferAccept(d time.Duration) []sockOpt {
+	if d <= 0 {
+		return nil
+	}
+	return []sockOpt{{unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, int((d + time.Second - 1) / time.Second)}}
 }
 
 // stopAll makes every loop end its connections (recording those that

@@ -231,6 +231,7 @@ func testTimeouts(t *testing.T, loops int) {
 	ts, reg := parkServer(t, loops, func(c *Config) {
 		c.ReadHeaderTimeout = rht
 		c.IdleTimeout = idle
+		c.DeferAccept = -1 // the silent clients' timeouts run from the connect
 	})
 
 	t.Run("header", func(t *testing.T) {
@@ -278,6 +279,7 @@ func testTimeouts(t *testing.T, loops int) {
 			c.ReadHeaderTimeout = 10 * time.Second
 			c.IdleTimeout = 10 * time.Second
 			c.ConnTimeout = life
+			c.DeferAccept = -1 // the silent client's life runs from its connect
 		})
 		start := time.Now()
 		silent := dial(t, ts.http)
@@ -553,4 +555,47 @@ func testSlowHead(t *testing.T, loops int) {
 			t.Errorf("event: %+v", e)
 		}
 	}
+}
+
+// TestDeferAccept checks what the listening sockets' TCP_DEFER_ACCEPT
+// changes (Config.DeferAccept, 1 s by default): a request is served at once;
+// a client that connects and closes is recorded at once; a silent client is
+// accepted about a second after its connect, and its header timeout runs
+// from there.
+func TestDeferAccept(t *testing.T) { modes(t, testDeferAccept) }
+
+func testDeferAccept(t *testing.T, loops int) {
+	const rht = 300 * time.Millisecond
+	ts, _ := parkServer(t, loops, func(c *Config) { c.ReadHeaderTimeout = rht })
+
+	t.Run("request", func(t *testing.T) {
+		start := time.Now()
+		get(t, ts.http)
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("answered after %v", d)
+		}
+	})
+
+	t.Run("connect-close", func(t *testing.T) {
+		ts.rec.reset()
+		start := time.Now()
+		c := dial(t, ts.http)
+		c.c.Close()
+		ts.rec.waitN(t, 1, errorIs("connection closed before a request"))
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("recorded after %v", d)
+		}
+	})
+
+	t.Run("silent", func(t *testing.T) {
+		ts.rec.reset()
+		start := time.Now()
+		c := dial(t, ts.http)
+		defer c.c.Close()
+		end := c.closedByServer(t, 10*time.Second)
+		if d := end.Sub(start); d < time.Second+rht || d > 4*time.Second+rht {
+			t.Errorf("closed after %v, want about %v (a second's deferral, then the header timeout)", d, time.Second+rht)
+		}
+		ts.rec.waitN(t, 1, errorIs("header timeout"))
+	})
 }

@@ -5,6 +5,7 @@ package httpsink
 import (
 	"context"
 	"net"
+	"time"
 )
 
 // parker is Linux-only (park_linux.go): elsewhere an idle connection waits
@@ -41,6 +42,10 @@ func (l *loops) count() int { return 0 }
 
 func (h *h1conn) loopWrite([]byte) error { return nil }
 
-func listenHTTP(ctx context.Context, lc net.ListenConfig, addr string) (net.Listener, error) {
+func listenHTTP(ctx context.Context, s *Server, addr string) (net.Listener, error) {
+	lc := s.listenConfig()
 	return lc.Listen(ctx, "tcp", addr)
 }
+
+// deferAccept: TCP_DEFER_ACCEPT is Linux's.
+func deferAccept(time.Duration) []sockOpt { return nil }

@@ -83,6 +83,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.DeferAccept == 0 {
+		cfg.DeferAccept = DefaultDeferAccept
+	}
 	switch {
 	case cfg.HeadBytes == 0:
 		cfg.HeadBytes = DefaultHeadBytes
@@ -202,17 +205,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.started {
 		return errors.New("httpsink: already started")
 	}
-	// No TCP keep-alive probes: every connection has an idle timeout,
-	// and the probes' four setsockopt calls per connection cost more
-	// than the rest of accepting it.
-	lc := net.ListenConfig{KeepAlive: -1}
+	lc := s.listenConfig()
 	var lns []*listener
 	bind := func(p proto, addrs []string) error {
 		for _, a := range addrs {
 			var ln net.Listener
 			var err error
 			if p == protoHTTP && s.cfg.Loops >= 0 {
-				ln, err = listenHTTP(ctx, lc, a)
+				ln, err = listenHTTP(ctx, s, a)
 			} else {
 				ln, err = lc.Listen(ctx, "tcp", a)
 			}
@@ -566,16 +566,42 @@ func sinkOf(c net.Conn) *sinkConn {
 
 var _ net.Listener = (*handoff)(nil)
 
-// sockopt returns a Control function (of net.ListenConfig or net.Dialer)
-// that sets an integer socket option before the bind.
-func sockopt(level, name, value int) func(network, address string, c syscall.RawConn) error {
+// listenConfig returns how the listeners bind, with the options given
+// set on each socket too. No TCP keep-alive probes: every connection has
+// an idle timeout, and the probes' four setsockopt calls per connection
+// cost more than the rest of accepting it.
+func (s *Server) listenConfig(opts ...sockOpt) net.ListenConfig {
+	opts = append(deferAccept(s.cfg.DeferAccept), opts...)
+	lc := net.ListenConfig{KeepAlive: -1}
+	if len(opts) > 0 {
+		lc.Control = sockopts(opts...)
+	}
+	return lc
+}
+
+// sockOpt is an integer socket option.
+type sockOpt struct{ level, name, value int }
+
+// sockopts returns a Control function (of net.ListenConfig or net.Dialer)
+// that sets integer socket options before the bind.
+func sockopts(opts ...sockOpt) func(network, address string, c syscall.RawConn) error {
 	return func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), level, name, value)
+			for _, o := range opts {
+				if serr = syscall.SetsockoptInt(int(fd), o.level, o.name, o.value); serr != nil {
+					serr = fmt.Errorf("setsockopt(%d, %d): %w", o.level, o.name, serr)
+					return
+				}
+			}
 		}); err != nil {
 			return err
 		}
 		return serr
 	}
+}
+
+// sockopt returns a Control function that sets one integer socket option.
+func sockopt(level, name, value int) func(network, address string, c syscall.RawConn) error {
+	return sockopts(sockOpt{level, name, value})
 }
