@@ -116,7 +116,8 @@ func serveBytes(s *Server, in io.Reader) {
 	c := &pipeConn{r: in}
 	sc := &sinkConn{Conn: c, s: s, p: protoHTTP, start: now, hard: now.Add(time.Hour),
 		src: addrPort(c.RemoteAddr()), dst: addrPort(c.LocalAddr())}
-	s.serveHTTP1(sc, sc)
+	h := &h1conn{s: s, sc: sc, c: sc, first: true}
+	h.serve(false)
 }
 
 // repeatReader yields its data n times.

@@ -124,14 +124,6 @@ func (h *h1conn) release() {
 	scratches.Put(x)
 }
 
-// serveHTTP1 serves requests on c until the client or a limit ends it, or
-// until it hands an idle connection to the parker: then it reports true,
-// and the connection is no longer the caller's to close.
-func (s *Server) serveHTTP1(sc *sinkConn, c net.Conn) (parked bool) {
-	h := &h1conn{s: s, sc: sc, c: c, first: true}
-	return h.serve(false)
-}
-
 // serve runs the request loop; resumed continues a wait the parker
 // ended. On a false return the caller closes the connection; after a true
 // one it must not touch h.
@@ -227,8 +219,9 @@ const (
 	maxLingering = 1024
 )
 
-// close closes a connection of the goroutine path after its last request;
-// after a refusal the close lingers, so that the client gets the answer.
+// close closes a connection of the goroutine path (plain, or the TCP
+// connection under TLS) after its last request; after a refusal the close
+// lingers, so that the client gets the answer.
 func (h *h1conn) close() {
 	s := h.s
 	if !h.linger || s.isClosing() {

@@ -83,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 		}),
 		lingering: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "connections_lingering",
-			Help: "Plain-HTTP connections whose request was refused (400, 413, 431), read and discarded for up to 2 s before the close so that the client gets the answer (counted in connections_open too).",
+			Help: "Connections whose request was refused (400, 413, 431), read and discarded for up to 2 s before the close so that the client gets the answer (counted in connections_open too).",
 		}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "events_total",

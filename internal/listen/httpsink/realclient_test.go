@@ -258,16 +258,19 @@ func TestWriteAllClientGetsTheRefusal(t *testing.T) {
 	}
 	big.WriteString("\r\n")
 	post := "POST /up HTTP/1.1\r\nHost: evil-c2.example\r\nContent-Length: 614400\r\n\r\n" + strings.Repeat("b", 600<<10)
+	plain, tls := "TCP:"+ts.http, "OPENSSL:"+ts.https+",verify=0,snihost=evil-c2.example"
 	for _, tc := range []struct {
-		name, req, status, err string
+		name, req, to, status, err string
 	}{
-		{"header", big.String(), "HTTP/1.1 431 ", "header too large"},
-		{"body", post, "HTTP/1.1 413 ", "body too large"},
+		{"header", big.String(), plain, "HTTP/1.1 431 ", "header too large"},
+		{"body", post, plain, "HTTP/1.1 413 ", "body too large"},
+		{"tls-header", big.String(), tls, "HTTP/1.1 431 ", "header too large"},
+		{"tls-body", post, tls, "HTTP/1.1 413 ", "body too large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 5 {
 				ts.rec.reset()
-				out := run(t, tc.req, "socat", "-t5", "-", "TCP:"+ts.http)
+				out := run(t, tc.req, "socat", "-t5", "-", tc.to)
 				if !strings.HasPrefix(out, tc.status) {
 					t.Fatalf("socat got %q, want %s", out, tc.status)
 				}

@@ -453,7 +453,14 @@ func (s *Server) serve(sc *sinkConn) {
 		return // net/http closes it
 	}
 	defer tc.Close()
-	s.serveHTTP1(sc, tc) // never parks: tls.Conn may hold buffered records
+	h := &h1conn{s: s, sc: sc, c: tc, first: true}
+	h.serve(false) // never parks: tls.Conn may hold buffered records
+	if h.linger {
+		// close_notify, then the lingering close of the TCP connection
+		// under it.
+		tc.CloseWrite() //nolint:errcheck // the close follows either way
+		h.close()
+	}
 }
 
 // refused records a connection a limit turned away.
