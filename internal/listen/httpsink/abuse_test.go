@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/takedown-project/takedown/internal/event"
 )
 
@@ -396,4 +398,62 @@ func TestStuckReaderHitsWriteTimeout(t *testing.T) {
 		t.Fatalf("the connection of a client that never reads is still open (%d events so far); goroutines:\n%s", len(ts.rec.all()), stacks.String())
 	}
 	t.Logf("closed %v after the first event, %d requests recorded", time.Since(start).Round(time.Millisecond), len(ts.rec.all()))
+}
+
+// TestLingeringIsBounded refuses requests from clients that stay connected
+// and go on sending: at most maxLingering connections linger (read and
+// discard before the close), and any more are closed at once.
+func TestLingeringIsBounded(t *testing.T) {
+	old := maxLingering
+	maxLingering = 1
+	defer func() { maxLingering = old }()
+	ts := abuseServer(t, nil)
+	lingering := func() int {
+		var m dto.Metric
+		ts.m.lingering.Write(&m)
+		return int(m.GetGauge().GetValue())
+	}
+	refused := func() net.Conn {
+		c, err := net.Dial("tcp", ts.http)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("\x16\x03\x01 garbage\r\n\r\nmore"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if out, _ := io.ReadAll(c); !strings.HasPrefix(string(out), "HTTP/1.1 400 ") { // to the FIN
+			t.Fatalf("response %q", out)
+		}
+		return c
+	}
+	// keepsWriting reports whether the server still reads what c sends,
+	// for half a second.
+	keepsWriting := func(c net.Conn) bool {
+		for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write(bytes.Repeat([]byte("x"), 1024)); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	first := refused()
+	defer first.Close()
+	if !waitFor(time.Second, func() bool { return lingering() == 1 }) {
+		t.Fatalf("%d connections lingering, want 1", lingering())
+	}
+	second := refused()
+	defer second.Close()
+	if n := lingering(); n != 1 {
+		t.Errorf("%d connections lingering, want 1", n)
+	}
+	if keepsWriting(second) {
+		t.Error("the connection past the bound was not closed at once")
+	}
+	if !keepsWriting(first) {
+		t.Error("the lingering connection stopped reading within its 2 s")
+	}
+	if !waitFor(5*time.Second, func() bool { return lingering() == 0 }) {
+		t.Fatalf("%d connections still lingering", lingering())
+	}
+	get(t, ts.http)
 }

@@ -214,10 +214,11 @@ func (h *h1conn) carry() {
 // than a moment of a worker's time. At most maxLingering linger at once, so
 // that a flood of garbage does not hold a goroutine per connection.
 const (
-	lingerTime   = 2 * time.Second
-	lingerBytes  = 1 << 20
-	maxLingering = 1024
+	lingerTime  = 2 * time.Second
+	lingerBytes = 1 << 20
 )
+
+var maxLingering int64 = 1024 // a variable for the tests
 
 // close closes a connection of the goroutine path (plain, or the TCP
 // connection under TLS) after its last request; after a refusal the close

@@ -262,6 +262,9 @@ func TestWriteAllClientGetsTheRefusal(t *testing.T) {
 	for _, tc := range []struct {
 		name, req, to, status, err string
 	}{
+		// A malformed request line in the first read: the event loop answers
+		// and hands the lingering close to a goroutine.
+		{"garbage", "\x16\x03\x01 garbage\r\n\r\n" + strings.Repeat("g", 600<<10), plain, "HTTP/1.1 400 ", "malformed request line"},
 		{"header", big.String(), plain, "HTTP/1.1 431 ", "header too large"},
 		{"body", post, plain, "HTTP/1.1 413 ", "body too large"},
 		{"tls-header", big.String(), tls, "HTTP/1.1 431 ", "header too large"},
