@@ -31,14 +31,14 @@ report() { awk -v n="$2" -v t="$3" -v hz="$HZ" -v who="$1" \
 
 # nginx_run CONF LABEL measures one nginx (port 18081) and reports it.
 nginx_run() {
+	local pids a b n
 	nginx -c "$1"
 	sleep 1
-	# shellcheck disable=SC2046 # one pid a word
-	set -- "$1" "$2" $(pgrep -f "nginx: (master|worker)")
-	a=$(ticks "${@:3}")
+	mapfile -t pids < <(pgrep -f "nginx: (master|worker)")
+	a=$(ticks "${pids[@]}")
 	n=$(wrk "${W[@]}" http://127.0.0.1:18081/ | requests)
 	sleep 1
-	b=$(ticks "${@:3}")
+	b=$(ticks "${pids[@]}")
 	nginx -c "$1" -s stop 2>/dev/null
 	sleep 1
 	report "$2" "$n" $((b - a))

@@ -245,7 +245,7 @@ func waitResources(t testing.TB, fds0, g0 int) {
 // seconds between retransmissions (the stalls seen in CI).
 func dialSmallReadBuffer(t testing.TB, addr string) net.Conn {
 	t.Helper()
-	d := net.Dialer{Timeout: 10 * time.Second, Control: sockopt(syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)}
+	d := net.Dialer{Timeout: 10 * time.Second, Control: sockopts(sockOpt{syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096})}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -234,9 +234,7 @@ func (h *h1conn) close() {
 		h.sc.Close()
 		return
 	}
-	s.m.lingering.Inc()
 	connlimit.CloseLingering(h.sc, lingerTime, lingerBytes) //nolint:errcheck // nothing more is sent
-	s.m.lingering.Dec()
 	s.lingering.Add(-1)
 }
 

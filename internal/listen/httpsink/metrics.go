@@ -33,7 +33,7 @@ type metrics struct {
 	refused       *prometheus.CounterVec
 	open          [2]prometheus.Gauge
 	parked        prometheus.Gauge
-	lingering     prometheus.Gauge
+	lingering     prometheus.GaugeFunc
 	conns         [2]prometheus.Counter
 	limits        *prometheus.CounterVec
 	h2errors      prometheus.Counter
@@ -42,7 +42,7 @@ type metrics struct {
 	collectors    []prometheus.Collector
 }
 
-func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, minted, lingering func() float64) (*metrics, error) {
 	const ns, sub = "takedown", "httpsink"
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "requests_total",
@@ -81,10 +81,10 @@ func newMetrics(reg prometheus.Registerer, minted func() float64) (*metrics, err
 			Namespace: ns, Subsystem: sub, Name: "connections_parked",
 			Help: "Plain-HTTP connections held without a goroutine: by the event loops, or parked while idle (counted in connections_open too).",
 		}),
-		lingering: prometheus.NewGauge(prometheus.GaugeOpts{
+		lingering: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "connections_lingering",
 			Help: "Connections whose request was refused (400, 413, 431), read and discarded for up to 2 s before the close so that the client gets the answer (counted in connections_open too).",
-		}),
+		}, lingering),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "events_total",
 			Help: "Events handed to the recorder.",

@@ -50,8 +50,9 @@ type Server struct {
 	work   *workers       // goroutines that serve connections
 	wg     sync.WaitGroup // accept loops and connections
 	h2done chan struct{}
-	// lingering counts the connections whose close lingers now; past
-	// maxLingering a refused connection is closed at once.
+	// lingering counts the connections whose close lingers now (the
+	// connections_lingering gauge); past maxLingering a refused
+	// connection is closed at once.
 	lingering atomic.Int64
 }
 
@@ -148,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 		s.tls.NextProtos = []string{"h2", "http/1.1"}
 		s.tls.GetConfigForClient = s.sawHello
 	}
-	m, err := newMetrics(cfg.Registerer, minted)
+	m, err := newMetrics(cfg.Registerer, minted, func() float64 { return float64(s.lingering.Load()) })
 	if err != nil {
 		return nil, fmt.Errorf("httpsink: %w", err)
 	}
@@ -606,9 +607,4 @@ func sockopts(opts ...sockOpt) func(network, address string, c syscall.RawConn) 
 		}
 		return serr
 	}
-}
-
-// sockopt returns a Control function that sets one integer socket option.
-func sockopt(level, name, value int) func(network, address string, c syscall.RawConn) error {
-	return sockopts(sockOpt{level, name, value})
 }
