@@ -89,8 +89,13 @@ zone "%[4]s" {
 	d := startDaemon(t, named, "-g", "-d", "3", // xfrin names IXFR/AXFR at debug 3
 		"-4", "-n", "1", "-c", conf)
 
-	waitFor(t, 20*time.Second, "BIND to load the policy zone", d,
-		expectAnswer(bindAddr, "bot007.waledac.test", dns.TypeA, dns.RcodeNameError))
+	// BIND answers from the policy zone while it still adds the zone's
+	// names to its policy summary (a batch at a time): wait for every
+	// name the checks below ask, the last entries of the feed among them.
+	waitFor(t, 20*time.Second, "BIND to load the policy zone", d, allOf(
+		expectAnswer(bindAddr, "bot007.waledac.test", dns.TypeA, dns.RcodeNameError),
+		expectAnswer(bindAddr, "www.bot199.waledac.test", dns.TypeA, dns.RcodeNameError),
+		expectAnswer(bindAddr, "cc.redirect.waledac.test", dns.TypeA, dns.RcodeSuccess, sinkA.String())))
 	for _, name := range []string{"bot000.waledac.test", "www.bot199.waledac.test", "a.b.bot042.waledac.test"} {
 		if err := expectAnswer(bindAddr, name, dns.TypeA, dns.RcodeNameError)(); err != nil {
 			t.Error(err)

@@ -113,6 +113,18 @@ func ask(addr, name string, qtype uint16, recurse bool) (*dns.Msg, error) {
 	return r, err
 }
 
+// allOf returns a condition that holds when every one of conds does.
+func allOf(conds ...func() error) func() error {
+	return func() error {
+		for _, c := range conds {
+			if err := c(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // expectAnswer is a poll condition: name resolves through addr with rcode
 // and, for NOERROR, exactly the addresses in want.
 func expectAnswer(addr, name string, qtype uint16, rcode int, want ...string) func() error {
