@@ -93,6 +93,8 @@ type h1conn struct {
 	// linger is set when a request was refused (400, 413, 431) with its
 	// client perhaps still sending: the connection's close lingers.
 	linger bool
+	// last is set while the response that ends the connection is written.
+	last bool
 	parkState
 }
 
@@ -670,7 +672,10 @@ func (h *h1conn) respond(status int, ctype, body string, head, closing bool) err
 		out = append(out, body...)
 	}
 	h.x.out = out
-	return h.write(out)
+	h.last = closing
+	err := h.write(out)
+	h.last = false
+	return err
 }
 
 // write sends b. On a plain connection it first tries one write(2) that

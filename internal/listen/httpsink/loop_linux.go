@@ -616,7 +616,7 @@ func (h *h1conn) loopWrite(b []byte) error {
 		h.pend = append(h.pend, b...)
 		return nil
 	}
-	r, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(h.lc.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	r, errno := send(h.lc.fd, b, h.last)
 	n := int(r)
 	switch errno {
 	case 0:
@@ -629,6 +629,24 @@ func (h *h1conn) loopWrite(b []byte) error {
 		h.pend = append([]byte(nil), b[n:]...)
 	}
 	return nil
+}
+
+// send makes one write of b on the socket fd, which does not wait. The last
+// response of a connection is held back (MSG_MORE) until the shutdown that
+// follows it, which sends it and the FIN in one segment: on a bot's
+// one-request connection that is a segment, and the client's ACK of it,
+// fewer. The shutdown also has it sent whole should the client's further
+// bytes turn the close into a reset.
+func send(fd int, b []byte, last bool) (uintptr, syscall.Errno) {
+	flags := 0
+	if last {
+		flags = unix.MSG_MORE
+	}
+	r, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), uintptr(flags), 0, 0)
+	if errno == 0 && int(r) == len(b) && last {
+		unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), unix.SHUT_WR, 0)
+	}
+	return r, errno
 }
 
 // rawAddrPort reads an address accept4 returned.

@@ -454,11 +454,10 @@ func (h *h1conn) tryWrite(b []byte) int {
 	return h.wn
 }
 
-// rawWrite is one write(2) of h.wb.
+// rawWrite is one send of h.wb.
 func (h *h1conn) rawWrite(fd uintptr) bool {
-	n, err := unix.Write(int(fd), h.wb)
-	if err == nil {
-		h.wn = n
+	if n, errno := send(int(fd), h.wb, h.last); errno == 0 {
+		h.wn = int(n)
 	}
 	return true
 }

@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/sys/unix"
 
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/promtest"
@@ -600,4 +602,34 @@ func testDeferAccept(t *testing.T, loops int) {
 		}
 		ts.rec.waitN(t, 1, errorIs("header timeout"))
 	})
+}
+
+// TestLastResponseCarriesTheFIN checks that the response that ends a
+// connection goes out in one segment with the FIN: the client receives the
+// SYN-ACK, the ACK of its request and that segment, where a write and a
+// close would send the FIN in a fourth.
+func TestLastResponseCarriesTheFIN(t *testing.T) { modes(t, testLastResponseCarriesTheFIN) }
+
+func testLastResponseCarriesTheFIN(t *testing.T, loops int) {
+	ts, _ := parkServer(t, loops, nil)
+	for range 5 {
+		c := dial(t, ts.http)
+		c.c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c.c, "GET /x HTTP/1.1\r\nHost: evil-c2.example\r\nConnection: close\r\n\r\n")
+		b, err := io.ReadAll(c.c)
+		if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200 ") {
+			c.c.Close()
+			t.Fatalf("got %q, %v; want a 200 and the close", b, err)
+		}
+		rc, _ := c.c.(*net.TCPConn).SyscallConn()
+		var ti *unix.TCPInfo
+		rc.Control(func(fd uintptr) { ti, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
+		c.c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ti.Segs_in > 3 || ti.Data_segs_in != 1 {
+			t.Fatalf("the client received %d segments, %d with data; want at most 3, one with data (the response and the FIN)", ti.Segs_in, ti.Data_segs_in)
+		}
+	}
 }
