@@ -3,7 +3,9 @@
 # close unless LOAD=ka) against buffered nginx, then against `takedown serve`
 # (bench/http-ours.sh), each server's CPU taken from /proc before the load and,
 # for takedown, after the store has caught up with the spool: what storing every
-# request costs is counted whole, wherever the store writer did it.
+# request costs is counted whole, wherever the store writer did it. Each line
+# gives the CPU a request and its user and kernel parts; the servers take
+# turns going first from one run to the next.
 #
 #   bench/http-whole.sh            # once
 #   RUNS=2 DURATION=30 bench/http-whole.sh
@@ -24,10 +26,25 @@ HZ=$(getconf CLK_TCK)
 W=(-t1 -d"${DURATION}s" -H "Host: conficker-c2-001.net" -H "User-Agent: Mozilla/5.0")
 if [ "$LOAD" = ka ]; then W+=(-c100); else W+=(-c50 -H "Connection: close"); fi
 
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
+# ticks PID... prints the user and the system clock ticks of the processes.
+ticks() {
+	local u=0 k=0 p a b
+	for p in "$@"; do
+		read -r a b < <(awk '{ print $14, $15 }' "/proc/$p/stat")
+		u=$((u + a)) k=$((k + b))
+	done
+	echo "$u $k"
+}
 requests() { awk '/requests in/ { print $1 }'; }
-report() { awk -v n="$2" -v t="$3" -v hz="$HZ" -v who="$1" \
-	'BEGIN { printf "%-10s %9d requests  %7.2f s CPU  %5.1f µs/request\n", who, n, t / hz, t / hz / n * 1e6 }'; }
+# report WHO REQUESTS "USER0 SYS0" "USER1 SYS1"
+report() {
+	local u0 k0 u1 k1
+	read -r u0 k0 <<<"$3"
+	read -r u1 k1 <<<"$4"
+	awk -v n="$2" -v u=$((u1 - u0)) -v k=$((k1 - k0)) -v hz="$HZ" -v who="$1" 'BEGIN {
+		printf "%-10s %9d requests  %7.2f s CPU  %5.1f µs/request (user %4.1f, kernel %4.1f)\n",
+			who, n, (u + k) / hz, (u + k) / hz / n * 1e6, u / hz / n * 1e6, k / hz / n * 1e6 }'
+}
 
 # nginx_run CONF LABEL measures one nginx (port 18081) and reports it.
 nginx_run() {
@@ -41,7 +58,7 @@ nginx_run() {
 	b=$(ticks "${pids[@]}")
 	nginx -c "$1" -s stop 2>/dev/null
 	sleep 1
-	report "$2" "$n" $((b - a))
+	report "$2" "$n" "$a" "$b"
 }
 if [ "$DEFERRED" = 1 ]; then
 	NGINX_DEF=${NGINX_CONF%.conf}-deferred.conf
@@ -49,10 +66,9 @@ if [ "$DEFERRED" = 1 ]; then
 	grep -q ' deferred;' "$NGINX_DEF" || { echo "no listen line to defer in $NGINX_CONF" >&2; exit 1; }
 fi
 
-for run in $(seq "$RUNS"); do
-	nginx_run "$NGINX_CONF" nginx
-	[ "$DEFERRED" = 1 ] && nginx_run "$NGINX_DEF" nginx-def
-
+# takedown_run measures `takedown serve` (port 18090) and reports it.
+takedown_run() {
+	local pid a b n
 	"$HERE/bench/http-ours.sh" start >/dev/null
 	pid=$(cat "$DIR/serve.pid")
 	sleep 2
@@ -61,6 +77,21 @@ for run in $(seq "$RUNS"); do
 	"$HERE/bench/http-ours.sh" wait
 	b=$(ticks "$pid")
 	"$HERE/bench/http-ours.sh" stop >/dev/null
-	report "takedown" "$n" $((b - a))
-	[ "$run" = "$RUNS" ] || sleep 2
+	report takedown "$n" "$a" "$b"
+}
+
+# The servers take turns going first, so that a host growing busier over a
+# series does not always weigh on the same one.
+servers=(nginx takedown)
+[ "$DEFERRED" = 1 ] && servers=(nginx nginx-def takedown)
+for run in $(seq "$RUNS"); do
+	k=$(((run - 1) % ${#servers[@]}))
+	for who in "${servers[@]:k}" "${servers[@]:0:k}"; do
+		case $who in
+		nginx) nginx_run "$NGINX_CONF" nginx ;;
+		nginx-def) nginx_run "$NGINX_DEF" nginx-def ;;
+		takedown) takedown_run ;;
+		esac
+	done
+	[ "$run" = "$RUNS" ] || { echo; sleep 2; }
 done

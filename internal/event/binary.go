@@ -197,20 +197,29 @@ var ErrBinaryVersion = errors.New("event: unknown binary version")
 // concurrent use; its zero value is ready.
 type Decoder struct {
 	interned map[string]string
+	// last is the string each tag had last: events from one sinkhole
+	// repeat most of their interned fields from one record to the next,
+	// and a comparison is cheaper than a lookup.
+	last [64]string
 }
 
 // internLimit bounds the Decoder's table; past it the table starts over.
 const internLimit = 1 << 16
 
-func (d *Decoder) intern(b []byte) string {
-	if s, ok := d.interned[string(b)]; ok {
-		return s
+func (d *Decoder) intern(tag byte, b []byte) string {
+	last := &d.last[tag&63]
+	if *last == string(b) {
+		return *last
 	}
-	if d.interned == nil || len(d.interned) >= internLimit {
-		d.interned = make(map[string]string, 1024)
+	s, ok := d.interned[string(b)]
+	if !ok {
+		if d.interned == nil || len(d.interned) >= internLimit {
+			d.interned = make(map[string]string, 1024)
+		}
+		s = string(b)
+		d.interned[s] = s
 	}
-	s := string(b)
-	d.interned[s] = s
+	*last = s
 	return s
 }
 
@@ -338,39 +347,39 @@ func (d *Decoder) setNumber(e *Event, tag byte, n uint64) error {
 func (d *Decoder) setBytes(e *Event, tag byte, v []byte) error {
 	switch tag {
 	case tagSensor:
-		e.Sensor = d.intern(v)
+		e.Sensor = d.intern(tag, v)
 	case tagProtocol:
-		e.Protocol = Protocol(d.intern(v))
+		e.Protocol = Protocol(d.intern(tag, v))
 	case tagTransport:
-		e.Transport = Transport(d.intern(v))
+		e.Transport = Transport(d.intern(tag, v))
 	case tagDomain:
 		e.Domain = string(v)
 	case tagZone:
-		e.Zone = d.intern(v)
+		e.Zone = d.intern(tag, v)
 	case tagCase:
-		e.Case = d.intern(v)
+		e.Case = d.intern(tag, v)
 	case tagFamily:
-		e.Family = d.intern(v)
+		e.Family = d.intern(tag, v)
 	case tagTag:
-		e.Tag = d.intern(v)
+		e.Tag = d.intern(tag, v)
 	case tagBotID:
 		e.BotID = string(v)
 	case tagHTTPMethod:
-		e.HTTPMethod = d.intern(v)
+		e.HTTPMethod = d.intern(tag, v)
 	case tagHTTPPath:
 		e.HTTPPath = string(v)
 	case tagHTTPUserAgent:
-		e.HTTPUserAgent = d.intern(v)
+		e.HTTPUserAgent = d.intern(tag, v)
 	case tagTLSVersion:
-		e.TLSVersion = d.intern(v)
+		e.TLSVersion = d.intern(tag, v)
 	case tagTLSCipher:
-		e.TLSCipher = d.intern(v)
+		e.TLSCipher = d.intern(tag, v)
 	case tagTLSFingerprint:
-		e.TLSFingerprint = d.intern(v)
+		e.TLSFingerprint = d.intern(tag, v)
 	case tagDNSQType:
-		e.DNSQType = d.intern(v)
+		e.DNSQType = d.intern(tag, v)
 	case tagDNSRcode:
-		e.DNSRcode = d.intern(v)
+		e.DNSRcode = d.intern(tag, v)
 	case tagDNSClientSubnet:
 		e.DNSClientSubnet = string(v)
 	case tagPayloadSHA256:
@@ -380,23 +389,23 @@ func (d *Decoder) setBytes(e *Event, tag byte, v []byte) error {
 			e.PayloadHead = append([]byte(nil), v...)
 		}
 	case tagASName:
-		e.ASName = d.intern(v)
+		e.ASName = d.intern(tag, v)
 	case tagCountryCode:
-		e.CountryCode = d.intern(v)
+		e.CountryCode = d.intern(tag, v)
 	case tagRegion:
-		e.Region = d.intern(v)
+		e.Region = d.intern(tag, v)
 	case tagCity:
-		e.City = d.intern(v)
+		e.City = d.intern(tag, v)
 	case tagHTTPReferer:
 		e.HTTPReferer = string(v)
 	case tagHTTPForwardedBy:
 		e.HTTPForwardedBy = string(v)
 	case tagHTTPContentType:
-		e.HTTPContentType = d.intern(v)
+		e.HTTPContentType = d.intern(tag, v)
 	case tagTLSALPN:
-		e.TLSALPN = d.intern(v)
+		e.TLSALPN = d.intern(tag, v)
 	case tagSMTPHelo:
-		e.SMTPHelo = d.intern(v)
+		e.SMTPHelo = d.intern(tag, v)
 	case tagSMTPFrom:
 		e.SMTPFrom = string(v)
 	case tagSMTPRcptDomains:
@@ -406,7 +415,7 @@ func (d *Decoder) setBytes(e *Event, tag byte, v []byte) error {
 	case tagSMTPMessageID:
 		e.SMTPMessageID = string(v)
 	case tagError:
-		e.Error = d.intern(v)
+		e.Error = d.intern(tag, v)
 	default:
 		return fmt.Errorf("unknown field tag %d", tag)
 	}

@@ -176,3 +176,23 @@ func BenchmarkBinary(b *testing.B) {
 		}
 	})
 }
+
+// TestDecoderRemembersNoStaleValue decodes events whose interned fields
+// repeat, change and go missing from one record to the next with one
+// Decoder, which keeps each field's last value.
+func TestDecoderRemembersNoStaleValue(t *testing.T) {
+	a := filled(t)
+	b := a
+	b.Sensor, b.Family, b.HTTPUserAgent, b.Case = "other-sensor", "other-family", "", ""
+	var d Decoder
+	for i, e := range []Event{a, a, b, b, a, b, {}, a} {
+		var got Event
+		if err := d.Decode(AppendBinary(nil, &e), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Sensor != e.Sensor || got.Family != e.Family || got.HTTPUserAgent != e.HTTPUserAgent || got.Case != e.Case {
+			t.Fatalf("record %d: got %q %q %q %q, want %q %q %q %q", i,
+				got.Sensor, got.Family, got.HTTPUserAgent, got.Case, e.Sensor, e.Family, e.HTTPUserAgent, e.Case)
+		}
+	}
+}
