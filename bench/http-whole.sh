@@ -23,6 +23,8 @@ DIR=${DIR:-/tmp/takedown-http-bench}
 RUNS=${RUNS:-1} DURATION=${DURATION:-30} LOAD=${LOAD:-close} DEFERRED=${DEFERRED:-0}
 [ -f "$NGINX_CONF" ] || { echo "no $NGINX_CONF: run ../shared/bench/http-peers.sh once first" >&2; exit 1; }
 HZ=$(getconf CLK_TCK)
+RESULTS=$(mktemp)
+trap 'rm -f "$RESULTS"' EXIT
 W=(-t1 -d"${DURATION}s" -H "Host: conficker-c2-001.net" -H "User-Agent: Mozilla/5.0")
 if [ "$LOAD" = ka ]; then W+=(-c100); else W+=(-c50 -H "Connection: close"); fi
 
@@ -44,6 +46,30 @@ report() {
 	awk -v n="$2" -v u=$((u1 - u0)) -v k=$((k1 - k0)) -v hz="$HZ" -v who="$1" 'BEGIN {
 		printf "%-10s %9d requests  %7.2f s CPU  %5.1f µs/request (user %4.1f, kernel %4.1f)\n",
 			who, n, (u + k) / hz, (u + k) / hz / n * 1e6, u / hz / n * 1e6, k / hz / n * 1e6 }'
+	awk -v n="$2" -v t=$((u1 - u0 + k1 - k0)) -v hz="$HZ" -v who="$1" -v run="$run" \
+		'BEGIN { printf "%s %s %.3f\n", run, who, t / hz / n * 1e6 }' >> "$RESULTS"
+}
+
+# summary prints each server's median cost and the median of takedown's
+# per-run ratios to the others: on a noisy host a single run says little.
+summary() {
+	awk '
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	{ cost[$1, $2] = $3; runs[$1] = 1; who[$2] = 1; n[$2]++; all[$2, n[$2]] = $3 }
+	END {
+		printf "\nmedian over %d run(s):", length(runs)
+		for (w in who) { delete a; for (i = 1; i <= n[w]; i++) a[i] = all[w, i]; printf "  %s %.1f µs", w, median(a, n[w]) }
+		printf "\n"
+		for (w in who) {
+			if (w == "takedown") continue
+			delete a; k = 0
+			for (r in runs) if ((r, w) in cost && (r, "takedown") in cost) a[++k] = cost[r, "takedown"] / cost[r, w]
+			if (k) printf "takedown / %s, median of the per-run ratios: %.2f\n", w, median(a, k)
+		}
+	}' "$RESULTS"
 }
 
 # nginx_run CONF LABEL measures one nginx (port 18081) and reports it.
@@ -95,3 +121,4 @@ for run in $(seq "$RUNS"); do
 	done
 	[ "$run" = "$RUNS" ] || { echo; sleep 2; }
 done
+summary
