@@ -678,7 +678,7 @@ func (h *h1conn) respond(status int, ctype, body string, head, closing bool) err
 	return err
 }
 
-// write sends b. On a plain connection it first tries one write(2) that
+// write sends b. On a plain connection it first tries one send that
 // does not wait, which sends a whole response nearly always: only what
 // that leaves over needs the write deadline (WriteTimeout), which saves
 // setting a deadline per response.

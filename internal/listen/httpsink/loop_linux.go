@@ -27,9 +27,10 @@ import (
 // which holds the loop's listening sockets (see loopListener) and the
 // connections that loop accepted. A connection whose whole request has
 // arrived is read, classified, recorded and answered on the loop's thread,
-// with one read(2) and one write(2) and no goroutine: no hand-off to the
+// with one read(2) and one send and no goroutine: no hand-off to the
 // scheduler, no runtime poller. A bot's callback (connect, one small
-// request, close) costs accept4, read, write and close.
+// request, close) costs accept4, read, sendto, shutdown and close (see
+// send).
 //
 // Whatever does not fit that, a head or body in several pieces, a chunked
 // body, a response that does not go out at once, is handed to the
@@ -609,7 +610,7 @@ func (lp *evloop) closeAll() {
 	}
 }
 
-// loopWrite sends b on a loop's connection with one write(2); what does
+// loopWrite sends b on a loop's connection with one send; what does
 // not go out at once waits in h.pend for the goroutine path.
 func (h *h1conn) loopWrite(b []byte) error {
 	if h.pend != nil {

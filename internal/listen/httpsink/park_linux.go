@@ -436,7 +436,7 @@ func (h *h1conn) rawRead(fd uintptr) bool {
 	return true
 }
 
-// tryWrite makes one write(2) of b on a plain connection, one that does
+// tryWrite makes one send of b on a plain connection, one that does
 // not wait for room in the socket, and returns how many bytes it sent.
 func (h *h1conn) tryWrite(b []byte) int {
 	if h.sc.p != protoHTTP || h.c != net.Conn(h.sc) || !h.parkable() {
