@@ -43,11 +43,11 @@ report() {
 	local u0 k0 u1 k1
 	read -r u0 k0 <<<"$3"
 	read -r u1 k1 <<<"$4"
-	awk -v n="$2" -v u=$((u1 - u0)) -v k=$((k1 - k0)) -v hz="$HZ" -v who="$1" 'BEGIN {
+	awk -v n="$2" -v u=$((u1 - u0)) -v k=$((k1 - k0)) -v hz="$HZ" -v who="$1" -v run="$run" -v out="$RESULTS" 'BEGIN {
+		us = (u + k) / hz / n * 1e6
 		printf "%-10s %9d requests  %7.2f s CPU  %5.1f µs/request (user %4.1f, kernel %4.1f)\n",
-			who, n, (u + k) / hz, (u + k) / hz / n * 1e6, u / hz / n * 1e6, k / hz / n * 1e6 }'
-	awk -v n="$2" -v t=$((u1 - u0 + k1 - k0)) -v hz="$HZ" -v who="$1" -v run="$run" \
-		'BEGIN { printf "%s %s %.3f\n", run, who, t / hz / n * 1e6 }' >> "$RESULTS"
+			who, n, (u + k) / hz, us, u / hz / n * 1e6, k / hz / n * 1e6
+		printf "%s %s %.3f\n", run, who, us >> out }'
 }
 
 # summary prints each server's median cost and the median of takedown's
