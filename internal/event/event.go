@@ -144,15 +144,31 @@ type Event struct {
 // "unknown": nobody is infected on Null Island.
 func (e *Event) HasGeo() bool { return e.Latitude != 0 || e.Longitude != 0 }
 
+// The times an event may have: from the Unix epoch, before which nothing
+// was sinkholed, to the last whole year that a store keeping nanoseconds in
+// 64 bits can hold (DuckDB's TIMESTAMP_NS ends in April 2262). Validate
+// refuses anything outside, so that an event that passed it at one entry
+// (a sink, the ingest endpoint, the spool) is never refused by a store for
+// its time.
+var (
+	MinTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(2261, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+// InTimeRange reports whether t is between MinTime and MaxTime.
+func InTimeRange(t time.Time) bool { return !t.Before(MinTime) && !t.After(MaxTime) }
+
 // Validate reports the first thing wrong with e for storing it: the time and
-// the source address must be set, the protocol and transport known, sizes
-// and coordinates in range.
+// the source address must be set, the time between MinTime and MaxTime, the
+// protocol and transport known, sizes, coordinates and the country code in
+// range.
 func (e *Event) Validate() error {
 	switch {
 	case e.Time.IsZero():
 		return errors.New("event: time is not set")
-	case e.Time.UTC().Year() < 0 || e.Time.UTC().Year() > 9999:
-		return fmt.Errorf("event: time %v is not in the years 0 to 9999 of RFC 3339", e.Time)
+	case !InTimeRange(e.Time):
+		return fmt.Errorf("event: time %s is not between %s and %s", formatTime(e.Time),
+			MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339))
 	case !e.SrcIP.IsValid():
 		return errors.New("event: source ip is not set")
 	case !e.Protocol.Valid():
@@ -167,6 +183,21 @@ func (e *Event) Validate() error {
 		return fmt.Errorf("event: longitude %v is not from -180 to 180", e.Longitude)
 	case e.PayloadSHA256 != "" && !isHexSHA256(e.PayloadSHA256):
 		return fmt.Errorf("event: payload sha256 %q is not 64 lower-case hex digits", e.PayloadSHA256)
+	case e.CountryCode != "" && !isCountryCode(e.CountryCode):
+		return fmt.Errorf("event: country code %q is not two upper-case letters", e.CountryCode)
 	}
 	return nil
+}
+
+func isCountryCode(s string) bool {
+	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
+}
+
+// formatTime writes t in RFC 3339 where it can, and as Go prints it where
+// RFC 3339 cannot (years before 0 or after 9999).
+func formatTime(t time.Time) string {
+	if y := t.UTC().Year(); y >= 0 && y <= 9999 {
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return t.UTC().String()
 }

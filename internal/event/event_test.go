@@ -61,7 +61,7 @@ func cases() map[string]Event {
 	mut("zero longitude", func(e *Event) { e.Latitude, e.Longitude = 51.4779, 0 })
 	mut("no geo", func(e *Event) { e.Latitude, e.Longitude = 0, 0 })
 	mut("float digits", func(e *Event) { e.Latitude, e.Longitude = 0.1+0.2, -179.99999999999997 })
-	mut("time zone", func(e *Event) { e.Time = time.Date(2262, 4, 11, 23, 47, 16, 854775807, time.UTC) })
+	mut("time zone", func(e *Event) { e.Time = MaxTime })
 	return m
 }
 
@@ -388,16 +388,19 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	for name, mut := range map[string]func(*Event){
-		"time is not set":      func(e *Event) { e.Time = time.Time{} },
-		"years 0 to 9999":      func(e *Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"source ip is not set": func(e *Event) { e.SrcIP = netip.Addr{} },
-		`protocol "gopher"`:    func(e *Event) { e.Protocol = "gopher" },
-		`protocol ""`:          func(e *Event) { e.Protocol = "" },
-		`transport "sctp"`:     func(e *Event) { e.Transport = "sctp" },
-		"bytes -1":             func(e *Event) { e.Bytes = -1 },
-		"latitude 100":         func(e *Event) { e.Latitude = 100 },
-		"longitude NaN":        func(e *Event) { e.Longitude = nan() },
-		`sha256 "XYZ"`:         func(e *Event) { e.PayloadSHA256 = "XYZ" },
+		"time is not set": func(e *Event) { e.Time = time.Time{} },
+		"time 10000-01-01 00:00:00 +0000 UTC is not between": func(e *Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"time 1000-01-01T00:00:00Z is not between 1970":      func(e *Event) { e.Time = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"time 2262-01-01T00:00:00Z":                          func(e *Event) { e.Time = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC) },
+		`country code "de"`:                                  func(e *Event) { e.CountryCode = "de" },
+		"source ip is not set":                               func(e *Event) { e.SrcIP = netip.Addr{} },
+		`protocol "gopher"`:                                  func(e *Event) { e.Protocol = "gopher" },
+		`protocol ""`:                                        func(e *Event) { e.Protocol = "" },
+		`transport "sctp"`:                                   func(e *Event) { e.Transport = "sctp" },
+		"bytes -1":                                           func(e *Event) { e.Bytes = -1 },
+		"latitude 100":                                       func(e *Event) { e.Latitude = 100 },
+		"longitude NaN":                                      func(e *Event) { e.Longitude = nan() },
+		`sha256 "XYZ"`:                                       func(e *Event) { e.PayloadSHA256 = "XYZ" },
 	} {
 		e := full()
 		mut(&e)

@@ -81,3 +81,15 @@ func Widen(wide bool) error { return widen(wide) }
 // writer whose backlog is filling the spool. Without the privilege to
 // (CAP_SYS_NICE, or RLIMIT_NICE) it fails, and the thread stays idle.
 func Raise() error { return raise() }
+
+// ThreadID returns the calling thread's id, for RaiseThread and
+// LowerThread; the caller has locked its goroutine to the thread.
+func ThreadID() int { return threadID() }
+
+// RaiseThread is Raise for another thread of the process, one that runs f
+// of Run: its work can no longer wait, and it is in the middle of it.
+func RaiseThread(tid int) error { return raiseThread(tid) }
+
+// LowerThread puts thread tid, raised by RaiseThread, back in the idle
+// class.
+func LowerThread(tid int) error { return lowerThread(tid) }

@@ -42,14 +42,18 @@ func backgroundSet(all unix.CPUSet, n int) unix.CPUSet {
 	return bg
 }
 
-func raise() error {
-	if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0); err != nil {
+func raise() error { return raiseThread(0) }
+
+func raiseThread(tid int) error {
+	if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0); err != nil {
 		return err
 	}
 	all := allCPUs()
-	unix.SchedSetaffinity(0, &all) //nolint:errcheck // the class is what matters; the CPUs are a refinement
+	unix.SchedSetaffinity(tid, &all) //nolint:errcheck // the class is what matters; the CPUs are a refinement
 	return nil
 }
+
+func threadID() int { return unix.Gettid() }
 
 // widened is set while the idle class may use every CPU (Widen).
 var widened atomic.Bool
@@ -85,10 +89,12 @@ func widen(wide bool) error {
 	return nil
 }
 
-func lower() error {
+func lower() error { return lowerThread(0) }
+
+func lowerThread(tid int) error {
 	bg := idleSet()
-	unix.SchedSetaffinity(0, &bg) //nolint:errcheck // as in raise
-	return unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
+	unix.SchedSetaffinity(tid, &bg) //nolint:errcheck // as in raise
+	return unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
 }
 
 // policy returns the scheduling policy of thread tid (0: the calling

@@ -12,7 +12,21 @@
 //
 // When the store is slower than the sinks — a burst, a backfill, a stalled
 // disk — the spool grows, not memory. Only when the spool reaches its size
-// limit are events dropped, and counted.
+// limit, its filesystem its free-space reserve, or a write to it fails are
+// events dropped, and counted (Stats.Dropped, with the spool's reasons).
+//
+// A record that the store can never take — it does not decode, fails
+// event.Validate, or is refused by the store whenever it is sent alone
+// while the store takes other writes — goes to the quarantine (package
+// quarantine) with the reason, and the writer moves on: one bad event
+// never holds up the ones behind it. A store that takes nothing at all (a
+// full disk, a broken file) is retried with backoff, and reported by
+// StoreError until it takes a batch again.
+//
+// The writer's work runs in Linux's idle CPU class: the sinks' answers
+// come first. Once the oldest unstored record has waited longer than
+// MaxLag, the writer runs in the normal class, beside the sinks, until the
+// lag is down to a quarter of it (writer.go says why).
 package pipeline
 
 import (
@@ -29,6 +43,7 @@ import (
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/idle"
+	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/spool"
 )
 
@@ -57,6 +72,20 @@ type Enricher interface {
 // counters).
 type Observer interface {
 	Observe(e *event.Event)
+}
+
+// Quarantine keeps the records that the store can never take.
+type Quarantine interface {
+	// Add writes entries durably before it returns; an entry whose Source
+	// it holds already is not added again.
+	Add(entries ...quarantine.Entry) error
+}
+
+// eventError is what a store's error carries when it refuses a batch for
+// one of its events (store.EventError): that event, alone, is set aside.
+type eventError interface {
+	error
+	EventIndex() int
 }
 
 // MarkSource is the name under which the pipeline keeps its spool position
@@ -94,6 +123,15 @@ type Config struct {
 	// RetryInterval is the first wait after the store refuses a batch; it
 	// doubles up to 5 s. Default 1 s.
 	RetryInterval time.Duration
+	// Quarantine, if set, receives the records that the store can never
+	// take; without it they are skipped, and only counted.
+	Quarantine Quarantine
+	// MaxLag is how long the oldest unstored record may wait before the
+	// writer leaves the idle CPU class (see background); default 10 s. The
+	// writer goes back once the lag is below a quarter of it.
+	MaxLag time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 	// Logger and Registerer; nil discards / does not register.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -110,7 +148,18 @@ type Pipeline struct {
 
 	done     chan struct{}
 	spoolMax int64
-	raised   bool // the writer left the idle class (yield)
+	// raised is set while the writer does its work in the normal CPU
+	// class (background); the writer's goroutine only, and read by
+	// Stats.
+	raised atomic.Bool
+	lag    lagClock
+	// resumeNote explains a spool that did not match the store's mark.
+	resumeNote atomic.Pointer[string]
+	// storeErr is the store's last error while it refuses every write.
+	storeErr atomic.Pointer[error]
+	// recBytes counts the bytes of recorded records, for the backlog's
+	// events from its bytes.
+	recBytes atomic.Uint64
 
 	replayed     chan struct{} // closed once the backlog at Run start is stored
 	replayedOnce sync.Once
@@ -120,18 +169,17 @@ type Pipeline struct {
 	// lastReadErr is when a spool read error was last logged.
 	lastReadErr time.Time
 
-	recorded, dropped, stored, invalid, failures atomic.Uint64
-	lastAppend                                   atomic.Int64 // ns
-	beat                                         atomic.Int64 // unix ns the writer last went round its loop
+	recorded, dropped, stored, invalid, failures, quarantined atomic.Uint64
+	lastAppend                                                atomic.Int64 // ns
+	beat                                                      atomic.Int64 // unix ns the writer last went round its loop
 
 	m metrics
 }
 
 type metrics struct {
-	recorded, dropped, stored, invalid, failures prometheus.Counter
-	batch, appendSeconds                         prometheus.Histogram
-	lag                                          prometheus.Gauge
-	deferred, widened, filled                    prometheus.Counter
+	recorded, dropped, stored, invalid, failures, quarantined prometheus.Counter
+	batch, appendSeconds                                      prometheus.Histogram
+	deferred, widened, filled, raisedTotal                    prometheus.Counter
 }
 
 // New checks cfg and returns a pipeline; Run starts its store writer.
@@ -148,6 +196,12 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
 	}
+	if cfg.MaxLag <= 0 {
+		cfg.MaxLag = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	p := &Pipeline{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), replayed: make(chan struct{}), spoolMax: cfg.SpoolMaxBytes,
 		fillWait: 10 * cfg.FlushInterval}
 	if p.spoolMax <= 0 {
@@ -161,30 +215,49 @@ func New(cfg Config) (*Pipeline, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "takedown_pipeline_" + name, Help: help})
 	}
 	p.m = metrics{
-		recorded: counter("events_recorded_total", "Events the sinks recorded into the spool."),
-		dropped:  counter("events_dropped_total", "Events dropped because the spool was full."),
-		stored:   counter("events_stored_total", "Events appended to the store."),
-		invalid:  counter("events_invalid_total", "Events read back from the spool that could not be stored (undecodable or invalid); skipped."),
-		failures: counter("store_failures_total", "Batches the store refused; they are retried."),
+		recorded:    counter("events_recorded_total", "Events the sinks recorded into the spool."),
+		dropped:     counter("events_dropped_total", "Events dropped because the spool was full."),
+		stored:      counter("events_stored_total", "Events appended to the store."),
+		invalid:     counter("events_invalid_total", "Records read back from the spool that could not be stored (undecodable, invalid, or refused by the store alone); quarantined, or skipped without a quarantine."),
+		quarantined: counter("events_quarantined_total", "Records set aside in the quarantine (a subset of events_invalid_total)."),
+		raisedTotal: counter("writer_raised_total", "Times the store writer left the idle CPU class because its lag passed the maximum."),
+		failures:    counter("store_failures_total", "Batches the store refused; they are retried."),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "takedown_pipeline_batch_events",
 			Help: "Events per appended batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
 		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "takedown_pipeline_store_append_seconds",
 			Help: "Time to append one batch to the store.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "takedown_pipeline_lag_seconds",
-			Help: "Age of the newest event in the last stored batch, when it was stored."}),
 		deferred: counter("store_deferred_total", "Times the store writer waited 100 ms because the CPUs were saturated."),
 		widened:  counter("writer_widened_total", "Times the starved store writer (and the rest of the idle CPU class) was let onto every CPU."),
 		filled:   counter("batches_filled_total", "Batches that filled fast enough to wait past the flush interval until they were whole."),
 	}
-	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_backlog_events",
-		Help: "Events recorded into the spool and not yet stored (or skipped): the queue between the sinks and the store."},
-		func() float64 { return float64(p.Stats().Backlog) })
+	gauge := func(name, help string, f func(Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "takedown_pipeline_" + name, Help: help},
+			func() float64 { return f(p.Stats()) })
+	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(backlog)
-		cfg.Registerer.MustRegister(p.m.recorded, p.m.dropped, p.m.stored, p.m.invalid, p.m.failures,
-			p.m.batch, p.m.appendSeconds, p.m.lag, p.m.deferred, p.m.widened, p.m.filled)
+		cfg.Registerer.MustRegister(
+			gauge("backlog_events", "Events in the spool and not yet stored, estimated from the bytes on disk after the stored position: the queue between the sinks and the store.",
+				func(s Stats) float64 { return float64(s.Backlog) }),
+			gauge("backlog_bytes", "Bytes of spool records after the stored position, on disk and buffered.",
+				func(s Stats) float64 { return float64(s.BacklogBytes) }),
+			gauge("lag_seconds", "How long the oldest record in the spool that is not yet stored has waited (0 when the store is caught up).",
+				func(s Stats) float64 { return s.Lag.Seconds() }),
+			gauge("writer_raised", "1 while the store writer runs in the normal CPU class because its lag passed the maximum.",
+				func(s Stats) float64 { return b2f(s.WriterRaised) }),
+			gauge("store_failing", "1 while the store refuses every write (the events wait in the spool).",
+				func(s Stats) float64 { return b2f(s.StoreError != "") }),
+		)
+		cfg.Registerer.MustRegister(p.m.recorded, p.m.dropped, p.m.stored, p.m.invalid, p.m.failures, p.m.quarantined,
+			p.m.batch, p.m.appendSeconds, p.m.deferred, p.m.widened, p.m.filled, p.m.raisedTotal)
 	}
 	return p, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Record appends e to the spool. It never waits for the store; it reports
@@ -214,29 +287,81 @@ func (p *Pipeline) append(e *event.Event) bool {
 		return false
 	}
 	p.recorded.Add(1)
+	p.recBytes.Add(uint64(len(b)))
 	p.m.recorded.Inc()
 	return true
 }
 
-// Stats are the pipeline's counters since it was made.
+// Stats are the pipeline's counters since it was made, and its state.
 type Stats struct {
-	Recorded, Dropped, Stored, Invalid, StoreFailures uint64
-	// Backlog is the events recorded and not yet stored or skipped: what
-	// waits in the spool.
-	Backlog uint64
+	Recorded, Stored, StoreFailures uint64
+	// Dropped counts the events lost on their way to the disk: refused by
+	// the spool (full, its filesystem below the reserve) or lost to a
+	// failed write after it took them. Offer's refusals are not drops:
+	// the sender keeps the events.
+	Dropped uint64
+	// Invalid counts the records that could not be stored: undecodable,
+	// invalid, or refused by the store alone. Quarantined of them are in
+	// the quarantine.
+	Invalid, Quarantined uint64
+	// BacklogBytes is what the spool holds after the stored position, on
+	// disk and buffered; Backlog, the events in it, estimated from the
+	// bytes with the mean size of the records recorded (exact when all
+	// are alike).
+	BacklogBytes int64
+	Backlog      uint64
+	// Lag is how long the oldest unstored record has waited.
+	Lag time.Duration
+	// WriterRaised is set while the writer runs in the normal CPU class.
+	WriterRaised bool
+	// StoreError is the store's last error while it refuses every write;
+	// empty while it takes them.
+	StoreError string
+	// SpoolNote explains a spool that did not match the store's saved
+	// position at the start (deleted, replaced, or put back from a copy).
+	SpoolNote string
 	// LastAppend is the duration of the last store append.
 	LastAppend time.Duration
 }
 
+// meanRecord is the record size assumed for the backlog before any event
+// was recorded (a DNS query is about 120 bytes, an HTTP request 300).
+const meanRecord = 200
+
 // Stats returns the counters.
 func (p *Pipeline) Stats() Stats {
+	sp := p.cfg.Spool.Stats()
 	st := Stats{
-		Recorded: p.recorded.Load(), Dropped: p.dropped.Load(), Stored: p.stored.Load(),
-		Invalid: p.invalid.Load(), StoreFailures: p.failures.Load(),
-		LastAppend: time.Duration(p.lastAppend.Load()),
+		Recorded: p.recorded.Load(), Dropped: p.dropped.Load() + sp.DroppedWrite, Stored: p.stored.Load(),
+		Invalid: p.invalid.Load(), Quarantined: p.quarantined.Load(), StoreFailures: p.failures.Load(),
+		LastAppend: time.Duration(p.lastAppend.Load()), WriterRaised: p.raised.Load(),
+		Lag: p.lag.lag(p.cfg.Now()),
 	}
-	st.Backlog = st.Recorded - min(st.Recorded, st.Stored+st.Invalid)
+	p.lag.mu.Lock()
+	stored := p.lag.stored
+	p.lag.mu.Unlock()
+	st.BacklogBytes = p.cfg.Spool.DiskBytesAfter(stored) + sp.Buffered
+	mean := uint64(meanRecord)
+	if st.Recorded > 0 {
+		mean = p.recBytes.Load()/st.Recorded + 12 // the record header
+	}
+	st.Backlog = (uint64(st.BacklogBytes) + mean/2) / mean
+	if e := p.storeErr.Load(); e != nil {
+		st.StoreError = (*e).Error()
+	}
+	if n := p.resumeNote.Load(); n != nil {
+		st.SpoolNote = *n
+	}
 	return st
+}
+
+// StoreError returns the store's last error while it refuses every write,
+// nil while it takes them: for readiness.
+func (p *Pipeline) StoreError() error {
+	if e := p.storeErr.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // Done is closed when Run has returned.
@@ -257,10 +382,9 @@ func (p *Pipeline) Replayed() <-chan struct{} { return p.replayed }
 // it cannot start (the store's mark cannot be read or is damaged).
 func (p *Pipeline) Run(ctx context.Context, drain time.Duration) error {
 	defer close(p.done)
-	// The writer runs in the idle CPU class where the system has one:
-	// the sinks' answers come first, and the spool absorbs the
-	// difference.
-	var err error
+	// The writer's work runs in the idle CPU class where the system has
+	// one: the sinks' answers come first, and the spool absorbs the
+	// difference, up to MaxLag (background).
 	p.beat.Store(time.Now().UnixNano())
 	wctx, stopWatch := context.WithCancel(context.Background())
 	watched := make(chan struct{})
@@ -268,10 +392,44 @@ func (p *Pipeline) Run(ctx context.Context, drain time.Duration) error {
 		defer close(watched)
 		p.watch(wctx, time.Second, max(2*time.Second, 3*p.cfg.FlushInterval), idle.Widen)
 	}()
-	idle.Run(func() { err = p.run(ctx, drain) })
+	bg := newBackground()
+	started := make(chan struct{})
+	monitored := make(chan struct{})
+	go func() {
+		defer close(monitored)
+		<-started
+		p.monitor(wctx, bg)
+	}()
+	err := p.run(ctx, drain, bg, started)
+	bg.close()
 	stopWatch()
 	<-watched
+	<-monitored
 	return err
+}
+
+// monitor feeds the lag clock with the spool's written end and decides
+// where the writer works (raise), until ctx ends.
+func (p *Pipeline) monitor(ctx context.Context, bg *background) {
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.lag.sample(p.cfg.Spool.WrittenHead(), p.cfg.Now())
+		was := p.raised.Load()
+		if now := p.raise(); now != was {
+			if err := bg.setRaised(now); err != nil && !warned {
+				warned = true
+				p.log.Warn("the store writer's thread cannot leave the idle CPU class (it needs CAP_SYS_NICE or RLIMIT_NICE 20); "+
+					"its next batches run in the normal class instead", "err", err)
+			}
+		}
+	}
 }
 
 // fillsSoon tells whether a batch that got n events in elapsed would, at
@@ -319,7 +477,39 @@ func (p *Pipeline) watch(ctx context.Context, every, stall time.Duration, widen 
 	}
 }
 
-func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
+// writer is the state of Run's loop.
+type writer struct {
+	p   *Pipeline
+	r   *spool.Reader
+	dec event.Decoder
+	// buf holds the batch being read; batch is the part of it still to
+	// store, and ends[i] the spool position after batch[i].
+	buf      []event.Event
+	batch    []event.Event
+	ends     []spool.Pos
+	endsBase []spool.Pos // the array of ends
+	// held are the quarantine entries of the records read with the batch
+	// that cannot be stored; they are written before the mark passes them.
+	held []quarantine.Entry
+	// stored is the position after the last stored record (the store's
+	// mark), end the position after the last record read.
+	stored, end spool.Pos
+
+	ctx         context.Context
+	stopping    bool
+	drainCtx    context.Context // after ctx ends: the drain deadline
+	cancelDrain context.CancelFunc
+	drain       time.Duration
+}
+
+func (p *Pipeline) run(ctx context.Context, drain time.Duration, bg *background, started chan struct{}) error {
+	defer func() {
+		select {
+		case <-started:
+		default:
+			close(started)
+		}
+	}()
 	// The mark is read even when ctx has already ended (a serve stopped
 	// right after it started): the drain below still has to store what
 	// the sinks recorded.
@@ -327,17 +517,21 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 	if err != nil {
 		return err
 	}
-	var from spool.Pos
-	if raw != nil {
-		if err := from.UnmarshalBinary(raw); err != nil {
-			return fmt.Errorf("pipeline: the store's spool mark: %w", err)
-		}
+	from, note, err := resumeFrom(p.cfg.Spool, raw)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		p.log.Error("the spool does not match the store's saved position: " + note)
+		p.resumeNote.Store(&note)
 	}
 	r, err := p.cfg.Spool.NewReader(from)
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	defer r.Close()
+	p.lag.start(from, p.cfg.Now())
+	close(started)
 
 	// The batch starts small, for the trickle of a quiet sinkhole, and
 	// grows once, to BatchSize, when a batch outgrows it (fill): each
@@ -345,154 +539,175 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration) error {
 	// first touch is a page fault (growing to the default 122,880 events
 	// by append touched 260 MB, and cost the first 20 s of a 30,000
 	// requests/s load 0.6 µs a request).
-	batch := make([]event.Event, 0, min(p.cfg.BatchSize, batchStart))
-	var dec event.Decoder
-	end := from
-	stopping := false
-	var drainCtx context.Context // after ctx ends: the drain deadline
-	cancelDrain := context.CancelFunc(func() {})
-	defer func() { cancelDrain() }()
-	// stop starts the drain: what the sinks recorded until now is written
-	// to the spool files, and the writer stores it for at most drain.
-	stop := func() {
-		stopping = true
-		if err := p.cfg.Spool.Flush(); err != nil {
-			p.log.Warn("flushing the spool", "err", err)
-		}
-		drainCtx, cancelDrain = context.WithTimeout(context.WithoutCancel(ctx), drain)
-	}
-	// fill reads records into batch until it holds BatchSize events or
-	// bctx ends, and returns why it stopped.
-	fill := func(bctx context.Context) error {
-		for len(batch) < p.cfg.BatchSize {
-			rec, pos, err := r.Next(bctx)
-			if err != nil {
-				return err
-			}
-			end = pos
-			if len(batch) == cap(batch) && cap(batch) < p.cfg.BatchSize {
-				batch = append(make([]event.Event, 0, p.cfg.BatchSize), batch...)
-			}
-			batch = append(batch, event.Event{})
-			e := &batch[len(batch)-1]
-			if err := dec.Decode(rec, e); err != nil || e.Validate() != nil {
-				batch = batch[:len(batch)-1]
-				p.invalid.Add(1)
-				p.m.invalid.Inc()
-				continue
-			}
-			if p.cfg.Classifier != nil {
-				p.cfg.Classifier.ClassifyEvent(e)
-			}
-			if p.cfg.Enricher != nil {
-				p.cfg.Enricher.Enrich(e)
-			}
-			if p.cfg.Observer != nil {
-				p.cfg.Observer.Observe(e)
-			}
-		}
-		return nil
-	}
+	w := &writer{p: p, r: r, ctx: ctx, drain: drain, stored: from, end: from,
+		buf: make([]event.Event, 0, min(p.cfg.BatchSize, batchStart)), cancelDrain: func() {}}
+	defer func() { w.cancelDrain() }()
 	for {
 		p.beat.Store(time.Now().UnixNano())
-		if !stopping && p.yield(ctx) {
+		raised := p.raised.Load()
+		if !w.stopping && !raised && p.yield(ctx) {
 			continue
 		}
-		// One batch: up to BatchSize events, or what the spool holds when
-		// FlushInterval has passed (Next still returns what is on disk
-		// once its context has ended). While draining, a short pause in
-		// the records means the spool is empty: the sinks have stopped.
-		parent, wait := ctx, p.cfg.FlushInterval
-		if stopping {
-			parent, wait = drainCtx, 50*time.Millisecond
-		}
-		began := time.Now()
-		bctx, cancel := context.WithTimeout(parent, wait)
-		batch = batch[:0]
-		readErr := fill(bctx)
-		cancel()
-		// Events that come fast enough to make a whole batch within
-		// fillWait of its start wait for it: a whole batch is a whole row
-		// group, which DuckDB writes compressed at the commit, while a
-		// smaller one goes through its WAL and is compressed again at the
-		// next checkpoint (batches of 15,360, what 500 ms of a 30,000
-		// requests/s load brings, cost 1.5 times the CPU per event of whole
-		// ones in BenchmarkAppendHTTPRequests).
-		// It goes on a FlushInterval at a time, and is stored as it is
-		// once one of them brings no event.
-		if !stopping && ctx.Err() == nil && errors.Is(readErr, context.DeadlineExceeded) &&
-			fillsSoon(len(batch), p.cfg.BatchSize, time.Since(began), p.fillWait) {
-			p.m.filled.Inc()
-			deadline := began.Add(p.fillWait)
-			for n := -1; len(batch) > n && len(batch) < p.cfg.BatchSize && ctx.Err() == nil && time.Now().Before(deadline); {
-				n = len(batch)
-				p.beat.Store(time.Now().UnixNano())
-				until := time.Now().Add(wait)
-				if until.After(deadline) {
-					until = deadline
-				}
-				bctx, cancel = context.WithDeadline(ctx, until)
-				readErr = fill(bctx)
-				cancel()
-				if readErr != nil && !errors.Is(readErr, context.DeadlineExceeded) {
-					break
-				}
-			}
-		}
-		if readErr != nil && !errors.Is(readErr, context.DeadlineExceeded) && !errors.Is(readErr, context.Canceled) {
-			if errors.Is(readErr, spool.ErrClosed) {
-				return nil
-			}
-			// A spool that cannot be read (a disk error): say so, at most
-			// once a minute, and try again in a second rather than spin.
-			if time.Since(p.lastReadErr) > time.Minute {
-				p.log.Error("reading the spool", "err", readErr)
-				p.lastReadErr = time.Now()
-			}
-			select {
-			case <-parent.Done():
-			case <-time.After(time.Second):
-			}
-		}
-		// A batch read while ctx ended is stored within the drain, not
-		// with the ended ctx.
-		justStopped := !stopping && ctx.Err() != nil
-		if justStopped {
-			stop()
-		}
-		moved := end != from
-		if moved {
-			sctx := ctx
-			if stopping {
-				sctx = drainCtx
-			}
-			if !p.store(sctx, batch, end) {
-				if stopping {
-					return nil // the drain deadline passed while the store refused
-				}
-				// ctx ended during the append: store the batch within
-				// the drain.
-				stop()
-				justStopped = true
-				if !p.store(drainCtx, batch, end) {
-					return nil
-				}
-			}
-			from = end
-			if err := p.cfg.Spool.Release(end); err != nil {
-				p.log.Warn("releasing stored spool segments", "err", err)
-			}
-		}
-		// A read that timed out found nothing more on disk (Next returns
-		// what is on disk even after its context ends), and the batch
-		// before it is stored: the spool is replayed.
-		if errors.Is(readErr, context.DeadlineExceeded) {
-			p.replayedOnce.Do(func() { close(p.replayed) })
-		}
-		if stopping && !justStopped && (!moved || drainCtx.Err() != nil) {
-			return nil // drained, or out of time: the rest waits in the spool
+		var done bool
+		bg.do(raised, func() { done = w.step() })
+		if done {
+			return nil
 		}
 	}
+}
+
+// stop starts the drain: what the sinks recorded until now is written to
+// the spool files, and the writer stores it for at most drain.
+func (w *writer) stop() {
+	w.stopping = true
+	if err := w.p.cfg.Spool.Flush(); err != nil {
+		w.p.log.Warn("flushing the spool", "err", err)
+	}
+	w.drainCtx, w.cancelDrain = context.WithTimeout(context.WithoutCancel(w.ctx), w.drain)
+}
+
+// fill reads records into the batch until it holds BatchSize events or
+// bctx ends, and returns why it stopped.
+func (w *writer) fill(bctx context.Context) error {
+	p := w.p
+	for len(w.buf) < p.cfg.BatchSize {
+		rec, pos, err := w.r.Next(bctx)
+		if err != nil {
+			return err
+		}
+		w.end = pos
+		if len(w.buf) == cap(w.buf) && cap(w.buf) < p.cfg.BatchSize {
+			w.buf = append(make([]event.Event, 0, p.cfg.BatchSize), w.buf...)
+		}
+		w.buf = append(w.buf, event.Event{})
+		e := &w.buf[len(w.buf)-1]
+		kind, reason := "", ""
+		if err := w.dec.Decode(rec, e); err != nil {
+			kind, reason = quarantine.KindUndecodable, err.Error()
+		} else if err := e.Validate(); err != nil {
+			kind, reason = quarantine.KindInvalid, err.Error()
+		}
+		if kind != "" {
+			w.buf = w.buf[:len(w.buf)-1]
+			p.invalid.Add(1)
+			p.m.invalid.Inc()
+			if p.cfg.Quarantine != nil {
+				w.held = append(w.held, quarantine.NewEntry(kind, reason, w.source(pos), rec, p.cfg.Now()))
+			}
+			continue
+		}
+		w.ends = append(w.ends, pos)
+		if p.cfg.Classifier != nil {
+			p.cfg.Classifier.ClassifyEvent(e)
+		}
+		if p.cfg.Enricher != nil {
+			p.cfg.Enricher.Enrich(e)
+		}
+		if p.cfg.Observer != nil {
+			p.cfg.Observer.Observe(e)
+		}
+	}
+	return nil
+}
+
+// source names the spool record that ends at pos, for the quarantine.
+func (w *writer) source(pos spool.Pos) string {
+	return "spool " + w.p.cfg.Spool.ID().String() + " " + pos.String()
+}
+
+// step reads and stores one batch. It reports whether Run is done.
+func (w *writer) step() bool {
+	p, ctx := w.p, w.ctx
+	// One batch: up to BatchSize events, or what the spool holds when
+	// FlushInterval has passed (Next still returns what is on disk once
+	// its context has ended). While draining, a short pause in the
+	// records means the spool is empty: the sinks have stopped.
+	parent, wait := ctx, p.cfg.FlushInterval
+	if w.stopping {
+		parent, wait = w.drainCtx, 50*time.Millisecond
+	}
+	began := time.Now()
+	bctx, cancel := context.WithTimeout(parent, wait)
+	// A step starts with nothing left of the last batch: store returns
+	// false only when Run ends.
+	w.buf, w.ends, w.held = w.buf[:0], w.endsBase[:0], w.held[:0]
+	readErr := w.fill(bctx)
+	cancel()
+	// Events that come fast enough to make a whole batch within fillWait
+	// of its start wait for it: a whole batch is a whole row group, which
+	// DuckDB writes compressed at the commit, while a smaller one goes
+	// through its WAL and is compressed again at the next checkpoint
+	// (batches of 15,360, what 500 ms of a 30,000 requests/s load brings,
+	// cost 1.5 times the CPU per event of whole ones in
+	// BenchmarkAppendHTTPRequests). It goes on a FlushInterval at a time,
+	// and is stored as it is once one of them brings no event.
+	if !w.stopping && ctx.Err() == nil && errors.Is(readErr, context.DeadlineExceeded) &&
+		fillsSoon(len(w.buf), p.cfg.BatchSize, time.Since(began), p.fillWait) {
+		p.m.filled.Inc()
+		deadline := began.Add(p.fillWait)
+		for n := -1; len(w.buf) > n && len(w.buf) < p.cfg.BatchSize && ctx.Err() == nil && time.Now().Before(deadline); {
+			n = len(w.buf)
+			p.beat.Store(time.Now().UnixNano())
+			until := time.Now().Add(wait)
+			if until.After(deadline) {
+				until = deadline
+			}
+			bctx, cancel = context.WithDeadline(ctx, until)
+			readErr = w.fill(bctx)
+			cancel()
+			if readErr != nil && !errors.Is(readErr, context.DeadlineExceeded) {
+				break
+			}
+		}
+	}
+	w.batch, w.endsBase = w.buf, w.ends
+	if readErr != nil && !errors.Is(readErr, context.DeadlineExceeded) && !errors.Is(readErr, context.Canceled) {
+		if errors.Is(readErr, spool.ErrClosed) {
+			return true
+		}
+		// A spool that cannot be read (a disk error): say so, at most
+		// once a minute, and try again in a second rather than spin.
+		if time.Since(p.lastReadErr) > time.Minute {
+			p.log.Error("reading the spool", "err", readErr)
+			p.lastReadErr = time.Now()
+		}
+		select {
+		case <-parent.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	// A batch read while ctx ended is stored within the drain, not with
+	// the ended ctx.
+	justStopped := !w.stopping && ctx.Err() != nil
+	if justStopped {
+		w.stop()
+	}
+	moved := w.end != w.stored
+	if moved {
+		sctx := ctx
+		if w.stopping {
+			sctx = w.drainCtx
+		}
+		if !w.store(sctx) {
+			if w.stopping {
+				return true // the drain deadline passed while the store refused
+			}
+			// ctx ended during the append: store the batch within the
+			// drain.
+			w.stop()
+			justStopped = true
+			if !w.store(w.drainCtx) {
+				return true
+			}
+		}
+	}
+	// A read that timed out found nothing more on disk (Next returns what
+	// is on disk even after its context ends), and the batch before it is
+	// stored: the spool is replayed.
+	if errors.Is(readErr, context.DeadlineExceeded) {
+		p.replayedOnce.Do(func() { close(p.replayed) })
+	}
+	return w.stopping && !justStopped && (!moved || w.drainCtx.Err() != nil) // drained, or out of time: the rest waits in the spool
 }
 
 // batchStart is the capacity of the pipeline's first batch: what a second
@@ -503,35 +718,38 @@ const batchStart = 4096
 // saturated machine is taken to be busy answering bots.
 const deferAbove = 20_000
 
+// raise decides whether the writer does its work in the normal CPU class:
+// from the moment the oldest unstored record has waited MaxLag, or the
+// spool is more than half full, until the lag is below a quarter of MaxLag
+// and the spool below a quarter full. It reports the decision. Only the
+// monitor calls it.
+func (p *Pipeline) raise() bool {
+	lag := p.lag.lag(p.cfg.Now())
+	bytes := p.cfg.Spool.Stats().Bytes
+	was := p.raised.Load()
+	switch {
+	case !was && (lag > p.cfg.MaxLag || bytes > p.spoolMax/2):
+		p.raised.Store(true)
+		p.m.raisedTotal.Inc()
+		p.log.Warn("the store is behind: the store writer runs at the normal CPU priority until it has caught up",
+			"lag", lag.Round(time.Millisecond), "max_lag", p.cfg.MaxLag, "spool_bytes", bytes, "spool_max_bytes", p.spoolMax)
+	case was && lag < p.cfg.MaxLag/4 && bytes < p.spoolMax/4:
+		p.raised.Store(false)
+		p.log.Info("the store has caught up: the store writer is back in the idle CPU class", "lag", lag.Round(time.Millisecond))
+	}
+	return p.raised.Load()
+}
+
 // yield waits a little when the CPUs are saturated while the sinks record
 // at a high rate, and the spool has room to spare; it reports whether it
-// waited.
+// waited. The writer does not yield while raised.
 func (p *Pipeline) yield(ctx context.Context) bool {
 	// The sinks' own rate, since the last look: a host kept busy by
 	// something else must not stop the store.
 	now, rec := time.Now(), p.recorded.Load()
 	rate := float64(rec-p.lastRec) / now.Sub(p.lastLook).Seconds()
 	p.lastRec, p.lastLook = rec, now
-	// A backlog past half the spool cannot wait for CPU time the sinks
-	// leave: the writer leaves the idle class until it is down to a
-	// quarter again (where the system allows it).
-	st := p.cfg.Spool.Stats()
-	switch {
-	case !p.raised && st.Bytes > p.spoolMax/2:
-		if err := idle.Raise(); err == nil {
-			p.raised = true
-			p.log.Warn("the spool is more than half full: the store writer runs at the normal CPU priority until it is down to a quarter",
-				"spool_bytes", st.Bytes, "max_bytes", p.spoolMax)
-		}
-	case p.raised && st.Bytes < p.spoolMax/4:
-		if idle.Lower() == nil {
-			p.raised = false
-		}
-	}
 	if p.cfg.Saturated == nil || rate < deferAbove || !p.cfg.Saturated() {
-		return false
-	}
-	if st.Bytes > p.spoolMax/2 {
 		return false
 	}
 	p.m.deferred.Inc()
@@ -542,33 +760,50 @@ func (p *Pipeline) yield(ctx context.Context) bool {
 	return true
 }
 
-// store appends batch with the spool position end, retrying with backoff
-// while the store refuses it. It reports false if ctx ended first.
-func (p *Pipeline) store(ctx context.Context, batch []event.Event, end spool.Pos) bool {
-	mark, _ := end.MarshalBinary()
+// store stores w.batch, sets the held records aside, and moves the mark to
+// w.end, retrying with backoff while the store refuses. Events that the
+// store refuses alone are set aside too (storeAlone). It reports false if
+// ctx ended first; what is left to store stays in w.
+func (w *writer) store(ctx context.Context) bool {
+	p := w.p
 	wait := p.cfg.RetryInterval
-	for {
-		start := time.Now()
-		err := p.cfg.Store.AppendMarked(ctx, batch, MarkSource, mark)
-		took := time.Since(start)
-		if err != nil && ctx.Err() != nil {
-			return false // cancelled, not refused
-		}
+	for fails := 0; ; {
+		err := w.setHeldAside()
 		if err == nil {
-			p.lastAppend.Store(int64(took))
-			p.m.appendSeconds.Observe(took.Seconds())
-			p.stored.Add(uint64(len(batch)))
-			p.m.stored.Add(float64(len(batch)))
-			if len(batch) > 0 {
-				p.m.batch.Observe(float64(len(batch)))
-				p.m.lag.Set(time.Since(batch[len(batch)-1].Time).Seconds())
+			err = w.commit(ctx, len(w.batch), w.end)
+			if err == nil {
+				return true
 			}
-			return true
+			if ctx.Err() != nil {
+				return false // cancelled, not refused
+			}
+			var ee eventError
+			if errors.As(err, &ee) && ee.EventIndex() >= 0 && ee.EventIndex() < len(w.batch) {
+				// The store named the event it cannot take: set it
+				// aside, and send the rest again at once.
+				w.refuse(ee.EventIndex(), err)
+				continue
+			}
+			fails++
+			if fails >= 3 && len(w.batch) > 0 {
+				// Refused three times with no event named: find out
+				// whether the store takes nothing (down) or not these
+				// events (one of them it can never take).
+				if done, err2 := w.storeAlone(ctx); done {
+					return true
+				} else if err2 != nil {
+					err = err2
+				}
+				if ctx.Err() != nil {
+					return false
+				}
+			}
 		}
 		p.failures.Add(1)
 		p.m.failures.Inc()
+		p.storeErr.Store(&err)
 		p.log.Error("store refused a batch; the events stay in the spool and the batch is retried",
-			"events", len(batch), "retry_in", wait, "err", err)
+			"events", len(w.batch), "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return false
@@ -576,4 +811,108 @@ func (p *Pipeline) store(ctx context.Context, batch []event.Event, end spool.Pos
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// commit appends the first n events of w.batch with the mark at to, and on
+// success drops them from w.batch and moves w.stored.
+func (w *writer) commit(ctx context.Context, n int, to spool.Pos) error {
+	p := w.p
+	mark := appendMark(nil, p.cfg.Spool.ID(), to)
+	start := time.Now()
+	if err := p.cfg.Store.AppendMarked(ctx, w.batch[:n], MarkSource, mark); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	p.storeErr.Store(nil)
+	p.lastAppend.Store(int64(took))
+	p.m.appendSeconds.Observe(took.Seconds())
+	p.stored.Add(uint64(n))
+	p.m.stored.Add(float64(n))
+	if n > 0 {
+		p.m.batch.Observe(float64(n))
+	}
+	w.batch, w.ends = w.batch[n:], w.ends[n:]
+	w.stored = to
+	p.lag.storedUpTo(to)
+	if err := p.cfg.Spool.Release(to); err != nil {
+		p.log.Warn("releasing stored spool segments", "err", err)
+	}
+	return nil
+}
+
+// setHeldAside writes the held quarantine entries; the mark may pass
+// their records only once they are written.
+func (w *writer) setHeldAside() error {
+	if len(w.held) == 0 {
+		return nil
+	}
+	if err := w.p.cfg.Quarantine.Add(w.held...); err != nil {
+		return fmt.Errorf("pipeline: setting records aside: %w", err)
+	}
+	w.p.quarantined.Add(uint64(len(w.held)))
+	w.p.m.quarantined.Add(float64(len(w.held)))
+	w.held = w.held[:0]
+	return nil
+}
+
+// refuse takes w.batch[i] out of the batch and holds it for the
+// quarantine, as refused by the store with err.
+func (w *writer) refuse(i int, err error) {
+	p := w.p
+	p.invalid.Add(1)
+	p.m.invalid.Inc()
+	p.log.Warn("the store refused an event; it is set aside", "err", err)
+	if p.cfg.Quarantine != nil {
+		rec := event.AppendBinary(nil, &w.batch[i])
+		w.held = append(w.held, quarantine.NewEntry(quarantine.KindRefused, err.Error(), w.source(w.ends[i]), rec, p.cfg.Now()))
+	}
+	// The events before it keep their place; the mark passes it with the
+	// events after it.
+	w.batch = append(w.batch[:i], w.batch[i+1:]...)
+	w.ends = append(w.ends[:i], w.ends[i+1:]...)
+}
+
+// storeAlone stores w.batch in halves, and halves of those, down to single
+// events, to find the events that the store refuses while it takes the
+// rest: each is set aside. An event refused alone is set aside only when
+// the store then takes a write of its mark alone; otherwise the store is
+// taken to be down, and storeAlone returns that error, with w holding what
+// is left. It reports whether the whole batch is stored and the mark at
+// w.end.
+func (w *writer) storeAlone(ctx context.Context) (bool, error) {
+	if err := w.commit(ctx, 0, w.stored); err != nil {
+		return false, err // not even the mark: the store is down
+	}
+	n := len(w.batch) / 2
+	for len(w.batch) > 0 {
+		n = max(1, min(n, len(w.batch)))
+		err := w.commit(ctx, n, w.ends[n-1])
+		switch {
+		case err == nil:
+			n = len(w.batch) // the rest, whole
+			continue
+		case ctx.Err() != nil:
+			return false, err
+		}
+		var ee eventError
+		if errors.As(err, &ee) && ee.EventIndex() >= 0 && ee.EventIndex() < n {
+			w.refuse(ee.EventIndex(), err)
+			continue
+		}
+		if n > 1 {
+			n /= 2
+			continue
+		}
+		if perr := w.commit(ctx, 0, w.stored); perr != nil {
+			return false, perr // not even the mark: the store is down
+		}
+		w.refuse(0, err)
+		if err := w.setHeldAside(); err != nil {
+			return false, err
+		}
+	}
+	if err := w.setHeldAside(); err != nil {
+		return false, err
+	}
+	return w.commit(ctx, 0, w.end) == nil, nil
 }

@@ -34,8 +34,14 @@ func TestWriterLeavesIdleClassWhenSpoolFills(t *testing.T) {
 		}
 	}
 	r.sp.Flush()
+	// The store holds the backlog until the writer has been raised.
+	g := &gated{Store: r.st, open: make(chan struct{})}
+	p.cfg.Store = g
 	stop := start(t, p, 5*time.Second)
+	waitFor(t, "the writer raised", func() bool { return p.Stats().WriterRaised })
+	close(g.open)
 	waitFor(t, "the backlog stored", func() bool { return r.stored() == int64(n) })
+	waitFor(t, "the writer lowered", func() bool { return !p.Stats().WriterRaised })
 	stop()
 	if !strings.Contains(logs.String(), "runs at the normal CPU priority") {
 		t.Errorf("the writer did not leave the idle class with %d events in a %d-byte spool; log:\n%s", n, max, logs.String())

@@ -26,7 +26,7 @@ func newMetrics(s *Spool, reg prometheus.Registerer) (*metrics, error) {
 	gauge := func(name, help string, f func(st Stats) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts(name, help, nil)), func() float64 { return f(s.Stats()) })
 	}
-	const dropHelp = "Records dropped by Append, by reason: full (MaxBytes), backlog (MaxBufferBytes), write_error."
+	const dropHelp = "Records dropped on their way to the disk, by reason: full (MaxBytes), backlog (MaxBufferBytes), reserve (free space below MinFreeBytes), write_error."
 	m := &metrics{
 		reg: reg,
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -44,6 +44,13 @@ func newMetrics(s *Spool, reg prometheus.Registerer) (*metrics, error) {
 		counter("records_dropped_total", dropHelp, prometheus.Labels{"reason": "full"}, s.droppedFull.Load),
 		counter("records_dropped_total", dropHelp, prometheus.Labels{"reason": "backlog"}, s.droppedBuffer.Load),
 		counter("records_dropped_total", dropHelp, prometheus.Labels{"reason": "write_error"}, s.droppedWrite.Load),
+		counter("records_dropped_total", dropHelp, prometheus.Labels{"reason": "reserve"}, s.droppedReserve.Load),
+		gauge("low_space", "1 while the spool's filesystem is below its free-space reserve and new records are dropped.", func(st Stats) float64 {
+			if st.LowSpace {
+				return 1
+			}
+			return 0
+		}),
 		counter("damaged_total", "Damaged stretches of segments skipped (each lost one or more records).", nil, s.damaged.Load),
 		counter("damaged_bytes_total", "Bytes in damaged stretches skipped.", nil, s.damagedBytes.Load),
 	}

@@ -24,6 +24,9 @@ var (
 	ErrTooLarge = errors.New("spool record too large")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("spool closed")
+	// ErrNoSpace is returned by Append when the record is dropped because
+	// the filesystem has less free space than MinFreeBytes.
+	ErrNoSpace = errors.New("spool: the filesystem is below its free-space reserve")
 )
 
 // Options configure a Spool. Zero values take the defaults.
@@ -48,6 +51,13 @@ type Options struct {
 	// SyncInterval: the file is fsynced at most this often, if written
 	// since; default 200 ms. Negative: after every write of the buffer.
 	SyncInterval time.Duration
+	// MinFreeBytes is a reserve of free space on the spool's filesystem:
+	// while less is free, Append drops records (ErrNoSpace, counted)
+	// instead of filling the disk that the store, by default on the same
+	// filesystem, needs to take the backlog and free the spool. Free space
+	// is looked up after each write, and at most every 100 ms by Append
+	// while below the reserve. Zero keeps no reserve.
+	MinFreeBytes int64
 	// OnDamage, if set, is called (from the reader's goroutine) for every
 	// stretch of damaged bytes a Reader skips, after it is logged and
 	// counted.
@@ -86,10 +96,18 @@ type Stats struct {
 	Bytes        int64  // segments on disk plus the buffer
 	Buffered     int64  // bytes buffered in memory, not yet written
 	Segments     int    // segment files
-	Appended     uint64 // records accepted by Append
-	Dropped      uint64 // records dropped: spool full, backlog, write error
-	Damaged      uint64 // damaged stretches skipped by readers or at Open
-	DamagedBytes uint64 // bytes in them
+	Appended uint64 // records accepted by Append
+	// Dropped is every record lost on its way to the disk: the sum of
+	// the four reasons below.
+	Dropped        uint64
+	DroppedFull    uint64 // refused by Append: MaxBytes reached
+	DroppedBuffer  uint64 // refused by Append: MaxBufferBytes wait for the disk
+	DroppedReserve uint64 // refused by Append: free space below MinFreeBytes
+	DroppedWrite   uint64 // accepted by Append, then lost to a failed write
+	Damaged        uint64 // damaged stretches skipped by readers or at Open
+	DamagedBytes   uint64 // bytes in them
+	// LowSpace is set while the filesystem is below MinFreeBytes.
+	LowSpace bool
 }
 
 // Spool is a crash-safe, append-only queue of records on disk.
@@ -122,12 +140,19 @@ type Spool struct {
 	lastSeq  uint64        // newest segment created
 	notify   chan struct{} // closed when segments grow or change
 
-	appended      atomic.Uint64
-	droppedFull   atomic.Uint64
-	droppedBuffer atomic.Uint64
-	droppedWrite  atomic.Uint64
-	damaged       atomic.Uint64
-	damagedBytes  atomic.Uint64
+	appended       atomic.Uint64
+	droppedFull    atomic.Uint64
+	droppedBuffer  atomic.Uint64
+	droppedWrite   atomic.Uint64
+	droppedReserve atomic.Uint64
+	damaged        atomic.Uint64
+	damagedBytes   atomic.Uint64
+
+	id ID
+	// lowSpace is set while the filesystem has less than MinFreeBytes
+	// free; spaceAt is when that was last looked up (unix ns).
+	lowSpace atomic.Bool
+	spaceAt  atomic.Int64
 
 	// wmu serialises the writer: the live file and its sync state.
 	wmu      sync.Mutex
@@ -135,6 +160,9 @@ type Spool struct {
 	dirty    bool     // written since the last fsync
 	lastSync time.Time
 	errLog   time.Time // last write error logged (one a second)
+	// writeErr is the error of the last write or fsync, nil once one
+	// succeeds after it.
+	writeErr error
 }
 
 // segInfo describes a segment file.
@@ -193,10 +221,16 @@ func Open(o Options) (*Spool, error) {
 	if err := s.scan(); err != nil {
 		return nil, err
 	}
+	id, err := loadID(o.Dir, len(s.segs) == 0)
+	if err != nil {
+		return nil, err
+	}
+	s.id = id
+	s.checkSpace()
 	// Appends always go to a new segment: the last one of the previous run
 	// may end in a torn record.
 	s.wmu.Lock()
-	err := s.roll()
+	err = s.roll()
 	s.wmu.Unlock()
 	if err != nil {
 		return nil, err
@@ -330,6 +364,11 @@ func (s *Spool) Append(rec []byte) error {
 		s.droppedBuffer.Add(1)
 		return ErrFull
 	}
+	if s.lowSpace.Load() && !s.recheckSpace() {
+		s.mu.Unlock()
+		s.droppedReserve.Add(1)
+		return ErrNoSpace
+	}
 	if s.liveSize+sz > s.opt.SegmentBytes && s.liveSize > headerLen {
 		if s.cur != nil {
 			s.full = append(s.full, s.cur)
@@ -398,6 +437,7 @@ func (s *Spool) writer() {
 		if err := s.flush(); err != nil {
 			s.logWriteError(err)
 		}
+		s.checkSpace()
 		// Sleep while there is nothing to write or to sync. An Append
 		// that comes after sleeping is set sees it and wakes the writer;
 		// one that came before is seen by the second look.
@@ -474,7 +514,84 @@ func (s *Spool) flush() error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if err != nil || len(batch) > 0 {
+		s.writeErr = err
+	}
+	return err
+}
+
+// WriteError returns the error of the last write or fsync of the spool's
+// files if none has succeeded since: the spool cannot write (a full or
+// failing disk), and what is appended is being lost.
+func (s *Spool) WriteError() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.writeErr
+}
+
+// checkSpace looks up the free space of the spool's filesystem and sets
+// lowSpace, if a reserve is kept and the last look is 100 ms old.
+func (s *Spool) checkSpace() {
+	if s.opt.MinFreeBytes <= 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.spaceAt.Load()
+	if now-last < int64(100*time.Millisecond) || !s.spaceAt.CompareAndSwap(last, now) {
+		return
+	}
+	free, err := freeBytes(s.dir)
+	if err != nil {
+		return // not known: no reserve kept
+	}
+	low := free < s.opt.MinFreeBytes
+	if s.lowSpace.Swap(low) != low {
+		if low {
+			s.log.Error("the spool's filesystem is below its free-space reserve: new events are dropped until there is room",
+				"dir", s.dir, "free_bytes", free, "reserve_bytes", s.opt.MinFreeBytes)
+		} else {
+			s.log.Info("the spool's filesystem has room again", "dir", s.dir, "free_bytes", free)
+		}
+	}
+}
+
+// recheckSpace looks up the free space again, at most every 100 ms, and
+// reports whether there is room now. Append calls it while below the
+// reserve: the writer, with nothing to write, sleeps then.
+func (s *Spool) recheckSpace() bool {
+	s.checkSpace()
+	return !s.lowSpace.Load()
+}
+
+// WrittenHead returns the position just after the last record written to
+// the files: every record a Reader has returned up to it, and no later one,
+// was appended before the call.
+func (s *Spool) WrittenHead() Pos {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.segs) == 0 {
+		return Pos{}
+	}
+	g := s.segs[len(s.segs)-1]
+	return Pos{Segment: g.seq, Offset: g.size}
+}
+
+// DiskBytesAfter returns the bytes of the segment files after p: what
+// a reader at p has still to read, record headers included.
+func (s *Spool) DiskBytesAfter(p Pos) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, g := range s.segs {
+		switch {
+		case g.seq > p.Segment:
+			n += g.size - headerLen
+		case g.seq == p.Segment && g.size > p.Offset:
+			n += g.size - max(p.Offset, headerLen)
+		}
+	}
+	return n
 }
 
 // write appends one buffer to the live segment, starting a new segment
@@ -672,7 +789,10 @@ func (s *Spool) Stats() Stats {
 	st := Stats{Bytes: s.disk + s.pending, Buffered: s.pending, Segments: len(s.segs)}
 	s.mu.Unlock()
 	st.Appended = s.appended.Load()
-	st.Dropped = s.droppedFull.Load() + s.droppedBuffer.Load() + s.droppedWrite.Load()
+	st.DroppedFull, st.DroppedBuffer = s.droppedFull.Load(), s.droppedBuffer.Load()
+	st.DroppedReserve, st.DroppedWrite = s.droppedReserve.Load(), s.droppedWrite.Load()
+	st.Dropped = st.DroppedFull + st.DroppedBuffer + st.DroppedReserve + st.DroppedWrite
+	st.LowSpace = s.lowSpace.Load()
 	st.Damaged = s.damaged.Load()
 	st.DamagedBytes = s.damagedBytes.Load()
 	return st
@@ -707,4 +827,12 @@ func (s *Spool) Close() error {
 	close(s.done)
 	s.met.unregister()
 	return err
+}
+
+// Newest returns the number of the newest segment: the live one, where
+// Append writes.
+func (s *Spool) Newest() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSeq
 }

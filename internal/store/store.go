@@ -149,7 +149,7 @@ func (s *Store) Append(ctx context.Context, batch []event.Event) error {
 func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error {
 	for i := range batch {
 		if err := check(&batch[i]); err != nil {
-			return fmt.Errorf("store: appending batch: event %d: %w", i, err)
+			return fmt.Errorf("store: appending batch: %w", &EventError{Index: i, Err: err})
 		}
 	}
 	if len(batch) == 0 && source == "" {
@@ -393,6 +393,18 @@ func str(s string) driver.Value {
 	}
 	return s
 }
+
+// EventError is the error of Append and AppendMarked when the batch is
+// refused for one of its events: that event can never be stored as it is,
+// and the rest of the batch can.
+type EventError struct {
+	Index int // in the batch
+	Err   error
+}
+
+func (e *EventError) Error() string { return fmt.Sprintf("event %d: %v", e.Index, e.Err) }
+
+func (e *EventError) Unwrap() error { return e.Err }
 
 // check tells why an event cannot be stored.
 func check(e *event.Event) error {
