@@ -402,4 +402,3 @@ func TestStoreIsNotStarvedBySaturatedCPUs(t *testing.T) {
 			got, n, peak, maxLag, raised)
 	}
 }
-

@@ -93,9 +93,9 @@ func (d Damage) Error() string {
 
 // Stats are the spool's counters.
 type Stats struct {
-	Bytes        int64  // segments on disk plus the buffer
-	Buffered     int64  // bytes buffered in memory, not yet written
-	Segments     int    // segment files
+	Bytes    int64  // segments on disk plus the buffer
+	Buffered int64  // bytes buffered in memory, not yet written
+	Segments int    // segment files
 	Appended uint64 // records accepted by Append
 	// Dropped is every record lost on its way to the disk: the sum of
 	// the four reasons below.
