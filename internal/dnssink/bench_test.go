@@ -91,3 +91,53 @@ func BenchmarkSetZones(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAnswerRRL measures the packet handler with the rate limiter on
+// at a rate that never limits, so that the cost of the check shows: one
+// name asked again and again, and a resolver farm's /24 asking 277
+// different seized names in turn (fast path: A; general path: MX).
+func BenchmarkAnswerRRL(b *testing.B) {
+	cfg := testConfig()
+	cfg.Listen = nil
+	cfg.Recorder = discard{}
+	cfg.RRL = RRLConfig{ResponsesPerSecond: 1_000_000_000, Slip: 2}
+	s, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zones := benchZones(277)
+	s.SetZones(zones)
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+		names int
+	}{
+		{"wildcardA/names=1", dns.TypeA, 1},
+		{"wildcardA/names=277", dns.TypeA, 277},
+		{"wildcardMX/names=277", dns.TypeMX, 277},
+		{"refused/names=277", dns.TypeA, 0},
+	} {
+		var raws [][]byte
+		for i := range max(q.names, 277) {
+			name := "bot." + zones[i%len(zones)].Name + "."
+			if q.names == 0 {
+				name = fmt.Sprintf("www.notseized%d.example.", i)
+			}
+			raw, _ := question(name, q.qtype).Pack()
+			raws = append(raws, raw)
+			if q.names == 1 {
+				break
+			}
+		}
+		b.Run("rrl=on/q="+q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			pi := &packetInfo{src: netip.MustParseAddrPort("192.0.2.7:4242"), dst: netip.MustParseAddrPort("192.0.2.53:53")}
+			out := make([]byte, 0, 4096)
+			for i := 0; b.Loop(); i++ {
+				if s.handlePacket(out, raws[i%len(raws)], pi) == nil {
+					b.Fatal("no answer")
+				}
+			}
+		})
+	}
+}
