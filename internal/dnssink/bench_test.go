@@ -141,3 +141,32 @@ func BenchmarkAnswerRRL(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRRLCheck measures the rate limiter's verdict alone: a client
+// asking for 277 different names (each a bucket of its own), and a client
+// in a list of exempt prefixes.
+func BenchmarkRRLCheck(b *testing.B) {
+	var names [][]byte
+	for i := range 277 {
+		names = append(names, []byte(fmt.Sprintf("seized-%03d.example.", i)))
+	}
+	for _, tc := range []struct {
+		name   string
+		exempt []netip.Prefix
+	}{
+		{"client=limited", nil},
+		{"client=exempt", []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("192.0.2.0/25"), netip.MustParsePrefix("2001:db8::/32")}},
+	} {
+		r := newRateLimiter(RRLConfig{ResponsesPerSecond: 1_000_000_000, Slip: 2, IPv4PrefixLen: 24, IPv6PrefixLen: 56, Exempt: tc.exempt}, DefaultRRLTableSize)
+		a := netip.MustParseAddr("192.0.2.7")
+		now := time.Unix(1_700_000_000, 0)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if r.check(a, rrlAnswer, dns.TypeA, names[i%len(names)], now) != rrlAllow {
+					b.Fatal("limited")
+				}
+			}
+		})
+	}
+}

@@ -1,7 +1,7 @@
 // Package dnssink is takedown's authoritative DNS sinkhole: it answers for
 // every seized zone (SOA, NS, A/AAAA, MX, TXT naming the case, the same
 // records for any name below the apex), refuses everything else, limits the
-// response rate per client prefix so that it can never be used as a
+// rate of each response per client prefix so that it can never be used as a
 // reflector, and turns every query for a seized name into an event.
 //
 // The served zones are an immutable snapshot swapped atomically (SetZones);

@@ -211,31 +211,31 @@ func (r *rateLimiter) check(a netip.Addr, class rrlClass, qtype uint16, name []b
 }
 
 // exemptSet holds the prefixes that are never limited (subscribed
-// resolvers), as a map per prefix length: a lookup costs one map access per
-// distinct length in the list, not one comparison per prefix.
+// resolvers), as a set of masked addresses per prefix length: a lookup
+// costs one map access per distinct length in the list, not one comparison
+// per prefix.
 type exemptSet struct {
 	v4bits, v6bits []int
-	set            map[netip.Prefix]struct{}
+	v4             map[uint64]struct{}    // bits<<32 | masked address
+	v6             map[[3]uint64]struct{} // masked address, bits
 }
 
 func newExemptSet(ps []netip.Prefix) exemptSet {
-	var x exemptSet
+	x := exemptSet{v4: map[uint64]struct{}{}, v6: map[[3]uint64]struct{}{}}
 	for _, p := range ps {
 		if !p.IsValid() {
 			continue
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		a, l := p.Addr(), p.Bits()
+		if a.Is4In6() && l >= 96 {
+			a, l = a.Unmap(), l-96
 		}
-		p = p.Masked()
-		if x.set == nil {
-			x.set = map[netip.Prefix]struct{}{}
-		}
-		x.set[p] = struct{}{}
-		if p.Addr().Is4() {
-			x.v4bits = append(x.v4bits, p.Bits())
+		if a.Is4() {
+			x.v4[exempt4(a, l)] = struct{}{}
+			x.v4bits = append(x.v4bits, l)
 		} else {
-			x.v6bits = append(x.v6bits, p.Bits())
+			x.v6[exempt6(a, l)] = struct{}{}
+			x.v6bits = append(x.v6bits, l)
 		}
 	}
 	for _, l := range []*[]int{&x.v4bits, &x.v6bits} {
@@ -245,18 +245,30 @@ func newExemptSet(ps []netip.Prefix) exemptSet {
 	return x
 }
 
+func exempt4(a netip.Addr, bits int) uint64 {
+	p, _ := a.Prefix(bits)
+	b := p.Addr().As4()
+	return uint64(bits)<<32 | uint64(binary.BigEndian.Uint32(b[:]))
+}
+
+func exempt6(a netip.Addr, bits int) [3]uint64 {
+	p, _ := a.Prefix(bits)
+	b := p.Addr().As16()
+	return [3]uint64{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), uint64(bits)}
+}
+
 // contains reports whether a (unmapped) is in one of the prefixes.
 func (x *exemptSet) contains(a netip.Addr) bool {
-	if x.set == nil {
+	if a.Is4() {
+		for _, l := range x.v4bits {
+			if _, ok := x.v4[exempt4(a, l)]; ok {
+				return true
+			}
+		}
 		return false
 	}
-	lens := x.v6bits
-	if a.Is4() {
-		lens = x.v4bits
-	}
-	for _, l := range lens {
-		p, _ := a.Prefix(l)
-		if _, ok := x.set[p]; ok {
+	for _, l := range x.v6bits {
+		if _, ok := x.v6[exempt6(a, l)]; ok {
 			return true
 		}
 	}
