@@ -77,6 +77,17 @@ func parseAddrs(ss []string) []netip.Addr {
 	return out
 }
 
+// parsePrefixes parses validated CIDR prefixes.
+func parsePrefixes(ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // dnsConfig translates the file's dns section.
 func dnsConfig(cfg config.Config) dnssink.Config {
 	c := dnssink.Config{
@@ -88,9 +99,11 @@ func dnsConfig(cfg config.Config) dnssink.Config {
 		Hostmaster: cfg.DNS.Hostmaster,
 		RRL: dnssink.RRLConfig{
 			ResponsesPerSecond: max(cfg.DNS.RRL.ResponsesPerSecond, 0),
+			ErrorsPerSecond:    cfg.DNS.RRL.ErrorsPerSecond,
 			Slip:               cfg.DNS.RRL.Slip,
 			IPv4PrefixLen:      cfg.DNS.RRL.IPv4Prefix,
 			IPv6PrefixLen:      cfg.DNS.RRL.IPv6Prefix,
+			Exempt:             parsePrefixes(cfg.DNS.RRL.Exempt),
 		},
 	}
 	for _, ns := range cfg.DNS.NameServers {

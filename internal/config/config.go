@@ -142,8 +142,8 @@ type DNS struct {
 	// Hostmaster is the SOA contact, as a domain name. Default
 	// hostmaster.sinkhole.invalid.
 	Hostmaster string `yaml:"hostmaster"`
-	// RRL limits UDP responses per client prefix, so that a spoofed flood
-	// cannot reflect off the sinkhole.
+	// RRL limits UDP responses per client prefix and response, so that a
+	// spoofed flood cannot reflect off the sinkhole.
 	RRL RRL `yaml:"rrl"`
 }
 
@@ -153,17 +153,28 @@ type NameServer struct {
 	Addrs []string `yaml:"addrs"`
 }
 
-// RRL is response-rate limiting.
+// RRL is response-rate limiting. A budget is per client prefix and
+// response: an answer (its zone, or its name, and type), a zone's NODATA,
+// a zone's NXDOMAIN, errors, and answers to malformed queries each count
+// apart (internal/dnssink/README.md).
 type RRL struct {
-	// ResponsesPerSecond per client prefix; default 20, 0 in the file
-	// keeps the default, -1 turns the limit off.
+	// ResponsesPerSecond per client prefix and answer, NODATA or
+	// NXDOMAIN; default 20, 0 in the file keeps the default, -1 turns
+	// the limit off.
 	ResponsesPerSecond int `yaml:"responses_per_second"`
+	// ErrorsPerSecond per client prefix for errors (REFUSED…) and, in a
+	// budget of its own, for the answers to malformed queries (FORMERR,
+	// NOTIMP). Default: responses_per_second.
+	ErrorsPerSecond int `yaml:"errors_per_second"`
 	// Slip: every Slip-th limited response is sent truncated so that real
 	// clients retry over TCP. Default 2.
 	Slip int `yaml:"slip"`
 	// IPv4Prefix and IPv6Prefix group clients. Defaults 24 and 56.
 	IPv4Prefix int `yaml:"ipv4_prefix"`
 	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// Exempt lists CIDR prefixes that are never limited, e.g. the
+	// resolvers of subscribed networks. Default none.
+	Exempt []string `yaml:"exempt"`
 }
 
 // Transfer configures zone transfers (AXFR/IXFR) of the sinkhole zones and
@@ -410,6 +421,9 @@ func (c *Config) fill() {
 	if c.DNS.RRL.ResponsesPerSecond == 0 {
 		c.DNS.RRL.ResponsesPerSecond = 20
 	}
+	if c.DNS.RRL.ErrorsPerSecond == 0 && c.DNS.RRL.ResponsesPerSecond > 0 {
+		c.DNS.RRL.ErrorsPerSecond = c.DNS.RRL.ResponsesPerSecond
+	}
 	if c.DNS.RRL.Slip == 0 {
 		c.DNS.RRL.Slip = 2
 	}
@@ -547,6 +561,10 @@ func (c *Config) Validate() error {
 	if r := c.DNS.RRL; r.ResponsesPerSecond < -1 || r.Slip < 0 || r.IPv4Prefix < 8 || r.IPv4Prefix > 32 || r.IPv6Prefix < 16 || r.IPv6Prefix > 128 {
 		bad("dns.rrl", "responses_per_second ≥ -1, slip ≥ 0, ipv4_prefix 8–32, ipv6_prefix 16–128; got %+v", r)
 	}
+	if c.DNS.RRL.ErrorsPerSecond < 0 {
+		bad("dns.rrl.errors_per_second", "%d is negative", c.DNS.RRL.ErrorsPerSecond)
+	}
+	checkPrefixes(bad, "dns.rrl.exempt", c.DNS.RRL.Exempt)
 	for i, l := range c.Transfer.Listen {
 		if err := checkHostPort(l); err != nil {
 			bad(fmt.Sprintf("transfer.listen[%d]", i), "%q: %v", l, err)

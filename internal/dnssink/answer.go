@@ -119,10 +119,22 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		s.recordMalformed(raw, pi, now, "FORMERR")
 		return s.finishRaw(out, formErr(raw), pi, now)
 	}
+	if badOPT(req) {
+		// RFC 6891 section 6.1.1: FORMERR, without an OPT (which of the
+		// client's would it answer?), so never larger than the query.
+		s.m.malformed.Inc()
+		s.recordMalformed(raw, pi, now, "FORMERR")
+		resp := new(dns.Msg)
+		resp.SetRcode(req, dns.RcodeFormatError)
+		if len(req.Question) != 1 {
+			resp.Question = nil
+		}
+		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil)
+	}
 	if req.Opcode != dns.OpcodeQuery {
 		resp := new(dns.Msg)
 		resp.SetRcode(req, dns.RcodeNotImplemented)
-		return s.finish(out, resp, pi, dns.MinMsgSize, now)
+		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil)
 	}
 	if len(req.Question) != 1 {
 		s.m.malformed.Inc()
@@ -130,7 +142,7 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		resp := new(dns.Msg)
 		resp.SetRcode(req, dns.RcodeFormatError)
 		resp.Question = nil
-		return s.finish(out, resp, pi, dns.MinMsgSize, now)
+		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil)
 	}
 
 	qu := query{raw: raw, req: req, q: req.Question[0], size: dns.MinMsgSize, now: now, st: st}
@@ -149,7 +161,7 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 			// BADVERS or a malformed cookie: answer with our OPT only.
 			resp.Rcode = rc
 			s.addOPT(resp, &qu, pi)
-			return s.finish(out, resp, pi, qu.size, now)
+			return s.finish(out, resp, pi, qu.size, now, 0, nil)
 		}
 	}
 
@@ -160,6 +172,7 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		keep = true // Config.Transfer had req and may still hold it
 		return nil
 	}
+	var owner []byte // what the rate limiter keys the response by
 	if !served || xfr || (qu.q.Qclass != dns.ClassINET && qu.q.Qclass != dns.ClassANY) {
 		// Never a resolver: what is not ours is refused, and so are
 		// transfers that no Transfer handler took and other classes.
@@ -168,10 +181,10 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 			s.m.refused.Inc()
 		}
 	} else {
-		s.answerZone(resp, &qu, sn, zm)
+		owner = s.answerZone(resp, &qu, sn, zm)
 	}
 	s.addOPT(resp, &qu, pi)
-	packed := s.finish(out, resp, pi, qu.size, now)
+	packed := s.finish(out, resp, pi, qu.size, now, qu.q.Qtype, owner)
 	if served {
 		s.recordQuery(pi, sn, zm, qu.lname, qu.q.Qtype, len(qu.raw), qu.do, qu.ecsS, now, resp.Rcode)
 	}
@@ -290,16 +303,23 @@ func inZone(name, apex string) (string, bool) {
 	return name[:n-1], true
 }
 
-// answerZone fills resp with the answer for a name in a served zone.
-func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch) {
+// answerZone fills resp with the answer for a name in a served zone. It
+// returns the name the rate limiter counts the answer by (lower case): the
+// zone apex, for the apex and for every name the wildcard answers, or the
+// name of an in-zone name server.
+func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch) []byte {
 	resp.Authoritative = true
 	owner := qu.q.Name // as asked: 0x20 case survives
 	apexFQDN := qu.q.Name[zm.start:]
+	rrlOwner := qu.lname[zm.start:]
 	kind, host := s.classify(zm.apex, qu.lname[:zm.start])
 	if kind == nodeNX {
 		resp.Rcode = dns.RcodeNameError
 		resp.Ns = append(resp.Ns, s.soa(apexFQDN, zm.apex, sn.serial, s.negTTL))
-		return
+		return rrlOwner
+	}
+	if kind == nodeHost {
+		rrlOwner = qu.lname
 	}
 	qt := qu.q.Qtype
 	if qt == dns.TypeANY && kind != nodeEmpty {
@@ -307,7 +327,7 @@ func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch
 		resp.Answer = append(resp.Answer, &dns.HINFO{
 			Hdr: s.hdr(owner, dns.TypeHINFO), Cpu: "RFC8482",
 		})
-		return
+		return rrlOwner
 	}
 	switch {
 	case kind == nodeEmpty:
@@ -353,7 +373,9 @@ func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch
 	if len(resp.Answer) == 0 {
 		// NODATA: the name exists, the type does not.
 		resp.Ns = append(resp.Ns, s.soa(apexFQDN, zm.apex, sn.serial, s.negTTL))
+		return qu.lname[zm.start:]
 	}
+	return rrlOwner
 }
 
 // addrsAt returns the addresses of rel.apex: the glue of an in-zone NS name,
@@ -406,16 +428,18 @@ func (s *Server) soa(owner, apex string, serial, ttl uint32) *dns.SOA {
 }
 
 // finish applies rate limiting and truncation to resp, counts it and packs
-// it into out.
-func (s *Server) finish(out []byte, resp *dns.Msg, pi *packetInfo, size int, now time.Time) []byte {
+// it into out. qtype and owner key an answer, NODATA or NXDOMAIN for the
+// rate limiter (see classOf); errors are keyed by the client alone.
+func (s *Server) finish(out []byte, resp *dns.Msg, pi *packetInfo, size int, now time.Time, qtype uint16, owner []byte) []byte {
 	s.m.query(pi.tcp, resp.Rcode)
 	if !pi.tcp {
-		switch s.rrl.check(pi.src.Addr(), now) {
+		class := classOf(resp.Rcode, len(resp.Answer) > 0)
+		switch s.rrl.check(pi.src.Addr(), class, qtype, owner, now) {
 		case rrlDrop:
-			s.m.rrlDrop.Inc()
+			s.m.rrlDrop[class].Inc()
 			return nil
 		case rrlSlip:
-			s.m.rrlSlip.Inc()
+			s.m.rrlSlip[class].Inc()
 			resp.Answer, resp.Ns = nil, nil
 			extra := resp.Extra[:0]
 			for _, rr := range resp.Extra {
@@ -443,16 +467,38 @@ func (s *Server) finish(out []byte, resp *dns.Msg, pi *packetInfo, size int, now
 func (s *Server) finishRaw(out, resp []byte, pi *packetInfo, now time.Time) []byte {
 	s.m.query(pi.tcp, int(resp[3]&0x0f))
 	if !pi.tcp {
-		switch s.rrl.check(pi.src.Addr(), now) {
+		switch s.rrl.check(pi.src.Addr(), rrlMalformed, 0, nil, now) {
 		case rrlDrop:
-			s.m.rrlDrop.Inc()
+			s.m.rrlDrop[rrlMalformed].Inc()
 			return nil
 		case rrlSlip:
-			s.m.rrlSlip.Inc()
+			s.m.rrlSlip[rrlMalformed].Inc()
 			resp[2] |= 0x02 // TC
 		}
 	}
 	return append(out[:0], resp...)
+}
+
+// badOPT reports whether req breaks RFC 6891 section 6.1.1: more than one
+// OPT record, an OPT outside the additional section, or one whose owner is
+// not the root.
+func badOPT(req *dns.Msg) bool {
+	n := 0
+	for _, rr := range req.Extra {
+		if h := rr.Header(); h.Rrtype == dns.TypeOPT {
+			if n++; n > 1 || h.Name != "." {
+				return true
+			}
+		}
+	}
+	for _, sec := range [][]dns.RR{req.Answer, req.Ns} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // formErr builds a FORMERR response from the header of a packet that does
@@ -469,14 +515,16 @@ func (s *Server) delegate(qu *query, pi *packetInfo, sn *snapshot, zm zoneMatch,
 		return false
 	}
 	if !pi.tcp {
-		if a := s.rrl.check(pi.src.Addr(), qu.now); a != rrlAllow {
+		// The handler's answer is not known yet: count it as an answer
+		// for the name asked.
+		if a := s.rrl.check(pi.src.Addr(), rrlAnswer, qu.q.Qtype, qu.lname, qu.now); a != rrlAllow {
 			resp := new(dns.Msg)
 			resp.SetReply(qu.req)
 			if a == rrlDrop {
-				s.m.rrlDrop.Inc()
+				s.m.rrlDrop[rrlAnswer].Inc()
 				return true
 			}
-			s.m.rrlSlip.Inc()
+			s.m.rrlSlip[rrlAnswer].Inc()
 			resp.Truncated = true
 			if b, err := resp.Pack(); err == nil {
 				_, _ = pi.rw.Write(b)

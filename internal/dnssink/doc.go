@@ -1,7 +1,7 @@
 // Package dnssink is takedown's authoritative DNS sinkhole: it answers for
 // every seized zone (SOA, NS, A/AAAA, MX, TXT naming the case, the same
 // records for any name below the apex), refuses everything else, limits the
-// response rate per client prefix so that it can never be used as a
+// rate of each response per client prefix so that it can never be used as a
 // reflector, and turns every query for a seized name into an event.
 //
 // The served zones are an immutable snapshot swapped atomically (SetZones);
@@ -54,16 +54,26 @@ type NameServer struct {
 	Addrs []netip.Addr
 }
 
-// RRLConfig configures response-rate limiting per client prefix.
+// RRLConfig configures response-rate limiting per client prefix and
+// response (see the README: what a response is keyed by, and its classes).
 type RRLConfig struct {
-	// ResponsesPerSecond allowed per prefix; 0 disables the limit.
+	// ResponsesPerSecond allowed per prefix and response: per answer
+	// (owner and qtype), per zone's NODATA and per zone's NXDOMAIN; 0
+	// disables the limit.
 	ResponsesPerSecond int
+	// ErrorsPerSecond allowed per prefix for errors (REFUSED, BADVERS…)
+	// and, in a budget of their own, for the answers to malformed queries
+	// (FORMERR, NOTIMP); 0 means ResponsesPerSecond.
+	ErrorsPerSecond int
 	// Slip: every Slip-th limited response goes out truncated (TC) so that
 	// a real client retries over TCP; the others are dropped. 0 drops all.
 	Slip int
 	// IPv4PrefixLen and IPv6PrefixLen group clients; defaults 24 and 56.
 	IPv4PrefixLen int
 	IPv6PrefixLen int
+	// Exempt lists client prefixes that are never limited, e.g. the
+	// resolvers of subscribed networks.
+	Exempt []netip.Prefix
 }
 
 // Config configures the sinkhole.
@@ -111,9 +121,11 @@ type Config struct {
 	// TCPIdleTimeout closes a TCP connection that sends no query for this
 	// long; default 10 s.
 	TCPIdleTimeout time.Duration
-	// RRLTableSize is the number of client prefixes the rate limiter
-	// tracks (rounded up to a power of two); default 65536. Memory is
-	// fixed: about 32 bytes per entry.
+	// RRLTableSize is the number of buckets (client prefix and response)
+	// the rate limiter tracks at once (rounded up to a power of two);
+	// default 65536. Memory is fixed: 26 bytes per bucket. A bucket idle
+	// for a second holds nothing a new one would not, so the table needs
+	// room for the responses of one second only.
 	RRLTableSize int
 	// TsigProvider, if set, verifies TSIG on the requests handed to
 	// Transfer (TsigStatus) and signs its responses that carry a TSIG RR,

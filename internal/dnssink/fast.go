@@ -225,12 +225,18 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 
 	s.m.query(pi.tcp, rcode)
 	if !pi.tcp {
-		switch s.rrl.check(pi.src.Addr(), now) {
+		// The fast path answers the apex and the wildcard only: the
+		// rate limiter counts both by the apex.
+		class, owner := rrlError, []byte(nil)
+		if served {
+			class, owner = classOf(rcode, an > 0), lname[zm.start:]
+		}
+		switch s.rrl.check(pi.src.Addr(), class, fq.qtype, owner, now) {
 		case rrlDrop:
-			s.m.rrlDrop.Inc()
+			s.m.rrlDrop[class].Inc()
 			b = nil
 		case rrlSlip:
-			s.m.rrlSlip.Inc()
+			s.m.rrlSlip[class].Inc()
 			// Header, question and our OPT; TC tells the client to retry
 			// over TCP.
 			opt := b[len(b)-11*int(ar):]

@@ -27,6 +27,25 @@ func FuzzHandlePacket(f *testing.F) {
 			f.Add(raw, edns)
 		}
 	}
+	// RFC 6891 section 6.1.1: two OPT records, an OPT owned by another
+	// name than the root, an OPT in the answer or authority section.
+	badOPT := func(mod func(m *dns.Msg)) {
+		m := question("www.example.com.", dns.TypeTXT)
+		m.SetEdns0(4096, false)
+		mod(m)
+		raw, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw, false)
+	}
+	opt := func(owner string) *dns.OPT {
+		return &dns.OPT{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeOPT, Class: 4096}}
+	}
+	badOPT(func(m *dns.Msg) { m.Extra = append(m.Extra, opt(".")) })
+	badOPT(func(m *dns.Msg) { m.Extra[0].Header().Name = "example.com." })
+	badOPT(func(m *dns.Msg) { m.Answer = append(m.Answer, opt(".")) })
+	badOPT(func(m *dns.Msg) { m.Ns = append(m.Ns, opt(".")) })
 	f.Add([]byte{1, 2, 3}, false)
 	f.Add([]byte{0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x', 'a'}, false)
 
@@ -54,6 +73,9 @@ func FuzzHandlePacket(f *testing.F) {
 		}
 		if !tcp && len(resp) > s.maxUDP {
 			t.Fatalf("udp response of %d bytes", len(resp))
+		}
+		if m.Rcode == dns.RcodeFormatError && len(resp) > len(raw) {
+			t.Fatalf("FORMERR of %d bytes to a query of %d", len(resp), len(raw))
 		}
 	})
 }

@@ -10,9 +10,9 @@ import (
 // metrics of the sinkhole. No label carries a client address or a name.
 type metrics struct {
 	queries   *prometheus.CounterVec
-	queryFast [2][24]prometheus.Counter // [udp, tcp][rcode], made at start
-	rrlDrop   prometheus.Counter
-	rrlSlip   prometheus.Counter
+	queryFast [2][24]prometheus.Counter      // [udp, tcp][rcode], made at start
+	rrlDrop   [rrlClasses]prometheus.Counter // by class, made at start
+	rrlSlip   [rrlClasses]prometheus.Counter
 	malformed prometheus.Counter
 	refused   prometheus.Counter
 	zones     prometheus.Gauge
@@ -23,19 +23,19 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "takedown", "dnssink"
+	rrlDrop := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "rrl_dropped_total",
+		Help: "UDP responses dropped by response-rate limiting, by class (answer, nodata, nxdomain, error, malformed).",
+	}, []string{"class"})
+	rrlSlip := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "rrl_slipped_total",
+		Help: "UDP responses sent truncated (TC) by response-rate limiting, by class (answer, nodata, nxdomain, error, malformed).",
+	}, []string{"class"})
 	m := &metrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "queries_total",
 			Help: "DNS requests answered or dropped, by transport and response code.",
 		}, []string{"transport", "rcode"}),
-		rrlDrop: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "rrl_dropped_total",
-			Help: "UDP responses dropped by response-rate limiting.",
-		}),
-		rrlSlip: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "rrl_slipped_total",
-			Help: "UDP responses sent truncated (TC) by response-rate limiting.",
-		}),
 		malformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "malformed_total",
 			Help: "Requests that failed to parse or were not a single-question query.",
@@ -61,6 +61,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Events handed to the recorder.",
 		}),
 	}
+	for c, name := range rrlClassNames {
+		m.rrlDrop[c] = rrlDrop.WithLabelValues(name)
+		m.rrlSlip[c] = rrlSlip.WithLabelValues(name)
+	}
 	for t, tr := range []string{"udp", "tcp"} {
 		for rc := range m.queryFast[t] {
 			if _, ok := dns.RcodeToString[rc]; !ok {
@@ -73,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
-		m.queries, m.rrlDrop, m.rrlSlip, m.malformed, m.refused,
+		m.queries, rrlDrop, rrlSlip, m.malformed, m.refused,
 		m.zones, m.swaps, m.serial, m.recorded,
 	} {
 		if err := reg.Register(c); err != nil {

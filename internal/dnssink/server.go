@@ -159,8 +159,13 @@ func New(cfg Config) (*Server, error) {
 	s.packFast()
 
 	rrl := cfg.RRL
-	if rrl.ResponsesPerSecond < 0 || rrl.Slip < 0 {
-		return nil, fmt.Errorf("dnssink: rrl rate %d and slip %d must not be negative", rrl.ResponsesPerSecond, rrl.Slip)
+	if rrl.ResponsesPerSecond < 0 || rrl.ErrorsPerSecond < 0 || rrl.Slip < 0 {
+		return nil, fmt.Errorf("dnssink: rrl rates %d and %d and slip %d must not be negative", rrl.ResponsesPerSecond, rrl.ErrorsPerSecond, rrl.Slip)
+	}
+	for i, p := range rrl.Exempt {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("dnssink: rrl exempt prefix %d is not a valid prefix", i)
+		}
 	}
 	if rrl.IPv4PrefixLen == 0 {
 		rrl.IPv4PrefixLen = 24

@@ -80,7 +80,7 @@ func TestRRL(t *testing.T) {
 	if n := len(rec.all()); n != 40+5+5+12+3+30+10 {
 		t.Errorf("%d events", n)
 	}
-	if got := metricValue(t, s.m.rrlSlip); got != 15+2+1+1+3 {
+	if got := metricValue(t, s.m.rrlSlip[rrlAnswer]); got != 15+2+1+1+3 {
 		t.Errorf("slipped metric %v", got)
 	}
 	if got := gathered(t, reg, "takedown_dnssink_rrl_dropped_total"); got != 15+3+1+2+2 {
@@ -97,7 +97,7 @@ func TestRRLTableBounded(t *testing.T) {
 	// Far more prefixes than entries: memory stays, every new prefix is served.
 	for i := range 60_000 {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
-		if got := r.check(a, now); got != rrlAllow {
+		if got := r.check(a, rrlAnswer, dns.TypeA, []byte("example.com."), now); got != rrlAllow {
 			t.Fatalf("prefix %d: %v", i, got)
 		}
 	}

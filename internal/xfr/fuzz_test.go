@@ -36,6 +36,16 @@ func FuzzServeDNS(f *testing.F) {
 	m = new(dns.Msg)
 	m.SetNotify(testZone)
 	seed(m)
+	// RFC 6891 section 6.1.1: two OPT records; an OPT not owned by the root.
+	m = new(dns.Msg)
+	m.SetQuestion(testZone, dns.TypeSOA)
+	m.SetEdns0(4096, false)
+	m.Extra = append(m.Extra, &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Class: 4096}})
+	seed(m)
+	m = new(dns.Msg)
+	m.SetQuestion(testZone, dns.TypeSOA)
+	m.Extra = append(m.Extra, &dns.OPT{Hdr: dns.RR_Header{Name: testZone, Rrtype: dns.TypeOPT, Class: 4096}})
+	seed(m)
 	m = new(dns.Msg)
 	m.SetIxfr(testZone, 1, "localhost.", "hostmaster.rpz.test.")
 	m.Ns = nil // IXFR without the client's SOA

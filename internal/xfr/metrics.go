@@ -6,6 +6,7 @@ import (
 
 type metrics struct {
 	transfers       *prometheus.CounterVec
+	refused         *prometheus.CounterVec
 	notifies        *prometheus.CounterVec
 	journalVersions *prometheus.GaugeVec
 	journalRecords  *prometheus.GaugeVec
@@ -19,6 +20,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "takedown", Subsystem: "xfr", Name: "transfers_total",
 			Help: "Zone transfer requests by type (axfr, ixfr) and result (full, incremental, uptodate, tcp, refused, notauth, notfound, formerr, error).",
 		}, []string{"type", "result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "takedown", Subsystem: "xfr", Name: "refused_total",
+			Help: "Requests refused (queries and transfers), by reason: acl, unsigned, tsig, not_served, axfr_udp.",
+		}, []string{"reason"}),
 		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "takedown", Subsystem: "xfr", Name: "notifies_total",
 			Help: "NOTIFY messages by result: sent (acknowledged), retried, failed (given up).",
@@ -44,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.notifies.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.transfers, m.notifies, m.journalVersions, m.journalRecords, m.zoneRecords, m.zoneSerial} {
+		for _, c := range []prometheus.Collector{m.transfers, m.refused, m.notifies, m.journalVersions, m.journalRecords, m.zoneRecords, m.zoneSerial} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

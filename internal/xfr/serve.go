@@ -2,6 +2,7 @@ package xfr
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -28,6 +29,16 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		s.reply(w, r, nil, dns.RcodeFormatError, nil, nil)
 		return
 	}
+	if misplacedOPT(r) {
+		// RFC 6891 section 6.1.1; no OPT in the answer, which of the
+		// client's would it answer?
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeFormatError)
+		if err := w.WriteMsg(m); err != nil {
+			s.log.Debug("writing reply", "err", err)
+		}
+		return
+	}
 	q := r.Question[0]
 	typ := transferType(q.Qtype)
 	src := remoteAddr(w)
@@ -36,7 +47,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	if !containsAddr(s.allowFrom, src) {
-		s.refused(w, r, nil, typ, "source not in allow list", src.String())
+		s.refused(w, r, nil, typ, refuseACL, src)
 		return
 	}
 	tsig := r.IsTsig()
@@ -45,13 +56,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			s.notAuth(w, r, tsig, err)
 			if typ != "" {
 				s.met.transfer(typ, "notauth")
-				s.log.Warn("transfer refused", "zone", q.Name, "type", typ, "client", src.String(),
-					"key", tsig.Hdr.Name, "reason", "tsig: "+err.Error())
 			}
+			s.logRefusal(r, typ, refusal{refuseBadTSIG.code, "tsig: " + err.Error()}, src, "key", tsig.Hdr.Name)
 			return
 		}
 	} else if !containsAddr(s.unsigned, src) {
-		s.refused(w, r, nil, typ, "tsig required", src.String())
+		s.refused(w, r, nil, typ, refuseUnsigned, src)
 		return
 	}
 
@@ -60,15 +70,33 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case dns.TypeAXFR:
 		if isUDP(w) {
 			// RFC 5936 section 4.2: AXFR is not defined over UDP.
-			s.refused(w, r, tsig, typ, "axfr over udp", src.String())
+			s.refused(w, r, tsig, typ, refuseAXFRUDP, src)
 			return
 		}
-		s.transfer(w, r, tsig, name, typ, src.String(), start)
+		s.transfer(w, r, tsig, name, typ, src, start)
 	case dns.TypeIXFR:
-		s.transfer(w, r, tsig, name, typ, src.String(), start)
+		s.transfer(w, r, tsig, name, typ, src, start)
 	default:
-		s.query(w, r, tsig, name, q.Qtype)
+		s.query(w, r, tsig, name, q.Qtype, src)
 	}
+}
+
+// misplacedOPT reports whether r breaks RFC 6891 section 6.1.1: more than
+// one OPT record, one outside the additional section, or one whose owner
+// is not the root.
+func misplacedOPT(r *dns.Msg) bool {
+	opts := 0
+	for sec, rrs := range [][]dns.RR{r.Answer, r.Ns, r.Extra} {
+		for _, rr := range rrs {
+			if h := rr.Header(); h.Rrtype == dns.TypeOPT {
+				opts++
+				if sec < 2 || opts > 1 || h.Name != "." {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func transferType(t uint16) string {
@@ -103,7 +131,7 @@ func (s *Server) content(name string) (st *state, rrs []dns.RR, soa *dns.SOA) {
 	return nil, rrs, soa
 }
 
-func (s *Server) query(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name string, qtype uint16) {
+func (s *Server) query(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name string, qtype uint16, src netip.Addr) {
 	var apex []dns.RR
 	st, rrs, soa := s.content(name)
 	switch {
@@ -116,7 +144,7 @@ func (s *Server) query(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name st
 			}
 		}
 	default:
-		s.reply(w, r, tsig, dns.RcodeRefused, nil, nil)
+		s.refused(w, r, tsig, "", refuseNotServed, src)
 		return
 	}
 	var ans []dns.RR
@@ -133,15 +161,15 @@ func (s *Server) query(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name st
 }
 
 // transfer serves AXFR and IXFR.
-func (s *Server) transfer(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name, typ, client string, start time.Time) {
+func (s *Server) transfer(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name, typ string, src netip.Addr, start time.Time) {
 	st, rrs, soa := s.content(name)
 	if soa == nil {
 		s.met.transfer(typ, "notfound")
-		s.log.Warn("transfer refused", "zone", name, "type", typ, "client", client, "reason", "zone not served")
+		s.logRefusal(r, typ, refuseNotServed, src)
 		s.reply(w, r, tsig, dns.RcodeNotAuth, nil, nil)
 		return
 	}
-	attrs := []any{"zone", name, "type", typ, "client", client, "serial", soa.Serial}
+	attrs := []any{"zone", name, "type", typ, "client", src.String(), "serial", soa.Serial}
 	if tsig != nil {
 		attrs = append(attrs, "key", tsig.Hdr.Name)
 	}
@@ -298,12 +326,39 @@ func udpSize(r *dns.Msg) int {
 	return dns.MinMsgSize
 }
 
-func (s *Server) refused(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, typ, reason, client string) {
+// refused answers REFUSED, counts it and logs it (at most once per source
+// and reason every refusalLogEvery).
+func (s *Server) refused(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, typ string, why refusal, src netip.Addr) {
 	if typ != "" {
 		s.met.transfer(typ, "refused")
-		s.log.Warn("transfer refused", "zone", r.Question[0].Name, "type", typ, "client", client, "reason", reason)
 	}
+	s.logRefusal(r, typ, why, src)
 	s.reply(w, r, tsig, dns.RcodeRefused, nil, nil)
+}
+
+// logRefusal counts a refused request of src (a transfer of type typ, or
+// a query when typ is "") and logs it if the refusal log lets it, with
+// attrs added to the line.
+func (s *Server) logRefusal(r *dns.Msg, typ string, why refusal, src netip.Addr, attrs ...any) {
+	s.met.refused.WithLabelValues(why.code).Inc()
+	ok, quiet, unlogged := s.refusals.allow(src, typ, why)
+	if !ok {
+		return
+	}
+	msg := "transfer refused"
+	if typ == "" {
+		msg = "query refused"
+		typ = strings.ToLower(dns.TypeToString[r.Question[0].Qtype])
+	}
+	line := []any{"zone", r.Question[0].Name, "type", typ, "client", src.String(), "reason", why.text}
+	line = append(line, attrs...)
+	if quiet > 0 {
+		line = append(line, "suppressed", quiet)
+	}
+	if unlogged > 0 {
+		line = append(line, "unlogged_other_sources", unlogged)
+	}
+	s.log.Warn(msg, line...)
 }
 
 // notAuth answers a request whose TSIG failed verification with NOTAUTH and

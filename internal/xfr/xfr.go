@@ -79,6 +79,7 @@ type Server struct {
 	allowFrom  []netip.Prefix
 	unsigned   []netip.Prefix
 	log        *slog.Logger
+	refusals   *refusalLog
 	met        *metrics
 	journalMax int
 
@@ -136,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.log = s.log.With("component", "xfr")
+	s.refusals = newRefusalLog()
 	var err error
 	if s.met, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, fmt.Errorf("xfr metrics: %w", err)
