@@ -61,6 +61,9 @@ type Config struct {
 	// Ingest, if set, records the events that sensors send to
 	// POST /v1/ingest.
 	Ingest IngestFunc
+	// Quarantine, if set, lists and replays the records that the store
+	// could never take; without it /v1/quarantine answers 503.
+	Quarantine Quarantine
 	// Reports, if set, makes, mails and measures the subscribers'
 	// reports for /v1/reports, /v1/deliveries and /v1/trend; without it
 	// they answer 503.
@@ -121,6 +124,8 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("DELETE /v1/subscribers/{name}/keys/{id}", h.auth(h.revokeAPIKey))
 	m.HandleFunc("GET /v1/status", h.auth(h.status))
 	m.HandleFunc("POST /v1/ingest", h.auth(h.ingest))
+	m.HandleFunc("GET /v1/quarantine", h.auth(h.listQuarantine))
+	m.HandleFunc("POST /v1/quarantine/replay", h.auth(h.replayQuarantine))
 	m.HandleFunc("GET /v1/reports/{date}", h.auth(h.report))
 	m.HandleFunc("POST /v1/reports/{date}/send", h.auth(h.sendReports))
 	m.HandleFunc("GET /v1/deliveries", h.auth(h.deliveries))

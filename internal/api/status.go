@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/registry"
 )
 
@@ -27,20 +28,43 @@ type Status struct {
 	// Today is the live count of unique hosts per family for the current
 	// UTC day.
 	Today []UniqueToday `json:"today"`
+	// Quarantine counts the records that the store could never take, set
+	// aside (takedown quarantine).
+	Quarantine quarantine.Summary `json:"quarantine"`
 }
 
 // PipelineStatus counts events since serve started; rates are per second
 // over the last few seconds.
 type PipelineStatus struct {
-	Recorded      uint64  `json:"recorded"`
-	Stored        uint64  `json:"stored"`
-	Dropped       uint64  `json:"dropped"`
+	Recorded uint64 `json:"recorded"`
+	Stored   uint64 `json:"stored"`
+	// Dropped counts every event lost on its way to the disk: refused by
+	// a full spool or a filesystem below its reserve, or lost to a failed
+	// write (SpoolStatus has the reasons).
+	Dropped uint64 `json:"dropped"`
+	// Invalid counts the records that could not be stored; Quarantined of
+	// them are kept in the quarantine.
 	Invalid       uint64  `json:"invalid"`
+	Quarantined   uint64  `json:"quarantined"`
 	StoreFailures uint64  `json:"store_failures"`
 	RecordRate    float64 `json:"record_rate"`
 	StoreRate     float64 `json:"store_rate"`
-	// Backlog is the events recorded and not yet stored.
-	Backlog uint64 `json:"backlog"`
+	// Backlog is the events in the spool not yet stored, estimated from
+	// BacklogBytes, the bytes on disk (and buffered) after the stored
+	// position.
+	Backlog      uint64 `json:"backlog"`
+	BacklogBytes int64  `json:"backlog_bytes"`
+	// Lag is how long the oldest unstored event has waited, in seconds.
+	Lag float64 `json:"lag_seconds"`
+	// WriterRaised is set while the store writer runs in the normal CPU
+	// class because the lag passed pipeline.max_lag_s.
+	WriterRaised bool `json:"writer_raised"`
+	// StoreError is why the store takes no batch, while it refuses every
+	// one; empty otherwise.
+	StoreError string `json:"store_error,omitempty"`
+	// SpoolNote explains a spool that did not match the store's saved
+	// position at the start.
+	SpoolNote string `json:"spool_note,omitempty"`
 	// LastAppend is the duration of the last store append, in seconds.
 	LastAppend float64 `json:"last_append_seconds"`
 }
@@ -54,6 +78,19 @@ type SpoolStatus struct {
 	// Damaged counts records found damaged (bad CRC, cut short) and
 	// skipped.
 	Damaged uint64 `json:"damaged"`
+	// The events dropped since serve started, by reason: the spool held
+	// its limit (or its memory buffer was full), its filesystem was below
+	// the free-space reserve, or a write failed.
+	DroppedFull    uint64 `json:"dropped_full"`
+	DroppedReserve uint64 `json:"dropped_reserve"`
+	DroppedWrite   uint64 `json:"dropped_write_error"`
+	// FreeBytes is the free space of the spool's filesystem, ReserveBytes
+	// the part kept for the store; LowSpace is set while below it.
+	FreeBytes    int64 `json:"free_bytes"`
+	ReserveBytes int64 `json:"reserve_bytes"`
+	LowSpace     bool  `json:"low_space,omitempty"`
+	// WriteError is the last write error while writes fail.
+	WriteError string `json:"write_error,omitempty"`
 }
 
 // StoreStatus describes the event store.

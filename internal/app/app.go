@@ -35,6 +35,7 @@ import (
 	"github.com/takedown-project/takedown/internal/feed"
 	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/pipeline"
+	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/store"
@@ -195,15 +196,15 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	// The pipeline: every event goes to the disk spool, and from there in
 	// batches to the store; sinks never wait for the store.
 	t0 = time.Now()
-	sp, err := spool.Open(spool.Options{
-		Dir: cfg.Pipeline.SpoolDir, MaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20,
-		SyncInterval: syncInterval(cfg.Pipeline.SyncMS),
-		Logger:       log.With("component", "spool"), Registerer: metrics,
-	})
+	sp, err := spool.Open(spoolOptions(cfg, log.With("component", "spool"), metrics))
 	if err != nil {
 		return fmt.Errorf("pipeline.spool_dir: %w", err)
 	}
 	onStop("spool closed", sp.Close)
+	quar, err := quarantine.Open(cfg.Pipeline.QuarantineDir)
+	if err != nil {
+		return fmt.Errorf("pipeline.quarantine_dir: %w", err)
+	}
 	hosts := uniq.New(uniq.Config{})
 	rules, err := classify.New(classify.Config{Path: cfg.Classify.Rules, Logger: log, Registerer: metrics})
 	if err != nil {
@@ -235,8 +236,9 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	load := cpuload.Start(ctx, 100*time.Millisecond)
 	pipe, err := pipeline.New(pipeline.Config{
 		Spool: sp, SpoolMaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20, Saturated: load.Saturated,
-		Store: local.Store, Classifier: dnsClassifier{rules}, Enricher: enr, Observer: hosts,
+		Store: local.Store, Classifier: dnsClassifier{rules}, Enricher: enr, Observer: hosts, Quarantine: quar,
 		BatchSize: cfg.Pipeline.BatchSize, FlushInterval: time.Duration(cfg.Pipeline.FlushMS) * time.Millisecond,
+		MaxLag: time.Duration(cfg.Pipeline.MaxLagS) * time.Second,
 		Logger: log.With("component", "pipeline"), Registerer: metrics,
 	})
 	if err != nil {
@@ -250,12 +252,12 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 		err := <-pipeErr
 		s := pipe.Stats()
 		log.Info("pipeline", "recorded", s.Recorded, "stored", s.Stored, "dropped", s.Dropped,
-			"left_in_spool", s.Backlog, "invalid", s.Invalid)
+			"left_in_spool", s.Backlog, "left_in_spool_bytes", s.BacklogBytes, "invalid", s.Invalid, "quarantined", s.Quarantined)
 		return err
 	})
 	step("pipeline started", t0)
-	rd.db, rd.pipe = local.DB, pipe
-	status := newStatusSource(cfg, local.Store, sp, pipe, enr, hosts, start)
+	rd.db, rd.pipe, rd.sp = local.DB, pipe, sp
+	status := newStatusSource(cfg, local.Store, sp, pipe, enr, hosts, quar, start)
 
 	// The DNS sinkhole, fed from the registry.
 	var sink *dnssink.Server
@@ -383,8 +385,9 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	}
 	mux.Handle("/", api.New(api.Config{
 		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status, Reports: reps,
-		Ingest: newIngester(pipe, zones, rules, ingestBusy(sp, int64(cfg.Pipeline.SpoolMaxMB)<<20), metrics).ingest,
-		Logger: log.With("component", "api"),
+		Ingest:     newIngester(pipe, sp, zones, rules, ingestBusy(sp, int64(cfg.Pipeline.SpoolMaxMB)<<20), metrics).ingest,
+		Quarantine: &servedQuarantine{q: quar, pipe: pipe, sp: sp},
+		Logger:     log.With("component", "api"),
 	}))
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
@@ -453,6 +456,20 @@ func nextSerial(prev uint32, now time.Time) uint32 {
 type recorder struct{ p *pipeline.Pipeline }
 
 func (r recorder) Record(e *event.Event) { r.p.Record(e) }
+
+// spoolOptions are the spool's options from cfg.
+func spoolOptions(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) spool.Options {
+	o := spool.Options{
+		Dir: cfg.Pipeline.SpoolDir, MaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20,
+		SyncInterval:  syncInterval(cfg.Pipeline.SyncMS),
+		FlushInterval: time.Duration(cfg.Pipeline.SpoolFlushMS) * time.Millisecond,
+		Logger:        log, Registerer: reg,
+	}
+	if cfg.Pipeline.DiskReserveMB > 0 {
+		o.MinFreeBytes = int64(cfg.Pipeline.DiskReserveMB) << 20
+	}
+	return o
+}
 
 // syncInterval turns pipeline.sync_ms into the spool's SyncInterval: -1
 // means every write.

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +20,10 @@ import (
 // the seized zone their name falls under, classified by the same rules,
 // and recorded in the pipeline (which enriches, counts and stores them).
 type ingester struct {
-	pipe  *pipeline.Pipeline
+	pipe *pipeline.Pipeline
+	// sp is synced before the answer: a sensor deletes what it sent once
+	// it has the answer.
+	sp    *spool.Spool
 	zones zoneSource // nil when the DNS sinkhole is off
 	rules *classify.Holder
 	// busy reports that the spool has less room left than the sinks must
@@ -28,9 +33,9 @@ type ingester struct {
 	received *prometheus.CounterVec
 }
 
-func newIngester(pipe *pipeline.Pipeline, zones zoneSource, rules *classify.Holder, busy func() bool, reg prometheus.Registerer) *ingester {
+func newIngester(pipe *pipeline.Pipeline, sp *spool.Spool, zones zoneSource, rules *classify.Holder, busy func() bool, reg prometheus.Registerer) *ingester {
 	in := &ingester{
-		pipe: pipe, zones: zones, rules: rules, busy: busy,
+		pipe: pipe, sp: sp, zones: zones, rules: rules, busy: busy,
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "takedown_ingest_events_total",
 			Help: "Events received from sensors on /v1/ingest, by sensor and outcome (recorded, skipped, busy).",
@@ -45,10 +50,24 @@ func newIngester(pipe *pipeline.Pipeline, zones zoneSource, rules *classify.Hold
 // ingest implements api.IngestFunc. DNS queries for names the sinkhole
 // does not serve are skipped, as the sinkhole skips them; every other
 // event is recorded. It stops (busy) when the spool is past the share
-// kept for the live sinks, or refuses an event.
-func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Event) (api.IngestResult, error) {
-	var res api.IngestResult
+// kept for the live sinks, or refuses an event. What it accepted is
+// written to the spool's file and fsynced before it returns: the answer
+// means stored, or stored after a crash. When that fails, nothing is
+// taken as accepted (the sensor sends it all again).
+func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Event) (res api.IngestResult, err error) {
+	lostBefore := in.sp.Stats().DroppedWrite
 	defer func() {
+		if res.Accepted == 0 {
+			return
+		}
+		if serr := in.sp.Sync(); serr != nil || in.sp.Stats().DroppedWrite > lostBefore {
+			if serr == nil {
+				serr = errors.New("a write of the spool failed")
+			}
+			in.received.WithLabelValues(sensor, "busy").Add(float64(len(events)))
+			res, err = api.IngestResult{}, fmt.Errorf("%w: the events could not be made durable, send them again: %v", api.ErrBusy, serr)
+			return
+		}
 		in.received.WithLabelValues(sensor, "recorded").Add(float64(res.Accepted - res.Skipped))
 		in.received.WithLabelValues(sensor, "skipped").Add(float64(res.Skipped))
 	}()

@@ -105,7 +105,7 @@ func TestIngestLeavesRoomForSinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := newIngester(pipe, nil, rules, ingestBusy(sp, 1<<20), nil)
+	in := newIngester(pipe, sp, nil, rules, ingestBusy(sp, 1<<20), nil)
 	evs := make([]event.Event, 30_000)
 	for i := range evs {
 		evs[i] = event.Event{Time: time.Now(), Protocol: event.ProtoHTTP, SrcIP: netip.MustParseAddr("127.0.0.9"),

@@ -10,13 +10,16 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/pipeline"
+	"github.com/takedown-project/takedown/internal/spool"
 )
 
 // readiness answers GET /readyz, without authentication, for load
 // balancers and service managers: 200 once every listener is bound, the
-// store answers and the pipeline has replayed the spool that the previous
-// run left; 503 before, and from the start of the shutdown on. The body
-// names each check and what is not ready:
+// store answers and takes batches, the spool can write and its filesystem
+// is above the free-space reserve, and the pipeline has replayed the spool
+// that the previous run left; 503 before, while any of these fails, and
+// from the start of the shutdown on. The body names each check and what is
+// not ready:
 //
 //	{"ready":false,"not_ready":["spool"],"checks":{"listeners":"ok","store":"ok","spool":"replaying: 5000 events stored since the start"}}
 //
@@ -25,6 +28,7 @@ import (
 type readiness struct {
 	db   *sql.DB
 	pipe *pipeline.Pipeline
+	sp   *spool.Spool
 	// listening is set once every listener is bound, and cleared when the
 	// shutdown starts.
 	listening atomic.Bool
@@ -58,16 +62,27 @@ func (rd *readiness) check(ctx context.Context) readyBody {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := rd.db.PingContext(ctx); err != nil {
+	switch err := rd.db.PingContext(ctx); {
+	case err != nil:
 		set("store", err.Error())
-	} else {
+	case rd.pipe.StoreError() != nil:
+		set("store", "cannot commit: "+rd.pipe.StoreError().Error())
+	default:
 		set("store", "")
 	}
-	select {
-	case <-rd.pipe.Replayed():
-		set("spool", "")
+	ss := rd.sp.Stats()
+	switch err := rd.sp.WriteError(); {
+	case err != nil:
+		set("spool", "cannot write, new events are lost: "+err.Error())
+	case ss.LowSpace:
+		set("spool", "its filesystem is below the free-space reserve (pipeline.disk_reserve_mb): new events are dropped")
 	default:
-		set("spool", fmt.Sprintf("replaying: %d events stored since the start", rd.pipe.Stats().Stored))
+		select {
+		case <-rd.pipe.Replayed():
+			set("spool", "")
+		default:
+			set("spool", fmt.Sprintf("replaying: %d events stored since the start", rd.pipe.Stats().Stored))
+		}
 	}
 	b.Ready = len(b.NotReady) == 0
 	return b

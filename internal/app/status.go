@@ -13,6 +13,7 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/pipeline"
+	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/uniq"
@@ -25,9 +26,30 @@ func OfflineStatus(ctx context.Context, cfg config.Config, st *store.Store) (api
 	s := api.Status{Time: time.Now().UTC(), Sensor: cfg.Sensor, Databases: []api.DatabaseStatus{}, Today: []api.UniqueToday{}}
 	s.Spool = api.SpoolStatus{Dir: cfg.Pipeline.SpoolDir, MaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20}
 	s.Spool.Bytes, s.Spool.Segments = dirFiles(cfg.Pipeline.SpoolDir, ".seg")
+	spaceStatus(cfg, &s.Spool)
 	var err error
+	s.Quarantine, err = quarantine.ReadSummary(cfg.Pipeline.QuarantineDir)
+	if err != nil {
+		return s, err
+	}
 	s.Store, err = storeStatus(ctx, cfg, st)
 	return s, err
+}
+
+// spaceStatus fills in the free space of the spool's filesystem and the
+// reserve kept on it.
+func spaceStatus(cfg config.Config, s *api.SpoolStatus) {
+	if cfg.Pipeline.DiskReserveMB > 0 {
+		s.ReserveBytes = int64(cfg.Pipeline.DiskReserveMB) << 20
+	}
+	dir := cfg.Pipeline.SpoolDir
+	if _, err := os.Stat(dir); err != nil {
+		dir = filepath.Dir(dir)
+	}
+	if free, err := spool.FreeBytes(dir); err == nil {
+		s.FreeBytes = free
+		s.LowSpace = s.LowSpace || (s.ReserveBytes > 0 && free < s.ReserveBytes)
+	}
 }
 
 func storeStatus(ctx context.Context, cfg config.Config, st *store.Store) (api.StoreStatus, error) {
@@ -69,6 +91,7 @@ type statusSource struct {
 	pipe  *pipeline.Pipeline
 	enr   *enrich.Enricher
 	hosts *uniq.Counter
+	quar  *quarantine.Quarantine
 	start time.Time
 
 	mu   sync.Mutex
@@ -78,8 +101,8 @@ type statusSource struct {
 }
 
 func newStatusSource(cfg config.Config, st *store.Store, sp *spool.Spool, pipe *pipeline.Pipeline,
-	enr *enrich.Enricher, hosts *uniq.Counter, start time.Time) *statusSource {
-	return &statusSource{cfg: cfg, st: st, sp: sp, pipe: pipe, enr: enr, hosts: hosts, start: start, prT: start}
+	enr *enrich.Enricher, hosts *uniq.Counter, quar *quarantine.Quarantine, start time.Time) *statusSource {
+	return &statusSource{cfg: cfg, st: st, sp: sp, pipe: pipe, enr: enr, hosts: hosts, quar: quar, start: start, prT: start}
 }
 
 // rates returns events recorded and stored per second since the previous
@@ -102,16 +125,23 @@ func (s *statusSource) status(ctx context.Context) (api.Status, error) {
 	out := api.Status{
 		Time: now, Serving: true, Sensor: s.cfg.Sensor, Uptime: now.Sub(s.start).Seconds(),
 		Pipeline: api.PipelineStatus{
-			Recorded: ps.Recorded, Stored: ps.Stored, Dropped: ps.Dropped, Invalid: ps.Invalid,
+			Recorded: ps.Recorded, Stored: ps.Stored, Dropped: ps.Dropped, Invalid: ps.Invalid, Quarantined: ps.Quarantined,
 			StoreFailures: ps.StoreFailures, RecordRate: rr, StoreRate: sr,
-			Backlog: ps.Backlog, LastAppend: ps.LastAppend.Seconds(),
+			Backlog: ps.Backlog, BacklogBytes: ps.BacklogBytes, Lag: ps.Lag.Seconds(), WriterRaised: ps.WriterRaised,
+			StoreError: ps.StoreError, SpoolNote: ps.SpoolNote, LastAppend: ps.LastAppend.Seconds(),
 		},
-		Databases: []api.DatabaseStatus{},
-		Today:     []api.UniqueToday{},
+		Databases:  []api.DatabaseStatus{},
+		Today:      []api.UniqueToday{},
+		Quarantine: s.quar.Summary(),
 	}
 	ss := s.sp.Stats()
 	out.Spool = api.SpoolStatus{Dir: s.cfg.Pipeline.SpoolDir, Bytes: ss.Bytes, MaxBytes: int64(s.cfg.Pipeline.SpoolMaxMB) << 20,
-		Segments: ss.Segments, Damaged: ss.Damaged}
+		Segments: ss.Segments, Damaged: ss.Damaged, DroppedFull: ss.DroppedFull + ss.DroppedBuffer,
+		DroppedReserve: ss.DroppedReserve, DroppedWrite: ss.DroppedWrite, LowSpace: ss.LowSpace}
+	if err := s.sp.WriteError(); err != nil {
+		out.Spool.WriteError = err.Error()
+	}
+	spaceStatus(s.cfg, &out.Spool)
 	for _, src := range s.enr.Sources() {
 		d := api.DatabaseStatus{Path: src.Path, Kind: src.Kind, BuildDate: src.Built, Records: int64(src.Records)}
 		if src.Layout != "" {

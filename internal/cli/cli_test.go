@@ -534,7 +534,7 @@ func TestStatus(t *testing.T) {
 	}
 	startServer(t, cfg, addr)
 	on := mustRun(t, cfg, "status")
-	for _, want := range []string{"serve: running as sensor test-1", "waiting in spool", "dropped (spool full)", "enrichment databases", "takedown.duckdb"} {
+	for _, want := range []string{"serve: running as sensor test-1", "waiting in spool", "dropped", "store lag", "enrichment databases", "takedown.duckdb"} {
 		if !strings.Contains(on, want) {
 			t.Errorf("status lacks %q:\n%s", want, on)
 		}

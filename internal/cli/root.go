@@ -30,6 +30,7 @@ type Backend interface {
 	api.Registry
 	api.Events
 	api.Reports
+	api.Quarantine
 	Status(ctx context.Context) (api.Status, error)
 }
 
@@ -44,6 +45,7 @@ type localBackend struct {
 	*registry.Registry
 	*store.Store
 	api.Reports
+	app.LocalQuarantine
 	cfg config.Config
 }
 
@@ -126,6 +128,7 @@ which of its machines are infected.`,
 		e.rpzCommand(),
 		e.demoCommand(),
 		e.statusCommand(),
+		e.quarantineCommand(),
 		e.simulateCommand(),
 		e.subscribersCommand(),
 		e.mapCommand(),
@@ -213,7 +216,7 @@ func (e *env) backend(ctx context.Context) (b Backend, close func() error, err e
 	// The CLI prints what it did; of the reports' log only warnings (a
 	// delivery attempt failed) go to stderr.
 	repLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), cfg}, l.Close, nil
+	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), app.LocalQuarantine{Cfg: cfg, Log: repLog}, cfg}, l.Close, nil
 }
 
 func (e *env) remote(ctx context.Context, cfg config.Config) (*api.Client, error) {

@@ -46,14 +46,24 @@ func printStatus(w io.Writer, st api.Status) error {
 		t := newTable(w, "", "events", "per second")
 		t.row("recorded", thousands(int64(p.Recorded)), fmt.Sprintf("%.0f", p.RecordRate))
 		t.row("stored", thousands(int64(p.Stored)), fmt.Sprintf("%.0f", p.StoreRate))
-		t.row("waiting in spool", thousands(int64(p.Backlog)), "")
-		t.row("dropped (spool full)", thousands(int64(p.Dropped)), "")
-		t.row("invalid, skipped", thousands(int64(p.Invalid)), "")
+		t.row("waiting in spool (from its bytes)", "≈ "+thousands(int64(p.Backlog)), "")
+		t.row("dropped", thousands(int64(p.Dropped)), "")
+		t.row("invalid (quarantined)", fmt.Sprintf("%s (%s)", thousands(int64(p.Invalid)), thousands(int64(p.Quarantined))), "")
 		t.row("store failures (retried)", thousands(int64(p.StoreFailures)), "")
 		if err := t.flush(); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "last store append took %s\n", time.Duration(p.LastAppend*float64(time.Second)).Round(time.Microsecond))
+		fmt.Fprintf(w, "store lag %s (the oldest event waiting)", time.Duration(p.Lag*float64(time.Second)).Round(time.Millisecond))
+		if p.WriterRaised {
+			fmt.Fprint(w, "; the store writer runs at normal CPU priority to catch up")
+		}
+		fmt.Fprintf(w, "; last store append took %s\n", time.Duration(p.LastAppend*float64(time.Second)).Round(time.Microsecond))
+		if p.StoreError != "" {
+			fmt.Fprintf(w, "THE STORE TAKES NO EVENTS: %s\n", p.StoreError)
+		}
+		if p.SpoolNote != "" {
+			fmt.Fprintf(w, "note: %s\n", p.SpoolNote)
+		}
 	} else {
 		fmt.Fprintln(w, "serve: not running (showing the files)")
 	}
@@ -63,6 +73,23 @@ func printStatus(w io.Writer, st api.Status) error {
 		fmt.Fprintf(w, ", %s damaged records skipped", thousands(int64(s.Damaged)))
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  filesystem: %s free, %s kept for the store\n", mib(s.FreeBytes), mib(s.ReserveBytes))
+	if d := s.DroppedFull + s.DroppedReserve + s.DroppedWrite; d > 0 {
+		fmt.Fprintf(w, "  dropped: %s with the spool full, %s below the free-space reserve, %s on write errors\n",
+			thousands(int64(s.DroppedFull)), thousands(int64(s.DroppedReserve)), thousands(int64(s.DroppedWrite)))
+	}
+	if s.LowSpace {
+		fmt.Fprintln(w, "  BELOW THE FREE-SPACE RESERVE: new events are dropped")
+	}
+	if s.WriteError != "" {
+		fmt.Fprintf(w, "  WRITES FAIL: %s\n", s.WriteError)
+	}
+	if q := st.Quarantine; q.Entries > 0 {
+		fmt.Fprintf(w, "quarantine %s: %s records the store could never take (takedown quarantine list)\n", q.Path, thousands(int64(q.Entries)))
+		for _, k := range q.Kinds {
+			fmt.Fprintf(w, "  %s %s, e.g. %s\n", thousands(int64(k.Entries)), k.Kind, k.Example)
+		}
+	}
 	fmt.Fprintf(w, "store %s: %s, %s events, %s to %s\n", st.Store.Path, mib(st.Store.Bytes),
 		thousands(st.Store.Events), stamp(st.Store.Oldest), stamp(st.Store.Newest))
 	if st.Serving {

@@ -259,6 +259,27 @@ type Pipeline struct {
 	// SyncMS is how often the spool is fsynced, in milliseconds: the most
 	// a crash of the machine can lose. Default 200; -1 fsyncs every write.
 	SyncMS int `yaml:"sync_ms"`
+	// SpoolFlushMS is how long recorded events may wait in the spool's
+	// memory buffer before they are written to its file, in milliseconds
+	// (or until 256 KiB wait): the most that a killed process (kill -9,
+	// OOM) loses. Default 10; from 1 to 1000. Lower costs more write
+	// calls under load.
+	SpoolFlushMS int `yaml:"spool_flush_ms"`
+	// DiskReserveMB is free space kept on the spool's filesystem, in MiB:
+	// below it the spool drops new events (counted) rather than fill the
+	// disk that the store, on the same filesystem by default, needs to
+	// take the backlog. Default 512; -1 keeps none.
+	DiskReserveMB int `yaml:"disk_reserve_mb"`
+	// QuarantineDir keeps the records that the store can never take
+	// (undecodable, invalid, refused), set aside so that they do not stop
+	// the rest; `takedown quarantine` lists and replays them. Default
+	// <data_dir>/quarantine.
+	QuarantineDir string `yaml:"quarantine_dir"`
+	// MaxLagS is how long, in seconds, the oldest unstored event may wait
+	// while the CPUs are busy answering bots before the store writer
+	// leaves the idle CPU class and takes its share beside the sinks.
+	// Default 10; from 1 to 3600.
+	MaxLagS int `yaml:"max_lag_s"`
 	// BatchSize is the most events per store transaction. Default 122880,
 	// one DuckDB row group (dbfile.RowGroupSize): a multiple of it costs
 	// the least CPU and file space per event.
@@ -439,6 +460,9 @@ func (c *Config) fill() {
 	if c.Transfer.AllowFrom == nil {
 		c.Transfer.AllowFrom = []string{"127.0.0.0/8", "::1/128"}
 	}
+	if c.Pipeline.QuarantineDir == "" {
+		c.Pipeline.QuarantineDir = filepath.Join(c.DataDir, "quarantine")
+	}
 	if c.Pipeline.SpoolDir == "" {
 		c.Pipeline.SpoolDir = filepath.Join(c.DataDir, "spool")
 	}
@@ -477,6 +501,15 @@ func (c *Config) fill() {
 	}
 	if c.Pipeline.SyncMS == 0 {
 		c.Pipeline.SyncMS = 200
+	}
+	if c.Pipeline.SpoolFlushMS == 0 {
+		c.Pipeline.SpoolFlushMS = 10
+	}
+	if c.Pipeline.DiskReserveMB == 0 {
+		c.Pipeline.DiskReserveMB = 512
+	}
+	if c.Pipeline.MaxLagS == 0 {
+		c.Pipeline.MaxLagS = 10
 	}
 	if c.Pipeline.BatchSize == 0 {
 		c.Pipeline.BatchSize = 122880 // dbfile.RowGroupSize
@@ -663,6 +696,15 @@ func (c *Config) Validate() error {
 	if c.Pipeline.SyncMS < -1 {
 		bad("pipeline.sync_ms", "%d must be -1 (fsync every write) or more", c.Pipeline.SyncMS)
 	}
+	if c.Pipeline.SpoolFlushMS < 0 || c.Pipeline.SpoolFlushMS > 1000 {
+		bad("pipeline.spool_flush_ms", "%d is not from 1 to 1000", c.Pipeline.SpoolFlushMS)
+	}
+	if c.Pipeline.DiskReserveMB < -1 {
+		bad("pipeline.disk_reserve_mb", "%d must be -1 (no reserve) or more", c.Pipeline.DiskReserveMB)
+	}
+	if c.Pipeline.MaxLagS < 0 || c.Pipeline.MaxLagS > 3600 {
+		bad("pipeline.max_lag_s", "%d is not from 1 to 3600", c.Pipeline.MaxLagS)
+	}
 	if c.Pipeline.BatchSize < 0 || c.Pipeline.BatchSize > 1<<22 {
 		bad("pipeline.batch_size", "%d is not from 1 to 4194304", c.Pipeline.BatchSize)
 	}
@@ -792,6 +834,9 @@ func WithDataDir(c Config, dir string) (Config, error) {
 	}
 	if c.Pipeline.SpoolDir == filepath.Join(old, "spool") {
 		c.Pipeline.SpoolDir = filepath.Join(dir, "spool")
+	}
+	if c.Pipeline.QuarantineDir == filepath.Join(old, "quarantine") {
+		c.Pipeline.QuarantineDir = filepath.Join(dir, "quarantine")
 	}
 	if c.API.TokenFile == filepath.Join(old, "api.token") {
 		c.API.TokenFile = filepath.Join(dir, "api.token")

@@ -88,6 +88,19 @@ type eventError interface {
 	EventIndex() int
 }
 
+// transientError is what a store's error carries when it comes from the
+// engine's state (a full or failing disk, memory; store.TransientError):
+// no event is to blame, and none is set aside for it.
+type transientError interface {
+	error
+	Transient() bool
+}
+
+func isTransient(err error) bool {
+	var te transientError
+	return errors.As(err, &te) && te.Transient()
+}
+
 // MarkSource is the name under which the pipeline keeps its spool position
 // in the store.
 const MarkSource = "pipeline-spool"
@@ -785,7 +798,7 @@ func (w *writer) store(ctx context.Context) bool {
 				continue
 			}
 			fails++
-			if fails >= 3 && len(w.batch) > 0 {
+			if fails >= 3 && len(w.batch) > 0 && !isTransient(err) {
 				// Refused three times with no event named: find out
 				// whether the store takes nothing (down) or not these
 				// events (one of them it can never take).
@@ -875,10 +888,11 @@ func (w *writer) refuse(i int, err error) {
 // storeAlone stores w.batch in halves, and halves of those, down to single
 // events, to find the events that the store refuses while it takes the
 // rest: each is set aside. An event refused alone is set aside only when
-// the store then takes a write of its mark alone; otherwise the store is
-// taken to be down, and storeAlone returns that error, with w holding what
-// is left. It reports whether the whole batch is stored and the mark at
-// w.end.
+// the store then takes a write of its mark alone, and its error does not
+// come from the engine's state (a full disk takes a mark and not a row);
+// otherwise the store is taken to be down, and storeAlone returns that
+// error, with w holding what is left. It reports whether the whole batch
+// is stored and the mark at w.end.
 func (w *writer) storeAlone(ctx context.Context) (bool, error) {
 	if err := w.commit(ctx, 0, w.stored); err != nil {
 		return false, err // not even the mark: the store is down
@@ -898,6 +912,9 @@ func (w *writer) storeAlone(ctx context.Context) (bool, error) {
 		if errors.As(err, &ee) && ee.EventIndex() >= 0 && ee.EventIndex() < n {
 			w.refuse(ee.EventIndex(), err)
 			continue
+		}
+		if isTransient(err) {
+			return false, err // the engine's state, not an event: the store is down
 		}
 		if n > 1 {
 			n /= 2

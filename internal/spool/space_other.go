@@ -4,5 +4,5 @@ package spool
 
 import "errors"
 
-// freeBytes is not known here: the reserve is not kept.
-func freeBytes(string) (int64, error) { return 0, errors.New("free space not known on this system") }
+// FreeBytes is not known here: the reserve is not kept.
+func FreeBytes(string) (int64, error) { return 0, errors.New("free space not known on this system") }

@@ -4,9 +4,9 @@ package spool
 
 import "golang.org/x/sys/unix"
 
-// freeBytes returns the bytes an unprivileged process may still write to
+// FreeBytes returns the bytes an unprivileged process may still write to
 // the filesystem of dir.
-func freeBytes(dir string) (int64, error) {
+func FreeBytes(dir string) (int64, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, err

@@ -440,8 +440,10 @@ func (s *Spool) writer() {
 		s.checkSpace()
 		// Sleep while there is nothing to write or to sync. An Append
 		// that comes after sleeping is set sees it and wakes the writer;
-		// one that came before is seen by the second look.
-		if s.quiet() {
+		// one that came before is seen by the second look. Below the
+		// free-space reserve the writer keeps looking at the free space,
+		// so that an idle spool sees the room come back.
+		if s.quiet() && !s.lowSpace.Load() {
 			t.Stop()
 			s.sleeping.Store(true)
 			if !s.quiet() && s.sleeping.CompareAndSwap(true, false) {
@@ -541,7 +543,7 @@ func (s *Spool) checkSpace() {
 	if now-last < int64(100*time.Millisecond) || !s.spaceAt.CompareAndSwap(last, now) {
 		return
 	}
-	free, err := freeBytes(s.dir)
+	free, err := FreeBytes(s.dir)
 	if err != nil {
 		return // not known: no reserve kept
 	}

@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -164,10 +166,10 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 		return ErrClosed
 	}
 	if err := s.connect(ctx); err != nil {
-		return err
+		return transient(err)
 	}
 	if _, err := s.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return fmt.Errorf("store: appending batch: beginning transaction: %w", err)
+		return transient(fmt.Errorf("store: appending batch: beginning transaction: %w", err))
 	}
 	if err := s.appendRows(batch); err != nil {
 		// Throw away what the appenders hold, then the transaction with
@@ -175,14 +177,14 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 		s.clearAppenders()
 		s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		s.dropAppender()
-		return fmt.Errorf("store: appending batch: %w", err)
+		return transient(fmt.Errorf("store: appending batch: %w", err))
 	}
 	if source != "" {
 		if _, err := s.conn.ExecContext(ctx, `INSERT OR REPLACE INTO ingest_marks VALUES (?, ?, now())`, source, mark); err != nil {
 			s.clearAppenders()
 			s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 			s.dropAppender()
-			return fmt.Errorf("store: appending batch: setting the mark of %q: %w", source, err)
+			return transient(fmt.Errorf("store: appending batch: setting the mark of %q: %w", source, err))
 		}
 	}
 	// The commit is never interrupted: DuckDB may report an interrupted
@@ -191,7 +193,7 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 	if _, err := s.conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		s.dropAppender()
-		return fmt.Errorf("store: appending batch: committing: %w", err)
+		return transient(fmt.Errorf("store: appending batch: committing: %w", err))
 	}
 	return nil
 }
@@ -405,6 +407,48 @@ type EventError struct {
 func (e *EventError) Error() string { return fmt.Sprintf("event %d: %v", e.Index, e.Err) }
 
 func (e *EventError) Unwrap() error { return e.Err }
+
+// EventIndex is the index of the event in the batch.
+func (e *EventError) EventIndex() int { return e.Index }
+
+// TransientError wraps an error of Append and AppendMarked that comes from
+// the engine's state, not from the batch: the disk is full or failing,
+// memory ran out, the query was interrupted. The same batch may be taken
+// later; no event of it is to blame.
+type TransientError struct{ Err error }
+
+func (e *TransientError) Error() string { return e.Err.Error() }
+
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// Transient reports true.
+func (e *TransientError) Transient() bool { return true }
+
+// transient wraps err in a TransientError when it says so.
+func transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *duckdb.Error
+	if errors.As(err, &de) {
+		switch de.Type {
+		case duckdb.ErrorTypeIO, duckdb.ErrorTypeOutOfMemory, duckdb.ErrorTypeInterrupt, duckdb.ErrorTypeConnection,
+			duckdb.ErrorTypeFatal, duckdb.ErrorTypeTransaction:
+			return &TransientError{err}
+		}
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EDQUOT) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &TransientError{err}
+	}
+	// What the engine says in words, where it gives no type.
+	for _, s := range []string{"No space left on device", "Could not write", "Input/output error", "Out of Memory", "out of memory"} {
+		if strings.Contains(err.Error(), s) {
+			return &TransientError{err}
+		}
+	}
+	return err
+}
 
 // check tells why an event cannot be stored.
 func check(e *event.Event) error {
