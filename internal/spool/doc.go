@@ -25,6 +25,24 @@
 // may then be torn. Segments are fsynced when they are closed, and the
 // directory when one is created or deleted.
 //
+// # Identity
+//
+// A spool directory has an identity (ID), 16 random bytes kept in the file
+// spool.id, made anew whenever Open finds no segment: a new spool, or one
+// whose segments were deleted, so that numbering starts at 1 again. A
+// consumer that saves a position with the identity it came from can tell
+// such a spool from the one it read, where the numbers alone would point
+// into the new segments and skip their first records.
+//
+// # Free-space reserve
+//
+// With MinFreeBytes set, Append drops records (ErrNoSpace, counted apart)
+// while the spool's filesystem has less free, looked up after each write
+// of the buffer and every 100 ms while below it: the store, by default on
+// the same filesystem, keeps the room it needs to take the backlog and so
+// free the spool. A failed write is counted too (the records it held are
+// lost), and WriteError reports it until a write succeeds.
+//
 // # Reading and releasing
 //
 // A Reader returns the records after a Pos (segment, offset just after a
