@@ -44,7 +44,11 @@ func TestBatchFillsWhenEventsComeFast(t *testing.T) {
 		r := newRig(t, t.TempDir(), spool.Options{})
 		defer r.close()
 		st := &sizes{Store: r.st}
-		p, _ := New(Config{Spool: r.sp, Store: st, BatchSize: size, FlushInterval: flush})
+		// A flush interval of a second: the batch is stored as it is
+		// once an interval brings no event, and on a loaded machine
+		// short pauses of the producer below have taken more than
+		// 100 ms.
+		p, _ := New(Config{Spool: r.sp, Store: st, BatchSize: size, FlushInterval: 10 * flush})
 		// 300 events in the first interval: at that rate the batch is
 		// whole in well under ten intervals.
 		for i := range 300 {
@@ -52,9 +56,9 @@ func TestBatchFillsWhenEventsComeFast(t *testing.T) {
 		}
 		stop := start(t, p, time.Second)
 		defer stop()
-		// The rest over about four intervals.
+		// The rest over about three intervals.
 		for i := 300; i < size; i += 50 {
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(90 * time.Millisecond)
 			for j := i; j < i+50; j++ {
 				p.Record(ev(j))
 			}
