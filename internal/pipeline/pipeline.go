@@ -358,7 +358,7 @@ func (p *Pipeline) Stats() Stats {
 	if st.Recorded > 0 {
 		mean = p.recBytes.Load()/st.Recorded + 12 // the record header
 	}
-	st.Backlog = (uint64(st.BacklogBytes) + mean/2) / mean
+	st.Backlog = (uint64(st.BacklogBytes) + mean - 1) / mean // a record's bytes are never 0 events
 	if e := p.storeErr.Load(); e != nil {
 		st.StoreError = (*e).Error()
 	}

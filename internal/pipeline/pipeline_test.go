@@ -18,9 +18,14 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// TestStoreIsNotStarvedBySaturatedCPUs keeps every CPU busy.
+	testnet.Turn()
+	goleak.VerifyTestMain(m)
+}
 
 func ev(i int) *event.Event {
 	return &event.Event{

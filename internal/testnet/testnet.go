@@ -7,8 +7,11 @@ package testnet
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,4 +107,30 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// turn keeps the lock file of Turn open (and so locked) for the life of
+// the test process.
+var turn *os.File
+
+// Turn waits until no other test process of the repository holds the
+// turn of the load-heavy packages, then takes it until this process ends:
+// call it first in the TestMain of a package whose tests load every CPU
+// (a simulated botnet, a browser, a serve under kill -9, busy threads).
+// `go test ./...` runs two packages at once on two CPUs; two such
+// packages side by side starved each other's timing-bound waits, while
+// the light packages can share the machine with either. The lock is an
+// flock(2) of a file in the temporary directory, released by the kernel
+// when the process exits, however it exits.
+func Turn() {
+	path := filepath.Join(os.TempDir(), "takedown-test-turn.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testnet: the turn of load-heavy tests: %v (running anyway)\n", err)
+		return
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		fmt.Fprintf(os.Stderr, "testnet: the turn of load-heavy tests: %v (running anyway)\n", err)
+	}
+	turn = f
 }

@@ -248,7 +248,7 @@ dashboard: {refresh_ms: 300}
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bctx := browser(t, ctx)
 	shot := func(ctx context.Context, name string) {
@@ -264,7 +264,7 @@ dashboard: {refresh_ms: 300}
 	}
 	run := func(ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if err := chromedp.Do(sctx, actions...); err != nil {
 			shot(ctx, "failed")
@@ -324,7 +324,7 @@ dashboard: {refresh_ms: 300}
 		chromedp.SendKeys(chromedp.ID("password"), "not the password"),
 		chromedp.Click(chromedp.ID("submit")),
 	)
-	waitJS(bctx, "the login error", `document.getElementById("error").textContent.includes("wrong user name or password")`, 10*time.Second)
+	waitJS(bctx, "the login error", `document.getElementById("error").textContent.includes("wrong user name or password")`, 30*time.Second)
 	login(bctx, "ana")
 
 	// 2. Live: the bots call in and today's count goes up without a
@@ -333,8 +333,8 @@ dashboard: {refresh_ms: 300}
 	simDone := make(chan error, 1)
 	go func() { simDone <- s.Run(context.Background()) }()
 	waitJS(bctx, "today's count to change while bots call in",
-		fmt.Sprintf(`document.getElementById("total-today").dataset.value !== %q && window.__sameDocument === true`, before), 20*time.Second)
-	waitJS(bctx, "the live indicator", `document.getElementById("live").classList.contains("on")`, 5*time.Second)
+		fmt.Sprintf(`document.getElementById("total-today").dataset.value !== %q && window.__sameDocument === true`, before), 60*time.Second)
+	waitJS(bctx, "the live indicator", `document.getElementById("live").classList.contains("on")`, 30*time.Second)
 	shot(bctx, "overview-live")
 	if err := <-simDone; err != nil {
 		t.Fatal(err)
@@ -346,7 +346,7 @@ dashboard: {refresh_ms: 300}
 	})
 	drained := time.Now().UTC()
 	waitJS(bctx, "the overview to show data stored after the simulation",
-		fmt.Sprintf(`new Date(document.getElementById("ov-asof").dataset.asof).getTime() > %d`, drained.UnixMilli()), 45*time.Second)
+		fmt.Sprintf(`new Date(document.getElementById("ov-asof").dataset.asof).getTime() > %d`, drained.UnixMilli()), 120*time.Second)
 	after := eval(bctx, "today's count", `document.getElementById("total-today").dataset.value`)
 	truth := s.Truth()
 	if truth.Callbacks < 1000 {
@@ -370,9 +370,9 @@ dashboard: {refresh_ms: 300}
 
 	// 3. The map of waledac equals the API's numbers.
 	run(bctx, "map", chromedp.Navigate(base+"/ui/#/map?family=waledac"))
-	waitJS(bctx, "the map", `!!document.querySelector("#map svg path.country") && !!document.getElementById("map-total")`, 15*time.Second)
+	waitJS(bctx, "the map", `!!document.querySelector("#map svg path.country") && !!document.getElementById("map-total")`, 60*time.Second)
 	waitJS(bctx, "the map's data newer than the simulation",
-		fmt.Sprintf(`new Date(document.getElementById("map-summary").dataset.asof).getTime() > %d`, drained.UnixMilli()), 15*time.Second)
+		fmt.Sprintf(`new Date(document.getElementById("map-summary").dataset.asof).getTime() > %d`, drained.UnixMilli()), 60*time.Second)
 	var page struct {
 		Day      string `json:"day"`
 		Total    int64  `json:"total"`
@@ -455,7 +455,7 @@ dashboard: {refresh_ms: 300}
 	visit := func(hash, ready, name string) string {
 		t.Helper()
 		run(vctx, "view "+hash, chromedp.Navigate(base+"/ui/#"+hash))
-		waitJS(vctx, "view "+hash, `!!document.querySelector(`+strconv.Quote(ready)+`)`, 15*time.Second)
+		waitJS(vctx, "view "+hash, `!!document.querySelector(`+strconv.Quote(ready)+`)`, 60*time.Second)
 		shot(vctx, name)
 		return html(vctx, "html of "+hash, "html")
 	}
