@@ -268,16 +268,21 @@ func (c *Client) Audit(ctx context.Context, f registry.AuditFilter) ([]registry.
 	return out, err
 }
 
-// VerifyAudit asks the server to verify the audit chain.
-func (c *Client) VerifyAudit(ctx context.Context) (int64, error) {
+// VerifyAuditHead asks the server to verify the audit chain, and that it
+// holds pin when pin is set.
+func (c *Client) VerifyAuditHead(ctx context.Context, pin registry.AuditHead) (registry.AuditHead, error) {
+	var q url.Values
+	if pin.Seq > 0 {
+		q = url.Values{"head": {pin.String()}}
+	}
 	var out VerifyResult
-	if err := c.do(ctx, http.MethodGet, "/v1/audit/verify", nil, nil, "", &out); err != nil {
-		return 0, err
+	if err := c.do(ctx, http.MethodGet, "/v1/audit/verify", q, nil, "", &out); err != nil {
+		return registry.AuditHead{}, err
 	}
 	if !out.OK {
-		return out.Entries, errors.New(out.Error)
+		return out.Head, &remoteError{msg: out.Error, kind: registry.ErrAuditBroken}
 	}
-	return out.Entries, nil
+	return out.Head, nil
 }
 
 // UniqueHosts runs a unique-hosts query on the server.

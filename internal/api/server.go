@@ -40,7 +40,7 @@ type Registry interface {
 	Deadlines(ctx context.Context, now time.Time, within time.Duration) ([]registry.Deadline, error)
 	Packages(ctx context.Context, caseName string) ([]registry.Package, error)
 	Audit(ctx context.Context, f registry.AuditFilter) ([]registry.AuditEntry, error)
-	VerifyAudit(ctx context.Context) (int64, error)
+	VerifyAuditHead(ctx context.Context, pin registry.AuditHead) (registry.AuditHead, error)
 	RecordDelegation(ctx context.Context, checks []registry.DelegationCheck, ch registry.Change) error
 	Subscribers
 }
@@ -430,16 +430,33 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, _ registry.Chang
 	return nil
 }
 
-// VerifyResult is the answer of GET /v1/audit/verify.
+// VerifyResult is the answer of GET /v1/audit/verify[?head=SEQ:HASH]:
+// whether the chain verifies (and holds the pinned head), how many entries
+// verified, and the head of those entries, to be kept elsewhere.
 type VerifyResult struct {
-	Entries int64  `json:"entries"`
-	OK      bool   `json:"ok"`
-	Error   string `json:"error,omitempty"`
+	OK      bool               `json:"ok"`
+	Entries int64              `json:"entries"`
+	Head    registry.AuditHead `json:"head"`
+	Error   string             `json:"error,omitempty"`
 }
 
 func (h *Handler) verifyAudit(w http.ResponseWriter, r *http.Request, _ registry.Change) error {
-	n, err := h.cfg.Registry.VerifyAudit(r.Context())
-	res := VerifyResult{Entries: n, OK: err == nil}
+	q := r.URL.Query()
+	if err := onlyParams(q, "head"); err != nil {
+		return err
+	}
+	var pin registry.AuditHead
+	if s := q.Get("head"); s != "" {
+		var err error
+		if pin, err = registry.ParseAuditHead(s); err != nil {
+			return badf("parameter head: %v", err)
+		}
+	}
+	head, err := h.cfg.Registry.VerifyAuditHead(r.Context(), pin)
+	if err != nil && !errors.Is(err, registry.ErrAuditBroken) {
+		return err
+	}
+	res := VerifyResult{OK: err == nil, Entries: head.Seq, Head: head}
 	if err != nil {
 		res.Error = err.Error()
 	}

@@ -85,6 +85,10 @@ func TestAPIBadInput(t *testing.T) {
 		{"bad country", "GET", "/v1/stats/unique-hosts?country=ZZZ", "", true, 400, `"ZZZ"`},
 		{"no names", "POST", "/v1/domains/state", `{"state":"restrained"}`, true, 400, "names"},
 		{"bad import", "POST", "/v1/cases/c1/domains?file=l.txt", "good-example.com\nbad..com\n", true, 422, "l.txt"},
+		{"verify", "GET", "/v1/audit/verify", "", true, 200, `"head": {`},
+		{"bad head", "GET", "/v1/audit/verify?head=1:abc", "", true, 400, `parameter head: audit head "1:abc": hash "abc" is not 64 hex digits`},
+		{"head without seq", "GET", "/v1/audit/verify?head=abc", "", true, 400, `parameter head: audit head "abc" is not SEQ:HASH`},
+		{"pinned head missing", "GET", "/v1/audit/verify?head=2:" + strings.Repeat("0", 64), "", true, 200, `"error": "audit entry 2: missing: the pinned head is entry 2 but the log ends at entry 1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := do(t, srv, tc.method, tc.path, tc.body, tc.auth)
