@@ -108,6 +108,12 @@ func (d *Dashboard) wrap(rt route) http.Handler {
 		var sess *users.Session
 		switch {
 		case rt.bearer && d.bearer(r):
+			if a := r.Header.Get(ActorHeader); a != "" {
+				if err := registry.CheckActor(a); err != nil {
+					writeError(w, http.StatusBadRequest, ActorHeader+": "+err.Error())
+					return
+				}
+			}
 			sess = &users.Session{User: users.User{Name: "api", Role: users.Admin}}
 		case rt.need != anyone:
 			s, token, err := d.session(r)
@@ -299,8 +305,18 @@ func (d *Dashboard) listUsers(w http.ResponseWriter, r *http.Request, _ *users.S
 	return nil
 }
 
-func actor(s *users.Session) registry.Change {
+// ActorHeader names, on a call with the API token, who acts (the CLI's
+// --actor), as on the JSON API.
+const ActorHeader = "X-Takedown-Actor"
+
+// actor is who makes the change of r: the user of a session, "ui:NAME";
+// on a call with the API token, the name in ActorHeader ("api" without
+// one).
+func actor(r *http.Request, s *users.Session) registry.Change {
 	if s.User.Name == "api" && s.Created.IsZero() {
+		if a := strings.TrimSpace(r.Header.Get(ActorHeader)); a != "" {
+			return registry.Change{Actor: a}
+		}
 		return registry.Change{Actor: "api"}
 	}
 	return registry.Change{Actor: "ui:" + s.User.Name}
@@ -323,7 +339,7 @@ func (d *Dashboard) addUser(w http.ResponseWriter, r *http.Request, s *users.Ses
 	if err != nil {
 		return err
 	}
-	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(s), "user.add", "user:"+u.Name, map[string]any{"role": u.Role}); err != nil {
+	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(r, s), "user.add", "user:"+u.Name, map[string]any{"role": u.Role}); err != nil {
 		d.log.Error("audit of user.add", "err", err)
 	}
 	d.log.Info("user added", "user", u.Name, "role", u.Role, "by", s.User.Name)
@@ -358,7 +374,7 @@ func (d *Dashboard) updateUser(w http.ResponseWriter, r *http.Request, s *users.
 		return err
 	}
 	detail := map[string]any{"role": u.Role, "disabled": u.Disabled, "password_changed": pw != nil}
-	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(s), "user.update", "user:"+u.Name, detail); err != nil {
+	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(r, s), "user.update", "user:"+u.Name, detail); err != nil {
 		d.log.Error("audit of user.update", "err", err)
 	}
 	writeJSON(w, r, http.StatusOK, u)

@@ -463,6 +463,23 @@ func TestRoles(t *testing.T) {
 			t.Errorf("API token: %s %s: %s %s, want %d", tc.method, tc.path, resp.Status, body, tc.want)
 		}
 	}
+	// It names who acts, as on the JSON API; a bad name changes nothing.
+	h := map[string]string{"Authorization": "Bearer the-api-token", "Origin": "", "Sec-Fetch-Site": "", ActorHeader: strings.Repeat("a", 201)}
+	resp, body := f.client(t).do("POST", "/ui/api/users", map[string]string{"name": "bad-actor", "role": "viewer", "password": password}, h)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "X-Takedown-Actor: actor") || !strings.Contains(string(body), "201 bytes long") {
+		t.Errorf("bad actor: %s %s", resp.Status, body)
+	}
+	h[ActorHeader] = "alice"
+	if resp, body := f.client(t).do("PATCH", "/ui/api/users/cli-made", map[string]string{"role": "analyst"}, h); resp.StatusCode != 200 {
+		t.Fatalf("PATCH with an actor: %s %s", resp.Status, body)
+	}
+	ua, _ := f.reg.Audit(context.Background(), registry.AuditFilter{Object: "user:cli-made"})
+	if len(ua) != 2 || ua[0].Actor != "api" || ua[1].Actor != "alice" || ua[1].Action != "user.update" {
+		t.Errorf("audit of user:cli-made: %+v", ua)
+	}
+	if _, err := f.users.Get(context.Background(), "bad-actor"); err == nil {
+		t.Error("a call with a bad actor added its user")
+	}
 }
 
 func TestLive(t *testing.T) {

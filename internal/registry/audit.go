@@ -134,6 +134,15 @@ func checkChange(ch Change) (Change, error) {
 	return ch, nil
 }
 
+// CheckActor reports whether actor may name who makes a change: not empty
+// once trimmed, at most 200 bytes of UTF-8 without control characters. For
+// callers that act before they record (the dashboard changes a user, then
+// writes the audit entry). Errors wrap ErrInvalid.
+func CheckActor(actor string) error {
+	_, err := checkChange(Change{Actor: actor})
+	return err
+}
+
 // record adds an audit entry for one change and returns its seq. detail is
 // marshalled to compact JSON.
 func (w *writeTx) record(action, object string, detail any) (int64, error) {
