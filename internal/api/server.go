@@ -198,12 +198,21 @@ type errorBody struct {
 	Kind     string               `json:"kind"`
 	File     string               `json:"file,omitempty"`
 	Problems []registry.LineError `json:"problems,omitempty"`
+	// Total counts the problems when there are more than Problems lists.
+	Total int `json:"total,omitempty"`
 }
+
+// MaxProblems is how many problems of a refused import an answer lists:
+// each is at most some 2.5 KB of JSON (a line is cut to 200 bytes), so the
+// answer stays under a few megabytes however long the list. The CLI
+// prints as many in both modes.
+const MaxProblems = 1000
 
 func writeError(w http.ResponseWriter, status int, kind, msg string, ie *registry.ImportError) {
 	b := errorBody{Error: msg, Kind: kind}
 	if ie != nil {
-		b.File, b.Problems = ie.File, ie.Problems
+		ie = ie.Shorten(MaxProblems)
+		b.File, b.Problems, b.Total = ie.File, ie.Problems, ie.Total
 	}
 	writeJSON(w, status, b)
 }

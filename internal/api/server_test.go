@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -110,6 +111,42 @@ func TestAPIBadInput(t *testing.T) {
 	cs, _ := reg.ListCases(ctx)
 	if len(cs) != 1 {
 		t.Errorf("%d cases after rejected adds, want 1", len(cs))
+	}
+}
+
+// TestImportProblemsBounded: a refused import of a long list answers its
+// first MaxProblems problems and their total, and the client hands both on.
+func TestImportProblemsBounded(t *testing.T) {
+	srv, reg := newServer(t)
+	ctx := context.Background()
+	if _, err := reg.AddCase(ctx, registry.NewCase{Name: "c1", Court: "E.D. Va.", Docket: "1"}, registry.Change{Actor: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	list := strings.Repeat("bad..example\n", 5000)
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/cases/c1/domains?file=big.txt", strings.NewReader(list))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var eb struct {
+		Error    string
+		File     string
+		Total    int
+		Problems []registry.LineError
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil || resp.StatusCode != 422 {
+		t.Fatalf("%s: %v", resp.Status, err)
+	}
+	if eb.File != "big.txt" || eb.Total != 5000 || len(eb.Problems) != api.MaxProblems || eb.Problems[0].Line != 1 ||
+		eb.Problems[api.MaxProblems-1].Line != api.MaxProblems || !strings.HasPrefix(eb.Error, "importing big.txt: 5000 problems, nothing imported: big.txt:1: ") {
+		t.Errorf("file %q, total %d, %d problems, error %.200q", eb.File, eb.Total, len(eb.Problems), eb.Error)
+	}
+	_, err = api.NewClient(srv.URL, token, "t").ImportDomains(ctx, "c1", "big.txt", []byte(list), registry.Change{Actor: "t"})
+	var ie *registry.ImportError
+	if !errors.As(err, &ie) || ie.Count() != 5000 || len(ie.Problems) != api.MaxProblems || !strings.Contains(err.Error(), "5000 problems") {
+		t.Errorf("client: %v", err)
 	}
 }
 
