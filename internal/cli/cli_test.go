@@ -294,6 +294,12 @@ func TestConfigCheck(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "bad.yaml:3:3") || !strings.Contains(r.stderr, `"lisen"`) {
 		t.Errorf("bad config: %+v", r)
 	}
+	shared := filepath.Join(dir, "shared.yaml")
+	os.WriteFile(shared, []byte("listen:\n  http: [127.0.0.1:8080]\n  smtp: [127.0.0.1:8080]\n"), 0o600)
+	r = run(t, good, "config", "check", shared)
+	if r.code == 0 || !strings.Contains(r.stderr, "listen.smtp[0]: 127.0.0.1:8080 is on the TCP port of listen.http[0] (127.0.0.1:8080)") {
+		t.Errorf("two listeners on one port: %+v", r)
+	}
 }
 
 func TestHelp(t *testing.T) {
