@@ -53,7 +53,7 @@ type Local struct {
 // registry and event store.
 func Open(ctx context.Context, cfg config.Config) (*Local, error) {
 	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating data directory: %w", err)
 		}
 	}
@@ -98,7 +98,7 @@ func EnsureToken(path string) (string, error) {
 		return "", err
 	}
 	tok := hex.EncodeToString(b)
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("creating token directory: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
