@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -180,37 +181,92 @@ func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, token stri
 	})
 }
 
-// loginLimiter bounds the login attempts per client address and per user
-// name.
+// loginLimiter bounds the login attempts of each client address: per user
+// name it tries (burst loginBurst, then Config.LoginRate a minute) and in
+// all (loginAddrFactor times that, so that one address cannot try every
+// name). Keyed by the address, the failures of an attacker lock the name
+// from the attacker's address only: keyed by the name alone, anyone could
+// lock the admin out from outside.
 type loginLimiter struct {
 	perMinute int
+	now       func() time.Time
 	mu        sync.Mutex
-	byKey     map[string]*rate.Limiter
+	byKey     map[string]*loginBucket
 }
 
-func newLoginLimiter(perMinute int) *loginLimiter {
-	return &loginLimiter{perMinute: perMinute, byKey: map[string]*rate.Limiter{}}
+// loginBucket is the limiter of one key and when it was last used.
+type loginBucket struct {
+	lim  *rate.Limiter
+	used time.Time
 }
 
-// allow takes an attempt from the buckets of addr and name.
+const (
+	// loginBurst is how many logins a name may try at once from one
+	// address.
+	loginBurst = 5
+	// loginAddrFactor: an address may try this many times as many logins
+	// in all, over its names.
+	loginAddrFactor = 4
+	// maxLoginKeys bounds the table: some 200 bytes an entry, 2 MB.
+	maxLoginKeys = 10_000
+)
+
+func newLoginLimiter(perMinute int, now func() time.Time) *loginLimiter {
+	return &loginLimiter{perMinute: perMinute, now: now, byKey: map[string]*loginBucket{}}
+}
+
+// allow takes an attempt from the buckets of addr and of addr and name.
 func (l *loginLimiter) allow(addr, name string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.byKey) > 10_000 {
-		clear(l.byKey) // a flood of addresses: start over rather than grow
-	}
+	now := l.now()
 	ok := true
-	for _, k := range []string{"addr " + addr, "name " + name} {
-		lim := l.byKey[k]
-		if lim == nil {
-			lim = rate.NewLimiter(rate.Every(time.Minute/time.Duration(l.perMinute)), 5)
-			l.byKey[k] = lim
+	for _, k := range []struct {
+		key    string
+		factor int
+	}{{"addr " + addr, loginAddrFactor}, {"name " + addr + " " + name, 1}} {
+		b := l.byKey[k.key]
+		if b == nil {
+			l.makeRoom(now)
+			every := time.Minute / time.Duration(l.perMinute*k.factor)
+			b = &loginBucket{lim: rate.NewLimiter(rate.Every(every), loginBurst*k.factor)}
+			l.byKey[k.key] = b
 		}
-		if !lim.Allow() {
+		b.used = now
+		if !b.lim.AllowN(now, 1) {
 			ok = false
 		}
 	}
 	return ok
+}
+
+// makeRoom keeps the table under maxLoginKeys: it drops the buckets that
+// have filled up again (as good as new), then, under a flood of addresses,
+// the least recently used half. l.mu is held.
+func (l *loginLimiter) makeRoom(now time.Time) {
+	if len(l.byKey) < maxLoginKeys {
+		return
+	}
+	for k, b := range l.byKey {
+		if b.lim.TokensAt(now) >= float64(b.lim.Burst()) {
+			delete(l.byKey, k)
+		}
+	}
+	if len(l.byKey) < maxLoginKeys*3/4 {
+		return
+	}
+	type keyUse struct {
+		key  string
+		used time.Time
+	}
+	all := make([]keyUse, 0, len(l.byKey))
+	for k, b := range l.byKey {
+		all = append(all, keyUse{k, b.used})
+	}
+	slices.SortFunc(all, func(a, b keyUse) int { return a.used.Compare(b.used) })
+	for _, ku := range all[:len(all)/2] {
+		delete(l.byKey, ku.key)
+	}
 }
 
 // clientAddr is the address of r's client (the connection's: a proxy's

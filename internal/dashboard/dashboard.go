@@ -106,8 +106,10 @@ type Config struct {
 	// Demo says that the data is the demo world's fictional bots; the map
 	// says so.
 	Demo bool
-	// LoginRate is how many logins a client address and a user name may
-	// try per minute; default 10 (burst 5).
+	// LoginRate is how many logins a client address may try per minute
+	// for one user name (after a burst of 5; 4 times as many over all
+	// names); default 10. The lock is per address: failures elsewhere do
+	// not lock a user out.
 	LoginRate int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
@@ -171,7 +173,7 @@ func New(cfg Config) (*Dashboard, error) {
 	for _, c := range worldmap.Countries() {
 		d.names[c.Code] = c.Name
 	}
-	d.limiter = newLoginLimiter(cfg.LoginRate)
+	d.limiter = newLoginLimiter(cfg.LoginRate, d.now)
 	d.live = newHub()
 	d.routes = d.routeTable()
 	for _, rt := range d.routes {

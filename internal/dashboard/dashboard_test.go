@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -284,6 +285,65 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 	if resp, _ := c.do("POST", "/ui/api/login", map[string]string{"name": "vic", "password": password}, nil); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("right password while limited: %s", resp.Status)
+	}
+	// The lock is the attacker's address's: vic logs in from another.
+	other := f.clientFrom(t, "127.0.0.2")
+	if resp, body := other.do("POST", "/ui/api/login", map[string]string{"name": "vic", "password": password}, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("vic from another address while 127.0.0.1 is locked out: %s %s", resp.Status, body)
+	}
+	// The attacker's address may try other names, but not every name.
+	codes = nil
+	for i := range 20 {
+		resp, _ := c.do("POST", "/ui/api/login", map[string]string{"name": fmt.Sprintf("user%d", i), "password": "not the password"}, nil)
+		codes = append(codes, resp.StatusCode)
+	}
+	// 20 tries in all from the address at once: 8 taken by vic, 12 left.
+	if codes[11] != http.StatusUnauthorized || codes[12] != http.StatusTooManyRequests || codes[19] != http.StatusTooManyRequests {
+		t.Errorf("other names from the locked address: %v; want 12 × 401 then 429", codes)
+	}
+	if resp, _ := other.do("POST", "/ui/api/login", map[string]string{"name": "ana", "password": password}, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("ana from another address: %s", resp.Status)
+	}
+}
+
+// clientFrom is a browser whose connections come from the loopback
+// address src.
+func (f *fixture) clientFrom(t *testing.T, src string) *client {
+	c := f.client(t)
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	c.http.Transport = tr
+	return c
+}
+
+// TestLoginLimiterBounded: a flood of addresses keeps the table bounded;
+// an attacker who keeps trying stays locked through it.
+func TestLoginLimiterBounded(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	l := newLoginLimiter(10, func() time.Time { return now })
+	for range loginBurst {
+		l.allow("192.0.2.1", "admin")
+	}
+	if l.allow("192.0.2.1", "admin") {
+		t.Fatal("the sixth try at once was allowed")
+	}
+	for i := range 50_000 {
+		now = now.Add(time.Microsecond)
+		l.allow(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), "admin")
+		if len(l.byKey) > maxLoginKeys {
+			t.Fatalf("%d keys after %d addresses", len(l.byKey), i+1)
+		}
+		if i%1000 == 0 && l.allow("192.0.2.1", "admin") {
+			t.Fatalf("the attacker's address was let in after %d other addresses", i+1)
+		}
+	}
+	if !l.allow("198.51.100.7", "admin") {
+		t.Error("a new address was refused")
+	}
+	// Five wrong passwords an hour ago are forgiven.
+	now = now.Add(time.Hour)
+	if !l.allow("192.0.2.1", "admin") {
+		t.Error("192.0.2.1 is still locked an hour later")
 	}
 }
 
