@@ -340,6 +340,7 @@ func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s *users.Sess
 			return err
 		}
 	}
+	d.live.endWhere(func(st *stream) bool { return st.sess == s.CSRF })
 	d.setCookie(w, r, "", -1)
 	writeJSON(w, r, http.StatusOK, map[string]string{"status": "logged out"})
 	return nil
@@ -428,6 +429,10 @@ func (d *Dashboard) updateUser(w http.ResponseWriter, r *http.Request, s *users.
 	u, err := d.cfg.Users.Update(r.Context(), name, role, pw, req.Disabled)
 	if err != nil {
 		return err
+	}
+	if role != nil || pw != nil || u.Disabled {
+		// Update ended the user's sessions; their live streams end too.
+		d.live.endWhere(func(st *stream) bool { return st.user == u.Name })
 	}
 	detail := map[string]any{"role": u.Role, "disabled": u.Disabled, "password_changed": pw != nil}
 	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(r, s), "user.update", "user:"+u.Name, detail); err != nil {

@@ -128,7 +128,10 @@ type Dashboard struct {
 	routes  []route
 	limiter *loginLimiter
 	live    *hub
-	names   map[string]string // country code → name
+	// streamCheck is how often a live stream checks that its session
+	// still holds (it expires without a request that would notice).
+	streamCheck time.Duration
+	names       map[string]string // country code → name
 
 	// lastRequest is the unix nanoseconds of the last API request: the
 	// rollup refreshes fast while someone looks.
@@ -175,6 +178,7 @@ func New(cfg Config) (*Dashboard, error) {
 	}
 	d.limiter = newLoginLimiter(cfg.LoginRate, d.now)
 	d.live = newHub()
+	d.streamCheck = 30 * time.Second
 	d.routes = d.routeTable()
 	for _, rt := range d.routes {
 		d.mux.Handle(rt.pattern, d.wrap(rt))

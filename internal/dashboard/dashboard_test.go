@@ -12,6 +12,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -597,6 +598,97 @@ wait:
 	stop()
 	<-done // Run's end closes the streams
 	wg.Wait()
+}
+
+// openLive opens c's live stream and returns a channel closed when the
+// stream ends.
+func openLive(t *testing.T, f *fixture, c *client) <-chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/ui/api/live", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("live: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != "retry: 2000" {
+		t.Fatalf("live began with %q, %v", sc.Text(), sc.Err())
+	}
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer resp.Body.Close()
+		for sc.Scan() {
+		}
+	}()
+	return ended
+}
+
+// TestLiveEndsWithSession: a live stream ends with its session: at its
+// logout, at a change of its user, and when the session expires; the
+// user's other sessions keep theirs.
+func TestLiveEndsWithSession(t *testing.T) {
+	f := newFixture(t, nil)
+	f.d.streamCheck = 50 * time.Millisecond
+	ends := func(what string, ended <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: the live stream still runs 5 s later", what)
+		}
+	}
+	runs := func(what string, ended <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ended:
+			t.Errorf("%s: the live stream ended", what)
+		default:
+		}
+	}
+
+	vic1, vic2 := f.login(t, "vic"), f.login(t, "vic")
+	s1, s2 := openLive(t, f, vic1), openLive(t, f, vic2)
+	if resp, body := vic1.do("POST", "/ui/api/logout", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("logout: %s %s", resp.Status, body)
+	}
+	ends("logout", s1)
+	runs("the other session of the user who logged out", s2)
+
+	// An admin changes vic's role: vic's sessions, and streams, end.
+	ada := f.login(t, "ada")
+	sa := openLive(t, f, ada)
+	if resp, body := ada.do("PATCH", "/ui/api/users/vic", map[string]string{"role": "analyst"}, nil); resp.StatusCode != 200 {
+		t.Fatalf("change of role: %s %s", resp.Status, body)
+	}
+	ends("change of role", s2)
+	runs("the admin's own", sa)
+
+	// A session that ends without a request (expired, purged) ends its
+	// stream at the next check.
+	ana := f.login(t, "ana")
+	sn := openLive(t, f, ana)
+	var token string
+	for _, ck := range ana.http.Jar.Cookies(mustURL(t, f.srv.URL)) {
+		token = ck.Value
+	}
+	if err := f.users.EndSession(context.Background(), token); err != nil {
+		t.Fatal(err)
+	}
+	ends("expiry", sn)
+	runs("the admin's own", sa)
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func TestPages(t *testing.T) {
