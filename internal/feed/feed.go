@@ -19,7 +19,8 @@
 // data), and nothing in an answer depends on other networks' data except
 // its duration. Every answered request is written to the audit log
 // (infected-host lists are personal data), and each subscriber is rate
-// limited.
+// limited. A followed stream authenticates its key again every Recheck
+// (30 s): revoking the key ends it.
 package feed
 
 import (
@@ -77,6 +78,9 @@ type Config struct {
 	// Poll is how often a followed event stream looks for new events.
 	// Default 1 s.
 	Poll time.Duration
+	// Recheck is how often a followed event stream authenticates its key
+	// again: a revoked key (or a removed subscriber) ends it. Default 30 s.
+	Recheck time.Duration
 	// Retention is how far back reports and events go. Default 90 days.
 	Retention time.Duration
 	Logger    *slog.Logger
@@ -125,6 +129,9 @@ func New(cfg Config) *Feed {
 	}
 	if cfg.Poll == 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.Recheck == 0 {
+		cfg.Recheck = 30 * time.Second
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = 90 * 24 * time.Hour
@@ -310,6 +317,7 @@ func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 		return err
 	}
 	end := time.Now().Add(MaxFollow)
+	checked := time.Now()
 	for time.Now().Before(end) {
 		select {
 		case <-r.Context().Done():
@@ -317,6 +325,13 @@ func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 		case <-f.closing:
 			return nil
 		case <-time.After(f.cfg.Poll):
+		}
+		if time.Since(checked) >= f.cfg.Recheck {
+			key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if _, err := f.cfg.Authenticate(r.Context(), key); err != nil {
+				return nil // revoked: no more events on this key
+			}
+			checked = time.Now()
 		}
 		upper := f.cfg.Now().UTC().Add(-f.cfg.Settle)
 		n, limit = 0, MaxEvents

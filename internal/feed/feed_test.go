@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,8 +259,12 @@ func TestFeedFollow(t *testing.T) {
 		defer mu.Unlock()
 		evs = append(evs, event.Event{Time: time.Now().UTC(), Protocol: event.ProtoHTTP, SrcIP: netip.MustParseAddr(ip), ASN: asn})
 	}
+	var revoked atomic.Bool
 	f := New(Config{
 		Authenticate: func(_ context.Context, key string) (Subscriber, error) {
+			if revoked.Load() {
+				return Subscriber{}, errors.New("revoked")
+			}
 			return Subscriber{Name: "isp-a", Scope: scope.Scope{ASNs: []uint32{64500}}}, nil
 		},
 		Audit: func(context.Context, Subscriber, string, string, any) error { return nil },
@@ -276,7 +281,7 @@ func TestFeedFollow(t *testing.T) {
 			}
 			return nil
 		},
-		Settle: 20 * time.Millisecond, Poll: 20 * time.Millisecond,
+		Settle: 20 * time.Millisecond, Poll: 20 * time.Millisecond, Recheck: 50 * time.Millisecond,
 	})
 	srv := httptest.NewServer(f)
 	defer srv.Close()
@@ -312,5 +317,12 @@ func TestFeedFollow(t *testing.T) {
 	add("192.0.2.3", 64500)
 	if ip := next(); ip != "192.0.2.3" {
 		t.Fatalf("followed event from %s", ip)
+	}
+	// The key is revoked: the stream ends (within the context's 10 s).
+	revoked.Store(true)
+	for lines.Scan() {
+	}
+	if err := lines.Err(); err != nil {
+		t.Errorf("the stream did not end when its key was revoked: %v", err)
 	}
 }
