@@ -254,6 +254,10 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 		return err
 	})
 	step("pipeline started", t0)
+	seedCtx, stopSeed := context.WithCancel(ctx)
+	seeded := make(chan struct{})
+	go func() { defer close(seeded); seedHosts(seedCtx, local.Store, hosts, time.Now(), log) }()
+	onStop("host counters seeded", func() error { stopSeed(); <-seeded; return nil })
 	rd.db, rd.pipe = local.DB, pipe
 	status := newStatusSource(cfg, local.Store, sp, pipe, enr, hosts, start)
 

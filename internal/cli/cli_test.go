@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,8 +95,9 @@ func setup(t *testing.T) (cfgPath, dataDir, addr string) {
 	return cfgPath, dataDir, addr
 }
 
-// startServer runs `takedown serve` and waits until its API answers.
-func startServer(t *testing.T, cfg, addr string) {
+// startServer runs `takedown serve` and waits until its API answers. stop
+// stops it (the test's end does too).
+func startServer(t *testing.T, cfg, addr string) (stop func()) {
 	t.Helper()
 	cmd := exec.Command(bin, "--config", cfg, "serve")
 	var logs bytes.Buffer
@@ -106,28 +108,32 @@ func startServer(t *testing.T, cfg, addr string) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("serve exited with %v\n%s", err, logs.String())
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Errorf("serve exited with %v\n%s", err, logs.String())
+				}
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				t.Errorf("serve did not stop on SIGINT\n%s", logs.String())
 			}
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("serve did not stop on SIGINT\n%s", logs.String())
-		}
-		if !strings.Contains(logs.String(), "database closed") {
-			t.Errorf("serve did not log its shutdown steps:\n%s", logs.String())
-		}
-	})
+			if !strings.Contains(logs.String(), "database closed") {
+				t.Errorf("serve did not log its shutdown steps:\n%s", logs.String())
+			}
+		})
+	}
+	t.Cleanup(stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return stop
 			}
 		}
 		select {
@@ -137,6 +143,7 @@ func startServer(t *testing.T, cfg, addr string) {
 		}
 	}
 	t.Fatalf("serve did not answer within 30s\n%s", logs.String())
+	return stop
 }
 
 const domainList = `# court-order list
