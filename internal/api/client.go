@@ -73,6 +73,9 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.kind }
 
+// maxErrorBody bounds an error answer read: MaxProblems problems fit.
+const maxErrorBody = 16 << 20
+
 // ErrUnauthorized reports a token the server refused.
 var ErrUnauthorized = errors.New("unauthorized")
 
@@ -121,7 +124,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return nil, fmt.Errorf("reading answer of %s %s: %w", method, path, err)
 	}
@@ -130,7 +133,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		return nil, fmt.Errorf("%s %s: server answered %s", method, path, resp.Status)
 	}
 	if len(eb.Problems) > 0 {
-		return nil, &registry.ImportError{File: eb.File, Problems: eb.Problems}
+		return nil, &registry.ImportError{File: eb.File, Problems: eb.Problems, Total: eb.Total}
 	}
 	kinds := map[string]error{
 		"not_found": registry.ErrNotFound, "exists": registry.ErrExists,
@@ -268,16 +271,21 @@ func (c *Client) Audit(ctx context.Context, f registry.AuditFilter) ([]registry.
 	return out, err
 }
 
-// VerifyAudit asks the server to verify the audit chain.
-func (c *Client) VerifyAudit(ctx context.Context) (int64, error) {
+// VerifyAuditHead asks the server to verify the audit chain, and that it
+// holds pin when pin is set.
+func (c *Client) VerifyAuditHead(ctx context.Context, pin registry.AuditHead) (registry.AuditHead, error) {
+	var q url.Values
+	if pin.Seq > 0 {
+		q = url.Values{"head": {pin.String()}}
+	}
 	var out VerifyResult
-	if err := c.do(ctx, http.MethodGet, "/v1/audit/verify", nil, nil, "", &out); err != nil {
-		return 0, err
+	if err := c.do(ctx, http.MethodGet, "/v1/audit/verify", q, nil, "", &out); err != nil {
+		return registry.AuditHead{}, err
 	}
 	if !out.OK {
-		return out.Entries, errors.New(out.Error)
+		return out.Head, &remoteError{msg: out.Error, kind: registry.ErrAuditBroken}
 	}
-	return out.Entries, nil
+	return out.Head, nil
 }
 
 // UniqueHosts runs a unique-hosts query on the server.

@@ -48,6 +48,19 @@ func ParseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a date (2010-02-22) or an RFC 3339 time", s)
 }
 
+// checkStoreTime refuses a time the store cannot be asked about, naming
+// what gave it (a parameter, the path's date): outside store.MinTime..MaxTime (1678 to 2262) a query
+// would fail in the driver, a 500 for the client's mistake.
+func checkStoreTime(what string, t time.Time, layout string) error {
+	switch {
+	case t.Before(store.MinTime):
+		return badf("%s: %s is before %s, the earliest time the store holds", what, t.Format(layout), store.MinTime.Format(time.DateOnly))
+	case t.After(store.MaxTime):
+		return badf("%s: %s is after %s, the latest time the store holds", what, t.Format(layout), store.MaxTime.Format(time.DateOnly))
+	}
+	return nil
+}
+
 // dimensions maps the names of ?by= to the store's dimensions.
 var dimensions = map[string]store.Dimension{
 	"day":     store.DimDay,
@@ -94,7 +107,10 @@ func timeRange(q url.Values, now time.Time) (from, to time.Time, err error) {
 	if !from.Before(to) {
 		return from, to, badf("parameters from and to: from %s is not before to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	return from, to, nil
+	if err := checkStoreTime("parameter from", from, time.RFC3339Nano); err != nil {
+		return from, to, err
+	}
+	return from, to, checkStoreTime("parameter to", to, time.RFC3339Nano)
 }
 
 // HostQueryFromValues reads a unique-hosts query from URL parameters: from,

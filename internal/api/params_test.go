@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/takedown-project/takedown/internal/store"
 )
 
 func FuzzHostQuery(f *testing.F) {
@@ -13,6 +15,8 @@ func FuzzHostQuery(f *testing.F) {
 		"", "by=day,country", "from=2010-02-22&to=2010-03-01&family=waledac", "asn=AS64500&country=de&limit=5",
 		"by=planet", "from=x", "country=ZZZ", "asn=99999999999", "limit=-1", "by=day,,asn",
 		"all=true", "all=0", "all=maybe",
+		"to=3000-01-01", "from=1000-01-01T00:00:00Z", "to=1678-01-02", "from=2262-01-01T00:00:00.000000001Z&to=2262-02-01",
+		"from=1678-01-01&to=2262-01-01", "from=0000-01-01&to=9999-12-31T23:59:59Z",
 	} {
 		f.Add(s)
 	}
@@ -31,6 +35,9 @@ func FuzzHostQuery(f *testing.F) {
 		}
 		if !q.From.Before(q.To) {
 			t.Fatalf("accepted from %v ≥ to %v", q.From, q.To)
+		}
+		if q.From.Before(store.MinTime) || q.To.After(store.MaxTime) {
+			t.Fatalf("accepted from %v to %v, outside the times the store can be asked about", q.From, q.To)
 		}
 		again, err := HostQueryFromValues(HostQueryValues(q), now)
 		if err != nil {

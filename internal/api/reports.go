@@ -226,7 +226,7 @@ func pathDay(r *http.Request) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, badf("date %q is not a day, YYYY-MM-DD", clip(s))
 	}
-	return d, nil
+	return d, checkStoreTime("date", d, time.DateOnly)
 }
 
 func (h *Handler) report(w http.ResponseWriter, r *http.Request, ch registry.Change) error {
@@ -413,6 +413,12 @@ func (h *Handler) trend(w http.ResponseWriter, r *http.Request, _ registry.Chang
 	}
 	if !tq.From.Before(tq.To) {
 		return badf("parameters from and to: from %s is not before to %s (to is the day after the last)", tq.From.Format(time.DateOnly), tq.To.Format(time.DateOnly))
+	}
+	if err := checkStoreTime("parameter from", tq.From, time.DateOnly); err != nil {
+		return err
+	}
+	if err := checkStoreTime("parameter to", tq.To, time.DateOnly); err != nil {
+		return err
 	}
 	t, err := h.cfg.Reports.Trend(r.Context(), tq)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/store"
 )
 
 func FuzzDeliveryKey(f *testing.F) {
@@ -37,7 +38,20 @@ func FuzzDeliveryKey(f *testing.F) {
 // okReports answers every call.
 type okReports struct{}
 
+// outsideStore reports a time the store would refuse with an error.
+func outsideStore(ts ...time.Time) bool {
+	for _, t := range ts {
+		if t.Before(store.MinTime) || t.After(store.MaxTime) {
+			return true
+		}
+	}
+	return false
+}
+
 func (okReports) Report(ctx context.Context, q api.ReportQuery, ch registry.Change, open func(api.ReportFile) (io.Writer, error)) (api.ReportFile, error) {
+	if outsideStore(q.Day) {
+		return api.ReportFile{}, errors.New("the handler let a day through that the store cannot be asked about")
+	}
 	f := api.ReportFile{Subscriber: q.Subscriber, Day: q.Day, Format: "csv", ContentType: "text/csv", Name: "f.csv"}
 	_, err := open(f)
 	return f, err
@@ -55,7 +69,7 @@ func (okReports) Resend(context.Context, string, registry.Change) (api.SendResul
 	return api.SendResult{}, nil
 }
 func (okReports) Trend(ctx context.Context, q api.TrendQuery) (api.Trend, error) {
-	if !q.From.Before(q.To) || (q.Subscriber == "") == (q.ASN == 0) {
+	if !q.From.Before(q.To) || (q.Subscriber == "") == (q.ASN == 0) || outsideStore(q.From, q.To) {
 		return api.Trend{}, errors.New("the handler let a bad query through")
 	}
 	return api.Trend{}, nil
@@ -69,6 +83,9 @@ func FuzzReportParams(f *testing.F) {
 		{"/v1/reports/x", ""}, {"/v1/trend", "asn=AS64500&from=2026-01-01&to=2026-02-01"}, {"/v1/trend", "subscriber=isp-a&asn=1"},
 		{"/v1/trend", "asn=0"}, {"/v1/trend", "subscriber=a&to=2000-01-01"}, {"/v1/deliveries", "status=sent,failed&from=2026-11-01&limit=3"},
 		{"/v1/deliveries", "limit=-1"}, {"/v1/deliveries", "status=,,"},
+		{"/v1/reports/1600-01-01", "subscriber=isp-a"}, {"/v1/reports/0000-01-01", "subscriber=isp-a"},
+		{"/v1/trend", "asn=1&from=1670-01-01&to=1671-01-01"}, {"/v1/trend", "asn=1&from=2261-12-01&to=2262-02-01"},
+		{"/v1/trend", "asn=1&to=1678-01-02"}, {"/v1/deliveries", "from=0001-01-01&to=9999-12-31"},
 	} {
 		f.Add(s[0], s[1])
 	}

@@ -114,6 +114,9 @@ func TestReportEndpointsBadInput(t *testing.T) {
 		{"trend bad from", "GET", "/v1/trend?asn=64500&from=2026-1-1", "", 400, `parameter from: "2026-1-1"`},
 		{"trend backwards", "GET", "/v1/trend?asn=64500&from=2026-03-01&to=2026-02-01", "", 400, "from 2026-03-01 is not before to 2026-02-01"},
 		{"trend too long", "GET", "/v1/trend?asn=64500&from=2000-01-01&to=2026-01-01", "", 400, "longer than 3660 days"},
+		{"report before the store's times", "GET", "/v1/reports/1600-01-01?subscriber=isp-a", "", 400, "date: 1600-01-01 is before 1678-01-01, the earliest"},
+		{"trend before the store's times", "GET", "/v1/trend?asn=64500&from=1670-01-01&to=1671-01-01", "", 400, "parameter from: 1670-01-01 is before 1678-01-01, the earliest"},
+		{"trend after the store's times", "GET", "/v1/trend?asn=64500&from=2261-12-01&to=2262-02-01", "", 400, "parameter to: 2262-02-01 is after 2262-01-01, the latest"},
 	} {
 		status, body := do(t, srv, tc.method, tc.path, tc.body, true)
 		if status != tc.status || !strings.Contains(body, tc.want) {

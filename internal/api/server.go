@@ -40,7 +40,7 @@ type Registry interface {
 	Deadlines(ctx context.Context, now time.Time, within time.Duration) ([]registry.Deadline, error)
 	Packages(ctx context.Context, caseName string) ([]registry.Package, error)
 	Audit(ctx context.Context, f registry.AuditFilter) ([]registry.AuditEntry, error)
-	VerifyAudit(ctx context.Context) (int64, error)
+	VerifyAuditHead(ctx context.Context, pin registry.AuditHead) (registry.AuditHead, error)
 	RecordDelegation(ctx context.Context, checks []registry.DelegationCheck, ch registry.Change) error
 	Subscribers
 }
@@ -203,12 +203,21 @@ type errorBody struct {
 	Kind     string               `json:"kind"`
 	File     string               `json:"file,omitempty"`
 	Problems []registry.LineError `json:"problems,omitempty"`
+	// Total counts the problems when there are more than Problems lists.
+	Total int `json:"total,omitempty"`
 }
+
+// MaxProblems is how many problems of a refused import an answer lists:
+// each is at most some 2.5 KB of JSON (a line is cut to 200 bytes), so the
+// answer stays under a few megabytes however long the list. The CLI
+// prints as many in both modes.
+const MaxProblems = 1000
 
 func writeError(w http.ResponseWriter, status int, kind, msg string, ie *registry.ImportError) {
 	b := errorBody{Error: msg, Kind: kind}
 	if ie != nil {
-		b.File, b.Problems = ie.File, ie.Problems
+		ie = ie.Shorten(MaxProblems)
+		b.File, b.Problems, b.Total = ie.File, ie.Problems, ie.Total
 	}
 	writeJSON(w, status, b)
 }
@@ -435,16 +444,33 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, _ registry.Chang
 	return nil
 }
 
-// VerifyResult is the answer of GET /v1/audit/verify.
+// VerifyResult is the answer of GET /v1/audit/verify[?head=SEQ:HASH]:
+// whether the chain verifies (and holds the pinned head), how many entries
+// verified, and the head of those entries, to be kept elsewhere.
 type VerifyResult struct {
-	Entries int64  `json:"entries"`
-	OK      bool   `json:"ok"`
-	Error   string `json:"error,omitempty"`
+	OK      bool               `json:"ok"`
+	Entries int64              `json:"entries"`
+	Head    registry.AuditHead `json:"head"`
+	Error   string             `json:"error,omitempty"`
 }
 
 func (h *Handler) verifyAudit(w http.ResponseWriter, r *http.Request, _ registry.Change) error {
-	n, err := h.cfg.Registry.VerifyAudit(r.Context())
-	res := VerifyResult{Entries: n, OK: err == nil}
+	q := r.URL.Query()
+	if err := onlyParams(q, "head"); err != nil {
+		return err
+	}
+	var pin registry.AuditHead
+	if s := q.Get("head"); s != "" {
+		var err error
+		if pin, err = registry.ParseAuditHead(s); err != nil {
+			return badf("parameter head: %v", err)
+		}
+	}
+	head, err := h.cfg.Registry.VerifyAuditHead(r.Context(), pin)
+	if err != nil && !errors.Is(err, registry.ErrAuditBroken) {
+		return err
+	}
+	res := VerifyResult{OK: err == nil, Entries: head.Seq, Head: head}
 	if err != nil {
 		res.Error = err.Error()
 	}

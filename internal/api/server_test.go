@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -81,10 +82,19 @@ func TestAPIBadInput(t *testing.T) {
 		{"bad by", "GET", "/v1/stats/unique-hosts?by=planet", "", true, 400, `"planet"`},
 		{"bad from", "GET", "/v1/stats/unique-hosts?from=yesterday", "", true, 400, `"yesterday"`},
 		{"from after to", "GET", "/v1/stats/unique-hosts?from=2010-03-01&to=2010-02-01", "", true, 400, "not before"},
+		{"to after the store's times", "GET", "/v1/stats/unique-hosts?from=2010-01-01&to=3000-01-01", "", true, 400, "parameter to: 3000-01-01T00:00:00Z is after 2262-01-01, the latest time the store holds"},
+		{"from before the store's times", "GET", "/v1/stats/unique-hosts?from=1000-01-01T00:00:00Z", "", true, 400, "parameter from: 1000-01-01T00:00:00Z is before 1678-01-01, the earliest time the store holds"},
+		{"default from before the store's times", "GET", "/v1/stats/unique-hosts?to=1678-01-02", "", true, 400, "parameter from: 1677-12-26T00:00:00Z is before 1678-01-01"},
+		{"callbacks after the store's times", "GET", "/v1/stats/callbacks-per-hour?from=2262-06-01&to=2262-07-01", "", true, 400, "parameter from: 2262-06-01T00:00:00Z is after 2262-01-01"},
+		{"store's times", "GET", "/v1/stats/callbacks-per-hour?from=1678-01-01&to=2262-01-01", "", true, 200, "[]"},
 		{"bad asn", "GET", "/v1/stats/unique-hosts?asn=ASx", "", true, 400, `"ASx"`},
 		{"bad country", "GET", "/v1/stats/unique-hosts?country=ZZZ", "", true, 400, `"ZZZ"`},
 		{"no names", "POST", "/v1/domains/state", `{"state":"restrained"}`, true, 400, "names"},
 		{"bad import", "POST", "/v1/cases/c1/domains?file=l.txt", "good-example.com\nbad..com\n", true, 422, "l.txt"},
+		{"verify", "GET", "/v1/audit/verify", "", true, 200, `"head": {`},
+		{"bad head", "GET", "/v1/audit/verify?head=1:abc", "", true, 400, `parameter head: audit head "1:abc": hash "abc" is not 64 hex digits`},
+		{"head without seq", "GET", "/v1/audit/verify?head=abc", "", true, 400, `parameter head: audit head "abc" is not SEQ:HASH`},
+		{"pinned head missing", "GET", "/v1/audit/verify?head=2:" + strings.Repeat("0", 64), "", true, 200, `"error": "audit entry 2: missing: the pinned head is entry 2 but the log ends at entry 1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := do(t, srv, tc.method, tc.path, tc.body, tc.auth)
@@ -101,6 +111,42 @@ func TestAPIBadInput(t *testing.T) {
 	cs, _ := reg.ListCases(ctx)
 	if len(cs) != 1 {
 		t.Errorf("%d cases after rejected adds, want 1", len(cs))
+	}
+}
+
+// TestImportProblemsBounded: a refused import of a long list answers its
+// first MaxProblems problems and their total, and the client hands both on.
+func TestImportProblemsBounded(t *testing.T) {
+	srv, reg := newServer(t)
+	ctx := context.Background()
+	if _, err := reg.AddCase(ctx, registry.NewCase{Name: "c1", Court: "E.D. Va.", Docket: "1"}, registry.Change{Actor: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	list := strings.Repeat("bad..example\n", 5000)
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/cases/c1/domains?file=big.txt", strings.NewReader(list))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var eb struct {
+		Error    string
+		File     string
+		Total    int
+		Problems []registry.LineError
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil || resp.StatusCode != 422 {
+		t.Fatalf("%s: %v", resp.Status, err)
+	}
+	if eb.File != "big.txt" || eb.Total != 5000 || len(eb.Problems) != api.MaxProblems || eb.Problems[0].Line != 1 ||
+		eb.Problems[api.MaxProblems-1].Line != api.MaxProblems || !strings.HasPrefix(eb.Error, "importing big.txt: 5000 problems, nothing imported: big.txt:1: ") {
+		t.Errorf("file %q, total %d, %d problems, error %.200q", eb.File, eb.Total, len(eb.Problems), eb.Error)
+	}
+	_, err = api.NewClient(srv.URL, token, "t").ImportDomains(ctx, "c1", "big.txt", []byte(list), registry.Change{Actor: "t"})
+	var ie *registry.ImportError
+	if !errors.As(err, &ie) || ie.Count() != 5000 || len(ie.Problems) != api.MaxProblems || !strings.Contains(err.Error(), "5000 problems") {
+		t.Errorf("client: %v", err)
 	}
 }
 

@@ -54,7 +54,7 @@ type Local struct {
 // registry and event store.
 func Open(ctx context.Context, cfg config.Config) (*Local, error) {
 	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating data directory: %w", err)
 		}
 	}
@@ -99,7 +99,7 @@ func EnsureToken(path string) (string, error) {
 		return "", err
 	}
 	tok := hex.EncodeToString(b)
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("creating token directory: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -256,6 +256,10 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 		return err
 	})
 	step("pipeline started", t0)
+	seedCtx, stopSeed := context.WithCancel(ctx)
+	seeded := make(chan struct{})
+	go func() { defer close(seeded); seedHosts(seedCtx, local.Store, hosts, time.Now(), log) }()
+	onStop("host counters seeded", func() error { stopSeed(); <-seeded; return nil })
 	rd.db, rd.pipe, rd.sp = local.DB, pipe, sp
 	status := newStatusSource(cfg, local.Store, sp, pipe, enr, hosts, quar, start)
 

@@ -88,13 +88,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func printError(w io.Writer, err error) {
 	var ie *registry.ImportError
 	if errors.As(err, &ie) {
-		fmt.Fprintf(w, "takedown: %s: %d problem(s), nothing was imported:\n", ie.File, len(ie.Problems))
+		// As many as the API sends, so that both modes print the same.
+		ie = ie.Shorten(api.MaxProblems)
+		fmt.Fprintf(w, "takedown: %s: %d problem(s), nothing was imported:\n", ie.File, ie.Count())
 		for _, p := range ie.Problems {
 			fmt.Fprintf(w, "%s:%d: %s", ie.File, p.Line, p.Msg)
 			if p.Text != "" {
 				fmt.Fprintf(w, ": %q", p.Text)
 			}
 			fmt.Fprintln(w)
+		}
+		if more := ie.Count() - len(ie.Problems); more > 0 {
+			fmt.Fprintf(w, "takedown: and %d more problem(s), not listed\n", more)
 		}
 		return
 	}

@@ -273,7 +273,7 @@ func (e *env) withUsers(ctx context.Context, fn func(ctx context.Context, b user
 			if err != nil {
 				return err
 			}
-			return fn(ctx, remoteUsers{base: "http://" + cfg.API.Listen, token: tok})
+			return fn(ctx, remoteUsers{base: "http://" + cfg.API.Listen, token: tok, actor: e.actorName()})
 		}
 		if e.mode == "remote" || !errors.Is(err, api.ErrUnreachable) {
 			return err
@@ -325,8 +325,9 @@ func (l localUsers) update(ctx context.Context, name string, ch userChange) (use
 	return u, l.audit(ctx, "user.update", u.Name, map[string]any{"role": u.Role, "disabled": u.Disabled, "password_changed": pw != nil})
 }
 
-// remoteUsers asks the running serve's dashboard, with the API token.
-type remoteUsers struct{ base, token string }
+// remoteUsers asks the running serve's dashboard, with the API token and
+// the actor for its audit log.
+type remoteUsers struct{ base, token, actor string }
 
 func (r remoteUsers) call(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
@@ -344,6 +345,7 @@ func (r remoteUsers) call(ctx context.Context, method, path string, body, out an
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+r.token)
+	req.Header.Set(api.ActorHeader, r.actor)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

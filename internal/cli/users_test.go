@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/users"
 )
 
@@ -81,6 +82,19 @@ func TestUsers(t *testing.T) {
 	}
 	if len(got) != 3 || got["alice"] != users.Viewer || got["bob"] != users.Viewer || got["carol"] != users.Admin {
 		t.Errorf("users %v", got)
+	}
+	// Every change names --actor in the audit log, through serve as in
+	// the database.
+	var audit []registry.AuditEntry
+	if err := json.Unmarshal([]byte(mustRun(t, cfg, "audit", "list", "--json")), &audit); err != nil {
+		t.Fatal(err)
+	}
+	var acts []string
+	for _, a := range audit {
+		acts = append(acts, a.Action+" "+a.Object+" by "+a.Actor)
+	}
+	if want := "user.add user:alice by tester,user.add user:bob by tester,user.add user:carol by tester,user.update user:alice by tester"; strings.Join(acts, ",") != want {
+		t.Errorf("audit log:\n%s\nwant %s", strings.Join(acts, "\n"), want)
 	}
 	// bob logs in with the password of his file (its first line).
 	jar, _ := cookiejar.New(nil)

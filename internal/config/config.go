@@ -678,6 +678,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.checkListeners(bad)
 	if c.Listen.DefaultStatus != 200 && c.Listen.DefaultStatus != 404 {
 		bad("listen.default_status", "%d is not 200 or 404", c.Listen.DefaultStatus)
 	}

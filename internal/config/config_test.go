@@ -272,3 +272,38 @@ func TestBatchSizeIsRowGroup(t *testing.T) {
 		t.Errorf("default pipeline.batch_size %d, want dbfile.RowGroupSize %d", c.Pipeline.BatchSize, dbfile.RowGroupSize)
 	}
 }
+
+// TestListenersOnOnePort: two listeners of one protocol on one port of
+// overlapping addresses are an error naming both keys and the address;
+// another protocol, another address or port 0 is not.
+func TestListenersOnOnePort(t *testing.T) {
+	for doc, want := range map[string]string{
+		"listen: {http: [127.0.0.1:8080], smtp: [127.0.0.1:8080]}": "listen.smtp[0]: 127.0.0.1:8080 is on the TCP port of listen.http[0] (127.0.0.1:8080): two listeners cannot share a port",
+		"api: {listen: 127.0.0.1:5300}":                            "dns.listen[0]: 127.0.0.1:5300 is on the TCP port of api.listen (127.0.0.1:5300)",
+		"dns: {listen: [127.0.0.1:5301]}":                          "transfer.listen[0]: 127.0.0.1:5301 is on the TCP port of dns.listen[0] (127.0.0.1:5301)",
+		"listen: {udp: [127.0.0.1:5300]}":                          "listen.udp[0]: 127.0.0.1:5300 is on the UDP port of dns.listen[0] (127.0.0.1:5300)",
+		"listen: {tcp: ['0.0.0.0:8443']}":                          "listen.tcp[0]: 0.0.0.0:8443 is on the TCP port of listen.https[0] (127.0.0.1:8443)",
+		"listen: {tcp: ['[::]:2525']}":                             "listen.tcp[0]: [::]:2525 is on the TCP port of listen.smtp[0] (127.0.0.1:2525)",
+		"listen: {tcp: [':8080']}":                                 "listen.tcp[0]: :8080 is on the TCP port of listen.http[0] (127.0.0.1:8080)",
+		"listen: {tcp: ['localhost:8480']}":                        "listen.tcp[0]: localhost:8480 is on the TCP port of api.listen (127.0.0.1:8480)",
+		"listen: {tcp: ['[::ffff:127.0.0.1]:8080']}":               "listen.tcp[0]: [::ffff:127.0.0.1]:8080 is on the TCP port of listen.http[0]",
+		"listen: {http: [127.0.0.1:9000, 127.0.0.1:9000]}":         "listen.http[1]: 127.0.0.1:9000 is on the TCP port of listen.http[0] (127.0.0.1:9000)",
+		"listen: {udp: [0.0.0.0:7000, 127.0.0.9:7000]}":            "listen.udp[1]: 127.0.0.9:7000 is on the UDP port of listen.udp[0] (0.0.0.0:7000)",
+	} {
+		if _, err := Parse("t.yaml", []byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", doc, err, want)
+		}
+	}
+	for _, doc := range []string{
+		"listen: {udp: [127.0.0.1:8080]}",                                   // UDP beside the HTTP listener's TCP
+		"listen: {tcp: [127.0.0.2:8080]}",                                   // another address
+		"listen: {tcp: ['[::1]:8080']}",                                     // another family
+		"listen: {http: [127.0.0.1:0], https: [127.0.0.1:0], smtp: [':0']}", // the system picks the ports
+		"listen: {http: ['0.0.0.0:80'], tcp: ['[2001:db8::1]:80']}",
+		"listen: {udp: ['0.0.0.0:9999'], tcp: ['0.0.0.0:9999']}",
+	} {
+		if _, err := Parse("t.yaml", []byte(doc)); err != nil {
+			t.Errorf("%s: %v", doc, err)
+		}
+	}
+}

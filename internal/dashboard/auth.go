@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +109,12 @@ func (d *Dashboard) wrap(rt route) http.Handler {
 		var sess *users.Session
 		switch {
 		case rt.bearer && d.bearer(r):
+			if a := r.Header.Get(ActorHeader); a != "" {
+				if err := registry.CheckActor(a); err != nil {
+					writeError(w, http.StatusBadRequest, ActorHeader+": "+err.Error())
+					return
+				}
+			}
 			sess = &users.Session{User: users.User{Name: "api", Role: users.Admin}}
 		case rt.need != anyone:
 			s, token, err := d.session(r)
@@ -174,37 +181,92 @@ func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, token stri
 	})
 }
 
-// loginLimiter bounds the login attempts per client address and per user
-// name.
+// loginLimiter bounds the login attempts of each client address: per user
+// name it tries (burst loginBurst, then Config.LoginRate a minute) and in
+// all (loginAddrFactor times that, so that one address cannot try every
+// name). Keyed by the address, the failures of an attacker lock the name
+// from the attacker's address only: keyed by the name alone, anyone could
+// lock the admin out from outside.
 type loginLimiter struct {
 	perMinute int
+	now       func() time.Time
 	mu        sync.Mutex
-	byKey     map[string]*rate.Limiter
+	byKey     map[string]*loginBucket
 }
 
-func newLoginLimiter(perMinute int) *loginLimiter {
-	return &loginLimiter{perMinute: perMinute, byKey: map[string]*rate.Limiter{}}
+// loginBucket is the limiter of one key and when it was last used.
+type loginBucket struct {
+	lim  *rate.Limiter
+	used time.Time
 }
 
-// allow takes an attempt from the buckets of addr and name.
+const (
+	// loginBurst is how many logins a name may try at once from one
+	// address.
+	loginBurst = 5
+	// loginAddrFactor: an address may try this many times as many logins
+	// in all, over its names.
+	loginAddrFactor = 4
+	// maxLoginKeys bounds the table: some 200 bytes an entry, 2 MB.
+	maxLoginKeys = 10_000
+)
+
+func newLoginLimiter(perMinute int, now func() time.Time) *loginLimiter {
+	return &loginLimiter{perMinute: perMinute, now: now, byKey: map[string]*loginBucket{}}
+}
+
+// allow takes an attempt from the buckets of addr and of addr and name.
 func (l *loginLimiter) allow(addr, name string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.byKey) > 10_000 {
-		clear(l.byKey) // a flood of addresses: start over rather than grow
-	}
+	now := l.now()
 	ok := true
-	for _, k := range []string{"addr " + addr, "name " + name} {
-		lim := l.byKey[k]
-		if lim == nil {
-			lim = rate.NewLimiter(rate.Every(time.Minute/time.Duration(l.perMinute)), 5)
-			l.byKey[k] = lim
+	for _, k := range []struct {
+		key    string
+		factor int
+	}{{"addr " + addr, loginAddrFactor}, {"name " + addr + " " + name, 1}} {
+		b := l.byKey[k.key]
+		if b == nil {
+			l.makeRoom(now)
+			every := time.Minute / time.Duration(l.perMinute*k.factor)
+			b = &loginBucket{lim: rate.NewLimiter(rate.Every(every), loginBurst*k.factor)}
+			l.byKey[k.key] = b
 		}
-		if !lim.Allow() {
+		b.used = now
+		if !b.lim.AllowN(now, 1) {
 			ok = false
 		}
 	}
 	return ok
+}
+
+// makeRoom keeps the table under maxLoginKeys: it drops the buckets that
+// have filled up again (as good as new), then, under a flood of addresses,
+// the least recently used half. l.mu is held.
+func (l *loginLimiter) makeRoom(now time.Time) {
+	if len(l.byKey) < maxLoginKeys {
+		return
+	}
+	for k, b := range l.byKey {
+		if b.lim.TokensAt(now) >= float64(b.lim.Burst()) {
+			delete(l.byKey, k)
+		}
+	}
+	if len(l.byKey) < maxLoginKeys*3/4 {
+		return
+	}
+	type keyUse struct {
+		key  string
+		used time.Time
+	}
+	all := make([]keyUse, 0, len(l.byKey))
+	for k, b := range l.byKey {
+		all = append(all, keyUse{k, b.used})
+	}
+	slices.SortFunc(all, func(a, b keyUse) int { return a.used.Compare(b.used) })
+	for _, ku := range all[:len(all)/2] {
+		delete(l.byKey, ku.key)
+	}
 }
 
 // clientAddr is the address of r's client (the connection's: a proxy's
@@ -278,6 +340,7 @@ func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s *users.Sess
 			return err
 		}
 	}
+	d.live.endWhere(func(st *stream) bool { return st.sess == s.CSRF })
 	d.setCookie(w, r, "", -1)
 	writeJSON(w, r, http.StatusOK, map[string]string{"status": "logged out"})
 	return nil
@@ -299,8 +362,18 @@ func (d *Dashboard) listUsers(w http.ResponseWriter, r *http.Request, _ *users.S
 	return nil
 }
 
-func actor(s *users.Session) registry.Change {
+// ActorHeader names, on a call with the API token, who acts (the CLI's
+// --actor), as on the JSON API.
+const ActorHeader = "X-Takedown-Actor"
+
+// actor is who makes the change of r: the user of a session, "ui:NAME";
+// on a call with the API token, the name in ActorHeader ("api" without
+// one).
+func actor(r *http.Request, s *users.Session) registry.Change {
 	if s.User.Name == "api" && s.Created.IsZero() {
+		if a := strings.TrimSpace(r.Header.Get(ActorHeader)); a != "" {
+			return registry.Change{Actor: a}
+		}
 		return registry.Change{Actor: "api"}
 	}
 	return registry.Change{Actor: "ui:" + s.User.Name}
@@ -323,7 +396,7 @@ func (d *Dashboard) addUser(w http.ResponseWriter, r *http.Request, s *users.Ses
 	if err != nil {
 		return err
 	}
-	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(s), "user.add", "user:"+u.Name, map[string]any{"role": u.Role}); err != nil {
+	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(r, s), "user.add", "user:"+u.Name, map[string]any{"role": u.Role}); err != nil {
 		d.log.Error("audit of user.add", "err", err)
 	}
 	d.log.Info("user added", "user", u.Name, "role", u.Role, "by", s.User.Name)
@@ -357,8 +430,12 @@ func (d *Dashboard) updateUser(w http.ResponseWriter, r *http.Request, s *users.
 	if err != nil {
 		return err
 	}
+	if role != nil || pw != nil || u.Disabled {
+		// Update ended the user's sessions; their live streams end too.
+		d.live.endWhere(func(st *stream) bool { return st.user == u.Name })
+	}
 	detail := map[string]any{"role": u.Role, "disabled": u.Disabled, "password_changed": pw != nil}
-	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(s), "user.update", "user:"+u.Name, detail); err != nil {
+	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(r, s), "user.update", "user:"+u.Name, detail); err != nil {
 		d.log.Error("audit of user.update", "err", err)
 	}
 	writeJSON(w, r, http.StatusOK, u)

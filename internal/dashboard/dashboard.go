@@ -106,8 +106,10 @@ type Config struct {
 	// Demo says that the data is the demo world's fictional bots; the map
 	// says so.
 	Demo bool
-	// LoginRate is how many logins a client address and a user name may
-	// try per minute; default 10 (burst 5).
+	// LoginRate is how many logins a client address may try per minute
+	// for one user name (after a burst of 5; 4 times as many over all
+	// names); default 10. The lock is per address: failures elsewhere do
+	// not lock a user out.
 	LoginRate int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
@@ -126,7 +128,10 @@ type Dashboard struct {
 	routes  []route
 	limiter *loginLimiter
 	live    *hub
-	names   map[string]string // country code → name
+	// streamCheck is how often a live stream checks that its session
+	// still holds (it expires without a request that would notice).
+	streamCheck time.Duration
+	names       map[string]string // country code → name
 
 	// lastRequest is the unix nanoseconds of the last API request: the
 	// rollup refreshes fast while someone looks.
@@ -171,8 +176,9 @@ func New(cfg Config) (*Dashboard, error) {
 	for _, c := range worldmap.Countries() {
 		d.names[c.Code] = c.Name
 	}
-	d.limiter = newLoginLimiter(cfg.LoginRate)
+	d.limiter = newLoginLimiter(cfg.LoginRate, d.now)
 	d.live = newHub()
+	d.streamCheck = 30 * time.Second
 	d.routes = d.routeTable()
 	for _, rt := range d.routes {
 		d.mux.Handle(rt.pattern, d.wrap(rt))

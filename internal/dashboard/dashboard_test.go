@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -285,6 +287,65 @@ func TestLoginRateLimit(t *testing.T) {
 	if resp, _ := c.do("POST", "/ui/api/login", map[string]string{"name": "vic", "password": password}, nil); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("right password while limited: %s", resp.Status)
 	}
+	// The lock is the attacker's address's: vic logs in from another.
+	other := f.clientFrom(t, "127.0.0.2")
+	if resp, body := other.do("POST", "/ui/api/login", map[string]string{"name": "vic", "password": password}, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("vic from another address while 127.0.0.1 is locked out: %s %s", resp.Status, body)
+	}
+	// The attacker's address may try other names, but not every name.
+	codes = nil
+	for i := range 20 {
+		resp, _ := c.do("POST", "/ui/api/login", map[string]string{"name": fmt.Sprintf("user%d", i), "password": "not the password"}, nil)
+		codes = append(codes, resp.StatusCode)
+	}
+	// 20 tries in all from the address at once: 8 taken by vic, 12 left.
+	if codes[11] != http.StatusUnauthorized || codes[12] != http.StatusTooManyRequests || codes[19] != http.StatusTooManyRequests {
+		t.Errorf("other names from the locked address: %v; want 12 × 401 then 429", codes)
+	}
+	if resp, _ := other.do("POST", "/ui/api/login", map[string]string{"name": "ana", "password": password}, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("ana from another address: %s", resp.Status)
+	}
+}
+
+// clientFrom is a browser whose connections come from the loopback
+// address src.
+func (f *fixture) clientFrom(t *testing.T, src string) *client {
+	c := f.client(t)
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	c.http.Transport = tr
+	return c
+}
+
+// TestLoginLimiterBounded: a flood of addresses keeps the table bounded;
+// an attacker who keeps trying stays locked through it.
+func TestLoginLimiterBounded(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	l := newLoginLimiter(10, func() time.Time { return now })
+	for range loginBurst {
+		l.allow("192.0.2.1", "admin")
+	}
+	if l.allow("192.0.2.1", "admin") {
+		t.Fatal("the sixth try at once was allowed")
+	}
+	for i := range 50_000 {
+		now = now.Add(time.Microsecond)
+		l.allow(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), "admin")
+		if len(l.byKey) > maxLoginKeys {
+			t.Fatalf("%d keys after %d addresses", len(l.byKey), i+1)
+		}
+		if i%1000 == 0 && l.allow("192.0.2.1", "admin") {
+			t.Fatalf("the attacker's address was let in after %d other addresses", i+1)
+		}
+	}
+	if !l.allow("198.51.100.7", "admin") {
+		t.Error("a new address was refused")
+	}
+	// Five wrong passwords an hour ago are forgiven.
+	now = now.Add(time.Hour)
+	if !l.allow("192.0.2.1", "admin") {
+		t.Error("192.0.2.1 is still locked an hour later")
+	}
 }
 
 func TestCSRF(t *testing.T) {
@@ -463,6 +524,23 @@ func TestRoles(t *testing.T) {
 			t.Errorf("API token: %s %s: %s %s, want %d", tc.method, tc.path, resp.Status, body, tc.want)
 		}
 	}
+	// It names who acts, as on the JSON API; a bad name changes nothing.
+	h := map[string]string{"Authorization": "Bearer the-api-token", "Origin": "", "Sec-Fetch-Site": "", ActorHeader: strings.Repeat("a", 201)}
+	resp, body := f.client(t).do("POST", "/ui/api/users", map[string]string{"name": "bad-actor", "role": "viewer", "password": password}, h)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "X-Takedown-Actor: actor") || !strings.Contains(string(body), "201 bytes long") {
+		t.Errorf("bad actor: %s %s", resp.Status, body)
+	}
+	h[ActorHeader] = "alice"
+	if resp, body := f.client(t).do("PATCH", "/ui/api/users/cli-made", map[string]string{"role": "analyst"}, h); resp.StatusCode != 200 {
+		t.Fatalf("PATCH with an actor: %s %s", resp.Status, body)
+	}
+	ua, _ := f.reg.Audit(context.Background(), registry.AuditFilter{Object: "user:cli-made"})
+	if len(ua) != 2 || ua[0].Actor != "api" || ua[1].Actor != "alice" || ua[1].Action != "user.update" {
+		t.Errorf("audit of user:cli-made: %+v", ua)
+	}
+	if _, err := f.users.Get(context.Background(), "bad-actor"); err == nil {
+		t.Error("a call with a bad actor added its user")
+	}
 }
 
 func TestLive(t *testing.T) {
@@ -520,6 +598,97 @@ wait:
 	stop()
 	<-done // Run's end closes the streams
 	wg.Wait()
+}
+
+// openLive opens c's live stream and returns a channel closed when the
+// stream ends.
+func openLive(t *testing.T, f *fixture, c *client) <-chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/ui/api/live", nil)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("live: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != "retry: 2000" {
+		t.Fatalf("live began with %q, %v", sc.Text(), sc.Err())
+	}
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer resp.Body.Close()
+		for sc.Scan() {
+		}
+	}()
+	return ended
+}
+
+// TestLiveEndsWithSession: a live stream ends with its session: at its
+// logout, at a change of its user, and when the session expires; the
+// user's other sessions keep theirs.
+func TestLiveEndsWithSession(t *testing.T) {
+	f := newFixture(t, nil)
+	f.d.streamCheck = 50 * time.Millisecond
+	ends := func(what string, ended <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: the live stream still runs 5 s later", what)
+		}
+	}
+	runs := func(what string, ended <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ended:
+			t.Errorf("%s: the live stream ended", what)
+		default:
+		}
+	}
+
+	vic1, vic2 := f.login(t, "vic"), f.login(t, "vic")
+	s1, s2 := openLive(t, f, vic1), openLive(t, f, vic2)
+	if resp, body := vic1.do("POST", "/ui/api/logout", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("logout: %s %s", resp.Status, body)
+	}
+	ends("logout", s1)
+	runs("the other session of the user who logged out", s2)
+
+	// An admin changes vic's role: vic's sessions, and streams, end.
+	ada := f.login(t, "ada")
+	sa := openLive(t, f, ada)
+	if resp, body := ada.do("PATCH", "/ui/api/users/vic", map[string]string{"role": "analyst"}, nil); resp.StatusCode != 200 {
+		t.Fatalf("change of role: %s %s", resp.Status, body)
+	}
+	ends("change of role", s2)
+	runs("the admin's own", sa)
+
+	// A session that ends without a request (expired, purged) ends its
+	// stream at the next check.
+	ana := f.login(t, "ana")
+	sn := openLive(t, f, ana)
+	var token string
+	for _, ck := range ana.http.Jar.Cookies(mustURL(t, f.srv.URL)) {
+		token = ck.Value
+	}
+	if err := f.users.EndSession(context.Background(), token); err != nil {
+		t.Fatal(err)
+	}
+	ends("expiry", sn)
+	runs("the admin's own", sa)
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func TestPages(t *testing.T) {

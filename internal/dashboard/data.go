@@ -755,7 +755,7 @@ func (d *Dashboard) hosts(w http.ResponseWriter, r *http.Request, s *users.Sessi
 	if fam != "" {
 		detail["family"] = fam
 	}
-	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(s), "dashboard.hosts", object, detail); err != nil {
+	if err := d.cfg.Registry.RecordAccess(r.Context(), actor(r, s), "dashboard.hosts", object, detail); err != nil {
 		return fmt.Errorf("recording the access: %w", err)
 	}
 	out := make([]hostRow, len(list))
@@ -941,7 +941,7 @@ func (d *Dashboard) setState(w http.ResponseWriter, r *http.Request, s *users.Se
 	if err != nil {
 		return err
 	}
-	ch := actor(s)
+	ch := actor(r, s)
 	ch.Reason = req.Reason
 	ds, err := d.cfg.Registry.SetState(r.Context(), req.Names, to, ch)
 	if err != nil {

@@ -22,13 +22,22 @@ type update struct {
 // hub hands updates to the live streams.
 type hub struct {
 	mu     sync.Mutex
-	subs   map[chan update]struct{}
+	subs   map[*stream]struct{}
 	last   update
 	closed bool
 	done   chan struct{}
 }
 
-func newHub() *hub { return &hub{subs: map[chan update]struct{}{}, done: make(chan struct{})} }
+// stream is one open live stream: its updates, and what ends it before
+// the server stops (its session's logout, a change to its user).
+type stream struct {
+	ch   chan update
+	end  chan struct{}
+	sess string // the session's CSRF token: an HMAC of its token, not the token
+	user string
+}
+
+func newHub() *hub { return &hub{subs: map[*stream]struct{}{}, done: make(chan struct{})} }
 
 func (h *hub) watchers() int {
 	h.mu.Lock()
@@ -36,21 +45,35 @@ func (h *hub) watchers() int {
 	return len(h.subs)
 }
 
-func (h *hub) subscribe() (chan update, update, bool) {
+// subscribe opens a stream of session s.
+func (h *hub) subscribe(s *users.Session) (*stream, update, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, update{}, false
 	}
-	ch := make(chan update, 1)
-	h.subs[ch] = struct{}{}
-	return ch, h.last, true
+	st := &stream{ch: make(chan update, 1), end: make(chan struct{}), sess: s.CSRF, user: s.User.Name}
+	h.subs[st] = struct{}{}
+	return st, h.last, true
 }
 
-func (h *hub) unsubscribe(ch chan update) {
+func (h *hub) unsubscribe(st *stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.subs, ch)
+	delete(h.subs, st)
+}
+
+// endWhere ends the streams that match: a logout ends its session's, a
+// change of a user (role, password, disabled) the user's.
+func (h *hub) endWhere(match func(*stream) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for st := range h.subs {
+		if match(st) {
+			delete(h.subs, st)
+			close(st.end)
+		}
+	}
 }
 
 // publish sends u to every stream; a stream that has not taken the last
@@ -60,12 +83,12 @@ func (h *hub) publish(u update) {
 	defer h.mu.Unlock()
 	u.Seq = h.last.Seq + 1
 	h.last = u
-	for ch := range h.subs {
+	for st := range h.subs {
 		select {
-		case <-ch:
+		case <-st.ch:
 		default:
 		}
-		ch <- u
+		st.ch <- u
 	}
 }
 
@@ -81,15 +104,21 @@ func (h *hub) close() {
 
 // liveStream is GET /ui/api/live: server-sent events "update" with the
 // JSON of an update, the newest at once, and a comment every 20 s to keep
-// proxies from closing the stream.
-func (d *Dashboard) liveStream(w http.ResponseWriter, r *http.Request, _ *users.Session) error {
+// proxies from closing the stream. The stream ends with its session: at
+// once on its logout or a change to its user, and within streamCheck when
+// the session expires otherwise.
+func (d *Dashboard) liveStream(w http.ResponseWriter, r *http.Request, s *users.Session) error {
 	rc := http.NewResponseController(w)
-	ch, last, ok := d.live.subscribe()
+	st, last, ok := d.live.subscribe(s)
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, "the server is stopping")
 		return nil
 	}
-	defer d.live.unsubscribe(ch)
+	defer d.live.unsubscribe(st)
+	var token string
+	if c, err := r.Cookie(d.cookieName(r)); err == nil {
+		token = c.Value
+	}
 	d.refreshSoon()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -115,13 +144,21 @@ func (d *Dashboard) liveStream(w http.ResponseWriter, r *http.Request, _ *users.
 	}
 	ping := time.NewTicker(20 * time.Second)
 	defer ping.Stop()
+	check := time.NewTicker(d.streamCheck)
+	defer check.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return nil
 		case <-d.live.done:
 			return nil
-		case u := <-ch:
+		case <-st.end:
+			return nil
+		case <-check.C:
+			if _, err := d.cfg.Users.Check(r.Context(), token); err != nil {
+				return nil // expired, ended or its user disabled
+			}
+		case u := <-st.ch:
 			if send(u) != nil {
 				return nil
 			}

@@ -1,6 +1,9 @@
 // Package dbfile opens takedown's embedded database: one DuckDB file that
 // holds the registry and the events, with no server.
 //
+// The file and its WAL are created mode 0600 (Open tightens the process's
+// umask): they hold infected hosts' addresses, users and sessions.
+//
 // It tells apart the cases a user meets: a new file, a takedown database, a
 // file that is not a DuckDB database at all, a DuckDB database of another
 // program, and a file that another process (usually a running
@@ -48,10 +51,16 @@ const RowGroupSize = 122_880
 // Open opens or creates the database file at path. An empty path opens an
 // in-memory database, for tests.
 //
+// The file holds infected hosts' addresses, users and their sessions: it is
+// created mode 0600, and so is its WAL. For that Open adds 077 to the
+// process's umask, for good: whatever the process creates after it (the
+// spool, reports, exports) is its owner's only too.
+//
 // An append of RowGroupSize rows, or a multiple of it, is the cheapest a
 // row costs: see RowGroupSize.
 func Open(ctx context.Context, path string) (*sql.DB, error) {
 	if path != "" {
+		privateFiles()
 		if err := checkHeader(path); err != nil {
 			return nil, err
 		}

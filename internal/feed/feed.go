@@ -6,6 +6,11 @@
 //	GET /api/v1/events?since=RFC3339[&limit=N|&follow=1]  events since a time, IntelMQ JSON lines; follow keeps streaming
 //	GET /api/v1/trend?from=&to=                       unique infected hosts per day, remediation
 //
+// Every time asked for lies within the retention (Config.Retention) up to
+// the server's now: since at most 5 minutes ahead of its clock, trend's
+// days within the retention, so that no parameter reaches the store with
+// a time it cannot hold (1678 to 2262) and every bad one is a 400.
+//
 // Isolation is the rule the package is built around. The key names the
 // subscriber; the subscriber's scope is applied by the server to every
 // row before it is written, whatever the request says; no parameter can
@@ -14,7 +19,8 @@
 // data), and nothing in an answer depends on other networks' data except
 // its duration. Every answered request is written to the audit log
 // (infected-host lists are personal data), and each subscriber is rate
-// limited.
+// limited. A followed stream authenticates its key again every Recheck
+// (30 s): revoking the key ends it.
 package feed
 
 import (
@@ -72,6 +78,9 @@ type Config struct {
 	// Poll is how often a followed event stream looks for new events.
 	// Default 1 s.
 	Poll time.Duration
+	// Recheck is how often a followed event stream authenticates its key
+	// again: a revoked key (or a removed subscriber) ends it. Default 30 s.
+	Recheck time.Duration
 	// Retention is how far back reports and events go. Default 90 days.
 	Retention time.Duration
 	Logger    *slog.Logger
@@ -98,6 +107,11 @@ func (f *Feed) Close() { f.closeOnce.Do(func() { close(f.closing) }) }
 // MaxEvents bounds one answer of /api/v1/events (without follow).
 const MaxEvents = 100_000
 
+// sinceSlack is how far ahead of the server's clock since may be: a
+// client's clock may be off by a little. Further is an error, not an empty
+// answer: a time past 2262 is beyond what the store can even be asked.
+const sinceSlack = 5 * time.Minute
+
 // MaxFollow is how long a followed event stream stays open; the client
 // then asks again from the last time it saw.
 const MaxFollow = time.Hour
@@ -115,6 +129,9 @@ func New(cfg Config) *Feed {
 	}
 	if cfg.Poll == 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.Recheck == 0 {
+		cfg.Recheck = 30 * time.Second
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = 90 * 24 * time.Hour
@@ -241,6 +258,9 @@ func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 	if since.Before(now.Add(-f.cfg.Retention)) {
 		return errBad(fmt.Sprintf("since is more than %d days ago", int(f.cfg.Retention.Hours()/24)))
 	}
+	if since.After(now.Add(sinceSlack)) {
+		return errBad(fmt.Sprintf("since %s is in the future (server time %s)", since.Format(time.RFC3339), now.Format(time.RFC3339)))
+	}
 	limit := MaxEvents
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -297,6 +317,7 @@ func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 		return err
 	}
 	end := time.Now().Add(MaxFollow)
+	checked := time.Now()
 	for time.Now().Before(end) {
 		select {
 		case <-r.Context().Done():
@@ -304,6 +325,13 @@ func (f *Feed) events(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 		case <-f.closing:
 			return nil
 		case <-time.After(f.cfg.Poll):
+		}
+		if time.Since(checked) >= f.cfg.Recheck {
+			key, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if _, err := f.cfg.Authenticate(r.Context(), key); err != nil {
+				return nil // revoked: no more events on this key
+			}
+			checked = time.Now()
 		}
 		upper := f.cfg.Now().UTC().Add(-f.cfg.Settle)
 		n, limit = 0, MaxEvents
@@ -346,6 +374,10 @@ func (f *Feed) trend(w http.ResponseWriter, r *http.Request, sub Subscriber) err
 	}
 	if !from.Before(to) || to.Sub(from) > f.cfg.Retention+24*time.Hour {
 		return errBad(fmt.Sprintf("from must be before to, at most %d days apart", int(f.cfg.Retention.Hours()/24)))
+	}
+	if oldest, newest := today.Add(-f.cfg.Retention), today.Add(24*time.Hour); from.Before(oldest) || to.After(newest) {
+		return errBad(fmt.Sprintf("from and to must be within the last %d days, from %s to %s (to is the day after the last)",
+			int(f.cfg.Retention.Hours()/24), oldest.Format(time.DateOnly), newest.Format(time.DateOnly)))
 	}
 	t, err := f.cfg.Trend(r.Context(), sub, from, to)
 	if err != nil {

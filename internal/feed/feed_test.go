@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +28,7 @@ type audited struct{ sub, action, object string }
 
 // testFeed serves two subscribers (keys "key-a", "key-b") over a fixed
 // set of events from both of their networks.
-func testFeed(t *testing.T) (*httptest.Server, *[]audited) {
+func testFeed(t testing.TB) (*httptest.Server, *[]audited) {
 	t.Helper()
 	subs := map[string]Subscriber{
 		"key-a": {Name: "isp-a", Scope: scope.Scope{ASNs: []uint32{64500}}, TLP: "AMBER"},
@@ -65,6 +67,9 @@ func testFeed(t *testing.T) (*httptest.Server, *[]audited) {
 			return n, nil
 		},
 		Events: func(_ context.Context, from, to time.Time, fn func(*event.Event) error) error {
+			if outsideStore(from, to) {
+				return errors.New("conversion error: the store cannot be asked about that time")
+			}
 			for i := range evs {
 				if !evs[i].Time.Before(from) && evs[i].Time.Before(to) {
 					if err := fn(&evs[i]); err != nil {
@@ -74,7 +79,10 @@ func testFeed(t *testing.T) (*httptest.Server, *[]audited) {
 			}
 			return nil
 		},
-		Trend: func(context.Context, Subscriber, time.Time, time.Time) (any, error) {
+		Trend: func(_ context.Context, _ Subscriber, from, to time.Time) (any, error) {
+			if outsideStore(from, to) {
+				return nil, errors.New("conversion error: the store cannot be asked about that time")
+			}
 			return map[string]int{"days": 1}, nil
 		},
 		Rate: 1000, Burst: 1000,
@@ -83,6 +91,51 @@ func testFeed(t *testing.T) (*httptest.Server, *[]audited) {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return srv, &log
+}
+
+// outsideStore reports times the store's TIMESTAMP_NS cannot hold, which
+// it answers with an error, as the real one does.
+func outsideStore(ts ...time.Time) bool {
+	for _, t := range ts {
+		if t.Year() < 1678 || t.Year() > 2261 {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzFeedParams: any query of the events and trend endpoints is answered
+// 200 or 400, never 500: a bad parameter is the client's.
+func FuzzFeedParams(f *testing.F) {
+	for _, s := range [][2]string{
+		{"events", "since=2026-11-27T10:00:00Z"}, {"events", "since=2026-11-27T10:00:00Z&limit=5"}, {"events", "since=3000-01-01T00:00:00Z"},
+		{"events", "since=1600-01-01T00:00:00Z"}, {"events", "since=2026-11-27T12:04:59Z&follow=0"}, {"events", "since=x&limit=-1"},
+		{"trend", ""}, {"trend", "from=2026-11-01&to=2026-11-20"}, {"trend", "from=9999-12-01&to=9999-12-31"}, {"trend", "to=1600-01-01"},
+		{"reports/2026-11-27", "format=json"}, {"reports/9999-01-01", ""},
+	} {
+		f.Add(s[0], s[1])
+	}
+	srv, _ := testFeed(f)
+	f.Fuzz(func(t *testing.T, path, query string) {
+		if q, err := url.ParseQuery(query); err != nil || q.Has("follow") {
+			return // a followed stream stays open
+		}
+		u, err := url.Parse(srv.URL + "/api/v1/" + path + "?" + query)
+		if err != nil || !strings.HasPrefix(u.Path, "/api/v1/") {
+			return
+		}
+		req, _ := http.NewRequest("GET", u.String(), nil)
+		req.Header.Set("Authorization", "Bearer key-a")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 500 {
+			t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+		}
+	})
 }
 
 func get(t *testing.T, srv *httptest.Server, key, path string) (int, string) {
@@ -156,6 +209,12 @@ func TestFeedBadInput(t *testing.T) {
 		{"key-a", "/api/v1/events?since=2026-11-27T00:00:00Z&limit=0", 400, `limit "0" is not from 1 to 100000`},
 		{"key-a", "/api/v1/events?since=2026-11-27T00:00:00Z&cidr=0.0.0.0/0", 400, `unknown parameter "cidr"`},
 		{"key-a", "/api/v1/trend?from=2026-11-20&to=2026-11-10", 400, "from must be before to"},
+		{"key-a", "/api/v1/events?since=3000-01-01T00:00:00Z", 400, "since 3000-01-01T00:00:00Z is in the future (server time 2026-11-27T12:00:00Z)"},
+		{"key-a", "/api/v1/events?since=2026-11-27T12:06:00Z", 400, "since 2026-11-27T12:06:00Z is in the future"},
+		{"key-a", "/api/v1/events?since=1600-01-01T00:00:00Z", 400, "since is more than 90 days ago"},
+		{"key-a", "/api/v1/trend?from=9999-12-01&to=9999-12-31", 400, "from and to must be within the last 90 days, from 2026-08-29 to 2026-11-28"},
+		{"key-a", "/api/v1/trend?from=1600-01-01&to=1600-02-01", 400, "from and to must be within the last 90 days"},
+		{"key-a", "/api/v1/trend?from=2026-08-28&to=2026-09-01", 400, "from and to must be within the last 90 days"},
 		{"key-a", "/api/v1/nope", 404, "no such feed endpoint"},
 	} {
 		code, body := get(t, srv, tc.key, tc.path)
@@ -200,8 +259,12 @@ func TestFeedFollow(t *testing.T) {
 		defer mu.Unlock()
 		evs = append(evs, event.Event{Time: time.Now().UTC(), Protocol: event.ProtoHTTP, SrcIP: netip.MustParseAddr(ip), ASN: asn})
 	}
+	var revoked atomic.Bool
 	f := New(Config{
 		Authenticate: func(_ context.Context, key string) (Subscriber, error) {
+			if revoked.Load() {
+				return Subscriber{}, errors.New("revoked")
+			}
 			return Subscriber{Name: "isp-a", Scope: scope.Scope{ASNs: []uint32{64500}}}, nil
 		},
 		Audit: func(context.Context, Subscriber, string, string, any) error { return nil },
@@ -218,7 +281,7 @@ func TestFeedFollow(t *testing.T) {
 			}
 			return nil
 		},
-		Settle: 20 * time.Millisecond, Poll: 20 * time.Millisecond,
+		Settle: 20 * time.Millisecond, Poll: 20 * time.Millisecond, Recheck: 50 * time.Millisecond,
 	})
 	srv := httptest.NewServer(f)
 	defer srv.Close()
@@ -254,5 +317,12 @@ func TestFeedFollow(t *testing.T) {
 	add("192.0.2.3", 64500)
 	if ip := next(); ip != "192.0.2.3" {
 		t.Fatalf("followed event from %s", ip)
+	}
+	// The key is revoked: the stream ends (within the context's 10 s).
+	revoked.Store(true)
+	for lines.Scan() {
+	}
+	if err := lines.Err(); err != nil {
+		t.Errorf("the stream did not end when its key was revoked: %v", err)
 	}
 }

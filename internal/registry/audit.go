@@ -134,6 +134,15 @@ func checkChange(ch Change) (Change, error) {
 	return ch, nil
 }
 
+// CheckActor reports whether actor may name who makes a change: not empty
+// once trimmed, at most 200 bytes of UTF-8 without control characters. For
+// callers that act before they record (the dashboard changes a user, then
+// writes the audit entry). Errors wrap ErrInvalid.
+func CheckActor(actor string) error {
+	_, err := checkChange(Change{Actor: actor})
+	return err
+}
+
 // record adds an audit entry for one change and returns its seq. detail is
 // marshalled to compact JSON.
 func (w *writeTx) record(action, object string, detail any) (int64, error) {
@@ -217,41 +226,87 @@ func (r *Registry) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, erro
 	return out, nil
 }
 
+// AuditHead is an audit log's newest entry: its sequence number, which is
+// also the number of entries, and its hash. Kept elsewhere (a ticket, a
+// court filing, another machine), it lets VerifyAuditHead prove later that
+// no entry up to it was removed and that the chain was not computed anew.
+type AuditHead struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// String is the head as ParseAuditHead reads it: SEQ:HASH.
+func (h AuditHead) String() string { return strconv.FormatInt(h.Seq, 10) + ":" + h.Hash }
+
+// ParseAuditHead reads a pinned head written SEQ:HASH, e.g.
+// "1234:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08":
+// a sequence number from 1 and the 64 hex digits of the entry's hash (any
+// case). Errors name the part that is wrong and wrap ErrInvalid.
+func ParseAuditHead(s string) (AuditHead, error) {
+	seq, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok {
+		return AuditHead{}, fmt.Errorf("audit head %q is not SEQ:HASH (a sequence number, a colon, the entry's 64 hex digits): %w", cut(s, 100), ErrInvalid)
+	}
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if err != nil || n < 1 {
+		return AuditHead{}, fmt.Errorf("audit head %q: sequence number %q is not a whole number from 1: %w", cut(s, 100), cut(seq, 30), ErrInvalid)
+	}
+	hash = strings.ToLower(hash)
+	if len(hash) != 64 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return AuditHead{}, fmt.Errorf("audit head %q: hash %q is not 64 hex digits (a SHA-256): %w", cut(s, 100), cut(hash, 80), ErrInvalid)
+	}
+	return AuditHead{Seq: n, Hash: hash}, nil
+}
+
 // VerifyAudit recomputes the hash chain of the audit log and returns how
-// many entries it checked, or an error naming the first entry that breaks.
+// many entries it checked, or an error naming the first entry that breaks:
+// VerifyAuditHead without a pinned head.
+func (r *Registry) VerifyAudit(ctx context.Context) (int64, error) {
+	h, err := r.VerifyAuditHead(ctx, AuditHead{})
+	return h.Seq, err
+}
+
+// VerifyAuditHead recomputes the hash chain of the audit log and returns
+// its head, or an error naming the first entry that breaks with the head of
+// the part that verified.
 //
 // A broken chain is a *ChainError wrapping ErrAuditBroken. Sequence numbers
 // must run 1, 2, 3, … without gaps, so a removed entry is found too. The
-// chain proves that no entry was changed after later ones were written; to
-// prove that the whole log was not rewritten, its last hash must be kept
-// elsewhere (the evidence package signs checkpoints of it).
-func (r *Registry) VerifyAudit(ctx context.Context) (int64, error) {
+// chain alone proves that no entry was changed after later ones were
+// written; it cannot tell that entries were removed from its end, or that
+// the whole log was rewritten and its hashes computed anew. For that, pin
+// (a head kept elsewhere; zero: none) must be found in the log: its entry
+// must still be there, with the same hash.
+func (r *Registry) VerifyAuditHead(ctx context.Context, pin AuditHead) (AuditHead, error) {
 	rows, err := r.db.QueryContext(ctx, `SELECT seq, logged_at, actor, action, object, detail, reason, hash FROM registry_audit ORDER BY seq`)
 	if err != nil {
-		return 0, fmt.Errorf("reading audit log: %w", err)
+		return AuditHead{}, fmt.Errorf("reading audit log: %w", err)
 	}
 	defer rows.Close()
-	var n int64
-	prev := ""
+	var head AuditHead
 	for rows.Next() {
 		var e AuditEntry
 		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.Action, &e.Object, &e.Detail, &e.Reason, &e.Hash); err != nil {
-			return n, fmt.Errorf("reading audit log: %w", err)
+			return head, fmt.Errorf("reading audit log: %w", err)
 		}
-		want := n + 1
+		want := head.Seq + 1
 		switch {
 		case e.Seq != want:
-			return n, &ChainError{Seq: want, Reason: fmt.Sprintf("missing: the next entry found is %d", e.Seq)}
-		case EntryHash(prev, e) != e.Hash:
-			return n, &ChainError{Seq: e.Seq, Reason: "hash does not match the entry's contents and the previous hash: the entry was altered"}
+			return head, &ChainError{Seq: want, Reason: fmt.Sprintf("missing: the next entry found is %d", e.Seq)}
+		case EntryHash(head.Hash, e) != e.Hash:
+			return head, &ChainError{Seq: e.Seq, Reason: "hash does not match the entry's contents and the previous hash: the entry was altered"}
+		case e.Seq == pin.Seq && e.Hash != pin.Hash:
+			return head, &ChainError{Seq: e.Seq, Reason: fmt.Sprintf("hash %s differs from the pinned head's %s: the log was rewritten and its chain computed anew", e.Hash, pin.Hash)}
 		}
-		prev = e.Hash
-		n++
+		head = AuditHead{Seq: e.Seq, Hash: e.Hash}
 	}
 	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("reading audit log: %w", err)
+		return head, fmt.Errorf("reading audit log: %w", err)
 	}
-	return n, nil
+	if pin.Seq > head.Seq {
+		return head, &ChainError{Seq: pin.Seq, Reason: fmt.Sprintf("missing: the pinned head is entry %d but the log ends at entry %d; entries were removed from its end", pin.Seq, head.Seq)}
+	}
+	return head, nil
 }
 
 // LastSeq returns the sequence number of the newest audit entry, 0 when the

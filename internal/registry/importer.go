@@ -37,10 +37,10 @@ func (e *ImportError) Error() string {
 	if file == "" {
 		file = "input"
 	}
-	fmt.Fprintf(&b, "importing %s: %s, nothing imported: ", file, plural(len(e.Problems), "problem", "problems"))
+	fmt.Fprintf(&b, "importing %s: %s, nothing imported: ", file, plural(e.Count(), "problem", "problems"))
 	for i, p := range e.Problems {
 		if i == maxProblemsShown {
-			fmt.Fprintf(&b, "; and %d more", len(e.Problems)-maxProblemsShown)
+			fmt.Fprintf(&b, "; and %d more", e.Count()-maxProblemsShown)
 			break
 		}
 		if i > 0 {
@@ -53,6 +53,19 @@ func (e *ImportError) Error() string {
 
 // Unwrap returns ErrInvalid.
 func (e *ImportError) Unwrap() error { return ErrInvalid }
+
+// Count returns the number of problems found, listed or not.
+func (e *ImportError) Count() int { return max(e.Total, len(e.Problems)) }
+
+// Shorten returns e listing at most its first n problems, with Total
+// counting them all: a list of a million bad lines makes an error too big
+// to send whole.
+func (e *ImportError) Shorten(n int) *ImportError {
+	if len(e.Problems) <= n {
+		return e
+	}
+	return &ImportError{File: e.File, Problems: e.Problems[:n:n], Total: e.Count()}
+}
 
 func (e *ImportError) add(line int, text, format string, args ...any) {
 	e.Problems = append(e.Problems, LineError{Line: line, Text: cut(text, 200), Msg: fmt.Sprintf(format, args...)})

@@ -180,6 +180,9 @@ type LineError struct {
 type ImportError struct {
 	File     string      `json:"file"`
 	Problems []LineError `json:"problems"`
+	// Total is the number of problems found when Problems lists only the
+	// first of them (Shorten; the API's answer); 0 when it lists all.
+	Total int `json:"total,omitempty"`
 }
 
 // Deadline is a date by which something must happen in a case.

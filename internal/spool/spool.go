@@ -215,7 +215,7 @@ func Open(o Options) (*Spool, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	if err := s.scan(); err != nil {
@@ -671,7 +671,7 @@ func (s *Spool) roll() error {
 	seq := s.lastSeq + 1
 	s.mu.Unlock()
 	path := filepath.Join(s.dir, segmentName(seq))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}

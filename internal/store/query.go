@@ -373,6 +373,16 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
+// MinTime and MaxTime bound the times a query may name. Events' times are
+// TIMESTAMP_NS, nanoseconds since 1970 in 64 bits: 1677-09-21 to
+// 2262-04-11. A bound outside that is no empty answer but an error of the
+// driver's conversion, so readers check their parameters against these
+// (round days inside the range).
+var (
+	MinTime = time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // timeRange returns the WHERE terms and arguments of [from, to).
 func timeRange(from, to time.Time) ([]string, []any) {
 	var where []string

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -263,5 +264,35 @@ func TestUniqueHostsInfected(t *testing.T) {
 		if err != nil || len(rows) != 1 || rows[0].IPs != c.ips {
 			t.Errorf("Infected %v: %+v %v, want %d addresses", c.infected, rows, err, c.ips)
 		}
+	}
+}
+
+// TestSources: each distinct (address, family, bot id) of a range once,
+// IPv6 included.
+func TestSources(t *testing.T) {
+	db := openDB(t, "")
+	defer db.Close()
+	s := openStore(t, db)
+	defer s.Close()
+	t0 := time.Date(2010, 2, 25, 10, 0, 0, 0, time.UTC)
+	ev := func(at time.Time, ip, family, bot string) event.Event {
+		return event.Event{Time: at, SrcIP: netip.MustParseAddr(ip), Protocol: event.ProtoHTTP, Family: family, BotID: bot}
+	}
+	evs := []event.Event{
+		ev(t0, "192.0.2.1", "waledac", "a"), ev(t0.Add(time.Hour), "192.0.2.1", "waledac", "a"),
+		ev(t0, "192.0.2.1", "waledac", "b"), ev(t0, "192.0.2.2", "", ""), ev(t0, "2001:db8::7", "conficker", ""),
+		ev(t0.Add(-time.Hour), "192.0.2.9", "waledac", ""), // before the range
+	}
+	if err := s.Append(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err := s.Sources(t.Context(), t0, t0.Add(24*time.Hour), func(src store.Source) error {
+		got = append(got, src.IP.String()+" "+src.Family+" "+src.BotID)
+		return nil
+	})
+	slices.Sort(got)
+	if want := []string{"192.0.2.1 waledac a", "192.0.2.1 waledac b", "192.0.2.2  ", "2001:db8::7 conficker "}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Sources = %q, %v; want %q", got, err, want)
 	}
 }

@@ -169,6 +169,9 @@ func StartExim(t *testing.T) *Exim {
 		if err := os.Mkdir(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chmod(p, 0o755); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
 		if err := os.Chown(p, uid, gid); err != nil {
 			t.Fatal(err)
 		}
@@ -379,9 +382,15 @@ func (ca *CA) Issue(t testing.TB, name string, emails []string) (certPEM, keyPEM
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
+// writeFile writes a file that Exim's own user reads: mode 0644 whatever
+// the umask (a test process that opened a database file has 077, package
+// dbfile).
 func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

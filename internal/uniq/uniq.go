@@ -1,6 +1,9 @@
 // Package uniq keeps the live counts of unique infected hosts: per day and
 // family, the distinct source addresses and the distinct bot ids. The
 // dashboard and `takedown status` read them without asking the store.
+// serve starts them from the store's sources of the day (store.Sources):
+// since a counter is a set, an event the pipeline observes again (the
+// spool's backlog) counts once.
 //
 // Memory is bounded at any scale. Each counter is exact — a set of 64-bit
 // hashes — until it holds ExactLimit members; past that it turns into a

@@ -515,6 +515,17 @@ func (s *Store) CreateSession(ctx context.Context, name string) (string, Session
 // when there is none, it expired (absolute or idle), or its user is
 // disabled. It marks the session used.
 func (s *Store) Session(ctx context.Context, token string) (Session, error) {
+	return s.session(ctx, token, true)
+}
+
+// Check is Session without marking the session used: for a long answer
+// (the dashboard's live stream) that checks now and then that its session
+// still holds, which must not keep an idle session alive.
+func (s *Store) Check(ctx context.Context, token string) (Session, error) {
+	return s.session(ctx, token, false)
+}
+
+func (s *Store) session(ctx context.Context, token string, mark bool) (Session, error) {
 	if token == "" || len(token) > 100 {
 		return Session{}, ErrNoSession
 	}
@@ -539,7 +550,7 @@ func (s *Store) Session(ctx context.Context, token string) (Session, error) {
 	}
 	// Mark it used, at most once a minute: a write per request would be
 	// a waste.
-	if now.Sub(seen) > time.Minute {
+	if mark && now.Sub(seen) > time.Minute {
 		if _, err := s.db.ExecContext(ctx, `UPDATE users_sessions SET seen = ? WHERE id_hash = ?`, now, id); err != nil {
 			return Session{}, fmt.Errorf("users: marking session: %w", err)
 		}

@@ -148,6 +148,24 @@ func TestSessions(t *testing.T) {
 	if _, err := s.Session(ctx, token); !errors.Is(err, users.ErrNoSession) {
 		t.Errorf("idle session: %v, want ErrNoSession", err)
 	}
+	// Check finds a session as Session does but does not keep it alive.
+	token, _, err = s.CreateSession(ctx, "vic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		c.add(10 * time.Minute)
+		if got, err := s.Check(ctx, token); err != nil || got.User.Name != "vic" {
+			t.Fatalf("Check after 10 minutes: %+v, %v", got, err)
+		}
+	}
+	if _, err := s.Check(ctx, token[1:]); !errors.Is(err, users.ErrNoSession) {
+		t.Errorf("Check of a wrong token: %v", err)
+	}
+	c.add(11 * time.Minute)
+	if _, err := s.Check(ctx, token); !errors.Is(err, users.ErrNoSession) {
+		t.Errorf("Check of a session idle 31 minutes, checked all along: %v, want ErrNoSession", err)
+	}
 
 	// Absolute: 8 hours, however busy.
 	token, _, err = s.CreateSession(ctx, "vic")
