@@ -17,7 +17,6 @@ import (
 
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 // Sensors (remote sinkhole nodes, the simulator's backfill) send what they
@@ -94,10 +93,6 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, _ registry.Chan
 	for i := range events {
 		if err := events[i].Validate(); err != nil {
 			return badf("event %d: %v", i+1, err)
-		}
-		if events[i].Time.Before(store.MinTime) {
-			return badf("event %d: time %s is before %s, the earliest time the store holds", i+1,
-				events[i].Time.UTC().Format(time.RFC3339), store.MinTime.Format(time.DateOnly))
 		}
 		if events[i].Time.After(latest) {
 			return badf("event %d: time %s is in the future (server time %s)", i+1,
