@@ -232,8 +232,8 @@ type Store struct {
 	RetentionDays int `yaml:"retention_days"`
 	// MemoryLimitMB caps the memory DuckDB uses for its buffers, in MiB;
 	// larger queries spill to disk. DuckDB's resident memory runs up to
-	// about this plus 90 MiB (README.md, "What bounds memory"). Default
-	// 256, which keeps a small sinkhole under 512 MiB; -1 leaves DuckDB's
+	// about this plus a third (README.md, "What bounds memory"). Default
+	// 192, which keeps a small sinkhole under 512 MiB; -1 leaves DuckDB's
 	// own default (80 % of the machine's memory). Raise it for big
 	// sensors and for the reports of big operations.
 	MemoryLimitMB int `yaml:"memory_limit_mb"`
@@ -257,7 +257,7 @@ type Pipeline struct {
 	// store.memory_limit_mb, at most 122880, one DuckDB row group
 	// (dbfile.RowGroupSize), which store.memory_limit_mb 1024 or -1
 	// gives: whole row groups are written compressed at the commit. With
-	// the default memory limit: 30720.
+	// the default memory limit: 23040.
 	BatchSize int `yaml:"batch_size"`
 	// FlushMS is the longest an event waits in the spool for its batch, in
 	// milliseconds, unless events come fast enough to fill a whole batch
