@@ -63,7 +63,7 @@ func Open(ctx context.Context, cfg config.Config) (*Local, error) {
 		return nil, err
 	}
 	if mb := cfg.Store.MemoryLimitMB; mb > 0 {
-		if _, err := db.ExecContext(ctx, fmt.Sprintf("SET memory_limit = '%dMB'", mb)); err != nil {
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("SET memory_limit = '%dMiB'", mb)); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("store.memory_limit_mb: %w", err)
 		}

@@ -242,8 +242,11 @@ type Store struct {
 	// Default 180.
 	RetentionDays int `yaml:"retention_days"`
 	// MemoryLimitMB caps the memory DuckDB uses for its buffers, in MiB;
-	// larger queries spill to disk. Default 1024; -1 leaves DuckDB's own
-	// default (80 % of the machine's memory).
+	// larger queries spill to disk. DuckDB's resident memory runs up to
+	// about this plus a third (README.md, "What bounds memory"). Default
+	// 192, which keeps a small sinkhole under 512 MiB; -1 leaves DuckDB's
+	// own default (80 % of the machine's memory). Raise it for big
+	// sensors and for the reports of big operations.
 	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
@@ -280,9 +283,13 @@ type Pipeline struct {
 	// leaves the idle CPU class and takes its share beside the sinks.
 	// Default 10; from 1 to 3600.
 	MaxLagS int `yaml:"max_lag_s"`
-	// BatchSize is the most events per store transaction. Default 122880,
-	// one DuckDB row group (dbfile.RowGroupSize): a multiple of it costs
-	// the least CPU and file space per event.
+	// BatchSize is the most events per store transaction. A batch holds
+	// about 1 KiB of Go heap an event while it is built, and the array of
+	// the largest batch stays. Default 120 events per MiB of
+	// store.memory_limit_mb, at most 122880, one DuckDB row group
+	// (dbfile.RowGroupSize), which store.memory_limit_mb 1024 or -1
+	// gives: whole row groups are written compressed at the commit. With
+	// the default memory limit: 23040.
 	BatchSize int `yaml:"batch_size"`
 	// FlushMS is the longest an event waits in the spool for its batch, in
 	// milliseconds, unless events come fast enough to fill a whole batch
@@ -394,6 +401,14 @@ func DefaultDataDir() string {
 	return "takedown-data"
 }
 
+// The default pipeline.batch_size: batchPerMB events per MiB of
+// store.memory_limit_mb, at most one DuckDB row group
+// (dbfile.RowGroupSize, which this package does not import).
+const (
+	rowGroupSize = 122880
+	batchPerMB   = 120
+)
+
 // fill sets the defaults of fields left empty.
 func (c *Config) fill() {
 	if c.DataDir == "" {
@@ -467,7 +482,7 @@ func (c *Config) fill() {
 		c.Pipeline.SpoolDir = filepath.Join(c.DataDir, "spool")
 	}
 	if c.Store.MemoryLimitMB == 0 {
-		c.Store.MemoryLimitMB = 1024
+		c.Store.MemoryLimitMB = 192
 	}
 	if c.Listen.HTTP == nil {
 		c.Listen.HTTP = []string{"127.0.0.1:8080"}
@@ -512,7 +527,10 @@ func (c *Config) fill() {
 		c.Pipeline.MaxLagS = 10
 	}
 	if c.Pipeline.BatchSize == 0 {
-		c.Pipeline.BatchSize = 122880 // dbfile.RowGroupSize
+		c.Pipeline.BatchSize = rowGroupSize
+		if mb := c.Store.MemoryLimitMB; mb > 0 {
+			c.Pipeline.BatchSize = min(rowGroupSize, batchPerMB*mb)
+		}
 	}
 	if c.Pipeline.FlushMS == 0 {
 		c.Pipeline.FlushMS = 500

@@ -261,15 +261,27 @@ func TestDrainTimeoutAndEnrichDuplicates(t *testing.T) {
 	}
 }
 
-// TestBatchSizeIsRowGroup: the default batch is one of DuckDB's row groups,
-// the size it stores cheapest.
-func TestBatchSizeIsRowGroup(t *testing.T) {
-	c, err := Parse("empty.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
+// TestBatchSizeDefault: the default batch follows store.memory_limit_mb,
+// up to one of DuckDB's row groups, the size it stores cheapest.
+func TestBatchSizeDefault(t *testing.T) {
+	for doc, want := range map[string]int{
+		"":                               23040,
+		"store: {memory_limit_mb: 1024}": dbfile.RowGroupSize,
+		"store: {memory_limit_mb: 4096}": dbfile.RowGroupSize,
+		"store: {memory_limit_mb: -1}":   dbfile.RowGroupSize,
+		"store: {memory_limit_mb: 64}":   7680,
+		"pipeline: {batch_size: 1000}":   1000,
+	} {
+		c, err := Parse("t.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Pipeline.BatchSize != want {
+			t.Errorf("%q: pipeline.batch_size %d, want %d", doc, c.Pipeline.BatchSize, want)
+		}
 	}
-	if c.Pipeline.BatchSize != dbfile.RowGroupSize {
-		t.Errorf("default pipeline.batch_size %d, want dbfile.RowGroupSize %d", c.Pipeline.BatchSize, dbfile.RowGroupSize)
+	if rowGroupSize != dbfile.RowGroupSize {
+		t.Errorf("rowGroupSize %d, want dbfile.RowGroupSize %d", rowGroupSize, dbfile.RowGroupSize)
 	}
 }
 

@@ -192,7 +192,8 @@ func TestAbuse(t *testing.T) {
 			t.Errorf("response %q", out)
 		}
 		e := ts.rec.waitN(t, 1, nil)[0]
-		if e.Error != "malformed request line" || !e.Malformed || !bytes.Equal(e.PayloadHead, junk) || e.Bytes != int64(len(junk)) {
+		// It begins as a TLS record does: refused at once as a TLS client.
+		if e.Error != "TLS on plain HTTP" || !e.Malformed || !bytes.Equal(e.PayloadHead, junk) || e.Bytes != int64(len(junk)) {
 			t.Errorf("event: %+v", e)
 		}
 		// Bytes without a line end at all, then the client goes away.

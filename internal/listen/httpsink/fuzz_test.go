@@ -2,12 +2,16 @@ package httpsink
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/ja4"
 )
 
 // checkRecorder fails the fuzz run on an event that is not valid.
@@ -58,9 +62,20 @@ var requestSeeds = []string{
 	"GET / HTTP/1.1\r\nbad header\r\n\r\n",
 	"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 	"\x16\x03\x01\x00\xff\x01\x00\x00\xfb\x03\x03",
+	"\x16\x03\x01",
+	"\x16\x03",
+	sslv2Hello,
+	"\r\n\x16\x03\x03\x00\x05\x01\x00\x00\x01\x00",
 	"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n\r\n",
 	"HEAD / HTTP/1.1\r\nHost: a.\r\n\r\n",
 }
+
+// sslv2Hello is an SSL 2.0 style ClientHello offering SSL 3.0, as old
+// clients send: a two-byte length with the high bit set, type 1, version
+// 3.0, 21 bytes of cipher specs, no session ID, a 16-byte challenge.
+var sslv2Hello = "\x80\x2e\x01\x03\x00\x00\x15\x00\x00\x00\x10" +
+	"\x00\x00\x04\x00\x00\x05\x00\x00\x0a\x01\x00\x80\x07\x00\xc0\x03\x00\x80\x00\x00\x09" +
+	"0123456789abcdef"
 
 // FuzzRequest feeds raw bytes to the HTTP/1 connection loop as one
 // client's stream: it must never panic, and every event must be valid.
@@ -68,6 +83,9 @@ func FuzzRequest(f *testing.F) {
 	for _, seed := range requestSeeds {
 		f.Add([]byte(seed))
 	}
+	hello := clientHello(f, "www.a.example")
+	f.Add(hello)
+	f.Add(hello[:100])
 	rules, err := classify.Default()
 	if err != nil {
 		f.Fatal(err)
@@ -130,6 +148,56 @@ func TestParseHead(t *testing.T) {
 	} {
 		if got := hostName([]byte(in)); got != want {
 			t.Errorf("hostName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestIsTLSHello is the table of the detection.
+func TestIsTLSHello(t *testing.T) {
+	for in, want := range map[string]bool{
+		"\x16\x03\x01\x02\x00\x01":  true, // TLS 1.0 record version, as most clients send
+		"\x16\x03\x03":              true,
+		"\x16\x03\x00":              true, // SSL 3.0
+		"\x16\x03":                  false,
+		"\x16\x03\x05":              false,
+		"\x16\x02\x01":              false,
+		"\x16 garbage\r\n":          false,
+		sslv2Hello:                  true,
+		"\x80\x2e\x01\x00\x02":      true, // SSL 2.0 itself
+		"\x80\x2e\x01\x03":          false,
+		"\x80\x2e\x02\x03\x01":      false,
+		"GET / HTTP/1.1\r\n\r\n":    false,
+		"\x17\x03\x03\x00\x10":      false, // application data
+		"\xff\xfe\x01\x03\x01 abc":  true,
+		"\xc3\xa9 / HTTP/1.1\r\n\r": false,
+	} {
+		if got := isTLSHello([]byte(in)); got != want {
+			t.Errorf("isTLSHello(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// clientHello returns the ClientHello records crypto/tls's client sends
+// for the server name sni.
+func clientHello(t testing.TB, sni string) []byte {
+	t.Helper()
+	c, s := net.Pipe()
+	defer s.Close()
+	go func() {
+		tls.Client(c, &tls.Config{ServerName: sni}).Handshake() //nolint:errcheck // the pipe is closed under it
+		c.Close()
+	}()
+	var hello []byte
+	buf := make([]byte, 4096)
+	for {
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := s.Read(buf)
+		hello = append(hello, buf[:n]...)
+		if _, complete, _ := ja4.HandshakeFromRecords(hello); complete {
+			return hello
+		}
+		if err != nil {
+			t.Fatalf("reading the ClientHello: %v", err)
 		}
 	}
 }

@@ -290,8 +290,11 @@ func (h *h1conn) serveOne() bool {
 		re := readError(h.sc, err, "header")
 		e.Error, e.Malformed = re.msg, len(got) > 0 || re.malformed
 		h.payload(e, got)
-		// Whatever parses of the request line is worth keeping.
-		if i := bytes.IndexByte(got, '\n'); i > 0 {
+		// Whatever parses of the request line (or of a ClientHello) is
+		// worth keeping.
+		if re == errTLS {
+			helloFields(e, got)
+		} else if i := bytes.IndexByte(got, '\n'); i > 0 {
 			parseHead(got[:i+1], &x.req)
 			h.requestFields(e, &x.req)
 		}
@@ -508,11 +511,15 @@ type headScan struct{ scan, lineStart int }
 // scanHead looks through x.buf[r:w] for the end of a request head,
 // skipping empty lines before it, and returns the head's length: 0 when
 // the bytes so far hold no whole head (sc remembers how far it looked),
-// or errHeaderTooLarge.
+// or errHeaderTooLarge; or errTLS, on plain HTTP, when they begin a TLS
+// ClientHello.
 func (h *h1conn) scanHead(sc *headScan) (n int, err error) {
 	max := h.s.cfg.MaxHeaderBytes
 	b := h.x.buf[h.r:h.w]
 	for {
+		if sc.lineStart == 0 && h.sc.p == protoHTTP && isTLSHello(b) {
+			return min(len(b), max), errTLS
+		}
 		i := bytes.IndexByte(b[sc.scan:], '\n')
 		if i < 0 {
 			sc.scan = len(b)

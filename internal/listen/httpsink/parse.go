@@ -60,7 +60,27 @@ var (
 	errHeaderValue = malformed("malformed header value")
 	errLength      = malformed("malformed Content-Length")
 	errChunk       = malformed("malformed chunked body")
+	// errTLS is a TLS client on a plain-HTTP port: refused at its first
+	// bytes, as nginx refuses a method it cannot read, instead of waiting
+	// ReadHeaderTimeout for a head that never comes.
+	errTLS = malformed("TLS on plain HTTP")
 )
+
+// isTLSHello reports whether b, the first bytes of a request, begin a TLS
+// ClientHello: a handshake record of SSL 3.0 to TLS 1.3 (0x16 0x03
+// 0x00–0x04), or an SSL 2.0 style hello (a two-byte length with the high
+// bit set, message type 1, version 0x0002 or 0x0300–0x0304), which old
+// clients send. No HTTP method begins with either byte. While b is too
+// short to tell it reports false, and the head is read on.
+func isTLSHello(b []byte) bool {
+	switch {
+	case len(b) >= 3 && b[0] == 0x16:
+		return b[1] == 3 && b[2] <= 4
+	case len(b) >= 5 && b[0]&0x80 != 0:
+		return b[2] == 1 && (b[3] == 0 && b[4] == 2 || b[3] == 3 && b[4] <= 4)
+	}
+	return false
+}
 
 // parseHead reads a request head: the request line and the header lines,
 // ending with an empty line (which head may include or not). It fills req

@@ -264,7 +264,9 @@ func TestWriteAllClientGetsTheRefusal(t *testing.T) {
 	}{
 		// A malformed request line in the first read: the event loop answers
 		// and hands the lingering close to a goroutine.
-		{"garbage", "\x16\x03\x01 garbage\r\n\r\n" + strings.Repeat("g", 600<<10), plain, "HTTP/1.1 400 ", "malformed request line"},
+		{"garbage", "\x01 garbage\r\n\r\n" + strings.Repeat("g", 600<<10), plain, "HTTP/1.1 400 ", "malformed request line"},
+		// A TLS record on the plain port: refused at its first bytes.
+		{"tls-on-plain", "\x16\x03\x01 garbage\r\n\r\n" + strings.Repeat("g", 600<<10), plain, "HTTP/1.1 400 ", "TLS on plain HTTP"},
 		{"header", big.String(), plain, "HTTP/1.1 431 ", "header too large"},
 		{"body", post, plain, "HTTP/1.1 413 ", "body too large"},
 		{"tls-header", big.String(), tls, "HTTP/1.1 431 ", "header too large"},

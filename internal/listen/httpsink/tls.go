@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/ja4"
 )
 
@@ -85,6 +86,26 @@ func (s *Server) handshake(sc *sinkConn) (*tls.Conn, bool) {
 	s.putEvent(e)
 	sc.raw = nil
 	return nil, false
+}
+
+// helloFields puts into e what the ClientHello at the start of b, sent to
+// a plain-HTTP port, says: the SNI as Domain (for the zone and case) and
+// the JA4. A hello that did not come whole in b is recorded without them.
+// (The offered ALPN list is left out: ja4.ClientHello keeps only the
+// first protocol, which the JA4 shows.)
+func helloFields(e *event.Event, b []byte) {
+	msg, complete, err := ja4.HandshakeFromRecords(b)
+	if !complete || err != nil {
+		return
+	}
+	var ch ja4.ClientHello
+	if ch.Unmarshal(msg) != nil {
+		return
+	}
+	if sni := ch.ServerName(); sni != "" {
+		e.Domain = hostName([]byte(sni))
+	}
+	e.TLSFingerprint = ch.JA4(ja4.TCP)
 }
 
 func isTimeout(err error) bool {
