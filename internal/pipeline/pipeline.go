@@ -494,8 +494,13 @@ func (p *Pipeline) watch(ctx context.Context, every, stall time.Duration, widen 
 type writer struct {
 	p   *Pipeline
 	r   *spool.Reader
+	bg  *background
 	dec event.Decoder
-	// buf holds the batch being read; batch is the part of it still to
+	// raw holds the records of the batch as read from the spool, recs
+	// where each is in raw and where it ends in the spool.
+	raw  []byte
+	recs []rawRecord
+	// buf holds the batch's events; batch is the part of it still to
 	// store, and ends[i] the spool position after batch[i].
 	buf      []event.Event
 	batch    []event.Event
@@ -514,6 +519,24 @@ type writer struct {
 	cancelDrain context.CancelFunc
 	drain       time.Duration
 }
+
+// rawRecord is a record of the batch: raw[off:off+n], ending at end.
+type rawRecord struct {
+	off, n int
+	end    spool.Pos
+}
+
+// do runs f on the writer's idle thread, or on this goroutine while the
+// writer is raised (background).
+//
+// Only the CPU's work goes there: decoding, classifying, enriching and
+// counting the batch, and the store's append. Reading the spool, releasing
+// its segments and the writer's bookkeeping stay on the writer's own
+// goroutine, because they take locks that the sinks (the spool's) and the
+// monitor (the lag clock's) need: a thread of the idle class that the
+// kernel keeps off the CPU while it holds one of them would hold up every
+// sink's Append behind it, and the monitor that would raise it.
+func (w *writer) do(f func()) { w.bg.do(w.p.raised.Load(), f) }
 
 func (p *Pipeline) run(ctx context.Context, drain time.Duration, bg *background, started chan struct{}) error {
 	defer func() {
@@ -552,18 +575,15 @@ func (p *Pipeline) run(ctx context.Context, drain time.Duration, bg *background,
 	// first touch is a page fault (growing to the default 122,880 events
 	// by append touched 260 MB, and cost the first 20 s of a 30,000
 	// requests/s load 0.6 µs a request).
-	w := &writer{p: p, r: r, ctx: ctx, drain: drain, stored: from, end: from,
+	w := &writer{p: p, r: r, bg: bg, ctx: ctx, drain: drain, stored: from, end: from,
 		buf: make([]event.Event, 0, min(p.cfg.BatchSize, batchStart)), cancelDrain: func() {}}
 	defer func() { w.cancelDrain() }()
 	for {
 		p.beat.Store(time.Now().UnixNano())
-		raised := p.raised.Load()
-		if !w.stopping && !raised && p.yield(ctx) {
+		if !w.stopping && !p.raised.Load() && p.yield(ctx) {
 			continue
 		}
-		var done bool
-		bg.do(raised, func() { done = w.step() })
-		if done {
+		if w.step() {
 			return nil
 		}
 	}
@@ -579,19 +599,38 @@ func (w *writer) stop() {
 	w.drainCtx, w.cancelDrain = context.WithTimeout(context.WithoutCancel(w.ctx), w.drain)
 }
 
-// fill reads records into the batch until it holds BatchSize events or
-// bctx ends, and returns why it stopped.
+// fill reads records into the batch until it holds BatchSize records or
+// bctx ends, and returns why it stopped. It copies them; process makes
+// them events.
 func (w *writer) fill(bctx context.Context) error {
-	p := w.p
-	for len(w.buf) < p.cfg.BatchSize {
+	for len(w.recs) < w.p.cfg.BatchSize {
 		rec, pos, err := w.r.Next(bctx)
 		if err != nil {
 			return err
 		}
 		w.end = pos
-		if len(w.buf) == cap(w.buf) && cap(w.buf) < p.cfg.BatchSize {
-			w.buf = append(make([]event.Event, 0, p.cfg.BatchSize), w.buf...)
-		}
+		w.recs = append(w.recs, rawRecord{off: len(w.raw), n: len(rec), end: pos})
+		w.raw = append(w.raw, rec...)
+	}
+	return nil
+}
+
+// process turns the batch's records into events: decoded, checked,
+// classified, enriched and counted. A record that is not a valid event is
+// held for the quarantine. It runs on the idle thread (do).
+func (w *writer) process() {
+	p := w.p
+	// The batch starts small, for the trickle of a quiet sinkhole, and
+	// grows once, to BatchSize, when a batch outgrows it: each larger
+	// array that append would make on the way is fresh memory whose first
+	// touch is a page fault (growing to 122,880 events by append touched
+	// 260 MB, and cost the first 20 s of a 30,000 requests/s load 0.6 µs a
+	// request).
+	if cap(w.buf) < len(w.recs) {
+		w.buf = make([]event.Event, 0, p.cfg.BatchSize)
+	}
+	for _, r := range w.recs {
+		rec := w.raw[r.off : r.off+r.n]
 		w.buf = append(w.buf, event.Event{})
 		e := &w.buf[len(w.buf)-1]
 		kind, reason := "", ""
@@ -605,11 +644,11 @@ func (w *writer) fill(bctx context.Context) error {
 			p.invalid.Add(1)
 			p.m.invalid.Inc()
 			if p.cfg.Quarantine != nil {
-				w.held = append(w.held, quarantine.NewEntry(kind, reason, w.source(pos), rec, p.cfg.Now()))
+				w.held = append(w.held, quarantine.NewEntry(kind, reason, w.source(r.end), rec, p.cfg.Now()))
 			}
 			continue
 		}
-		w.ends = append(w.ends, pos)
+		w.ends = append(w.ends, r.end)
 		if p.cfg.Classifier != nil {
 			p.cfg.Classifier.ClassifyEvent(e)
 		}
@@ -620,7 +659,6 @@ func (w *writer) fill(bctx context.Context) error {
 			p.cfg.Observer.Observe(e)
 		}
 	}
-	return nil
 }
 
 // source names the spool record that ends at pos, for the quarantine.
@@ -643,6 +681,7 @@ func (w *writer) step() bool {
 	bctx, cancel := context.WithTimeout(parent, wait)
 	// A step starts with nothing left of the last batch: store returns
 	// false only when Run ends.
+	w.raw, w.recs = w.raw[:0], w.recs[:0]
 	w.buf, w.ends, w.held = w.buf[:0], w.endsBase[:0], w.held[:0]
 	readErr := w.fill(bctx)
 	cancel()
@@ -655,11 +694,11 @@ func (w *writer) step() bool {
 	// BenchmarkAppendHTTPRequests). It goes on a FlushInterval at a time,
 	// and is stored as it is once one of them brings no event.
 	if !w.stopping && ctx.Err() == nil && errors.Is(readErr, context.DeadlineExceeded) &&
-		fillsSoon(len(w.buf), p.cfg.BatchSize, time.Since(began), p.fillWait) {
+		fillsSoon(len(w.recs), p.cfg.BatchSize, time.Since(began), p.fillWait) {
 		p.m.filled.Inc()
 		deadline := began.Add(p.fillWait)
-		for n := -1; len(w.buf) > n && len(w.buf) < p.cfg.BatchSize && ctx.Err() == nil && time.Now().Before(deadline); {
-			n = len(w.buf)
+		for n := -1; len(w.recs) > n && len(w.recs) < p.cfg.BatchSize && ctx.Err() == nil && time.Now().Before(deadline); {
+			n = len(w.recs)
 			p.beat.Store(time.Now().UnixNano())
 			until := time.Now().Add(wait)
 			if until.After(deadline) {
@@ -672,6 +711,9 @@ func (w *writer) step() bool {
 				break
 			}
 		}
+	}
+	if len(w.recs) > 0 {
+		w.do(w.process)
 	}
 	w.batch, w.endsBase = w.buf, w.ends
 	if readErr != nil && !errors.Is(readErr, context.DeadlineExceeded) && !errors.Is(readErr, context.Canceled) {
@@ -832,7 +874,9 @@ func (w *writer) commit(ctx context.Context, n int, to spool.Pos) error {
 	p := w.p
 	mark := appendMark(nil, p.cfg.Spool.ID(), to)
 	start := time.Now()
-	if err := p.cfg.Store.AppendMarked(ctx, w.batch[:n], MarkSource, mark); err != nil {
+	var err error
+	w.do(func() { err = p.cfg.Store.AppendMarked(ctx, w.batch[:n], MarkSource, mark) })
+	if err != nil {
 		return err
 	}
 	took := time.Since(start)

@@ -23,6 +23,12 @@ import (
 // the normal class, which needs no privilege at all. The scheduler then
 // gives the writer a fair share of the CPUs beside the sinks' threads until
 // the lag is below a quarter of MaxLag.
+//
+// The idle thread takes no lock that a sink or the monitor needs (writer.do
+// says which work goes there): the kernel may keep it off the CPU for
+// seconds at any instruction, and a sink waiting for a lock it holds would
+// wait as long. Before, the whole writer ran there, spool reads included,
+// and under a saturating load the sinks' appends stalled behind it.
 type background struct {
 	work chan func()
 	done chan struct{}
