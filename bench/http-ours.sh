@@ -11,8 +11,10 @@
 # The benchmark's host (conficker-c2-001.net) is imported and restrained, so
 # requests are attributed to a seized zone and classified by the shipped rules.
 # Env: DIR (default /tmp/takedown-http-bench), PORT (default 18090), HTTP_LOOPS
-# (listen.http_loops, default 0: one per two CPUs), SERVE_FLAGS (more flags for
-# serve, e.g. "--cpuprofile /tmp/cpu.out --memprofile /tmp/mem.out").
+# (listen.http_loops, default 0: one per two CPUs), STORE_MB (store.memory_limit_mb,
+# default 0: the default, which also sets the pipeline's batch size; 1024 gives
+# whole row-group batches), SERVE_FLAGS (more flags for serve, e.g.
+# "--cpuprofile /tmp/cpu.out --memprofile /tmp/mem.out").
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIR=${DIR:-/tmp/takedown-http-bench}
@@ -31,6 +33,7 @@ api: {listen: 127.0.0.1:18481}
 dns: {listen: ["127.0.0.1:0"]}
 transfer: {listen: []}
 listen: {http: ["127.0.0.1:$PORT"], https: [], smtp: [], max_conns_per_ip: -1, http_loops: ${HTTP_LOOPS:-0}}
+store: {memory_limit_mb: ${STORE_MB:-0}}
 CFG
 	"$BIN" -c "$CFG" --actor bench cases add bench --court "Bench Court" --docket 0 --family conficker >/dev/null
 	echo conficker-c2-001.net > "$DIR/domains.txt"
