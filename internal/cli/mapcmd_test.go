@@ -76,7 +76,7 @@ func TestMap(t *testing.T) {
 	// SVG of one family: the day's hosts by country, nothing of the day
 	// before, nothing of the other family.
 	stdout := mustRun(t, cfg, "--mode", "local", "map", "--date", "2026-11-26", "--family", "waledac", "--out", out("waledac.svg"))
-	if !regexp.MustCompile(`waledac\.svg: 1600×900, 6 unique hosts in 3 countries and 1 in no known country \(waledac, 2026-11-26\), in \d+ms\n$`).MatchString(stdout) {
+	if !regexp.MustCompile(`waledac\.svg: 1600×900, 6 unique hosts in 3 countries and 1 in no known country \(waledac, 2026-11-26\), in [0-9.]+(µs|ms|s)\n$`).MatchString(stdout) {
 		t.Errorf("stdout: %q", stdout)
 	}
 	svg := read("waledac.svg")

@@ -86,8 +86,11 @@ func TestBatchFillsWhenEventsComeFast(t *testing.T) {
 			time.Sleep(flush + flush/2)
 		}
 		waitFor(t, "the events stored", func() bool { return r.stored() == 50 })
+		// Stored as they came, an interval's worth at a time: never one
+		// batch waiting to be whole (a loaded machine may join two or
+		// three intervals' worth).
 		got := st.get()
-		if len(got) < 3 || slices.Max(got) > 20 {
+		if len(got) < 2 || slices.Max(got) > 30 {
 			t.Errorf("batches %v, want the events stored about every interval, 10 at a time", got)
 		}
 		if testutil.ToFloat64(p.m.filled) != 0 {
