@@ -86,12 +86,14 @@ func TestBatchFillsWhenEventsComeFast(t *testing.T) {
 			time.Sleep(flush + flush/2)
 		}
 		waitFor(t, "the events stored", func() bool { return r.stored() == 50 })
-		// Stored as they came, an interval's worth at a time: never one
-		// batch waiting to be whole (a loaded machine may join two or
-		// three intervals' worth).
+		// Stored as they came, not held back to fill a batch: on a quiet
+		// machine an interval's worth at a time; on a loaded one the
+		// writer, in the idle CPU class until its lag passes
+		// pipeline.max_lag_s, may come round only after a few intervals
+		// and take what they brought at once.
 		got := st.get()
-		if len(got) < 2 || slices.Max(got) > 30 {
-			t.Errorf("batches %v, want the events stored about every interval, 10 at a time", got)
+		if len(got) < 2 {
+			t.Errorf("batches %v, want the events stored as they came, over several batches", got)
 		}
 		if testutil.ToFloat64(p.m.filled) != 0 {
 			t.Errorf("a slow batch waited to fill")
