@@ -236,7 +236,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	load := cpuload.Start(ctx, 100*time.Millisecond)
 	pipe, err := pipeline.New(pipeline.Config{
 		Spool: sp, SpoolMaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20, Saturated: load.Saturated,
-		Store: local.Store, Classifier: dnsClassifier{rules}, Enricher: enr, Observer: hosts, Quarantine: quar,
+		Store: local.Store, Classifier: rules, Enricher: enr, Observer: hosts, Quarantine: quar,
 		BatchSize: cfg.Pipeline.BatchSize, FlushInterval: time.Duration(cfg.Pipeline.FlushMS) * time.Millisecond,
 		MaxLag: time.Duration(cfg.Pipeline.MaxLagS) * time.Second,
 		Logger: log.With("component", "pipeline"), Registerer: metrics,

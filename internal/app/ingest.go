@@ -100,7 +100,8 @@ func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Ev
 			// The pipeline classifies DNS events, from the case's family.
 			e.Family, e.Tag, e.BotID = caseFamily, "", ""
 		} else {
-			in.classify(e, caseFamily)
+			e.Family = caseFamily
+			in.rules.ClassifyEvent(e)
 		}
 		if !in.pipe.Offer(e) {
 			in.received.WithLabelValues(sensor, "busy").Add(float64(len(events) - i))
@@ -109,46 +110,6 @@ func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Ev
 		res.Accepted++
 	}
 	return res, nil
-}
-
-// classify names the family of a non-DNS event from what it holds, as the
-// listener that saw it would have.
-func (in *ingester) classify(e *event.Event, caseFamily string) {
-	r := classify.Request{
-		Protocol: e.Protocol, Transport: e.Transport, Port: e.DstPort,
-		Domain: e.Domain, Zone: e.Zone, Case: e.Case, CaseFamily: caseFamily,
-		Method: e.HTTPMethod, Path: e.HTTPPath, UserAgent: e.HTTPUserAgent,
-		Headers: eventHeaders{e}, Body: e.PayloadHead,
-		TLSFingerprint: e.TLSFingerprint, HELO: e.SMTPHelo,
-	}
-	if e.Protocol == event.ProtoHTTPS {
-		r.SNI = e.Domain
-	}
-	res := in.rules.Classify(&r)
-	e.Family, e.Tag, e.BotID = res.Family, res.Tag, res.BotID
-}
-
-// eventHeaders gives the rules the HTTP headers an event keeps.
-type eventHeaders struct{ e *event.Event }
-
-func (h eventHeaders) Values(name string) []string {
-	var v string
-	switch name {
-	case "User-Agent":
-		v = h.e.HTTPUserAgent
-	case "Referer":
-		v = h.e.HTTPReferer
-	case "Content-Type":
-		v = h.e.HTTPContentType
-	case "X-Forwarded-For":
-		v = h.e.HTTPForwardedBy
-	case "Host":
-		v = h.e.Domain
-	}
-	if v == "" {
-		return nil
-	}
-	return []string{v}
 }
 
 // ingestBusy is true while the spool holds more than half its limit, or

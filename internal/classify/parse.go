@@ -260,13 +260,15 @@ func child(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-func validName(s string, lower bool) bool {
+// validName reports whether s is a rule's name or tag: letters of either
+// case, digits, '-', '_' and '.'.
+func validName(s string) bool {
 	if s == "" || len(s) > maxNameLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || !lower && c >= 'A' && c <= 'Z') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
 			return false
 		}
 	}
@@ -275,13 +277,13 @@ func validName(s string, lower bool) bool {
 
 func (c *compiler) rule(fr *fileRule) *rule {
 	ru := &rule{name: fr.Name, family: fr.Family, tag: fr.Tag}
-	if !validName(fr.Name, false) {
+	if !validName(fr.Name) {
 		c.errorf([]string{"name"}, "%q: give a name of 1 to %d letters, digits, '-', '_' or '.'", fr.Name, maxNameLen)
 	}
-	if !validName(fr.Family, true) {
-		c.errorf([]string{"family"}, "%q: give a family of 1 to %d lower-case letters, digits, '-', '_' or '.'", fr.Family, maxNameLen)
+	if !event.ValidFamily(fr.Family) {
+		c.errorf([]string{"family"}, "%q: give a family of %s", fr.Family, event.FamilyRule)
 	}
-	if fr.Tag != "" && !validName(fr.Tag, false) {
+	if fr.Tag != "" && !validName(fr.Tag) {
 		c.errorf([]string{"tag"}, "%q: a tag is 1 to %d letters, digits, '-', '_' or '.'", fr.Tag, maxNameLen)
 	}
 	m := &fr.Match
@@ -325,6 +327,11 @@ func (c *compiler) rule(fr *fileRule) *rule {
 	ru.zones = c.names(at("zone"), m.Zone, true)
 	ru.cases = c.names(at("case"), m.Case, false)
 	ru.families = c.names(at("case_family"), m.CaseFamily, true)
+	for _, f := range ru.families {
+		if !event.ValidFamily(f) {
+			c.errorf(at("case_family"), "%q: give a family of %s", f, event.FamilyRule)
+		}
+	}
 	ru.domainRE = c.regexp(at("domain_regex"), m.DomainRegex)
 	ru.path = c.regexp(at("path"), m.Path)
 	ru.userAgent = c.regexp(at("user_agent"), m.UserAgent)

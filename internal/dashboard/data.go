@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/users"
@@ -24,8 +25,6 @@ import (
 // addresses, a subscriber's CIDRs and contacts) are filled for roles that
 // see addresses only.
 
-var familyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
 // params reads the query parameters the views share.
 type params struct {
 	q url.Values
@@ -33,8 +32,8 @@ type params struct {
 
 func (p params) family() (string, error) {
 	f := strings.TrimSpace(p.q.Get("family"))
-	if f != "" && !familyRE.MatchString(f) {
-		return "", badf("family %q: want lower-case letters, digits, '.', '_' or '-'", f)
+	if f != "" && !event.ValidFamily(f) {
+		return "", badf("family %q: want %s", f, event.FamilyRule)
 	}
 	return f, nil
 }

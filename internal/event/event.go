@@ -201,3 +201,26 @@ func formatTime(t time.Time) string {
 	}
 	return t.UTC().String()
 }
+
+// MaxFamilyLen is the longest malware family name.
+const MaxFamilyLen = 64
+
+// FamilyRule says in words what ValidFamily takes, for error messages.
+const FamilyRule = "1 to 64 lower-case letters, digits, '.', '_' or '-', beginning with a letter or digit, e.g. \"waledac\""
+
+// ValidFamily reports whether s is a malware family name: the one rule for
+// a case's family, a classification rule's family and a family asked for in
+// a query.
+func ValidFamily(s string) bool {
+	if s == "" || len(s) > MaxFamilyLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}

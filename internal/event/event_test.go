@@ -468,3 +468,16 @@ func BenchmarkCSVDecode(b *testing.B) {
 		i++
 	}
 }
+
+// TestValidFamily: the one rule for a family name.
+func TestValidFamily(t *testing.T) {
+	for s, want := range map[string]bool{
+		"waledac": true, "conficker.c": true, "dga-2026_1": true, "0day": true,
+		"": false, "Waledac": false, "-x": false, ".x": false, "a b": false, "a/b": false,
+		string(make([]byte, 65)): false,
+	} {
+		if got := ValidFamily(s); got != want {
+			t.Errorf("ValidFamily(%q) = %v", s, got)
+		}
+	}
+}

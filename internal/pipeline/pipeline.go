@@ -57,8 +57,9 @@ type Store interface {
 }
 
 // Classifier names the family of events that the sinks did not classify
-// themselves (DNS queries: the listeners classify each request inline,
-// because the answer depends on the rule).
+// themselves: DNS queries (the listeners classify each request inline,
+// because the answer depends on the rule). It sees the DNS events that
+// parsed, with the family of their zone's case in Family.
 type Classifier interface {
 	ClassifyEvent(e *event.Event)
 }
@@ -649,7 +650,7 @@ func (w *writer) process() {
 			continue
 		}
 		w.ends = append(w.ends, r.end)
-		if p.cfg.Classifier != nil {
+		if p.cfg.Classifier != nil && e.Protocol == event.ProtoDNS && !e.Malformed {
 			p.cfg.Classifier.ClassifyEvent(e)
 		}
 		if p.cfg.Enricher != nil {

@@ -44,6 +44,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/takedown-project/takedown/internal/migrate"
+
+	"github.com/takedown-project/takedown/internal/event"
 )
 
 // Config configures a Registry.
@@ -163,9 +165,6 @@ var caseNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 // checkCaseName validates a case handle: lower case letters, digits, '-',
 // '_' and '.', 1–64 characters, beginning with a letter or digit.
-// familyRE is what a malware family name may be.
-var familyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
 func checkCaseName(name string) error {
 	if !caseNameRE.MatchString(name) {
 		return fmt.Errorf("case name %q: want 1–64 lower case letters, digits, '-', '_' or '.', beginning with a letter or digit, e.g. \"waledac-2010\": %w",
@@ -208,8 +207,8 @@ func (r *Registry) AddCase(ctx context.Context, c NewCase, ch Change) (Case, err
 	if c.Docket == "" {
 		return Case{}, fmt.Errorf("case %s: docket number is empty: %w", c.Name, ErrInvalid)
 	}
-	if c.Family != "" && !familyRE.MatchString(c.Family) {
-		return Case{}, fmt.Errorf("case %s: family %q: want 1–64 letters, digits, '-', '_' or '.', e.g. \"waledac\": %w", c.Name, cut(c.Family, 80), ErrInvalid)
+	if c.Family != "" && !event.ValidFamily(c.Family) {
+		return Case{}, fmt.Errorf("case %s: family %q: want %s: %w", c.Name, cut(c.Family, 80), event.FamilyRule, ErrInvalid)
 	}
 	for _, f := range []struct {
 		name, v string
