@@ -17,8 +17,6 @@ import (
 	"github.com/takedown-project/takedown/internal/worldmap"
 )
 
-// demoNote heads a map of the demo world's fictional bots.
-const demoNote = "FICTIONAL demo data: simulated bots placed in countries by takedown's demo world"
 
 func (e *env) mapCommand() *cobra.Command {
 	var date, family, out, title, subtitle, source string
@@ -56,26 +54,7 @@ fictional bots says so under the title.`,
 			if err != nil {
 				return err
 			}
-			o := worldmap.Options{Width: width, Height: height, Classes: classes, Title: title, Subtitle: subtitle, Source: source}
-			what := "all families"
-			if family != "" {
-				what = family
-			}
-			if o.Title == "" {
-				o.Title = fmt.Sprintf("%s — %s — %s", worldmap.DefaultTitle, what, day.Format(time.DateOnly))
-			}
 			configured, inDataDir := demoWorld(cfg)
-			if configured || inDataDir {
-				o.Subtitle = strings.Join(nonEmpty(demoNote, subtitle), " · ")
-			}
-			if o.Source == "" {
-				o.Source = "Source: takedown sinkhole, " + strings.Join(nonEmpty(cfg.Sensor, cfg.Operator), "/")
-				if inDataDir && !configured {
-					// `takedown demo`'s own sensor, not the config's.
-					o.Source = "Source: takedown demo sinkhole"
-				}
-			}
-			o.Notes = []string{worldmap.HostsNote}
 			start := time.Now()
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				rows, err := b.UniqueHosts(ctx, store.HostQuery{
@@ -85,17 +64,23 @@ fictional bots says so under the title.`,
 				if err != nil {
 					return err
 				}
-				o.Hosts = map[string]int64{}
-				for _, r := range rows {
-					o.Hosts[r.Country] += r.IPs
+				dm := worldmap.Day{Day: day, Family: family, Hosts: hostsByCountry(rows),
+					Source: []string{cfg.Sensor, cfg.Operator}, Demo: configured || inDataDir}
+				what, empty := dm.What(), len(rows) == 0
+				o := dm.Options()
+				o.Width, o.Height, o.Classes = width, height, classes
+				if title != "" {
+					o.Title = title
 				}
-				empty := len(rows) == 0
-				if empty {
-					note := fmt.Sprintf("No infected host was seen on %s.", day.Format(time.DateOnly))
-					if family != "" {
-						note = fmt.Sprintf("No infected host of family %q was seen on %s.", family, day.Format(time.DateOnly))
-					}
-					o.Notes = append(o.Notes, note)
+				if subtitle != "" {
+					o.Subtitle = strings.Join(nonEmpty(o.Subtitle, subtitle), " · ")
+				}
+				switch {
+				case source != "":
+					o.Source = source
+				case inDataDir && !configured:
+					// `takedown demo`'s own sensor, not the config's.
+					o.Source = "Source: takedown demo sinkhole"
 				}
 				m, err := worldmap.New(o)
 				if err != nil {
@@ -176,6 +161,15 @@ func nonEmpty(ss ...string) []string {
 		if s != "" {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// hostsByCountry sums unique hosts by country.
+func hostsByCountry(rows []store.HostCount) map[string]int64 {
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[r.Country] += r.IPs
 	}
 	return out
 }

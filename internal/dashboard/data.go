@@ -290,19 +290,8 @@ func (d *Dashboard) renderMap(r *http.Request, day time.Time, fam string) (*mapE
 	for _, c := range rows {
 		hosts[c.Country] += c.IPs
 	}
-	what := "all families"
-	if fam != "" {
-		what = fam
-	}
-	o := worldmap.Options{
-		Hosts: hosts, Width: mapW, Height: mapH,
-		Title:  fmt.Sprintf("%s — %s — %s", worldmap.DefaultTitle, what, day.Format(time.DateOnly)),
-		Source: "Source: takedown sinkhole, " + strings.Join(nonEmpty(d.cfg.Sensor, d.cfg.Operator), "/"),
-		Notes:  []string{worldmap.HostsNote},
-	}
-	if d.cfg.Demo {
-		o.Subtitle = "FICTIONAL demo data: simulated bots placed in countries by takedown's demo world"
-	}
+	o := worldmap.Day{Day: day, Family: fam, Hosts: hosts, Source: []string{d.cfg.Sensor, d.cfg.Operator}, Demo: d.cfg.Demo}.Options()
+	o.Width, o.Height = mapW, mapH
 	m, err := worldmap.New(o)
 	if err != nil {
 		return nil, err
