@@ -13,7 +13,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/worldmap"
 )
 
@@ -78,8 +78,8 @@ fictional bots says so under the title.`,
 			o.Notes = []string{worldmap.HostsNote}
 			start := time.Now()
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
-				rows, err := b.UniqueHosts(ctx, store.HostQuery{
-					From: day, To: day.AddDate(0, 0, 1), GroupBy: []store.Dimension{store.DimCountry}, Family: family,
+				rows, err := b.UniqueHosts(ctx, eventstore.HostQuery{
+					From: day, To: day.AddDate(0, 0, 1), GroupBy: []eventstore.Dimension{eventstore.DimCountry}, Family: family,
 					Infected: true,
 				})
 				if err != nil {
