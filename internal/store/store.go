@@ -5,6 +5,11 @@
 //
 // Events are appended in batches through DuckDB's appender, one batch per
 // transaction; they are kept until retention deletes them.
+//
+// It is an engine of the contract in internal/eventstore (Store is its
+// Writer and Reader, Rollup its Rollup) and passes the conformance suite
+// storetest. Only the composition imports it; readers name the types of
+// eventstore.
 package store
 
 import (
