@@ -18,6 +18,18 @@
 // Prometheus keeps its leaf types in model/ and its storage interfaces in
 // storage/, apart from the tsdb that implements them.
 //
+// Who calls what, each through an interface of its own (or, in the
+// composition, the engine itself):
+//
+//	pipeline            AppendMarked, Mark: each batch with the spool's position
+//	api, cli            UniqueHosts, CallbacksPerHour: statistics, the demo's counts, the map
+//	report              HostRows: the reports; DailyHosts: the remediation trend
+//	app                 Scan: the subscribers' event feed; Stats: status;
+//	                    Sources: the live unique-host counters after a restart;
+//	                    DeleteBefore: retention (the engine's own method)
+//	dashboard           the Rollup: its pages and its map
+//	storetest           all of them, on every engine
+//
 // Why "eventstore" and not "store", "model" or "measure": what it names is
 // the event store as its readers see it, whatever engine keeps the events.
 // "store" is the DuckDB engine's folder (moving it under this one, as

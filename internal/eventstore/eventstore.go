@@ -7,8 +7,9 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 )
 
-// Writer takes in batches of events: the pipeline's store writer and the
-// ingest of the simulator's history call it. A batch is all or nothing.
+// Writer takes in batches of events: the pipeline's store writer calls
+// it, storing each batch with the spool's position as its mark, so that
+// every spooled event is stored exactly once. A batch is all or nothing.
 type Writer interface {
 	// Append stores a batch of events. Every event is checked first
 	// (Check), and a batch with an invalid event is refused whole with an
