@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 // Client calls a running takedown server's API. Its methods have the same
@@ -289,19 +289,19 @@ func (c *Client) VerifyAuditHead(ctx context.Context, pin registry.AuditHead) (r
 }
 
 // UniqueHosts runs a unique-hosts query on the server.
-func (c *Client) UniqueHosts(ctx context.Context, q store.HostQuery) ([]store.HostCount, error) {
-	var out []store.HostCount
+func (c *Client) UniqueHosts(ctx context.Context, q eventstore.HostQuery) ([]eventstore.HostCount, error) {
+	var out []eventstore.HostCount
 	err := c.do(ctx, http.MethodGet, "/v1/stats/unique-hosts", HostQueryValues(q), nil, "", &out)
 	return out, err
 }
 
 // CallbacksPerHour runs a callbacks-per-hour query on the server.
-func (c *Client) CallbacksPerHour(ctx context.Context, q store.HourQuery) ([]store.HourCount, error) {
+func (c *Client) CallbacksPerHour(ctx context.Context, q eventstore.HourQuery) ([]eventstore.HourCount, error) {
 	v := url.Values{"from": {q.From.UTC().Format(time.RFC3339Nano)}, "to": {q.To.UTC().Format(time.RFC3339Nano)}}
 	if q.Family != "" {
 		v.Set("family", q.Family)
 	}
-	var out []store.HourCount
+	var out []eventstore.HourCount
 	err := c.do(ctx, http.MethodGet, "/v1/stats/callbacks-per-hour", v, nil, "", &out)
 	return out, err
 }

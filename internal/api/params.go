@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 // ParseSpan reads a span of time as users write it: "14d", "2w", "36h",
@@ -49,32 +49,32 @@ func ParseTime(s string) (time.Time, error) {
 }
 
 // checkStoreTime refuses a time the store cannot be asked about, naming
-// what gave it (a parameter, the path's date): outside store.MinTime..MaxTime (1678 to 2262) a query
+// what gave it (a parameter, the path's date): outside eventstore.MinTime..MaxTime (1678 to 2262) a query
 // would fail in the driver, a 500 for the client's mistake.
 func checkStoreTime(what string, t time.Time, layout string) error {
 	switch {
-	case t.Before(store.MinTime):
-		return badf("%s: %s is before %s, the earliest time the store holds", what, t.Format(layout), store.MinTime.Format(time.DateOnly))
-	case t.After(store.MaxTime):
-		return badf("%s: %s is after %s, the latest time the store holds", what, t.Format(layout), store.MaxTime.Format(time.DateOnly))
+	case t.Before(eventstore.MinTime):
+		return badf("%s: %s is before %s, the earliest time the store holds", what, t.Format(layout), eventstore.MinTime.Format(time.DateOnly))
+	case t.After(eventstore.MaxTime):
+		return badf("%s: %s is after %s, the latest time the store holds", what, t.Format(layout), eventstore.MaxTime.Format(time.DateOnly))
 	}
 	return nil
 }
 
 // dimensions maps the names of ?by= to the store's dimensions.
-var dimensions = map[string]store.Dimension{
-	"day":     store.DimDay,
-	"family":  store.DimFamily,
-	"asn":     store.DimASN,
-	"country": store.DimCountry,
+var dimensions = map[string]eventstore.Dimension{
+	"day":     eventstore.DimDay,
+	"family":  eventstore.DimFamily,
+	"asn":     eventstore.DimASN,
+	"country": eventstore.DimCountry,
 }
 
 // ParseDimensions reads a comma-separated list such as "day,country".
-func ParseDimensions(s string) ([]store.Dimension, error) {
+func ParseDimensions(s string) ([]eventstore.Dimension, error) {
 	if s == "" {
 		return nil, nil
 	}
-	var out []store.Dimension
+	var out []eventstore.Dimension
 	for _, name := range strings.Split(s, ",") {
 		d, ok := dimensions[strings.TrimSpace(name)]
 		if !ok {
@@ -116,8 +116,8 @@ func timeRange(q url.Values, now time.Time) (from, to time.Time, err error) {
 // HostQueryFromValues reads a unique-hosts query from URL parameters: from,
 // to, by (day,family,asn,country), family, asn, country, limit and all
 // (true: every source address, not only infected hosts).
-func HostQueryFromValues(q url.Values, now time.Time) (store.HostQuery, error) {
-	var hq store.HostQuery
+func HostQueryFromValues(q url.Values, now time.Time) (eventstore.HostQuery, error) {
+	var hq eventstore.HostQuery
 	if err := onlyParams(q, "from", "to", "by", "family", "asn", "country", "limit", "all"); err != nil {
 		return hq, err
 	}
@@ -158,7 +158,7 @@ func HostQueryFromValues(q url.Values, now time.Time) (store.HostQuery, error) {
 }
 
 // HostQueryValues is the inverse of HostQueryFromValues, for the client.
-func HostQueryValues(hq store.HostQuery) url.Values {
+func HostQueryValues(hq eventstore.HostQuery) url.Values {
 	v := url.Values{}
 	v.Set("from", hq.From.UTC().Format(time.RFC3339Nano))
 	v.Set("to", hq.To.UTC().Format(time.RFC3339Nano))

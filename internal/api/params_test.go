@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 func FuzzHostQuery(f *testing.F) {
@@ -36,7 +36,7 @@ func FuzzHostQuery(f *testing.F) {
 		if !q.From.Before(q.To) {
 			t.Fatalf("accepted from %v ≥ to %v", q.From, q.To)
 		}
-		if q.From.Before(store.MinTime) || q.To.After(store.MaxTime) {
+		if q.From.Before(eventstore.MinTime) || q.To.After(eventstore.MaxTime) {
 			t.Fatalf("accepted from %v to %v, outside the times the store can be asked about", q.From, q.To)
 		}
 		again, err := HostQueryFromValues(HostQueryValues(q), now)

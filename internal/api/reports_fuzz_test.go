@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/api"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 func FuzzDeliveryKey(f *testing.F) {
@@ -41,7 +41,7 @@ type okReports struct{}
 // outsideStore reports a time the store would refuse with an error.
 func outsideStore(ts ...time.Time) bool {
 	for _, t := range ts {
-		if t.Before(store.MinTime) || t.After(store.MaxTime) {
+		if t.Before(eventstore.MinTime) || t.After(eventstore.MaxTime) {
 			return true
 		}
 	}

@@ -22,9 +22,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/jsonbody"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 // Registry is what the API needs of the case and domain registry.
@@ -47,8 +47,8 @@ type Registry interface {
 
 // Events is what the API needs of the event store.
 type Events interface {
-	UniqueHosts(ctx context.Context, q store.HostQuery) ([]store.HostCount, error)
-	CallbacksPerHour(ctx context.Context, q store.HourQuery) ([]store.HourCount, error)
+	UniqueHosts(ctx context.Context, q eventstore.HostQuery) ([]eventstore.HostCount, error)
+	CallbacksPerHour(ctx context.Context, q eventstore.HourQuery) ([]eventstore.HourCount, error)
 }
 
 // Config configures the API handler.
@@ -508,7 +508,7 @@ func (h *Handler) callbacksPerHour(w http.ResponseWriter, r *http.Request, _ reg
 	if err != nil {
 		return err
 	}
-	rows, err := h.cfg.Events.CallbacksPerHour(r.Context(), store.HourQuery{From: from, To: to, Family: q.Get("family")})
+	rows, err := h.cfg.Events.CallbacksPerHour(r.Context(), eventstore.HourQuery{From: from, To: to, Family: q.Get("family")})
 	if err != nil {
 		return err
 	}

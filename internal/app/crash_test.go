@@ -24,10 +24,10 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/spool"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/testnet"
 )
 
@@ -341,7 +341,7 @@ func storedDomains(t *testing.T, cfg config.Config) map[string]int {
 	}
 	defer local.Close()
 	out := map[string]int{}
-	err = local.Store.Scan(context.Background(), store.ScanQuery{}, func(e *event.Event) error {
+	err = local.Store.Scan(context.Background(), eventstore.ScanQuery{}, func(e *event.Event) error {
 		if strings.HasPrefix(e.Domain, "up.") {
 			return nil
 		}

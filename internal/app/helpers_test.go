@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/registry"
@@ -79,7 +79,7 @@ func storedAfterStop(t *testing.T, cfg config.Config, n int64, stop func() error
 	}
 	defer local.Close()
 	var got []event.Event
-	if err := local.Store.Scan(ctx, store.ScanQuery{}, func(e *event.Event) error { got = append(got, *e); return nil }); err != nil {
+	if err := local.Store.Scan(ctx, eventstore.ScanQuery{}, func(e *event.Event) error { got = append(got, *e); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return got

@@ -27,9 +27,9 @@ import (
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/spool"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/testnet"
 )
 
@@ -173,7 +173,7 @@ func events(t *testing.T, cfg config.Config) []event.Event {
 	}
 	defer local.Close()
 	var out []event.Event
-	if err := local.Store.Scan(context.Background(), store.ScanQuery{}, func(e *event.Event) error {
+	if err := local.Store.Scan(context.Background(), eventstore.ScanQuery{}, func(e *event.Event) error {
 		out = append(out, *e)
 		return nil
 	}); err != nil {

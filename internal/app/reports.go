@@ -23,6 +23,7 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/deliver"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/feed"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/report"
@@ -133,7 +134,7 @@ func (r *reports) feedConfig(cfg config.Config, log *slog.Logger) feed.Config {
 			return rep.Len(), wr.Write(w, rep)
 		},
 		Events: func(ctx context.Context, from, to time.Time, fn func(*event.Event) error) error {
-			return r.store.Scan(ctx, store.ScanQuery{From: from, To: to}, fn)
+			return r.store.Scan(ctx, eventstore.ScanQuery{From: from, To: to}, fn)
 		},
 		Trend: func(ctx context.Context, sub feed.Subscriber, from, to time.Time) (any, error) {
 			return report.Trend(ctx, r.store, sub.Scope, from, to)

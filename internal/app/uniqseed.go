@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/uniq"
 )
@@ -21,7 +22,7 @@ func seedHosts(ctx context.Context, st *store.Store, hosts *uniq.Counter, now ti
 	t0 := time.Now()
 	day := now.UTC().Truncate(24 * time.Hour)
 	n := 0
-	err := st.Sources(ctx, day, day.Add(24*time.Hour), func(s store.Source) error {
+	err := st.Sources(ctx, day, day.Add(24*time.Hour), func(s eventstore.Source) error {
 		e := event.Event{Time: day, SrcIP: s.IP, Family: s.Family, BotID: s.BotID}
 		hosts.Observe(&e)
 		n++

@@ -23,11 +23,11 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/freeport"
 	"github.com/takedown-project/takedown/internal/progress"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/sim"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/users"
 )
 
@@ -427,7 +427,7 @@ func (l *liveLine) show(ctx context.Context, c *api.Client, s *sim.Sim) {
 		line += fmt.Sprintf(" · unique hosts today %s", thousands(int64(hosts)))
 	}
 	day := time.Now().UTC().Truncate(24 * time.Hour)
-	rows, err := c.UniqueHosts(qctx, store.HostQuery{From: day, To: day.Add(24 * time.Hour), GroupBy: []store.Dimension{store.DimCountry}, Infected: true, Limit: 3})
+	rows, err := c.UniqueHosts(qctx, eventstore.HostQuery{From: day, To: day.Add(24 * time.Hour), GroupBy: []eventstore.Dimension{eventstore.DimCountry}, Infected: true, Limit: 3})
 	if err == nil && len(rows) > 0 {
 		var top []string
 		for _, r := range rows {
@@ -469,7 +469,7 @@ func waitStored(ctx context.Context, c *api.Client) error {
 // demoMeasure prints the census of the run and checks it against the
 // simulator's ground truth.
 func demoMeasure(ctx context.Context, w io.Writer, c *api.Client, truth *sim.Truth, from, to time.Time) error {
-	q := store.HostQuery{From: from, To: to, GroupBy: []store.Dimension{store.DimFamily}, Infected: true}
+	q := eventstore.HostQuery{From: from, To: to, GroupBy: []eventstore.Dimension{eventstore.DimFamily}, Infected: true}
 	fams, err := c.UniqueHosts(ctx, q)
 	if err != nil {
 		return err
@@ -487,13 +487,13 @@ func demoMeasure(ctx context.Context, w io.Writer, c *api.Client, truth *sim.Tru
 	if err := t.flush(); err != nil {
 		return err
 	}
-	for _, dim := range []store.Dimension{store.DimCountry, store.DimASN} {
-		q := store.HostQuery{From: from, To: to, GroupBy: []store.Dimension{dim}, Infected: true, Limit: 5}
+	for _, dim := range []eventstore.Dimension{eventstore.DimCountry, eventstore.DimASN} {
+		q := eventstore.HostQuery{From: from, To: to, GroupBy: []eventstore.Dimension{dim}, Infected: true, Limit: 5}
 		rows, err := c.UniqueHosts(ctx, q)
 		if err != nil {
 			return err
 		}
-		what := map[store.Dimension]string{store.DimCountry: "countries", store.DimASN: "networks"}[dim]
+		what := map[eventstore.Dimension]string{eventstore.DimCountry: "countries", eventstore.DimASN: "networks"}[dim]
 		fmt.Fprintf(w, "\n            top %s:\n\n", what)
 		if err := printHosts(w, q, rows); err != nil {
 			return err

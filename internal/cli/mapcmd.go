@@ -13,7 +13,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/worldmap"
 )
 
@@ -57,8 +57,8 @@ fictional bots says so under the title.`,
 			configured, inDataDir := demoWorld(cfg)
 			start := time.Now()
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
-				rows, err := b.UniqueHosts(ctx, store.HostQuery{
-					From: day, To: day.AddDate(0, 0, 1), GroupBy: []store.Dimension{store.DimCountry}, Family: family,
+				rows, err := b.UniqueHosts(ctx, eventstore.HostQuery{
+					From: day, To: day.AddDate(0, 0, 1), GroupBy: []eventstore.Dimension{eventstore.DimCountry}, Family: family,
 					Infected: true,
 				})
 				if err != nil {
@@ -166,7 +166,7 @@ func nonEmpty(ss ...string) []string {
 }
 
 // hostsByCountry sums unique hosts by country.
-func hostsByCountry(rows []store.HostCount) map[string]int64 {
+func hostsByCountry(rows []eventstore.HostCount) map[string]int64 {
 	out := map[string]int64{}
 	for _, r := range rows {
 		out[r.Country] += r.IPs

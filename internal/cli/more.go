@@ -19,8 +19,8 @@ import (
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/app"
 	"github.com/takedown-project/takedown/internal/config"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 func readAllLimited(r io.Reader) ([]byte, error) {
@@ -247,17 +247,17 @@ func strip(err error) error {
 	return fmt.Errorf("%s", msg)
 }
 
-func printHosts(w io.Writer, q store.HostQuery, rows []store.HostCount) error {
+func printHosts(w io.Writer, q eventstore.HostQuery, rows []eventstore.HostCount) error {
 	var head []string
 	for _, d := range q.GroupBy {
 		switch d {
-		case store.DimDay:
+		case eventstore.DimDay:
 			head = append(head, "DAY")
-		case store.DimFamily:
+		case eventstore.DimFamily:
 			head = append(head, "FAMILY")
-		case store.DimASN:
+		case eventstore.DimASN:
 			head = append(head, "ASN", "AS NAME")
-		case store.DimCountry:
+		case eventstore.DimCountry:
 			head = append(head, "COUNTRY")
 		}
 	}
@@ -267,13 +267,13 @@ func printHosts(w io.Writer, q store.HostQuery, rows []store.HostCount) error {
 		var cells []string
 		for _, d := range q.GroupBy {
 			switch d {
-			case store.DimDay:
+			case eventstore.DimDay:
 				cells = append(cells, day(r.Day))
-			case store.DimFamily:
+			case eventstore.DimFamily:
 				cells = append(cells, orDash(r.Family))
-			case store.DimASN:
+			case eventstore.DimASN:
 				cells = append(cells, fmt.Sprintf("AS%d", r.ASN), orDash(r.ASName))
-			case store.DimCountry:
+			case eventstore.DimCountry:
 				cells = append(cells, orDash(r.Country))
 			}
 		}

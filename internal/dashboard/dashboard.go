@@ -28,7 +28,7 @@
 //
 // # Numbers
 //
-// Counts come from the store's daily rollup (store.Rollup), which the
+// Counts come from the store's daily rollup (eventstore.Rollup), which the
 // dashboard keeps up to date: every Config.Refresh while someone watches,
 // every 15 s otherwise. Hosts are distinct source addresses of infected
 // hosts (a family, or a call to a seized name), as in the reports.
@@ -45,8 +45,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/users"
 	"github.com/takedown-project/takedown/internal/worldmap"
 )
@@ -64,23 +64,23 @@ type Registry interface {
 
 // Rollup is what the dashboard needs of the store's daily rollup.
 type Rollup interface {
-	Refresh(ctx context.Context, full bool) (store.RefreshStats, error)
+	Refresh(ctx context.Context, full bool) (eventstore.RefreshStats, error)
 	AsOf() time.Time
 	Days() int
-	Hosts(ctx context.Context, q store.HostQuery) ([]store.HostCount, error)
-	Spans(ctx context.Context, end time.Time, spans []int, family string) ([]store.SpanCount, error)
-	Hours(ctx context.Context, q store.HourQuery) ([]store.HourCount, error)
-	Cities(ctx context.Context, q store.CityQuery) ([]store.CityCount, error)
+	Hosts(ctx context.Context, q eventstore.HostQuery) ([]eventstore.HostCount, error)
+	Spans(ctx context.Context, end time.Time, spans []int, family string) ([]eventstore.SpanCount, error)
+	Hours(ctx context.Context, q eventstore.HourQuery) ([]eventstore.HourCount, error)
+	Cities(ctx context.Context, q eventstore.CityQuery) ([]eventstore.CityCount, error)
 	RollupDays(ctx context.Context) ([]time.Time, error)
 	Families(ctx context.Context) ([]string, error)
-	DailyByASN(ctx context.Context, from, to time.Time, asns []uint32) (map[uint32][]store.DailyHosts, error)
-	Zones(ctx context.Context, zones []string) (map[string]store.ZoneActivity, error)
-	HostList(ctx context.Context, q store.HostListQuery) ([]store.RollupHost, error)
+	DailyByASN(ctx context.Context, from, to time.Time, asns []uint32) (map[uint32][]eventstore.DailyHosts, error)
+	Zones(ctx context.Context, zones []string) (map[string]eventstore.ZoneActivity, error)
+	HostList(ctx context.Context, q eventstore.HostListQuery) ([]eventstore.RollupHost, error)
 }
 
 var (
 	_ Registry = (*registry.Registry)(nil)
-	_ Rollup   = (*store.Rollup)(nil)
+	_ Rollup   = eventstore.Rollup(nil) // every engine's rollup serves the dashboard
 )
 
 // Config configures the dashboard. Users, Registry and Rollup are

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/users"
 	"github.com/takedown-project/takedown/internal/worldmap"
 )
@@ -187,7 +187,7 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, _ *users.Se
 			out.PerFamily = append(out.PerFamily, familyHosts{Family: s.Family, Hosts: s.IPs})
 		}
 	}
-	hours, err := d.cfg.Rollup.Hours(ctx, store.HourQuery{From: now.Truncate(time.Hour).Add(-47 * time.Hour), Family: fam})
+	hours, err := d.cfg.Rollup.Hours(ctx, eventstore.HourQuery{From: now.Truncate(time.Hour).Add(-47 * time.Hour), Family: fam})
 	if err != nil {
 		return err
 	}
@@ -195,14 +195,14 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, _ *users.Se
 		out.Hours = append(out.Hours, hourRow{Hour: h.Hour, Callbacks: h.Events})
 	}
 	from, to := d.spanRange(span)
-	nets, err := d.cfg.Rollup.Hosts(ctx, store.HostQuery{From: from, To: to, Family: fam, GroupBy: []store.Dimension{store.DimASN}, Limit: 20})
+	nets, err := d.cfg.Rollup.Hosts(ctx, eventstore.HostQuery{From: from, To: to, Family: fam, GroupBy: []eventstore.Dimension{eventstore.DimASN}, Limit: 20})
 	if err != nil {
 		return err
 	}
 	for _, n := range nets {
 		out.TopNetworks = append(out.TopNetworks, networkRow{ASN: n.ASN, ASName: n.ASName, Hosts: n.IPs})
 	}
-	ccs, err := d.cfg.Rollup.Hosts(ctx, store.HostQuery{From: from, To: to, Family: fam, GroupBy: []store.Dimension{store.DimCountry}, Limit: 20})
+	ccs, err := d.cfg.Rollup.Hosts(ctx, eventstore.HostQuery{From: from, To: to, Family: fam, GroupBy: []eventstore.Dimension{eventstore.DimCountry}, Limit: 20})
 	if err != nil {
 		return err
 	}
@@ -282,7 +282,7 @@ func (d *Dashboard) renderMap(r *http.Request, day time.Time, fam string) (*mapE
 	}
 	d.mapMu.Unlock()
 
-	rows, err := d.cfg.Rollup.Hosts(ctx, store.HostQuery{From: day, To: day.AddDate(0, 0, 1), Family: fam, GroupBy: []store.Dimension{store.DimCountry}})
+	rows, err := d.cfg.Rollup.Hosts(ctx, eventstore.HostQuery{From: day, To: day.AddDate(0, 0, 1), Family: fam, GroupBy: []eventstore.Dimension{eventstore.DimCountry}})
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +333,7 @@ func (d *Dashboard) renderMap(r *http.Request, day time.Time, fam string) (*mapE
 	}
 	slices.SortFunc(out.Countries, func(a, b countryRow) int { return cmp.Or(cmp.Compare(b.Hosts, a.Hosts), cmp.Compare(a.Code, b.Code)) })
 
-	cities, err := d.cfg.Rollup.Cities(ctx, store.CityQuery{From: day, To: day.AddDate(0, 0, 1), Family: fam, Limit: 300})
+	cities, err := d.cfg.Rollup.Cities(ctx, eventstore.CityQuery{From: day, To: day.AddDate(0, 0, 1), Family: fam, Limit: 300})
 	if err != nil {
 		return nil, err
 	}
@@ -479,7 +479,7 @@ func (d *Dashboard) country(w http.ResponseWriter, r *http.Request, _ *users.Ses
 		return err
 	}
 	ctx := r.Context()
-	q := store.HostQuery{From: day, To: day.AddDate(0, 0, 1), Family: fam, Country: cc}
+	q := eventstore.HostQuery{From: day, To: day.AddDate(0, 0, 1), Family: fam, Country: cc}
 	out := countryData{Code: cc, Name: d.countryName(cc), Day: day.Format(time.DateOnly), Family: fam, Networks: []networkRow{}, Cities: []cityCount{}}
 	tot, err := d.cfg.Rollup.Hosts(ctx, q)
 	if err != nil {
@@ -488,7 +488,7 @@ func (d *Dashboard) country(w http.ResponseWriter, r *http.Request, _ *users.Ses
 	if len(tot) > 0 {
 		out.Hosts = tot[0].IPs
 	}
-	q.GroupBy = []store.Dimension{store.DimASN}
+	q.GroupBy = []eventstore.Dimension{eventstore.DimASN}
 	q.Limit = 200
 	nets, err := d.cfg.Rollup.Hosts(ctx, q)
 	if err != nil {
@@ -497,7 +497,7 @@ func (d *Dashboard) country(w http.ResponseWriter, r *http.Request, _ *users.Ses
 	for _, n := range nets {
 		out.Networks = append(out.Networks, networkRow{ASN: n.ASN, ASName: n.ASName, Hosts: n.IPs})
 	}
-	cities, err := d.cfg.Rollup.Cities(ctx, store.CityQuery{From: q.From, To: q.To, Family: fam, Country: cc, Limit: 50})
+	cities, err := d.cfg.Rollup.Cities(ctx, eventstore.CityQuery{From: q.From, To: q.To, Family: fam, Country: cc, Limit: 50})
 	if err != nil {
 		return err
 	}
@@ -561,7 +561,7 @@ type dayHosts struct {
 }
 
 // trendOf gives every day of [from, to) its hosts, 0 for days without.
-func trendOf(rows []store.DailyHosts, from, to time.Time) []dayHosts {
+func trendOf(rows []eventstore.DailyHosts, from, to time.Time) []dayHosts {
 	by := map[time.Time]int64{}
 	for _, r := range rows {
 		by[r.Day] = r.IPs
@@ -606,7 +606,7 @@ func (d *Dashboard) networks(w http.ResponseWriter, r *http.Request, s *users.Se
 	}
 	ctx := r.Context()
 	from, to := d.spanRange(span)
-	rows, err := d.cfg.Rollup.Hosts(ctx, store.HostQuery{From: from, To: to, Family: fam, GroupBy: []store.Dimension{store.DimASN}, Limit: limit})
+	rows, err := d.cfg.Rollup.Hosts(ctx, eventstore.HostQuery{From: from, To: to, Family: fam, GroupBy: []eventstore.Dimension{eventstore.DimASN}, Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -660,7 +660,7 @@ func (d *Dashboard) network(w http.ResponseWriter, r *http.Request, s *users.Ses
 		return err
 	}
 	out.Trend = trendOf(trends[asn], from, to)
-	rows, err := d.cfg.Rollup.Hosts(ctx, store.HostQuery{From: from, To: to, ASN: asn, GroupBy: []store.Dimension{store.DimASN, store.DimCountry}})
+	rows, err := d.cfg.Rollup.Hosts(ctx, eventstore.HostQuery{From: from, To: to, ASN: asn, GroupBy: []eventstore.Dimension{eventstore.DimASN, eventstore.DimCountry}})
 	if err != nil {
 		return err
 	}
@@ -705,7 +705,7 @@ func (d *Dashboard) hosts(w http.ResponseWriter, r *http.Request, s *users.Sessi
 	if err != nil {
 		return err
 	}
-	q := store.HostListQuery{Family: fam, Limit: limit}
+	q := eventstore.HostListQuery{Family: fam, Limit: limit}
 	var object string
 	if v := p.q.Get("asn"); v != "" {
 		if q.ASN, err = parseASN(v); err != nil {

@@ -17,8 +17,8 @@ import (
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/sim"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/testnet"
 )
 
@@ -125,18 +125,18 @@ pipeline: {flush_ms: 100}
 	}
 
 	from, to := now.AddDate(0, 0, -backfillDays-1), time.Now().Add(time.Hour)
-	hosts := func(dims ...store.Dimension) map[string]store.HostCount {
-		rows, err := client.UniqueHosts(ctx, store.HostQuery{From: from, To: to, GroupBy: dims})
+	hosts := func(dims ...eventstore.Dimension) map[string]eventstore.HostCount {
+		rows, err := client.UniqueHosts(ctx, eventstore.HostQuery{From: from, To: to, GroupBy: dims})
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := map[string]store.HostCount{}
+		out := map[string]eventstore.HostCount{}
 		for _, r := range rows {
 			out[fmt.Sprintf("%s/%d/%s", r.Family, r.ASN, r.Country)] = r
 		}
 		return out
 	}
-	compare := func(what string, got map[string]store.HostCount, want map[string]sim.Counts) {
+	compare := func(what string, got map[string]eventstore.HostCount, want map[string]sim.Counts) {
 		t.Helper()
 		if len(got) != len(want) {
 			t.Errorf("%s: the sinkhole counted %d groups, the simulator made %d", what, len(got), len(want))
@@ -161,9 +161,9 @@ pipeline: {flush_ms: 100}
 			byCountry[fmt.Sprintf("%s/0/%s", fam, n.Country)] = n.Counts
 		}
 	}
-	compare("family", hosts(store.DimFamily), byFamily)
-	compare("family×asn", hosts(store.DimFamily, store.DimASN), byASN)
-	compare("family×country", hosts(store.DimFamily, store.DimCountry), byCountry)
+	compare("family", hosts(eventstore.DimFamily), byFamily)
+	compare("family×asn", hosts(eventstore.DimFamily, eventstore.DimASN), byASN)
+	compare("family×country", hosts(eventstore.DimFamily, eventstore.DimCountry), byCountry)
 	// Backfilled days before today carry the simulated time in the store
 	// too (live callbacks carry the sinkhole's clock): day by day, the same.
 	today := now.Truncate(24 * time.Hour).Format(time.DateOnly)
@@ -175,11 +175,11 @@ pipeline: {flush_ms: 100}
 			}
 		}
 	}
-	rows, err := client.UniqueHosts(ctx, store.HostQuery{From: from, To: now.Truncate(24 * time.Hour), GroupBy: []store.Dimension{store.DimFamily, store.DimDay}})
+	rows, err := client.UniqueHosts(ctx, eventstore.HostQuery{From: from, To: now.Truncate(24 * time.Hour), GroupBy: []eventstore.Dimension{eventstore.DimFamily, eventstore.DimDay}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gotDays := map[string]store.HostCount{}
+	gotDays := map[string]eventstore.HostCount{}
 	for _, r := range rows {
 		gotDays[fmt.Sprintf("%s/0/%s", r.Family, r.Day.Format(time.DateOnly))] = r
 	}

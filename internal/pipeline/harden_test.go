@@ -41,7 +41,7 @@ func (s *poisoned) AppendMarked(ctx context.Context, batch []event.Event, source
 }
 
 // named refuses the events from port 666 and names them, as the store's
-// own checks do (store.EventError).
+// own checks do (eventstore.EventError).
 type named struct{ Store }
 
 type indexErr struct{ i int }

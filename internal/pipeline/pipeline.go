@@ -40,7 +40,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/quarantine"
@@ -83,14 +82,14 @@ type Quarantine interface {
 }
 
 // eventError is what a store's error carries when it refuses a batch for
-// one of its events (store.EventError): that event, alone, is set aside.
+// one of its events (eventstore.EventError): that event, alone, is set aside.
 type eventError interface {
 	error
 	EventIndex() int
 }
 
 // transientError is what a store's error carries when it comes from the
-// engine's state (a full or failing disk, memory; store.TransientError):
+// engine's state (a full or failing disk, memory; eventstore.TransientError):
 // no event is to blame, and none is set aside for it.
 type transientError interface {
 	error
@@ -105,6 +104,12 @@ func isTransient(err error) bool {
 // MarkSource is the name under which the pipeline keeps its spool position
 // in the store.
 const MarkSource = "pipeline-spool"
+
+// DefaultBatchSize is Config.BatchSize when it is 0: 122,880 events, one
+// row group of the embedded DuckDB engine, the batch it stores cheapest
+// (dbfile.RowGroupSize, which a test holds it to; the pipeline does not
+// import the engine's packages).
+const DefaultBatchSize = 122_880
 
 // Config configures a Pipeline.
 type Config struct {
@@ -123,7 +128,8 @@ type Config struct {
 	// Observer, if set, sees each event after enrichment.
 	Observer Observer
 	// BatchSize is the most events in one append; default
-	// dbfile.RowGroupSize, the cheapest for DuckDB to store.
+	// DefaultBatchSize. serve passes pipeline.batch_size, which the config
+	// computes for the engine and its memory limit.
 	BatchSize int
 	// FlushInterval is the longest an event waits for its batch, default
 	// 500 ms, unless events come fast enough to fill a whole batch within
@@ -202,7 +208,7 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, errors.New("pipeline: a spool and a store are required")
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = dbfile.RowGroupSize
+		cfg.BatchSize = DefaultBatchSize
 	}
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = 500 * time.Millisecond

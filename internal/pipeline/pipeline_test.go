@@ -16,6 +16,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/testnet"
@@ -176,7 +177,7 @@ func TestEventsReachTheStoreOnceAcrossRestarts(t *testing.T) {
 
 func scanAll(t *testing.T, st *store.Store) []event.Event {
 	var out []event.Event
-	if err := st.Scan(context.Background(), store.ScanQuery{}, func(e *event.Event) error {
+	if err := st.Scan(context.Background(), eventstore.ScanQuery{}, func(e *event.Event) error {
 		out = append(out, *e)
 		return nil
 	}); err != nil {
@@ -309,6 +310,14 @@ func TestInvalidRecordsSkipped(t *testing.T) {
 func TestConfigRequired(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("no error without spool and store")
+	}
+}
+
+// TestDefaultBatchSize: the default batch is one row group of the DuckDB
+// engine, the cheapest it stores.
+func TestDefaultBatchSize(t *testing.T) {
+	if DefaultBatchSize != dbfile.RowGroupSize {
+		t.Errorf("DefaultBatchSize %d, want dbfile.RowGroupSize %d", DefaultBatchSize, dbfile.RowGroupSize)
 	}
 }
 

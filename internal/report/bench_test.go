@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/dbfile"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/scope"
 	"github.com/takedown-project/takedown/internal/store"
 )
@@ -197,7 +198,7 @@ func BenchmarkConfickerDay(b *testing.B) {
 		// The floor: the store's aggregation alone.
 		start := time.Now()
 		scanned := 0
-		if err := s.HostRows(ctx, store.HostRowQuery{From: from, To: to}, func(*store.HostRow) error { scanned++; return nil }); err != nil {
+		if err := s.HostRows(ctx, eventstore.HostRowQuery{From: from, To: to}, func(*eventstore.HostRow) error { scanned++; return nil }); err != nil {
 			b.Fatal(err)
 		}
 		scan := time.Since(start)
@@ -258,7 +259,7 @@ func BenchmarkConfickerDay(b *testing.B) {
 // BenchmarkCSV writes one report of 100,000 rows.
 func BenchmarkCSV(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 4))
-	rows := make([]store.HostRow, 100_000)
+	rows := make([]eventstore.HostRow, 100_000)
 	for i := range rows {
 		rows[i] = randomRow(r)
 	}

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 // CSV writes a report as CSV with a header row: one row per infected host
@@ -102,7 +102,7 @@ func (CSV) Write(w io.Writer, r *Report) error {
 
 // appendCSVFields appends the fields of r in the order of csvColumns to b,
 // and the end of each field in b to ends.
-func appendCSVFields(b []byte, ends []int, r *store.HostRow, c *clock) ([]byte, []int) {
+func appendCSVFields(b []byte, ends []int, r *eventstore.HostRow, c *clock) ([]byte, []int) {
 	end := func() { ends = append(ends, len(b)) }
 	b = c.append(b, r.LastSeen)
 	last := b[len(b)-len(CSVTime):]
@@ -184,7 +184,7 @@ func appendPorts(b []byte, ports []uint16, other bool, sep byte) []byte {
 }
 
 // hasGeo: (0, 0) is "unknown", as in event.Event.HasGeo.
-func hasGeo(r *store.HostRow) bool { return r.Latitude != 0 || r.Longitude != 0 }
+func hasGeo(r *eventstore.HostRow) bool { return r.Latitude != 0 || r.Longitude != 0 }
 
 // clock formats times as "2006-01-02" sep "15:04:05" suffix in UTC, fast:
 // rows of a report fall on few days, so the date is formatted once per day

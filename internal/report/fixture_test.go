@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/scope"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 var fxDay = time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -21,19 +21,19 @@ func at(h, m, s int) time.Time {
 // families, an unclassified host, an IPv6 host, a host calling many ports,
 // a network with an awkward name, a host without geolocation, and hosts
 // out of the subscriber's scope.
-func fixtureRows() []store.HostRow {
-	alpha := func(r store.HostRow) store.HostRow {
+func fixtureRows() []eventstore.HostRow {
+	alpha := func(r eventstore.HostRow) eventstore.HostRow {
 		r.ASN, r.ASName, r.Country, r.Region, r.City, r.Latitude, r.Longitude = 64500, "ALPHA-NET Alpha Networks, Inc.", "DE", "Berlin", "Berlin", 52.52, 13.405
 		return r
 	}
-	return []store.HostRow{
-		alpha(store.HostRow{IP: netip.MustParseAddr("192.0.2.7"), Family: "kelihos", FirstSeen: at(11, 30, 0), LastSeen: at(11, 30, 0), Events: 1,
+	return []eventstore.HostRow{
+		alpha(eventstore.HostRow{IP: netip.MustParseAddr("192.0.2.7"), Family: "kelihos", FirstSeen: at(11, 30, 0), LastSeen: at(11, 30, 0), Events: 1,
 			DstPorts: []uint16{53}, SrcPort: 53000, DstPort: 53, Protocol: event.ProtoDNS, Transport: event.TransportUDP,
 			Domain: "k1.kelihos.example", Case: "kelihos-2024", Tag: "dns"}),
-		alpha(store.HostRow{IP: netip.MustParseAddr("192.0.2.7"), Family: "waledac", FirstSeen: at(10, 0, 0), LastSeen: at(23, 59, 59), Events: 36, BotIDs: 2,
+		alpha(eventstore.HostRow{IP: netip.MustParseAddr("192.0.2.7"), Family: "waledac", FirstSeen: at(10, 0, 0), LastSeen: at(23, 59, 59), Events: 36, BotIDs: 2,
 			DstPorts: []uint16{80, 443}, SrcPort: 41002, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
 			Domain: "bestmirabella.com", Case: "waledac-2024", Tag: "v2"}),
-		alpha(store.HostRow{IP: netip.MustParseAddr("192.0.2.9"), Family: store.UnknownFamily, FirstSeen: at(12, 0, 0), LastSeen: at(12, 5, 0), Events: 2,
+		alpha(eventstore.HostRow{IP: netip.MustParseAddr("192.0.2.9"), Family: eventstore.UnknownFamily, FirstSeen: at(12, 0, 0), LastSeen: at(12, 5, 0), Events: 2,
 			DstPorts: []uint16{80}, SrcPort: 2000, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
 			Domain: "bestmirabella.com", Case: "waledac-2024"}),
 		{IP: netip.MustParseAddr("198.51.100.20"), Family: "waledac", FirstSeen: at(1, 2, 3), LastSeen: at(4, 5, 6), Events: 1200,
@@ -69,9 +69,9 @@ func fixtureOptions() Options {
 }
 
 // rowSource is a Source of rows held in memory.
-type rowSource []store.HostRow
+type rowSource []eventstore.HostRow
 
-func (s rowSource) HostRows(ctx context.Context, q store.HostRowQuery, fn func(*store.HostRow) error) error {
+func (s rowSource) HostRows(ctx context.Context, q eventstore.HostRowQuery, fn func(*eventstore.HostRow) error) error {
 	for i := range s {
 		r := s[i]
 		if !q.From.IsZero() && r.LastSeen.Before(q.From) || !q.To.IsZero() && !r.FirstSeen.Before(q.To) {

@@ -26,7 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -63,7 +63,7 @@ func checkGolden(t *testing.T, name string, got []byte) {
 }
 
 // fixtureReport is the report of the golden files and the rows it must hold.
-func fixtureReport(t *testing.T) (*Report, []store.HostRow) {
+func fixtureReport(t *testing.T) (*Report, []eventstore.HostRow) {
 	t.Helper()
 	rows := fixtureRows()
 	r, err := NewReport(fixtureSubscriber(), fxDay, fxDay.AddDate(0, 0, 1), rows)
@@ -93,7 +93,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func compareRows(t *testing.T, format string, got, want []store.HostRow) {
+func compareRows(t *testing.T, format string, got, want []eventstore.HostRow) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d rows read back, want %d", format, len(got), len(want))
@@ -118,7 +118,7 @@ func TestCSVReadsBack(t *testing.T) {
 	if !slices.Equal(recs[0], CSVColumns()) {
 		t.Fatalf("header %q", recs[0])
 	}
-	var got []store.HostRow
+	var got []eventstore.HostRow
 	for _, rec := range recs[1:] {
 		f := map[string]string{}
 		for i, c := range recs[0] {
@@ -127,7 +127,7 @@ func TestCSVReadsBack(t *testing.T) {
 		if f["timestamp"] != f["last_seen"] || f["infection"] != f["family"] || f["hostname"] != "" {
 			t.Errorf("timestamp %q, last_seen %q, infection %q, family %q, hostname %q", f["timestamp"], f["last_seen"], f["infection"], f["family"], f["hostname"])
 		}
-		row := store.HostRow{
+		row := eventstore.HostRow{
 			IP: netip.MustParseAddr(f["ip"]), Family: f["family"], Tag: f["tag"], Domain: f["domain"], Case: f["case"],
 			Protocol: event.Protocol(f["application"]), Transport: event.Transport(f["type"]),
 			ASName: f["as_name"], Country: f["geo"], Region: f["region"], City: f["city"],
@@ -184,7 +184,7 @@ func atof(t *testing.T, s string) float64 {
 func TestJSONReadsBack(t *testing.T) {
 	r, want := fixtureReport(t)
 	sc := bufio.NewScanner(bytes.NewReader(write(t, "json", r)))
-	var got []store.HostRow
+	var got []eventstore.HostRow
 	for sc.Scan() {
 		var m map[string]any
 		d := json.NewDecoder(bytes.NewReader(sc.Bytes()))
@@ -228,7 +228,7 @@ func TestJSONReadsBack(t *testing.T) {
 			}
 			return v.UTC()
 		}
-		row := store.HostRow{
+		row := eventstore.HostRow{
 			IP: netip.MustParseAddr(s("source.ip")), Family: s("malware.name"), Tag: s("extra.tag"),
 			Domain: s("destination.fqdn"), Case: s("extra.case"),
 			Protocol: event.Protocol(s("protocol.application")), Transport: event.Transport(s("protocol.transport")),

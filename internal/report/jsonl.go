@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 // JSONLines writes a report as JSON lines: one flat object per infected
@@ -71,7 +71,7 @@ func (j JSONLines) Write(w io.Writer, r *Report) error {
 	return nil
 }
 
-func (j JSONLines) appendRow(b []byte, r *store.HostRow, tlp string, c *clock) []byte {
+func (j JSONLines) appendRow(b []byte, r *eventstore.HostRow, tlp string, c *clock) []byte {
 	o := jsonObject{b: append(b, '{')}
 	o.time("time.source", r.LastSeen, c)
 	o.str("feed.name", event.FeedName)

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/scope"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 // Subscriber is the receiver of a report, as far as the report needs to
@@ -40,9 +40,9 @@ type Subscriber struct {
 }
 
 // Source gives the infected hosts of a time range, one row per address and
-// family; *store.Store is one.
+// family; every eventstore.Reader is one.
 type Source interface {
-	HostRows(ctx context.Context, q store.HostRowQuery, fn func(*store.HostRow) error) error
+	HostRows(ctx context.Context, q eventstore.HostRowQuery, fn func(*eventstore.HostRow) error) error
 }
 
 // Set is the reports of one period for many subscribers. Its reports share
@@ -77,7 +77,7 @@ func Build(ctx context.Context, src Source, subs []Subscriber, from, to time.Tim
 	x := scope.NewIndex(scopes)
 	set := &Set{From: from.UTC(), To: to.UTC(), subs: subs, t: newTable(from), lists: make([][]uint32, len(subs))}
 	var match []int32
-	err := src.HostRows(ctx, store.HostRowQuery{From: from, To: to}, func(r *store.HostRow) error {
+	err := src.HostRows(ctx, eventstore.HostRowQuery{From: from, To: to}, func(r *eventstore.HostRow) error {
 		set.Hosts++
 		if set.Hosts&0xffff == 0 {
 			if err := ctx.Err(); err != nil {
@@ -135,7 +135,7 @@ type Report struct {
 
 // NewReport makes the report of sub over rows, for tests and for callers
 // that hold a few rows: it keeps the rows in sub's scope, in their order.
-func NewReport(sub Subscriber, from, to time.Time, rows []store.HostRow) (*Report, error) {
+func NewReport(sub Subscriber, from, to time.Time, rows []eventstore.HostRow) (*Report, error) {
 	if err := checkPeriod(from, to); err != nil {
 		return nil, err
 	}
@@ -159,9 +159,9 @@ func (r *Report) Len() int { return len(r.rows) }
 // Rows yields the report's rows in order. The row is reused between
 // iterations: copy what you keep. Times are whole seconds, coordinates
 // have six decimals.
-func (r *Report) Rows() iter.Seq[*store.HostRow] {
-	return func(yield func(*store.HostRow) bool) {
-		var row store.HostRow
+func (r *Report) Rows() iter.Seq[*eventstore.HostRow] {
+	return func(yield func(*eventstore.HostRow) bool) {
+		var row eventstore.HostRow
 		for _, idx := range r.rows {
 			r.t.get(idx, &row)
 			if !yield(&row) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/scope"
 	"github.com/takedown-project/takedown/internal/store"
 )
@@ -30,10 +31,10 @@ func randomAddr(r *rand.Rand) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(r.IntN(4)), byte(r.IntN(8)), byte(r.IntN(256))})
 }
 
-func randomRow(r *rand.Rand) store.HostRow {
+func randomRow(r *rand.Rand) eventstore.HostRow {
 	first := fxDay.Add(time.Duration(r.IntN(86400)) * time.Second)
-	row := store.HostRow{
-		IP: randomAddr(r), Family: []string{"waledac", "kelihos", store.UnknownFamily}[r.IntN(3)],
+	row := eventstore.HostRow{
+		IP: randomAddr(r), Family: []string{"waledac", "kelihos", eventstore.UnknownFamily}[r.IntN(3)],
 		FirstSeen: first, LastSeen: first.Add(time.Duration(r.IntN(3600)) * time.Second),
 		Events: int64(1 + r.IntN(100)), BotIDs: int64(r.IntN(3)),
 		SrcPort: uint16(r.IntN(65536)), DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
@@ -74,7 +75,7 @@ func randomScope(r *rand.Rand) scope.Scope {
 func TestBuildIsolation(t *testing.T) {
 	for seed := range uint64(5) {
 		r := rand.New(rand.NewPCG(seed, 7))
-		rows := make([]store.HostRow, 3000)
+		rows := make([]eventstore.HostRow, 3000)
 		for i := range rows {
 			rows[i] = randomRow(r)
 		}
@@ -102,13 +103,13 @@ func TestBuildIsolation(t *testing.T) {
 			t.Errorf("kept %d rows, %d are in some scope", set.Kept, kept)
 		}
 		for i, s := range subs {
-			var want []store.HostRow
+			var want []eventstore.HostRow
 			for _, row := range rows {
 				if s.Scope.Contains(row.IP, row.ASN, row.Country) {
 					want = append(want, row)
 				}
 			}
-			var got []store.HostRow
+			var got []eventstore.HostRow
 			for row := range set.Report(i).Rows() {
 				if !s.Scope.Contains(row.IP, row.ASN, row.Country) {
 					t.Fatalf("seed %d: report %d (%s) holds %s AS%d %s", seed, i, s.Scope, row.IP, row.ASN, row.Country)
@@ -157,7 +158,7 @@ func TestBuildFromStore(t *testing.T) {
 				DstIP: netip.MustParseAddr("192.0.2.53"), DstPort: row.DstPort, Domain: row.Domain, Zone: row.Domain, Case: row.Case,
 				Family: row.Family, Tag: row.Tag, ASN: row.ASN, ASName: row.ASName, CountryCode: row.Country, Region: row.Region,
 				City: row.City, Latitude: row.Latitude, Longitude: row.Longitude}
-			if e.Family == store.UnknownFamily {
+			if e.Family == eventstore.UnknownFamily {
 				e.Family = ""
 			}
 			if i == 0 {
@@ -192,7 +193,7 @@ func TestBuildFromStore(t *testing.T) {
 
 type failingSource struct{ err error }
 
-func (f failingSource) HostRows(ctx context.Context, q store.HostRowQuery, fn func(*store.HostRow) error) error {
+func (f failingSource) HostRows(ctx context.Context, q eventstore.HostRowQuery, fn func(*eventstore.HostRow) error) error {
 	row := fixtureRows()[0]
 	for range 1 << 17 {
 		if err := fn(&row); err != nil {
@@ -219,7 +220,7 @@ func TestBuildErrors(t *testing.T) {
 	// A row outside the period cannot be held.
 	row := fixtureRows()[0]
 	row.FirstSeen = fxDay.Add(-time.Hour)
-	if _, err := NewReport(subs[0], fxDay, fxDay.AddDate(0, 0, 1), []store.HostRow{row}); err == nil {
+	if _, err := NewReport(subs[0], fxDay, fxDay.AddDate(0, 0, 1), []eventstore.HostRow{row}); err == nil {
 		t.Error("row before the period accepted")
 	}
 }

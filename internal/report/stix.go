@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 // STIX writes a report as a STIX 2.1 bundle:
@@ -139,14 +139,14 @@ func (s STIX) Write(w io.Writer, r *Report) error {
 			inOrder = false
 		}
 		prev = row.IP
-		if row.Family != store.UnknownFamily {
+		if row.Family != eventstore.UnknownFamily {
 			families[row.Family] = true
 		}
 		if row.Domain != "" {
 			if _, ok := domains[row.Domain]; !ok || row.Case != "" {
 				domains[row.Domain] = row.Case
 			}
-			if row.Family != store.UnknownFamily {
+			if row.Family != eventstore.UnknownFamily {
 				pairs[[2]string{row.Domain, row.Family}] = true
 			}
 		}

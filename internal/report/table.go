@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 // row is a HostRow in 48 bytes without pointers, so that the garbage
@@ -104,7 +104,7 @@ var (
 )
 
 // add appends r and returns its index.
-func (t *table) add(r *store.HostRow) (uint32, error) {
+func (t *table) add(r *eventstore.HostRow) (uint32, error) {
 	if t.n == math.MaxUint32 {
 		return 0, errTooMany
 	}
@@ -157,7 +157,7 @@ func (t *table) add(r *store.HostRow) (uint32, error) {
 }
 
 // get decodes row i into r, reusing r.DstPorts.
-func (t *table) get(i uint32, r *store.HostRow) {
+func (t *table) get(i uint32, r *eventstore.HostRow) {
 	x := &t.chunks[i/chunkRows][i%chunkRows]
 	if x.ip&v6Flag != 0 {
 		r.IP = netip.AddrFrom16(t.v6[x.ip&^v6Flag])

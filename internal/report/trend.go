@@ -8,13 +8,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/scope"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
-// DailySource counts infected hosts per day; *store.Store is one.
+// DailySource counts infected hosts per day; every eventstore.Reader is
+// one.
 type DailySource interface {
-	DailyHosts(ctx context.Context, q store.DailyHostQuery) ([]store.DailyHosts, error)
+	DailyHosts(ctx context.Context, q eventstore.DailyHostQuery) ([]eventstore.DailyHosts, error)
 }
 
 // Remediation is how the infected hosts of a scope went down over a
@@ -75,8 +76,8 @@ func Trend(ctx context.Context, src DailySource, sc scope.Scope, from, to time.T
 	}
 	rem := &Remediation{From: from, To: to, Scope: Series{Hosts: make([]int64, days)}}
 	if !sc.Empty() {
-		counts, err := src.DailyHosts(ctx, store.DailyHostQuery{From: from, To: to, ByASN: true,
-			Filter: store.HostFilter{ASNs: sc.ASNs, Prefixes: sc.Prefixes, Countries: sc.Countries}})
+		counts, err := src.DailyHosts(ctx, eventstore.DailyHostQuery{From: from, To: to, ByASN: true,
+			Filter: eventstore.HostFilter{ASNs: sc.ASNs, Prefixes: sc.Prefixes, Countries: sc.Countries}})
 		if err != nil {
 			return nil, fmt.Errorf("report: trend of %s: %w", sc, err)
 		}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 // XARF writes reports as X-ARF 0.2 mails (x-arf.org), the format that
@@ -89,7 +89,7 @@ func (x XARF) Messages(r *Report) iter.Seq[*XARFMessage] {
 }
 
 // Message returns the message of one row of r.
-func (x XARF) Message(r *Report, row *store.HostRow) *XARFMessage {
+func (x XARF) Message(r *Report, row *eventstore.HostRow) *XARFMessage {
 	tlp := r.TLP()
 	day := r.From.Format(time.DateOnly)
 	return &XARFMessage{
@@ -105,14 +105,14 @@ func (x XARF) Message(r *Report, row *store.HostRow) *XARFMessage {
 
 // ReportID is the Report-ID of row: the same host, family and period give
 // the same id.
-func (x XARF) ReportID(r *Report, row *store.HostRow) string {
+func (x XARF) ReportID(r *Report, row *eventstore.HostRow) string {
 	return uuid5(reportNamespace, "xarf|"+r.Subscriber.Name+"|"+periodString(r.From, r.To)+"|"+row.IP.String()+"|"+row.Family) +
 		"@" + x.Options.emailDomain()
 }
 
 // yaml writes the machine-readable part: one "Key: value" line per field,
 // strings plain when that is safe, double-quoted otherwise, numbers plain.
-func (x XARF) yaml(r *Report, row *store.HostRow, tlp string) []byte {
+func (x XARF) yaml(r *Report, row *eventstore.HostRow, tlp string) []byte {
 	var b []byte
 	str := func(k, v string) {
 		b = append(b, k...)
@@ -193,7 +193,7 @@ func xarfTLP(tlp string) string {
 }
 
 // text writes the part for people.
-func (x XARF) text(r *Report, row *store.HostRow, tlp string) []byte {
+func (x XARF) text(r *Report, row *eventstore.HostRow, tlp string) []byte {
 	var b bytes.Buffer
 	op := x.Options.Operator
 	b.WriteString(wrap("Dear abuse team of "+orDefault(r.Subscriber.Org, r.Subscriber.Name)+",") + "\n\n")
@@ -273,7 +273,7 @@ func plural(n int64, word string) string {
 
 // evidence writes what the sinkhole saw of the host: the row as the CSV
 // report has it, with the header row.
-func evidence(row *store.HostRow) []byte {
+func evidence(row *eventstore.HostRow) []byte {
 	var b bytes.Buffer
 	cw := csv.NewWriter(&b)
 	cw.Write(csvColumns)

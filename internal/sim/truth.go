@@ -15,7 +15,7 @@ import (
 
 // Truth is what the sinkhole demonstrably got from the simulation: a DNS
 // answer other than REFUSED, an HTTP response, the reply to the end of an
-// SMTP message. It counts as the store does (store.HostCount): IPs are
+// SMTP message. It counts as the store does (eventstore.HostCount): IPs are
 // distinct source addresses, Bots distinct non-empty bot ids (only
 // Waledac's HTTP callbacks carry one), Events the events recorded (a
 // Waledac callback is two: its DNS query and its POST).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/store/storegen"
 )
@@ -84,16 +85,16 @@ func BenchmarkAppendWaledacWeek(b *testing.B) {
 		day := gen.Start.UTC().Truncate(24*time.Hour).AddDate(0, 0, min(2, gen.Days-1))
 		for _, q := range []struct {
 			unit string
-			q    store.HostQuery
+			q    eventstore.HostQuery
 		}{
-			{"ms/country-day", store.HostQuery{From: day, To: day.AddDate(0, 0, 1), GroupBy: []store.Dimension{store.DimCountry}}},
-			{"ms/asn-week", store.HostQuery{GroupBy: []store.Dimension{store.DimASN}}},
-			{"ms/day-country-week", store.HostQuery{GroupBy: []store.Dimension{store.DimDay, store.DimCountry}}},
+			{"ms/country-day", eventstore.HostQuery{From: day, To: day.AddDate(0, 0, 1), GroupBy: []eventstore.Dimension{eventstore.DimCountry}}},
+			{"ms/asn-week", eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimASN}}},
+			{"ms/day-country-week", eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimDay, eventstore.DimCountry}}},
 		} {
 			b.ReportMetric(timeQuery(b, s, q.q), q.unit)
 		}
 		start := time.Now()
-		if _, err := s.CallbacksPerHour(ctx, store.HourQuery{Family: "waledac"}); err != nil {
+		if _, err := s.CallbacksPerHour(ctx, eventstore.HourQuery{Family: "waledac"}); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "ms/hours-week")
@@ -103,7 +104,7 @@ func BenchmarkAppendWaledacWeek(b *testing.B) {
 }
 
 // timeQuery returns the best of three runs of q in milliseconds.
-func timeQuery(b *testing.B, s *store.Store, q store.HostQuery) float64 {
+func timeQuery(b *testing.B, s *store.Store, q eventstore.HostQuery) float64 {
 	best := time.Duration(1 << 62)
 	for range 3 {
 		start := time.Now()

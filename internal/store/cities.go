@@ -5,42 +5,18 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
-
-// CityQuery asks for infected hosts per city.
-type CityQuery struct {
-	// From and To bound the time of the events, [From, To); zero leaves
-	// that side open. (Rollup.Cities takes whole days.)
-	From, To time.Time
-	// Family, if set, keeps only that family (UnknownFamily: events with
-	// a case and no family).
-	Family string
-	// Country, if set, keeps only that country (ISO code).
-	Country string
-	// Limit, if positive, returns only the first Limit cities.
-	Limit int
-}
-
-// CityCount is the number of infected hosts of one city.
-type CityCount struct {
-	// Country is the ISO code, City the name the enrichment gave.
-	Country, City string
-	// Latitude and Longitude are the city's position (of one of its
-	// events: the enrichment gives all hosts of a city the same).
-	Latitude, Longitude float64
-	// IPs is the number of distinct infected source addresses.
-	IPs int64
-}
 
 // HostsPerCity counts the distinct source addresses of infected hosts (a
 // family or a case, as DailyHosts) per country and city, most first, then
 // by country and city. Events of no known city are left out.
-func (s *Store) HostsPerCity(ctx context.Context, q CityQuery) ([]CityCount, error) {
+func (s *Store) HostsPerCity(ctx context.Context, q eventstore.CityQuery) ([]eventstore.CityCount, error) {
 	where, args := timeRange(q.From, q.To)
 	where = append(where, infected, "city IS NOT NULL")
 	if q.Family != "" {
-		where = append(where, "coalesce(family, '"+UnknownFamily+"') = ?")
+		where = append(where, "coalesce(family, '"+eventstore.UnknownFamily+"') = ?")
 		args = append(args, q.Family)
 	}
 	if q.Country != "" {
@@ -55,15 +31,15 @@ func (s *Store) HostsPerCity(ctx context.Context, q CityQuery) ([]CityCount, err
 	return queryCities(ctx, s.db, query, args)
 }
 
-func queryCities(ctx context.Context, db *sql.DB, query string, args []any) ([]CityCount, error) {
+func queryCities(ctx context.Context, db *sql.DB, query string, args []any) ([]eventstore.CityCount, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: hosts per city: %w", err)
 	}
 	defer rows.Close()
-	var out []CityCount
+	var out []eventstore.CityCount
 	for rows.Next() {
-		var c CityCount
+		var c eventstore.CityCount
 		if err := rows.Scan(&c.Country, &c.City, &c.Latitude, &c.Longitude, &c.IPs); err != nil {
 			return nil, fmt.Errorf("store: hosts per city: %w", err)
 		}

@@ -14,67 +14,8 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
-
-// UnknownFamily is the family of a HostRow whose events called a seized
-// name (they have a case) but that the classifier did not name.
-const UnknownFamily = "unknown"
-
-// MaxPorts is the number of destination ports, the most called of the
-// range, that HostRow.DstPorts can name; calls to any other port set
-// HostRow.OtherPorts.
-const MaxPorts = 63
-
-// HostRowQuery selects the events HostRows aggregates.
-type HostRowQuery struct {
-	// From and To bound the time of the events, [From, To); zero leaves
-	// that side open.
-	From, To time.Time
-	// PartitionEvents is about how many events DuckDB aggregates at a time
-	// (see HostRows); 0 means 4,194,304. Tests set it low to exercise the
-	// partitioning.
-	PartitionEvents int64
-}
-
-// HostRow is one infected host: the events of one source address and one
-// family in the range of a HostRowQuery.
-type HostRow struct {
-	IP netip.Addr
-	// Family is the malware family, UnknownFamily for events with a case
-	// but no family.
-	Family string
-	// FirstSeen and LastSeen are the times of the first and last event.
-	FirstSeen, LastSeen time.Time
-	// Events counts the callbacks.
-	Events int64
-	// BotIDs counts the distinct non-empty bot ids: more than one when
-	// several bots share the address (NAT).
-	BotIDs int64
-	// DstPorts are the distinct destination ports called, ascending, among
-	// the MaxPorts most called ports of the range; OtherPorts reports calls
-	// to other ports.
-	DstPorts   []uint16
-	OtherPorts bool
-
-	// The last callback: its source port (with LastSeen and IP it names
-	// the subscriber behind a carrier-grade NAT), destination port,
-	// application and transport protocols.
-	SrcPort   uint16
-	DstPort   uint16
-	Protocol  event.Protocol
-	Transport event.Transport
-
-	// The first callback: the name it called, the case that seized the
-	// name, and the classifier's tag.
-	Domain, Case, Tag string
-
-	// Enrichment of the address (of any one of the events: they agree
-	// unless the enrichment databases changed during the range).
-	ASN                   uint32
-	ASName                string
-	Country, Region, City string
-	Latitude, Longitude   float64
-}
 
 // The protocols and transports as the small numbers that HostRows packs
 // into one value per event; 0 is none.
@@ -102,7 +43,7 @@ const infected = "(family IS NOT NULL OR case_name IS NOT NULL)"
 // and strings are aggregated as 64-bit hashes, resolved through small
 // dictionaries that DuckDB builds first (two distinct strings sharing a
 // hash is a chance of n²/2⁶⁵ for n distinct values).
-func (s *Store) HostRows(ctx context.Context, q HostRowQuery, fn func(*HostRow) error) error {
+func (s *Store) HostRows(ctx context.Context, q eventstore.HostRowQuery, fn func(*eventstore.HostRow) error) error {
 	where, args := timeRange(q.From, q.To)
 	where = append(where, infected)
 	cond := strings.Join(where, " AND ")
@@ -152,7 +93,7 @@ func (s *Store) HostRows(ctx context.Context, q HostRowQuery, fn func(*HostRow) 
 	if len(ports) == 0 {
 		portBit = "1::UBIGINT << 63"
 	}
-	sel := `SELECT src_ip, any_value(src_ip6) AS ip6, coalesce(family, '` + UnknownFamily + `') AS fam,
+	sel := `SELECT src_ip, any_value(src_ip6) AS ip6, coalesce(family, '` + eventstore.UnknownFamily + `') AS fam,
 	min(time), max(time), count(*), count(DISTINCT bot_id),
 	bit_or(` + portBit + `),
 	arg_max((src_port::UBIGINT << 32) | (dst_port::UBIGINT << 16) |
@@ -164,7 +105,7 @@ FROM events WHERE ` + cond
 	// Scanning into any skips database/sql's reflection: a quarter of the
 	// Go time of a day of millions of hosts.
 	var (
-		row    HostRow
+		row    eventstore.HostRow
 		pl     *placeEntry
 		lastPH uint64
 		vals   [13]any
@@ -381,7 +322,7 @@ func (c *conv) time(v any) time.Time {
 // called first.
 func topPorts(ctx context.Context, tx *sql.Tx, cond string, args []any) ([]uint16, error) {
 	rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT dst_port FROM events WHERE %s
-GROUP BY dst_port ORDER BY count(*) DESC, dst_port LIMIT %d`, cond, MaxPorts), args...)
+GROUP BY dst_port ORDER BY count(*) DESC, dst_port LIMIT %d`, cond, eventstore.MaxPorts), args...)
 	if err != nil {
 		return nil, fmt.Errorf("ports: %w", err)
 	}
@@ -500,22 +441,8 @@ func pickCuts(qs []*big.Int, n, per int64, steps int) []*big.Int {
 	return cuts
 }
 
-// HostFilter selects hosts by the network that announces them, the address
-// block they are in, or the country they are in: a host that matches any
-// one is selected. The zero HostFilter selects no host.
-type HostFilter struct {
-	ASNs      []uint32
-	Prefixes  []netip.Prefix
-	Countries []string
-}
-
-// Empty reports whether f selects no host.
-func (f HostFilter) Empty() bool {
-	return len(f.ASNs) == 0 && len(f.Prefixes) == 0 && len(f.Countries) == 0
-}
-
-// sql returns the WHERE term of f and its arguments.
-func (f HostFilter) sql() (string, []any) {
+// filterSQL returns the WHERE term of f and its arguments.
+func filterSQL(f eventstore.HostFilter) (string, []any) {
 	var terms []string
 	var args []any
 	if len(f.ASNs) > 0 {
@@ -571,42 +498,13 @@ func prefixBounds(p netip.Prefix) (lo, hi *big.Int) {
 	return lo, hi
 }
 
-// DailyHostQuery asks for the infected hosts per day of a set of networks.
-type DailyHostQuery struct {
-	// From and To bound the time of the events, [From, To); zero leaves
-	// that side open.
-	From, To time.Time
-	// Filter selects the hosts.
-	Filter HostFilter
-	// ByASN also counts the hosts of each network.
-	ByASN bool
-}
-
-// DailyHosts is one UTC day of DailyHosts.
-type DailyHosts struct {
-	// Day is midnight UTC.
-	Day time.Time
-	// IPs is the number of distinct infected addresses of the filter.
-	IPs int64
-	// ByASN counts them per network (DailyHostQuery.ByASN), most first,
-	// then by ASN.
-	ByASN []ASNHosts
-}
-
-// ASNHosts is the number of infected addresses of one network.
-type ASNHosts struct {
-	ASN    uint32
-	ASName string
-	IPs    int64
-}
-
 // DailyHosts counts the distinct addresses of infected hosts (the events
 // HostRows reports: a family or a case) that q.Filter selects, per UTC
 // day, and per network if asked. Days without hosts are left out.
-func (s *Store) DailyHosts(ctx context.Context, q DailyHostQuery) ([]DailyHosts, error) {
+func (s *Store) DailyHosts(ctx context.Context, q eventstore.DailyHostQuery) ([]eventstore.DailyHosts, error) {
 	where, args := timeRange(q.From, q.To)
 	where = append(where, infected)
-	f, fargs := q.Filter.sql()
+	f, fargs := filterSQL(q.Filter)
 	where = append(where, f)
 	args = append(args, fargs...)
 	query := `SELECT CAST(time AS DATE) AS day, 1 AS total, 0 AS asn, '', count(DISTINCT ` + hostKey + `) AS ips
@@ -621,17 +519,17 @@ GROUP BY GROUPING SETS ((day), (day, asn)) ORDER BY day, total DESC, ips DESC, a
 		return nil, fmt.Errorf("store: daily hosts: %w", err)
 	}
 	defer rows.Close()
-	var out []DailyHosts
+	var out []eventstore.DailyHosts
 	for rows.Next() {
 		var day time.Time
 		var total int64
-		var h ASNHosts
+		var h eventstore.ASNHosts
 		if err := rows.Scan(&day, &total, &h.ASN, &h.ASName, &h.IPs); err != nil {
 			return nil, fmt.Errorf("store: daily hosts: %w", err)
 		}
 		day = day.UTC()
 		if total != 0 || !q.ByASN {
-			out = append(out, DailyHosts{Day: day, IPs: h.IPs})
+			out = append(out, eventstore.DailyHosts{Day: day, IPs: h.IPs})
 			continue
 		}
 		if len(out) == 0 || !out[len(out)-1].Day.Equal(day) {

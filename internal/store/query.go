@@ -10,71 +10,16 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-)
-
-// Dimension is a key by which UniqueHosts groups its counts.
-type Dimension string
-
-// Dimensions of UniqueHosts.
-const (
-	DimDay     Dimension = "day"     // UTC calendar day of the event
-	DimFamily  Dimension = "family"  // malware family
-	DimASN     Dimension = "asn"     // network of the source address
-	DimCountry Dimension = "country" // country of the source address
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 // hostKey is the expression counted for unique hosts: see ip.go.
 const hostKey = "src_ip"
 
-// HostQuery asks for unique hosts.
-type HostQuery struct {
-	// From and To bound the time of the events, [From, To). A zero From or
-	// To leaves that side open.
-	From, To time.Time
-	// GroupBy lists the dimensions to count by, in any order; none gives
-	// the totals over all events that match.
-	GroupBy []Dimension
-	// Family, if set, keeps only events of that family.
-	Family string
-	// ASN, if not 0, keeps only events from that network.
-	ASN uint32
-	// Country, if set, keeps only events from that country (ISO code).
-	Country string
-	// Infected keeps only the events of infected hosts, as the rollup, the
-	// reports and the dashboard count them: those with a family or a
-	// seized name's case. A scanner knocking on the sinkhole's address
-	// has neither.
-	Infected bool
-	// Limit, if positive, returns only the first Limit rows.
-	Limit int
-}
-
-// HostCount is one row of UniqueHosts. The key fields of the dimensions not
-// grouped by are zero.
-type HostCount struct {
-	// Day is midnight UTC of the day counted (DimDay).
-	Day time.Time
-	// Family is the malware family (DimFamily); "" for unclassified events.
-	Family string
-	// ASN is the network (DimASN); 0 for unknown.
-	ASN uint32
-	// ASName is one of the names seen for ASN in the range (DimASN).
-	ASName string
-	// Country is the ISO country code (DimCountry); "" for unknown.
-	Country string
-	// IPs is the number of distinct source addresses.
-	IPs int64
-	// Bots is the number of distinct non-empty bot ids; more than IPs when
-	// several bots hide behind one NAT address.
-	Bots int64
-	// Events is the number of events.
-	Events int64
-}
-
 // UniqueHosts counts distinct source addresses, bot ids and events, grouped
 // by the dimensions of q, ordered by IPs descending and then by the keys in
 // the order Day, Family, ASN, Country.
-func (s *Store) UniqueHosts(ctx context.Context, q HostQuery) ([]HostCount, error) {
+func (s *Store) UniqueHosts(ctx context.Context, q eventstore.HostQuery) ([]eventstore.HostCount, error) {
 	by, err := groupDims(q.GroupBy)
 	if err != nil {
 		return nil, fmt.Errorf("store: unique hosts: %w", err)
@@ -120,9 +65,9 @@ func (s *Store) UniqueHosts(ctx context.Context, q HostQuery) ([]HostCount, erro
 		return nil, fmt.Errorf("store: unique hosts: %w", err)
 	}
 	defer rows.Close()
-	var out []HostCount
+	var out []eventstore.HostCount
 	for rows.Next() {
-		var c HostCount
+		var c eventstore.HostCount
 		if err := rows.Scan(append(by.dest(&c), &c.IPs, &c.Bots, &c.Events)...); err != nil {
 			return nil, fmt.Errorf("store: unique hosts: %w", err)
 		}
@@ -137,28 +82,9 @@ func (s *Store) UniqueHosts(ctx context.Context, q HostQuery) ([]HostCount, erro
 	return out, nil
 }
 
-// HourQuery asks for callbacks per hour.
-type HourQuery struct {
-	// From and To bound the time of the events, [From, To); zero leaves
-	// that side open.
-	From, To time.Time
-	// Family, if set, keeps only events of that family.
-	Family string
-}
-
-// HourCount is one hour of CallbacksPerHour.
-type HourCount struct {
-	// Hour is the start of the hour, UTC.
-	Hour time.Time
-	// Events is the number of events in the hour.
-	Events int64
-	// IPs is the number of distinct source addresses in the hour.
-	IPs int64
-}
-
 // CallbacksPerHour counts events and distinct source addresses per UTC hour,
 // in time order. Hours without events are left out.
-func (s *Store) CallbacksPerHour(ctx context.Context, q HourQuery) ([]HourCount, error) {
+func (s *Store) CallbacksPerHour(ctx context.Context, q eventstore.HourQuery) ([]eventstore.HourCount, error) {
 	where, args := timeRange(q.From, q.To)
 	if q.Family != "" {
 		where = append(where, "family = ?")
@@ -174,9 +100,9 @@ func (s *Store) CallbacksPerHour(ctx context.Context, q HourQuery) ([]HourCount,
 		return nil, fmt.Errorf("store: callbacks per hour: %w", err)
 	}
 	defer rows.Close()
-	var out []HourCount
+	var out []eventstore.HourCount
 	for rows.Next() {
-		var c HourCount
+		var c eventstore.HourCount
 		if err := rows.Scan(&c.Hour, &c.Events, &c.IPs); err != nil {
 			return nil, fmt.Errorf("store: callbacks per hour: %w", err)
 		}
@@ -189,19 +115,10 @@ func (s *Store) CallbacksPerHour(ctx context.Context, q HourQuery) ([]HourCount,
 	return out, nil
 }
 
-// ScanQuery selects events to read back.
-type ScanQuery struct {
-	// From and To bound the time of the events, [From, To); zero leaves
-	// that side open.
-	From, To time.Time
-	// Limit, if positive, stops after that many events.
-	Limit int
-}
-
 // Scan calls fn with each event of q in time order. The event is reused
 // between calls: fn must copy what it keeps. Scan stops at the first error
 // of fn and returns it. Times come back in UTC.
-func (s *Store) Scan(ctx context.Context, q ScanQuery, fn func(*event.Event) error) error {
+func (s *Store) Scan(ctx context.Context, q eventstore.ScanQuery, fn func(*event.Event) error) error {
 	where, args := timeRange(q.From, q.To)
 	query := "SELECT " + columns + " FROM events"
 	if len(where) > 0 {
@@ -350,38 +267,19 @@ func (s *Store) Retain(ctx context.Context, now time.Time, days int) (int64, err
 	return s.DeleteBefore(ctx, cut)
 }
 
-// Stats describes what the store holds.
-type Stats struct {
-	// Events is the number of events kept.
-	Events int64
-	// Oldest and Newest are the times of the first and last events, zero
-	// when there are none.
-	Oldest, Newest time.Time
-}
-
 // Stats returns the number of events and their time span.
-func (s *Store) Stats(ctx context.Context) (Stats, error) {
-	var st Stats
+func (s *Store) Stats(ctx context.Context) (eventstore.Stats, error) {
+	var st eventstore.Stats
 	var oldest, newest sql.NullTime
 	err := s.db.QueryRowContext(ctx, "SELECT count(*), min(time), max(time) FROM events").Scan(&st.Events, &oldest, &newest)
 	if err != nil {
-		return Stats{}, fmt.Errorf("store: reading stats: %w", err)
+		return eventstore.Stats{}, fmt.Errorf("store: reading stats: %w", err)
 	}
 	if oldest.Valid {
 		st.Oldest, st.Newest = oldest.Time.UTC(), newest.Time.UTC()
 	}
 	return st, nil
 }
-
-// MinTime and MaxTime bound the times a query may name. Events' times are
-// TIMESTAMP_NS, nanoseconds since 1970 in 64 bits: 1677-09-21 to
-// 2262-04-11. A bound outside that is no empty answer but an error of the
-// driver's conversion, so readers check their parameters against these
-// (round days inside the range).
-var (
-	MinTime = time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC)
-	MaxTime = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
-)
 
 // timeRange returns the WHERE terms and arguments of [from, to).
 func timeRange(from, to time.Time) ([]string, []any) {
@@ -402,17 +300,17 @@ func timeRange(from, to time.Time) ([]string, []any) {
 type hostDims struct{ day, family, asn, country bool }
 
 // groupDims reads the dimensions of a HostQuery.
-func groupDims(dims []Dimension) (hostDims, error) {
+func groupDims(dims []eventstore.Dimension) (hostDims, error) {
 	var by hostDims
 	for _, d := range dims {
 		switch d {
-		case DimDay:
+		case eventstore.DimDay:
 			by.day = true
-		case DimFamily:
+		case eventstore.DimFamily:
 			by.family = true
-		case DimASN:
+		case eventstore.DimASN:
 			by.asn = true
-		case DimCountry:
+		case eventstore.DimCountry:
 			by.country = true
 		default:
 			return by, fmt.Errorf("unknown dimension %q", d)
@@ -442,7 +340,7 @@ func (by hostDims) columns(day, family, asName, country string) (keys, sel []str
 }
 
 // dest returns the scan destinations of the columns in c.
-func (by hostDims) dest(c *HostCount) []any {
+func (by hostDims) dest(c *eventstore.HostCount) []any {
 	dest := make([]any, 0, 8)
 	if by.day {
 		dest = append(dest, &c.Day)

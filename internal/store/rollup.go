@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/migrate"
 )
 
@@ -31,7 +31,7 @@ const RollupComponent = "rollup"
 // grouped by any of them equals UniqueHosts over the events, even for a
 // host whose enrichment changed during a day.
 //
-// The events of infected hosts are those HostRows and DailyHosts count: a
+// The events of infected hosts are those HostRows and eventstore.DailyHosts count: a
 // family, or a case (a seized name was called); their family is "unknown"
 // when only the case is known.
 var rollupMigrations = []migrate.Migration{{
@@ -151,19 +151,6 @@ func (r *Rollup) AsOf() time.Time {
 	return r.asOf
 }
 
-// RefreshStats tells what a Refresh did.
-type RefreshStats struct {
-	// Checked is the number of days compared with the events.
-	Checked int
-	// Added is the number of days brought up to date with an increment;
-	// Rebuilt the number rebuilt whole; Dropped the number removed (no
-	// events any more, or out of the window).
-	Added, Rebuilt, Dropped int
-}
-
-// Changed reports whether the refresh changed the rollup.
-func (s RefreshStats) Changed() bool { return s.Added+s.Rebuilt+s.Dropped > 0 }
-
 // dayState is a day as the rollup last saw it.
 type dayState struct {
 	events int64
@@ -183,7 +170,7 @@ type dayState struct {
 //
 // With full false only today and yesterday are compared; Refresh compares
 // all days anyway when the last full comparison is more than a minute old.
-func (r *Rollup) Refresh(ctx context.Context, full bool) (RefreshStats, error) {
+func (r *Rollup) Refresh(ctx context.Context, full bool) (eventstore.RefreshStats, error) {
 	r.refresh.Lock()
 	defer r.refresh.Unlock()
 	start := r.now().UTC()
@@ -199,7 +186,7 @@ func (r *Rollup) Refresh(ctx context.Context, full bool) (RefreshStats, error) {
 	if !full {
 		from = today.AddDate(0, 0, -1)
 	}
-	var st RefreshStats
+	var st eventstore.RefreshStats
 
 	// Days out of the window go first.
 	if full {
@@ -290,7 +277,7 @@ func (r *Rollup) Refresh(ctx context.Context, full bool) (RefreshStats, error) {
 
 // The expressions of the rollup's rows.
 const (
-	rollupFamily     = "coalesce(family, '" + UnknownFamily + "')"
+	rollupFamily     = "coalesce(family, '" + eventstore.UnknownFamily + "')"
 	rollupHostSelect = `SELECT CAST(time AS DATE), ` + rollupFamily + ` AS fam, src_ip, any_value(src_ip6), asn,
 	coalesce(any_value(as_name), ''), coalesce(country_code, '') AS cc, coalesce(city, '') AS ci,
 	any_value(latitude), any_value(longitude), count(*), min(time), max(time) FROM events`
@@ -389,7 +376,7 @@ func deleteDay(ctx context.Context, tx *sql.Tx, day, end time.Time) error {
 	return err
 }
 
-// rollupWhere returns the WHERE terms of a HostQuery over rollup_hosts:
+// rollupWhere returns the WHERE terms of a eventstore.HostQuery over rollup_hosts:
 // its From and To are cut to whole UTC days (From's day included, To's
 // day included unless To is midnight).
 func rollupWhere(from, to time.Time, family string, asn uint32, country string) ([]string, []any) {
@@ -433,8 +420,8 @@ func whereSQL(where []string) string {
 // UniqueHosts does, over whole days of the rollup (see rollupWhere), for
 // infected hosts only; Bots is not counted (0). Family "" in a row is
 // never returned: unclassified events with a case count as
-// UnknownFamily.
-func (r *Rollup) Hosts(ctx context.Context, q HostQuery) ([]HostCount, error) {
+// eventstore.UnknownFamily.
+func (r *Rollup) Hosts(ctx context.Context, q eventstore.HostQuery) ([]eventstore.HostCount, error) {
 	by, err := groupDims(q.GroupBy)
 	if err != nil {
 		return nil, fmt.Errorf("store: rollup hosts: %w", err)
@@ -455,9 +442,9 @@ func (r *Rollup) Hosts(ctx context.Context, q HostQuery) ([]HostCount, error) {
 		return nil, fmt.Errorf("store: rollup hosts: %w", err)
 	}
 	defer rows.Close()
-	var out []HostCount
+	var out []eventstore.HostCount
 	for rows.Next() {
-		var c HostCount
+		var c eventstore.HostCount
 		var events sql.NullInt64
 		if err := rows.Scan(append(by.dest(&c), &c.IPs, &events)...); err != nil {
 			return nil, fmt.Errorf("store: rollup hosts: %w", err)
@@ -472,22 +459,12 @@ func (r *Rollup) Hosts(ctx context.Context, q HostQuery) ([]HostCount, error) {
 	return out, nil
 }
 
-// SpanCount is the number of distinct infected addresses of a family over
-// the last days up to a day, for each of several spans.
-type SpanCount struct {
-	// Family is "" for all families together (a host of two families
-	// counts once).
-	Family string
-	// IPs[i] counts the hosts of the last Spans[i] days.
-	IPs []int64
-}
-
 // Spans counts, per family and for all families together, the distinct
 // infected addresses of the spans of days that end with the UTC day of
 // end: spans {1, 7, 30} gives today, the last 7 days and the last 30
 // days. The row of all families comes first, then the families by name.
 // family, if set, keeps only that family.
-func (r *Rollup) Spans(ctx context.Context, end time.Time, spans []int, family string) ([]SpanCount, error) {
+func (r *Rollup) Spans(ctx context.Context, end time.Time, spans []int, family string) ([]eventstore.SpanCount, error) {
 	if len(spans) == 0 {
 		return nil, nil
 	}
@@ -524,10 +501,10 @@ func (r *Rollup) Spans(ctx context.Context, end time.Time, spans []int, family s
 		return nil, fmt.Errorf("store: rollup spans: %w", err)
 	}
 	defer rows.Close()
-	var out []SpanCount
+	var out []eventstore.SpanCount
 	for rows.Next() {
 		var total int64
-		c := SpanCount{IPs: make([]int64, len(spans))}
+		c := eventstore.SpanCount{IPs: make([]int64, len(spans))}
 		dest := []any{&total, &c.Family}
 		for i := range c.IPs {
 			dest = append(dest, &c.IPs[i])
@@ -542,7 +519,7 @@ func (r *Rollup) Spans(ctx context.Context, end time.Time, spans []int, family s
 	}
 	if len(out) == 0 || out[0].Family != "" {
 		// No hosts at all: the row of all families, of zeros.
-		out = append([]SpanCount{{IPs: make([]int64, len(spans))}}, out...)
+		out = append([]eventstore.SpanCount{{IPs: make([]int64, len(spans))}}, out...)
 	}
 	return out, nil
 }
@@ -550,7 +527,7 @@ func (r *Rollup) Spans(ctx context.Context, end time.Time, spans []int, family s
 // Hours returns the callbacks of infected hosts per UTC hour of [From,
 // To) (whole hours), in time order; IPs is not counted (0). Hours without
 // callbacks are left out.
-func (r *Rollup) Hours(ctx context.Context, q HourQuery) ([]HourCount, error) {
+func (r *Rollup) Hours(ctx context.Context, q eventstore.HourQuery) ([]eventstore.HourCount, error) {
 	var where []string
 	var args []any
 	if !q.From.IsZero() {
@@ -567,9 +544,9 @@ func (r *Rollup) Hours(ctx context.Context, q HourQuery) ([]HourCount, error) {
 		return nil, fmt.Errorf("store: rollup hours: %w", err)
 	}
 	defer rows.Close()
-	var out []HourCount
+	var out []eventstore.HourCount
 	for rows.Next() {
-		var c HourCount
+		var c eventstore.HourCount
 		if err := rows.Scan(&c.Hour, &c.Events); err != nil {
 			return nil, fmt.Errorf("store: rollup hours: %w", err)
 		}
@@ -584,7 +561,7 @@ func (r *Rollup) Hours(ctx context.Context, q HourQuery) ([]HourCount, error) {
 
 // Cities counts the distinct infected addresses per city, most first, as
 // HostsPerCity does over the events.
-func (r *Rollup) Cities(ctx context.Context, q CityQuery) ([]CityCount, error) {
+func (r *Rollup) Cities(ctx context.Context, q eventstore.CityQuery) ([]eventstore.CityCount, error) {
 	where, args := rollupWhere(q.From, q.To, q.Family, 0, q.Country)
 	where = append(where, "city <> ''")
 	query := `SELECT country, city, any_value(latitude), any_value(longitude), count(DISTINCT src_ip) AS ips
@@ -633,10 +610,10 @@ func (r *Rollup) Families(ctx context.Context) ([]string, error) {
 
 // DailyByASN counts the distinct infected addresses per UTC day and
 // network of the networks asns, over [from, to) in whole days, as
-// DailyHosts with ByASN does over the events. The map has a row per day
+// eventstore.DailyHosts with ByASN does over the events. The map has a row per day
 // with hosts, in day order.
-func (r *Rollup) DailyByASN(ctx context.Context, from, to time.Time, asns []uint32) (map[uint32][]DailyHosts, error) {
-	out := map[uint32][]DailyHosts{}
+func (r *Rollup) DailyByASN(ctx context.Context, from, to time.Time, asns []uint32) (map[uint32][]eventstore.DailyHosts, error) {
+	out := map[uint32][]eventstore.DailyHosts{}
 	if len(asns) == 0 {
 		return out, nil
 	}
@@ -656,7 +633,7 @@ func (r *Rollup) DailyByASN(ctx context.Context, from, to time.Time, asns []uint
 	defer rows.Close()
 	for rows.Next() {
 		var asn uint32
-		var d DailyHosts
+		var d eventstore.DailyHosts
 		if err := rows.Scan(&asn, &d.Day, &d.IPs); err != nil {
 			return nil, fmt.Errorf("store: rollup daily by network: %w", err)
 		}
@@ -666,18 +643,10 @@ func (r *Rollup) DailyByASN(ctx context.Context, from, to time.Time, asns []uint
 	return out, rows.Err()
 }
 
-// ZoneActivity is the last query of a seized zone that the rollup knows.
-type ZoneActivity struct {
-	// Last is the time of the newest event that names the zone.
-	Last time.Time
-	// Queries counts its events over the rollup's days.
-	Queries int64
-}
-
 // Zones returns, for each of zones that had events in the rollup's days,
 // the time of its newest event and the number of its events.
-func (r *Rollup) Zones(ctx context.Context, zones []string) (map[string]ZoneActivity, error) {
-	out := map[string]ZoneActivity{}
+func (r *Rollup) Zones(ctx context.Context, zones []string) (map[string]eventstore.ZoneActivity, error) {
+	out := map[string]eventstore.ZoneActivity{}
 	if len(zones) == 0 {
 		return out, nil
 	}
@@ -689,7 +658,7 @@ func (r *Rollup) Zones(ctx context.Context, zones []string) (map[string]ZoneActi
 	defer rows.Close()
 	for rows.Next() {
 		var z string
-		var a ZoneActivity
+		var a eventstore.ZoneActivity
 		if err := rows.Scan(&z, &a.Last, &a.Queries); err != nil {
 			return nil, fmt.Errorf("store: rollup zones: %w", err)
 		}
@@ -699,31 +668,9 @@ func (r *Rollup) Zones(ctx context.Context, zones []string) (map[string]ZoneActi
 	return out, rows.Err()
 }
 
-// RollupHost is one infected address of HostList.
-type RollupHost struct {
-	IP                  netip.Addr
-	Family              string
-	ASN                 uint32
-	ASName              string
-	Country, City       string
-	Events              int64
-	FirstSeen, LastSeen time.Time
-}
-
-// HostListQuery selects the infected addresses of HostList.
-type HostListQuery struct {
-	// From and To bound the days as in Hosts.
-	From, To time.Time
-	Family   string
-	ASN      uint32
-	Country  string
-	// Limit caps the list; 0 means 1,000.
-	Limit int
-}
-
 // HostList returns infected addresses of q, most events first: one row
 // per address, family, network and country.
-func (r *Rollup) HostList(ctx context.Context, q HostListQuery) ([]RollupHost, error) {
+func (r *Rollup) HostList(ctx context.Context, q eventstore.HostListQuery) ([]eventstore.RollupHost, error) {
 	where, args := rollupWhere(q.From, q.To, q.Family, q.ASN, q.Country)
 	limit := q.Limit
 	if limit <= 0 {
@@ -736,9 +683,9 @@ func (r *Rollup) HostList(ctx context.Context, q HostListQuery) ([]RollupHost, e
 		return nil, fmt.Errorf("store: rollup host list: %w", err)
 	}
 	defer rows.Close()
-	var out []RollupHost
+	var out []eventstore.RollupHost
 	for rows.Next() {
-		var h RollupHost
+		var h eventstore.RollupHost
 		var ip uint64
 		var ip6 any
 		if err := rows.Scan(&ip, &ip6, &h.Family, &h.ASN, &h.ASName, &h.Country, &h.City, &h.Events, &h.FirstSeen, &h.LastSeen); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/store/storegen"
 )
@@ -75,8 +76,8 @@ func BenchmarkRollupWaledacWeek(b *testing.B) {
 	db.QueryRowContext(ctx, "SELECT count(*) FROM rollup_hosts").Scan(&rows)
 	b.Logf("rollup_hosts: %d rows", rows)
 
-	week := store.HostQuery{From: last.AddDate(0, 0, -6), To: last.AddDate(0, 0, 1), Limit: 20}
-	day := store.HostQuery{From: last, To: last.AddDate(0, 0, 1)}
+	week := eventstore.HostQuery{From: last.AddDate(0, 0, -6), To: last.AddDate(0, 0, 1), Limit: 20}
+	day := eventstore.HostQuery{From: last, To: last.AddDate(0, 0, 1)}
 	for _, c := range []struct {
 		name string
 		fn   func() error
@@ -85,33 +86,33 @@ func BenchmarkRollupWaledacWeek(b *testing.B) {
 		{"spans", func() error { _, err := r.Spans(ctx, now, []int{1, 7, 30}, ""); return err }},
 		{"top-asn-week", func() error {
 			q := week
-			q.GroupBy = []store.Dimension{store.DimASN}
+			q.GroupBy = []eventstore.Dimension{eventstore.DimASN}
 			_, err := r.Hosts(ctx, q)
 			return err
 		}},
 		{"top-country-week", func() error {
 			q := week
-			q.GroupBy = []store.Dimension{store.DimCountry}
+			q.GroupBy = []eventstore.Dimension{eventstore.DimCountry}
 			_, err := r.Hosts(ctx, q)
 			return err
 		}},
-		{"hours-48h", func() error { _, err := r.Hours(ctx, store.HourQuery{From: now.Add(-48 * time.Hour)}); return err }},
+		{"hours-48h", func() error { _, err := r.Hours(ctx, eventstore.HourQuery{From: now.Add(-48 * time.Hour)}); return err }},
 		{"country-day", func() error {
 			q := day
-			q.GroupBy = []store.Dimension{store.DimCountry}
+			q.GroupBy = []eventstore.Dimension{eventstore.DimCountry}
 			_, err := r.Hosts(ctx, q)
 			return err
 		}},
-		{"cities-day", func() error { _, err := r.Cities(ctx, store.CityQuery{From: day.From, To: day.To}); return err }},
+		{"cities-day", func() error { _, err := r.Cities(ctx, eventstore.CityQuery{From: day.From, To: day.To}); return err }},
 		{"events/country-day", func() error {
 			q := day
-			q.GroupBy = []store.Dimension{store.DimCountry}
+			q.GroupBy = []eventstore.Dimension{eventstore.DimCountry}
 			_, err := s.UniqueHosts(ctx, q)
 			return err
 		}},
 		{"events/asn-week", func() error {
 			q := week
-			q.GroupBy = []store.Dimension{store.DimASN}
+			q.GroupBy = []eventstore.Dimension{eventstore.DimASN}
 			_, err := s.UniqueHosts(ctx, q)
 			return err
 		}},

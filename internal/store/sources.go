@@ -4,24 +4,18 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
-)
 
-// Source is one distinct source of events: an address, with the family
-// and the bot id its events named ("" when none).
-type Source struct {
-	IP            netip.Addr
-	Family, BotID string
-}
+	"github.com/takedown-project/takedown/internal/eventstore"
+)
 
 // Sources calls fn with each distinct source (address, family, bot id) of
 // the events of [from, to), in no order, and stops at fn's first error.
 // The live unique-host counters (package uniq) start from them after a
 // restart: they count hosts as sets, so what they take in twice counts
 // once.
-func (s *Store) Sources(ctx context.Context, from, to time.Time, fn func(Source) error) error {
+func (s *Store) Sources(ctx context.Context, from, to time.Time, fn func(eventstore.Source) error) error {
 	where, args := timeRange(from, to)
 	query := "SELECT DISTINCT src_ip, src_ip6, family, bot_id FROM events"
 	if len(where) > 0 {
@@ -45,7 +39,7 @@ func (s *Store) Sources(ctx context.Context, from, to time.Time, fn func(Source)
 		if err != nil {
 			return fmt.Errorf("store: sources: %w", err)
 		}
-		if err := fn(Source{IP: ip, Family: family.String, BotID: bot.String}); err != nil {
+		if err := fn(eventstore.Source{IP: ip, Family: family.String, BotID: bot.String}); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,11 @@
 //
 // Events are appended in batches through DuckDB's appender, one batch per
 // transaction; they are kept until retention deletes them.
+//
+// It is an engine of the contract in internal/eventstore (Store is its
+// Writer and Reader, Rollup its Rollup) and passes the conformance suite
+// storetest. Only the composition imports it; readers name the types of
+// eventstore.
 package store
 
 import (
@@ -18,11 +23,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/migrate"
 )
 
@@ -56,6 +61,14 @@ type Store struct {
 	box    boxes
 	closed bool
 }
+
+// Store is an engine of the event store: it is the Writer and the Reader
+// of package eventstore, and its Rollup the eventstore.Rollup.
+var (
+	_ eventstore.Writer = (*Store)(nil)
+	_ eventstore.Reader = (*Store)(nil)
+	_ eventstore.Rollup = (*Rollup)(nil)
+)
 
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("store: closed")
@@ -150,8 +163,8 @@ func (s *Store) Append(ctx context.Context, batch []event.Event) error {
 // the mark alone.
 func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error {
 	for i := range batch {
-		if err := check(&batch[i]); err != nil {
-			return fmt.Errorf("store: appending batch: %w", &EventError{Index: i, Err: err})
+		if err := eventstore.Check(&batch[i]); err != nil {
+			return fmt.Errorf("store: appending batch: %w", &eventstore.EventError{Index: i, Err: err})
 		}
 	}
 	if len(batch) == 0 && source == "" {
@@ -396,35 +409,7 @@ func str(s string) driver.Value {
 	return s
 }
 
-// EventError is the error of Append and AppendMarked when the batch is
-// refused for one of its events: that event can never be stored as it is,
-// and the rest of the batch can.
-type EventError struct {
-	Index int // in the batch
-	Err   error
-}
-
-func (e *EventError) Error() string { return fmt.Sprintf("event %d: %v", e.Index, e.Err) }
-
-func (e *EventError) Unwrap() error { return e.Err }
-
-// EventIndex is the index of the event in the batch.
-func (e *EventError) EventIndex() int { return e.Index }
-
-// TransientError wraps an error of Append and AppendMarked that comes from
-// the engine's state, not from the batch: the disk is full or failing,
-// memory ran out, the query was interrupted. The same batch may be taken
-// later; no event of it is to blame.
-type TransientError struct{ Err error }
-
-func (e *TransientError) Error() string { return e.Err.Error() }
-
-func (e *TransientError) Unwrap() error { return e.Err }
-
-// Transient reports true.
-func (e *TransientError) Transient() bool { return true }
-
-// transient wraps err in a TransientError when it says so.
+// transient wraps err in an eventstore.TransientError when it says so.
 func transient(err error) error {
 	if err == nil {
 		return nil
@@ -434,43 +419,18 @@ func transient(err error) error {
 		switch de.Type {
 		case duckdb.ErrorTypeIO, duckdb.ErrorTypeOutOfMemory, duckdb.ErrorTypeInterrupt, duckdb.ErrorTypeConnection,
 			duckdb.ErrorTypeFatal, duckdb.ErrorTypeTransaction:
-			return &TransientError{err}
+			return &eventstore.TransientError{Err: err}
 		}
 	}
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EDQUOT) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &TransientError{err}
+		return &eventstore.TransientError{Err: err}
 	}
 	// What the engine says in words, where it gives no type.
 	for _, s := range []string{"No space left on device", "Could not write", "Input/output error", "Out of Memory", "out of memory"} {
 		if strings.Contains(err.Error(), s) {
-			return &TransientError{err}
+			return &eventstore.TransientError{Err: err}
 		}
 	}
 	return err
-}
-
-// check tells why an event cannot be stored.
-func check(e *event.Event) error {
-	switch {
-	case e.Time.IsZero():
-		return errors.New("missing time")
-	case e.Time.Year() < 1678 || e.Time.Year() > 2261:
-		return fmt.Errorf("time %s out of range (1678 to 2261)", e.Time.UTC().Format(time.RFC3339))
-	case !e.SrcIP.IsValid():
-		return errors.New("invalid source ip")
-	case e.Protocol != "" && !e.Protocol.Valid():
-		return fmt.Errorf("invalid protocol %q", e.Protocol)
-	case e.Transport != "" && e.Transport != event.TransportTCP && e.Transport != event.TransportUDP:
-		return fmt.Errorf("invalid transport %q", e.Transport)
-	case e.CountryCode != "" && !isCountryCode(e.CountryCode):
-		return fmt.Errorf("invalid country code %q (want two upper-case letters)", e.CountryCode)
-	case e.Bytes < 0:
-		return fmt.Errorf("negative size %d", e.Bytes)
-	}
-	return nil
-}
-
-func isCountryCode(s string) bool {
-	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
 }

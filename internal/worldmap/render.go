@@ -52,7 +52,7 @@ const maxPixels = 36_000_000
 const DefaultTitle = "Unique infected hosts per country"
 
 // HostsNote says what a day's map counts, for its Notes: what the
-// dashboard and `takedown map` draw (store.HostQuery.Infected).
+// dashboard and `takedown map` draw (eventstore.HostQuery.Infected).
 const HostsNote = "Hosts: distinct source IP addresses of infected hosts that called the sinkhole from 00:00 to 24:00 UTC, counted in the country where the GeoIP database places them."
 
 // Summary counts what a map shows.

@@ -25,9 +25,9 @@ import (
 	"github.com/takedown-project/takedown/internal/app/apptest"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/sim"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/testnet"
 	"github.com/takedown-project/takedown/internal/users"
 	"github.com/takedown-project/takedown/internal/worldmap"
@@ -353,7 +353,7 @@ dashboard: {refresh_ms: 300}
 		t.Fatalf("only %d callbacks", truth.Callbacks)
 	}
 	today := time.Now().UTC().Truncate(24 * time.Hour)
-	tot, err := client.UniqueHosts(ctx, store.HostQuery{From: today, To: today.AddDate(0, 0, 1), GroupBy: []store.Dimension{store.DimFamily}})
+	tot, err := client.UniqueHosts(ctx, eventstore.HostQuery{From: today, To: today.AddDate(0, 0, 1), GroupBy: []eventstore.Dimension{eventstore.DimFamily}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ dashboard: {refresh_ms: 300}
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := client.UniqueHosts(ctx, store.HostQuery{From: day, To: day.AddDate(0, 0, 1), Family: sim.Waledac, GroupBy: []store.Dimension{store.DimCountry}})
+	rows, err := client.UniqueHosts(ctx, eventstore.HostQuery{From: day, To: day.AddDate(0, 0, 1), Family: sim.Waledac, GroupBy: []eventstore.Dimension{eventstore.DimCountry}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/store/storegen"
 )
@@ -70,7 +71,7 @@ func BenchmarkDuckDB(b *testing.B) {
 		if _, err := db.Exec("CHECKPOINT"); err != nil {
 			b.Fatal(err)
 		}
-		q := store.HostQuery{GroupBy: []store.Dimension{store.DimCountry}}
+		q := eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimCountry}}
 		report(b, n, took, path, func() (int, error) {
 			rows, err := s.UniqueHosts(ctx, q)
 			return len(rows), err

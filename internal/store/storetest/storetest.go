@@ -1,62 +1,114 @@
 // Package storetest is the conformance suite of event store engines: the
-// embedded DuckDB store runs it today, a distributed engine must pass the
-// same tests tomorrow.
+// embedded DuckDB engine (internal/store) runs it today, a distributed
+// engine must pass the same tests tomorrow. It knows no engine: it takes a
+// constructor of the interfaces of package eventstore.
+//
+// It covers what the readers of the store rely on: the events coming back
+// as they went in (the subscribers' feed, exports), unique hosts and
+// callbacks per hour (the API, the map and the demo's counts), host rows
+// (the reports), daily hosts per network (the remediation trend), the
+// daily rollup (the dashboard and its map), the sources of a day (the live
+// counters after a restart), retention, and the writer's promises: a batch
+// and its mark are stored together or not at all, a refused batch names
+// its event, a cancelled append is never stored and reported failed.
 //
 // The expected counts of the unique-host queries are written literally,
-// computed by hand from the small fixture in this file.
+// computed by hand from the small fixture in this file; those of the host
+// rows from the fixture of hostrows.go; those of the rollup are computed
+// in Go from the events of a random world (rollup.go).
 package storetest
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
-// Backend is what an event store engine offers; *store.Store is one.
-type Backend interface {
-	Append(ctx context.Context, batch []event.Event) error
-	UniqueHosts(ctx context.Context, q store.HostQuery) ([]store.HostCount, error)
-	CallbacksPerHour(ctx context.Context, q store.HourQuery) ([]store.HourCount, error)
-	Scan(ctx context.Context, q store.ScanQuery, fn func(*event.Event) error) error
+// Engine is what the suite needs of an event store engine: its Writer and
+// Reader, retention and Close. *store.Store is one.
+type Engine interface {
+	eventstore.Writer
+	eventstore.Reader
+	// DeleteBefore deletes the events older than t and returns how many.
 	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+	// Retain keeps the events of the UTC day of now and of the days whole
+	// days before it, and deletes the older ones; days < 1 is an error.
 	Retain(ctx context.Context, now time.Time, days int) (int64, error)
-	Stats(ctx context.Context) (store.Stats, error)
+	// Close releases the engine; it is idempotent.
 	Close() error
 }
 
-// Run runs the suite. open must return a new, empty backend for each call
-// and arrange the release of what it opened with t.Cleanup; Run closes the
-// backend itself as well, so Close must be idempotent.
-func Run(t *testing.T, open func(t *testing.T) Backend) {
+// Open returns a new, empty engine and the rollup of its events, and
+// arranges the release of what it opened with t.Cleanup; Run closes the
+// engine itself as well, so Close must be idempotent. The rollup takes the
+// current time from now, keeps at least 5 days, and takes in at each
+// Refresh every event more than a minute older than now.
+type Open func(t *testing.T, now func() time.Time) (Engine, eventstore.Rollup)
+
+// subject is what a test of the suite works on.
+type subject struct {
+	Engine
+	rollup eventstore.Rollup
+	clock  *clock
+}
+
+// clock is the rollup's now, which the tests move.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time { return time.Unix(0, c.ns.Load()).UTC() }
+
+func (c *clock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
+
+// Run runs the suite, each test on an engine of its own.
+func Run(t *testing.T, open Open) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, b Backend)
+		fn   func(t *testing.T, s *subject)
 	}{
-		{"RoundTrip", testRoundTrip},
-		{"ScanRangeAndLimit", testScanRange},
-		{"UniqueHosts", testUniqueHosts},
-		{"CallbacksPerHour", testCallbacksPerHour},
-		{"Retention", testRetention},
-		{"RejectBadBatch", testRejectBadBatch},
-		{"Empty", testEmpty},
+		{"RoundTrip", engineOnly(testRoundTrip)},
+		{"ScanRangeAndLimit", engineOnly(testScanRange)},
+		{"UniqueHosts", engineOnly(testUniqueHosts)},
+		{"UniqueHostsInfected", engineOnly(testUniqueHostsInfected)},
+		{"CallbacksPerHour", engineOnly(testCallbacksPerHour)},
+		{"Retention", engineOnly(testRetention)},
+		{"RejectBadBatch", engineOnly(testRejectBadBatch)},
+		{"Empty", engineOnly(testEmpty)},
+		{"AppendMarked", engineOnly(testAppendMarked)},
+		{"AppendMarkedCancelled", engineOnly(testAppendMarkedCancelled)},
+		{"Sources", engineOnly(testSources)},
+		{"HostRows", engineOnly(testHostRows)},
+		{"HostRowsOtherPorts", engineOnly(testHostRowsOtherPorts)},
+		{"HostRowsSnapshot", engineOnly(testHostRowsSnapshot)},
+		{"DailyHosts", engineOnly(testDailyHosts)},
+		{"Rollup", testRollup},
+		{"RollupEmpty", testRollupEmpty},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := open(t)
+			c := &clock{}
+			e, r := open(t, c.Now)
 			t.Cleanup(func() {
-				if err := b.Close(); err != nil {
+				if err := e.Close(); err != nil {
 					t.Errorf("close: %v", err)
 				}
 			})
-			tt.fn(t, b)
+			tt.fn(t, &subject{Engine: e, rollup: r, clock: c})
 		})
 	}
+}
+
+// engineOnly adapts a test of the engine alone.
+func engineOnly(fn func(t *testing.T, b Engine)) func(t *testing.T, s *subject) {
+	return func(t *testing.T, s *subject) { fn(t, s.Engine) }
 }
 
 // The fixture: three days, two families, three networks, a
@@ -122,14 +174,14 @@ func Fixture() []event.Event {
 	}
 }
 
-func load(t *testing.T, b Backend, evs []event.Event) {
+func load(t *testing.T, b Engine, evs []event.Event) {
 	t.Helper()
 	if err := b.Append(t.Context(), evs); err != nil {
 		t.Fatalf("append: %v", err)
 	}
 }
 
-func scanAll(t *testing.T, b Backend, q store.ScanQuery) []event.Event {
+func scanAll(t *testing.T, b Engine, q eventstore.ScanQuery) []event.Event {
 	t.Helper()
 	var got []event.Event
 	err := b.Scan(t.Context(), q, func(e *event.Event) error {
@@ -194,7 +246,7 @@ func full(i int) event.Event {
 	}
 }
 
-func testRoundTrip(t *testing.T, b Backend) {
+func testRoundTrip(t *testing.T, b Engine) {
 	want := []event.Event{full(0), full(1), full(2)}
 	want[1].SrcIP = netip.MustParseAddr("2001:db8:ffff:1:2:3:4:5")
 	want[2] = event.Event{ // only what is required
@@ -205,7 +257,7 @@ func testRoundTrip(t *testing.T, b Backend) {
 	in := append([]event.Event(nil), want...)
 	in[0].Time = in[0].Time.In(time.FixedZone("CEST", 2*3600))
 	load(t, b, in)
-	got := scanAll(t, b, store.ScanQuery{})
+	got := scanAll(t, b, eventstore.ScanQuery{})
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("scan after append:\n got %+v\nwant %+v", got, want)
 	}
@@ -214,83 +266,90 @@ func testRoundTrip(t *testing.T, b Backend) {
 	mapped := full(7)
 	mapped.SrcIP = netip.MustParseAddr("::ffff:198.51.100.7")
 	load(t, b, []event.Event{mapped})
-	got = scanAll(t, b, store.ScanQuery{From: mapped.Time, Limit: 1})
+	got = scanAll(t, b, eventstore.ScanQuery{From: mapped.Time, Limit: 1})
 	if len(got) != 1 || got[0].SrcIP != netip.MustParseAddr("198.51.100.7") {
 		t.Errorf("mapped address came back as %v", got)
 	}
 }
 
-func testScanRange(t *testing.T, b Backend) {
+func testScanRange(t *testing.T, b Engine) {
 	fx := Fixture()
 	load(t, b, fx)
-	count := func(q store.ScanQuery) int { return len(scanAll(t, b, q)) }
+	count := func(q eventstore.ScanQuery) int { return len(scanAll(t, b, q)) }
 	for _, tc := range []struct {
 		name string
-		q    store.ScanQuery
+		q    eventstore.ScanQuery
 		want int
 	}{
-		{"all", store.ScanQuery{}, 15},
-		{"day 2", store.ScanQuery{From: d2, To: d3}, 5},
-		{"from a nanosecond before midnight", store.ScanQuery{From: d3.Add(-time.Nanosecond)}, 5},
-		{"to a nanosecond before midnight", store.ScanQuery{To: d3.Add(-time.Nanosecond)}, 10},
-		{"limit", store.ScanQuery{From: d2, Limit: 3}, 3},
+		{"all", eventstore.ScanQuery{}, 15},
+		{"day 2", eventstore.ScanQuery{From: d2, To: d3}, 5},
+		{"from a nanosecond before midnight", eventstore.ScanQuery{From: d3.Add(-time.Nanosecond)}, 5},
+		{"to a nanosecond before midnight", eventstore.ScanQuery{To: d3.Add(-time.Nanosecond)}, 10},
+		{"limit", eventstore.ScanQuery{From: d2, Limit: 3}, 3},
 	} {
 		if got := count(tc.q); got != tc.want {
 			t.Errorf("%s: %d events, want %d", tc.name, got, tc.want)
 		}
 	}
-	got := scanAll(t, b, store.ScanQuery{From: d2, Limit: 2})
+	got := scanAll(t, b, eventstore.ScanQuery{From: d2, Limit: 2})
 	if !reflect.DeepEqual(got, fx[6:8]) {
 		t.Errorf("first two of day 2:\n got %+v\nwant %+v", got, fx[6:8])
 	}
+	// fn's error stops the scan and comes back as it is.
+	stop := errors.New("stop")
+	calls := 0
+	err := b.Scan(t.Context(), eventstore.ScanQuery{}, func(*event.Event) error { calls++; return stop })
+	if err != stop || calls != 1 {
+		t.Errorf("scan with a failing fn: %v after %d calls, want %v after 1", err, calls, stop)
+	}
 }
 
-func testUniqueHosts(t *testing.T, b Backend) {
+func testUniqueHosts(t *testing.T, b Engine) {
 	load(t, b, Fixture())
-	type hc = store.HostCount
+	type hc = eventstore.HostCount
 	for _, tc := range []struct {
 		name string
-		q    store.HostQuery
+		q    eventstore.HostQuery
 		want []hc
 	}{
-		{"totals", store.HostQuery{}, []hc{{IPs: 7, Bots: 6, Events: 15}}},
-		{"by family", store.HostQuery{GroupBy: []store.Dimension{store.DimFamily}}, []hc{
+		{"totals", eventstore.HostQuery{}, []hc{{IPs: 7, Bots: 6, Events: 15}}},
+		{"by family", eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimFamily}}, []hc{
 			{Family: "waledac", IPs: 4, Bots: 4, Events: 10},
 			{Family: "kelihos", IPs: 3, Bots: 2, Events: 5},
 		}},
-		{"by day", store.HostQuery{GroupBy: []store.Dimension{store.DimDay}}, []hc{
+		{"by day", eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimDay}}, []hc{
 			{Day: d2, IPs: 5, Bots: 4, Events: 5},
 			{Day: d1, IPs: 4, Bots: 4, Events: 6},
 			{Day: d3, IPs: 3, Bots: 2, Events: 4},
 		}},
-		{"by asn, ties by asn", store.HostQuery{GroupBy: []store.Dimension{store.DimASN}}, []hc{
+		{"by asn, ties by asn", eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimASN}}, []hc{
 			{ASN: asBeta, ASName: "BETA", IPs: 3, Bots: 2, Events: 5},
 			{ASN: asAlpha, ASName: "ALPHA", IPs: 2, Bots: 3, Events: 7},
 			{ASN: asGamma, ASName: "GAMMA", IPs: 2, Bots: 1, Events: 3},
 		}},
-		{"by country", store.HostQuery{GroupBy: []store.Dimension{store.DimCountry}}, []hc{
+		{"by country", eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimCountry}}, []hc{
 			{Country: "DE", IPs: 4, Bots: 4, Events: 10},
 			{Country: "FR", IPs: 3, Bots: 2, Events: 5},
 		}},
-		{"waledac by country and day", store.HostQuery{
-			GroupBy: []store.Dimension{store.DimCountry, store.DimDay}, Family: "waledac",
+		{"waledac by country and day", eventstore.HostQuery{
+			GroupBy: []eventstore.Dimension{eventstore.DimCountry, eventstore.DimDay}, Family: "waledac",
 		}, []hc{
 			{Day: d1, Country: "DE", IPs: 3, Bots: 4, Events: 5},
 			{Day: d2, Country: "DE", IPs: 2, Bots: 2, Events: 2},
 			{Day: d3, Country: "DE", IPs: 2, Bots: 2, Events: 3},
 		}},
-		{"day 2 half-open", store.HostQuery{From: d2, To: d3}, []hc{{IPs: 5, Bots: 4, Events: 5}}},
-		{"asn filter by day", store.HostQuery{GroupBy: []store.Dimension{store.DimDay}, ASN: asBeta}, []hc{
+		{"day 2 half-open", eventstore.HostQuery{From: d2, To: d3}, []hc{{IPs: 5, Bots: 4, Events: 5}}},
+		{"asn filter by day", eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimDay}, ASN: asBeta}, []hc{
 			{Day: d2, IPs: 3, Bots: 2, Events: 3},
 			{Day: d1, IPs: 1, Bots: 0, Events: 1},
 			{Day: d3, IPs: 1, Bots: 0, Events: 1},
 		}},
-		{"country filter", store.HostQuery{Country: "FR"}, []hc{{IPs: 3, Bots: 2, Events: 5}}},
-		{"limit", store.HostQuery{GroupBy: []store.Dimension{store.DimASN}, Limit: 1}, []hc{
+		{"country filter", eventstore.HostQuery{Country: "FR"}, []hc{{IPs: 3, Bots: 2, Events: 5}}},
+		{"limit", eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimASN}, Limit: 1}, []hc{
 			{ASN: asBeta, ASName: "BETA", IPs: 3, Bots: 2, Events: 5},
 		}},
-		{"all dimensions, day 3", store.HostQuery{
-			From: d3, GroupBy: []store.Dimension{store.DimDay, store.DimFamily, store.DimASN, store.DimCountry},
+		{"all dimensions, day 3", eventstore.HostQuery{
+			From: d3, GroupBy: []eventstore.Dimension{eventstore.DimDay, eventstore.DimFamily, eventstore.DimASN, eventstore.DimCountry},
 		}, []hc{
 			{Day: d3, Family: "kelihos", ASN: asBeta, ASName: "BETA", Country: "FR", IPs: 1, Bots: 0, Events: 1},
 			{Day: d3, Family: "waledac", ASN: asAlpha, ASName: "ALPHA", Country: "DE", IPs: 1, Bots: 2, Events: 2},
@@ -306,30 +365,30 @@ func testUniqueHosts(t *testing.T, b Backend) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.want)
 		}
 	}
-	if _, err := b.UniqueHosts(t.Context(), store.HostQuery{GroupBy: []store.Dimension{"city"}}); err == nil {
+	if _, err := b.UniqueHosts(t.Context(), eventstore.HostQuery{GroupBy: []eventstore.Dimension{"city"}}); err == nil {
 		t.Error("unknown dimension: no error")
 	}
 }
 
-func testCallbacksPerHour(t *testing.T, b Backend) {
+func testCallbacksPerHour(t *testing.T, b Engine) {
 	load(t, b, Fixture())
 	h := func(hour int) time.Time { return d1.Add(time.Duration(hour) * time.Hour) }
 	for _, tc := range []struct {
 		name string
-		q    store.HourQuery
-		want []store.HourCount
+		q    eventstore.HourQuery
+		want []eventstore.HourCount
 	}{
-		{"day 1", store.HourQuery{From: d1, To: d2}, []store.HourCount{
+		{"day 1", eventstore.HourQuery{From: d1, To: d2}, []eventstore.HourCount{
 			{Hour: h(10), Events: 2, IPs: 1},
 			{Hour: h(11), Events: 2, IPs: 1},
 			{Hour: h(12), Events: 2, IPs: 2},
 		}},
-		{"day 1 waledac", store.HourQuery{From: d1, To: d2, Family: "waledac"}, []store.HourCount{
+		{"day 1 waledac", eventstore.HourQuery{From: d1, To: d2, Family: "waledac"}, []eventstore.HourCount{
 			{Hour: h(10), Events: 2, IPs: 1},
 			{Hour: h(11), Events: 2, IPs: 1},
 			{Hour: h(12), Events: 1, IPs: 1},
 		}},
-		{"kelihos from day 2", store.HourQuery{From: d2, Family: "kelihos"}, []store.HourCount{
+		{"kelihos from day 2", eventstore.HourQuery{From: d2, Family: "kelihos"}, []eventstore.HourCount{
 			{Hour: h(24 + 9), Events: 2, IPs: 2},
 			{Hour: h(24 + 23), Events: 1, IPs: 1},
 			{Hour: h(48 + 6), Events: 1, IPs: 1},
@@ -346,11 +405,11 @@ func testCallbacksPerHour(t *testing.T, b Backend) {
 	}
 }
 
-func testRetention(t *testing.T, b Backend) {
+func testRetention(t *testing.T, b Engine) {
 	fx := Fixture()
 	load(t, b, fx)
 	ctx := t.Context()
-	stats := func(want store.Stats) {
+	stats := func(want eventstore.Stats) {
 		t.Helper()
 		got, err := b.Stats(ctx)
 		if err != nil {
@@ -360,7 +419,7 @@ func testRetention(t *testing.T, b Backend) {
 			t.Errorf("stats: got %+v, want %+v", got, want)
 		}
 	}
-	stats(store.Stats{Events: 15, Oldest: fx[0].Time, Newest: fx[14].Time})
+	stats(eventstore.Stats{Events: 15, Oldest: fx[0].Time, Newest: fx[14].Time})
 
 	if _, err := b.Retain(ctx, hm(d3, 15, 0), 0); err == nil {
 		t.Error("retain 0 days: no error")
@@ -370,9 +429,9 @@ func testRetention(t *testing.T, b Backend) {
 	if err != nil || n != 6 {
 		t.Errorf("retain 1 day: deleted %d (%v), want 6", n, err)
 	}
-	stats(store.Stats{Events: 9, Oldest: fx[6].Time, Newest: fx[14].Time})
-	got, err := b.UniqueHosts(ctx, store.HostQuery{})
-	if want := []store.HostCount{{IPs: 7, Bots: 6, Events: 9}}; err != nil || !reflect.DeepEqual(got, want) {
+	stats(eventstore.Stats{Events: 9, Oldest: fx[6].Time, Newest: fx[14].Time})
+	got, err := b.UniqueHosts(ctx, eventstore.HostQuery{})
+	if want := []eventstore.HostCount{{IPs: 7, Bots: 6, Events: 9}}; err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("unique hosts after retention: %+v (%v), want %+v", got, err, want)
 	}
 
@@ -381,20 +440,20 @@ func testRetention(t *testing.T, b Backend) {
 	if err != nil || n != 5 {
 		t.Errorf("delete before day 3: deleted %d (%v), want 5", n, err)
 	}
-	stats(store.Stats{Events: 4, Oldest: d3, Newest: fx[14].Time})
+	stats(eventstore.Stats{Events: 4, Oldest: d3, Newest: fx[14].Time})
 	n, err = b.DeleteBefore(ctx, d3)
 	if err != nil || n != 0 {
 		t.Errorf("delete again: deleted %d (%v), want 0", n, err)
 	}
 	// Newer events still go in.
 	load(t, b, fx[:1])
-	stats(store.Stats{Events: 5, Oldest: fx[0].Time, Newest: fx[14].Time})
+	stats(eventstore.Stats{Events: 5, Oldest: fx[0].Time, Newest: fx[14].Time})
 }
 
-func testRejectBadBatch(t *testing.T, b Backend) {
+func testRejectBadBatch(t *testing.T, b Engine) {
 	fx := Fixture()
 	load(t, b, fx[:5])
-	before := scanAll(t, b, store.ScanQuery{})
+	before := scanAll(t, b, eventstore.ScanQuery{})
 	for _, tc := range []struct {
 		name   string
 		spoil  func(e *event.Event)
@@ -417,8 +476,13 @@ func testRejectBadBatch(t *testing.T, b Backend) {
 		if !strings.Contains(err.Error(), tc.reason) {
 			t.Errorf("%s: error %q does not say %q", tc.name, err, tc.reason)
 		}
+		// The pipeline sets the event aside by this index.
+		var ee *eventstore.EventError
+		if !errors.As(err, &ee) || ee.Index != tc.bad {
+			t.Errorf("%s: error %q is not an EventError of event %d", tc.name, err, tc.bad)
+		}
 	}
-	if after := scanAll(t, b, store.ScanQuery{}); !reflect.DeepEqual(after, before) {
+	if after := scanAll(t, b, eventstore.ScanQuery{}); !reflect.DeepEqual(after, before) {
 		t.Errorf("store changed by refused batches: %d events, want %d", len(after), len(before))
 	}
 	// A good batch still goes in afterwards.
@@ -428,25 +492,73 @@ func testRejectBadBatch(t *testing.T, b Backend) {
 	}
 }
 
-func testEmpty(t *testing.T, b Backend) {
+func testEmpty(t *testing.T, b Engine) {
 	ctx := t.Context()
 	if err := b.Append(ctx, nil); err != nil {
 		t.Errorf("append nothing: %v", err)
 	}
 	st, err := b.Stats(ctx)
-	if err != nil || st != (store.Stats{}) {
+	if err != nil || st != (eventstore.Stats{}) {
 		t.Errorf("stats of empty store: %+v (%v)", st, err)
 	}
-	got, err := b.UniqueHosts(ctx, store.HostQuery{GroupBy: []store.Dimension{store.DimDay}})
+	got, err := b.UniqueHosts(ctx, eventstore.HostQuery{GroupBy: []eventstore.Dimension{eventstore.DimDay}})
 	if err != nil || len(got) != 0 {
 		t.Errorf("unique hosts by day of empty store: %+v (%v)", got, err)
 	}
-	got, err = b.UniqueHosts(ctx, store.HostQuery{})
-	if want := []store.HostCount{{}}; err != nil || !reflect.DeepEqual(got, want) {
+	got, err = b.UniqueHosts(ctx, eventstore.HostQuery{})
+	if want := []eventstore.HostCount{{}}; err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("totals of empty store: %+v (%v), want %+v", got, err, want)
 	}
-	hours, err := b.CallbacksPerHour(ctx, store.HourQuery{})
+	hours, err := b.CallbacksPerHour(ctx, eventstore.HourQuery{})
 	if err != nil || len(hours) != 0 {
 		t.Errorf("hours of empty store: %+v (%v)", hours, err)
+	}
+}
+
+// testUniqueHostsInfected: Infected leaves out the events with neither a
+// family nor a case (a scanner), which the rollup and reports never count.
+func testUniqueHostsInfected(t *testing.T, b Engine) {
+	t0 := time.Date(2010, 2, 25, 10, 0, 0, 0, time.UTC)
+	load(t, b, []event.Event{
+		{Time: t0, SrcIP: netip.MustParseAddr("192.0.2.1"), Protocol: event.ProtoHTTP, Family: "waledac"},
+		{Time: t0, SrcIP: netip.MustParseAddr("192.0.2.2"), Protocol: event.ProtoDNS, Case: "c1", Domain: "x.seized.example"},
+		{Time: t0, SrcIP: netip.MustParseAddr("192.0.2.3"), Protocol: event.ProtoTCP}, // a scanner
+	})
+	for _, c := range []struct {
+		infected bool
+		ips      int64
+	}{{false, 3}, {true, 2}} {
+		rows, err := b.UniqueHosts(t.Context(), eventstore.HostQuery{Infected: c.infected})
+		if err != nil || len(rows) != 1 || rows[0].IPs != c.ips {
+			t.Errorf("Infected %v: %+v %v, want %d addresses", c.infected, rows, err, c.ips)
+		}
+	}
+}
+
+// testSources: each distinct (address, family, bot id) of a range once,
+// IPv6 included.
+func testSources(t *testing.T, b Engine) {
+	t0 := time.Date(2010, 2, 25, 10, 0, 0, 0, time.UTC)
+	ev := func(at time.Time, ip, family, bot string) event.Event {
+		return event.Event{Time: at, SrcIP: netip.MustParseAddr(ip), Protocol: event.ProtoHTTP, Family: family, BotID: bot}
+	}
+	load(t, b, []event.Event{
+		ev(t0, "192.0.2.1", "waledac", "a"), ev(t0.Add(time.Hour), "192.0.2.1", "waledac", "a"),
+		ev(t0, "192.0.2.1", "waledac", "b"), ev(t0, "192.0.2.2", "", ""), ev(t0, "2001:db8::7", "conficker", ""),
+		ev(t0.Add(-time.Hour), "192.0.2.9", "waledac", ""), // before the range
+	})
+	var got []string
+	err := b.Sources(t.Context(), t0, t0.Add(24*time.Hour), func(src eventstore.Source) error {
+		got = append(got, src.IP.String()+" "+src.Family+" "+src.BotID)
+		return nil
+	})
+	slices.Sort(got)
+	if want := []string{"192.0.2.1 waledac a", "192.0.2.1 waledac b", "192.0.2.2  ", "2001:db8::7 conficker "}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Sources = %q, %v; want %q", got, err, want)
+	}
+	// fn's error stops it and comes back as it is.
+	stop := errors.New("stop")
+	if err := b.Sources(t.Context(), t0, t0.Add(24*time.Hour), func(eventstore.Source) error { return stop }); err != stop {
+		t.Errorf("Sources with a failing fn: %v, want %v", err, stop)
 	}
 }

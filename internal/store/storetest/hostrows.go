@@ -1,6 +1,7 @@
-package store_test
+package storetest
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -8,10 +9,11 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
-var hrDay = time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+// hrDay is the day of the host rows' fixture, d1 of the other.
+var hrDay = d1
 
 func hrEvent(hm string, ip, family, bot string, port uint16, proto event.Protocol, domain, cas string, srcPort uint16) event.Event {
 	t, err := time.Parse("15:04", hm)
@@ -57,42 +59,42 @@ func hostRowFixture() []event.Event {
 	return append(evs, next)
 }
 
-func hm(s string) time.Time {
+func hrAt(s string) time.Time {
 	t, _ := time.Parse("15:04", s)
 	return hrDay.Add(time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute)
 }
 
-func wantHostRows() []store.HostRow {
-	alpha := func(r store.HostRow) store.HostRow {
+func wantHostRows() []eventstore.HostRow {
+	alpha := func(r eventstore.HostRow) eventstore.HostRow {
 		r.ASN, r.ASName, r.Country, r.Region, r.City, r.Latitude, r.Longitude = 64500, "ALPHA Alpha Net", "DE", "Berlin", "Berlin", 52.52, 13.405
 		return r
 	}
-	return []store.HostRow{
-		{IP: netip.MustParseAddr("9.0.0.1"), Family: "waledac", FirstSeen: hm("13:10"), LastSeen: hm("13:10"), Events: 1,
+	return []eventstore.HostRow{
+		{IP: netip.MustParseAddr("9.0.0.1"), Family: "waledac", FirstSeen: hrAt("13:10"), LastSeen: hrAt("13:10"), Events: 1,
 			DstPorts: []uint16{80}, SrcPort: 5000, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
 			Domain: "a.example", Case: "c1", Tag: "v2", ASN: 64502, Country: "BR"},
-		alpha(store.HostRow{IP: netip.MustParseAddr("10.0.0.1"), Family: "kelihos", FirstSeen: hm("11:30"), LastSeen: hm("11:30"), Events: 1,
+		alpha(eventstore.HostRow{IP: netip.MustParseAddr("10.0.0.1"), Family: "kelihos", FirstSeen: hrAt("11:30"), LastSeen: hrAt("11:30"), Events: 1,
 			DstPorts: []uint16{53}, SrcPort: 53000, DstPort: 53, Protocol: event.ProtoDNS, Transport: event.TransportUDP,
 			Domain: "k.example", Case: "c2", Tag: "v2"}),
-		alpha(store.HostRow{IP: netip.MustParseAddr("10.0.0.1"), Family: "waledac", FirstSeen: hm("10:00"), LastSeen: hm("11:00"), Events: 3, BotIDs: 2,
+		alpha(eventstore.HostRow{IP: netip.MustParseAddr("10.0.0.1"), Family: "waledac", FirstSeen: hrAt("10:00"), LastSeen: hrAt("11:00"), Events: 3, BotIDs: 2,
 			DstPorts: []uint16{80, 443}, SrcPort: 1002, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
 			Domain: "a.example", Case: "c1", Tag: "first-tag"}),
-		alpha(store.HostRow{IP: netip.MustParseAddr("10.0.0.2"), Family: store.UnknownFamily, FirstSeen: hm("12:00"), LastSeen: hm("12:00"), Events: 1,
+		alpha(eventstore.HostRow{IP: netip.MustParseAddr("10.0.0.2"), Family: eventstore.UnknownFamily, FirstSeen: hrAt("12:00"), LastSeen: hrAt("12:00"), Events: 1,
 			DstPorts: []uint16{80}, SrcPort: 2000, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
 			Domain: "a.example", Case: "c1", Tag: "v2"}),
-		{IP: netip.MustParseAddr("2001:db8::1"), Family: "kelihos", FirstSeen: hm("13:00"), LastSeen: hm("13:00"), Events: 1, BotIDs: 1,
+		{IP: netip.MustParseAddr("2001:db8::1"), Family: "kelihos", FirstSeen: hrAt("13:00"), LastSeen: hrAt("13:00"), Events: 1, BotIDs: 1,
 			DstPorts: []uint16{25}, SrcPort: 4000, DstPort: 25, Protocol: event.ProtoSMTP, Transport: event.TransportTCP,
 			Domain: "k.example", Case: "c2", Tag: "v2", ASN: 64501, ASName: "BETA", Country: "FR", City: "Paris", Latitude: 48.8566, Longitude: 2.3522},
-		alpha(store.HostRow{IP: netip.MustParseAddr("2001:db8::2"), Family: "waledac", FirstSeen: hm("13:20"), LastSeen: hm("13:20"), Events: 1,
+		alpha(eventstore.HostRow{IP: netip.MustParseAddr("2001:db8::2"), Family: "waledac", FirstSeen: hrAt("13:20"), LastSeen: hrAt("13:20"), Events: 1,
 			DstPorts: []uint16{80}, SrcPort: 5001, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
 			Domain: "a.example", Case: "c1", Tag: "v2"}),
 	}
 }
 
-func collectHostRows(t *testing.T, s *store.Store, q store.HostRowQuery) []store.HostRow {
+func collectHostRows(t *testing.T, b Engine, q eventstore.HostRowQuery) []eventstore.HostRow {
 	t.Helper()
-	var got []store.HostRow
-	err := s.HostRows(t.Context(), q, func(r *store.HostRow) error {
+	var got []eventstore.HostRow
+	err := b.HostRows(t.Context(), q, func(r *eventstore.HostRow) error {
 		c := *r
 		c.DstPorts = slices.Clone(r.DstPorts)
 		got = append(got, c)
@@ -104,21 +106,15 @@ func collectHostRows(t *testing.T, s *store.Store, q store.HostRowQuery) []store
 	return got
 }
 
-func TestHostRows(t *testing.T) {
-	db := openDB(t, "")
-	defer db.Close()
-	s := openStore(t, db)
-	defer s.Close()
-	if err := s.Append(t.Context(), hostRowFixture()); err != nil {
-		t.Fatal(err)
-	}
+func testHostRows(t *testing.T, b Engine) {
+	load(t, b, hostRowFixture())
 	want := wantHostRows()
 	for _, per := range []int64{0, 1, 2, 3} { // 0: one partition per family of addresses
-		got := collectHostRows(t, s, store.HostRowQuery{From: hrDay, To: hrDay.AddDate(0, 0, 1), PartitionEvents: per})
+		got := collectHostRows(t, b, eventstore.HostRowQuery{From: hrDay, To: hrDay.AddDate(0, 0, 1), PartitionEvents: per})
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("partition events %d:", per)
 			for i := range max(len(got), len(want)) {
-				var g, w store.HostRow
+				var g, w eventstore.HostRow
 				if i < len(got) {
 					g = got[i]
 				}
@@ -133,79 +129,66 @@ func TestHostRows(t *testing.T) {
 	}
 
 	// The open range also has the next day's event.
-	if got := collectHostRows(t, s, store.HostRowQuery{}); len(got) != len(want) || got[2].Events != 4 {
+	if got := collectHostRows(t, b, eventstore.HostRowQuery{}); len(got) != len(want) || got[2].Events != 4 {
 		t.Errorf("open range: %d rows, 10.0.0.1 waledac has %d events; want %d rows, 4 events", len(got), got[2].Events, len(want))
 	}
 	// An empty range calls nothing.
-	if got := collectHostRows(t, s, store.HostRowQuery{From: hrDay.AddDate(1, 0, 0)}); len(got) != 0 {
+	if got := collectHostRows(t, b, eventstore.HostRowQuery{From: hrDay.AddDate(1, 0, 0)}); len(got) != 0 {
 		t.Errorf("empty range: %d rows", len(got))
 	}
 	// fn's error comes back as it is.
-	stop := errStop
-	if err := s.HostRows(t.Context(), store.HostRowQuery{}, func(*store.HostRow) error { return stop }); err != stop {
+	stop := errors.New("stop")
+	if err := b.HostRows(t.Context(), eventstore.HostRowQuery{}, func(*eventstore.HostRow) error { return stop }); err != stop {
 		t.Errorf("error %v, want %v", err, stop)
 	}
 }
 
-// TestHostRowsOtherPorts: a host calling more than MaxPorts ports names the
+// testHostRowsOtherPorts: a host calling more than MaxPorts ports names the
 // MaxPorts most called and flags the others.
-func TestHostRowsOtherPorts(t *testing.T) {
-	db := openDB(t, "")
-	defer db.Close()
-	s := openStore(t, db)
-	defer s.Close()
+func testHostRowsOtherPorts(t *testing.T, b Engine) {
 	var evs []event.Event
-	for p := range store.MaxPorts + 2 {
+	for p := range eventstore.MaxPorts + 2 {
 		e := hrEvent("10:00", "10.0.0.1", "waledac", "", uint16(1000+p), event.ProtoTCP, "a.example", "c1", 1)
 		evs = append(evs, e)
 		if p >= 2 { // ports 1000 and 1001 are the least called
 			evs = append(evs, e)
 		}
 	}
-	if err := s.Append(t.Context(), evs); err != nil {
-		t.Fatal(err)
-	}
-	got := collectHostRows(t, s, store.HostRowQuery{})
+	load(t, b, evs)
+	got := collectHostRows(t, b, eventstore.HostRowQuery{})
 	if len(got) != 1 {
 		t.Fatalf("%d rows", len(got))
 	}
-	if !got[0].OtherPorts || len(got[0].DstPorts) != store.MaxPorts || got[0].DstPorts[0] != 1002 || got[0].DstPorts[store.MaxPorts-1] != 1000+store.MaxPorts+1 {
+	if !got[0].OtherPorts || len(got[0].DstPorts) != eventstore.MaxPorts || got[0].DstPorts[0] != 1002 || got[0].DstPorts[eventstore.MaxPorts-1] != 1000+eventstore.MaxPorts+1 {
 		t.Errorf("ports %v, other %v", got[0].DstPorts, got[0].OtherPorts)
 	}
 }
 
-func TestDailyHosts(t *testing.T) {
-	db := openDB(t, "")
-	defer db.Close()
-	s := openStore(t, db)
-	defer s.Close()
-	if err := s.Append(t.Context(), hostRowFixture()); err != nil {
-		t.Fatal(err)
-	}
-	d2 := hrDay.AddDate(0, 0, 1)
+func testDailyHosts(t *testing.T, b Engine) {
+	load(t, b, hostRowFixture())
 	for _, tc := range []struct {
 		name   string
-		filter store.HostFilter
+		filter eventstore.HostFilter
 		byASN  bool
-		want   []store.DailyHosts
+		want   []eventstore.DailyHosts
 	}{
-		{"none", store.HostFilter{}, false, nil},
-		{"asn", store.HostFilter{ASNs: []uint32{64500}}, true, []store.DailyHosts{
-			{Day: hrDay, IPs: 3, ByASN: []store.ASNHosts{{64500, "ALPHA Alpha Net", 3}}},
-			{Day: d2, IPs: 1, ByASN: []store.ASNHosts{{64500, "ALPHA Alpha Net", 1}}},
+		{"none", eventstore.HostFilter{}, false, nil},
+		{"asn", eventstore.HostFilter{ASNs: []uint32{64500}}, true, []eventstore.DailyHosts{
+			{Day: hrDay, IPs: 3, ByASN: []eventstore.ASNHosts{{ASN: 64500, ASName: "ALPHA Alpha Net", IPs: 3}}},
+			{Day: d2, IPs: 1, ByASN: []eventstore.ASNHosts{{ASN: 64500, ASName: "ALPHA Alpha Net", IPs: 1}}},
 		}},
-		{"country and v6 prefix", store.HostFilter{Countries: []string{"BR"}, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::/126")}}, true, []store.DailyHosts{
-			{Day: hrDay, IPs: 3, ByASN: []store.ASNHosts{{64500, "ALPHA Alpha Net", 1}, {64501, "BETA", 1}, {64502, "", 1}}},
+		{"country and v6 prefix", eventstore.HostFilter{Countries: []string{"BR"}, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::/126")}}, true, []eventstore.DailyHosts{
+			{Day: hrDay, IPs: 3, ByASN: []eventstore.ASNHosts{{ASN: 64500, ASName: "ALPHA Alpha Net", IPs: 1}, {ASN: 64501, ASName: "BETA", IPs: 1}, {ASN: 64502, ASName: "", IPs: 1}}},
 		}},
-		{"v4 prefix, no scanner", store.HostFilter{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/30")}}, false, []store.DailyHosts{
+		{"v4 prefix, no scanner", eventstore.HostFilter{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/30")}}, false, []eventstore.DailyHosts{
 			{Day: hrDay, IPs: 2}, {Day: d2, IPs: 1},
 		}},
-		{"v4 host prefix", store.HostFilter{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/32")}}, false, []store.DailyHosts{
+		{"v4 host prefix", eventstore.HostFilter{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/32")}}, false, []eventstore.DailyHosts{
 			{Day: hrDay, IPs: 1},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.DailyHosts(t.Context(), store.DailyHostQuery{Filter: tc.filter, ByASN: tc.byASN})
+			got, err := b.DailyHosts(t.Context(), eventstore.DailyHostQuery{Filter: tc.filter, ByASN: tc.byASN})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,25 +199,19 @@ func TestDailyHosts(t *testing.T) {
 	}
 }
 
-// TestHostRowsSnapshot: events appended while HostRows runs are not
+// testHostRowsSnapshot: events appended while HostRows runs are not
 // half-seen (a row without its network or domain): HostRows reads one
 // snapshot.
-func TestHostRowsSnapshot(t *testing.T) {
-	db := openDB(t, "")
-	defer db.Close()
-	s := openStore(t, db)
-	defer s.Close()
-	if err := s.Append(t.Context(), hostRowFixture()); err != nil {
-		t.Fatal(err)
-	}
+func testHostRowsSnapshot(t *testing.T, b Engine) {
+	load(t, b, hostRowFixture())
 	late := hrEvent("14:00", "10.0.0.200", "waledac", "", 80, event.ProtoHTTP, "late.example", "c9", 1)
 	late.ASN, late.ASName = 64999, "LATE"
 	appended := false
-	var got []store.HostRow
-	err := s.HostRows(t.Context(), store.HostRowQuery{PartitionEvents: 1}, func(r *store.HostRow) error {
+	var got []eventstore.HostRow
+	err := b.HostRows(t.Context(), eventstore.HostRowQuery{PartitionEvents: 1}, func(r *eventstore.HostRow) error {
 		if !appended {
 			appended = true
-			if err := s.Append(t.Context(), []event.Event{late}); err != nil {
+			if err := b.Append(t.Context(), []event.Event{late}); err != nil {
 				return err
 			}
 		}
