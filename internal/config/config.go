@@ -1,7 +1,8 @@
 // Package config holds takedown's one configuration tree: the YAML file a
-// user writes, decoded strictly (an unknown key is an error naming the file,
-// line and key), filled with defaults that run unprivileged on loopback, and
-// validated with errors that name the key at fault.
+// user writes, decoded strictly (internal/strictyaml: an unknown key, or one
+// given twice, is an error naming the file, line and key), filled with
+// defaults that run unprivileged on loopback, and validated with errors
+// that name the key at fault.
 //
 // Each capability package has its own Config; the composition code
 // translates this file's sections into them.
