@@ -32,9 +32,9 @@ import (
 	"github.com/takedown-project/takedown/internal/dnssink"
 	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/feed"
 	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/pipeline"
+	"github.com/takedown-project/takedown/internal/pull"
 	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/spool"
@@ -373,7 +373,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	reps := newReports(cfg, local, mailer, log.With("component", "reports"))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	subFeed := feed.New(reps.feedConfig(cfg, log.With("component", "feed")))
+	subFeed := pull.New(reps.feedConfig(cfg, log.With("component", "feed")))
 	mux.Handle("/api/", subFeed)
 	mux.Handle("GET /readyz", rd)
 	// The web dashboard, under /ui/.

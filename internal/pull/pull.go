@@ -1,6 +1,7 @@
-// Package feed is the subscribers' pull API: each network owner, with its
-// own API key, fetches its daily report and follows its infected hosts'
-// events live, and sees nothing outside its scope.
+// Package pull is the subscribers' pull API (their "feed" in the README; not
+// the RPZ feed): each network owner, with its own API key, fetches its
+// daily report and follows its infected hosts' events live, and sees
+// nothing outside its scope.
 //
 //	GET /api/v1/reports/{date}?format=csv|json|stix   one day's report
 //	GET /api/v1/events?since=RFC3339[&limit=N|&follow=1]  events since a time, IntelMQ JSON lines; follow keeps streaming
@@ -21,7 +22,7 @@
 // (infected-host lists are personal data), and each subscriber is rate
 // limited. A followed stream authenticates its key again every Recheck
 // (30 s): revoking the key ends it.
-package feed
+package pull
 
 import (
 	"context"
