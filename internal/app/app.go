@@ -14,10 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,17 +128,17 @@ func ReadToken(path string) (string, error) {
 // if not nil, is called with the API address once everything accepts
 // requests.
 func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
-	return ServeWith(ctx, cfg, log, Options{Ready: ready})
+	return ServeWith(ctx, cfg, log, Hooks{Ready: ready})
 }
 
 // ServeWith runs `takedown serve` until ctx is cancelled: it opens the
 // database, starts the event pipeline, the DNS sinkhole, the listeners and
-// the API, keeps the zones in step with the registry, and reloads on
-// SIGHUP (see Options). At the end it shuts down in reverse order, logging
+// the API, keeps the zones in step with the registry, and reloads when
+// h.Reloads asks (SIGHUP, see Hooks). At the end it shuts down in reverse order, logging
 // how long each step took: it stops accepting (API, listeners, DNS), drains
 // the pipeline for at most pipeline.drain_timeout_ms, and closes the spool
 // and the store.
-func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (err error) {
+func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks) (err error) {
 	start := time.Now()
 	var stack []func()
 	rd := new(readiness) // GET /readyz
@@ -214,12 +212,10 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	rulesDone := make(chan struct{})
 	go func() { defer close(rulesDone); rules.Run(rulesCtx) }()
 	onStop("rules watcher stopped", func() error { stopRules(); <-rulesDone; return nil })
-	// SIGHUP reads the config file again and applies what can change
-	// live: the log level, the rules and the enrichment files (both also
-	// follow their files on their own); it re-reads those files too.
-	rl := &reloader{cur: cfg, load: opt.Reload, level: opt.LogLevel, rules: rules, enr: enr, log: log}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	// A reload (SIGHUP) reads the config file again and applies what can
+	// change live: the log level, the rules and the enrichment files (both
+	// also follow their files on their own); it re-reads those files too.
+	rl := &reloader{cur: cfg, load: h.Reload, level: h.LogLevel, rules: rules, enr: enr, log: log}
 	hupDone := make(chan struct{})
 	go func() {
 		defer close(hupDone)
@@ -227,12 +223,12 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 			select {
 			case <-rulesCtx.Done():
 				return
-			case <-hup:
+			case <-h.Reloads:
 				rl.reload()
 			}
 		}
 	}()
-	onStop("SIGHUP handler stopped", func() error { signal.Stop(hup); stopRules(); <-hupDone; return nil })
+	onStop("SIGHUP handler stopped", func() error { stopRules(); <-hupDone; return nil })
 	load := cpuload.Start(ctx, 100*time.Millisecond)
 	pipe, err := pipeline.New(pipeline.Config{
 		Spool: sp, SpoolMaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20, Saturated: load.Saturated,
@@ -426,8 +422,8 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	onStop("retention stopped", func() error { stopRetention(); <-retDone; return nil })
 
 	log.Info("takedown serving", "startup", time.Since(start).Round(time.Microsecond))
-	if opt.Ready != nil {
-		opt.Ready(ln.Addr().String())
+	if h.Ready != nil {
+		h.Ready(ln.Addr().String())
 	}
 	select {
 	case <-ctx.Done():

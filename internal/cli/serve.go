@@ -41,8 +41,11 @@ GET /readyz once every listener is bound and the spool is replayed.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			// SIGINT and SIGTERM end cmd.Context() (cmd/takedown); SIGHUP,
+			// serve's own signal, asks for a reload.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			for _, r := range []struct {
 				flag, path string
 				start      func(io.Writer) error
@@ -65,7 +68,7 @@ GET /readyz once every listener is bound and the spool is replayed.`,
 				defer r.stop()
 			}
 			log, level := newLeveledLogger(e.stderr, cfg)
-			err = app.ServeWith(ctx, cfg, log, app.Options{Reload: e.loadConfig, LogLevel: level})
+			err = app.ServeWith(cmd.Context(), cfg, log, app.Hooks{Reloads: hup, Reload: e.loadConfig, LogLevel: level})
 			if memProfile != "" {
 				if perr := writeHeapProfile(memProfile); perr != nil && err == nil {
 					err = perr
