@@ -194,7 +194,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 	// The pipeline: every event goes to the disk spool, and from there in
 	// batches to the store; sinks never wait for the store.
 	t0 = time.Now()
-	sp, err := spool.Open(spoolOptions(cfg, log.With("component", "spool"), metrics))
+	sp, err := spool.Open(spoolConfig(cfg, log.With("component", "spool"), metrics))
 	if err != nil {
 		return fmt.Errorf("pipeline.spool_dir: %w", err)
 	}
@@ -457,9 +457,9 @@ type recorder struct{ p *pipeline.Pipeline }
 
 func (r recorder) Record(e *event.Event) { r.p.Record(e) }
 
-// spoolOptions are the spool's options from cfg.
-func spoolOptions(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) spool.Options {
-	o := spool.Options{
+// spoolConfig is the spool's Config from cfg.
+func spoolConfig(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) spool.Config {
+	o := spool.Config{
 		Dir: cfg.Pipeline.SpoolDir, MaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20,
 		SyncInterval:  syncInterval(cfg.Pipeline.SyncMS),
 		FlushInterval: time.Duration(cfg.Pipeline.SpoolFlushMS) * time.Millisecond,

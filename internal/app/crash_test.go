@@ -379,7 +379,7 @@ func spooledDomains(t *testing.T, cfg config.Config) map[string]bool {
 			t.Fatal(err)
 		}
 	}
-	sp, err := spool.Open(spool.Options{Dir: cfg.Pipeline.SpoolDir})
+	sp, err := spool.Open(spool.Config{Dir: cfg.Pipeline.SpoolDir})
 	if err != nil {
 		t.Fatal(err)
 	}

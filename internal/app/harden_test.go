@@ -91,7 +91,7 @@ pipeline: {batch_size: 100, flush_ms: 10}
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := spool.Open(spool.Options{Dir: cfg.Pipeline.SpoolDir})
+	sp, err := spool.Open(spool.Config{Dir: cfg.Pipeline.SpoolDir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -547,7 +547,7 @@ pipeline: {batch_size: 10, flush_ms: 10}
 	// events per store transaction, replaying them takes a second or more
 	// (some 200 transactions), while the API starts in milliseconds.
 	const backlog = 2000
-	sp, err := spool.Open(spool.Options{Dir: cfg.Pipeline.SpoolDir})
+	sp, err := spool.Open(spool.Config{Dir: cfg.Pipeline.SpoolDir})
 	if err != nil {
 		t.Fatal(err)
 	}
