@@ -140,6 +140,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 // and the store.
 func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks) (err error) {
 	start := time.Now()
+	cfg = Effective(cfg)
 	var stack []func()
 	rd := new(readiness) // GET /readyz
 	defer func() {

@@ -75,7 +75,7 @@ func (r *reloader) reload() {
 			r.log.Error("SIGHUP: config not reloaded; the running config stays", "err", err)
 			return
 		}
-		next = c
+		next = Effective(c)
 	}
 	var live, restart []string
 	for _, key := range config.Changed(r.cur, next) {

@@ -310,6 +310,23 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
+// TestConfigShow: config show prints the values serve runs with, the
+// defaults that the packages own filled in, beside what the file gives.
+func TestConfigShow(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "t.yaml")
+	os.WriteFile(cfg, []byte("dns: {ttl: 60}\nlisten: {max_conns: -1}\n"), 0o600)
+	out := mustRun(t, cfg, "config", "show")
+	for _, want := range []string{
+		"\n  ttl: 60\n", "\n  max_conns: -1\n", "\n  max_conns_per_ip: 256\n", "\n    ipv4_prefix: 24\n",
+		"\n  zone: rpz.takedown.local\n", "\n  spool_max_mb: 4096\n", "\n  flush_ms: 500\n", "\n  tls: required\n",
+		"\n  session_hours: 12\n", "\n  days: 90\n", "\n  cache_size: 65536\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config show lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestHelp(t *testing.T) {
 	cfg, _, _ := setup(t)
 	for _, args := range [][]string{{"--help"}, {"domains", "import", "--help"}, {"cases", "--help"}, {"deadlines", "--help"}} {

@@ -113,6 +113,13 @@ const MaxEvents = 100_000
 // answer: a time past 2262 is beyond what the store can even be asked.
 const sinceSlack = 5 * time.Minute
 
+// Defaults of Config fields left zero.
+const (
+	DefaultRate      = rate.Limit(1) // a second
+	DefaultBurst     = 10
+	DefaultRetention = 90 * 24 * time.Hour
+)
+
 // MaxFollow is how long a followed event stream stays open; the client
 // then asks again from the last time it saw.
 const MaxFollow = time.Hour
@@ -120,10 +127,10 @@ const MaxFollow = time.Hour
 // New returns the feed handler.
 func New(cfg Config) *Feed {
 	if cfg.Rate == 0 {
-		cfg.Rate = 1
+		cfg.Rate = DefaultRate
 	}
 	if cfg.Burst == 0 {
-		cfg.Burst = 10
+		cfg.Burst = DefaultBurst
 	}
 	if cfg.Settle == 0 {
 		cfg.Settle = 5 * time.Second
@@ -135,7 +142,7 @@ func New(cfg Config) *Feed {
 		cfg.Recheck = 30 * time.Second
 	}
 	if cfg.Retention == 0 {
-		cfg.Retention = 90 * 24 * time.Hour
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
