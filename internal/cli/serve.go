@@ -33,8 +33,9 @@ enrich files take effect at once (the rules and enrichment files are read
 again too); other changed keys are logged and wait for a restart; a config
 that does not load or validate changes nothing. SIGINT or SIGTERM stop
 accepting, drain the pipeline (pipeline.drain_timeout_ms) and close the
-store, logging each step. GET /healthz answers while the process runs,
-GET /readyz once every listener is bound and the spool is replayed.`,
+store, logging each step; a second one ends the process at once. GET
+/healthz answers while the process runs, GET /readyz once every listener
+is bound and the spool is replayed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := e.config()
