@@ -131,13 +131,13 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 	return ServeWith(ctx, cfg, log, Hooks{Ready: ready})
 }
 
-// ServeWith runs `takedown serve` until ctx is cancelled: it opens the
-// database, starts the event pipeline, the DNS sinkhole, the listeners and
-// the API, keeps the zones in step with the registry, and reloads when
-// h.Reloads asks (SIGHUP, see Hooks). At the end it shuts down in reverse order, logging
-// how long each step took: it stops accepting (API, listeners, DNS), drains
-// the pipeline for at most pipeline.drain_timeout_ms, and closes the spool
-// and the store.
+// ServeWith runs `takedown serve` with Effective(cfg) until ctx is
+// cancelled: it opens the database, starts the event pipeline, the DNS
+// sinkhole, the listeners and the API, keeps the zones in step with the
+// registry, and reloads when h.Reloads asks (SIGHUP, see Hooks). At the
+// end it shuts down in reverse order, logging how long each step took: it
+// stops accepting (API, listeners, DNS), drains the pipeline for at most
+// pipeline.drain_timeout_ms, and closes the spool and the store.
 func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks) (err error) {
 	start := time.Now()
 	cfg = Effective(cfg)
