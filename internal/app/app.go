@@ -14,10 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,9 +30,9 @@ import (
 	"github.com/takedown-project/takedown/internal/dnssink"
 	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/feed"
 	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/pipeline"
+	"github.com/takedown-project/takedown/internal/pull"
 	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/spool"
@@ -130,18 +128,19 @@ func ReadToken(path string) (string, error) {
 // if not nil, is called with the API address once everything accepts
 // requests.
 func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
-	return ServeWith(ctx, cfg, log, Options{Ready: ready})
+	return ServeWith(ctx, cfg, log, Hooks{Ready: ready})
 }
 
-// ServeWith runs `takedown serve` until ctx is cancelled: it opens the
-// database, starts the event pipeline, the DNS sinkhole, the listeners and
-// the API, keeps the zones in step with the registry, and reloads on
-// SIGHUP (see Options). At the end it shuts down in reverse order, logging
-// how long each step took: it stops accepting (API, listeners, DNS), drains
-// the pipeline for at most pipeline.drain_timeout_ms, and closes the spool
-// and the store.
-func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (err error) {
+// ServeWith runs `takedown serve` with Effective(cfg) until ctx is
+// cancelled: it opens the database, starts the event pipeline, the DNS
+// sinkhole, the listeners and the API, keeps the zones in step with the
+// registry, and reloads when h.Reloads asks (SIGHUP, see Hooks). At the
+// end it shuts down in reverse order, logging how long each step took: it
+// stops accepting (API, listeners, DNS), drains the pipeline for at most
+// pipeline.drain_timeout_ms, and closes the spool and the store.
+func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks) (err error) {
 	start := time.Now()
+	cfg = Effective(cfg)
 	var stack []func()
 	rd := new(readiness) // GET /readyz
 	defer func() {
@@ -196,7 +195,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	// The pipeline: every event goes to the disk spool, and from there in
 	// batches to the store; sinks never wait for the store.
 	t0 = time.Now()
-	sp, err := spool.Open(spoolOptions(cfg, log.With("component", "spool"), metrics))
+	sp, err := spool.Open(spoolConfig(cfg, log.With("component", "spool"), metrics))
 	if err != nil {
 		return fmt.Errorf("pipeline.spool_dir: %w", err)
 	}
@@ -214,12 +213,10 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	rulesDone := make(chan struct{})
 	go func() { defer close(rulesDone); rules.Run(rulesCtx) }()
 	onStop("rules watcher stopped", func() error { stopRules(); <-rulesDone; return nil })
-	// SIGHUP reads the config file again and applies what can change
-	// live: the log level, the rules and the enrichment files (both also
-	// follow their files on their own); it re-reads those files too.
-	rl := &reloader{cur: cfg, load: opt.Reload, level: opt.LogLevel, rules: rules, enr: enr, log: log}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	// A reload (SIGHUP) reads the config file again and applies what can
+	// change live: the log level, the rules and the enrichment files (both
+	// also follow their files on their own); it re-reads those files too.
+	rl := &reloader{cur: cfg, load: h.Reload, level: h.LogLevel, rules: rules, enr: enr, log: log}
 	hupDone := make(chan struct{})
 	go func() {
 		defer close(hupDone)
@@ -227,12 +224,12 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 			select {
 			case <-rulesCtx.Done():
 				return
-			case <-hup:
+			case <-h.Reloads:
 				rl.reload()
 			}
 		}
 	}()
-	onStop("SIGHUP handler stopped", func() error { signal.Stop(hup); stopRules(); <-hupDone; return nil })
+	onStop("SIGHUP handler stopped", func() error { stopRules(); <-hupDone; return nil })
 	load := cpuload.Start(ctx, 100*time.Millisecond)
 	pipe, err := pipeline.New(pipeline.Config{
 		Spool: sp, SpoolMaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20, Saturated: load.Saturated,
@@ -373,7 +370,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	reps := newReports(cfg, local, mailer, log.With("component", "reports"))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	subFeed := feed.New(reps.feedConfig(cfg, log.With("component", "feed")))
+	subFeed := pull.New(reps.feedConfig(cfg, log.With("component", "feed")))
 	mux.Handle("/api/", subFeed)
 	mux.Handle("GET /readyz", rd)
 	// The web dashboard, under /ui/.
@@ -426,8 +423,8 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	onStop("retention stopped", func() error { stopRetention(); <-retDone; return nil })
 
 	log.Info("takedown serving", "startup", time.Since(start).Round(time.Microsecond))
-	if opt.Ready != nil {
-		opt.Ready(ln.Addr().String())
+	if h.Ready != nil {
+		h.Ready(ln.Addr().String())
 	}
 	select {
 	case <-ctx.Done():
@@ -461,9 +458,9 @@ type recorder struct{ p *pipeline.Pipeline }
 
 func (r recorder) Record(e *event.Event) { r.p.Record(e) }
 
-// spoolOptions are the spool's options from cfg.
-func spoolOptions(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) spool.Options {
-	o := spool.Options{
+// spoolConfig is the spool's Config from cfg.
+func spoolConfig(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) spool.Config {
+	o := spool.Config{
 		Dir: cfg.Pipeline.SpoolDir, MaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20,
 		SyncInterval:  syncInterval(cfg.Pipeline.SyncMS),
 		FlushInterval: time.Duration(cfg.Pipeline.SpoolFlushMS) * time.Millisecond,

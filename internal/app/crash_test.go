@@ -46,8 +46,10 @@ func TestMain(m *testing.M) {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		reload := func() (config.Config, error) { return config.Load(path) } // on SIGHUP, as takedown serve
-		if err := ServeWith(ctx, cfg, log, Options{Reload: reload}); err != nil {
+		hup := make(chan os.Signal, 1) // as takedown serve
+		signal.Notify(hup, syscall.SIGHUP)
+		reload := func() (config.Config, error) { return config.Load(path) }
+		if err := ServeWith(ctx, cfg, log, Hooks{Reloads: hup, Reload: reload}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -377,7 +379,7 @@ func spooledDomains(t *testing.T, cfg config.Config) map[string]bool {
 			t.Fatal(err)
 		}
 	}
-	sp, err := spool.Open(spool.Options{Dir: cfg.Pipeline.SpoolDir})
+	sp, err := spool.Open(spool.Config{Dir: cfg.Pipeline.SpoolDir})
 	if err != nil {
 		t.Fatal(err)
 	}

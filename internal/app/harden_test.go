@@ -91,7 +91,7 @@ pipeline: {batch_size: 100, flush_ms: 10}
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := spool.Open(spool.Options{Dir: cfg.Pipeline.SpoolDir})
+	sp, err := spool.Open(spool.Config{Dir: cfg.Pipeline.SpoolDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ pipeline: {batch_size: 100, flush_ms: 10}
 		t.Fatal(err)
 	}
 
-	s := serveLogged(t, cfg, Options{})
+	s := serveLogged(t, cfg, Hooks{})
 	waitReadyz(t, s.api, http.StatusOK, nil)
 	c := client(t, cfg, s.api)
 	ctx := context.Background()
@@ -191,7 +191,7 @@ listen: {http: [], https: [], smtp: []}
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := serveLogged(t, cfg, Options{})
+	s := serveLogged(t, cfg, Hooks{})
 	tok, _ := ReadToken(cfg.API.TokenFile)
 	for _, when := range []string{"1000-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2262-01-01T00:00:00Z"} {
 		body := `{"time.source":"2026-11-30T10:00:00Z","source.ip":"127.1.2.3","protocol.application":"http"}` + "\n" +
@@ -447,7 +447,7 @@ pipeline: {flush_ms: 20, disk_reserve_mb: %d}
 				t.Fatal(err)
 			}
 			seize(t, cfg, "wal", "waledac", seizedZone)
-			s := serveLogged(t, cfg, Options{})
+			s := serveLogged(t, cfg, Hooks{})
 			waitReadyz(t, s.api, http.StatusOK, nil)
 			filler := fill(t, data, tc.leave)
 			dnsAddr := fmt.Sprintf("127.0.0.1:%d", dnsPort)

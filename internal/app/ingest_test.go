@@ -92,7 +92,7 @@ pipeline: {flush_ms: 50}
 // sinks never drop events for a sensor's backfill; nothing is counted as
 // dropped, since the sensor sends again.
 func TestIngestLeavesRoomForSinks(t *testing.T) {
-	sp, err := spool.Open(spool.Options{Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 64 << 10})
+	sp, err := spool.Open(spool.Config{Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,9 +80,9 @@ type inProcess struct {
 }
 
 // serveLogged runs ServeWith in the test's process until the test ends.
-func serveLogged(t *testing.T, cfg config.Config, opt Options) *inProcess {
+func serveLogged(t *testing.T, cfg config.Config, h Hooks) *inProcess {
 	t.Helper()
-	s := &inProcess{logs: new(testnet.Buffer), level: opt.LogLevel, done: make(chan error, 1)}
+	s := &inProcess{logs: new(testnet.Buffer), level: h.LogLevel, done: make(chan error, 1)}
 	if s.level == nil {
 		s.level = new(slog.LevelVar)
 	}
@@ -90,8 +90,8 @@ func serveLogged(t *testing.T, cfg config.Config, opt Options) *inProcess {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	ready := make(chan string, 1)
-	opt.Ready = func(addr string) { ready <- addr }
-	go func() { s.done <- ServeWith(ctx, cfg, log, opt) }()
+	h.Ready = func(addr string) { ready <- addr }
+	go func() { s.done <- ServeWith(ctx, cfg, log, h) }()
 	select {
 	case s.api = <-ready:
 	case err := <-s.done:
@@ -198,7 +198,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	seize(t, cfg, "waledac", "waledac", seizedZone)
-	s := serveLogged(t, cfg, Options{})
+	s := serveLogged(t, cfg, Hooks{})
 	dnsAddr := s.addr(t, "dns sinkhole listening", "addrs")
 	httpAddr := s.addr(t, "http listeners started", "http")
 	smtpAddr := s.addr(t, "smtp listener started", "addrs")
@@ -331,8 +331,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	seize(t, cfg, "waledac", "waledac", seizedZone)
-	level := new(slog.LevelVar) // info, as configured
-	s := serveLogged(t, cfg, Options{Reload: func() (config.Config, error) { return config.Load(cfgPath) }, LogLevel: level})
+	level := new(slog.LevelVar)        // info, as configured
+	reloads := make(chan os.Signal, 1) // what takedown serve fills with SIGHUP
+	s := serveLogged(t, cfg, Hooks{Reloads: reloads, Reload: func() (config.Config, error) { return config.Load(cfgPath) }, LogLevel: level})
 	dnsAddr := s.addr(t, "dns sinkhole listening", "addrs")
 	httpAddr := s.addr(t, "http listeners started", "http")
 
@@ -419,9 +420,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(answered) }
 	hup := func(n int) {
 		t.Helper()
-		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		reloads <- syscall.SIGHUP
 		s.waitLines(t, "SIGHUP: reloaded config, rules and enrichment files", n)
 	}
 	loadFor := func(d time.Duration) { // keep the load going, and moving
@@ -504,13 +503,9 @@ func TestReloadBadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	level := new(slog.LevelVar)
-	s := serveLogged(t, cfg, Options{Reload: func() (config.Config, error) { return config.Load(cfgPath) }, LogLevel: level})
-	hup := func() {
-		t.Helper()
-		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reloads := make(chan os.Signal, 1)
+	s := serveLogged(t, cfg, Hooks{Reloads: reloads, Reload: func() (config.Config, error) { return config.Load(cfgPath) }, LogLevel: level})
+	hup := func() { reloads <- syscall.SIGHUP }
 	writeText(t, cfgPath, base+"log: {level: debug}\nclassify: {rules: /nonexistent.yaml}\npipeline: {flush_ms: -5}\n")
 	hup()
 	l := s.waitLines(t, "SIGHUP: config not reloaded; the running config stays", 1)[0]
@@ -552,7 +547,7 @@ pipeline: {batch_size: 10, flush_ms: 10}
 	// events per store transaction, replaying them takes a second or more
 	// (some 200 transactions), while the API starts in milliseconds.
 	const backlog = 2000
-	sp, err := spool.Open(spool.Options{Dir: cfg.Pipeline.SpoolDir})
+	sp, err := spool.Open(spool.Config{Dir: cfg.Pipeline.SpoolDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +563,7 @@ pipeline: {batch_size: 10, flush_ms: 10}
 		t.Fatal(err)
 	}
 
-	s := serveLogged(t, cfg, Options{})
+	s := serveLogged(t, cfg, Hooks{})
 	get := func(path string) (int, readyBody) {
 		t.Helper()
 		resp, err := http.Get("http://" + s.api + path)

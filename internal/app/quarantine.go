@@ -98,7 +98,7 @@ func (l LocalQuarantine) ReplayQuarantine(context.Context) (api.ReplayResult, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sp, err := spool.Open(spoolOptions(l.Cfg, log, nil))
+	sp, err := spool.Open(spoolConfig(l.Cfg, log, nil))
 	if err != nil {
 		return api.ReplayResult{}, fmt.Errorf("pipeline.spool_dir: %w", err)
 	}

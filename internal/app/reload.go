@@ -2,6 +2,7 @@ package app
 
 import (
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -11,16 +12,23 @@ import (
 	"github.com/takedown-project/takedown/internal/enrich"
 )
 
-// Options are Serve's optional hooks; the zero value is a server whose
-// SIGHUP re-reads the rules and enrichment files of the config it started
-// with.
-type Options struct {
+// Hooks tie a serve to the command that runs it; every one is optional.
+// (A Config is what a component is made with, Options the knobs of one
+// call that produces something, such as a report; these are neither.)
+type Hooks struct {
 	// Ready, if set, is called with the API address once everything
 	// accepts requests.
 	Ready func(addr string)
-	// Reload, if set, reads the configuration again on SIGHUP (the file
-	// serve was started with). An error leaves the running configuration
-	// as it is.
+	// Reloads asks for reloads: each value received reloads the config
+	// (with Reload), the rules and the enrichment files. takedown serve
+	// passes the channel that signal.Notify fills with SIGHUP; serve
+	// itself handles no signal. Nil: no reloads (the rules and the
+	// enrichment files still follow their files).
+	Reloads <-chan os.Signal
+	// Reload, if set, reads the configuration again for a reload (the
+	// file serve was started with). An error leaves the running
+	// configuration as it is. Nil: a reload re-reads the rules and
+	// enrichment files of the configuration in force.
 	Reload func() (config.Config, error)
 	// LogLevel, if set, is the level of the logger's handler; a reload
 	// sets it from log.level. Without it a change of log.level waits for
@@ -28,7 +36,7 @@ type Options struct {
 	LogLevel *slog.LevelVar
 }
 
-// reloader applies a configuration read again on SIGHUP to a running
+// reloader applies a configuration read again (on SIGHUP) to a running
 // serve: what can change live (liveKey) is applied, every other change is
 // logged as waiting for a restart.
 type reloader struct {
@@ -67,7 +75,7 @@ func (r *reloader) reload() {
 			r.log.Error("SIGHUP: config not reloaded; the running config stays", "err", err)
 			return
 		}
-		next = c
+		next = Effective(c)
 	}
 	var live, restart []string
 	for _, key := range config.Changed(r.cur, next) {

@@ -24,7 +24,7 @@ import (
 	"github.com/takedown-project/takedown/internal/deliver"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
-	"github.com/takedown-project/takedown/internal/feed"
+	"github.com/takedown-project/takedown/internal/pull"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/report"
 	"github.com/takedown-project/takedown/internal/scope"
@@ -110,19 +110,19 @@ func reportSubscriber(s registry.Subscriber) report.Subscriber {
 
 // feedConfig wires the subscribers' pull feed to the registry (keys,
 // audit log) and the store.
-func (r *reports) feedConfig(cfg config.Config, log *slog.Logger) feed.Config {
-	return feed.Config{
-		Authenticate: func(ctx context.Context, key string) (feed.Subscriber, error) {
+func (r *reports) feedConfig(cfg config.Config, log *slog.Logger) pull.Config {
+	return pull.Config{
+		Authenticate: func(ctx context.Context, key string) (pull.Subscriber, error) {
 			s, err := r.reg.SubscriberByKey(ctx, key)
 			if err != nil {
-				return feed.Subscriber{}, err
+				return pull.Subscriber{}, err
 			}
-			return feed.Subscriber{Name: s.Name, Org: s.Org, Scope: s.Scope, TLP: s.TLP}, nil
+			return pull.Subscriber{Name: s.Name, Org: s.Org, Scope: s.Scope, TLP: s.TLP}, nil
 		},
-		Audit: func(ctx context.Context, sub feed.Subscriber, action, object string, detail any) error {
+		Audit: func(ctx context.Context, sub pull.Subscriber, action, object string, detail any) error {
 			return r.reg.RecordAccess(ctx, registry.Change{Actor: "subscriber:" + sub.Name}, action, object, detail)
 		},
-		Report: func(ctx context.Context, sub feed.Subscriber, day time.Time, format string, w io.Writer) (int, error) {
+		Report: func(ctx context.Context, sub pull.Subscriber, day time.Time, format string, w io.Writer) (int, error) {
 			rep, err := r.one(ctx, report.Subscriber{Name: sub.Name, Org: sub.Org, Scope: sub.Scope, TLP: sub.TLP}, day)
 			if err != nil {
 				return 0, err
@@ -136,7 +136,7 @@ func (r *reports) feedConfig(cfg config.Config, log *slog.Logger) feed.Config {
 		Events: func(ctx context.Context, from, to time.Time, fn func(*event.Event) error) error {
 			return r.store.Scan(ctx, eventstore.ScanQuery{From: from, To: to}, fn)
 		},
-		Trend: func(ctx context.Context, sub feed.Subscriber, from, to time.Time) (any, error) {
+		Trend: func(ctx context.Context, sub pull.Subscriber, from, to time.Time) (any, error) {
 			return report.Trend(ctx, r.store, sub.Scope, from, to)
 		},
 		Rate:      rate.Limit(float64(cfg.Reports.FeedPerMinute) / 60),

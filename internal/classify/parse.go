@@ -1,15 +1,12 @@
 package classify
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/textproto"
 	"os"
-	"reflect"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -20,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/strictyaml"
 )
 
 // Limits of a rules file.
@@ -136,30 +134,10 @@ func Load(path string) (*Rules, error) {
 //
 // An empty document is an empty rule set.
 func Parse(name string, data []byte) (*Rules, error) {
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %s", name, yamlError(err))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s", name, yamlError(err))
-		}
-		return nil, fmt.Errorf("%s:%d: a second YAML document; a rules file holds one", name, extra.Line)
-	}
 	var f file
-	doc := &root
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-		doc = doc.Content[0]
-	}
-	if doc.Kind != 0 && !(doc.Kind == yaml.ScalarNode && doc.Tag == "!!null") {
-		if err := checkKeys(name, doc, reflect.TypeOf(f), ""); err != nil {
-			return nil, err
-		}
-		if err := doc.Decode(&f); err != nil {
-			return nil, fmt.Errorf("%s: %s", name, yamlError(err))
-		}
+	doc, err := strictyaml.Decode(name, data, &f, strictyaml.Options{Kind: "rules file", Item: ruleName})
+	if err != nil {
+		return nil, err
 	}
 	if len(f.Rules) > MaxRules {
 		return nil, fmt.Errorf("%s: %d rules; at most %d", name, len(f.Rules), MaxRules)
@@ -699,90 +677,15 @@ func (rs *Rules) buildIndex() {
 	}
 }
 
-// checkKeys walks mapping n against struct type t and reports the first
-// key t does not have, or one given twice, with its line and column.
-func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// ruleName names the rules in the key checker's errors as the
+// compiler's errors name them: rule 2 "waledac".
+func ruleName(path string, i int, n *yaml.Node) string {
+	if path != "rules" {
+		return ""
 	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+	s := fmt.Sprintf("rule %d", i+1)
+	if nm := child(n, "name"); nm != nil && nm.Kind == yaml.ScalarNode {
+		s += fmt.Sprintf(" %q", nm.Value)
 	}
-	if t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode {
-		for i, el := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			if path == "rules" {
-				p = fmt.Sprintf("rule %d", i+1)
-				if nm := child(el, "name"); nm != nil && nm.Kind == yaml.ScalarNode {
-					p += fmt.Sprintf(" %q", nm.Value)
-				}
-			}
-			if err := checkKeys(file, el, t.Elem(), p); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	if n.Kind != yaml.MappingNode {
-		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-			return nil
-		}
-		where := path
-		if where == "" {
-			where = "the top level"
-		}
-		return fmt.Errorf("%s:%d:%d: %s must be a mapping of keys to values", file, n.Line, n.Column, where)
-	}
-	fields := map[string]reflect.Type{}
-	var known []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if tag != "" && tag != "-" {
-			fields[tag] = f.Type
-			known = append(known, tag)
-		}
-	}
-	slices.Sort(known)
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		in := "at the top level"
-		if path != "" {
-			in = "in " + path
-		}
-		ft, ok := fields[k.Value]
-		if !ok {
-			return fmt.Errorf("%s:%d:%d: unknown key %q %s (known keys: %s)", file, k.Line, k.Column, k.Value, in, strings.Join(known, ", "))
-		}
-		if prev, dup := seen[k.Value]; dup {
-			return fmt.Errorf("%s:%d:%d: key %q given twice %s (first on line %d)", file, k.Line, k.Column, k.Value, in, prev)
-		}
-		seen[k.Value] = k.Line
-		sub := k.Value
-		switch {
-		case strings.HasPrefix(path, "rule ") && !strings.Contains(path, ": "):
-			sub = path + ": " + k.Value
-		case path != "":
-			sub = path + "." + k.Value
-		}
-		if err := checkKeys(file, v, ft, sub); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// yamlError turns the decoder's multi-line messages into one line.
-func yamlError(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	lines := strings.Split(msg, "\n")
-	for i := range lines {
-		lines[i] = strings.TrimSpace(lines[i])
-	}
-	return strings.Join(lines, "; ")
+	return s
 }

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,6 +310,23 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
+// TestConfigShow: config show prints the values serve runs with, the
+// defaults that the packages own filled in, beside what the file gives.
+func TestConfigShow(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "t.yaml")
+	os.WriteFile(cfg, []byte("dns: {ttl: 60}\nlisten: {max_conns: -1}\n"), 0o600)
+	out := mustRun(t, cfg, "config", "show")
+	for _, want := range []string{
+		"\n  ttl: 60\n", "\n  max_conns: -1\n", "\n  max_conns_per_ip: 256\n", "\n    ipv4_prefix: 24\n",
+		"\n  zone: rpz.takedown.local\n", "\n  spool_max_mb: 4096\n", "\n  flush_ms: 500\n", "\n  tls: required\n",
+		"\n  session_hours: 12\n", "\n  days: 90\n", "\n  cache_size: 65536\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config show lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestHelp(t *testing.T) {
 	cfg, _, _ := setup(t)
 	for _, args := range [][]string{{"--help"}, {"domains", "import", "--help"}, {"cases", "--help"}, {"deadlines", "--help"}} {
@@ -591,5 +609,78 @@ func TestServeProfiles(t *testing.T) {
 		if err != nil || !bytes.HasPrefix(b, []byte(magic)) {
 			t.Errorf("%s: %d bytes starting %q, %v", filepath.Base(path), len(b), b[:min(len(b), 8)], err)
 		}
+	}
+}
+
+// started is takedown running in the background.
+type started struct {
+	cmd            *exec.Cmd
+	stdout, stderr *testnet.Buffer
+	exited         chan error
+}
+
+// start runs takedown with args in the background until the test ends.
+func start(t *testing.T, args ...string) *started {
+	t.Helper()
+	p := &started{cmd: exec.Command(bin, args...), stdout: new(testnet.Buffer), stderr: new(testnet.Buffer), exited: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// interrupt sends SIGINT, as Ctrl-C does, and returns how the process
+// exited.
+func (p *started) interrupt() error {
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		return fmt.Errorf("still running 30 s after SIGINT\n%s", p.stderr)
+	}
+}
+
+// TestServeReloadsOnSIGHUP: SIGHUP makes a running serve read its config
+// file again (the hook the serve command hands to app) and does not end
+// it; SIGINT then stops it in order.
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	cfg, _, addr := setup(t)
+	p := start(t, "--config", cfg, "serve")
+	testnet.WaitFor(t, "serve to answer", func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(text, "log: {level: debug}\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitFor(t, "the reload", func() bool {
+		return strings.Contains(p.stderr.String(), `msg="SIGHUP: reloaded config, rules and enrichment files" applied=log.level `)
+	})
+	if resp, err := http.Get("http://" + addr + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("serve after SIGHUP: %v\n%s", err, p.stderr)
+	}
+	if err := p.interrupt(); err != nil || !strings.Contains(p.stderr.String(), "database closed") {
+		t.Fatalf("serve after SIGINT: %v\n%s", err, p.stderr)
 	}
 }

@@ -10,10 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,7 +82,9 @@ for the other commands to explore.`,
 // seizes, out of sim.DGANamesPerDay.
 const demoDGASeized = 25
 
-func (e *env) runDemo(parent context.Context, o demoOptions) error {
+// runDemo runs the demo until ctx ends it (SIGINT or SIGTERM: the command's
+// context ends the live run, and a second signal the process).
+func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 	if o.bots <= 0 || o.bots > 1_000_000 {
 		return fmt.Errorf("--bots: %d is not from 1 to 1,000,000", o.bots)
 	}
@@ -98,9 +98,6 @@ func (e *env) runDemo(parent context.Context, o demoOptions) error {
 	if err != nil {
 		return fmt.Errorf("--families: %w", err)
 	}
-	ctx, stopSignals := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-	defer stopSignals()
-
 	dir := e.dataDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "takedown-demo-"); err != nil {
@@ -242,13 +239,18 @@ loop:
 	}
 	tick.Stop()
 	live.done()
-	stopSignals() // a second Ctrl-C now ends the process
 	if simErr != nil && !errors.Is(simErr, context.Canceled) {
 		return fmt.Errorf("simulate: %w", simErr)
 	}
 
-	// 4. Measure, once the pipeline has stored everything.
-	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// 4. Measure, once the pipeline has stored everything. A live run
+	// that ended by the clock leaves the measuring to a Ctrl-C too; after
+	// one that ended by a Ctrl-C, the next ends the process.
+	measure := context.Background()
+	if ctx.Err() == nil {
+		measure = ctx
+	}
+	wctx, cancel := context.WithTimeout(measure, 5*time.Minute)
 	defer cancel()
 	if err := waitStored(wctx, client); err != nil {
 		return err

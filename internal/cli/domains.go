@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -246,4 +247,13 @@ func (e *env) deadlinesCommand() *cobra.Command {
 	cmd.Flags().StringVar(&within, "within", "14d", "how far ahead to look: 14d, 2w, 36h")
 	e.jsonFlag(cmd)
 	return cmd
+}
+
+func readAllLimited(r io.Reader) ([]byte, error) {
+	const max = 256 << 20
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err == nil && len(data) > max {
+		return nil, fmt.Errorf("input larger than %d bytes", max)
+	}
+	return data, err
 }

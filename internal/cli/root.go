@@ -158,7 +158,8 @@ func (e *env) config() (config.Config, error) {
 }
 
 // loadConfig reads the configuration: the --config file (or the
-// defaults) with --data-dir applied. serve calls it again on SIGHUP.
+// defaults) with --data-dir applied, and the defaults that the packages
+// own filled in (app.Effective). serve calls it again on SIGHUP.
 func (e *env) loadConfig() (config.Config, error) {
 	var cfg config.Config
 	var err error
@@ -171,9 +172,11 @@ func (e *env) loadConfig() (config.Config, error) {
 		return cfg, err
 	}
 	if e.dataDir != "" {
-		cfg, err = config.WithDataDir(cfg, e.dataDir)
+		if cfg, err = config.WithDataDir(cfg, e.dataDir); err != nil {
+			return cfg, err
+		}
 	}
-	return cfg, err
+	return app.Effective(cfg), nil
 }
 
 func (e *env) actorName() string {

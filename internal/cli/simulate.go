@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -77,9 +74,7 @@ stderr. The simulator refuses targets outside loopback unless --allow-remote.`,
   takedown simulate --families waledac --max-callbacks 10000 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return e.runSimulate(ctx, cmd, o)
+			return e.runSimulate(cmd.Context(), cmd, o)
 		},
 	}
 	f := cmd.Flags()

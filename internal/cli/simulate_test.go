@@ -129,4 +129,16 @@ listen: {http: [%q], https: ["127.0.0.1:0"], smtp: [%q]}
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
+
+	// Without --duration the live run goes on until Ctrl-C (the command's
+	// context, cmd/takedown), then prints the ground truth and exits 0.
+	p := start(t, "--config", cfg, "simulate", "--bots", "50", "--speed", "1000", "--json")
+	testnet.WaitFor(t, "the live run", func() bool { return strings.Contains(p.stderr.String(), `msg="live run"`) })
+	if err := p.interrupt(); err != nil {
+		t.Fatalf("simulate after SIGINT: %v\n%s", err, p.stderr)
+	}
+	truth = sim.Truth{}
+	if err := json.Unmarshal([]byte(p.stdout.String()), &truth); err != nil || truth.Infected != 50 {
+		t.Fatalf("simulate after SIGINT: %v, truth %+v\n%s", err, truth, p.stdout)
+	}
 }

@@ -1,10 +1,36 @@
 // Package config holds takedown's one configuration tree: the YAML file a
-// user writes, decoded strictly (an unknown key is an error naming the file,
-// line and key), filled with defaults that run unprivileged on loopback, and
-// validated with errors that name the key at fault.
+// user writes, decoded strictly (internal/strictyaml: an unknown key, or one
+// given twice, is an error naming the file, line and key), filled with
+// defaults that run unprivileged on loopback, and validated with errors
+// that name the key at fault.
 //
 // Each capability package has its own Config; the composition code
-// translates this file's sections into them.
+// (internal/app) translates this file's sections into them. A component's
+// Config is what its New or Open takes; Options are the knobs of one call
+// that produces something (report.Options, worldmap.Options).
+//
+// # Where defaults live
+//
+// Every default has one home. Most belong to the capability package whose
+// Config field the key sets: its zero value works there ("the zero value
+// works"), and this package leaves the key at zero for it. The comment of
+// such a key names the package's constant, e.g. "Default 300
+// (dnssink.DefaultTTL)". This package fills in the rest (fill):
+//
+//   - what derives from other settings: the paths under data_dir,
+//     pipeline.batch_size from store.memory_limit_mb, reports.send from
+//     mail.relay, dns.rrl.errors_per_second from responses_per_second;
+//   - what the file means differently from the package's zero value:
+//     dns.rrl.responses_per_second and slip (0 in the file is the default,
+//     in dnssink no limit and no slip), dns.hostmaster (dnssink's zero is
+//     hostmaster.<zone>), pipeline.disk_reserve_mb (the spool's zero keeps
+//     no reserve);
+//   - what no package defaults: the addresses to listen on, the sinkhole's
+//     answers, data_dir, sensor, log, api, store.memory_limit_mb,
+//     rpz.policy, pipeline.drain_timeout_ms.
+//
+// app.Effective fills in the packages' defaults: serve runs with them, and
+// `takedown config show` prints them.
 package config
 
 import (
@@ -65,12 +91,15 @@ type Dashboard struct {
 	// it when a TLS proxy fronts the API. On a TLS connection the cookie is
 	// Secure anyway.
 	SecureCookie bool `yaml:"secure_cookie"`
-	// SessionHours is how long a login lasts at most. Default 12.
+	// SessionHours is how long a login lasts at most. Default 12
+	// (users.DefaultSessionTTL).
 	SessionHours int `yaml:"session_hours"`
-	// IdleMinutes ends a session unused for that long. Default 60.
+	// IdleMinutes ends a session unused for that long. Default 60
+	// (users.DefaultIdleTimeout).
 	IdleMinutes int `yaml:"idle_minutes"`
 	// RefreshMS is how often the dashboard's rollup takes in new events
-	// while someone watches (every 15 s otherwise). Default 2000.
+	// while someone watches (every 15 s otherwise). Default 2000
+	// (dashboard.DefaultRefresh).
 	RefreshMS int `yaml:"refresh_ms"`
 }
 
@@ -82,11 +111,12 @@ type Reports struct {
 	// mail.relay is set.
 	Send *bool `yaml:"send"`
 	// FeedPerMinute and FeedBurst limit each subscriber's requests to the
-	// pull feed. Defaults 60 and 10.
+	// pull feed. Defaults 60 and 10 (pull.DefaultRate and DefaultBurst).
 	FeedPerMinute int `yaml:"feed_per_minute"`
 	FeedBurst     int `yaml:"feed_burst"`
 	// Days is how far back subscribers may fetch reports and events
-	// (no further than store.retention_days keeps them). Default 90.
+	// (no further than store.retention_days keeps them). Default 90
+	// (pull.DefaultRetention).
 	Days int `yaml:"days"`
 }
 
@@ -95,7 +125,8 @@ type Reports struct {
 type Mail struct {
 	// Relay is host:port, e.g. mail.example.org:587. Empty: no e-mail.
 	Relay string `yaml:"relay"`
-	// TLS is required (STARTTLS, default), opportunistic, none or smtps.
+	// TLS is required (STARTTLS, the default: deliver.TLSRequired),
+	// opportunistic, none or smtps.
 	TLS string `yaml:"tls"`
 	// CAFile holds the certificate authorities of the relay's
 	// certificate; empty: the system's.
@@ -137,7 +168,8 @@ type DNS struct {
 	// Default 127.0.0.1 and ::1.
 	A    []string `yaml:"a"`
 	AAAA []string `yaml:"aaaa"`
-	// TTL of the answers in seconds. Default 300.
+	// TTL of the answers (and of the RPZ) in seconds. Default 300
+	// (dnssink.DefaultTTL).
 	TTL uint32 `yaml:"ttl"`
 	// Hostmaster is the SOA contact, as a domain name. Default
 	// hostmaster.sinkhole.invalid.
@@ -169,7 +201,8 @@ type RRL struct {
 	// Slip: every Slip-th limited response is sent truncated so that real
 	// clients retry over TCP. Default 2.
 	Slip int `yaml:"slip"`
-	// IPv4Prefix and IPv6Prefix group clients. Defaults 24 and 56.
+	// IPv4Prefix and IPv6Prefix group clients. Defaults 24 and 56
+	// (dnssink.DefaultRRLIPv4Prefix and DefaultRRLIPv6Prefix).
 	IPv4Prefix int `yaml:"ipv4_prefix"`
 	IPv6Prefix int `yaml:"ipv6_prefix"`
 	// Exempt lists CIDR prefixes that are never limited, e.g. the
@@ -186,7 +219,8 @@ type Transfer struct {
 	Listen []string `yaml:"listen"`
 	// TSIGKeys are the hmac-sha256 keys secondaries sign with.
 	TSIGKeys []TSIGKey `yaml:"tsig_keys"`
-	// AllowFrom is the source-address ACL. Default loopback only.
+	// AllowFrom is the source-address ACL. Default loopback only
+	// (xfr.DefaultAllowFrom: 127.0.0.0/8 and ::1/128).
 	AllowFrom []string `yaml:"allow_from"`
 	// AllowUnsigned lists prefixes that may transfer without TSIG (Unbound
 	// cannot sign RPZ transfers). Default none: TSIG is required.
@@ -207,7 +241,8 @@ type TSIGKey struct {
 
 // RPZ configures the Response Policy Zone feed of the seized names.
 type RPZ struct {
-	// Zone is the policy zone's name. Default rpz.takedown.local.
+	// Zone is the policy zone's name. Default rpz.takedown.local
+	// (rpz.DefaultZone).
 	Zone string `yaml:"zone"`
 	// Policy is the default action: nxdomain (CNAME .) or redirect (to the
 	// sinkhole addresses). Default nxdomain.
@@ -257,16 +292,17 @@ type Pipeline struct {
 	// SpoolDir holds the spool's segment files. Default <data_dir>/spool.
 	SpoolDir string `yaml:"spool_dir"`
 	// SpoolMaxMB is the most the spool may hold, in MiB; only beyond it are
-	// events dropped (and counted). Default 4096.
+	// events dropped (and counted). Default 4096 (spool.DefaultMaxBytes).
 	SpoolMaxMB int `yaml:"spool_max_mb"`
 	// SyncMS is how often the spool is fsynced, in milliseconds: the most
-	// a crash of the machine can lose. Default 200; -1 fsyncs every write.
+	// a crash of the machine can lose. Default 200
+	// (spool.DefaultSyncInterval); -1 fsyncs every write.
 	SyncMS int `yaml:"sync_ms"`
 	// SpoolFlushMS is how long recorded events may wait in the spool's
 	// memory buffer before they are written to its file, in milliseconds
 	// (or until 256 KiB wait): the most that a killed process (kill -9,
-	// OOM) loses. Default 10; from 1 to 1000. Lower costs more write
-	// calls under load.
+	// OOM) loses. Default 10 (spool.DefaultFlushInterval); from 1 to
+	// 1000. Lower costs more write calls under load.
 	SpoolFlushMS int `yaml:"spool_flush_ms"`
 	// DiskReserveMB is free space kept on the spool's filesystem, in MiB:
 	// below it the spool drops new events (counted) rather than fill the
@@ -281,7 +317,7 @@ type Pipeline struct {
 	// MaxLagS is how long, in seconds, the oldest unstored event may wait
 	// while the CPUs are busy answering bots before the store writer
 	// leaves the idle CPU class and takes its share beside the sinks.
-	// Default 10; from 1 to 3600.
+	// Default 10 (pipeline.DefaultMaxLag); from 1 to 3600.
 	MaxLagS int `yaml:"max_lag_s"`
 	// BatchSize is the most events per store transaction. A batch holds
 	// about 1 KiB of Go heap an event while it is built, and the array of
@@ -293,7 +329,8 @@ type Pipeline struct {
 	BatchSize int `yaml:"batch_size"`
 	// FlushMS is the longest an event waits in the spool for its batch, in
 	// milliseconds, unless events come fast enough to fill a whole batch
-	// within ten times that: then the batch waits to be whole. Default 500.
+	// within ten times that: then the batch waits to be whole. Default 500
+	// (pipeline.DefaultFlushInterval).
 	FlushMS int `yaml:"flush_ms"`
 	// DrainTimeoutMS bounds the drain at shutdown, in milliseconds: once
 	// the listeners have stopped, the pipeline keeps storing what the
@@ -330,17 +367,21 @@ type Listen struct {
 	CADir string `yaml:"ca_dir"`
 	// MaxConns and MaxConnsPerIP bound the open connections of each
 	// listening address, in total and from one source address. Defaults
-	// 100000 and 256.
+	// 100000 and 256 (httpsink.DefaultMaxConns and DefaultMaxConnsPerIP),
+	// for every listener: the SMTP and raw listeners' own defaults, when
+	// they run alone, are lower.
 	MaxConns      int `yaml:"max_conns"`
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 	// HeadBytes is how much of each request body, message or payload is
-	// kept in its event. Default 512.
+	// kept in its event. Default 512 (httpsink.DefaultHeadBytes), for every
+	// listener.
 	HeadBytes int `yaml:"head_bytes"`
 	// MaxBodyBytes bounds an HTTP body; beyond it the request is answered
-	// 413 and recorded as such. Default 1048576.
+	// 413 and recorded as such. Default 1048576
+	// (httpsink.DefaultMaxBodyBytes).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// DefaultStatus answers HTTP requests whose rule names no response:
-	// 200 or 404. Default 200.
+	// 200 or 404. Default 200 (httpsink.DefaultStatus).
 	DefaultStatus int `yaml:"default_status"`
 	// HTTPLoops is the number of event-loop threads that serve the plain
 	// HTTP listeners (Linux): a request that has arrived whole is served
@@ -352,7 +393,7 @@ type Listen struct {
 	// HTTPS connection whose client has sent nothing yet
 	// (TCP_DEFER_ACCEPT, Linux). A bot sends its request at once and is
 	// served without a wait; a silent client is accepted this much later.
-	// 0 (the default): 1 s; -1: off.
+	// 0 (the default): 1 s (httpsink.DefaultDeferAccept); -1: off.
 	DeferAcceptS int `yaml:"defer_accept_s"`
 }
 
@@ -376,7 +417,8 @@ type Enrich struct {
 	// RIRFiles are RPSL dumps (e.g. RIPE's ripe.db.inetnum.gz split files)
 	// whose abuse-c / abuse-mailbox give the contact of a network.
 	RIRFiles []string `yaml:"rir_files"`
-	// CacheSize is the number of addresses cached; default 65536, -1 off.
+	// CacheSize is the number of addresses cached; default 65536
+	// (enrich.DefaultCacheSize), -1 off.
 	CacheSize int `yaml:"cache_size"`
 }
 
@@ -409,7 +451,8 @@ const (
 	batchPerMB   = 120
 )
 
-// fill sets the defaults of fields left empty.
+// fill sets the defaults that this package owns (see "Where defaults
+// live" in the package doc) in fields left empty.
 func (c *Config) fill() {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir()
@@ -448,9 +491,6 @@ func (c *Config) fill() {
 	if c.DNS.AAAA == nil {
 		c.DNS.AAAA = []string{"::1"}
 	}
-	if c.DNS.TTL == 0 {
-		c.DNS.TTL = 300
-	}
 	if c.DNS.Hostmaster == "" {
 		c.DNS.Hostmaster = "hostmaster.sinkhole.invalid"
 	}
@@ -463,17 +503,8 @@ func (c *Config) fill() {
 	if c.DNS.RRL.Slip == 0 {
 		c.DNS.RRL.Slip = 2
 	}
-	if c.DNS.RRL.IPv4Prefix == 0 {
-		c.DNS.RRL.IPv4Prefix = 24
-	}
-	if c.DNS.RRL.IPv6Prefix == 0 {
-		c.DNS.RRL.IPv6Prefix = 56
-	}
 	if c.Transfer.Listen == nil {
 		c.Transfer.Listen = []string{"127.0.0.1:5301"}
-	}
-	if c.Transfer.AllowFrom == nil {
-		c.Transfer.AllowFrom = []string{"127.0.0.0/8", "::1/128"}
 	}
 	if c.Pipeline.QuarantineDir == "" {
 		c.Pipeline.QuarantineDir = filepath.Join(c.DataDir, "quarantine")
@@ -496,35 +527,8 @@ func (c *Config) fill() {
 	if c.Listen.CADir == "" {
 		c.Listen.CADir = filepath.Join(c.DataDir, "ca")
 	}
-	if c.Listen.MaxConns == 0 {
-		c.Listen.MaxConns = 100000
-	}
-	if c.Listen.MaxConnsPerIP == 0 {
-		c.Listen.MaxConnsPerIP = 256
-	}
-	if c.Listen.HeadBytes == 0 {
-		c.Listen.HeadBytes = 512
-	}
-	if c.Listen.MaxBodyBytes == 0 {
-		c.Listen.MaxBodyBytes = 1 << 20
-	}
-	if c.Listen.DefaultStatus == 0 {
-		c.Listen.DefaultStatus = 200
-	}
-	if c.Pipeline.SpoolMaxMB == 0 {
-		c.Pipeline.SpoolMaxMB = 4096
-	}
-	if c.Pipeline.SyncMS == 0 {
-		c.Pipeline.SyncMS = 200
-	}
-	if c.Pipeline.SpoolFlushMS == 0 {
-		c.Pipeline.SpoolFlushMS = 10
-	}
 	if c.Pipeline.DiskReserveMB == 0 {
 		c.Pipeline.DiskReserveMB = 512
-	}
-	if c.Pipeline.MaxLagS == 0 {
-		c.Pipeline.MaxLagS = 10
 	}
 	if c.Pipeline.BatchSize == 0 {
 		c.Pipeline.BatchSize = rowGroupSize
@@ -532,39 +536,12 @@ func (c *Config) fill() {
 			c.Pipeline.BatchSize = min(rowGroupSize, batchPerMB*mb)
 		}
 	}
-	if c.Pipeline.FlushMS == 0 {
-		c.Pipeline.FlushMS = 500
-	}
 	if c.Reports.Send == nil {
 		on := c.Mail.Relay != ""
 		c.Reports.Send = &on
 	}
-	if c.Dashboard.SessionHours == 0 {
-		c.Dashboard.SessionHours = 12
-	}
-	if c.Dashboard.IdleMinutes == 0 {
-		c.Dashboard.IdleMinutes = 60
-	}
-	if c.Dashboard.RefreshMS == 0 {
-		c.Dashboard.RefreshMS = 2000
-	}
-	if c.Reports.FeedPerMinute == 0 {
-		c.Reports.FeedPerMinute = 60
-	}
-	if c.Reports.FeedBurst == 0 {
-		c.Reports.FeedBurst = 10
-	}
-	if c.Reports.Days == 0 {
-		c.Reports.Days = 90
-	}
-	if c.Mail.TLS == "" {
-		c.Mail.TLS = "required"
-	}
 	if c.Pipeline.DrainTimeoutMS == 0 {
 		c.Pipeline.DrainTimeoutMS = 10000
-	}
-	if c.RPZ.Zone == "" {
-		c.RPZ.Zone = "rpz.takedown.local"
 	}
 	if c.RPZ.Policy == "" {
 		c.RPZ.Policy = "nxdomain"
@@ -609,8 +586,9 @@ func (c *Config) Validate() error {
 	if !isDomain(c.DNS.Hostmaster) {
 		bad("dns.hostmaster", "%q is not a domain name", c.DNS.Hostmaster)
 	}
-	if r := c.DNS.RRL; r.ResponsesPerSecond < -1 || r.Slip < 0 || r.IPv4Prefix < 8 || r.IPv4Prefix > 32 || r.IPv6Prefix < 16 || r.IPv6Prefix > 128 {
-		bad("dns.rrl", "responses_per_second ≥ -1, slip ≥ 0, ipv4_prefix 8–32, ipv6_prefix 16–128; got %+v", r)
+	if r := c.DNS.RRL; r.ResponsesPerSecond < -1 || r.Slip < 0 || r.IPv4Prefix != 0 && (r.IPv4Prefix < 8 || r.IPv4Prefix > 32) ||
+		r.IPv6Prefix != 0 && (r.IPv6Prefix < 16 || r.IPv6Prefix > 128) {
+		bad("dns.rrl", "responses_per_second ≥ -1, slip ≥ 0, ipv4_prefix 8–32, ipv6_prefix 16–128 (0: the default); got %+v", r)
 	}
 	if c.DNS.RRL.ErrorsPerSecond < 0 {
 		bad("dns.rrl.errors_per_second", "%d is negative", c.DNS.RRL.ErrorsPerSecond)
@@ -647,7 +625,7 @@ func (c *Config) Validate() error {
 	if n := strings.TrimSuffix(strings.ToLower(c.Transfer.NotifyKey), "."); n != "" && !keys[n] {
 		bad("transfer.notify_key", "%q is not one of transfer.tsig_keys", c.Transfer.NotifyKey)
 	}
-	if !isDomain(c.RPZ.Zone) {
+	if c.RPZ.Zone != "" && !isDomain(c.RPZ.Zone) {
 		bad("rpz.zone", "%q is not a domain name", c.RPZ.Zone)
 	}
 	if p := c.RPZ.Policy; p != "nxdomain" && p != "redirect" {
@@ -697,7 +675,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.checkListeners(bad)
-	if c.Listen.DefaultStatus != 200 && c.Listen.DefaultStatus != 404 {
+	if c.Listen.DefaultStatus != 0 && c.Listen.DefaultStatus != 200 && c.Listen.DefaultStatus != 404 {
 		bad("listen.default_status", "%d is not 200 or 404", c.Listen.DefaultStatus)
 	}
 	if c.Listen.DeferAcceptS < -1 || c.Listen.DeferAcceptS > 60 {
@@ -733,19 +711,19 @@ func (c *Config) Validate() error {
 	if c.Pipeline.FlushMS < 0 {
 		bad("pipeline.flush_ms", "%d is negative", c.Pipeline.FlushMS)
 	}
-	if c.Reports.FeedPerMinute < 1 || c.Reports.FeedBurst < 1 {
-		bad("reports", "feed_per_minute and feed_burst must be at least 1; got %d and %d", c.Reports.FeedPerMinute, c.Reports.FeedBurst)
+	if c.Reports.FeedPerMinute < 0 || c.Reports.FeedBurst < 0 {
+		bad("reports", "feed_per_minute and feed_burst must be at least 1 (0: the default); got %d and %d", c.Reports.FeedPerMinute, c.Reports.FeedBurst)
 	}
-	if c.Reports.Days < 1 || c.Reports.Days > 3660 {
+	if c.Reports.Days < 0 || c.Reports.Days > 3660 {
 		bad("reports.days", "%d is not from 1 to 3660", c.Reports.Days)
 	}
-	if c.Dashboard.SessionHours < 1 || c.Dashboard.SessionHours > 24*30 {
+	if c.Dashboard.SessionHours < 0 || c.Dashboard.SessionHours > 24*30 {
 		bad("dashboard.session_hours", "%d is not from 1 to 720", c.Dashboard.SessionHours)
 	}
-	if c.Dashboard.IdleMinutes < 1 || c.Dashboard.IdleMinutes > 24*60 {
+	if c.Dashboard.IdleMinutes < 0 || c.Dashboard.IdleMinutes > 24*60 {
 		bad("dashboard.idle_minutes", "%d is not from 1 to 1440", c.Dashboard.IdleMinutes)
 	}
-	if c.Dashboard.RefreshMS < 200 || c.Dashboard.RefreshMS > 60_000 {
+	if c.Dashboard.RefreshMS != 0 && (c.Dashboard.RefreshMS < 200 || c.Dashboard.RefreshMS > 60_000) {
 		bad("dashboard.refresh_ms", "%d is not from 200 to 60000", c.Dashboard.RefreshMS)
 	}
 	if d := c.Dashboard.DevDir; d != "" {
@@ -754,7 +732,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	switch c.Mail.TLS {
-	case "required", "opportunistic", "none", "smtps":
+	case "", "required", "opportunistic", "none", "smtps":
 	default:
 		bad("mail.tls", "%q is not one of required, opportunistic, none, smtps", c.Mail.TLS)
 	}

@@ -75,7 +75,8 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown top key", "data_dir: x\nlistn: 1\n", []string{"t.yaml:2:1", `unknown key "listn"`, "at the top level"}},
 		{"unknown nested key", "api:\n  listen: 127.0.0.1:1\n  tokn: x\n", []string{"t.yaml:3:3", `unknown key "tokn"`, "in api", "token_file"}},
-		{"duplicate key", "sensor: a\nsensor: b\n", []string{"t.yaml:2", "sensor"}},
+		{"duplicate key", "sensor: a\nsensor: b\n", []string{`t.yaml:2:1: key "sensor" given twice at the top level (first on line 1)`}},
+		{"duplicate nested key", "api:\n  listen: 127.0.0.1:1\n  listen: 127.0.0.1:2\n", []string{`t.yaml:3:3: key "listen" given twice in api (first on line 2)`}},
 		{"mail without author", "mail: {relay: mx.example.org:587, tls: maybe}\n", []string{"mail.from", "author", `mail.tls: "maybe"`}},
 		{"mail relay no port", "mail: {relay: mx.example.org, from: a@b.example}\n", []string{`mail.relay: "mx.example.org" is not host:port`}},
 		{"mail two signers", "mail: {pgp_key_file: k, smime_cert_file: c}\n", []string{"not both", "go together"}},
@@ -88,7 +89,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad port", "api:\n  listen: 127.0.0.1:99999\n", []string{"api.listen", "99999"}},
 		{"negative retention", "store:\n  retention_days: -1\n", []string{"store.retention_days", "-1"}},
 		{"bad yaml", "api: [\n", []string{"t.yaml"}},
-		{"two documents", "sensor: a\n---\nsensor: b\n", []string{"t.yaml:2", "second YAML document"}},
+		{"two documents", "sensor: a\n---\nsensor: b\n", []string{"t.yaml:2: a second YAML document; a config file holds one"}},
+		{"bad second document", "sensor: a\n---\n[\n", []string{"t.yaml: ", "did not find expected node content"}},
 		{"top level list", "- a\n- b\n", []string{"t.yaml:1", "the top level must be a mapping"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -83,6 +83,9 @@ var (
 	_ Rollup   = eventstore.Rollup(nil) // every engine's rollup serves the dashboard
 )
 
+// DefaultRefresh is the default of Config.Refresh.
+const DefaultRefresh = 2 * time.Second
+
 // Config configures the dashboard. Users, Registry and Rollup are
 // required; the zero value of every other field works.
 type Config struct {
@@ -99,7 +102,7 @@ type Config struct {
 	// (behind a TLS proxy).
 	SecureCookie bool
 	// Refresh is how often the rollup takes in new events while someone
-	// watches; default 2 s.
+	// watches; default 2 s (DefaultRefresh).
 	Refresh time.Duration
 	// Sensor and Operator name the source on maps.
 	Sensor, Operator string
@@ -148,7 +151,7 @@ func New(cfg Config) (*Dashboard, error) {
 		return nil, errors.New("dashboard: users, registry and rollup are required")
 	}
 	if cfg.Refresh <= 0 {
-		cfg.Refresh = 2 * time.Second
+		cfg.Refresh = DefaultRefresh
 	}
 	if cfg.LoginRate <= 0 {
 		cfg.LoginRate = 10

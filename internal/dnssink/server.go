@@ -28,6 +28,8 @@ const (
 	DefaultMaxTCPConns    = 1024
 	DefaultTCPIdleTimeout = 10 * time.Second
 	DefaultRRLTableSize   = 1 << 16
+	DefaultRRLIPv4Prefix  = 24
+	DefaultRRLIPv6Prefix  = 56
 )
 
 // nameServer is a normalized Config.NameServers entry.
@@ -168,10 +170,10 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if rrl.IPv4PrefixLen == 0 {
-		rrl.IPv4PrefixLen = 24
+		rrl.IPv4PrefixLen = DefaultRRLIPv4Prefix
 	}
 	if rrl.IPv6PrefixLen == 0 {
-		rrl.IPv6PrefixLen = 56
+		rrl.IPv6PrefixLen = DefaultRRLIPv6Prefix
 	}
 	if rrl.IPv4PrefixLen < 0 || rrl.IPv4PrefixLen > 32 || rrl.IPv6PrefixLen < 0 || rrl.IPv6PrefixLen > 128 {
 		return nil, fmt.Errorf("dnssink: rrl prefix lengths /%d and /%d are out of range", rrl.IPv4PrefixLen, rrl.IPv6PrefixLen)

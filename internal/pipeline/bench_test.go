@@ -50,7 +50,7 @@ func BenchmarkWaledacWeek(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		sp, err := spool.Open(spool.Options{Dir: filepath.Join(dir, "spool"), MaxBytes: 16 << 30})
+		sp, err := spool.Open(spool.Config{Dir: filepath.Join(dir, "spool"), MaxBytes: 16 << 30})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -41,7 +41,7 @@ func (s *sizes) get() []int {
 func TestBatchFillsWhenEventsComeFast(t *testing.T) {
 	const size, flush = 2000, 100 * time.Millisecond
 	t.Run("fast", func(t *testing.T) {
-		r := newRig(t, t.TempDir(), spool.Options{})
+		r := newRig(t, t.TempDir(), spool.Config{})
 		defer r.close()
 		st := &sizes{Store: r.st}
 		// A flush interval of a second: the batch is stored as it is
@@ -72,7 +72,7 @@ func TestBatchFillsWhenEventsComeFast(t *testing.T) {
 		}
 	})
 	t.Run("slow", func(t *testing.T) {
-		r := newRig(t, t.TempDir(), spool.Options{})
+		r := newRig(t, t.TempDir(), spool.Config{})
 		defer r.close()
 		st := &sizes{Store: r.st}
 		p, _ := New(Config{Spool: r.sp, Store: st, BatchSize: size, FlushInterval: flush})

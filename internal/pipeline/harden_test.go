@@ -99,7 +99,7 @@ func TestOneBadEventDoesNotStopTheStore(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			r := newRig(t, dir, spool.Options{})
+			r := newRig(t, dir, spool.Config{})
 			defer r.close()
 			q := openQuarantine(t, dir)
 			p, _ := New(Config{Spool: r.sp, Store: tc.wrap(r.st), Quarantine: q, BatchSize: 100,
@@ -173,7 +173,7 @@ func TestOneBadEventDoesNotStopTheStore(t *testing.T) {
 // once the store takes writes again everything is stored.
 func TestStoreDownIsNotPoison(t *testing.T) {
 	dir := t.TempDir()
-	r := newRig(t, dir, spool.Options{})
+	r := newRig(t, dir, spool.Config{})
 	defer r.close()
 	q := openQuarantine(t, dir)
 	st := &stalling{Store: r.st}
@@ -206,7 +206,7 @@ func TestStoreDownIsNotPoison(t *testing.T) {
 // spool is stored, and the mismatch is explained.
 func TestSpoolReplacedIsReadFromItsStart(t *testing.T) {
 	dir := t.TempDir()
-	r := newRig(t, dir, spool.Options{})
+	r := newRig(t, dir, spool.Config{})
 	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
 	stop := start(t, p, 5*time.Second)
 	for i := range 300 {
@@ -219,7 +219,7 @@ func TestSpoolReplacedIsReadFromItsStart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r = newRig(t, dir, spool.Options{})
+	r = newRig(t, dir, spool.Config{})
 	defer r.close()
 	var logs testnet.Buffer
 	p, _ = New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond,
@@ -245,7 +245,7 @@ func TestSpoolOlderCopyIsNotReadAgain(t *testing.T) {
 	dir := t.TempDir()
 	spoolDir := filepath.Join(dir, "spool")
 	backup := filepath.Join(dir, "backup")
-	r := newRig(t, dir, spool.Options{})
+	r := newRig(t, dir, spool.Config{})
 	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
 	for i := range 100 {
 		p.Record(ev(i))
@@ -255,7 +255,7 @@ func TestSpoolOlderCopyIsNotReadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The copy's events are stored, and more after them.
-	r = newRig(t, dir, spool.Options{})
+	r = newRig(t, dir, spool.Config{})
 	p, _ = New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
 	stop := start(t, p, 5*time.Second)
 	for i := 100; i < 200; i++ {
@@ -269,7 +269,7 @@ func TestSpoolOlderCopyIsNotReadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r = newRig(t, dir, spool.Options{})
+	r = newRig(t, dir, spool.Config{})
 	defer r.close()
 	p, _ = New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
 	stop = start(t, p, 5*time.Second)
@@ -298,7 +298,7 @@ func TestSpoolOlderCopyIsNotReadAgain(t *testing.T) {
 // no lag once stored; events held up by the store show the time they have
 // waited, not their age.
 func TestLagIsMeasuredFromTheSpool(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{})
+	r := newRig(t, t.TempDir(), spool.Config{})
 	defer r.close()
 	g := &gated{Store: r.st, open: make(chan struct{})}
 	p, _ := New(Config{Spool: r.sp, Store: g, FlushInterval: 10 * time.Millisecond})
@@ -330,7 +330,7 @@ func TestLagIsMeasuredFromTheSpool(t *testing.T) {
 // bounded.
 func TestStoreIsNotStarvedBySaturatedCPUs(t *testing.T) {
 	const maxLag = 500 * time.Millisecond
-	r := newRig(t, t.TempDir(), spool.Options{})
+	r := newRig(t, t.TempDir(), spool.Config{})
 	defer r.close()
 	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 50 * time.Millisecond, MaxLag: maxLag})
 	stop := start(t, p, 5*time.Second)

@@ -111,6 +111,12 @@ const MarkSource = "pipeline-spool"
 // import the engine's packages).
 const DefaultBatchSize = 122_880
 
+// Defaults of Config fields left zero.
+const (
+	DefaultFlushInterval = 500 * time.Millisecond
+	DefaultMaxLag        = 10 * time.Second
+)
+
 // Config configures a Pipeline.
 type Config struct {
 	// Spool receives every event first; required. The pipeline does not
@@ -211,13 +217,13 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg.BatchSize = DefaultBatchSize
 	}
 	if cfg.FlushInterval <= 0 {
-		cfg.FlushInterval = 500 * time.Millisecond
+		cfg.FlushInterval = DefaultFlushInterval
 	}
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
 	}
 	if cfg.MaxLag <= 0 {
-		cfg.MaxLag = 10 * time.Second
+		cfg.MaxLag = DefaultMaxLag
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -44,7 +44,7 @@ type rig struct {
 	close func()
 }
 
-func newRig(t *testing.T, dir string, so spool.Options) *rig {
+func newRig(t *testing.T, dir string, so spool.Config) *rig {
 	t.Helper()
 	so.Dir = filepath.Join(dir, "spool")
 	sp, err := spool.Open(so)
@@ -116,7 +116,7 @@ func (asnEnricher) Enrich(e *event.Event) { e.ASN, e.CountryCode = 64500, "DE" }
 
 func TestEventsReachTheStoreOnceAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
-	r := newRig(t, dir, spool.Options{SegmentBytes: 16 << 10})
+	r := newRig(t, dir, spool.Config{SegmentBytes: 16 << 10})
 	obs := &counter{}
 	p, err := New(Config{Spool: r.sp, Store: r.st, Classifier: dgaClassifier{}, Enricher: asnEnricher{}, Observer: obs, BatchSize: 300, FlushInterval: 20 * time.Millisecond})
 	if err != nil {
@@ -146,7 +146,7 @@ func TestEventsReachTheStoreOnceAcrossRestarts(t *testing.T) {
 		p2.Record(ev(i))
 	}
 	r.close()
-	r = newRig(t, dir, spool.Options{SegmentBytes: 16 << 10})
+	r = newRig(t, dir, spool.Config{SegmentBytes: 16 << 10})
 	defer r.close()
 	p3, _ := New(Config{Spool: r.sp, Store: r.st, BatchSize: 300, FlushInterval: 20 * time.Millisecond})
 	stop = start(t, p3, 5*time.Second)
@@ -207,7 +207,7 @@ func (s *stalling) AppendMarked(ctx context.Context, batch []event.Event, source
 // once the store is back everything drains, nothing lost.
 func TestStoreStall(t *testing.T) {
 	stall := 30 * time.Second
-	r := newRig(t, t.TempDir(), spool.Options{SegmentBytes: 8 << 20})
+	r := newRig(t, t.TempDir(), spool.Config{SegmentBytes: 8 << 20})
 	defer r.close()
 	st := &stalling{Store: r.st}
 	st.stalled.Store(true)
@@ -272,7 +272,7 @@ func TestStoreStall(t *testing.T) {
 // TestSpoolFullDrops: beyond the spool's limit events are dropped and
 // counted, and Record does not block.
 func TestSpoolFullDrops(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{MaxBytes: 256 << 10, SegmentBytes: 64 << 10})
+	r := newRig(t, t.TempDir(), spool.Config{MaxBytes: 256 << 10, SegmentBytes: 64 << 10})
 	defer r.close()
 	p, _ := New(Config{Spool: r.sp, Store: r.st}) // not running: nothing drains
 	dropped := 0
@@ -290,7 +290,7 @@ func TestSpoolFullDrops(t *testing.T) {
 // the store would refuse, is skipped and counted; the events around it
 // are stored.
 func TestInvalidRecordsSkipped(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{})
+	r := newRig(t, t.TempDir(), spool.Config{})
 	defer r.close()
 	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
 	p.Record(ev(1))
@@ -322,7 +322,7 @@ func TestDefaultBatchSize(t *testing.T) {
 }
 
 func BenchmarkRecord(b *testing.B) {
-	sp, err := spool.Open(spool.Options{Dir: b.TempDir(), MaxBytes: 8 << 30})
+	sp, err := spool.Open(spool.Config{Dir: b.TempDir(), MaxBytes: 8 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func (nopStore) Mark(context.Context, string) ([]byte, error)                   
 // only while the sinks record fast; a host busy with something else, and
 // a trickle of events, are stored as usual.
 func TestBusyHostDoesNotStopTheStore(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{})
+	r := newRig(t, t.TempDir(), spool.Config{})
 	defer r.close()
 	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond, Saturated: func() bool { return true }})
 	stop := start(t, p, time.Second)
@@ -389,14 +389,14 @@ func (g *gated) AppendMarked(ctx context.Context, batch []event.Event, source st
 // left in the spool is not stored, and closes once it is.
 func TestReplayed(t *testing.T) {
 	dir := t.TempDir()
-	r := newRig(t, dir, spool.Options{})
+	r := newRig(t, dir, spool.Config{})
 	p, _ := New(Config{Spool: r.sp, Store: r.st}) // not running: the backlog stays
 	for i := range 500 {
 		p.Record(ev(i))
 	}
 	r.close()
 
-	r = newRig(t, dir, spool.Options{})
+	r = newRig(t, dir, spool.Config{})
 	defer r.close()
 	g := &gated{Store: r.st, open: make(chan struct{})}
 	p, _ = New(Config{Spool: r.sp, Store: g, BatchSize: 100, FlushInterval: 10 * time.Millisecond})
@@ -421,7 +421,7 @@ func TestReplayed(t *testing.T) {
 // TestReplayedEmpty: with nothing in the spool the pipeline is replayed
 // after its first look.
 func TestReplayedEmpty(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{})
+	r := newRig(t, t.TempDir(), spool.Config{})
 	defer r.close()
 	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
 	stop := start(t, p, time.Second)
@@ -439,7 +439,7 @@ func TestReplayedEmpty(t *testing.T) {
 // TestDrainBatchInFlight: a batch that the writer is still collecting
 // when ctx ends is stored within the drain, with everything after it.
 func TestDrainBatchInFlight(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{})
+	r := newRig(t, t.TempDir(), spool.Config{})
 	defer r.close()
 	// A flush interval longer than the test: the batch is cut by the end
 	// of ctx, not by time.
@@ -466,7 +466,7 @@ func TestDrainBatchInFlight(t *testing.T) {
 // TestRunAfterCancel: a serve stopped before its writer even started
 // still stores, within the drain, what the sinks recorded.
 func TestRunAfterCancel(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{})
+	r := newRig(t, t.TempDir(), spool.Config{})
 	defer r.close()
 	p, _ := New(Config{Spool: r.sp, Store: r.st, FlushInterval: 10 * time.Millisecond})
 	for i := range 50 {
@@ -487,7 +487,7 @@ func TestRunAfterCancel(t *testing.T) {
 // for longer than stall, the watchdog widens the idle class; once the
 // writer goes round again it narrows it.
 func TestWatchWidensAStarvedWriter(t *testing.T) {
-	sp, err := spool.Open(spool.Options{Dir: t.TempDir()})
+	sp, err := spool.Open(spool.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

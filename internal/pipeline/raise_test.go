@@ -13,7 +13,7 @@ import (
 // TestWriterLeavesIdleClassWhenSpoolFills: a backlog past half the spool
 // makes the writer run at the normal priority, and it stores everything.
 func TestWriterLeavesIdleClassWhenSpoolFills(t *testing.T) {
-	r := newRig(t, t.TempDir(), spool.Options{SegmentBytes: 16 << 10})
+	r := newRig(t, t.TempDir(), spool.Config{SegmentBytes: 16 << 10})
 	defer r.close()
 	var logs testnet.Buffer
 	const max = 64 << 10

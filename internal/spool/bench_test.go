@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// benchOptions: a spool big enough not to fill during a benchmark.
-func benchOptions(b *testing.B) Options {
-	return Options{Dir: b.TempDir(), MaxBytes: 1 << 40, MaxBufferBytes: 256 << 20}
+// benchConfig: a spool big enough not to fill during a benchmark.
+func benchConfig(b *testing.B) Config {
+	return Config{Dir: b.TempDir(), MaxBytes: 1 << 40, MaxBufferBytes: 256 << 20}
 }
 
 // BenchmarkAppend appends 120-byte records, the size of an encoded DNS
@@ -30,7 +30,7 @@ func BenchmarkAppend(b *testing.B) {
 		b.SetBytes(int64(len(rec)))
 	}
 	b.Run("size=120/writers=1", func(b *testing.B) {
-		s, err := Open(benchOptions(b))
+		s, err := Open(benchConfig(b))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func BenchmarkAppend(b *testing.B) {
 		report(b, s)
 	})
 	b.Run("size=120/writers=parallel", func(b *testing.B) {
-		s, err := Open(benchOptions(b))
+		s, err := Open(benchConfig(b))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func BenchmarkAppend(b *testing.B) {
 func BenchmarkRead(b *testing.B) {
 	for _, size := range []int{120, 1000} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			s, err := Open(benchOptions(b))
+			s, err := Open(benchConfig(b))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -87,7 +87,7 @@
 // a flipped byte, costs only the records it touches, and a torn tail
 // costs only the torn record. Each damaged stretch is logged with its
 // file and offset, counted (Stats.Damaged, takedown_spool_damaged_total)
-// and passed to Options.OnDamage. A segment with a damaged header is read
+// and passed to Config.OnDamage. A segment with a damaged header is read
 // the same way, from offset 0. A payload that itself contains a complete
 // encoded record could be mistaken for it only when resynchronising
 // inside damage; opaque event records do not.

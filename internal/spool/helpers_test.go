@@ -62,7 +62,7 @@ func (d *damages) list() []Damage {
 }
 
 // open opens a spool in dir, closed at the end of the test.
-func open(t testing.TB, o Options) *Spool {
+func open(t testing.TB, o Config) *Spool {
 	t.Helper()
 	s, err := Open(o)
 	if err != nil {

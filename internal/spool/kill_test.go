@@ -52,7 +52,7 @@ func TestKill9(t *testing.T) {
 	}
 
 	var dm damages
-	s := open(t, Options{Dir: dir, OnDamage: dm.add})
+	s := open(t, Config{Dir: dir, OnDamage: dm.add})
 	r, err := s.NewReader(Pos{})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestKill9(t *testing.T) {
 // killChild appends numbered records until it is killed, flushing and
 // reporting every 1000.
 func killChild(dir string) {
-	s, err := Open(Options{Dir: dir, SegmentBytes: 256 << 10})
+	s, err := Open(Config{Dir: dir, SegmentBytes: 256 << 10})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

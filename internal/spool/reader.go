@@ -49,7 +49,7 @@ func (s *Spool) NewReader(from Pos) (*Reader, error) {
 // A record already on disk is returned even when ctx is done, so that a
 // consumer can take what is there with an expired context. rec is valid
 // until the next call. Damaged bytes are skipped: logged, counted and
-// passed to Options.OnDamage.
+// passed to Config.OnDamage.
 func (r *Reader) Next(ctx context.Context) (rec []byte, end Pos, err error) {
 	for {
 		if r.sr == nil {

@@ -29,8 +29,8 @@ var (
 	ErrNoSpace = errors.New("spool: the filesystem is below its free-space reserve")
 )
 
-// Options configure a Spool. Zero values take the defaults.
-type Options struct {
+// Config configures a Spool. Zero values take the defaults.
+type Config struct {
 	// Dir holds the segment files; created if missing. Required. One
 	// Spool at a time may use it.
 	Dir string
@@ -67,7 +67,7 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// Defaults of Options.
+// Defaults of Config.
 const (
 	DefaultSegmentBytes   = 64 << 20
 	DefaultMaxBytes       = 4 << 30
@@ -112,7 +112,7 @@ type Stats struct {
 
 // Spool is a crash-safe, append-only queue of records on disk.
 type Spool struct {
-	opt  Options
+	opt  Config
 	dir  string
 	log  *slog.Logger
 	met  *metrics
@@ -182,7 +182,7 @@ type chunk struct {
 // Open opens the spool in o.Dir, creating the directory if needed. The
 // segments found there are kept for readers (a torn or damaged one
 // included: readers skip the damage); appends go to a new segment.
-func Open(o Options) (*Spool, error) {
+func Open(o Config) (*Spool, error) {
 	if o.Dir == "" {
 		return nil, errors.New("spool: no directory")
 	}

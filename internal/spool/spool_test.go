@@ -18,7 +18,7 @@ import (
 // Many writers, a reader following them, records across many segments.
 func TestConcurrentRoundTrip(t *testing.T) {
 	const writers, perWriter = 4, 5000
-	s := open(t, Options{Dir: t.TempDir(), SegmentBytes: 64 << 10})
+	s := open(t, Config{Dir: t.TempDir(), SegmentBytes: 64 << 10})
 	r, err := s.NewReader(Pos{})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestConcurrentRoundTrip(t *testing.T) {
 // stored, and a reopened spool starts after it.
 func TestReopenFromPosition(t *testing.T) {
 	dir := t.TempDir()
-	o := Options{Dir: dir, SegmentBytes: 16 << 10}
+	o := Config{Dir: dir, SegmentBytes: 16 << 10}
 	s, err := Open(o)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestReopenFromPosition(t *testing.T) {
 // is kept, the torn one is reported, nothing panics.
 func TestTornTail(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir})
+	s, err := Open(Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestTornTail(t *testing.T) {
 			t.Fatal(err)
 		}
 		var dm damages
-		s := open(t, Options{Dir: d, OnDamage: dm.add})
+		s := open(t, Config{Dir: d, OnDamage: dm.add})
 		r, err := s.NewReader(Pos{})
 		if err != nil {
 			t.Fatal(err)
@@ -225,7 +225,7 @@ func equalDamage(a, b []Damage) bool {
 // finds the next one by its marker.
 func TestFlippedByte(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir})
+	s, err := Open(Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestFlippedByte(t *testing.T) {
 				t.Fatal(err)
 			}
 			var dm damages
-			s := open(t, Options{Dir: d, OnDamage: dm.add})
+			s := open(t, Config{Dir: d, OnDamage: dm.add})
 			r, err := s.NewReader(Pos{})
 			if err != nil {
 				t.Fatal(err)
@@ -282,7 +282,7 @@ func TestFlippedByte(t *testing.T) {
 // a crash leaves: reopened, it gives a gapless prefix of the records.
 func TestCopyWhileWriting(t *testing.T) {
 	dir := t.TempDir()
-	s := open(t, Options{Dir: dir, SegmentBytes: 32 << 10, FlushInterval: time.Millisecond})
+	s := open(t, Config{Dir: dir, SegmentBytes: 32 << 10, FlushInterval: time.Millisecond})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var written int
@@ -308,7 +308,7 @@ func TestCopyWhileWriting(t *testing.T) {
 	wg.Wait()
 
 	var dm damages
-	s2 := open(t, Options{Dir: cp, OnDamage: dm.add})
+	s2 := open(t, Config{Dir: cp, OnDamage: dm.add})
 	r, err := s2.NewReader(Pos{})
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +333,7 @@ func TestCopyWhileWriting(t *testing.T) {
 // Over MaxBytes records are dropped and counted; Release makes room.
 func TestFullAndRelease(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := open(t, Options{Dir: t.TempDir(), MaxBytes: 256 << 10, Registerer: reg})
+	s := open(t, Config{Dir: t.TempDir(), MaxBytes: 256 << 10, Registerer: reg})
 	n := 0
 	for ; ; n++ {
 		err := s.Append(payload(0, n))
@@ -402,7 +402,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) flo
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	o := Options{Dir: t.TempDir(), SyncInterval: -1, Registerer: reg}
+	o := Config{Dir: t.TempDir(), SyncInterval: -1, Registerer: reg}
 	s, err := Open(o)
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +440,7 @@ func TestMetrics(t *testing.T) {
 // A damaged segment header does not lose the records after it.
 func TestDamagedHeader(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir})
+	s, err := Open(Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func TestDamagedHeader(t *testing.T) {
 
 	var logs syncBuffer
 	var dm damages
-	s = open(t, Options{Dir: dir, OnDamage: dm.add, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s = open(t, Config{Dir: dir, OnDamage: dm.add, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	r, err := s.NewReader(Pos{})
 	if err != nil {
 		t.Fatal(err)
@@ -501,7 +501,7 @@ func TestOpenChecks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), h, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := Open(Options{Dir: dir}); err == nil || !errors.Is(err, errVersion) {
+	if s, err := Open(Config{Dir: dir}); err == nil || !errors.Is(err, errVersion) {
 		if s != nil {
 			s.Close()
 		}
@@ -512,7 +512,7 @@ func TestOpenChecks(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, segmentName(3)), []byte("TDS"), 0o640)
 	os.WriteFile(filepath.Join(dir, segmentName(4)), nil, 0o640)
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a segment"), 0o640)
-	s := open(t, Options{Dir: dir})
+	s := open(t, Config{Dir: dir})
 	if st := s.Stats(); st.Segments != 1 || st.Damaged != 1 || st.DamagedBytes != 3 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -525,14 +525,14 @@ func TestOpenChecks(t *testing.T) {
 	if err := s.Append(make([]byte, MaxRecordBytes+1)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Append too large: %v", err)
 	}
-	if _, err := Open(Options{}); err == nil {
+	if _, err := Open(Config{}); err == nil {
 		t.Fatal("Open without a directory")
 	}
 }
 
 // Close wakes a waiting reader, after it has read the last records.
 func TestCloseWakesReader(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), FlushInterval: time.Hour})
+	s, err := Open(Config{Dir: t.TempDir(), FlushInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -607,7 +607,7 @@ func TestPos(t *testing.T) {
 // fsynced, within the usual intervals, and so is every record of a steady
 // trickle.
 func TestWriterSleepsWhenIdle(t *testing.T) {
-	s := open(t, Options{Dir: t.TempDir(), FlushInterval: 5 * time.Millisecond, SyncInterval: 20 * time.Millisecond})
+	s := open(t, Config{Dir: t.TempDir(), FlushInterval: 5 * time.Millisecond, SyncInterval: 20 * time.Millisecond})
 	defer s.Close()
 	r, err := s.NewReader(Pos{})
 	if err != nil {

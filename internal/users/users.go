@@ -120,6 +120,12 @@ type Params struct {
 // passes (about 0.1 s on one core of 2024), with 2 lanes.
 var DefaultParams = Params{Memory: 64 * 1024, Time: 3, Threads: 2}
 
+// Defaults of Config fields left zero.
+const (
+	DefaultSessionTTL  = 12 * time.Hour
+	DefaultIdleTimeout = time.Hour
+)
+
 // Config configures a Store. The zero value of every field but DB works.
 type Config struct {
 	// DB is takedown's database.
@@ -184,10 +190,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.params = DefaultParams
 	}
 	if s.ttl <= 0 {
-		s.ttl = 12 * time.Hour
+		s.ttl = DefaultSessionTTL
 	}
 	if s.idle <= 0 {
-		s.idle = time.Hour
+		s.idle = DefaultIdleTimeout
 	}
 	if s.now == nil {
 		s.now = time.Now

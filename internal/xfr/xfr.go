@@ -37,6 +37,11 @@ type Source interface {
 // DefaultJournalMax is the default number of versions kept per zone.
 const DefaultJournalMax = 1000
 
+// DefaultAllowFrom returns the default of Config.AllowFrom: loopback only.
+func DefaultAllowFrom() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+}
+
 // Config configures the transfer server. The zero value listens nowhere;
 // with Listen set it refuses every client that is not on loopback or that
 // does not sign with a key of TSIGKeys.
@@ -52,7 +57,7 @@ type Config struct {
 	// transfers. Empty: TSIG is required from everyone.
 	AllowUnsigned []netip.Prefix
 	// AllowFrom is the source-address ACL checked before TSIG; default
-	// loopback only (127.0.0.0/8 and ::1/128).
+	// loopback only (127.0.0.0/8 and ::1/128, DefaultAllowFrom).
 	AllowFrom []netip.Prefix
 	// Notify lists host:port addresses sent a NOTIFY after every SetZone.
 	Notify []string
@@ -129,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.allowFrom = cfg.AllowFrom
 	if len(s.allowFrom) == 0 {
-		s.allowFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		s.allowFrom = DefaultAllowFrom()
 	}
 	s.unsigned = cfg.AllowUnsigned
 	s.log = cfg.Logger

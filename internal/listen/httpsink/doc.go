@@ -69,6 +69,7 @@ const (
 	DefaultMaxConnsPerIP     = 256
 	DefaultMaxStreams        = 100
 	DefaultDeferAccept       = time.Second
+	DefaultStatus            = 200 // of Config.DefaultStatus
 )
 
 // Config configures a Server. Every field's zero value works.

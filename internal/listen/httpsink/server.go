@@ -114,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	switch cfg.DefaultStatus {
 	case 0:
-		cfg.DefaultStatus = http.StatusOK
+		cfg.DefaultStatus = DefaultStatus
 	case http.StatusOK, http.StatusNotFound:
 	default:
 		return nil, fmt.Errorf("httpsink: default status %d is not 200 or 404", cfg.DefaultStatus)

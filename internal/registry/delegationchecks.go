@@ -1,5 +1,10 @@
 package registry
 
+// A delegation check (`takedown domains verify`, internal/delegation) finds
+// whether a domain's NS records point at the sinkhole's name servers; the
+// registry keeps every check, with an audit entry each, and reads the
+// newest one of a domain (GetDomain) or of many (the dashboard's list).
+
 import (
 	"context"
 	"fmt"
@@ -61,21 +66,42 @@ func (r *Registry) RecordDelegation(ctx context.Context, checks []DelegationChec
 
 // lastDelegation returns the newest delegation check of a domain, or nil.
 func (r *Registry) lastDelegation(ctx context.Context, name string) (*DelegationCheck, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT checked_at, verified, ns, addrs, problem FROM registry_delegation
-		WHERE domain = ? ORDER BY audit_seq DESC LIMIT 1`, name)
-	if err != nil {
-		return nil, fmt.Errorf("reading delegation of %s: %w", name, err)
+	last, err := r.LastDelegations(ctx, []string{name})
+	if c, ok := last[name]; ok {
+		return &c, err
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		return nil, rows.Err()
+	return nil, err
+}
+
+// LastDelegations returns the newest delegation check of each of the
+// named domains (normalised names, as ListDomains gives them) that has
+// one, keyed by name: GetDomain's Delegation for many domains at once.
+func (r *Registry) LastDelegations(ctx context.Context, names []string) (map[string]DelegationCheck, error) {
+	out := make(map[string]DelegationCheck, len(names))
+	for start := 0; start < len(names); start += bulkRows {
+		part := names[start:min(start+bulkRows, len(names))]
+		rows, err := r.db.QueryContext(ctx, `SELECT domain, arg_max(checked_at, audit_seq), arg_max(verified, audit_seq),
+			arg_max(ns, audit_seq), arg_max(addrs, audit_seq), arg_max(problem, audit_seq)
+			FROM registry_delegation WHERE domain IN (SELECT unnest(?::VARCHAR[])) GROUP BY domain`, part)
+		if err != nil {
+			return nil, fmt.Errorf("reading delegation checks: %w", err)
+		}
+		for rows.Next() {
+			var c DelegationCheck
+			var ns, addrs string
+			if err := rows.Scan(&c.Domain, &c.CheckedAt, &c.Verified, &ns, &addrs, &c.Problem); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("reading delegation checks: %w", err)
+			}
+			c.CheckedAt = c.CheckedAt.UTC()
+			c.NS, c.Addrs = strings.Fields(ns), strings.Fields(addrs)
+			out[c.Domain] = c
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading delegation checks: %w", err)
+		}
 	}
-	c := DelegationCheck{Domain: name}
-	var ns, addrs string
-	if err := rows.Scan(&c.CheckedAt, &c.Verified, &ns, &addrs, &c.Problem); err != nil {
-		return nil, fmt.Errorf("reading delegation of %s: %w", name, err)
-	}
-	c.CheckedAt = c.CheckedAt.UTC()
-	c.NS, c.Addrs = strings.Fields(ns), strings.Fields(addrs)
-	return &c, nil
+	return out, nil
 }

@@ -1,4 +1,4 @@
-package feed
+package pull
 
 import (
 	"bufio"

@@ -1,6 +1,7 @@
-// Package feed is the subscribers' pull API: each network owner, with its
-// own API key, fetches its daily report and follows its infected hosts'
-// events live, and sees nothing outside its scope.
+// Package pull is the subscribers' pull API (their "feed" in the README; not
+// the RPZ feed): each network owner, with its own API key, fetches its
+// daily report and follows its infected hosts' events live, and sees
+// nothing outside its scope.
 //
 //	GET /api/v1/reports/{date}?format=csv|json|stix   one day's report
 //	GET /api/v1/events?since=RFC3339[&limit=N|&follow=1]  events since a time, IntelMQ JSON lines; follow keeps streaming
@@ -21,7 +22,7 @@
 // (infected-host lists are personal data), and each subscriber is rate
 // limited. A followed stream authenticates its key again every Recheck
 // (30 s): revoking the key ends it.
-package feed
+package pull
 
 import (
 	"context"
@@ -112,6 +113,13 @@ const MaxEvents = 100_000
 // answer: a time past 2262 is beyond what the store can even be asked.
 const sinceSlack = 5 * time.Minute
 
+// Defaults of Config fields left zero.
+const (
+	DefaultRate      = rate.Limit(1) // a second
+	DefaultBurst     = 10
+	DefaultRetention = 90 * 24 * time.Hour
+)
+
 // MaxFollow is how long a followed event stream stays open; the client
 // then asks again from the last time it saw.
 const MaxFollow = time.Hour
@@ -119,10 +127,10 @@ const MaxFollow = time.Hour
 // New returns the feed handler.
 func New(cfg Config) *Feed {
 	if cfg.Rate == 0 {
-		cfg.Rate = 1
+		cfg.Rate = DefaultRate
 	}
 	if cfg.Burst == 0 {
-		cfg.Burst = 10
+		cfg.Burst = DefaultBurst
 	}
 	if cfg.Settle == 0 {
 		cfg.Settle = 5 * time.Second
@@ -134,7 +142,7 @@ func New(cfg Config) *Feed {
 		cfg.Recheck = 30 * time.Second
 	}
 	if cfg.Retention == 0 {
-		cfg.Retention = 90 * 24 * time.Hour
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
