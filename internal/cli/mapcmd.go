@@ -17,7 +17,6 @@ import (
 	"github.com/takedown-project/takedown/internal/worldmap"
 )
 
-
 func (e *env) mapCommand() *cobra.Command {
 	var date, family, out, title, subtitle, source string
 	var width, height, classes int
