@@ -370,7 +370,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 	reps := newReports(cfg, local, mailer, log.With("component", "reports"))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	subFeed := pull.New(reps.feedConfig(cfg, log.With("component", "feed")))
+	subFeed := pull.New(pullConfig(cfg, local.Registry, local.Store, reps, log.With("component", "feed")))
 	mux.Handle("/api/", subFeed)
 	mux.Handle("GET /readyz", rd)
 	// The web dashboard, under /ui/.
@@ -408,7 +408,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 		repCtx, stopReports := context.WithCancel(ctx)
 		repDone := make(chan struct{})
 		// Building the day's reports can wait for the sinks: idle class.
-		go func() { defer close(repDone); idle.Run(func() { reps.run(repCtx) }) }()
+		go func() { defer close(repDone); idle.Run(func() { reps.Run(repCtx) }) }()
 		onStop("daily reports stopped", func() error { stopReports(); <-repDone; return nil })
 		log.Info("daily reports by e-mail", "relay", cfg.Mail.Relay)
 	}

@@ -1,19 +1,13 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	netmail "net/mail"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,45 +20,9 @@ import (
 	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/pull"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/remediate"
 	"github.com/takedown-project/takedown/internal/report"
-	"github.com/takedown-project/takedown/internal/scope"
-	"github.com/takedown-project/takedown/internal/store"
 )
-
-// reports makes the subscribers' reports: for their pull feed, and once a
-// day by e-mail through the configured relay.
-type reports struct {
-	reg   *registry.Registry
-	store *store.Store
-	opt   report.Options
-	mail  *deliver.Deliverer // nil: no e-mail
-	days  int
-	log   *slog.Logger
-	now   func() time.Time
-
-	mu   sync.Mutex
-	done map[string]bool // subscriber|day whose reports went out (or had none)
-
-	// openMail, when set, opens mail on first use (LocalReports: the CLI
-	// opens the relay only for the commands that mail).
-	openMail func(ctx context.Context) (*deliver.Deliverer, error)
-	// sets, when not nil, keeps each day's reports of all subscribers
-	// once built (LocalReports: a CLI run that writes many subscribers'
-	// files reads the day's hosts once). serve builds afresh each time.
-	sets map[time.Time]*daySet
-}
-
-func newReports(cfg config.Config, local *Local, mail *deliver.Deliverer, log *slog.Logger) *reports {
-	email := ""
-	if a, err := netmail.ParseAddress(cfg.Mail.From); err == nil { // checked by config
-		email = a.Address
-	}
-	return &reports{
-		reg: local.Registry, store: local.Store, mail: mail, days: cfg.Reports.Days, log: log, now: time.Now,
-		opt:  report.Options{Operator: report.Operator{Name: cfg.Operator, Email: email}},
-		done: map[string]bool{},
-	}
-}
 
 // openMail returns the Deliverer of the mail section, nil when no relay is
 // configured.
@@ -103,41 +61,36 @@ func openMail(ctx context.Context, cfg config.Config, local *Local, log *slog.Lo
 	return d, nil
 }
 
-// subscriber maps the registry's subscriber onto what reports need.
-func reportSubscriber(s registry.Subscriber) report.Subscriber {
-	return report.Subscriber{Name: s.Name, Org: s.Org, Scope: s.Scope, TLP: s.TLP}
-}
-
-// feedConfig wires the subscribers' pull feed to the registry (keys,
-// audit log) and the store.
-func (r *reports) feedConfig(cfg config.Config, log *slog.Logger) pull.Config {
+// pullConfig wires the subscribers' pull API to the registry (keys, audit
+// log), the store and the reports.
+func pullConfig(cfg config.Config, reg *registry.Registry, st eventstore.Reader, reps *remediate.Service, log *slog.Logger) pull.Config {
 	return pull.Config{
 		Authenticate: func(ctx context.Context, key string) (pull.Subscriber, error) {
-			s, err := r.reg.SubscriberByKey(ctx, key)
+			s, err := reg.SubscriberByKey(ctx, key)
 			if err != nil {
 				return pull.Subscriber{}, err
 			}
 			return pull.Subscriber{Name: s.Name, Org: s.Org, Scope: s.Scope, TLP: s.TLP}, nil
 		},
 		Audit: func(ctx context.Context, sub pull.Subscriber, action, object string, detail any) error {
-			return r.reg.RecordAccess(ctx, registry.Change{Actor: "subscriber:" + sub.Name}, action, object, detail)
+			return reg.RecordAccess(ctx, registry.Change{Actor: "subscriber:" + sub.Name}, action, object, detail)
 		},
 		Report: func(ctx context.Context, sub pull.Subscriber, day time.Time, format string, w io.Writer) (int, error) {
-			rep, err := r.one(ctx, report.Subscriber{Name: sub.Name, Org: sub.Org, Scope: sub.Scope, TLP: sub.TLP}, day)
+			rep, err := reps.One(ctx, report.Subscriber{Name: sub.Name, Org: sub.Org, Scope: sub.Scope, TLP: sub.TLP}, day)
 			if err != nil {
 				return 0, err
 			}
-			wr, err := report.NewWriter(format, r.opt)
+			wr, err := report.NewWriter(format, reps.Options())
 			if err != nil {
 				return 0, err
 			}
 			return rep.Len(), wr.Write(w, rep)
 		},
 		Events: func(ctx context.Context, from, to time.Time, fn func(*event.Event) error) error {
-			return r.store.Scan(ctx, eventstore.ScanQuery{From: from, To: to}, fn)
+			return st.Scan(ctx, eventstore.ScanQuery{From: from, To: to}, fn)
 		},
 		Trend: func(ctx context.Context, sub pull.Subscriber, from, to time.Time) (any, error) {
-			return report.Trend(ctx, r.store, sub.Scope, from, to)
+			return report.Trend(ctx, st, sub.Scope, from, to)
 		},
 		Rate:      rate.Limit(float64(cfg.Reports.FeedPerMinute) / 60),
 		Burst:     cfg.Reports.FeedBurst,
@@ -146,588 +99,39 @@ func (r *reports) feedConfig(cfg config.Config, log *slog.Logger) pull.Config {
 	}
 }
 
-// one builds one subscriber's report of one UTC day.
-func (r *reports) one(ctx context.Context, sub report.Subscriber, day time.Time) (*report.Report, error) {
-	from, to := report.Day(day)
-	set, err := report.Build(ctx, r.store, []report.Subscriber{sub}, from, to)
-	if err != nil {
-		return nil, err
+// newReports makes the reports service of the database opened here;
+// mail nil: no e-mail.
+func newReports(cfg config.Config, local *Local, mail *deliver.Deliverer, log *slog.Logger) *remediate.Service {
+	c := remediate.Config{Subscribers: local.Registry, Store: local.Store, Operator: operator(cfg), Logger: log}
+	if mail != nil { // a nil *Deliverer is not a nil Mailer
+		c.Mail = mail
 	}
-	return set.Report(0), nil
+	return remediate.New(c)
 }
 
-// run sends the previous day's reports of every subscriber whose send time
-// has come, checking every minute, until ctx ends.
-func (r *reports) run(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		if err := r.sendDue(ctx, r.now()); err != nil && ctx.Err() == nil {
-			r.log.Error("daily reports", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// operator names who sends the reports: the config's operator and the
+// address of mail.from.
+func operator(cfg config.Config) report.Operator {
+	email := ""
+	if a, err := netmail.ParseAddress(cfg.Mail.From); err == nil { // checked by config
+		email = a.Address
 	}
+	return report.Operator{Name: cfg.Operator, Email: email}
 }
-
-// sendDue sends the reports of yesterday (UTC) that are due at now and not
-// yet sent. All subscribers due together are built in one pass over the
-// day's hosts. The delivery log makes it safe to call again: a report that
-// went out is never sent twice.
-func (r *reports) sendDue(ctx context.Context, now time.Time) error {
-	if r.mail == nil {
-		return nil
-	}
-	today := now.UTC().Truncate(24 * time.Hour)
-	day := today.Add(-24 * time.Hour)
-	subs, err := r.reg.ListSubscribers(ctx)
-	if err != nil {
-		return err
-	}
-	var due []registry.Subscriber
-	r.mu.Lock()
-	for k := range r.done {
-		// Only yesterday's matter: forget older days.
-		if !strings.HasSuffix(k, "|"+day.Format(time.DateOnly)) {
-			delete(r.done, k)
-		}
-	}
-	for _, s := range subs {
-		at, err := time.Parse("15:04", s.SendAt)
-		if err != nil || len(s.Contacts) == 0 || r.done[s.Name+"|"+day.Format(time.DateOnly)] {
-			continue
-		}
-		if !now.Before(today.Add(time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute)) {
-			due = append(due, s)
-		}
-	}
-	r.mu.Unlock()
-	if len(due) == 0 {
-		return nil
-	}
-	_, err = r.send(ctx, day, due, false)
-	return err
-}
-
-// Sent counts what a send did.
-type Sent struct {
-	Mails, Skipped, NoData, Failed int
-}
-
-// send builds the reports of day for subs and mails each in each of its
-// formats; resend sends again what went out already.
-func (r *reports) send(ctx context.Context, day time.Time, subs []registry.Subscriber, resend bool) (Sent, error) {
-	if r.mail == nil {
-		return Sent{}, api.ErrNoMail
-	}
-	set, err := r.build(ctx, day, subs)
-	if err != nil {
-		return Sent{}, err
-	}
-	return r.sendSet(ctx, set, subs, resend)
-}
-
-// build makes the reports of day for subs, reading the day's hosts once.
-func (r *reports) build(ctx context.Context, day time.Time, subs []registry.Subscriber) (*report.Set, error) {
-	from, to := report.Day(day)
-	rs := make([]report.Subscriber, len(subs))
-	for i, s := range subs {
-		rs[i] = reportSubscriber(s)
-	}
-	t0 := time.Now()
-	set, err := report.Build(ctx, r.store, rs, from, to)
-	if err != nil {
-		return nil, err
-	}
-	r.log.Info("daily reports built", "day", from.Format(time.DateOnly), "subscribers", len(subs), "hosts", set.Hosts, "in_scope", set.Kept, "took", time.Since(t0).Round(time.Millisecond))
-	return set, nil
-}
-
-// sendSet mails the reports of set, built for subs. The error joins those
-// of the mails that were not delivered.
-func (r *reports) sendSet(ctx context.Context, set *report.Set, subs []registry.Subscriber, resend bool) (Sent, error) {
-	var total Sent
-	var errs []error
-	for i, s := range subs {
-		rep := set.Report(i)
-		ok := true
-		for _, format := range s.Formats {
-			res, err := r.sendFormat(ctx, s, rep, format, resend, "")
-			total.Mails += res.Mails
-			total.Skipped += res.Skipped
-			total.NoData += res.NoData
-			total.Failed += res.Failed
-			if err != nil {
-				ok = false
-				errs = append(errs, fmt.Errorf("%s %s: %w", s.Name, format, err))
-				if errors.As(err, new(relayDown)) {
-					r.log.Warn("the relay takes no mail now; the other reports wait for the next round", "err", err)
-					return total, errors.Join(errs...)
-				}
-			}
-		}
-		if ok {
-			r.mu.Lock()
-			r.done[s.Name+"|"+set.From.Format(time.DateOnly)] = true
-			r.mu.Unlock()
-		}
-	}
-	return total, errors.Join(errs...)
-}
-
-// sendFormat mails rep in format. only, when set, names the one delivery
-// (the Format of its key) to send, for Resend.
-func (r *reports) sendFormat(ctx context.Context, s registry.Subscriber, rep *report.Report, format string, resend bool, only string) (Sent, error) {
-	var n Sent
-	deliverOne := func(key deliver.Key, build func() (deliver.Message, error)) error {
-		do := r.mail.Deliver
-		if resend {
-			do = r.mail.Resend
-		}
-		res, err := do(ctx, key, build)
-		switch {
-		case res.NoData:
-			n.NoData++
-		case res.Sent:
-			n.Mails++
-		case res.Skipped:
-			n.Skipped++
-		}
-		if err != nil && !res.Sent {
-			// Refused for good (failed), still pending after the
-			// attempts, interrupted (unknown) or busy: not delivered.
-			n.Failed++
-			if res.Status == deliver.StatusPending {
-				// The relay, not this message: the rest waits for
-				// the next round instead of each mail retrying alone.
-				return relayDown{err}
-			}
-		}
-		return err
-	}
-	if rep.Len() == 0 {
-		n.NoData++
-		return n, nil
-	}
-	w, err := report.NewWriter(format, r.opt)
-	if err != nil {
-		return n, err
-	}
-	if x, ok := w.(report.XARF); ok {
-		// X-ARF is one mail per host: its key names the host.
-		var errs []error
-		for row := range rep.Rows() {
-			h := sha256.Sum256([]byte(row.IP.String() + "|" + row.Family))
-			key := deliver.Key{Subscriber: s.Name, Day: rep.From, Format: "xarf-" + hex.EncodeToString(h[:8])}
-			if only != "" && key.Format != only {
-				continue
-			}
-			err := deliverOne(key, func() (deliver.Message, error) {
-				// Called before deliverOne returns, while row is this
-				// host's; only for a mail that is to go out.
-				msg := x.Message(rep, row)
-				m := deliver.Message{To: s.Contacts, Subject: msg.Subject, Headers: msg.Headers}
-				for _, p := range msg.Parts {
-					m.Parts = append(m.Parts, deliver.Part{ContentType: p.ContentType, Filename: p.Filename, Inline: p.Inline, Data: p.Data})
-				}
-				return m, nil
-			})
-			if err != nil {
-				errs = append(errs, err)
-				if errors.As(err, new(relayDown)) {
-					break
-				}
-			}
-		}
-		return n, errors.Join(errs...)
-	}
-	key := deliver.Key{Subscriber: s.Name, Day: rep.From, Format: format}
-	if only != "" && key.Format != only {
-		return n, nil
-	}
-	err = deliverOne(key, func() (deliver.Message, error) {
-		var buf bytes.Buffer
-		if err := w.Write(&buf, rep); err != nil {
-			return deliver.Message{}, err
-		}
-		return deliver.ReportMessage(deliver.Report{
-			To: s.Contacts, Subscriber: s.Org, Day: rep.From, Format: w.Extension(),
-			ContentType: w.ContentType(), Data: buf.Bytes(), Rows: rep.Len(),
-		})
-	})
-	return n, err
-}
-
-// The operator's side of the reports (api.Reports): report files, mailing
-// a day's reports, the delivery log and the remediation trend, for the
-// admin API and, through LocalReports, for the CLI when no serve runs.
-
-var _ api.Reports = (*reports)(nil)
 
 // LocalReports returns the reports of the database opened here, for the
 // CLI when no serve runs. It opens the relay of cfg's mail section when a
 // command first needs it, and builds each day's reports of all
 // subscribers once.
 func LocalReports(cfg config.Config, local *Local, log *slog.Logger) api.Reports {
-	r := newReports(cfg, local, nil, log)
-	r.openMail = func(ctx context.Context) (*deliver.Deliverer, error) {
-		return openMail(ctx, cfg, local, log, nil)
-	}
-	r.sets = map[time.Time]*daySet{}
-	return r
-}
-
-// daySet is one day's reports of all subscribers.
-type daySet struct {
-	set   *report.Set
-	index map[string]int // subscriber name → report
-}
-
-// mailer returns the Deliverer, opening it on first use if need be;
-// api.ErrNoMail when no relay is configured.
-func (r *reports) mailer(ctx context.Context) (*deliver.Deliverer, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.mail == nil && r.openMail != nil {
-		d, err := r.openMail(ctx)
-		if err != nil {
-			return nil, err
-		}
-		r.mail, r.openMail = d, nil
-	}
-	if r.mail == nil {
-		return nil, api.ErrNoMail
-	}
-	return r.mail, nil
-}
-
-// reportOf returns sub's report of the UTC day that starts at day.
-func (r *reports) reportOf(ctx context.Context, sub registry.Subscriber, day time.Time) (*report.Report, error) {
-	if r.sets == nil {
-		return r.one(ctx, reportSubscriber(sub), day)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ds := r.sets[day]
-	if ds == nil {
-		subs, err := r.reg.ListSubscribers(ctx)
-		if err != nil {
-			return nil, err
-		}
-		set, err := r.build(ctx, day, subs)
-		if err != nil {
-			return nil, err
-		}
-		ds = &daySet{set: set, index: make(map[string]int, len(subs))}
-		for i, s := range subs {
-			ds.index[s.Name] = i
-		}
-		r.sets[day] = ds
-	}
-	if i, ok := ds.index[sub.Name]; ok {
-		return ds.set.Report(i), nil
-	}
-	return r.one(ctx, reportSubscriber(sub), day)
-}
-
-// checkFormat returns format in lower case if it is a report format.
-func checkFormat(format string) (string, error) {
-	f := strings.ToLower(strings.TrimSpace(format))
-	if !slices.Contains(report.Formats(), f) {
-		return "", fmt.Errorf("format %q is not one of %s: %w", format, strings.Join(report.Formats(), ", "), registry.ErrInvalid)
-	}
-	return f, nil
-}
-
-// Report writes one subscriber's report of one day in one format; the
-// day may be today (the report so far), not later.
-func (r *reports) Report(ctx context.Context, q api.ReportQuery, ch registry.Change, open func(api.ReportFile) (io.Writer, error)) (api.ReportFile, error) {
-	day, _ := report.Day(q.Day)
-	if day.After(r.now().UTC()) {
-		return api.ReportFile{}, fmt.Errorf("date %s is in the future: %w", day.Format(time.DateOnly), registry.ErrInvalid)
-	}
-	sub, err := r.reg.GetSubscriber(ctx, q.Subscriber)
-	if err != nil {
-		return api.ReportFile{}, err
-	}
-	format := q.Format
-	if format == "" && len(sub.Formats) > 0 {
-		format = sub.Formats[0]
-	}
-	if format, err = checkFormat(format); err != nil {
-		return api.ReportFile{}, err
-	}
-	w, err := report.NewWriter(format, r.opt)
-	if err != nil {
-		return api.ReportFile{}, err
-	}
-	rep, err := r.reportOf(ctx, sub, day)
-	if err != nil {
-		return api.ReportFile{}, err
-	}
-	f := api.ReportFile{
-		Subscriber: sub.Name, Day: day, Format: w.Format(), ContentType: w.ContentType(),
-		Name: sub.Name + "-" + day.Format(time.DateOnly) + "." + w.Extension(), Rows: rep.Len(), TLP: rep.TLP(),
-	}
-	// The file holds personal data: its making is on the record first.
-	if err := r.reg.RecordAccess(ctx, ch, "report.generate", "subscriber:"+sub.Name,
-		map[string]any{"day": day.Format(time.DateOnly), "format": f.Format, "rows": f.Rows}); err != nil {
-		return f, err
-	}
-	out, err := open(f)
-	if err != nil {
-		return f, err
-	}
-	return f, w.Write(out, rep)
-}
-
-// subscribers returns the named subscribers, in the order given without
-// repeats, or all when names is empty.
-func (r *reports) subscribers(ctx context.Context, names []string) ([]registry.Subscriber, error) {
-	if len(names) == 0 {
-		return r.reg.ListSubscribers(ctx)
-	}
-	var out []registry.Subscriber
-	seen := map[string]bool{}
-	for _, n := range names {
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
-		s, err := r.reg.GetSubscriber(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// pastDay checks that day (midnight UTC) is over: a day's reports are
-// mailed once, whole.
-func (r *reports) pastDay(day time.Time) error {
-	if today := r.now().UTC().Truncate(24 * time.Hour); !day.Before(today) {
-		return fmt.Errorf("date %s: the day is not over (UTC); reports are mailed for past days only, so that each goes out once and whole: %w",
-			day.Format(time.DateOnly), registry.ErrInvalid)
-	}
-	return nil
-}
-
-// SendReports mails the reports of a past day to the subscribers named
-// (all if none), in their formats.
-func (r *reports) SendReports(ctx context.Context, day time.Time, req api.SendRequest, ch registry.Change) (api.SendResult, error) {
-	day, _ = report.Day(day)
-	res := api.SendResult{Day: day}
-	if _, err := r.mailer(ctx); err != nil {
-		return res, err
-	}
-	if err := r.pastDay(day); err != nil {
-		return res, err
-	}
-	subs, err := r.subscribers(ctx, req.Subscribers)
-	if err != nil {
-		return res, err
-	}
-	res.Subscribers = len(subs)
-	set, err := r.build(ctx, day, subs)
-	if err != nil {
-		return res, err
-	}
-	sent, err := r.sendSet(ctx, set, subs, req.Resend)
-	res.Mails, res.Skipped, res.NoData, res.Failed, res.Errors = sent.Mails, sent.Skipped, sent.NoData, sent.Failed, errorList(err)
-	names := req.Subscribers
-	if len(names) == 0 {
-		names = []string{"all"}
-	}
-	aerr := r.reg.RecordAccess(context.WithoutCancel(ctx), ch, "report.send", "reports:"+day.Format(time.DateOnly), map[string]any{
-		"subscribers": names, "resend": req.Resend, "mails": res.Mails, "skipped": res.Skipped, "no_data": res.NoData, "failed": res.Failed,
+	return remediate.New(remediate.Config{
+		Subscribers: local.Registry, Store: local.Store, Operator: operator(cfg), Logger: log, CacheDays: true,
+		OpenMail: func(ctx context.Context) (remediate.Mailer, error) {
+			d, err := openMail(ctx, cfg, local, log, nil)
+			if d == nil || err != nil { // a nil *Deliverer is not a nil Mailer
+				return nil, err
+			}
+			return d, nil
+		},
 	})
-	return res, aerr
 }
-
-// errorList is err as messages, one per joined error.
-func errorList(err error) []string {
-	if err == nil {
-		return nil
-	}
-	var out []string
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			out = append(out, errorList(e)...)
-		}
-		return out
-	}
-	return []string{err.Error()}
-}
-
-// deliveryStatuses are the states of the delivery log.
-var deliveryStatuses = []deliver.Status{deliver.StatusPending, deliver.StatusSending, deliver.StatusSent, deliver.StatusFailed, deliver.StatusUnknown}
-
-// Deliveries lists the delivery log.
-func (r *reports) Deliveries(ctx context.Context, f api.DeliveryFilter) ([]api.Delivery, error) {
-	df := deliver.Filter{Subscriber: f.Subscriber, Format: f.Format, From: f.From, To: f.To, Limit: f.Limit}
-	for _, st := range f.Status {
-		s := deliver.Status(strings.ToLower(strings.TrimSpace(st)))
-		if !slices.Contains(deliveryStatuses, s) {
-			return nil, fmt.Errorf("status %q is not one of pending, sending, sent, failed, unknown: %w", st, registry.ErrInvalid)
-		}
-		df.Status = append(df.Status, s)
-	}
-	d, err := r.mailer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	recs, err := d.List(ctx, df)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.Delivery, len(recs))
-	for i, rec := range recs {
-		out[i] = delivery(rec)
-	}
-	return out, nil
-}
-
-func delivery(rec deliver.Record) api.Delivery {
-	return api.Delivery{
-		Key: rec.Key.String(), Subscriber: rec.Subscriber, Day: rec.Day, Format: rec.Format, Status: string(rec.Status),
-		Attempts: rec.Attempts, MessageID: rec.MessageID, Recipients: rec.Recipients, Bytes: rec.Bytes,
-		LastError: rec.LastError, Response: rec.Response, Created: rec.Created, Updated: rec.Updated, Sent: rec.Sent,
-	}
-}
-
-// logged returns the row of a delivery key, ErrNotFound if the log has
-// none.
-func (r *reports) logged(ctx context.Context, key string) (*deliver.Deliverer, deliver.Record, error) {
-	sub, day, format, err := api.ParseDeliveryKey(key)
-	if err != nil {
-		return nil, deliver.Record{}, err
-	}
-	d, err := r.mailer(ctx)
-	if err != nil {
-		return nil, deliver.Record{}, err
-	}
-	rec, found, err := d.Get(ctx, deliver.Key{Subscriber: sub, Day: day, Format: format})
-	if err != nil {
-		return nil, deliver.Record{}, fmt.Errorf("delivery %s: %v: %w", key, err, registry.ErrInvalid)
-	}
-	if !found {
-		return nil, deliver.Record{}, fmt.Errorf("delivery %s: not in the delivery log: %w", key, registry.ErrNotFound)
-	}
-	return d, rec, nil
-}
-
-// MarkSent records a delivery as sent, for an operator who found it in
-// the relay's log.
-func (r *reports) MarkSent(ctx context.Context, key, note string, ch registry.Change) (api.Delivery, error) {
-	d, rec, err := r.logged(ctx, key)
-	if err != nil {
-		return api.Delivery{}, err
-	}
-	if err := r.reg.RecordAccess(ctx, ch, "report.mark-sent", "delivery:"+rec.Key.String(),
-		map[string]any{"was": string(rec.Status), "note": note}); err != nil {
-		return api.Delivery{}, err
-	}
-	rec, err = d.MarkSent(ctx, rec.Key, note)
-	if err != nil {
-		return api.Delivery{}, err
-	}
-	return delivery(rec), nil
-}
-
-// Resend sends one delivery of the log again, with its Message-ID, from
-// the report as the store gives it now.
-func (r *reports) Resend(ctx context.Context, key string, ch registry.Change) (api.SendResult, error) {
-	_, rec, err := r.logged(ctx, key)
-	if err != nil {
-		return api.SendResult{}, err
-	}
-	res := api.SendResult{Day: rec.Day, Subscribers: 1}
-	sub, err := r.reg.GetSubscriber(ctx, rec.Subscriber)
-	if err != nil {
-		return res, err
-	}
-	rep, err := r.one(ctx, reportSubscriber(sub), rec.Day)
-	if err != nil {
-		return res, err
-	}
-	format := rec.Format
-	if strings.HasPrefix(format, "xarf-") {
-		format = "xarf"
-	}
-	sent, err := r.sendFormat(ctx, sub, rep, format, true, rec.Format)
-	res.Mails, res.Skipped, res.NoData, res.Failed, res.Errors = sent.Mails, sent.Skipped, sent.NoData, sent.Failed, errorList(err)
-	if res.Mails+res.Skipped+res.NoData+res.Failed == 0 {
-		res.NoData = 1 // the host is no longer in the report
-	}
-	aerr := r.reg.RecordAccess(context.WithoutCancel(ctx), ch, "report.resend", "delivery:"+rec.Key.String(),
-		map[string]any{"was": string(rec.Status), "mails": res.Mails, "failed": res.Failed})
-	return res, aerr
-}
-
-// maxTrendDays bounds a trend's period.
-const maxTrendDays = 3660
-
-// Trend measures the remediation of a subscriber's scope or of one
-// network, over [q.From, q.To) in whole UTC days (default: the last 30
-// days and today).
-func (r *reports) Trend(ctx context.Context, q api.TrendQuery) (api.Trend, error) {
-	t := api.Trend{Subscriber: q.Subscriber, ASN: q.ASN}
-	var sc scope.Scope
-	switch {
-	case q.Subscriber != "" && q.ASN != 0:
-		return t, fmt.Errorf("trend: give a subscriber or an ASN, not both: %w", registry.ErrInvalid)
-	case q.Subscriber != "":
-		s, err := r.reg.GetSubscriber(ctx, q.Subscriber)
-		if err != nil {
-			return t, err
-		}
-		sc = s.Scope
-	case q.ASN != 0:
-		sc = scope.Scope{ASNs: []uint32{q.ASN}}
-	default:
-		return t, fmt.Errorf("trend: give a subscriber or an ASN, the scope to measure: %w", registry.ErrInvalid)
-	}
-	today := r.now().UTC().Truncate(24 * time.Hour)
-	from, to := q.From.UTC().Truncate(24*time.Hour), q.To.UTC()
-	if q.From.IsZero() {
-		from = today.AddDate(0, 0, -30)
-	}
-	if q.To.IsZero() {
-		to = today.AddDate(0, 0, 1)
-	}
-	if !from.Before(to) {
-		return t, fmt.Errorf("trend: from %s is not before to %s: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), registry.ErrInvalid)
-	}
-	if to.Sub(from) > maxTrendDays*24*time.Hour {
-		return t, fmt.Errorf("trend: %s to %s is longer than %d days: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), maxTrendDays, registry.ErrInvalid)
-	}
-	rem, err := report.Trend(ctx, r.store, sc, from, to)
-	if err != nil {
-		return t, err
-	}
-	t.Scope, t.From, t.To = sc.String(), rem.From, rem.To
-	t.Total = trendSeries(rem.Scope)
-	t.ByASN = make([]api.TrendSeries, len(rem.ByASN))
-	for i, s := range rem.ByASN {
-		t.ByASN[i] = trendSeries(s)
-	}
-	return t, nil
-}
-
-func trendSeries(s report.Series) api.TrendSeries {
-	return api.TrendSeries{
-		ASN: s.ASN, ASName: s.ASName, Hosts: s.Hosts,
-		Remaining7: s.Remaining7, Remaining30: s.Remaining30, HalvedAfter: s.HalvedAfter, HalfLife: s.HalfLife,
-	}
-}
-
-// relayDown is a delivery that is still pending after its attempts: the
-// relay (or the way to it) fails, not the message.
-type relayDown struct{ err error }
-
-func (e relayDown) Error() string { return e.err.Error() }
-func (e relayDown) Unwrap() error { return e.err }
