@@ -16,6 +16,7 @@ import (
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/progress"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/remediate"
 	"github.com/takedown-project/takedown/internal/report"
 	"github.com/takedown-project/takedown/internal/scope"
 )
@@ -187,23 +188,11 @@ day so far.`,
 // chosenSubscribers returns the subscribers named, without repeats, or
 // all when none is.
 func (e *env) chosenSubscribers(ctx context.Context, b Backend, names []string) ([]registry.Subscriber, error) {
-	if len(names) == 0 {
-		return b.ListSubscribers(ctx)
+	subs, err := remediate.Chosen(ctx, b, names)
+	if err != nil && len(names) > 0 {
+		return nil, flagged("subscriber", err)
 	}
-	var out []registry.Subscriber
-	seen := map[string]bool{}
-	for _, n := range names {
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
-		s, err := b.GetSubscriber(ctx, n)
-		if err != nil {
-			return nil, flagged("subscriber", err)
-		}
-		out = append(out, s)
-	}
-	return out, nil
+	return subs, err
 }
 
 // writeReport writes one report to dir under the name the backend gives

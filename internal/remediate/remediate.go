@@ -35,8 +35,7 @@ import (
 // Subscribers is what the service needs of the registry: the subscribers,
 // and the audit log, where every report written and every mail is an entry.
 type Subscribers interface {
-	ListSubscribers(ctx context.Context) ([]registry.Subscriber, error)
-	GetSubscriber(ctx context.Context, name string) (registry.Subscriber, error)
+	Lister
 	RecordAccess(ctx context.Context, ch registry.Change, action, object string, detail any) error
 }
 
@@ -454,8 +453,21 @@ func (r *Service) Report(ctx context.Context, q api.ReportQuery, ch registry.Cha
 // subscribers returns the named subscribers, in the order given without
 // repeats, or all when names is empty.
 func (r *Service) subscribers(ctx context.Context, names []string) ([]registry.Subscriber, error) {
+	return Chosen(ctx, r.reg, names)
+}
+
+// Lister reads subscribers.
+type Lister interface {
+	ListSubscribers(ctx context.Context) ([]registry.Subscriber, error)
+	GetSubscriber(ctx context.Context, name string) (registry.Subscriber, error)
+}
+
+// Chosen returns the subscribers named, in the order given without
+// repeats, or all of them when names is empty: whom a day's reports are
+// for.
+func Chosen(ctx context.Context, reg Lister, names []string) ([]registry.Subscriber, error) {
 	if len(names) == 0 {
-		return r.reg.ListSubscribers(ctx)
+		return reg.ListSubscribers(ctx)
 	}
 	var out []registry.Subscriber
 	seen := map[string]bool{}
@@ -464,7 +476,7 @@ func (r *Service) subscribers(ctx context.Context, names []string) ([]registry.S
 			continue
 		}
 		seen[n] = true
-		s, err := r.reg.GetSubscriber(ctx, n)
+		s, err := reg.GetSubscriber(ctx, n)
 		if err != nil {
 			return nil, err
 		}
