@@ -16,7 +16,7 @@ const (
 	maxTXTLen    = 2048 // a case's TXT, before it is cut into character-strings
 	maxMailbox   = 254  // the SOA contact
 	maxNSPerSet  = 16   // name servers
-	maxAddrsEach = 16   // addresses of one name server, and sinkhole addresses of one family
+	maxAddrsEach = 256  // addresses of one name server, and sinkhole addresses of one family
 )
 
 // hostName returns name as a zone name: lower case, without a trailing
