@@ -119,6 +119,15 @@ func (s *Snapshot) Cases() []Case { return s.cases }
 // Case returns the case of index i (see Match.Case).
 func (s *Snapshot) Case(i uint32) *Case { return &s.cases[i] }
 
+// CaseNamed returns the case of that handle, and whether the snapshot has it.
+func (s *Snapshot) CaseNamed(name string) (*Case, bool) {
+	i, ok := s.caseIdx[name]
+	if !ok {
+		return nil, false
+	}
+	return &s.cases[i], true
+}
+
 // CaseZones returns the number of zones of the case of index i.
 func (s *Snapshot) CaseZones(i uint32) int { return s.perCase[i] }
 
