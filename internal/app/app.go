@@ -292,7 +292,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 		if err != nil {
 			return err
 		}
-		xc.Fallback = dnssink.ZoneSource{Served: served}
+		xc.Fallback = dnssink.NewZoneSource(served)
 		xc.Logger = log.With("component", "xfr")
 		xc.Registerer = metrics
 		if xs, err = xfr.New(xc); err != nil {

@@ -197,13 +197,23 @@ func (s *Server) ZoneRecords(name string) ([]dns.RR, bool) {
 // zones straight from the served set, whether or not a sinkhole answers
 // queries in this process (a central with `dns.listen: []` still serves
 // its secondaries); its ZoneRecords is Server.ZoneRecords.
-type ZoneSource struct{ Served *servedset.Set }
+type ZoneSource struct {
+	served *servedset.Set
+	view   atomic.Pointer[view] // of the last snapshot asked for
+}
 
-// ZoneRecords is Server.ZoneRecords for the current snapshot of z.Served.
-func (z ZoneSource) ZoneRecords(name string) ([]dns.RR, bool) {
-	v, err := newView(z.Served.Load(), nil)
-	if err != nil {
-		return nil, false
+// NewZoneSource returns the zone source of served.
+func NewZoneSource(served *servedset.Set) *ZoneSource { return &ZoneSource{served: served} }
+
+// ZoneRecords is Server.ZoneRecords for the current snapshot of the set.
+func (z *ZoneSource) ZoneRecords(name string) ([]dns.RR, bool) {
+	set, v := z.served.Load(), z.view.Load()
+	if v == nil || v.set != set {
+		var err error
+		if v, err = newView(set, v); err != nil {
+			return nil, false
+		}
+		z.view.Store(v)
 	}
 	return v.zoneRecords(name)
 }

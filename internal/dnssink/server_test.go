@@ -292,7 +292,7 @@ func TestZoneRecords(t *testing.T) {
 		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// The same records straight from the served set, with no sinkhole.
-	fromSet, ok := ZoneSource{Served: s.cfg.Served}.ZoneRecords("example.com")
+	fromSet, ok := NewZoneSource(s.cfg.Served).ZoneRecords("example.com")
 	if !ok || len(fromSet) != len(rrs) {
 		t.Fatalf("ZoneSource: %d records, %v", len(fromSet), ok)
 	}
