@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -41,14 +42,15 @@ type DomainChange struct {
 }
 
 // Changes is what changed in the registry after an audit entry, as far as
-// the sinks care: domains that changed state, cases added.
+// the sinks care: domains that changed state, cases added or changed.
 type Changes struct {
 	// Seq is the newest audit entry read; the next call starts after it.
 	Seq int64
 	// Domains changed state (or were imported), each once, with the state
 	// of its last change.
 	Domains []DomainChange
-	// Cases were added.
+	// Cases were added or changed (any entry about a case: its TXT or
+	// family may be new).
 	Cases []string
 }
 
@@ -72,8 +74,8 @@ func (r *Registry) ChangesSince(ctx context.Context, seq int64) (Changes, error)
 		return out, nil
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT action, object, detail FROM registry_audit
-		WHERE seq > ? AND seq <= ? AND action IN (?, ?, ?) ORDER BY seq`,
-		seq, last.Int64, actionDomainState, actionDomainImport, actionCaseAdd)
+		WHERE seq > ? AND seq <= ? AND (action IN (?, ?) OR object LIKE 'case:%') ORDER BY seq`,
+		seq, last.Int64, actionDomainState, actionDomainImport)
 	if err != nil {
 		return out, fmt.Errorf("reading changes: %w", err)
 	}
@@ -84,8 +86,10 @@ func (r *Registry) ChangesSince(ctx context.Context, seq int64) (Changes, error)
 		if err := rows.Scan(&action, &object, &detail); err != nil {
 			return out, fmt.Errorf("reading changes: %w", err)
 		}
-		if action == actionCaseAdd {
-			out.Cases = append(out.Cases, strings.TrimPrefix(object, "case:"))
+		if name, ok := strings.CutPrefix(object, "case:"); ok {
+			if !slices.Contains(out.Cases, name) {
+				out.Cases = append(out.Cases, name)
+			}
 			continue
 		}
 		// domain.state says {"case", "from", "to"}, domain.import
