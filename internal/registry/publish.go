@@ -39,9 +39,9 @@ type PublisherConfig struct {
 // whole at start (Load) and then, every Every, reads the audit entries
 // written since the last one it read and turns them into one step of the
 // set: the domains that entered a served state are put, those that left it
-// removed, cases added or changed are put with their TXT and family. A change costs
-// in proportion to itself: a domain released among a million is one audit
-// entry read and one zone removed.
+// removed, cases added or changed are put with their TXT and family. A
+// change costs in proportion to itself: a domain released among a million
+// is one audit entry read and one zone removed.
 type Publisher struct {
 	r   *Registry
 	cfg PublisherConfig
