@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/rpz"
@@ -95,8 +97,11 @@ func xfrConfig(cfg config.Config) (xfr.Config, error) {
 // followServed publishes what the served set's steps change on the
 // transfer server: the RPZ feed's versions, journaled for IXFR, and a
 // NOTIFY for each sinkhole zone that came (secondaries transfer the
-// sinkhole zones; the policy zone's NOTIFY goes with its version).
-func followServed(cfg config.Config, served *servedset.Set, xs *xfr.Server, log *slog.Logger) (cancel func(), err error) {
+// sinkhole zones; the policy zone's NOTIFY goes with its version). The
+// NOTIFYs go out in the background: a full load of a million zones must
+// not wait for them. stop ends the following, stops xs (which ends their
+// retries; stopping it again is harmless) and waits for them.
+func followServed(cfg config.Config, served *servedset.Set, xs *xfr.Server, log *slog.Logger) (stop func(), err error) {
 	pol, err := rpzPolicies(cfg)
 	if err != nil {
 		return nil, err
@@ -106,7 +111,8 @@ func followServed(cfg config.Config, served *servedset.Set, xs *xfr.Server, log 
 		return nil, err
 	}
 	notify := len(cfg.Transfer.Notify) > 0
-	return served.Subscribe(func(u servedset.Update) {
+	var notifying sync.WaitGroup
+	cancel := served.Subscribe(func(u servedset.Update) {
 		if z, st := feed.Next(u); z != nil {
 			var d *xfr.Diff
 			if st != nil {
@@ -134,7 +140,12 @@ func followServed(cfg config.Config, served *servedset.Set, xs *xfr.Server, log 
 			}
 		}
 		if len(added) > 0 {
-			xs.Notify(added...)
+			notifying.Go(func() { xs.Notify(added...) })
 		}
-	}), nil
+	})
+	return func() {
+		cancel()
+		_ = within(5*time.Second, xs.Shutdown)()
+		notifying.Wait()
+	}, nil
 }
