@@ -35,6 +35,7 @@ import (
 	"github.com/takedown-project/takedown/internal/pull"
 	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/servedset"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/uniq"
@@ -260,10 +261,19 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 	rd.db, rd.pipe, rd.sp = local.DB, pipe, sp
 	status := newStatusSource(cfg, local.Store, sp, pipe, enr, hosts, quar, start)
 
-	// The DNS sinkhole, fed from the registry.
+	// The served set: the seized zones, their cases and what the zones
+	// answer. The registry's publisher keeps it in step with the registry;
+	// the sinkhole, the listeners, the ingest endpoint and the transfer
+	// server read it, whichever of them run.
+	served := servedset.NewSet()
+	pub := local.Registry.NewPublisher(registry.PublisherConfig{
+		Served: served, Sinkhole: sinkholeConfig(cfg), Operator: cfg.Operator, Logger: log,
+	})
+	// The DNS sinkhole.
 	var sink *dnssink.Server
 	if len(cfg.DNS.Listen) > 0 {
 		dc := dnsConfig(cfg)
+		dc.Served = served
 		dc.Recorder = recorder{pipe}
 		dc.Logger = log.With("component", "dns")
 		dc.Registerer = metrics
@@ -279,47 +289,20 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 		if err != nil {
 			return err
 		}
-		if sink != nil {
-			xc.Fallback = sink
-		}
+		xc.Fallback = dnssink.NewZoneSource(served)
 		xc.Logger = log.With("component", "xfr")
 		xc.Registerer = metrics
 		if xs, err = xfr.New(xc); err != nil {
 			return fmt.Errorf("transfer: %w", err)
 		}
-	}
-	rpzCfg := RPZConfig(cfg)
-	rpzPub := &rpzFeed{cfg: rpzCfg, xs: xs}
-	sync := &zoneSync{
-		reg: local.Registry, log: log.With("component", "zones"), every: 250 * time.Millisecond,
-		apply: func(ctx context.Context, list []ServedDomain) error {
-			if sink != nil {
-				zones := make([]dnssink.Zone, len(list))
-				for i, sd := range list {
-					zones[i] = dnssink.Zone{Name: sd.Domain.Name, Case: sd.Case.Name, Family: sd.Case.Family, TXT: TXT(sd.Case, cfg.Operator)}
-				}
-				sink.SetZones(zones)
-			}
-			if xs == nil {
-				return nil
-			}
-			entries, err := RPZEntries(cfg, list)
-			if err != nil {
-				return err
-			}
-			added, err := rpzPub.publish(entries)
-			if err != nil {
-				return err
-			}
-			// Tell secondaries of the sinkhole zones that are new.
-			if len(added) > 0 && len(cfg.Transfer.Notify) > 0 {
-				xs.Notify(added...)
-			}
-			return nil
-		},
+		stopFollow, err := followServed(cfg, served, xs, log.With("component", "rpz"))
+		if err != nil {
+			return err
+		}
+		onStop("rpz feed stopped", func() error { stopFollow(); return nil })
 	}
 	t0 = time.Now()
-	if err := sync.once(ctx, true); err != nil {
+	if err := pub.Load(ctx); err != nil {
 		return fmt.Errorf("loading zones: %w", err)
 	}
 	if sink != nil {
@@ -335,15 +318,11 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 			return fmt.Errorf("transfer.listen: %w", err)
 		}
 		onStop("transfer stopped", within(5*time.Second, xs.Shutdown))
-		log.Info("transfer server listening", "addrs", fmt.Sprint(xs.Addrs()), "rpz", rpzCfg.ZoneName())
+		log.Info("transfer server listening", "addrs", fmt.Sprint(xs.Addrs()), "rpz", RPZConfig(cfg).ZoneName())
 	}
 	// The listeners: HTTP, HTTPS, SMTP and the catch-alls.
 	t0 = time.Now()
-	var zones zoneSource // a nil interface, not a nil *dnssink.Server
-	if sink != nil {
-		zones = sink
-	}
-	stops, err := startListeners(ctx, cfg, recorder{pipe}, rules, zones, log, metrics)
+	stops, err := startListeners(ctx, cfg, recorder{pipe}, rules, served, log, metrics)
 	for _, stop := range stops {
 		onStop("listener stopped", within(10*time.Second, stop))
 	}
@@ -352,10 +331,10 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 	}
 	step("listeners started", t0)
 	rd.listening.Store(true) // and the sinkhole and the transfer server, started before
-	syncCtx, stopSync := context.WithCancel(ctx)
-	syncDone := make(chan struct{})
-	go func() { defer close(syncDone); sync.run(syncCtx) }()
-	onStop("zone sync stopped", func() error { stopSync(); <-syncDone; return nil })
+	pubCtx, stopPub := context.WithCancel(ctx)
+	pubDone := make(chan struct{})
+	go func() { defer close(pubDone); pub.Run(pubCtx) }()
+	onStop("served set publisher stopped", func() error { stopPub(); <-pubDone; return nil })
 
 	// The API, with /metrics beside it.
 	token, err := EnsureToken(cfg.API.TokenFile)
@@ -386,7 +365,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 	}
 	mux.Handle("/", api.New(api.Config{
 		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status, Reports: reps,
-		Ingest:     newIngester(pipe, sp, zones, rules, ingestBusy(sp, int64(cfg.Pipeline.SpoolMaxMB)<<20), metrics).ingest,
+		Ingest:     newIngester(pipe, sp, served, rules, ingestBusy(sp, int64(cfg.Pipeline.SpoolMaxMB)<<20), metrics).ingest,
 		Quarantine: &servedQuarantine{q: quar, pipe: pipe, sp: sp},
 		Logger:     log.With("component", "api"),
 	}))
@@ -441,16 +420,6 @@ func within(d time.Duration, shutdown func(context.Context) error) func() error 
 		defer cancel()
 		return shutdown(ctx)
 	}
-}
-
-// nextSerial returns a SOA serial after prev: the unix time, or prev+1 when
-// that is not larger.
-func nextSerial(prev uint32, now time.Time) uint32 {
-	s := uint32(now.Unix())
-	if int32(s-prev) <= 0 {
-		s = prev + 1
-	}
-	return s
 }
 
 // recorder adapts the pipeline to the sinks' Recorder interfaces.

@@ -24,7 +24,7 @@ type ingester struct {
 	// sp is synced before the answer: a sensor deletes what it sent once
 	// it has the answer.
 	sp    *spool.Spool
-	zones zoneSource // nil when the DNS sinkhole is off
+	zones zoneSource // the served set
 	rules *classify.Holder
 	// busy reports that the spool has less room left than the sinks must
 	// keep: sensors then wait (503), the live sinks never drop for them.
@@ -86,7 +86,7 @@ func (in *ingester) ingest(ctx context.Context, sensor string, events []event.Ev
 		e.Domain = strings.TrimSuffix(strings.ToLower(e.Domain), ".")
 		var caseFamily string
 		e.Zone, e.Case = "", ""
-		if e.Domain != "" && in.zones != nil {
+		if e.Domain != "" {
 			if zone, kase, fam, ok := in.zones.Zone(e.Domain); ok {
 				e.Zone, e.Case, caseFamily = zone, kase, fam
 			}

@@ -16,9 +16,8 @@ import (
 	"github.com/takedown-project/takedown/internal/listen/smtpsink"
 )
 
-// zoneSource attributes a host name to a seized zone: the DNS sinkhole's
-// snapshot of the served zones (dnssink.Server), nil when it is off — the
-// listeners then attribute nothing.
+// zoneSource attributes a host name to a seized zone: the served set
+// (servedset.Set), whether or not the DNS sinkhole runs.
 type zoneSource interface {
 	Zone(host string) (zone, caseName, family string, ok bool)
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/smtp"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/config"
@@ -95,4 +97,54 @@ pipeline: {flush_ms: 50}
 
 func apiStatus(ctx context.Context, cfg config.Config, tok string) (api.Status, error) {
 	return api.NewClient(cfg.API.Listen, tok, "test").Status(ctx)
+}
+
+// TestDNSOffKeepsZoneAndCase: with the DNS sinkhole off (dns.listen: [],
+// a sensor that only listens for HTTP, or a central), a callback to a
+// seized name over HTTP and one a sensor sends to /v1/ingest are still
+// attributed to their seized zone and case: both read the served set, not
+// the sinkhole.
+func TestDNSOffKeepsZoneAndCase(t *testing.T) {
+	dir := t.TempDir()
+	httpPort := testnet.FreePort(t)
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+data_dir: %s
+api: {listen: "127.0.0.1:%d"}
+dns: {listen: []}
+transfer: {listen: []}
+listen: {http: ["127.0.0.1:%d"], https: [], smtp: []}
+pipeline: {flush_ms: 50}
+`, filepath.Join(dir, "data"), testnet.FreePort(t), httpPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seize(t, cfg, "waledac", "waledac", "partystore.example")
+	stop := serveInProcess(t, cfg)
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/index.html", httpPort), nil)
+	req.Host = "www.PartyStore.example"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	tok, err := ReadToken(cfg.API.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingested := event.Event{Time: time.Now().UTC().Add(-time.Hour).Truncate(time.Second), Protocol: event.ProtoHTTP,
+		Transport: event.TransportTCP, SrcIP: netip.MustParseAddr("127.3.4.5"), SrcPort: 3000,
+		Domain: "cdn.partystore.example", HTTPMethod: "GET", HTTPPath: "/"}
+	if _, err := api.NewClient(cfg.API.Listen, tok, "test").Ingest(context.Background(), "sensor-1", []event.Event{ingested}); err != nil {
+		t.Fatal(err)
+	}
+	got := storedAfterStop(t, cfg, 2, stop)
+	if len(got) != 2 {
+		t.Fatalf("%d events stored", len(got))
+	}
+	for _, e := range got {
+		if e.Zone != "partystore.example" || e.Case != "waledac" || e.Family != "waledac" {
+			t.Errorf("%s event for %s from %q: zone %q, case %q, family %q; want partystore.example, waledac, waledac",
+				e.Protocol, e.Domain, e.Sensor, e.Zone, e.Case, e.Family)
+		}
+	}
 }

@@ -2,28 +2,16 @@ package app
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/dnssink"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
-// Served reports whether a domain in state s is answered by the sinkhole and
-// listed in the RPZ feed.
-func Served(s registry.State) bool {
-	switch s {
-	case registry.StateRestrained, registry.StateSinkholed, registry.StateTransferred:
-		return true
-	}
-	return false
-}
-
-// SeizedDomains is what the sinkhole and the feed need of the registry.
+// SeizedDomains is what LoadServed needs of the registry, local or remote.
 type SeizedDomains interface {
 	ListCases(ctx context.Context) ([]registry.Case, error)
 	ListDomains(ctx context.Context, f registry.DomainFilter) ([]registry.Domain, error)
@@ -51,20 +39,11 @@ func LoadServed(ctx context.Context, reg SeizedDomains) ([]ServedDomain, error) 
 	}
 	out := make([]ServedDomain, 0, len(ds))
 	for _, d := range ds {
-		if Served(d.State) {
+		if d.State.Served() {
 			out = append(out, ServedDomain{Domain: d, Case: byName[d.Case]})
 		}
 	}
 	return out, nil
-}
-
-// TXT is the text of a sinkholed zone's apex TXT record.
-func TXT(c registry.Case, operator string) string {
-	s := fmt.Sprintf("sinkholed by order of %s %s (case %s)", c.Court, c.Docket, c.Name)
-	if operator != "" {
-		s += "; operator " + operator
-	}
-	return s
 }
 
 func parseAddrs(ss []string) []netip.Addr {
@@ -88,15 +67,12 @@ func parsePrefixes(ss []string) []netip.Prefix {
 	return out
 }
 
-// dnsConfig translates the file's dns section.
+// dnsConfig translates the file's dns section; what the zones answer is
+// the served set's (sinkholeConfig).
 func dnsConfig(cfg config.Config) dnssink.Config {
-	c := dnssink.Config{
-		Listen:     cfg.DNS.Listen,
-		Sensor:     cfg.Sensor,
-		A:          parseAddrs(cfg.DNS.A),
-		AAAA:       parseAddrs(cfg.DNS.AAAA),
-		TTL:        cfg.DNS.TTL,
-		Hostmaster: cfg.DNS.Hostmaster,
+	return dnssink.Config{
+		Listen: cfg.DNS.Listen,
+		Sensor: cfg.Sensor,
 		RRL: dnssink.RRLConfig{
 			ResponsesPerSecond: max(cfg.DNS.RRL.ResponsesPerSecond, 0),
 			ErrorsPerSecond:    cfg.DNS.RRL.ErrorsPerSecond,
@@ -106,55 +82,19 @@ func dnsConfig(cfg config.Config) dnssink.Config {
 			Exempt:             parsePrefixes(cfg.DNS.RRL.Exempt),
 		},
 	}
+}
+
+// sinkholeConfig is what every seized zone answers, from the file's dns
+// section: it goes into the served set.
+func sinkholeConfig(cfg config.Config) servedset.Sinkhole {
+	sh := servedset.Sinkhole{
+		A:          parseAddrs(cfg.DNS.A),
+		AAAA:       parseAddrs(cfg.DNS.AAAA),
+		TTL:        cfg.DNS.TTL,
+		Hostmaster: cfg.DNS.Hostmaster,
+	}
 	for _, ns := range cfg.DNS.NameServers {
-		c.NameServers = append(c.NameServers, dnssink.NameServer{Name: strings.TrimSuffix(ns.Name, "."), Addrs: parseAddrs(ns.Addrs)})
+		sh.NameServers = append(sh.NameServers, servedset.NameServer{Name: strings.TrimSuffix(ns.Name, "."), Addrs: parseAddrs(ns.Addrs)})
 	}
-	return c
-}
-
-// zoneSync keeps the sinkhole (and the feed) in step with the registry: it
-// polls the audit log's last sequence number, which moves with every change,
-// and rebuilds the served set when it moved.
-type zoneSync struct {
-	reg   *registry.Registry
-	apply func(ctx context.Context, served []ServedDomain) error
-	log   *slog.Logger
-	every time.Duration
-	last  int64
-}
-
-func (z *zoneSync) once(ctx context.Context, force bool) error {
-	seq, err := z.reg.LastSeq(ctx)
-	if err != nil {
-		return err
-	}
-	if seq == z.last && !force {
-		return nil
-	}
-	t0 := time.Now()
-	served, err := LoadServed(ctx, z.reg)
-	if err != nil {
-		return err
-	}
-	if err := z.apply(ctx, served); err != nil {
-		return err
-	}
-	z.last = seq
-	z.log.Info("zones loaded", "served", len(served), "audit_seq", seq, "took", time.Since(t0).Round(time.Microsecond))
-	return nil
-}
-
-func (z *zoneSync) run(ctx context.Context) {
-	t := time.NewTicker(z.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := z.once(ctx, false); err != nil && ctx.Err() == nil {
-				z.log.Error("reloading zones", "err", err)
-			}
-		}
-	}
+	return sh
 }

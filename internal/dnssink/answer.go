@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 // headSize is how many bytes of a malformed packet go into its event.
@@ -20,16 +21,12 @@ const headSize = 64
 type packetInfo struct {
 	src, dst netip.AddrPort
 	tcp      bool
-	// rw answers requests handed to Config.Transfer; nil (fuzzing,
-	// benchmarks) refuses them instead.
-	rw *responseWriter
 }
 
 // reqState is what handlePacket needs for one request and can reuse for
 // the next: the messages, the lower-case name, our OPT, the backing arrays
 // of the sections and of the A/AAAA records. Nothing in it may be
-// referenced after handlePacket returns, except when the request was handed
-// to Config.Transfer, which may keep it: then it is not reused.
+// referenced after handlePacket returns.
 type reqState struct {
 	req, resp     dns.Msg
 	name          [256]byte
@@ -85,8 +82,8 @@ type query struct {
 
 // handlePacket answers one raw DNS request: it returns the packed response
 // appended to out[:0], or nil when nothing is to be sent (the request was
-// a response, too short to have a header, rate-limited, or answered by
-// Config.Transfer through pi.rw). It records the events of the request.
+// a response, too short to have a header, or rate-limited). It records the
+// events of the request.
 // It is safe for concurrent use and is the function the listeners, the
 // fuzz target and the benchmarks share.
 func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
@@ -106,12 +103,9 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		}
 	}
 	st := reqStates.Get().(*reqState)
-	keep := false
 	defer func() {
-		if !keep {
-			st.reset()
-			reqStates.Put(st)
-		}
+		st.reset()
+		reqStates.Put(st)
 	}()
 	req := &st.req
 	if err := req.Unpack(raw); err != nil {
@@ -165,28 +159,25 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		}
 	}
 
-	sn := s.snap.Load()
-	zm, served := sn.lookup(qu.lname)
+	v := s.view.Load()
+	zm, served := v.set.Lookup(qu.lname)
 	xfr := qu.q.Qtype == dns.TypeAXFR || qu.q.Qtype == dns.TypeIXFR
-	if (xfr || !served) && s.delegate(&qu, pi, sn, zm, served) {
-		keep = true // Config.Transfer had req and may still hold it
-		return nil
-	}
 	var owner []byte // what the rate limiter keys the response by
 	if !served || xfr || (qu.q.Qclass != dns.ClassINET && qu.q.Qclass != dns.ClassANY) {
 		// Never a resolver: what is not ours is refused, and so are
-		// transfers that no Transfer handler took and other classes.
+		// transfers (the transfer server has a port of its own) and
+		// other classes.
 		resp.Rcode = dns.RcodeRefused
 		if !served {
 			s.m.refused.Inc()
 		}
 	} else {
-		owner = s.answerZone(resp, &qu, sn, zm)
+		owner = v.answerZone(resp, &qu, zm)
 	}
 	s.addOPT(resp, &qu, pi)
 	packed := s.finish(out, resp, pi, qu.size, now, qu.q.Qtype, owner)
 	if served {
-		s.recordQuery(pi, sn, zm, qu.lname, qu.q.Qtype, len(qu.raw), qu.do, qu.ecsS, now, resp.Rcode)
+		s.recordQuery(pi, v.set, zm, qu.lname, qu.q.Qtype, len(qu.raw), qu.do, qu.ecsS, now, resp.Rcode)
 	}
 	return packed
 }
@@ -268,13 +259,13 @@ const (
 
 // classify places the relative part of the query name (lower case, with
 // its trailing dot, "" at the apex) in the zone.
-func (s *Server) classify(apex string, rel []byte) (kind, host int) {
+func (a *answers) classify(apex string, rel []byte) (kind, host int) {
 	if len(rel) == 0 {
 		return nodeApex, -1
 	}
 	rel = rel[:len(rel)-1]
-	for i := range s.ns {
-		h, ok := inZone(s.ns[i].name, apex)
+	for i := range a.ns {
+		h, ok := inZone(a.ns[i].name, apex)
 		if !ok {
 			continue
 		}
@@ -307,15 +298,17 @@ func inZone(name, apex string) (string, bool) {
 // returns the name the rate limiter counts the answer by (lower case): the
 // zone apex, for the apex and for every name the wildcard answers, or the
 // name of an in-zone name server.
-func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch) []byte {
+func (v *view) answerZone(resp *dns.Msg, qu *query, zm servedset.Match) []byte {
+	s := v.ans
+	serial := v.set.Serial()
 	resp.Authoritative = true
 	owner := qu.q.Name // as asked: 0x20 case survives
-	apexFQDN := qu.q.Name[zm.start:]
-	rrlOwner := qu.lname[zm.start:]
-	kind, host := s.classify(zm.apex, qu.lname[:zm.start])
+	apexFQDN := qu.q.Name[zm.Start:]
+	rrlOwner := qu.lname[zm.Start:]
+	kind, host := s.classify(zm.Apex, qu.lname[:zm.Start])
 	if kind == nodeNX {
 		resp.Rcode = dns.RcodeNameError
-		resp.Ns = append(resp.Ns, s.soa(apexFQDN, zm.apex, sn.serial, s.negTTL))
+		resp.Ns = append(resp.Ns, s.soa(apexFQDN, zm.Apex, serial, s.negTTL))
 		return rrlOwner
 	}
 	if kind == nodeHost {
@@ -345,18 +338,18 @@ func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch
 		case dns.TypeAAAA:
 			resp.Answer = s.appendAAAA(qu.st, resp.Answer, owner, s.aaaa)
 		case dns.TypeMX:
-			mx := "mx." + zm.apex + "."
+			mx := "mx." + zm.Apex + "."
 			resp.Answer = append(resp.Answer, &dns.MX{Hdr: s.hdr(owner, dns.TypeMX), Preference: 10, Mx: mx})
-			v4, v6 := s.addrsAt(zm.apex, "mx")
+			v4, v6 := s.addrsAt(zm.Apex, "mx")
 			resp.Extra = s.appendA(nil, resp.Extra, mx, v4)
 			resp.Extra = s.appendAAAA(nil, resp.Extra, mx, v6)
 		case dns.TypeTXT:
-			if txt := sn.txts[zm.meta.txtID]; len(txt) > 0 {
+			if txt := v.txts[zm.Case]; len(txt) > 0 {
 				resp.Answer = append(resp.Answer, &dns.TXT{Hdr: s.hdr(owner, dns.TypeTXT), Txt: txt})
 			}
 		case dns.TypeSOA:
 			if kind == nodeApex {
-				resp.Answer = append(resp.Answer, s.soa(owner, zm.apex, sn.serial, s.ttl))
+				resp.Answer = append(resp.Answer, s.soa(owner, zm.Apex, serial, s.ttl))
 			}
 		case dns.TypeNS:
 			if kind == nodeApex {
@@ -372,15 +365,15 @@ func (s *Server) answerZone(resp *dns.Msg, qu *query, sn *snapshot, zm zoneMatch
 	}
 	if len(resp.Answer) == 0 {
 		// NODATA: the name exists, the type does not.
-		resp.Ns = append(resp.Ns, s.soa(apexFQDN, zm.apex, sn.serial, s.negTTL))
-		return qu.lname[zm.start:]
+		resp.Ns = append(resp.Ns, s.soa(apexFQDN, zm.Apex, serial, s.negTTL))
+		return qu.lname[zm.Start:]
 	}
 	return rrlOwner
 }
 
 // addrsAt returns the addresses of rel.apex: the glue of an in-zone NS name,
 // else the sinkhole addresses of the wildcard.
-func (s *Server) addrsAt(apex, rel string) (v4, v6 []net.IP) {
+func (s *answers) addrsAt(apex, rel string) (v4, v6 []net.IP) {
 	for i := range s.ns {
 		if h, ok := inZone(s.ns[i].name, apex); ok && h == rel {
 			return s.ns[i].v4, s.ns[i].v6
@@ -389,13 +382,13 @@ func (s *Server) addrsAt(apex, rel string) (v4, v6 []net.IP) {
 	return s.a, s.aaaa
 }
 
-func (s *Server) hdr(name string, t uint16) dns.RR_Header {
+func (s *answers) hdr(name string, t uint16) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: s.ttl}
 }
 
 // appendA appends an A record per address, taken from st's arena while it
 // lasts (st may be nil).
-func (s *Server) appendA(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
+func (s *answers) appendA(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
 	for _, ip := range ips {
 		a := st.newA()
 		a.Hdr, a.A = s.hdr(name, dns.TypeA), ip
@@ -405,7 +398,7 @@ func (s *Server) appendA(st *reqState, rrs []dns.RR, name string, ips []net.IP) 
 }
 
 // appendAAAA is appendA for AAAA records.
-func (s *Server) appendAAAA(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
+func (s *answers) appendAAAA(st *reqState, rrs []dns.RR, name string, ips []net.IP) []dns.RR {
 	for _, ip := range ips {
 		a := st.newAAAA()
 		a.Hdr, a.AAAA = s.hdr(name, dns.TypeAAAA), ip
@@ -415,7 +408,7 @@ func (s *Server) appendAAAA(st *reqState, rrs []dns.RR, name string, ips []net.I
 }
 
 // soa returns the SOA of apex with owner name owner.
-func (s *Server) soa(owner, apex string, serial, ttl uint32) *dns.SOA {
+func (s *answers) soa(owner, apex string, serial, ttl uint32) *dns.SOA {
 	mbox := s.mbox
 	if mbox == "" {
 		mbox = "hostmaster." + apex + "."
@@ -507,44 +500,10 @@ func formErr(raw []byte) []byte {
 	return []byte{raw[0], raw[1], 0x80 | raw[2]&0x79, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0}
 }
 
-// delegate hands the request to Config.Transfer if it takes it; it
-// reports whether it did. Over UDP the rate limit applies first.
-func (s *Server) delegate(qu *query, pi *packetInfo, sn *snapshot, zm zoneMatch, served bool) bool {
-	t := s.cfg.Transfer
-	if t == nil || pi.rw == nil || !t.Handles(qu.q) {
-		return false
-	}
-	if !pi.tcp {
-		// The handler's answer is not known yet: count it as an answer
-		// for the name asked.
-		if a := s.rrl.check(pi.src.Addr(), rrlAnswer, qu.q.Qtype, qu.lname, qu.now); a != rrlAllow {
-			resp := new(dns.Msg)
-			resp.SetReply(qu.req)
-			if a == rrlDrop {
-				s.m.rrlDrop[rrlAnswer].Inc()
-				return true
-			}
-			s.m.rrlSlip[rrlAnswer].Inc()
-			resp.Truncated = true
-			if b, err := resp.Pack(); err == nil {
-				_, _ = pi.rw.Write(b)
-			}
-			return true
-		}
-	}
-	pi.rw.begin(qu.req, qu.raw)
-	t.ServeDNS(pi.rw, qu.req)
-	s.m.query(pi.tcp, pi.rw.rcode)
-	if served {
-		s.recordQuery(pi, sn, zm, qu.lname, qu.q.Qtype, len(qu.raw), qu.do, qu.ecsS, qu.now, pi.rw.rcode)
-	}
-	return true
-}
-
 // recordQuery hands the event of a query for a served name to the
 // recorder. (Its arguments are separate values, not the query, so that the
 // fast path's name buffer stays on the stack.)
-func (s *Server) recordQuery(pi *packetInfo, sn *snapshot, zm zoneMatch, lname []byte, qtype uint16, size int, do bool, ecs string, now time.Time, rcode int) {
+func (s *Server) recordQuery(pi *packetInfo, set *servedset.Snapshot, zm servedset.Match, lname []byte, qtype uint16, size int, do bool, ecs string, now time.Time, rcode int) {
 	if s.rec == nil {
 		return
 	}
@@ -553,9 +512,10 @@ func (s *Server) recordQuery(pi *packetInfo, sn *snapshot, zm zoneMatch, lname [
 	}
 	e := s.baseEvent(pi, now)
 	e.Domain = string(lname)
-	e.Zone = zm.apex
-	e.Case = sn.cases[zm.meta.caseID]
-	e.Family = sn.families[zm.meta.caseID]
+	c := set.Case(zm.Case)
+	e.Zone = zm.Apex
+	e.Case = c.Name
+	e.Family = c.Family
 	e.DNSQType = qtypeString(qtype)
 	e.DNSRcode = rcodeString(rcode)
 	e.Bytes = int64(size)

@@ -208,10 +208,12 @@ func TestEventFields(t *testing.T) {
 
 func TestTruncation(t *testing.T) {
 	cfg := testConfig()
-	cfg.A = nil
+	sh := testSinkhole()
+	sh.A = nil
 	for i := range 100 {
-		cfg.A = append(cfg.A, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
+		sh.A = append(sh.A, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
 	}
+	cfg.Served = servedSet(t, sh, testZones)
 	s, _ := startServer(t, cfg)
 	for _, c := range []struct {
 		name    string
@@ -299,7 +301,7 @@ func TestCookies(t *testing.T) {
 }
 
 func TestBadVersion(t *testing.T) {
-	s, _ := startServer(t, Config{NameServers: testConfig().NameServers})
+	s, _ := startServer(t, Config{})
 	m := question("www.example.com.", dns.TypeA)
 	m.SetEdns0(1232, false)
 	m.IsEdns0().SetVersion(1)
@@ -326,30 +328,12 @@ func TestOtherClassRefused(t *testing.T) {
 }
 
 func TestNotImplemented(t *testing.T) {
-	s, _ := startServer(t, Config{NameServers: testConfig().NameServers})
+	s, _ := startServer(t, Config{})
 	m := question("example.com.", dns.TypeSOA)
 	m.Opcode = dns.OpcodeUpdate
 	raw, _ := m.Pack()
 	r := new(dns.Msg)
 	if err := r.Unpack(s.handlePacket(nil, raw, &packetInfo{tcp: true})); err != nil || r.Rcode != dns.RcodeNotImplemented {
 		t.Errorf("update: %v, rcode %d", err, r.Rcode)
-	}
-}
-
-func TestZoneLookup(t *testing.T) {
-	cfg := testConfig()
-	cfg.Listen = nil
-	s, _ := startServer(t, cfg)
-	for name, want := range map[string][4]string{
-		"WWW.Seized.Test":        {"seized.test", "waledac", "waledac", "true"},
-		"a.deep.example.com.":    {"deep.example.com", "other", "", "true"},
-		"example.com":            {"example.com", "waledac", "waledac", "true"},
-		"test":                   {"", "", "", "false"},
-		"unrelated.example.org.": {"", "", "", "false"},
-	} {
-		z, c, f, ok := s.Zone(name)
-		if got := [4]string{z, c, f, fmt.Sprint(ok)}; got != want {
-			t.Errorf("Zone(%q) = %v, want %v", name, got, want)
-		}
 	}
 }

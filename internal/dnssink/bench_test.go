@@ -8,14 +8,16 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 // benchZones returns n zones of a few cases, like a large takedown.
-func benchZones(n int) []Zone {
-	zones := make([]Zone, n)
+func benchZones(n int) []testZone {
+	zones := make([]testZone, n)
 	for i := range zones {
 		c := fmt.Sprintf("case-%d", i%8)
-		zones[i] = Zone{Name: fmt.Sprintf("d%07dx.example", i), Case: c, TXT: "sinkholed by order of the court, " + c}
+		zones[i] = testZone{Name: fmt.Sprintf("d%07dx.example", i), Case: c, TXT: "sinkholed by order of the court, " + c}
 	}
 	return zones
 }
@@ -35,6 +37,7 @@ func BenchmarkAnswer(b *testing.B) {
 		cfg := testConfig()
 		cfg.Listen = nil
 		cfg.Recorder = discard{}
+		cfg.Served = servedSet(b, testSinkhole(), nil)
 		s, err := New(cfg)
 		if err != nil {
 			b.Fatal(err)
@@ -42,7 +45,7 @@ func BenchmarkAnswer(b *testing.B) {
 		before := heapAlloc()
 		zones := benchZones(n)
 		start := time.Now()
-		s.SetZones(zones)
+		setZones(b, cfg.Served, nil, zones)
 		load := time.Since(start)
 		zones = nil
 		heap := heapAlloc() - before
@@ -74,20 +77,35 @@ func BenchmarkAnswer(b *testing.B) {
 	}
 }
 
-// BenchmarkSetZones measures building and swapping a snapshot of 1M zones.
-func BenchmarkSetZones(b *testing.B) {
-	zones := benchZones(1_000_000)
+// BenchmarkFollow measures one step of a served set of a million zones as
+// the sinkhole takes it: one zone released or restrained in turn, applied
+// to the set, and the sinkhole's view of it made.
+func BenchmarkFollow(b *testing.B) {
 	cfg := testConfig()
 	cfg.Listen = nil
+	cfg.Served = servedSet(b, testSinkhole(), benchZones(1_000_000))
 	s, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("zones=1000000", func(b *testing.B) {
+	defer s.Shutdown(b.Context())
+	one := "d0000007x.example"
+	b.Run("zones=1000000/change=1", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			zones[0].Case = fmt.Sprint("changed-", i) // force a change
-			s.SetZones(zones)
+			cur := cfg.Served.Load()
+			d := &servedset.Delta{From: cur.Serial(), To: cur.Serial() + 1}
+			if i%2 == 0 {
+				d.Remove = []string{one}
+			} else {
+				d.Put = []servedset.Zone{{Name: one, Case: "case-7"}}
+			}
+			if err := cfg.Served.Apply(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if s.Serial() != cfg.Served.Load().Serial() {
+			b.Fatal("the sinkhole did not follow")
 		}
 	})
 }
@@ -101,12 +119,12 @@ func BenchmarkAnswerRRL(b *testing.B) {
 	cfg.Listen = nil
 	cfg.Recorder = discard{}
 	cfg.RRL = RRLConfig{ResponsesPerSecond: 1_000_000_000, Slip: 2}
+	zones := benchZones(277)
+	cfg.Served = servedSet(b, testSinkhole(), zones)
 	s, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	zones := benchZones(277)
-	s.SetZones(zones)
 	for _, q := range []struct {
 		name  string
 		qtype uint16

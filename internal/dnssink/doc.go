@@ -4,8 +4,9 @@
 // rate of each response per client prefix so that it can never be used as a
 // reflector, and turns every query for a seized name into an event.
 //
-// The served zones are an immutable snapshot swapped atomically (SetZones);
-// the query path takes no lock.
+// It answers from the served set (internal/servedset): the seized zones,
+// their cases and what every zone answers, an immutable snapshot read
+// through an atomic pointer, so that the query path takes no lock.
 package dnssink
 
 import (
@@ -13,45 +14,17 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/servedset"
 )
-
-// Zone is one seized domain that the sinkhole serves.
-type Zone struct {
-	// Name is the apex: lower-case A-labels, no trailing dot.
-	Name string
-	// Case is the takedown case that seized the zone; it goes into events.
-	Case string
-	// Family is the malware family the case names; it is the family of
-	// the zone's query events.
-	Family string
-	// TXT is the text of the apex TXT record, e.g. "sinkholed by order of
-	// E.D. Va. 1:10-cv-00156; operator Example CERT".
-	TXT string
-}
 
 // Recorder receives the events of the sinkhole. Record must not block: the
 // answer waits for it. The event is the server's to reuse once Record
 // returns: a Recorder that keeps it must copy it.
 type Recorder interface {
 	Record(e *event.Event)
-}
-
-// TransferHandler serves what the sinkhole delegates: AXFR and IXFR
-// requests, and queries for zones it does not hold itself (the RPZ zone).
-type TransferHandler interface {
-	// Handles reports whether the handler takes this question.
-	Handles(q dns.Question) bool
-	dns.Handler
-}
-
-// NameServer is an NS name of the sinkhole zones with its glue addresses.
-type NameServer struct {
-	Name  string
-	Addrs []netip.Addr
 }
 
 // RRLConfig configures response-rate limiting per client prefix and
@@ -82,30 +55,23 @@ type Config struct {
 	Listen []string
 	// Sensor names this node in events.
 	Sensor string
-	// NameServers are the NS records of every zone.
-	NameServers []NameServer
-	// A and AAAA are the sinkhole addresses every name resolves to.
-	A, AAAA []netip.Addr
-	// TTL of the answers; default 300 s.
-	TTL uint32
-	// Hostmaster is the SOA RNAME, as a domain name.
-	Hostmaster string
+	// Served is the served set the sinkhole answers from: the zones, their
+	// cases and TXT, and what every zone answers (name servers and glue,
+	// sinkhole addresses, TTL — default 300 s —, negative TTL — default
+	// 60 s —, SOA contact — default hostmaster.<zone>). Required. The
+	// server follows its steps until Shutdown.
+	Served *servedset.Set
 	// RRL limits responses per client prefix.
 	RRL RRLConfig
 	// Recorder receives an event per query for a served name and per
 	// packet that fails to parse. Nil records nothing.
 	Recorder Recorder
-	// Transfer, if set, takes zone transfers and its own zones.
-	Transfer TransferHandler
 	// Logger and Registerer; nil means discard / do not register.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 
-	// NegativeTTL is the SOA minimum: the TTL of NODATA and NXDOMAIN
-	// answers and of the SOA in their authority section; default 60 s.
-	NegativeTTL uint32
 	// MaxUDPSize caps UDP responses to EDNS0 clients (512..4096); default
 	// 1232, the DNS Flag Day 2020 size that avoids IP fragmentation.
 	// Clients without EDNS0 get at most 512 bytes.
@@ -127,12 +93,4 @@ type Config struct {
 	// for a second holds nothing a new one would not, so the table needs
 	// room for the responses of one second only.
 	RRLTableSize int
-	// TsigProvider, if set, verifies TSIG on the requests handed to
-	// Transfer (TsigStatus) and signs its responses that carry a TSIG RR,
-	// as dns.Server does.
-	TsigProvider dns.TsigProvider
-	// OnChange, if set, is called with the new serial after SetZones has
-	// made a changed snapshot visible (for NOTIFY). It runs in the
-	// goroutine that called SetZones.
-	OnChange func(serial uint32)
 }

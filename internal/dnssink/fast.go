@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 // The fast path answers what bots send nearly always — one question, class
@@ -26,24 +28,24 @@ type fastRRs struct {
 	mbox      []byte // SOA RNAME in wire format; nil means hostmaster.<zone>
 }
 
-// packFast prepares the records of the fast path from the server's config.
-func (s *Server) packFast() {
-	f := &s.fast
-	for _, ip := range s.a {
+// packFast prepares the records of the fast path; a has a name server.
+func (a *answers) packFast() {
+	f := &a.fast
+	for _, ip := range a.a {
 		f.a = append(f.a, 0xC0, 12)
-		f.a = appendRRHeader(f.a, dns.TypeA, s.ttl, 4)
+		f.a = appendRRHeader(f.a, dns.TypeA, a.ttl, 4)
 		f.a = append(f.a, ip.To4()...)
 		f.nA++
 	}
-	for _, ip := range s.aaaa {
+	for _, ip := range a.aaaa {
 		f.aaaa = append(f.aaaa, 0xC0, 12)
-		f.aaaa = appendRRHeader(f.aaaa, dns.TypeAAAA, s.ttl, 16)
+		f.aaaa = appendRRHeader(f.aaaa, dns.TypeAAAA, a.ttl, 16)
 		f.aaaa = append(f.aaaa, ip.To16()...)
 		f.nAAAA++
 	}
-	f.mname = appendWireName(nil, s.ns[0].fqdn)
-	if s.mbox != "" {
-		f.mbox = appendWireName(nil, s.mbox)
+	f.mname = appendWireName(nil, a.ns[0].fqdn)
+	if a.mbox != "" {
+		f.mbox = appendWireName(nil, a.mbox)
 	}
 }
 
@@ -165,11 +167,9 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 		return nil, false
 	}
 	lname := fq.lname[:fq.n]
-	sn := s.snap.Load()
-	zm, served := sn.lookup(lname)
-	if !served && s.cfg.Transfer != nil {
-		return nil, false // the transfer handler may take names we do not serve
-	}
+	v := s.view.Load()
+	zm, served := v.set.Lookup(lname)
+	ans := v.ans
 
 	b := append(out[:0], raw[:fq.qend]...)
 	b[2] = 0x80 | raw[2]&0x01 // QR, opcode QUERY, RD copied
@@ -180,27 +180,27 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 		rcode = dns.RcodeRefused
 		s.m.refused.Inc()
 	} else {
-		if kind, _ := s.classify(zm.apex, lname[:zm.start]); kind != nodeApex && kind != nodeWildcard {
+		if kind, _ := ans.classify(zm.Apex, lname[:zm.Start]); kind != nodeApex && kind != nodeWildcard {
 			return nil, false
 		}
 		b[2] |= 0x04 // AA
 		switch fq.qtype {
 		case dns.TypeA:
-			b = append(b, s.fast.a...)
-			an = uint16(s.fast.nA)
+			b = append(b, ans.fast.a...)
+			an = uint16(ans.fast.nA)
 		case dns.TypeAAAA:
-			b = append(b, s.fast.aaaa...)
-			an = uint16(s.fast.nAAAA)
+			b = append(b, ans.fast.aaaa...)
+			an = uint16(ans.fast.nAAAA)
 		case dns.TypeTXT:
-			if txt := sn.txtWire[zm.meta.txtID]; len(txt) > 0 {
+			if txt := v.txtWire[zm.Case]; len(txt) > 0 {
 				b = append(b, 0xC0, 12)
-				b = appendRRHeader(b, dns.TypeTXT, s.ttl, len(txt))
+				b = appendRRHeader(b, dns.TypeTXT, ans.ttl, len(txt))
 				b = append(b, txt...)
 				an = 1
 			}
 		}
 		if an == 0 {
-			b = s.appendFastSOA(b, raw, &fq, zm, sn.serial)
+			b = ans.appendFastSOA(b, raw, &fq, zm, v.set.Serial())
 			ns = 1
 		}
 	}
@@ -229,7 +229,7 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 		// rate limiter counts both by the apex.
 		class, owner := rrlError, []byte(nil)
 		if served {
-			class, owner = classOf(rcode, an > 0), lname[zm.start:]
+			class, owner = classOf(rcode, an > 0), lname[zm.Start:]
 		}
 		switch s.rrl.check(pi.src.Addr(), class, fq.qtype, owner, now) {
 		case rrlDrop:
@@ -246,7 +246,7 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 		}
 	}
 	if served {
-		s.recordQuery(pi, sn, zm, lname, fq.qtype, len(raw), fq.do, "", now, rcode)
+		s.recordQuery(pi, v.set, zm, lname, fq.qtype, len(raw), fq.do, "", now, rcode)
 	}
 	return b, true
 }
@@ -254,27 +254,27 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 // appendFastSOA appends the zone's SOA for the authority section of a
 // NODATA answer: owner a pointer to the apex in the question, MNAME the
 // first name server, RNAME the configured mailbox or hostmaster.<zone>.
-func (s *Server) appendFastSOA(b, raw []byte, fq *fastQuery, zm zoneMatch, serial uint32) []byte {
-	at := 12 + zm.start // the name starts right after the header
+func (a *answers) appendFastSOA(b, raw []byte, fq *fastQuery, zm servedset.Match, serial uint32) []byte {
+	at := 12 + zm.Start // the name starts right after the header
 	b = append(b, 0xC0|byte(at>>8), byte(at))
 	apexWire := raw[at : fq.qend-4] // the apex labels as asked, with the root
-	rdlen := len(s.fast.mname) + 20
-	if s.fast.mbox != nil {
-		rdlen += len(s.fast.mbox)
+	rdlen := len(a.fast.mname) + 20
+	if a.fast.mbox != nil {
+		rdlen += len(a.fast.mbox)
 	} else {
 		rdlen += 11 + len(apexWire)
 	}
-	b = appendRRHeader(b, dns.TypeSOA, s.negTTL, rdlen)
-	b = append(b, s.fast.mname...)
-	if s.fast.mbox != nil {
-		b = append(b, s.fast.mbox...)
+	b = appendRRHeader(b, dns.TypeSOA, a.negTTL, rdlen)
+	b = append(b, a.fast.mname...)
+	if a.fast.mbox != nil {
+		b = append(b, a.fast.mbox...)
 	} else {
 		b = append(b, 10, 'h', 'o', 's', 't', 'm', 'a', 's', 't', 'e', 'r')
 		// The apex in lower case, as the general path writes it.
 		for i := 0; i < len(apexWire); {
 			l := int(apexWire[i])
 			b = append(b, byte(l))
-			b = append(b, fq.lname[zm.start+i:zm.start+i+l]...)
+			b = append(b, fq.lname[zm.Start+i:zm.Start+i+l]...)
 			i += 1 + l
 		}
 	}
@@ -282,5 +282,5 @@ func (s *Server) appendFastSOA(b, raw []byte, fq *fastQuery, zm zoneMatch, seria
 	b = binary.BigEndian.AppendUint32(b, soaRefresh)
 	b = binary.BigEndian.AppendUint32(b, soaRetry)
 	b = binary.BigEndian.AppendUint32(b, soaExpire)
-	return binary.BigEndian.AppendUint32(b, s.negTTL)
+	return binary.BigEndian.AppendUint32(b, a.negTTL)
 }

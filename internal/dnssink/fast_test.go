@@ -10,17 +10,19 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 // TestFastPathMatchesGeneralPath sends the same packets through the fast
 // path and the general path and wants the same messages and the same
 // events: the general path, built on dns.Msg, is the reference.
 func TestFastPathMatchesGeneralPath(t *testing.T) {
-	configs := map[string]func(*Config){
-		"default":       func(*Config) {},
-		"no hostmaster": func(c *Config) { c.Hostmaster = "" },
-		"no addresses":  func(c *Config) { c.A, c.AAAA = nil, nil },
-		"two A": func(c *Config) {
+	configs := map[string]func(*servedset.Sinkhole){
+		"default":       func(*servedset.Sinkhole) {},
+		"no hostmaster": func(c *servedset.Sinkhole) { c.Hostmaster = "" },
+		"no addresses":  func(c *servedset.Sinkhole) { c.A, c.AAAA = nil, nil },
+		"two A": func(c *servedset.Sinkhole) {
 			c.A = append(c.A, netip.MustParseAddr("192.0.2.2"))
 		},
 	}
@@ -35,7 +37,9 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 	for cname, mod := range configs {
 		cfg := testConfig()
 		cfg.Listen = nil
-		mod(&cfg)
+		sh := testSinkhole()
+		mod(&sh)
+		cfg.Served = servedSet(t, sh, testZones)
 		fast, frec := startServer(t, cfg)
 		slow, srec := startServer(t, cfg)
 		slow.noFast = true

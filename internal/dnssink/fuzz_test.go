@@ -53,11 +53,11 @@ func FuzzHandlePacket(f *testing.F) {
 	cfg.Listen = nil
 	cfg.RRL = RRLConfig{ResponsesPerSecond: 1000, Slip: 2}
 	cfg.Recorder = discard{}
+	cfg.Served = servedSet(f, testSinkhole(), testZones)
 	s, err := New(cfg)
 	if err != nil {
 		f.Fatal(err)
 	}
-	s.SetZones(testZones)
 	f.Fuzz(func(t *testing.T, raw []byte, tcp bool) {
 		pi := &packetInfo{src: netip.MustParseAddrPort("192.0.2.7:4242"), tcp: tcp}
 		resp := s.handlePacket(nil, raw, pi)

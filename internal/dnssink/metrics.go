@@ -46,11 +46,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		zones: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "zones",
-			Help: "Zones in the served snapshot.",
+			Help: "Zones in the served set.",
 		}),
 		swaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "snapshot_swaps_total",
-			Help: "Zone snapshots made visible by SetZones.",
+			Help: "Snapshots of the served set the sinkhole took (one a step).",
 		}),
 		serial: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "serial",

@@ -109,20 +109,6 @@ func (s *Server) startRaw(c *net.UDPConn, local netip.AddrPort) bool {
 // still wakes them.
 func (r *rawUDP) wake() { r.once.Do(func() { unix.Shutdown(r.fd, unix.SHUT_RDWR) }) } //nolint:errcheck
 
-// sendTo sends one datagram, for the answers that a handler writes.
-func (r *rawUDP) sendTo(b []byte, to netip.AddrPort) (int, error) {
-	var sa unix.Sockaddr
-	if a := to.Addr(); a.Is4() {
-		sa = &unix.SockaddrInet4{Port: int(to.Port()), Addr: a.As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Port: int(to.Port()), Addr: a.As16()}
-	}
-	if err := unix.Sendto(r.fd, b, 0, sa); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
 // mmsghdr is struct mmsghdr of recvmmsg(2) and sendmmsg(2); Go pads it as
 // C does.
 type mmsghdr struct {
@@ -157,8 +143,7 @@ func (s *Server) serveRawUDP(r *rawUDP, local netip.AddrPort) {
 		rh[i].hdr.SetIovlen(1)
 		outs[i] = make([]byte, 0, 4096)
 	}
-	rw := &responseWriter{s: s, raw: r, local: local}
-	pi := packetInfo{dst: local, rw: rw}
+	pi := packetInfo{dst: local}
 	for {
 		for i := range rh {
 			rh[i].hdr.Namelen = unix.SizeofSockaddrInet6
@@ -187,7 +172,6 @@ func (s *Server) serveRawUDP(r *rawUDP, local netip.AddrPort) {
 				continue
 			}
 			pi.src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-			rw.remote = src
 			pkt := bufs[i*dns.MaxMsgSize : i*dns.MaxMsgSize+int(rh[i].n)]
 			resp := s.handlePacket(outs[i], pkt, &pi)
 			if len(resp) == 0 {

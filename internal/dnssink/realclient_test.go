@@ -91,10 +91,12 @@ func TestRealClients(t *testing.T) {
 	cfg := testConfig()
 	s, _ := startServer(t, cfg)
 	big := testConfig()
-	big.A = nil
+	sh := testSinkhole()
+	sh.A = nil
 	for i := range 60 {
-		big.A = append(big.A, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
+		sh.A = append(sh.A, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
 	}
+	big.Served = servedSet(t, sh, testZones)
 	sBig, _ := startServer(t, big)
 	port := s.UDPAddr(0).Port()
 	if s.TCPAddr(0).Port() != port {

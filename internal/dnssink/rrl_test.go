@@ -32,10 +32,10 @@ func newStepClock(step time.Duration) *stepClock {
 func (c *stepClock) now() time.Time { return time.Unix(0, c.ns.Add(c.step)) }
 
 // seizedZones returns n zones named seized-NNN.example.
-func seizedZones(n int) []Zone {
-	zones := make([]Zone, n)
+func seizedZones(n int) []testZone {
+	zones := make([]testZone, n)
 	for i := range zones {
-		zones[i] = Zone{Name: fmt.Sprintf("seized-%03d.example", i), Case: "farm", TXT: "sinkholed by order of the court"}
+		zones[i] = testZone{Name: fmt.Sprintf("seized-%03d.example", i), Case: "farm", TXT: "sinkholed by order of the court"}
 	}
 	return zones
 }
@@ -150,9 +150,8 @@ func rrlServer(t *testing.T, c *stepClock, n int, tweak func(*Config)) (*Server,
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	s, rec := startServer(t, cfg)
-	s.SetZones(append(append([]Zone(nil), testZones...), seizedZones(n)...))
-	return s, rec
+	cfg.Served = servedSet(t, testSinkhole(), append(append([]testZone(nil), testZones...), seizedZones(n)...))
+	return startServer(t, cfg)
 }
 
 // TestRRLResolverFarmManyNames: a resolver farm in one /24 asks for 277

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 // Defaults of Config fields left zero.
@@ -32,15 +34,9 @@ const (
 	DefaultRRLIPv6Prefix  = 56
 )
 
-// nameServer is a normalized Config.NameServers entry.
-type nameServer struct {
-	name   string // lower case, no trailing dot
-	fqdn   string
-	v4, v6 []net.IP
-}
-
-// Server is the authoritative DNS sinkhole. Make it with New, give it zones
-// with SetZones (before or after Start), and stop it with Shutdown.
+// Server is the authoritative DNS sinkhole. Make it with New, start it with
+// Start, and stop it with Shutdown; it answers from Config.Served and
+// follows its changes.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
@@ -48,12 +44,6 @@ type Server struct {
 	rec    Recorder
 	m      *metrics
 	rrl    *rateLimiter
-	ns     []nameServer
-	a      []net.IP
-	aaaa   []net.IP
-	ttl    uint32
-	negTTL uint32
-	mbox   string // SOA RNAME; "" means hostmaster.<zone>
 	maxUDP int
 	// noBatch makes UDP workers read and write one datagram a system
 	// call even where recvmmsg/sendmmsg are available (tests).
@@ -61,16 +51,17 @@ type Server struct {
 	// noRaw makes them wait in the runtime's poller instead of blocking
 	// in the kernel (tests).
 	noRaw bool
-	// fast holds the pre-packed records of the fast path; noFast sends
-	// every packet down the general path (tests compare the two).
-	fast   fastRRs
+	// noFast sends every packet down the general path (tests compare the
+	// fast path with it).
 	noFast bool
 
 	cookieSecret [32]byte
 	macPool      sync.Pool
 
-	snap  atomic.Pointer[snapshot]
-	setMu sync.Mutex // serializes SetZones
+	// view is the served set as the answers read it; unsubscribe stops
+	// following the set.
+	view        atomic.Pointer[view]
+	unsubscribe func()
 
 	mu      sync.Mutex
 	started bool
@@ -84,15 +75,13 @@ type Server struct {
 	wg         sync.WaitGroup
 }
 
-// New checks cfg and returns a server that serves no zones yet.
+// New checks cfg and returns a server that answers from cfg.Served.
 func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:    cfg,
 		log:    cfg.Logger,
 		now:    cfg.Now,
 		rec:    cfg.Recorder,
-		ttl:    cfg.TTL,
-		negTTL: cfg.NegativeTTL,
 		maxUDP: cfg.MaxUDPSize,
 		conns:  map[net.Conn]struct{}{},
 	}
@@ -103,11 +92,8 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.ttl == 0 {
-		s.ttl = DefaultTTL
-	}
-	if s.negTTL == 0 {
-		s.negTTL = DefaultNegativeTTL
+	if cfg.Served == nil {
+		return nil, errors.New("dnssink: no served set")
 	}
 	if s.maxUDP == 0 {
 		s.maxUDP = DefaultMaxUDPSize
@@ -115,51 +101,6 @@ func New(cfg Config) (*Server, error) {
 	if s.maxUDP < dns.MinMsgSize || s.maxUDP > 4096 {
 		return nil, fmt.Errorf("dnssink: max udp size %d is not from 512 to 4096", cfg.MaxUDPSize)
 	}
-	if len(cfg.NameServers) == 0 {
-		return nil, errors.New("dnssink: no name servers")
-	}
-	for _, n := range cfg.NameServers {
-		name, ok := normalizeName(n.Name)
-		if !ok {
-			return nil, fmt.Errorf("dnssink: name server %q is not a domain name", n.Name)
-		}
-		ns := nameServer{name: name, fqdn: name + "."}
-		for _, a := range n.Addrs {
-			switch a = a.Unmap(); {
-			case a.Is4():
-				ns.v4 = append(ns.v4, a.AsSlice())
-			case a.Is6():
-				ns.v6 = append(ns.v6, a.AsSlice())
-			default:
-				return nil, fmt.Errorf("dnssink: name server %q has an invalid address", n.Name)
-			}
-		}
-		s.ns = append(s.ns, ns)
-	}
-	for _, a := range cfg.A {
-		if !a.Unmap().Is4() {
-			return nil, fmt.Errorf("dnssink: A address %q is not ipv4", a)
-		}
-		s.a = append(s.a, a.Unmap().AsSlice())
-	}
-	for _, a := range cfg.AAAA {
-		if !a.Is6() || a.Is4In6() {
-			return nil, fmt.Errorf("dnssink: AAAA address %q is not ipv6", a)
-		}
-		s.aaaa = append(s.aaaa, a.AsSlice())
-	}
-	if h := strings.TrimSpace(cfg.Hostmaster); h != "" {
-		if local, domain, ok := strings.Cut(h, "@"); ok {
-			h = strings.ReplaceAll(local, ".", "\\.") + "." + domain
-		}
-		h = dns.Fqdn(strings.ToLower(h))
-		if _, ok := dns.IsDomainName(h); !ok {
-			return nil, fmt.Errorf("dnssink: hostmaster %q is not a domain name", cfg.Hostmaster)
-		}
-		s.mbox = h
-	}
-	s.packFast()
-
 	rrl := cfg.RRL
 	if rrl.ResponsesPerSecond < 0 || rrl.ErrorsPerSecond < 0 || rrl.Slip < 0 {
 		return nil, fmt.Errorf("dnssink: rrl rates %d and %d and slip %d must not be negative", rrl.ResponsesPerSecond, rrl.ErrorsPerSecond, rrl.Slip)
@@ -207,68 +148,42 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dnssink: %w", err)
 	}
 	s.m = m
-	sn, _ := buildSnapshot(nil, 0)
-	s.snap.Store(sn)
+	// Follow the served set from now on; then take its current snapshot
+	// (a step in between is taken twice, which changes nothing).
+	s.unsubscribe = cfg.Served.Subscribe(func(u servedset.Update) { s.follow(u.New) })
+	v, err := newView(cfg.Served.Load(), nil)
+	if err != nil {
+		s.unsubscribe()
+		return nil, fmt.Errorf("dnssink: served set: %w", err)
+	}
+	s.setView(v)
 	return s, nil
 }
 
-// SetZones makes zones the served set. The new snapshot is built aside and
-// swapped in atomically: queries see the old set or the new one, never a
-// mix, and never wait. If anything changed, the SOA serial increases (to
-// the current unix time, or by one if that is not larger) and
-// Config.OnChange is called. Zones with invalid names are skipped and
-// logged; of duplicate names the first wins.
-func (s *Server) SetZones(zones []Zone) {
-	s.setMu.Lock()
-	defer s.setMu.Unlock()
+// follow makes the sinkhole answer from set, a new snapshot of the served
+// set. What cannot be answered from (the served set checks what it takes,
+// so it never happens) is logged and the answers stay as they were.
+func (s *Server) follow(set *servedset.Snapshot) {
 	start := time.Now()
-	old := s.snap.Load()
-	sn, skipped := buildSnapshot(zones, old.serial)
-	if skipped > 0 {
-		s.log.Warn("skipping zones with invalid names", "skipped", skipped)
-	}
-	if sameContent(old, sn) {
+	v, err := newView(set, s.view.Load())
+	if err != nil {
+		s.log.Error("served set refused", "serial", set.Serial(), "err", err)
 		return
 	}
-	serial := uint32(s.now().Unix())
-	if int32(serial-old.serial) <= 0 { // RFC 1982 serial arithmetic
-		serial = old.serial + 1
-	}
-	sn.serial = serial
-	s.snap.Store(sn)
+	s.setView(v)
+	s.log.Info("zones swapped", "zones", set.Len(), "serial", set.Serial(), "took", time.Since(start))
+}
+
+func (s *Server) setView(v *view) {
+	s.view.Store(v)
 	s.m.swaps.Inc()
-	s.m.zones.Set(float64(len(sn.zones)))
-	s.m.serial.Set(float64(serial))
-	s.log.Info("zones swapped", "zones", len(sn.zones), "serial", serial, "took", time.Since(start))
-	if s.cfg.OnChange != nil {
-		s.cfg.OnChange(serial)
-	}
+	s.m.zones.Set(float64(v.set.Len()))
+	s.m.serial.Set(float64(v.set.Serial()))
 }
 
-// Zone tells whether name (a host name, any case, with or without the
-// trailing dot) is in a served zone, and which: the zone, the case that
-// seized it and the family that case names. The listeners use it to
-// attribute a request for a seized name.
-func (s *Server) Zone(name string) (zone, caseName, family string, ok bool) {
-	var buf [256]byte
-	if len(name) > 253 {
-		return "", "", "", false
-	}
-	b := appendLower(buf[:0], name)
-	if len(b) == 0 || b[len(b)-1] != '.' {
-		b = append(b, '.')
-	}
-	sn := s.snap.Load()
-	zm, found := sn.lookup(b)
-	if !found {
-		return "", "", "", false
-	}
-	return zm.apex, sn.cases[zm.meta.caseID], sn.families[zm.meta.caseID], true
-}
-
-// Serial returns the SOA serial of the served snapshot; 0 before the first
-// SetZones with zones in it.
-func (s *Server) Serial() uint32 { return s.snap.Load().serial }
+// Serial returns the SOA serial of the served snapshot; 0 before the served
+// set has one.
+func (s *Server) Serial() uint32 { return s.view.Load().set.Serial() }
 
 // ZoneRecords returns the whole content of the served zone name (any case,
 // trailing dot optional) for a zone transfer, and whether it is served:
@@ -277,17 +192,43 @@ func (s *Server) Serial() uint32 { return s.snap.Load().serial }
 // SOA carries the serial of the snapshot the records come from; use it
 // rather than Serial, which may have moved on. Owner names are lower case.
 func (s *Server) ZoneRecords(name string) ([]dns.RR, bool) {
-	sn := s.snap.Load()
-	apex, ok := normalizeName(name)
+	return s.view.Load().zoneRecords(name)
+}
+
+// ZoneSource gives the zone-transfer server the content of the sinkhole
+// zones straight from the served set, whether or not a sinkhole answers
+// queries in this process (a central with `dns.listen: []` still serves
+// its secondaries); its ZoneRecords is Server.ZoneRecords.
+type ZoneSource struct {
+	served *servedset.Set
+	view   atomic.Pointer[view] // of the last snapshot asked for
+}
+
+// NewZoneSource returns the zone source of served.
+func NewZoneSource(served *servedset.Set) *ZoneSource { return &ZoneSource{served: served} }
+
+// ZoneRecords is Server.ZoneRecords for the current snapshot of the set.
+func (z *ZoneSource) ZoneRecords(name string) ([]dns.RR, bool) {
+	set, v := z.served.Load(), z.view.Load()
+	if v == nil || v.set != set {
+		var err error
+		if v, err = newView(set, v); err != nil {
+			return nil, false
+		}
+		z.view.Store(v)
+	}
+	return v.zoneRecords(name)
+}
+
+func (v *view) zoneRecords(name string) ([]dns.RR, bool) {
+	c, ok := v.set.Has(name)
 	if !ok {
 		return nil, false
 	}
-	meta, ok := sn.zones[apex]
-	if !ok {
-		return nil, false
-	}
+	s := v.ans
+	apex := strings.ToLower(strings.TrimSuffix(name, "."))
 	fqdn := apex + "."
-	rrs := []dns.RR{s.soa(fqdn, apex, sn.serial, s.ttl)}
+	rrs := []dns.RR{s.soa(fqdn, apex, v.set.Serial(), s.ttl)}
 	for i := range s.ns {
 		rrs = append(rrs, &dns.NS{Hdr: s.hdr(fqdn, dns.TypeNS), Ns: s.ns[i].fqdn})
 	}
@@ -298,7 +239,7 @@ func (s *Server) ZoneRecords(name string) ([]dns.RR, bool) {
 		}
 	}
 	mx := "mx." + fqdn
-	txt := sn.txts[meta.txtID]
+	txt := splitTXT(c.TXT)
 	for _, owner := range []string{fqdn, "*." + fqdn} {
 		rrs = s.appendA(nil, rrs, owner, s.a)
 		rrs = s.appendAAAA(nil, rrs, owner, s.aaaa)
@@ -423,6 +364,7 @@ func (s *Server) TCPAddr(i int) netip.AddrPort {
 // Shutdown closes the sockets and the open TCP connections and waits for
 // the serving goroutines, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.unsubscribe()
 	s.mu.Lock()
 	if !s.started || s.closed {
 		s.mu.Unlock()
@@ -463,8 +405,7 @@ func (s *Server) serveUDP(c *net.UDPConn, local netip.AddrPort) {
 	}
 	buf := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, 4096)
-	rw := &responseWriter{s: s, udp: c, local: local}
-	pi := packetInfo{dst: local, rw: rw}
+	pi := packetInfo{dst: local}
 	for {
 		n, src, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -474,7 +415,6 @@ func (s *Server) serveUDP(c *net.UDPConn, local netip.AddrPort) {
 			continue // e.g. ICMP port unreachable surfacing as a read error
 		}
 		pi.src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		rw.remote = src
 		resp := s.handlePacket(out, buf[:n], &pi)
 		if resp != nil {
 			_, _ = c.WriteToUDPAddrPort(resp, src)
@@ -520,21 +460,18 @@ func (s *Server) serveTCP(l *net.TCPListener, sem chan struct{}) {
 // allows that) until the client closes it or is idle too long.
 func (s *Server) serveConn(c net.Conn) {
 	defer s.wg.Done()
-	rw := &responseWriter{s: s, tcp: c,
-		local:  c.LocalAddr().(*net.TCPAddr).AddrPort(),
-		remote: c.RemoteAddr().(*net.TCPAddr).AddrPort()}
 	defer func() {
-		if !rw.hijacked {
-			c.Close()
-		}
+		c.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+	local := c.LocalAddr().(*net.TCPAddr).AddrPort()
+	remote := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	pi := packetInfo{
-		src: netip.AddrPortFrom(rw.remote.Addr().Unmap(), rw.remote.Port()),
-		dst: netip.AddrPortFrom(rw.local.Addr().Unmap(), rw.local.Port()),
-		tcp: true, rw: rw,
+		src: netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()),
+		dst: netip.AddrPortFrom(local.Addr().Unmap(), local.Port()),
+		tcp: true,
 	}
 	var lenBuf [2]byte
 	buf := make([]byte, 0, 512)
@@ -553,9 +490,6 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 		resp := s.handlePacket(out[2:2], buf, &pi)
-		if rw.closed || rw.hijacked {
-			return
-		}
 		if resp == nil {
 			continue
 		}
@@ -572,125 +506,3 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 	}
 }
-
-// responseWriter is the dns.ResponseWriter that Config.Transfer gets.
-type responseWriter struct {
-	s             *Server
-	udp           *net.UDPConn
-	raw           *rawUDP // instead of udp, with blocking readers
-	tcp           net.Conn
-	local, remote netip.AddrPort
-
-	rcode      int
-	wrote      bool
-	closed     bool
-	hijacked   bool
-	tsigStatus error
-	tsigOnly   bool
-	tsigMAC    string
-}
-
-var _ dns.ResponseWriter = (*responseWriter)(nil)
-
-// begin resets w for the request req (raw is its wire form) and checks
-// its TSIG.
-func (w *responseWriter) begin(req *dns.Msg, raw []byte) {
-	w.rcode, w.wrote, w.tsigStatus, w.tsigOnly, w.tsigMAC = dns.RcodeServerFailure, false, nil, false, ""
-	if w.udp != nil || w.raw != nil {
-		w.closed = false // Close means nothing on UDP; the socket is shared
-	}
-	if t := req.IsTsig(); t != nil {
-		p := w.s.cfg.TsigProvider
-		if p == nil {
-			w.tsigStatus = dns.ErrSecret
-			return
-		}
-		w.tsigStatus = dns.TsigVerifyWithProvider(raw, p, "", false)
-		w.tsigMAC = t.MAC
-	}
-}
-
-// LocalAddr returns the server address the request came to.
-func (w *responseWriter) LocalAddr() net.Addr {
-	if w.tcp != nil {
-		return net.TCPAddrFromAddrPort(w.local)
-	}
-	return net.UDPAddrFromAddrPort(w.local)
-}
-
-// RemoteAddr returns the client address.
-func (w *responseWriter) RemoteAddr() net.Addr {
-	if w.tcp != nil {
-		return net.TCPAddrFromAddrPort(w.remote)
-	}
-	return net.UDPAddrFromAddrPort(w.remote)
-}
-
-// WriteMsg packs m, signing it if it carries a TSIG RR, and sends it.
-func (w *responseWriter) WriteMsg(m *dns.Msg) error {
-	if !w.wrote {
-		w.rcode, w.wrote = m.Rcode, true
-	}
-	p := w.s.cfg.TsigProvider
-	if p != nil && m.IsTsig() != nil {
-		data, mac, err := dns.TsigGenerateWithProvider(m, p, w.tsigMAC, w.tsigOnly)
-		if err != nil {
-			return fmt.Errorf("signing response: %w", err)
-		}
-		w.tsigMAC = mac
-		_, err = w.Write(data)
-		return err
-	}
-	data, err := m.Pack()
-	if err != nil {
-		return fmt.Errorf("packing response: %w", err)
-	}
-	_, err = w.Write(data)
-	return err
-}
-
-// Write sends one packed message.
-func (w *responseWriter) Write(b []byte) (int, error) {
-	if w.closed {
-		return 0, errors.New("write after close")
-	}
-	if !w.wrote && len(b) >= 4 {
-		w.rcode, w.wrote = int(b[3]&0x0f), true
-	}
-	if w.raw != nil {
-		return w.raw.sendTo(b, w.remote)
-	}
-	if w.udp != nil {
-		return w.udp.WriteToUDPAddrPort(b, w.remote)
-	}
-	if len(b) > dns.MaxMsgSize {
-		return 0, errors.New("message too large")
-	}
-	msg := make([]byte, 2+len(b))
-	binary.BigEndian.PutUint16(msg, uint16(len(b)))
-	copy(msg[2:], b)
-	_ = w.tcp.SetWriteDeadline(time.Now().Add(w.s.cfg.TCPIdleTimeout))
-	n, err := w.tcp.Write(msg)
-	return max(0, n-2), err
-}
-
-// Close closes a TCP connection after the current request.
-func (w *responseWriter) Close() error {
-	w.closed = true
-	if w.tcp != nil {
-		return w.tcp.Close()
-	}
-	return nil
-}
-
-// TsigStatus is nil for a request without TSIG or with a valid one, else
-// the verification error (dns.ErrSecret when no Config.TsigProvider is set).
-func (w *responseWriter) TsigStatus() error { return w.tsigStatus }
-
-// TsigTimersOnly makes the next signatures cover only the timers (RFC 8945
-// section 5.3.1, for the messages of a long transfer).
-func (w *responseWriter) TsigTimersOnly(b bool) { w.tsigOnly = b }
-
-// Hijack hands a TCP connection to the handler: the server stops reading
-// it and will not close it.
-func (w *responseWriter) Hijack() { w.hijacked = true }

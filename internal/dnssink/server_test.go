@@ -13,6 +13,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 func TestRRL(t *testing.T) {
@@ -146,43 +148,62 @@ func TestRRLOverUDP(t *testing.T) {
 	}
 }
 
-func TestSetZones(t *testing.T) {
-	var changes atomic.Int32
+// TestFollowsServedSet: a step of the served set reaches the answers, the
+// serial and the metrics; a change of a case's TXT and of the sinkhole's
+// addresses too.
+func TestFollowsServedSet(t *testing.T) {
 	cfg := testConfig()
-	cfg.OnChange = func(uint32) { changes.Add(1) }
+	cfg.Served = servedSet(t, testSinkhole(), testZones)
 	s, _ := startServer(t, cfg)
 	if r := exchange(t, s, "udp", question("bot.new.test.", dns.TypeA)); r.Rcode != dns.RcodeRefused {
 		t.Fatalf("before: rcode %d", r.Rcode)
 	}
 	s1 := s.Serial()
-	if s1 == 0 {
-		t.Fatal("serial 0 after SetZones")
+	if s1 == 0 || s1 != cfg.Served.Load().Serial() {
+		t.Fatalf("serial %d, the served set's %d", s1, cfg.Served.Load().Serial())
 	}
-	s.SetZones(append(testZones, Zone{Name: "new.test", Case: "c2"}))
-	s2 := s.Serial()
-	if s2 <= s1 {
-		t.Errorf("serial %d did not increase from %d", s2, s1)
+	step := func(d servedset.Delta) {
+		t.Helper()
+		d.From = cfg.Served.Load().Serial()
+		d.To = d.From + 1
+		if err := cfg.Served.Apply(&d); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if r := exchange(t, s, "udp", question("bot.new.test.", dns.TypeA)); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
-		t.Errorf("after: rcode %d, %d answers", r.Rcode, len(r.Answer))
+	step(servedset.Delta{Cases: []servedset.Case{{Name: "c2", TXT: "second case"}}, Put: []servedset.Zone{{Name: "new.test", Case: "c2"}}})
+	if s.Serial() != s1+1 {
+		t.Errorf("serial %d, want %d", s.Serial(), s1+1)
 	}
-	s.SetZones(append(testZones, Zone{Name: "NEW.test.", Case: "c2"})) // same content
-	if s.Serial() != s2 {
-		t.Errorf("unchanged zones moved the serial")
+	if r := exchange(t, s, "udp", question("bot.new.test.", dns.TypeTXT)); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), "second case") {
+		t.Errorf("after the put: %v", r)
 	}
-	s.SetZones(append(testZones, Zone{Name: "new.test", Case: "c3"})) // case changed
-	if s.Serial() <= s2 {
-		t.Errorf("changed case did not move the serial")
+	step(servedset.Delta{Cases: []servedset.Case{{Name: "c2", TXT: "second case, amended"}}})
+	if r := exchange(t, s, "udp", question("bot.new.test.", dns.TypeTXT)); len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), "amended") {
+		t.Errorf("after the case changed: %v", r)
 	}
-	s.SetZones(testZones[:1])
+	sh := testSinkhole()
+	sh.A = []netip.Addr{netip.MustParseAddr("192.0.2.99")}
+	step(servedset.Delta{Sinkhole: &sh})
+	if r := exchange(t, s, "udp", question("bot.new.test.", dns.TypeA)); len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.99" {
+		t.Errorf("after the sinkhole's address changed: %v", r)
+	}
+	step(servedset.Delta{Remove: []string{"new.test"}})
 	if r := exchange(t, s, "udp", question("bot.new.test.", dns.TypeA)); r.Rcode != dns.RcodeRefused {
 		t.Errorf("released: rcode %d", r.Rcode)
 	}
-	if got := changes.Load(); got != 4 { // the first SetZones in startServer, 3 here
-		t.Errorf("OnChange called %d times, want 4", got)
-	}
-	if got := metricValue(t, s.m.zones); got != 1 {
+	if got := metricValue(t, s.m.zones); got != float64(len(testZones)) {
 		t.Errorf("zones gauge %v", got)
+	}
+	if got := metricValue(t, s.m.serial); got != float64(s1+4) {
+		t.Errorf("serial gauge %v, want %d", got, s1+4)
+	}
+	// After Shutdown the server follows the set no more.
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	step(servedset.Delta{})
+	if s.Serial() != s1+4 {
+		t.Error("a server shut down still follows the served set")
 	}
 }
 
@@ -190,7 +211,7 @@ func TestSwapUnderLoad(t *testing.T) {
 	cfg := testConfig()
 	cfg.Listen = nil
 	s, _ := startServer(t, cfg)
-	withNew := append(append([]Zone(nil), testZones...), Zone{Name: "flip.test", Case: "c"})
+	withNew := append(append([]testZone(nil), testZones...), testZone{Name: "flip.test", Case: "c"})
 	raw, _ := question("www.example.com.", dns.TypeA).Pack()
 	rawFlip, _ := question("www.flip.test.", dns.TypeA).Pack()
 	stop := make(chan struct{})
@@ -217,11 +238,12 @@ func TestSwapUnderLoad(t *testing.T) {
 			}
 		})
 	}
+	set := s.cfg.Served
 	for i := range 200 {
 		if i%2 == 0 {
-			s.SetZones(withNew)
+			setZones(t, set, nil, withNew)
 		} else {
-			s.SetZones(testZones)
+			setZones(t, set, nil, testZones)
 		}
 	}
 	close(stop)
@@ -232,7 +254,9 @@ func TestSwapUnderLoad(t *testing.T) {
 }
 
 func TestZoneRecords(t *testing.T) {
-	s, _ := startServer(t, Config{NameServers: testConfig().NameServers, A: testConfig().A, AAAA: testConfig().AAAA})
+	sh := testSinkhole()
+	sh.Hostmaster = ""
+	s, _ := startServer(t, Config{Served: servedSet(t, sh, testZones)})
 	if _, ok := s.ZoneRecords("google.com"); ok {
 		t.Error("unserved zone has records")
 	}
@@ -266,6 +290,16 @@ func TestZoneRecords(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The same records straight from the served set, with no sinkhole.
+	fromSet, ok := NewZoneSource(s.cfg.Served).ZoneRecords("example.com")
+	if !ok || len(fromSet) != len(rrs) {
+		t.Fatalf("ZoneSource: %d records, %v", len(fromSet), ok)
+	}
+	for i := range rrs {
+		if fromSet[i].String() != rrs[i].String() {
+			t.Errorf("ZoneSource record %d: %s, want %s", i, fromSet[i], rrs[i])
+		}
 	}
 }
 
@@ -330,72 +364,19 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
-// fakeTransfer serves AXFR of the sinkhole zones from ZoneRecords and the
-// zone "rpz.test." itself.
-type fakeTransfer struct{ s *Server }
-
-func (f *fakeTransfer) Handles(q dns.Question) bool {
-	return q.Qtype == dns.TypeAXFR || dns.IsSubDomain("rpz.test.", dns.CanonicalName(q.Name))
-}
-
-func (f *fakeTransfer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	q := r.Question[0]
-	if q.Qtype != dns.TypeAXFR {
-		m := new(dns.Msg)
-		m.SetRcode(r, dns.RcodeNameError)
-		_ = w.WriteMsg(m)
-		return
-	}
-	rrs, ok := f.s.ZoneRecords(q.Name)
-	if !ok {
-		m := new(dns.Msg)
-		m.SetRcode(r, dns.RcodeNotAuth)
-		_ = w.WriteMsg(m)
-		return
-	}
-	ch := make(chan *dns.Envelope, 1)
-	tr := new(dns.Transfer)
-	go func() {
-		ch <- &dns.Envelope{RR: append(rrs, rrs[0])}
-		close(ch)
-	}()
-	_ = tr.Out(w, r, ch)
-}
-
-func TestTransferDelegation(t *testing.T) {
-	ft := &fakeTransfer{}
-	cfg := testConfig()
-	cfg.Transfer = ft
-	s, rec := startServer(t, cfg)
-	ft.s = s
+// TestTransferRefused: zone transfers have a port of their own (the
+// transfer server); on the query port an AXFR of a served zone is refused,
+// and recorded as the query it is.
+func TestTransferRefused(t *testing.T) {
+	s, rec := startServer(t, testConfig())
 	m := new(dns.Msg)
 	m.SetAxfr("example.com.")
-	env, err := new(dns.Transfer).In(m, s.TCPAddr(0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	for e := range env {
-		if e.Error != nil {
-			t.Fatal(e.Error)
-		}
-		n += len(e.RR)
-	}
-	want, _ := s.ZoneRecords("example.com")
-	if n != len(want)+1 {
-		t.Errorf("AXFR gave %d records, want %d", n, len(want)+1)
+	if r := exchange(t, s, "tcp", m); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+		t.Errorf("AXFR on the query port: %v", r)
 	}
 	waitFor(t, "AXFR event", func() bool { return len(rec.all()) == 1 })
-	if e := rec.all()[0]; e.DNSQType != "AXFR" || e.DNSRcode != "NOERROR" || e.Zone != "example.com" {
+	if e := rec.all()[0]; e.DNSQType != "AXFR" || e.DNSRcode != "REFUSED" || e.Zone != "example.com" {
 		t.Errorf("event %+v", e)
-	}
-	// A name of the handler's own zone, over UDP.
-	r := exchange(t, s, "udp", question("x.rpz.test.", dns.TypeA))
-	if r.Rcode != dns.RcodeNameError {
-		t.Errorf("rpz.test: rcode %d", r.Rcode)
-	}
-	if len(rec.all()) != 1 {
-		t.Errorf("recorded the handler's own zone")
 	}
 }
 
@@ -403,6 +384,7 @@ func TestStartErrors(t *testing.T) {
 	s, _ := startServer(t, testConfig())
 	cfg := testConfig()
 	cfg.Listen = []string{s.UDPAddr(0).String()}
+	cfg.Served = s.cfg.Served
 	s2, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -411,13 +393,8 @@ func TestStartErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), s.UDPAddr(0).String()) {
 		t.Errorf("binding a taken port: %v", err)
 	}
-	if _, err := New(Config{}); err == nil {
-		t.Error("no name servers accepted")
-	}
-	bad := testConfig()
-	bad.A = []netip.Addr{netip.MustParseAddr("2001:db8::1")}
-	if _, err := New(bad); err == nil {
-		t.Error("v6 address as A accepted")
+	if _, err := New(Config{}); err == nil || !strings.Contains(err.Error(), "no served set") {
+		t.Errorf("no served set: %v", err)
 	}
 }
 

@@ -60,8 +60,7 @@ func (s *Server) serveUDPBatch(c *net.UDPConn, local netip.AddrPort) bool {
 		outs[i] = make([]byte, 0, 4096)
 	}
 	wbufs := make([][1][]byte, udpBatch)
-	rw := &responseWriter{s: s, udp: c, local: local}
-	pi := packetInfo{dst: local, rw: rw}
+	pi := packetInfo{dst: local}
 	for {
 		n, err := bc.ReadBatch(rms, 0)
 		if err != nil {
@@ -81,7 +80,6 @@ func (s *Server) serveUDPBatch(c *net.UDPConn, local netip.AddrPort) bool {
 			}
 			src := ua.AddrPort()
 			pi.src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-			rw.remote = src
 			resp := s.handlePacket(outs[i], m.Buffers[0][:m.N], &pi)
 			if resp == nil {
 				continue

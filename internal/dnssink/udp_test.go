@@ -36,12 +36,12 @@ func TestUDPIO(t *testing.T) {
 				cfg.UDPWorkers = 2
 				rec := &memRecorder{}
 				cfg.Recorder = rec
+				cfg.Served = servedSet(t, testSinkhole(), testZones)
 				s, err := New(cfg)
 				if err != nil {
 					t.Fatal(err)
 				}
 				s.noRaw, s.noBatch = mode != "raw", mode == "single"
-				s.SetZones(testZones)
 				if err := s.Start(context.Background()); err != nil {
 					t.Fatal(err)
 				}

@@ -1,9 +1,13 @@
 package dnssink
 
 import (
+	"fmt"
+	"net"
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 // SOA timers of every zone. The sinkhole zones change only when the
@@ -15,166 +19,120 @@ const (
 	soaExpire  = 1209600 // two weeks: secondaries keep answering through an outage
 )
 
-// zoneMeta is what the snapshot keeps per zone besides its name: indexes
-// into the interned case and TXT tables, so that a million zones of a few
-// cases cost a map entry each.
-type zoneMeta struct {
-	name   string // the apex again, sharing the key's bytes, for events
-	caseID uint32
-	txtID  uint32
-}
-
-// snapshot is one immutable generation of the served zones. The query path
-// reads it through an atomic pointer and never locks.
-type snapshot struct {
-	// zones maps an apex (lower case, no trailing dot) to its metadata.
-	zones map[string]zoneMeta
-	// cases and txts are the interned values; index 0 is "" / no TXT.
-	cases []string
-	// families holds the family of each case, by the same index.
-	families []string
-	txts     [][]string // each TXT split into character-strings of ≤ 255 bytes
-	// txtWire holds the same TXTs packed as RDATA, for the fast path.
+// view is what the query path reads through an atomic pointer: one
+// snapshot of the served set and what the answers are made of, derived
+// from it when it changed. It is immutable.
+type view struct {
+	set *servedset.Snapshot
+	ans *answers
+	// txts and txtWire are each case's TXT, by the case's index: split
+	// into character-strings of ≤ 255 bytes, and packed as RDATA for the
+	// fast path.
+	txts    [][]string
 	txtWire [][]byte
-	// maxLabels is the most labels of any apex: the lookup walks no deeper.
-	maxLabels int
-	serial    uint32
 }
 
-// zoneMatch is the result of a lookup: the zone and where its apex starts
-// in the query name.
-type zoneMatch struct {
-	apex  string // lower case, no trailing dot (the snapshot's key)
-	start int    // index of the apex in the qname; 0 means the qname is the apex
-	meta  zoneMeta
-}
-
-// lookup finds the deepest served zone that contains name, a lower-cased
-// presentation-format FQDN. It walks the labels from the right, so that it
-// costs one map access per label up to the deepest apex, and does not
-// allocate.
-func (sn *snapshot) lookup(name []byte) (zoneMatch, bool) {
-	var m zoneMatch
-	found := false
-	n := len(name)
-	if n > 0 && name[n-1] == '.' {
-		n--
+// newView derives the view of set; prev (nil at first) lends its answers
+// when the sinkhole part of the set did not change.
+func newView(set *servedset.Snapshot, prev *view) (*view, error) {
+	v := &view{set: set}
+	if prev != nil && prev.ans.src == set.Sinkhole() {
+		v.ans = prev.ans
+	} else {
+		a, err := newAnswers(set.Sinkhole())
+		if err != nil {
+			return nil, err
+		}
+		v.ans = a
 	}
-	if n == 0 {
-		return m, false
-	}
-	labels := 0
-	for i := n - 1; i >= -1; i-- {
-		if i >= 0 && (name[i] != '.' || escaped(name, i)) {
+	cases := set.Cases()
+	v.txts = make([][]string, len(cases))
+	v.txtWire = make([][]byte, len(cases))
+	for i, c := range cases {
+		if prev != nil && i < len(prev.txts) && prev.set.Case(uint32(i)).TXT == c.TXT {
+			v.txts[i], v.txtWire[i] = prev.txts[i], prev.txtWire[i]
 			continue
 		}
-		labels++
-		start := i + 1
-		if meta, ok := sn.zones[string(name[start:n])]; ok {
-			m = zoneMatch{apex: meta.name, start: start, meta: meta}
-			found = true
-		}
-		if labels >= sn.maxLabels {
-			break
-		}
+		v.txts[i] = splitTXT(c.TXT)
+		v.txtWire[i] = packTXT(v.txts[i])
 	}
-	return m, found
+	return v, nil
 }
 
-// escaped reports whether the byte at i is preceded by an odd number of
-// backslashes, that is, escaped in presentation format.
-func escaped(s []byte, i int) bool {
-	n := 0
-	for j := i - 1; j >= 0 && s[j] == '\\'; j-- {
-		n++
-	}
-	return n%2 == 1
+// nameServer is a name server of the served set, ready for answers.
+type nameServer struct {
+	name   string // lower case, no trailing dot
+	fqdn   string
+	v4, v6 []net.IP
 }
 
-// buildSnapshot turns zones into a snapshot; it returns the number of
-// zones skipped because their names are not valid domain names.
-func buildSnapshot(zones []Zone, serial uint32) (*snapshot, int) {
-	sn := &snapshot{
-		zones:    make(map[string]zoneMeta, len(zones)),
-		cases:    []string{""},
-		families: []string{""},
-		txts:     [][]string{nil},
-		txtWire:  [][]byte{nil},
-		serial:   serial,
-	}
-	caseIDs := map[string]uint32{"": 0}
-	txtIDs := map[string]uint32{"": 0}
-	skipped := 0
-	for _, z := range zones {
-		name, ok := normalizeName(z.Name)
-		if !ok {
-			skipped++
-			continue
-		}
-		if _, dup := sn.zones[name]; dup {
-			continue // the first entry wins
-		}
-		cid, ok := caseIDs[z.Case]
-		if !ok {
-			cid = uint32(len(sn.cases))
-			caseIDs[z.Case] = cid
-			sn.cases = append(sn.cases, z.Case)
-			sn.families = append(sn.families, strings.ToLower(z.Family))
-		}
-		tid, ok := txtIDs[z.TXT]
-		if !ok {
-			tid = uint32(len(sn.txts))
-			txtIDs[z.TXT] = tid
-			sn.txts = append(sn.txts, splitTXT(z.TXT))
-			sn.txtWire = append(sn.txtWire, packTXT(sn.txts[tid]))
-		}
-		sn.zones[name] = zoneMeta{name: name, caseID: cid, txtID: tid}
-		if l := dns.CountLabel(name); l > sn.maxLabels {
-			sn.maxLabels = l
-		}
-	}
-	return sn, skipped
+// answers is what every zone answers, from the served set's Sinkhole:
+// normalised, and packed for the fast path, once per change of it.
+type answers struct {
+	src    *servedset.Sinkhole
+	ns     []nameServer
+	a      []net.IP
+	aaaa   []net.IP
+	ttl    uint32
+	negTTL uint32
+	mbox   string // SOA RNAME; "" means hostmaster.<zone>
+	// fast holds the pre-packed records of the fast path.
+	fast fastRRs
 }
 
-// sameContent reports whether a and b serve the same zones with the same
-// case and TXT.
-func sameContent(a, b *snapshot) bool {
-	if len(a.zones) != len(b.zones) {
-		return false
+// newAnswers prepares the answers of sh (checked by the served set).
+func newAnswers(sh *servedset.Sinkhole) (*answers, error) {
+	a := &answers{src: sh, ttl: sh.TTL, negTTL: sh.NegativeTTL}
+	if a.ttl == 0 {
+		a.ttl = DefaultTTL
 	}
-	for name, ma := range a.zones {
-		mb, ok := b.zones[name]
-		if !ok || a.cases[ma.caseID] != b.cases[mb.caseID] || a.families[ma.caseID] != b.families[mb.caseID] ||
-			!equalStrings(a.txts[ma.txtID], b.txts[mb.txtID]) {
-			return false
+	if a.negTTL == 0 {
+		a.negTTL = DefaultNegativeTTL
+	}
+	for _, n := range sh.NameServers {
+		name := strings.ToLower(strings.TrimSuffix(n.Name, "."))
+		if _, ok := dns.IsDomainName(name); !ok || name == "" {
+			return nil, fmt.Errorf("name server %q is not a domain name", n.Name)
 		}
-	}
-	return true
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+		ns := nameServer{name: name, fqdn: name + "."}
+		for _, ip := range n.Addrs {
+			switch ip = ip.Unmap(); {
+			case ip.Is4():
+				ns.v4 = append(ns.v4, ip.AsSlice())
+			case ip.Is6():
+				ns.v6 = append(ns.v6, ip.AsSlice())
+			default:
+				return nil, fmt.Errorf("name server %q has an invalid address", n.Name)
+			}
 		}
+		a.ns = append(a.ns, ns)
 	}
-	return true
-}
-
-// normalizeName lower-cases name and strips a trailing dot; it reports
-// false for names that are not valid domain names or are the root.
-func normalizeName(name string) (string, bool) {
-	name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
-	if name == "" || strings.ContainsAny(name, "\\ ") {
-		return "", false
+	for _, ip := range sh.A {
+		if !ip.Unmap().Is4() {
+			return nil, fmt.Errorf("A address %q is not ipv4", ip)
+		}
+		a.a = append(a.a, ip.Unmap().AsSlice())
 	}
-	if _, ok := dns.IsDomainName(name); !ok {
-		return "", false
+	for _, ip := range sh.AAAA {
+		if !ip.Is6() || ip.Is4In6() {
+			return nil, fmt.Errorf("AAAA address %q is not ipv6", ip)
+		}
+		a.aaaa = append(a.aaaa, ip.AsSlice())
 	}
-	return name, true
+	if h := strings.TrimSpace(sh.Hostmaster); h != "" {
+		if local, domain, ok := strings.Cut(h, "@"); ok {
+			h = strings.ReplaceAll(local, ".", "\\.") + "." + domain
+		}
+		h = dns.Fqdn(strings.ToLower(h))
+		if _, ok := dns.IsDomainName(h); !ok {
+			return nil, fmt.Errorf("hostmaster %q is not a domain name", sh.Hostmaster)
+		}
+		a.mbox = h
+	}
+	if len(a.ns) > 0 {
+		a.packFast()
+	}
+	return a, nil
 }
 
 // splitTXT splits s into DNS character-strings of at most 255 bytes.

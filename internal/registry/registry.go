@@ -262,35 +262,22 @@ func (r *Registry) GetCase(ctx context.Context, name string) (Case, error) {
 
 // cases reads the case called only, or all cases if only is "".
 func (r *Registry) cases(ctx context.Context, only string) ([]Case, error) {
-	cond, args := "", []any{}
+	var names []string
+	args := []any{}
 	if only != "" {
-		cond, args = ` WHERE name = ?`, []any{only}
+		names, args = []string{only}, []any{only}
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT name, title, court, docket, notes, added, family FROM registry_cases`+cond+` ORDER BY name`, args...)
+	out, err := r.casesNamed(ctx, names)
 	if err != nil {
-		return nil, fmt.Errorf("reading cases: %w", err)
-	}
-	var out []Case
-	idx := map[string]int{}
-	for rows.Next() {
-		var c Case
-		var family sql.NullString // NULL in rows added before migration 3
-		if err := rows.Scan(&c.Name, &c.Title, &c.Court, &c.Docket, &c.Notes, &c.Added, &family); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reading cases: %w", err)
-		}
-		c.Added = c.Added.UTC()
-		c.Family = family.String
-		c.Orders = []Order{}
-		idx[c.Name] = len(out)
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading cases: %w", err)
+		return nil, err
 	}
 	if len(out) == 0 {
 		return out, nil
+	}
+	idx := map[string]int{}
+	for i := range out {
+		out[i].Orders = []Order{}
+		idx[out[i].Name] = i
 	}
 	orders, err := r.orders(ctx, only)
 	if err != nil {
@@ -305,7 +292,7 @@ func (r *Registry) cases(ctx context.Context, only string) ([]Case, error) {
 	if only != "" {
 		condD = ` WHERE d.case_name = ?`
 	}
-	rows, err = r.db.QueryContext(ctx, `WITH cur AS (`+currentStateSQL("")+`)
+	rows, err := r.db.QueryContext(ctx, `WITH cur AS (`+currentStateSQL("")+`)
 		SELECT d.case_name, cur.state, count(*) FROM registry_domains d JOIN cur ON cur.domain = d.name`+condD+`
 		GROUP BY d.case_name, cur.state`, args...)
 	if err != nil {

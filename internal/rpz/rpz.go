@@ -132,6 +132,90 @@ func (c Config) withDefaults() Config {
 // policy zone that cfg describes.
 func (c Config) ZoneName() string { return c.withDefaults().Zone }
 
+// check refuses a zone name or sinkhole addresses that cannot make a zone;
+// c has its defaults.
+func (c Config) check() error {
+	if _, ok := dns.IsDomainName(c.Zone); !ok {
+		return fmt.Errorf("building rpz: bad zone name %q", c.Zone)
+	}
+	for _, a := range c.A {
+		if !a.Is4() {
+			return fmt.Errorf("building rpz %s: A address %s is not IPv4", c.Zone, a)
+		}
+	}
+	for _, a := range c.AAAA {
+		if !a.Is6() || a.Is4In6() {
+			return fmt.Errorf("building rpz %s: AAAA address %s is not IPv6", c.Zone, a)
+		}
+	}
+	return nil
+}
+
+// checkPolicy refuses a policy the zone cannot give.
+func (c Config) checkPolicy(p Policy) error {
+	switch p {
+	case NXDOMAIN:
+	case Redirect:
+		if len(c.A) == 0 && len(c.AAAA) == 0 {
+			return fmt.Errorf("redirect without sinkhole addresses")
+		}
+	default:
+		return fmt.Errorf("unknown policy %d", int(p))
+	}
+	return nil
+}
+
+func (c Config) hdr(name string, t uint16) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: c.TTL}
+}
+
+// appendApex appends the zone's SOA of serial and its NS record.
+func (c Config) appendApex(rrs []dns.RR, serial uint32) []dns.RR {
+	return append(rrs,
+		&dns.SOA{Hdr: c.hdr(c.Zone, dns.TypeSOA), Ns: c.NS, Mbox: c.Hostmaster, Serial: serial,
+			Refresh: c.Refresh, Retry: c.Retry, Expire: c.Expire, Minttl: c.NegativeTTL},
+		&dns.NS{Hdr: c.hdr(c.Zone, dns.TypeNS), Ns: c.NS},
+	)
+}
+
+// fits reports whether the triggers of name (canonical, no trailing dot)
+// make names of at most 255 bytes.
+func (c Config) fits(name string) bool {
+	return len(name)+1+len(c.Zone)+2 <= 255
+}
+
+// perEntry is the number of records of one name with policy p.
+func (c Config) perEntry(p Policy) int {
+	if p == Redirect {
+		return 2 * (len(c.A) + len(c.AAAA))
+	}
+	return 2
+}
+
+// appendEntry appends the two triggers of name (canonical, no trailing
+// dot), "name.<zone>" and "*.name.<zone>", with the records of policy p;
+// nothing for a name whose triggers would be too long.
+func (c Config) appendEntry(rrs []dns.RR, name string, p Policy) []dns.RR {
+	if !c.fits(name) {
+		return rrs
+	}
+	owner := name + "." + c.Zone
+	for _, o := range [2]string{owner, "*." + owner} {
+		switch p {
+		case NXDOMAIN:
+			rrs = append(rrs, &dns.CNAME{Hdr: c.hdr(o, dns.TypeCNAME), Target: "."})
+		case Redirect:
+			for _, a := range c.A {
+				rrs = append(rrs, &dns.A{Hdr: c.hdr(o, dns.TypeA), A: a.AsSlice()})
+			}
+			for _, a := range c.AAAA {
+				rrs = append(rrs, &dns.AAAA{Hdr: c.hdr(o, dns.TypeAAAA), AAAA: a.AsSlice()})
+			}
+		}
+	}
+	return rrs
+}
+
 // Build returns the policy zone content for serial: the SOA first, then the
 // NS record, then for every seized name two triggers, "name.<zone>" and
 // "*.name.<zone>", with the records of its policy. Names are lower-cased,
@@ -140,38 +224,21 @@ func (c Config) ZoneName() string { return c.withDefaults().Zone }
 // that the caller owns.
 func Build(cfg Config, serial uint32, entries []Entry) ([]dns.RR, error) {
 	cfg = cfg.withDefaults()
-	if _, ok := dns.IsDomainName(cfg.Zone); !ok {
-		return nil, fmt.Errorf("building rpz: bad zone name %q", cfg.Zone)
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
-	for _, a := range cfg.A {
-		if !a.Is4() {
-			return nil, fmt.Errorf("building rpz %s: A address %s is not IPv4", cfg.Zone, a)
-		}
-	}
-	for _, a := range cfg.AAAA {
-		if !a.Is6() || a.Is4In6() {
-			return nil, fmt.Errorf("building rpz %s: AAAA address %s is not IPv6", cfg.Zone, a)
-		}
-	}
-
 	type item struct {
 		name   string // canonical, no trailing dot
 		policy Policy
 	}
 	items := make([]item, 0, len(entries))
 	for _, e := range entries {
-		n := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(e.Name)), ".")
-		if !hostname(n) || len(n)+1+len(cfg.Zone)+2 > 255 {
+		n, ok := hostNameOf(e.Name)
+		if !ok || !cfg.fits(n) {
 			return nil, fmt.Errorf("building rpz %s: bad domain %q", cfg.Zone, e.Name)
 		}
-		switch e.Policy {
-		case NXDOMAIN:
-		case Redirect:
-			if len(cfg.A) == 0 && len(cfg.AAAA) == 0 {
-				return nil, fmt.Errorf("building rpz %s: redirect for %q without sinkhole addresses", cfg.Zone, e.Name)
-			}
-		default:
-			return nil, fmt.Errorf("building rpz %s: unknown policy %d for %q", cfg.Zone, int(e.Policy), e.Name)
+		if err := cfg.checkPolicy(e.Policy); err != nil {
+			return nil, fmt.Errorf("building rpz %s: %s for %q", cfg.Zone, err, e.Name)
 		}
 		items = append(items, item{n, e.Policy})
 	}
@@ -187,31 +254,18 @@ func Build(cfg Config, serial uint32, entries []Entry) ([]dns.RR, error) {
 		perName = n
 	}
 	rrs := make([]dns.RR, 0, 2+2*perName*len(items))
-	hdr := func(name string, t uint16) dns.RR_Header {
-		return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: cfg.TTL}
-	}
-	rrs = append(rrs,
-		&dns.SOA{Hdr: hdr(cfg.Zone, dns.TypeSOA), Ns: cfg.NS, Mbox: cfg.Hostmaster, Serial: serial,
-			Refresh: cfg.Refresh, Retry: cfg.Retry, Expire: cfg.Expire, Minttl: cfg.NegativeTTL},
-		&dns.NS{Hdr: hdr(cfg.Zone, dns.TypeNS), Ns: cfg.NS},
-	)
+	rrs = cfg.appendApex(rrs, serial)
 	for _, it := range items {
-		owner := it.name + "." + cfg.Zone
-		for _, o := range [2]string{owner, "*." + owner} {
-			switch it.policy {
-			case NXDOMAIN:
-				rrs = append(rrs, &dns.CNAME{Hdr: hdr(o, dns.TypeCNAME), Target: "."})
-			case Redirect:
-				for _, a := range cfg.A {
-					rrs = append(rrs, &dns.A{Hdr: hdr(o, dns.TypeA), A: a.AsSlice()})
-				}
-				for _, a := range cfg.AAAA {
-					rrs = append(rrs, &dns.AAAA{Hdr: hdr(o, dns.TypeAAAA), AAAA: a.AsSlice()})
-				}
-			}
-		}
+		rrs = cfg.appendEntry(rrs, it.name, it.policy)
 	}
 	return rrs, nil
+}
+
+// hostNameOf returns name canonical (trimmed, lower case, no trailing dot)
+// if it is a host name in A-label form.
+func hostNameOf(name string) (string, bool) {
+	n := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+	return n, hostname(n)
 }
 
 // hostname reports whether n (lower-case, no trailing dot) is a host name in

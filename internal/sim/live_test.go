@@ -14,6 +14,7 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/listen/httpsink"
 	"github.com/takedown-project/takedown/internal/listen/smtpsink"
+	"github.com/takedown-project/takedown/internal/servedset"
 	"github.com/takedown-project/takedown/internal/testnet"
 )
 
@@ -58,32 +59,40 @@ func startSinks(t *testing.T) *sinks {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	ds, err := dnssink.New(dnssink.Config{
-		Listen:      []string{"127.0.0.1:0"},
-		NameServers: []dnssink.NameServer{{Name: "ns1.sinkhole.example", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.53")}}},
-		A:           []netip.Addr{netip.MustParseAddr("127.0.0.1")},
-		UDPWorkers:  2,
-		Recorder:    rec,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sk := &sinks{rec: rec}
-	var zones []dnssink.Zone
+	full := &servedset.Delta{To: 1,
+		Sinkhole: &servedset.Sinkhole{
+			NameServers: []servedset.NameServer{{Name: "ns1.sinkhole.example", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.53")}}},
+			A:           []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		},
+		Cases: []servedset.Case{{Name: "waledac-2010", Family: Waledac}, {Name: "conficker-2009", Family: Conficker}},
+	}
 	for _, n := range testNames {
-		zones = append(zones, dnssink.Zone{Name: n, Case: "waledac-2010", Family: Waledac})
+		full.Put = append(full.Put, servedset.Zone{Name: n, Case: "waledac-2010"})
 	}
 	names := DGANames(testStart, DGANamesPerDay)
 	sk.seized = names[:len(names)/2]
 	for _, n := range sk.seized {
-		zones = append(zones, dnssink.Zone{Name: n, Case: "conficker-2009", Family: Conficker})
+		full.Put = append(full.Put, servedset.Zone{Name: n, Case: "conficker-2009"})
 	}
-	ds.SetZones(zones)
-	hs, err := httpsink.New(httpsink.Config{HTTP: []string{"127.0.0.1:0"}, Classifier: rules, Zones: ds, Recorder: rec})
+	served := servedset.NewSet()
+	if err := served.Apply(full); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dnssink.New(dnssink.Config{
+		Listen:     []string{"127.0.0.1:0"},
+		Served:     served,
+		UDPWorkers: 2,
+		Recorder:   rec,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := smtpsink.New(smtpsink.Config{Listen: []string{"127.0.0.1:0"}, Classifier: rules, Zones: ds, Recorder: rec})
+	hs, err := httpsink.New(httpsink.Config{HTTP: []string{"127.0.0.1:0"}, Classifier: rules, Zones: served, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := smtpsink.New(smtpsink.Config{Listen: []string{"127.0.0.1:0"}, Classifier: rules, Zones: served, Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,11 +53,56 @@ const headerLen = 12 // DNS message header
 // serialLess reports a < b in RFC 1982 serial number arithmetic.
 func serialLess(a, b uint32) bool { return a != b && int32(b-a) > 0 }
 
-// version is one immutable version of a journaled zone.
-type version struct {
-	soa  *dns.SOA
+// Content is one version of a zone whose records its publisher makes
+// when a transfer asks for them, from a model it holds anyway (the RPZ
+// from the served set): the server keeps no copy of them. A Content must
+// not change once published.
+type Content interface {
+	// SOA is the version's SOA record.
+	SOA() *dns.SOA
+	// Apex returns the records owned by the apex, the SOA first.
+	Apex() []dns.RR
+	// Len is the number of records, the SOA included.
+	Len() int
+	// Records yields every record, the SOA first, the same ones at every
+	// call.
+	Records(yield func(dns.RR) bool)
+}
+
+// rrList is the Content of a zone given as a list of records (SetZone, the
+// Fallback zones).
+type rrList struct {
 	apex []dns.RR // records owned by the apex, SOA first
 	rrs  []dns.RR // the whole zone, SOA first
+}
+
+func (l *rrList) SOA() *dns.SOA  { return l.rrs[0].(*dns.SOA) }
+func (l *rrList) Apex() []dns.RR { return l.apex }
+func (l *rrList) Len() int       { return len(l.rrs) }
+
+func (l *rrList) Records(yield func(dns.RR) bool) {
+	for _, rr := range l.rrs {
+		if !yield(rr) {
+			return
+		}
+	}
+}
+
+// apexOf returns the records of rrs (SOA first) owned by the apex name.
+func apexOf(name string, rrs []dns.RR) []dns.RR {
+	var apex []dns.RR
+	for _, rr := range rrs {
+		if h := rr.Header(); len(h.Name) == len(name) && strings.EqualFold(h.Name, name) {
+			apex = append(apex, rr)
+		}
+	}
+	return apex
+}
+
+// version is one immutable version of a journaled zone.
+type version struct {
+	soa     *dns.SOA
+	content Content
 }
 
 // delta is one journal step: what changed from serial from to serial to.
@@ -80,9 +125,9 @@ type zone struct {
 	name string
 	st   atomic.Pointer[state]
 
-	// Owned by SetZone (Server.setMu).
+	// Owned by SetZone and Publish (Server.setMu).
 	gen   uint32
-	index map[rrKey]indexEntry // every non-SOA record of the current version
+	index map[rrKey]indexEntry // SetZone's: every non-SOA record of the current version; nil after Publish
 	keyer keyer
 }
 
@@ -115,21 +160,27 @@ func (s *Server) SetZone(name string, rrs []dns.RR) error {
 
 	z := s.zone(name)
 	if z == nil {
-		z = &zone{name: name, index: make(map[rrKey]indexEntry, len(rrs))}
+		z = &zone{name: name}
 	}
 	var prev *state
 	if p := z.st.Load(); p != nil {
-		prev = p
 		if p.cur.soa.Serial != soa.Serial && !serialLess(p.cur.soa.Serial, soa.Serial) {
 			return fmt.Errorf("setting zone %s: serial %d is not after %d", name, soa.Serial, p.cur.soa.Serial)
 		}
+		if z.index != nil {
+			prev = p
+		}
+	}
+	if z.index == nil {
+		// A new zone, or one that Publish kept: no index to diff against,
+		// so the journal starts afresh.
+		z.index = make(map[rrKey]indexEntry, len(rrs))
 	}
 
 	gen := z.gen + 1
 	var (
 		add     []dns.RR
 		addKey  []rrKey
-		apex    = []dns.RR{soa}
 		matched int
 		dedup   []dns.RR // set when rrs holds duplicates
 	)
@@ -161,9 +212,6 @@ func (s *Server) SetZone(name string, rrs []dns.RR) error {
 		k, err := z.keyer.key(rr)
 		if err != nil {
 			return rollback(fmt.Errorf("packing record %d %q: %w", i+1, h.Name, err))
-		}
-		if len(h.Name) == len(name) && strings.EqualFold(h.Name, name) {
-			apex = append(apex, rr)
 		}
 		e, found := z.index[k]
 		switch {
@@ -214,7 +262,68 @@ func (s *Server) SetZone(name string, rrs []dns.RR) error {
 		return fmt.Errorf("setting zone %s: content changed but serial %d did not", name, soa.Serial)
 	}
 
-	s.publish(z, prev, &version{soa: soa, apex: apex, rrs: rrs}, del, add, delKey, addKey)
+	s.publish(z, prev, &version{soa: soa, content: &rrList{apex: apexOf(name, rrs), rrs: rrs}}, del, add, delKey, addKey)
+	return nil
+}
+
+// Diff is what changed from one version of a zone to the next: the
+// records that left and those that came.
+type Diff struct {
+	Del, Add []dns.RR
+}
+
+// Publish makes c the current version of the journaled zone name. With d,
+// the difference from the current version, the step is journaled and an
+// IXFR from an older serial gets the condensed steps; with d nil (the
+// first version, or a new start) the journal starts afresh and older
+// clients get the whole zone. It costs in proportion to d — its records
+// are packed and hashed for the journal — never to the zone: the server
+// keeps c, not a copy of its records. The serial must grow (RFC 1982), the
+// records of d must be in the zone and none an SOA. NOTIFY goes out as
+// after SetZone.
+func (s *Server) Publish(name string, c Content, d *Diff) error {
+	name = dns.CanonicalName(name)
+	soa := c.SOA()
+	if soa == nil || !strings.EqualFold(soa.Hdr.Name, name) {
+		return fmt.Errorf("publishing zone %s: no SOA of the zone", name)
+	}
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	z := s.zone(name)
+	if z == nil {
+		z = &zone{name: name}
+	}
+	prev := z.st.Load()
+	if prev != nil && !serialLess(prev.cur.soa.Serial, soa.Serial) {
+		return fmt.Errorf("publishing zone %s: serial %d is not after %d", name, soa.Serial, prev.cur.soa.Serial)
+	}
+	var delKey, addKey []rrKey
+	if d != nil && prev != nil {
+		for _, part := range []struct {
+			what string
+			rrs  []dns.RR
+			keys *[]rrKey
+		}{{"deletion", d.Del, &delKey}, {"addition", d.Add, &addKey}} {
+			for i, rr := range part.rrs {
+				h := rr.Header()
+				if h.Rrtype == dns.TypeSOA {
+					return fmt.Errorf("publishing zone %s: %s %d is an SOA", name, part.what, i)
+				}
+				if !inZone(name, h.Name) {
+					return fmt.Errorf("publishing zone %s: %s %d owner %q is outside the zone", name, part.what, i, h.Name)
+				}
+				k, err := z.keyer.key(rr)
+				if err != nil {
+					return fmt.Errorf("publishing zone %s: packing %s %d: %w", name, part.what, i, err)
+				}
+				*part.keys = append(*part.keys, k)
+			}
+		}
+	} else {
+		prev, d = nil, &Diff{}
+	}
+	z.index = nil // SetZone's, if it had the zone before
+	s.publish(z, prev, &version{soa: soa, content: c}, d.Del, d.Add, delKey, addKey)
 	return nil
 }
 
@@ -229,7 +338,7 @@ func (s *Server) publish(z *zone, prev *state, cur *version, del, add []dns.RR, 
 		for _, d := range j {
 			total += d.size()
 		}
-		for len(j) > 1 && (len(j) > s.journalMax || total > len(cur.rrs)) {
+		for len(j) > 1 && (len(j) > s.journalMax || total > cur.content.Len()) {
 			total -= j[0].size()
 			j = j[1:]
 		}
@@ -242,147 +351,9 @@ func (s *Server) publish(z *zone, prev *state, cur *version, del, add []dns.RR, 
 		s.mu.Unlock()
 	}
 	s.met.zoneSet(z.name, next)
-	s.log.Info("zone set", "zone", z.name, "serial", cur.soa.Serial, "records", len(cur.rrs),
+	s.log.Info("zone set", "zone", z.name, "serial", cur.soa.Serial, "records", cur.content.Len(),
 		"added", len(add), "deleted", len(del), "journal", len(next.journal))
 	s.notifyAll(z.name, cur.soa)
-}
-
-// UpdateZone applies a known change to the journaled zone name: the new SOA,
-// the records to delete (each must be in the zone) and the records to add
-// (records already present are ignored; a record may not be both deleted
-// and added). It costs O(changed) for the diff
-// and journal, plus a copy of the zone's record pointers for the new
-// version, and avoids SetZone's pass over the whole content; use it when
-// the caller knows what changed. The zone must exist (SetZone first).
-func (s *Server) UpdateZone(name string, soa *dns.SOA, del, add []dns.RR) error {
-	name = dns.CanonicalName(name)
-	if soa == nil || !strings.EqualFold(soa.Hdr.Name, name) {
-		return fmt.Errorf("updating zone %s: no SOA of the zone", name)
-	}
-	s.setMu.Lock()
-	defer s.setMu.Unlock()
-	z := s.zone(name)
-	if z == nil {
-		return fmt.Errorf("updating zone %s: zone not set", name)
-	}
-	prev := z.st.Load()
-	if !serialLess(prev.cur.soa.Serial, soa.Serial) {
-		return fmt.Errorf("updating zone %s: serial %d is not after %d", name, soa.Serial, prev.cur.soa.Serial)
-	}
-	check := func(what string, i int, rr dns.RR) error {
-		h := rr.Header()
-		if h.Rrtype == dns.TypeSOA {
-			return fmt.Errorf("updating zone %s: %s %d is an SOA", name, what, i)
-		}
-		if !inZone(name, h.Name) {
-			return fmt.Errorf("updating zone %s: %s %d owner %q is outside the zone", name, what, i, h.Name)
-		}
-		return nil
-	}
-	var (
-		dRR, aRR []dns.RR
-		dKey     []rrKey
-		aKey     []rrKey
-		gone     = make(map[dns.RR]struct{}, len(del))
-		goneKey  = make(map[rrKey]struct{}, len(del))
-		addedKey = make(map[rrKey]struct{}, len(add))
-	)
-	for i, rr := range del {
-		if err := check("deletion", i, rr); err != nil {
-			return err
-		}
-		k, err := z.keyer.key(rr)
-		if err != nil {
-			return fmt.Errorf("updating zone %s: packing deletion %d: %w", name, i, err)
-		}
-		e, ok := z.index[k]
-		if !ok {
-			return fmt.Errorf("updating zone %s: deletion %d %q is not in the zone", name, i, rr.String())
-		}
-		if _, dup := goneKey[k]; dup {
-			continue
-		}
-		goneKey[k] = struct{}{}
-		gone[e.rr] = struct{}{}
-		dRR, dKey = append(dRR, e.rr), append(dKey, k)
-	}
-	for i, rr := range add {
-		if err := check("addition", i, rr); err != nil {
-			return err
-		}
-		k, err := z.keyer.key(rr)
-		if err != nil {
-			return fmt.Errorf("updating zone %s: packing addition %d: %w", name, i, err)
-		}
-		_, present := z.index[k]
-		_, deleted := goneKey[k]
-		_, dup := addedKey[k]
-		if dup || (present && !deleted) {
-			continue
-		}
-		addedKey[k] = struct{}{}
-		aRR, aKey = append(aRR, rr), append(aKey, k)
-	}
-	// Deleted and added again in the same update: nothing changes.
-	for k := range addedKey {
-		if _, ok := goneKey[k]; ok {
-			return fmt.Errorf("updating zone %s: a record is both deleted and added", name)
-		}
-	}
-
-	for _, k := range dKey {
-		delete(z.index, k)
-	}
-	for i, k := range aKey {
-		z.index[k] = indexEntry{aRR[i], z.gen}
-	}
-	old := prev.cur
-	rrs := make([]dns.RR, 0, len(old.rrs)-len(dRR)+len(aRR))
-	rrs = append(rrs, soa)
-	apex := []dns.RR{soa}
-	for _, rr := range old.apex[1:] {
-		if _, g := gone[rr]; !g {
-			apex = append(apex, rr)
-		}
-	}
-	// Copy the kept records in runs between the deleted ones: a scan by
-	// pointer and bulk copies, no per-record append.
-	from := 1
-	for i, rr := range old.rrs[1:] {
-		if len(gone) == 0 {
-			break
-		}
-		if isGone(gone, dRR, rr) {
-			rrs = append(rrs, old.rrs[from:i+1]...)
-			from = i + 2
-			delete(gone, rr)
-		}
-	}
-	rrs = append(rrs, old.rrs[from:]...)
-	for _, rr := range aRR {
-		rrs = append(rrs, rr)
-		if h := rr.Header(); len(h.Name) == len(name) && strings.EqualFold(h.Name, name) {
-			apex = append(apex, rr)
-		}
-	}
-	s.publish(z, prev, &version{soa: soa, apex: apex, rrs: rrs}, dRR, aRR, dKey, aKey)
-	return nil
-}
-
-// isGone reports whether rr is one of the deleted records, by identity: a
-// linear check of a few pointers is much faster than a map lookup per record.
-func isGone(gone map[dns.RR]struct{}, del []dns.RR, rr dns.RR) bool {
-	if len(del) <= 16 {
-		for _, d := range del {
-			if d == rr {
-				_, still := gone[rr]
-				return still
-			}
-		}
-		return false
-	}
-	_, g := gone[rr]
-	return g
 }
 
 // inZone reports whether owner is name or below it, without allocating

@@ -69,6 +69,6 @@ func (m *metrics) zoneSet(name string, st *state) {
 	}
 	m.journalVersions.WithLabelValues(name).Set(float64(len(st.journal)))
 	m.journalRecords.WithLabelValues(name).Set(float64(n))
-	m.zoneRecords.WithLabelValues(name).Set(float64(len(st.cur.rrs)))
+	m.zoneRecords.WithLabelValues(name).Set(float64(st.cur.content.Len()))
 	m.zoneSerial.WithLabelValues(name).Set(float64(st.cur.soa.Serial))
 }

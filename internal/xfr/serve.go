@@ -109,12 +109,12 @@ func transferType(t uint16) string {
 	return ""
 }
 
-// content returns a served zone: the journal state of a journaled zone, or
-// the records of a Fallback zone.
-func (s *Server) content(name string) (st *state, rrs []dns.RR, soa *dns.SOA) {
+// content returns a served zone: the journal state and current version of
+// a journaled zone, or the records of a Fallback zone as a version.
+func (s *Server) content(name string) (st *state, c Content, soa *dns.SOA) {
 	if z := s.zone(name); z != nil {
 		st = z.st.Load()
-		return st, st.cur.rrs, st.cur.soa
+		return st, st.cur.content, st.cur.soa
 	}
 	if s.cfg.Fallback == nil {
 		return nil, nil, nil
@@ -128,27 +128,17 @@ func (s *Server) content(name string) (st *state, rrs []dns.RR, soa *dns.SOA) {
 		s.log.Error("fallback zone does not start with its SOA", "zone", name)
 		return nil, nil, nil
 	}
-	return nil, rrs, soa
+	return nil, &rrList{apex: apexOf(name, rrs), rrs: rrs}, soa
 }
 
 func (s *Server) query(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name string, qtype uint16, src netip.Addr) {
-	var apex []dns.RR
-	st, rrs, soa := s.content(name)
-	switch {
-	case st != nil:
-		apex = st.cur.apex
-	case soa != nil:
-		for _, rr := range rrs {
-			if strings.EqualFold(rr.Header().Name, name) {
-				apex = append(apex, rr)
-			}
-		}
-	default:
+	_, c, soa := s.content(name)
+	if soa == nil {
 		s.refused(w, r, tsig, "", refuseNotServed, src)
 		return
 	}
 	var ans []dns.RR
-	for _, rr := range apex {
+	for _, rr := range c.Apex() {
 		if qtype == dns.TypeANY || rr.Header().Rrtype == qtype {
 			ans = append(ans, rr)
 		}
@@ -162,7 +152,7 @@ func (s *Server) query(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name st
 
 // transfer serves AXFR and IXFR.
 func (s *Server) transfer(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name, typ string, src netip.Addr, start time.Time) {
-	st, rrs, soa := s.content(name)
+	st, c, soa := s.content(name)
 	if soa == nil {
 		s.met.transfer(typ, "notfound")
 		s.logRefusal(r, typ, refuseNotServed, src)
@@ -213,9 +203,10 @@ func (s *Server) transfer(w dns.ResponseWriter, r *dns.Msg, tsig *dns.TSIG, name
 	out := &streamer{w: w, req: r, tsig: tsig}
 	result := "full"
 	if plan.full {
-		for _, rr := range rrs {
+		c.Records(func(rr dns.RR) bool {
 			out.add(rr)
-		}
+			return out.err == nil
+		})
 		out.add(soa)
 	} else {
 		result = "incremental"

@@ -4,9 +4,10 @@
 // consumers (BIND, Unbound), sends NOTIFY (RFC 1996) on change, and requires
 // TSIG (RFC 8945) and a source-address ACL by default.
 //
-// Journaled zones (SetZone) keep a bounded journal of differences so that a
-// one-name change in an 800,000-name zone is sent as a few records. Other
-// zones come from a Fallback Source and are served by full transfer only.
+// Journaled zones (SetZone, Publish) keep a bounded journal of differences
+// so that a one-name change in an 800,000-name zone is sent as a few
+// records. Other zones come from a Fallback Source and are served by full
+// transfer only.
 package xfr
 
 import (
@@ -234,16 +235,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("xfr shutdown: %w", err)
 	}
 	return nil
-}
-
-// Handles reports whether the server takes q when it is plugged into another
-// DNS server (dnssink.TransferHandler): zone transfers, and queries for the
-// apex of a journaled zone.
-func (s *Server) Handles(q dns.Question) bool {
-	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
-		return true
-	}
-	return s.zone(dns.CanonicalName(q.Name)) != nil
 }
 
 func (s *Server) zone(name string) *zone {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,7 +103,7 @@ func TestSetZoneDuplicates(t *testing.T) {
 	if err := s.SetZone(testZone, rrs); err != nil {
 		t.Fatal(err)
 	}
-	if got := len(s.zone(testZone).st.Load().cur.rrs); got != 3 {
+	if got := s.zone(testZone).st.Load().cur.content.Len(); got != 3 {
 		t.Errorf("zone has %d records, want 3 after removing the duplicate", got)
 	}
 }
@@ -478,21 +479,6 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func TestHandles(t *testing.T) {
-	s, _ := New(Config{})
-	defer s.Shutdown(context.Background())
-	s.SetZone(testZone, rpzZone(1, 1))
-	for q, want := range map[dns.Question]bool{
-		{Name: "RPZ.test.", Qtype: dns.TypeSOA, Qclass: dns.ClassINET}:     true,
-		{Name: "x.example.", Qtype: dns.TypeAXFR, Qclass: dns.ClassINET}:   true,
-		{Name: "seized.example.", Qtype: dns.TypeA, Qclass: dns.ClassINET}: false,
-	} {
-		if got := s.Handles(q); got != want {
-			t.Errorf("Handles(%v) = %v", q, got)
-		}
-	}
-}
-
 func TestInZone(t *testing.T) {
 	for _, tc := range []struct {
 		owner string
@@ -513,51 +499,89 @@ func TestInZone(t *testing.T) {
 	}
 }
 
-func TestUpdateZone(t *testing.T) {
-	s, addr := startServer(t, Config{})
-	if err := s.UpdateZone(testZone, rpzZone(1, 0)[0].(*dns.SOA), nil, nil); err == nil {
-		t.Error("UpdateZone of a zone never set accepted")
+// madeContent is a Content whose records are made at each call, as the
+// RPZ's are from the served set; it counts the calls.
+type madeContent struct {
+	rrs   []dns.RR
+	calls *atomic.Int32
+}
+
+func (c madeContent) SOA() *dns.SOA  { soa, _ := c.rrs[0].(*dns.SOA); return soa }
+func (c madeContent) Apex() []dns.RR { return apexOf(c.rrs[0].Header().Name, c.rrs) }
+func (c madeContent) Len() int       { return len(c.rrs) }
+
+func (c madeContent) Records(yield func(dns.RR) bool) {
+	c.calls.Add(1)
+	for _, rr := range c.rrs {
+		if !yield(dns.Copy(rr)) {
+			return
+		}
 	}
+}
+
+func TestPublish(t *testing.T) {
+	s, addr := startServer(t, Config{})
+	var calls atomic.Int32
 	v1 := rpzZone(1, 10)
-	if err := s.SetZone(testZone, v1); err != nil {
-		t.Fatal(err)
+	if err := s.Publish(testZone, madeContent{v1, &calls}, &Diff{Del: v1[2:4]}); err != nil {
+		t.Fatal(err) // the first version: its diff is ignored
+	}
+	msgs, err := transferIn(t, addr, testZone, false, 0, testKey, testSecret)
+	if resp := flatten(msgs); err != nil || !sameZone(resp[:len(resp)-1], v1) || calls.Load() != 1 {
+		t.Fatalf("axfr of the first version: %v %v, %d calls", resp, err, calls.Load())
 	}
 	v2 := rpzZone(2, 9, "added.example") // d9 deleted, added.example added
 	del := zoneText(t, "d9.example.rpz.test. 300 IN CNAME .", "*.d9.example.rpz.test. 300 IN CNAME .")
-	add := zoneText(t, "added.example.rpz.test. 300 IN CNAME .", "*.added.example.rpz.test. 300 IN CNAME .",
-		"d0.example.rpz.test. 300 IN CNAME .") // already there: ignored
-	soa2 := v2[0].(*dns.SOA)
+	add := zoneText(t, "added.example.rpz.test. 300 IN CNAME .", "*.added.example.rpz.test. 300 IN CNAME .")
 	for _, bad := range []struct {
-		soa      *dns.SOA
-		del, add []dns.RR
+		c    madeContent
+		d    *Diff
+		want string
 	}{
-		{v1[0].(*dns.SOA), del, add}, // serial not increased
-		{soa2, zoneText(t, "nothere.rpz.test. 300 IN CNAME ."), nil},
-		{soa2, nil, zoneText(t, "a.other.test. 300 IN A 192.0.2.1")},
-		{soa2, del, del},
+		{madeContent{v1, &calls}, &Diff{Del: del}, "serial 1 is not after 1"},
+		{madeContent{v2, &calls}, &Diff{Del: v1[:1]}, "deletion 0 is an SOA"},
+		{madeContent{v2, &calls}, &Diff{Add: zoneText(t, "a.other.test. 300 IN A 192.0.2.1")}, "outside the zone"},
+		{madeContent{rpzZone(3, 1)[2:], &calls}, nil, "no SOA"},
 	} {
-		if err := s.UpdateZone(testZone, bad.soa, bad.del, bad.add); err == nil {
-			t.Errorf("UpdateZone(%v, %v, %v) accepted", bad.soa, bad.del, bad.add)
+		if err := s.Publish(testZone, bad.c, bad.d); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("Publish(%v) = %v, want %q", bad.d, err, bad.want)
 		}
 	}
-	if err := s.UpdateZone(testZone, soa2, del, add); err != nil {
+	if err := s.Publish(testZone, madeContent{v2, &calls}, &Diff{Del: del, Add: add}); err != nil {
 		t.Fatal(err)
-	}
-	msgs, err := transferIn(t, addr, testZone, false, 0, testKey, testSecret)
-	if resp := flatten(msgs); err != nil || !sameZone(resp[:len(resp)-1], v2) {
-		t.Fatalf("axfr after UpdateZone: %v %v", resp, err)
 	}
 	msgs, err = transferIn(t, addr, testZone, true, 1, testKey, testSecret)
 	if resp := flatten(msgs); err != nil || len(resp) != 8 || !sameZone(applyIXFR(t, v1, resp), v2) {
-		t.Fatalf("ixfr after UpdateZone: %v %v", resp, err)
+		t.Fatalf("ixfr after Publish: %v %v", resp, err)
 	}
-	// The index stayed exact: the same content by SetZone is a pure
-	// SOA change.
-	if err := s.SetZone(testZone, rpzZone(3, 9, "added.example")); err != nil {
+	if calls.Load() != 1 {
+		t.Errorf("an IXFR made the zone's records: %d calls", calls.Load())
+	}
+	r, err := exchange(t, "tcp", addr, soaQuery(testZone), testKey, testSecret)
+	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.SOA).Serial != 2 {
+		t.Errorf("SOA after Publish: %v %v", r, err)
+	}
+	// Without a diff the journal starts afresh: an older client gets the
+	// whole zone.
+	v3 := rpzZone(3, 9, "added.example")
+	if err := s.Publish(testZone, madeContent{v3, &calls}, nil); err != nil {
 		t.Fatal(err)
 	}
-	j := s.zone(testZone).st.Load().journal
-	if d := j[len(j)-1]; len(d.add)+len(d.del) != 0 {
-		t.Errorf("SetZone after UpdateZone: -%d +%d, want nothing", len(d.del), len(d.add))
+	msgs, err = transferIn(t, addr, testZone, true, 2, testKey, testSecret)
+	if resp := flatten(msgs); err != nil || !sameZone(resp[:len(resp)-1], v3) {
+		t.Fatalf("ixfr from a serial before a new start: %v %v", resp, err)
 	}
+	// SetZone takes a published zone over, starting afresh too.
+	if err := s.SetZone(testZone, rpzZone(4, 9)); err != nil {
+		t.Fatal(err)
+	}
+	if j := s.zone(testZone).st.Load().journal; len(j) != 0 {
+		t.Errorf("SetZone after Publish: a journal of %d", len(j))
+	}
+}
+
+func soaQuery(zone string) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(zone, dns.TypeSOA)
+	return m
 }
