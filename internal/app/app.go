@@ -11,35 +11,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/takedown-project/takedown/internal/api"
-	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/config"
-	"github.com/takedown-project/takedown/internal/cpuload"
 	"github.com/takedown-project/takedown/internal/dbfile"
-	"github.com/takedown-project/takedown/internal/dnssink"
-	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/idle"
 	"github.com/takedown-project/takedown/internal/pipeline"
-	"github.com/takedown-project/takedown/internal/pull"
-	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/servedset"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/store"
-	"github.com/takedown-project/takedown/internal/uniq"
-	"github.com/takedown-project/takedown/internal/xfr"
 )
 
 // Local is the database opened in this process.
@@ -125,303 +110,6 @@ func ReadToken(path string) (string, error) {
 	return tok, nil
 }
 
-// Serve runs `takedown serve` until ctx is cancelled; see ServeWith. ready,
-// if not nil, is called with the API address once everything accepts
-// requests.
-func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(addr string)) error {
-	return ServeWith(ctx, cfg, log, Hooks{Ready: ready})
-}
-
-// ServeWith runs `takedown serve` with Effective(cfg) until ctx is
-// cancelled: it opens the database, starts the event pipeline, the DNS
-// sinkhole, the listeners and the API, keeps the zones in step with the
-// registry, and reloads when h.Reloads asks (SIGHUP, see Hooks). At the
-// end it shuts down in reverse order, logging how long each step took: it
-// stops accepting (API, listeners, DNS), drains the pipeline for at most
-// pipeline.drain_timeout_ms, and closes the spool and the store.
-func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks) (err error) {
-	start := time.Now()
-	cfg = Effective(cfg)
-	var stack []func()
-	rd := new(readiness) // GET /readyz
-	defer func() {
-		rd.stopping.Store(true)
-		log.Info("shutting down")
-		for i := len(stack) - 1; i >= 0; i-- {
-			stack[i]()
-		}
-		log.Info("stopped", "uptime", time.Since(start).Round(time.Millisecond))
-	}()
-	step := func(what string, t0 time.Time) { log.Info(what, "took", time.Since(t0).Round(time.Microsecond)) }
-	onStop := func(what string, fn func() error) {
-		stack = append(stack, func() {
-			t0 := time.Now()
-			if err := fn(); err != nil {
-				log.Error(what, "err", err)
-			}
-			step(what, t0)
-		})
-	}
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	t0 := time.Now()
-	// Before the database opens: DuckDB's workers are started then, and
-	// keep the CPUs of the thread that starts them.
-	idle.SetBackgroundCPUs(cfg.Pipeline.BackgroundCPUs)
-	local, err := Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	step("database open", t0)
-	onStop("database closed", local.Close)
-
-	// Enrichment: offline databases, reloaded when they change.
-	t0 = time.Now()
-	enr, err := enrich.New(enrich.Config{
-		Databases: cfg.Enrich.Databases, AbuseFiles: cfg.Enrich.AbuseFiles, RIRFiles: cfg.Enrich.RIRFiles,
-		CacheSize: cfg.Enrich.CacheSize, Logger: log.With("component", "enrich"), Registerer: metrics,
-	})
-	if err != nil {
-		return fmt.Errorf("enrich: %w", err)
-	}
-	if err := enr.Start(ctx); err != nil {
-		return fmt.Errorf("enrich: %w", err)
-	}
-	onStop("enrichment stopped", enr.Close)
-	if n := len(enr.Sources()); n > 0 {
-		step("enrichment databases loaded", t0)
-	}
-
-	// The pipeline: every event goes to the disk spool, and from there in
-	// batches to the store; sinks never wait for the store.
-	t0 = time.Now()
-	sp, err := spool.Open(spoolConfig(cfg, log.With("component", "spool"), metrics))
-	if err != nil {
-		return fmt.Errorf("pipeline.spool_dir: %w", err)
-	}
-	onStop("spool closed", sp.Close)
-	quar, err := quarantine.Open(cfg.Pipeline.QuarantineDir)
-	if err != nil {
-		return fmt.Errorf("pipeline.quarantine_dir: %w", err)
-	}
-	hosts := uniq.New(uniq.Config{})
-	rules, err := classify.New(classify.Config{Path: cfg.Classify.Rules, Logger: log, Registerer: metrics})
-	if err != nil {
-		return fmt.Errorf("classify.rules: %w", err)
-	}
-	rulesCtx, stopRules := context.WithCancel(ctx)
-	rulesDone := make(chan struct{})
-	go func() { defer close(rulesDone); rules.Run(rulesCtx) }()
-	onStop("rules watcher stopped", func() error { stopRules(); <-rulesDone; return nil })
-	// A reload (SIGHUP) reads the config file again and applies what can
-	// change live: the log level, the rules and the enrichment files (both
-	// also follow their files on their own); it re-reads those files too.
-	rl := &reloader{cur: cfg, load: h.Reload, level: h.LogLevel, rules: rules, enr: enr, log: log}
-	hupDone := make(chan struct{})
-	go func() {
-		defer close(hupDone)
-		for {
-			select {
-			case <-rulesCtx.Done():
-				return
-			case <-h.Reloads:
-				rl.reload()
-			}
-		}
-	}()
-	onStop("SIGHUP handler stopped", func() error { stopRules(); <-hupDone; return nil })
-	load := cpuload.Start(ctx, 100*time.Millisecond)
-	pipe, err := pipeline.New(pipeline.Config{
-		Spool: sp, SpoolMaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20, Saturated: load.Saturated,
-		Store: local.Store, Classifier: rules, Enricher: enr, Observer: hosts, Quarantine: quar,
-		BatchSize: cfg.Pipeline.BatchSize, FlushInterval: time.Duration(cfg.Pipeline.FlushMS) * time.Millisecond,
-		MaxLag: time.Duration(cfg.Pipeline.MaxLagS) * time.Second,
-		Logger: log.With("component", "pipeline"), Registerer: metrics,
-	})
-	if err != nil {
-		return err
-	}
-	pctx, stopPipeline := context.WithCancel(context.Background())
-	pipeErr := make(chan error, 1)
-	go func() { pipeErr <- pipe.Run(pctx, time.Duration(cfg.Pipeline.DrainTimeoutMS)*time.Millisecond) }()
-	onStop("pipeline drained", func() error {
-		stopPipeline()
-		err := <-pipeErr
-		s := pipe.Stats()
-		log.Info("pipeline", "recorded", s.Recorded, "stored", s.Stored, "dropped", s.Dropped,
-			"left_in_spool", s.Backlog, "left_in_spool_bytes", s.BacklogBytes, "invalid", s.Invalid, "quarantined", s.Quarantined)
-		return err
-	})
-	step("pipeline started", t0)
-	seedCtx, stopSeed := context.WithCancel(ctx)
-	seeded := make(chan struct{})
-	go func() { defer close(seeded); seedHosts(seedCtx, local.Store, hosts, time.Now(), log) }()
-	onStop("host counters seeded", func() error { stopSeed(); <-seeded; return nil })
-	rd.db, rd.pipe, rd.sp = local.DB, pipe, sp
-	status := newStatusSource(cfg, local.Store, sp, pipe, enr, hosts, quar, start)
-
-	// The served set: the seized zones, their cases and what the zones
-	// answer. The registry's publisher keeps it in step with the registry;
-	// the sinkhole, the listeners, the ingest endpoint and the transfer
-	// server read it, whichever of them run.
-	served := servedset.NewSet()
-	pub := local.Registry.NewPublisher(registry.PublisherConfig{
-		Served: served, Sinkhole: sinkholeConfig(cfg), Operator: cfg.Operator, Logger: log,
-	})
-	// The DNS sinkhole.
-	var sink *dnssink.Server
-	if len(cfg.DNS.Listen) > 0 {
-		dc := dnsConfig(cfg)
-		dc.Served = served
-		dc.Recorder = recorder{pipe}
-		dc.Logger = log.With("component", "dns")
-		dc.Registerer = metrics
-		if sink, err = dnssink.New(dc); err != nil {
-			return fmt.Errorf("dns: %w", err)
-		}
-	}
-	// The transfer server: AXFR/IXFR of the sinkhole zones and the RPZ
-	// feed, with NOTIFY.
-	var xs *xfr.Server
-	if len(cfg.Transfer.Listen) > 0 {
-		xc, err := xfrConfig(cfg)
-		if err != nil {
-			return err
-		}
-		xc.Fallback = dnssink.NewZoneSource(served)
-		xc.Logger = log.With("component", "xfr")
-		xc.Registerer = metrics
-		if xs, err = xfr.New(xc); err != nil {
-			return fmt.Errorf("transfer: %w", err)
-		}
-		stopFollow, err := followServed(cfg, served, xs, log.With("component", "rpz"))
-		if err != nil {
-			return err
-		}
-		onStop("rpz feed stopped", func() error { stopFollow(); return nil })
-	}
-	t0 = time.Now()
-	if err := pub.Load(ctx); err != nil {
-		return fmt.Errorf("loading zones: %w", err)
-	}
-	if sink != nil {
-		if err := sink.Start(ctx); err != nil {
-			return fmt.Errorf("dns.listen: %w", err)
-		}
-		onStop("dns stopped", within(5*time.Second, sink.Shutdown))
-		log.Info("dns sinkhole listening", "addrs", fmt.Sprint(sink.Addrs()), "serial", sink.Serial())
-	}
-	step("sinkhole started", t0)
-	if xs != nil {
-		if err := xs.Start(ctx); err != nil {
-			return fmt.Errorf("transfer.listen: %w", err)
-		}
-		onStop("transfer stopped", within(5*time.Second, xs.Shutdown))
-		log.Info("transfer server listening", "addrs", fmt.Sprint(xs.Addrs()), "rpz", RPZConfig(cfg).ZoneName())
-	}
-	// The listeners: HTTP, HTTPS, SMTP and the catch-alls.
-	t0 = time.Now()
-	stops, err := startListeners(ctx, cfg, recorder{pipe}, rules, served, log, metrics)
-	for _, stop := range stops {
-		onStop("listener stopped", within(10*time.Second, stop))
-	}
-	if err != nil {
-		return err
-	}
-	step("listeners started", t0)
-	rd.listening.Store(true) // and the sinkhole and the transfer server, started before
-	pubCtx, stopPub := context.WithCancel(ctx)
-	pubDone := make(chan struct{})
-	go func() { defer close(pubDone); pub.Run(pubCtx) }()
-	onStop("served set publisher stopped", func() error { stopPub(); <-pubDone; return nil })
-
-	// The API, with /metrics beside it.
-	token, err := EnsureToken(cfg.API.TokenFile)
-	if err != nil {
-		return err
-	}
-	// The subscribers' reports: their pull feed, and the daily e-mail.
-	mailer, err := openMail(ctx, cfg, local, log.With("component", "mail"), metrics)
-	if err != nil {
-		return err
-	}
-	reps := newReports(cfg, local, mailer, log.With("component", "reports"))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	subFeed := pull.New(pullConfig(cfg, local.Registry, local.Store, reps, log.With("component", "feed")))
-	mux.Handle("/api/", subFeed)
-	mux.Handle("GET /readyz", rd)
-	// The web dashboard, under /ui/.
-	dash, stopDash, err := startDashboard(ctx, cfg, local, token, log.With("component", "dashboard"))
-	if err != nil {
-		return err
-	}
-	if dash != nil {
-		onStop("dashboard stopped", stopDash)
-		mux.Handle("/ui/", dash)
-		mux.Handle("GET /ui", dash)
-		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	}
-	mux.Handle("/", api.New(api.Config{
-		Registry: local.Registry, Events: local.Store, Token: token, Status: status.status, Reports: reps,
-		Ingest:     newIngester(pipe, sp, served, rules, ingestBusy(sp, int64(cfg.Pipeline.SpoolMaxMB)<<20), metrics).ingest,
-		Quarantine: &servedQuarantine{q: quar, pipe: pipe, sp: sp},
-		Logger:     log.With("component", "api"),
-	}))
-	ln, err := net.Listen("tcp", cfg.API.Listen)
-	if err != nil {
-		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
-	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	srv.RegisterOnShutdown(subFeed.Close)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	onStop("api stopped", within(10*time.Second, srv.Shutdown))
-	if mailer != nil && *cfg.Reports.Send {
-		repCtx, stopReports := context.WithCancel(ctx)
-		repDone := make(chan struct{})
-		// Building the day's reports can wait for the sinks: idle class.
-		go func() { defer close(repDone); idle.Run(func() { reps.Run(repCtx) }) }()
-		onStop("daily reports stopped", func() error { stopReports(); <-repDone; return nil })
-		log.Info("daily reports by e-mail", "relay", cfg.Mail.Relay)
-	}
-	log.Info("api listening", "addr", ln.Addr().String(), "db", cfg.Store.Path)
-
-	retCtx, stopRetention := context.WithCancel(ctx)
-	retDone := make(chan struct{})
-	go func() {
-		defer close(retDone)
-		runRetention(retCtx, local.Store, cfg.Store.RetentionDays, log.With("component", "retention"))
-	}()
-	onStop("retention stopped", func() error { stopRetention(); <-retDone; return nil })
-
-	log.Info("takedown serving", "startup", time.Since(start).Round(time.Microsecond))
-	if h.Ready != nil {
-		h.Ready(ln.Addr().String())
-	}
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-errc:
-		return fmt.Errorf("api server: %w", err)
-	}
-}
-
-// within adapts a Shutdown(ctx) method to a stop step with a deadline.
-func within(d time.Duration, shutdown func(context.Context) error) func() error {
-	return func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		return shutdown(ctx)
-	}
-}
-
 // recorder adapts the pipeline to the sinks' Recorder interfaces.
 type recorder struct{ p *pipeline.Pipeline }
 
@@ -450,8 +138,13 @@ func syncInterval(ms int) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
+// retention is what runRetention needs of the event store.
+type retention interface {
+	DeleteBefore(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
 // runRetention deletes events older than days, at start and then hourly.
-func runRetention(ctx context.Context, st *store.Store, days int, log *slog.Logger) {
+func runRetention(ctx context.Context, st retention, days int, log *slog.Logger) {
 	if days <= 0 {
 		return
 	}
