@@ -180,7 +180,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	t0 = time.Now()
 	enr, err := enrich.New(enrich.Config{
 		Databases: cfg.Enrich.Databases, AbuseFiles: cfg.Enrich.AbuseFiles, RIRFiles: cfg.Enrich.RIRFiles,
-		CacheSize: cfg.Enrich.CacheSize, Logger: log.With("component", "enrich"), Registerer: metrics,
+		CacheSize: cfg.Enrich.CacheSize, Logger: log, Registerer: metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("enrich: %w", err)
@@ -268,7 +268,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 	if len(cfg.DNS.Listen) > 0 {
 		dc := dnsConfig(cfg)
 		dc.Recorder = recorder{pipe}
-		dc.Logger = log.With("component", "dns")
+		dc.Logger = log
 		dc.Registerer = metrics
 		if sink, err = dnssink.New(dc); err != nil {
 			return fmt.Errorf("dns: %w", err)
@@ -285,7 +285,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, opt Opt
 		if sink != nil {
 			xc.Fallback = sink
 		}
-		xc.Logger = log.With("component", "xfr")
+		xc.Logger = log
 		xc.Registerer = metrics
 		if xs, err = xfr.New(xc); err != nil {
 			return fmt.Errorf("transfer: %w", err)
