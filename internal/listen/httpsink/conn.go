@@ -15,7 +15,7 @@ import (
 // end of life, and, while a TLS handshake runs, records the first bytes
 // the client sent.
 type sinkConn struct {
-	net.Conn // from connlimit
+	net.Conn // from the sink package's limits
 	s        *Server
 	p        proto
 	start    time.Time

@@ -159,7 +159,7 @@ func (s *Server) serve(c net.Conn) {
 }
 
 // A session's connection lingers after its end for at most lingerTime, or
-// until lingerBytes more have come (connlimit.CloseLingering): a bot that
+// until lingerBytes more have come (sink.CloseLingering): a bot that
 // sent a burst of garbage still gets the greeting and the reply that ended
 // its session.
 const (
