@@ -42,7 +42,7 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 			MaxBodyBytes: cfg.Listen.MaxBodyBytes, HeadBytes: cfg.Listen.HeadBytes,
 			MaxConns: cfg.Listen.MaxConns, MaxConnsPerIP: cfg.Listen.MaxConnsPerIP, Loops: cfg.Listen.HTTPLoops,
 			DeferAccept: time.Duration(cfg.Listen.DeferAcceptS) * time.Second,
-			Logger:      log.With("component", "http"), Registerer: reg,
+			Logger:      log, Registerer: reg,
 		})
 		if err != nil {
 			return stops, fmt.Errorf("listen: %w", err)
@@ -51,15 +51,15 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 			return stops, fmt.Errorf("listen.http/https: %w", err)
 		}
 		stops = append(stops, hs.Shutdown)
-		h, s := hs.Addrs()
-		log.Info("http listeners started", "http", fmt.Sprint(h), "https", fmt.Sprint(s))
+		a, n := hs.Addrs(), len(cfg.Listen.HTTP)
+		log.Info("http listeners started", "http", fmt.Sprint(a[:n]), "https", fmt.Sprint(a[n:]))
 	}
 	if len(cfg.Listen.SMTP) > 0 {
 		ss, err := smtpsink.New(smtpsink.Config{
 			Listen: cfg.Listen.SMTP, Sensor: cfg.Sensor, TLS: ca.TLSConfig(),
 			Classifier: rules, Zones: zones, Recorder: rec, HeadBytes: cfg.Listen.HeadBytes,
 			MaxConns: cfg.Listen.MaxConns, MaxConnsPerIP: cfg.Listen.MaxConnsPerIP,
-			Logger: log.With("component", "smtp"), Registerer: reg,
+			Logger: log, Registerer: reg,
 		})
 		if err != nil {
 			return stops, fmt.Errorf("listen.smtp: %w", err)
@@ -74,7 +74,7 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 		rs, err := rawsink.New(rawsink.Config{
 			TCP: cfg.Listen.TCP, UDP: cfg.Listen.UDP, Sensor: cfg.Sensor, HeadBytes: cfg.Listen.HeadBytes,
 			Classifier: rules, Recorder: rec, MaxConns: cfg.Listen.MaxConns, MaxConnsPerIP: cfg.Listen.MaxConnsPerIP,
-			Logger: log.With("component", "raw"), Registerer: reg,
+			Logger: log, Registerer: reg,
 		})
 		if err != nil {
 			return stops, fmt.Errorf("listen.tcp/udp: %w", err)
@@ -83,8 +83,8 @@ func startListeners(ctx context.Context, cfg config.Config, rec recorder, rules 
 			return stops, fmt.Errorf("listen.tcp/udp: %w", err)
 		}
 		stops = append(stops, rs.Shutdown)
-		t, u := rs.Addrs()
-		log.Info("catch-all listeners started", "tcp", fmt.Sprint(t), "udp", fmt.Sprint(u))
+		a, n := rs.Addrs(), len(cfg.Listen.TCP)
+		log.Info("catch-all listeners started", "tcp", fmt.Sprint(a[:n]), "udp", fmt.Sprint(a[n:]))
 	}
 	return stops, nil
 }

@@ -146,7 +146,7 @@ func (s *server) startEnrichment(ctx context.Context) (func() error, error) {
 	t0 := time.Now()
 	enr, err := enrich.New(enrich.Config{
 		Databases: s.cfg.Enrich.Databases, AbuseFiles: s.cfg.Enrich.AbuseFiles, RIRFiles: s.cfg.Enrich.RIRFiles,
-		CacheSize: s.cfg.Enrich.CacheSize, Logger: s.log.With("component", "enrich"), Registerer: s.metrics,
+		CacheSize: s.cfg.Enrich.CacheSize, Logger: s.log, Registerer: s.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("enrich: %w", err)
@@ -254,7 +254,7 @@ func (s *server) startServedSet(ctx context.Context) (func() error, error) {
 		return nil, err
 	}
 	xc.Fallback = dnssink.NewZoneSource(s.served)
-	xc.Logger = s.log.With("component", "xfr")
+	xc.Logger = s.log
 	xc.Registerer = s.metrics
 	if s.xs, err = xfr.New(xc); err != nil {
 		return nil, fmt.Errorf("transfer: %w", err)
@@ -277,7 +277,7 @@ func (s *server) startSinkhole(ctx context.Context) (func() error, error) {
 	dc := dnsConfig(s.cfg)
 	dc.Served = s.served
 	dc.Recorder = recorder{s.pipe}
-	dc.Logger = s.log.With("component", "dns")
+	dc.Logger = s.log
 	dc.Registerer = s.metrics
 	sink, err := dnssink.New(dc)
 	if err != nil {

@@ -19,9 +19,11 @@ type metrics struct {
 	swaps     prometheus.Counter
 	serial    prometheus.Gauge
 	recorded  prometheus.Counter
+	// collectors are registered by the server's sink.Lifecycle.
+	collectors []prometheus.Collector
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics() *metrics {
 	const ns, sub = "takedown", "dnssink"
 	rrlDrop := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "rrl_dropped_total",
@@ -73,18 +75,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			m.queryFast[t][rc] = m.queries.WithLabelValues(tr, rcodeString(rc))
 		}
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{
+	m.collectors = []prometheus.Collector{
 		m.queries, rrlDrop, rrlSlip, m.malformed, m.refused,
 		m.zones, m.swaps, m.serial, m.recorded,
-	} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("registering dnssink metrics: %w", err)
-		}
 	}
-	return m, nil
+	return m
 }
 
 // query counts one request.

@@ -98,8 +98,7 @@ func (s *Server) startRaw(c *net.UDPConn, local netip.AddrPort) bool {
 	r.readers.Store(int32(s.cfg.UDPWorkers))
 	for range s.cfg.UDPWorkers {
 		procs.Add(1)
-		s.wg.Add(1)
-		go s.serveRawUDP(r, local)
+		s.life.Go(func() { s.serveRawUDP(r, local) })
 	}
 	return true
 }
@@ -124,7 +123,6 @@ func (s *Server) serveRawUDP(r *rawUDP, local netip.AddrPort) {
 			unix.Close(r.fd)
 		}
 		procs.Add(-1)
-		s.wg.Done()
 	}()
 	var (
 		rh    = make([]mmsghdr, udpBatch)
@@ -151,7 +149,7 @@ func (s *Server) serveRawUDP(r *rawUDP, local netip.AddrPort) {
 		}
 		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&rh[0])),
 			udpBatch, unix.MSG_WAITFORONE, 0, 0)
-		if s.udpClosing.Load() || errno == unix.EBADF {
+		if s.life.Closing() || errno == unix.EBADF {
 			return
 		}
 		if errno == unix.EINTR || errno == unix.EAGAIN {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/takedown-project/takedown/internal/listen/sink"
 	"github.com/takedown-project/takedown/internal/servedset"
 )
 
@@ -63,32 +64,21 @@ type Server struct {
 	view        atomic.Pointer[view]
 	unsubscribe func()
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	// udpClosing tells the blocking UDP readers (raw) to leave.
-	udpClosing atomic.Bool
-	raw        []*rawUDP
-	udp        []*net.UDPConn
-	tcp        []*net.TCPListener
-	conns      map[net.Conn]struct{}
-	wg         sync.WaitGroup
+	// life binds, accepts, keeps the TCP connections and shuts down;
+	// the blocking UDP readers (raw) leave when it is closing.
+	life *sink.Lifecycle
+	raw  []*rawUDP
 }
 
 // New checks cfg and returns a server that answers from cfg.Served.
 func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:    cfg,
-		log:    cfg.Logger,
+		log:    sink.Logger(cfg.Logger, "dnssink"),
 		now:    cfg.Now,
 		rec:    cfg.Recorder,
 		maxUDP: cfg.MaxUDPSize,
-		conns:  map[net.Conn]struct{}{},
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("component", "dnssink")
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -143,11 +133,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.macPool.New = s.newMAC
 
-	m, err := newMetrics(cfg.Registerer)
+	s.m = newMetrics()
+	var err error
+	s.life, err = sink.New(sink.Config{
+		Name: "dnssink", Protocols: []string{"dns"},
+		Limits: sink.Limits{Max: s.cfg.MaxTCPConns}, SharedLimits: true,
+		Logger: s.log, Registerer: cfg.Registerer, Collectors: s.m.collectors,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("dnssink: %w", err)
+		return nil, err
 	}
-	s.m = m
 	// Follow the served set from now on; then take its current snapshot
 	// (a step in between is taken twice, which changes nothing).
 	s.unsubscribe = cfg.Served.Subscribe(func(u servedset.Update) { s.follow(u.New) })
@@ -255,52 +250,35 @@ func (v *view) zoneRecords(name string) ([]dns.RR, bool) {
 // both; port 0 picks a free one) and serves until Shutdown. ctx bounds the
 // binding only. If any address fails, nothing stays bound.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("dnssink: already started")
-	}
 	if len(s.cfg.Listen) == 0 {
 		return errors.New("dnssink: no listen addresses")
 	}
 	var udp []*net.UDPConn
-	var tcp []*net.TCPListener
-	fail := func(err error) error {
-		for _, c := range udp {
-			c.Close()
+	var tcp []*sink.Listener
+	return s.life.Start(func(b *sink.Binder) error {
+		for _, addr := range s.cfg.Listen {
+			u, t, err := bindPair(ctx, addr)
+			if err != nil {
+				return err
+			}
+			b.AdoptPacket("dns", u)
+			udp, tcp = append(udp, u), append(tcp, b.Adopt(0, t))
+		}
+		return nil
+	}, func() {
+		for _, u := range udp {
+			local := sink.AddrPort(u.LocalAddr())
+			if !s.noBatch && !s.noRaw && s.startRaw(u, local) {
+				continue
+			}
+			for range s.cfg.UDPWorkers {
+				s.life.Go(func() { s.serveUDP(u, local) })
+			}
 		}
 		for _, l := range tcp {
-			l.Close()
+			s.life.Serve(0, l, s.serveConn)
 		}
-		return err
-	}
-	for _, addr := range s.cfg.Listen {
-		u, t, err := bindPair(ctx, addr)
-		if err != nil {
-			return fail(err)
-		}
-		udp, tcp = append(udp, u), append(tcp, t)
-	}
-	s.started = true
-	s.udp, s.tcp = udp, tcp
-	sem := make(chan struct{}, s.cfg.MaxTCPConns)
-	for _, u := range udp {
-		local := u.LocalAddr().(*net.UDPAddr).AddrPort()
-		local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
-		if !s.noBatch && !s.noRaw && s.startRaw(u, local) {
-			continue
-		}
-		for range s.cfg.UDPWorkers {
-			s.wg.Add(1)
-			go s.serveUDP(u, local)
-		}
-	}
-	for _, l := range tcp {
-		s.wg.Add(1)
-		go s.serveTCP(l, sem)
-	}
-	s.log.Info("serving", "udp", len(udp), "tcp", len(tcp))
-	return nil
+	})
 }
 
 // bindPair binds addr on UDP and on TCP with the same port. For port 0 it
@@ -309,12 +287,12 @@ func bindPair(ctx context.Context, addr string) (*net.UDPConn, *net.TCPListener,
 	var lc net.ListenConfig
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dnssink: listen address %q: %w", addr, err)
+		return nil, nil, fmt.Errorf("listen address %q: %w", addr, err)
 	}
 	for attempt := 0; ; attempt++ {
 		pc, err := lc.ListenPacket(ctx, "udp", addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("dnssink: binding udp %s: %w", addr, err)
+			return nil, nil, fmt.Errorf("binding udp %s: %w", addr, err)
 		}
 		u := pc.(*net.UDPConn)
 		taddr := addr
@@ -328,78 +306,38 @@ func bindPair(ctx context.Context, addr string) (*net.UDPConn, *net.TCPListener,
 		}
 		u.Close()
 		if port != "0" || attempt >= 10 || !errors.Is(err, syscall.EADDRINUSE) {
-			return nil, nil, fmt.Errorf("dnssink: binding tcp %s: %w", taddr, err)
+			return nil, nil, fmt.Errorf("binding tcp %s: %w", taddr, err)
 		}
 	}
 }
 
-// Addrs returns the bound addresses, UDP then TCP.
-func (s *Server) Addrs() []net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []net.Addr
-	for _, u := range s.udp {
-		out = append(out, u.LocalAddr())
-	}
-	for _, l := range s.tcp {
-		out = append(out, l.Addr())
-	}
-	return out
-}
+// Addrs returns the bound addresses: for each Config.Listen address its
+// UDP then its TCP socket.
+func (s *Server) Addrs() []net.Addr { return s.life.Addrs() }
 
 // UDPAddr returns the i-th bound UDP address, in Config.Listen order.
 func (s *Server) UDPAddr(i int) netip.AddrPort {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.udp[i].LocalAddr().(*net.UDPAddr).AddrPort()
+	return s.Addrs()[2*i].(*net.UDPAddr).AddrPort()
 }
 
 // TCPAddr returns the i-th bound TCP address, in Config.Listen order.
 func (s *Server) TCPAddr(i int) netip.AddrPort {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tcp[i].Addr().(*net.TCPAddr).AddrPort()
+	return s.Addrs()[2*i+1].(*net.TCPAddr).AddrPort()
 }
 
 // Shutdown closes the sockets and the open TCP connections and waits for
-// the serving goroutines, or for ctx.
+// the serving goroutines; connections that have not ended when ctx ends
+// are closed again.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.unsubscribe()
-	s.mu.Lock()
-	if !s.started || s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.udpClosing.Store(true)
-	for _, r := range s.raw {
-		r.wake()
-	}
-	for _, u := range s.udp {
-		u.Close()
-	}
-	for _, l := range s.tcp {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("dnssink: shutdown: %w", ctx.Err())
-	}
+	return s.life.Shutdown(ctx, sink.Stop{Halt: func(context.Context) {
+		for _, r := range s.raw {
+			r.wake()
+		}
+	}})
 }
 
 func (s *Server) serveUDP(c *net.UDPConn, local netip.AddrPort) {
-	defer s.wg.Done()
 	if !s.noBatch && s.serveUDPBatch(c, local) {
 		return
 	}
@@ -423,49 +361,11 @@ func (s *Server) serveUDP(c *net.UDPConn, local netip.AddrPort) {
 	}
 }
 
-func (s *Server) serveTCP(l *net.TCPListener, sem chan struct{}) {
-	defer s.wg.Done()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			c.Close() // too many connections
-			continue
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			<-sem
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer func() { <-sem }()
-			s.serveConn(c)
-		}()
-	}
-}
-
 // serveConn answers the queries of one TCP connection in order (RFC 7766
-// allows that) until the client closes it or is idle too long.
+// allows that) until the client closes it or is idle too long, and closes
+// it unless a handler took it over.
 func (s *Server) serveConn(c net.Conn) {
-	defer s.wg.Done()
-	defer func() {
-		c.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
+	defer c.Close()
 	local := c.LocalAddr().(*net.TCPAddr).AddrPort()
 	remote := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 	pi := packetInfo{

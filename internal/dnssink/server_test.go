@@ -450,3 +450,39 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// TestTCPConnLimit: MaxTCPConns bounds the TCP connections of every
+// listening address together; one over it is closed at once and counted.
+func TestTCPConnLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen = []string{"127.0.0.1:0", "127.0.0.1:0"}
+	cfg.MaxTCPConns = 1
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	s, _ := startServer(t, cfg)
+	c1, err := dns.Dial("tcp", s.TCPAddr(0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	waitFor(t, "the first connection", func() bool { return gathered(t, reg, "takedown_dnssink_connections_open") == 1 })
+	c2, err := net.Dial("tcp", s.TCPAddr(1).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err == nil {
+		t.Error("a connection over the limit was served")
+	}
+	if n := gathered(t, reg, "takedown_dnssink_connections_refused_total"); n != 1 {
+		t.Errorf("%v connections refused, want 1", n)
+	}
+	c1.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c1.WriteMsg(question("www.example.com.", dns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c1.ReadMsg(); err != nil || r.Rcode != dns.RcodeSuccess {
+		t.Errorf("the connection within the limit: %v %v", r, err)
+	}
+}

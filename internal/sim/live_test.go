@@ -111,8 +111,7 @@ func startSinks(t *testing.T) *sinks {
 			}
 		}
 	})
-	httpAddrs, _ := hs.Addrs()
-	sk.targets = Targets{DNS: ds.UDPAddr(0).String(), HTTP: httpAddrs[0].String(), SMTP: ms.Addrs()[0].String()}
+	sk.targets = Targets{DNS: ds.UDPAddr(0).String(), HTTP: hs.Addrs()[0].String(), SMTP: ms.Addrs()[0].String()}
 	return sk
 }
 

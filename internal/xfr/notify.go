@@ -8,14 +8,6 @@ import (
 	"github.com/miekg/dns"
 )
 
-// NOTIFY retry schedule: notifyAttempts tries, the wait doubling from
-// notifyBackoff; each try waits notifyTimeout for the answer.
-var (
-	notifyAttempts = 5
-	notifyBackoff  = 500 * time.Millisecond
-	notifyTimeout  = 2 * time.Second
-)
-
 // maxNotifyInFlight bounds the NOTIFY exchanges in flight over all zones
 // and targets.
 const maxNotifyInFlight = 64
@@ -69,15 +61,16 @@ func (s *Server) notifyAll(zone string, soa *dns.SOA) {
 }
 
 func (s *Server) notify(ctx context.Context, zone string, soa *dns.SOA, target string) error {
-	c := &dns.Client{Net: "udp", Timeout: notifyTimeout}
+	c := &dns.Client{Net: "udp", Timeout: s.cfg.NotifyTimeout}
 	var key string
 	if s.cfg.NotifyKey != "" {
 		key = dns.CanonicalName(s.cfg.NotifyKey)
 		c.TsigSecret = map[string]string{key: s.keys[key]}
 	}
-	wait := notifyBackoff
+	// Config.NotifyAttempts tries, the wait doubling from NotifyBackoff.
+	wait := s.cfg.NotifyBackoff
 	var err error
-	for attempt := range notifyAttempts {
+	for attempt := range s.cfg.NotifyAttempts {
 		if attempt > 0 {
 			s.met.notifies.WithLabelValues("retried").Inc()
 			t := time.NewTimer(wait)

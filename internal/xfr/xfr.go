@@ -35,8 +35,13 @@ type Source interface {
 	ZoneRecords(name string) ([]dns.RR, bool)
 }
 
-// DefaultJournalMax is the default number of versions kept per zone.
-const DefaultJournalMax = 1000
+// Defaults of Config fields left zero.
+const (
+	DefaultJournalMax     = 1000
+	DefaultNotifyAttempts = 5
+	DefaultNotifyBackoff  = 500 * time.Millisecond
+	DefaultNotifyTimeout  = 2 * time.Second
+)
 
 // DefaultAllowFrom returns the default of Config.AllowFrom: loopback only.
 func DefaultAllowFrom() []netip.Prefix {
@@ -65,6 +70,15 @@ type Config struct {
 	// NotifyKey names the key of TSIGKeys that signs NOTIFY messages;
 	// empty sends them unsigned.
 	NotifyKey string
+	// NotifyAttempts is how often a NOTIFY is sent to a target that does
+	// not answer it, NotifyBackoff the wait before the second try (it
+	// doubles for each further one) and NotifyTimeout how long each try
+	// waits for the answer. Defaults 5, 500 ms and 2 s: a target that
+	// stays silent is given up after about 17.5 s, and a newer version
+	// of the zone cancels the tries for an older one at once.
+	NotifyAttempts int
+	NotifyBackoff  time.Duration
+	NotifyTimeout  time.Duration
 	// Fallback serves full transfers and SOA queries of zones that are not
 	// journaled; nil serves journaled zones only.
 	Fallback Source
@@ -112,6 +126,15 @@ func New(cfg Config) (*Server, error) {
 		notifyCancel: make(map[string]context.CancelFunc), notifySem: make(chan struct{}, maxNotifyInFlight)}
 	if s.journalMax <= 0 {
 		s.journalMax = DefaultJournalMax
+	}
+	if s.cfg.NotifyAttempts <= 0 {
+		s.cfg.NotifyAttempts = DefaultNotifyAttempts
+	}
+	if s.cfg.NotifyBackoff <= 0 {
+		s.cfg.NotifyBackoff = DefaultNotifyBackoff
+	}
+	if s.cfg.NotifyTimeout <= 0 {
+		s.cfg.NotifyTimeout = DefaultNotifyTimeout
 	}
 	s.keys = make(map[string]string, len(cfg.TSIGKeys))
 	for name, secret := range cfg.TSIGKeys {

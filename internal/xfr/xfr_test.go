@@ -2,6 +2,7 @@ package xfr
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -430,11 +431,9 @@ func TestNotify(t *testing.T) {
 	<-started
 	defer func() { srv.Shutdown(); wg.Wait() }()
 
-	defer func(b, to time.Duration) { notifyBackoff, notifyTimeout = b, to }(notifyBackoff, notifyTimeout)
-	notifyBackoff, notifyTimeout = 10*time.Millisecond, 200*time.Millisecond
-
 	reg := prometheus.NewRegistry()
 	s, err := New(Config{Notify: []string{srv.PacketConn.LocalAddr().String()}, NotifyKey: testKey,
+		NotifyBackoff: 10 * time.Millisecond, NotifyTimeout: 200 * time.Millisecond,
 		TSIGKeys: map[string]string{testKey: testSecret}, Registerer: reg, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -462,6 +461,47 @@ func TestNotify(t *testing.T) {
 	if value(s.met.notifies.WithLabelValues("sent")) != 1 {
 		t.Error("notify sent metric not 1")
 	}
+}
+
+// TestNotifyGivesUp: a target that never answers gets
+// Config.NotifyAttempts tries, each waiting NotifyTimeout, and is then
+// given up.
+func TestNotifyGivesUp(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var tries atomic.Int32
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			tries.Add(1) // and no answer
+		}
+	}()
+	s, err := New(Config{Notify: []string{pc.LocalAddr().String()},
+		NotifyAttempts: 3, NotifyBackoff: 10 * time.Millisecond, NotifyTimeout: 100 * time.Millisecond,
+		Registerer: prometheus.NewRegistry(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	start := time.Now()
+	if err := s.SetZone(testZone, rpzZone(7, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); value(s.met.notifies.WithLabelValues("failed")) != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("notify not given up after %d tries", tries.Load())
+		}
+	}
+	if n, r := tries.Load(), value(s.met.notifies.WithLabelValues("retried")); n != 3 || r != 2 {
+		t.Errorf("%d tries (%v retries) before giving up, want 3 (2)", n, r)
+	}
+	t.Logf("given up after %v", time.Since(start).Round(time.Millisecond))
 }
 
 func TestConfigErrors(t *testing.T) {

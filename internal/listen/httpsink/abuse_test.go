@@ -382,11 +382,7 @@ func TestStuckReaderHitsWriteTimeout(t *testing.T) {
 			}
 		}
 	}()
-	open := func() int {
-		ts.mu.Lock()
-		defer ts.mu.Unlock()
-		return len(ts.conns)
-	}
+	open := func() int { return ts.life.Conns(func(net.Conn) {}) }
 	if !waitFor(5*time.Second, func() bool { return len(ts.rec.all()) > 0 }) {
 		t.Fatal("no request recorded")
 	}
@@ -402,13 +398,10 @@ func TestStuckReaderHitsWriteTimeout(t *testing.T) {
 }
 
 // TestLingeringIsBounded refuses requests from clients that stay connected
-// and go on sending: at most maxLingering connections linger (read and
+// and go on sending: at most Config.MaxLingering connections linger (read and
 // discard before the close), and any more are closed at once.
 func TestLingeringIsBounded(t *testing.T) {
-	old := maxLingering
-	maxLingering = 1
-	defer func() { maxLingering = old }()
-	ts := abuseServer(t, nil)
+	ts := abuseServer(t, func(c *Config) { c.MaxLingering = 1 })
 	lingering := func() int {
 		var m dto.Metric
 		ts.m.lingering.Write(&m)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // binaryRecorder stands in for the spool: it encodes every event in its
@@ -115,7 +116,7 @@ func serveBytes(s *Server, in io.Reader) {
 	now := time.Now()
 	c := &pipeConn{r: in}
 	sc := &sinkConn{Conn: c, s: s, p: protoHTTP, start: now, hard: now.Add(time.Hour),
-		src: addrPort(c.RemoteAddr()), dst: addrPort(c.LocalAddr())}
+		src: sink.AddrPort(c.RemoteAddr()), dst: sink.AddrPort(c.LocalAddr())}
 	h := &h1conn{s: s, sc: sc, c: sc, first: true}
 	h.serve(false)
 }

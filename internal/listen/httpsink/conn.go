@@ -15,7 +15,7 @@ import (
 // end of life, and, while a TLS handshake runs, records the first bytes
 // the client sent.
 type sinkConn struct {
-	net.Conn // from connlimit
+	net.Conn // from the sink package's limits
 	s        *Server
 	p        proto
 	start    time.Time
@@ -60,7 +60,7 @@ func (c *sinkConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Unwrap returns the connection underneath (connlimit.TCPConn finds the
+// Unwrap returns the connection underneath (sink.TCPConn finds the
 // socket through it).
 func (c *sinkConn) Unwrap() net.Conn { return c.Conn }
 
@@ -96,26 +96,15 @@ func (c *sinkConn) Close() error {
 // expired reports whether the connection has reached its end of life.
 func (c *sinkConn) expired() bool { return !time.Now().Before(c.hard) }
 
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-// events recycles the events handed to the Recorder.
-var events = sync.Pool{New: func() any { return new(event.Event) }}
-
+// putEvent gives back an event of newEvent, handed to the Recorder.
 func (s *Server) putEvent(e *event.Event) {
 	*e = event.Event{}
-	events.Put(e)
+	s.events.Put(e)
 }
 
 // newEvent returns an event with what the connection knows.
 func (s *Server) newEvent(c *sinkConn) *event.Event {
-	e := events.Get().(*event.Event)
+	e := s.events.Get().(*event.Event)
 	e.Time = s.now().UTC()
 	e.Sensor = s.cfg.Sensor
 	e.Protocol = protoEvent[c.p]

@@ -70,6 +70,7 @@ const (
 	DefaultMaxStreams        = 100
 	DefaultDeferAccept       = time.Second
 	DefaultStatus            = 200 // of Config.DefaultStatus
+	DefaultMaxLingering      = 1024
 )
 
 // Config configures a Server. Every field's zero value works.
@@ -140,6 +141,15 @@ type Config struct {
 	// means no limit.
 	MaxConns      int
 	MaxConnsPerIP int
+	// MaxLingering bounds the connections whose close lingers at once:
+	// after a refused request (400, 413, 431) the listener reads and
+	// discards what the client still sends for up to 2 s, so that the
+	// client gets the answer, and each such connection holds a goroutine.
+	// Past the bound a refused connection is closed at once (the client
+	// may then see a reset instead of the answer). Default 1,024 (at
+	// least 8 MiB of goroutine stacks under a flood of garbage);
+	// negative: never linger.
+	MaxLingering int
 	// Loops is the number of threads that serve the plain-HTTP listeners
 	// from epoll instances of their own (Linux): a whole request that
 	// has arrived is served on the loop's thread, without a goroutine.

@@ -149,10 +149,7 @@ func startServer(t testing.TB, change func(*Config)) *testServer {
 	if change != nil {
 		change(&cfg)
 	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(t, cfg)
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -164,14 +161,26 @@ func startServer(t testing.TB, change func(*Config)) *testServer {
 		}
 	})
 	ts := &testServer{Server: s, rec: rec, dir: dir}
-	h, hs := s.Addrs()
-	if len(h) > 0 {
-		ts.http = h[0].String()
+	if a := s.Addrs(); len(cfg.HTTP) > 0 {
+		ts.http = a[0].String()
 	}
-	if len(hs) > 0 {
-		ts.https = hs[0].String()
+	if a := s.Addrs(); len(cfg.HTTPS) > 0 {
+		ts.https = a[len(cfg.HTTP)].String()
 	}
 	return ts
+}
+
+// newServer returns New(cfg) with the tests' tuning: workers that wait
+// 100 ms for the next connection (not 5 s), so that the goroutine count
+// soon returns to its baseline.
+func newServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.workerIdle = 100 * time.Millisecond
+	return s
 }
 
 func port(addr string) string {

@@ -10,13 +10,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/listen/connlimit"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // bufSize is the read buffer of a busy connection; a request head that
@@ -63,10 +61,6 @@ func (l *lastString) get(b []byte, conv func([]byte) string) string {
 
 func uaString(b []byte) string { return string(b) }
 
-var scratches = sync.Pool{New: func() any {
-	return &scratch{buf: make([]byte, bufSize), hash: sha256.New()}
-}}
-
 // h1conn serves HTTP/1.x on one connection. It lives on the heap: a
 // parked connection (park_linux.go) is this and its sinkConn, without a
 // goroutine.
@@ -100,7 +94,7 @@ type h1conn struct {
 
 func (h *h1conn) acquire() {
 	if h.x == nil {
-		h.x = scratches.Get().(*scratch)
+		h.x = h.s.scratches.Get().(*scratch)
 	}
 }
 
@@ -123,7 +117,7 @@ func (h *h1conn) release() {
 	clear(x.req.hdrs[:cap(x.req.hdrs)]) // drop references into the head
 	x.hl = headerList{}
 	x.cr = classify.Request{}
-	scratches.Put(x)
+	h.s.scratches.Put(x)
 }
 
 // serve runs the request loop; resumed continues a wait the parker
@@ -210,17 +204,15 @@ func (h *h1conn) carry() {
 	}
 }
 
-// Lingering closes (connlimit.CloseLingering) wait for at most lingerTime,
-// or until lingerBytes more have come: enough for a bot that writes its
-// whole oversized request before it reads to get the refusal, and no more
-// than a moment of a worker's time. At most maxLingering linger at once, so
-// that a flood of garbage does not hold a goroutine per connection.
+// Lingering closes (sink.CloseLingering) wait for at most lingerTime, or
+// until lingerBytes more have come: enough for a bot that writes its whole
+// oversized request before it reads to get the refusal, and no more than a
+// moment of a worker's time. At most Config.MaxLingering linger at once,
+// so that a flood of garbage does not hold a goroutine per connection.
 const (
 	lingerTime  = 2 * time.Second
 	lingerBytes = 1 << 20
 )
-
-var maxLingering int64 = 1024 // a variable for the tests
 
 // close closes a connection of the goroutine path (plain, or the TCP
 // connection under TLS) after its last request; after a refusal the close
@@ -231,12 +223,12 @@ func (h *h1conn) close() {
 		h.sc.Close()
 		return
 	}
-	if s.lingering.Add(1) > maxLingering {
+	if s.lingering.Add(1) > int64(s.cfg.MaxLingering) {
 		s.lingering.Add(-1)
 		h.sc.Close()
 		return
 	}
-	connlimit.CloseLingering(h.sc, lingerTime, lingerBytes) //nolint:errcheck // nothing more is sent
+	sink.CloseLingering(h.sc, lingerTime, lingerBytes) //nolint:errcheck // nothing more is sent
 	s.lingering.Add(-1)
 }
 
@@ -659,7 +651,7 @@ func (h *h1conn) respond(status int, ctype, body string, head, closing bool) err
 	out = append(out, ' ')
 	out = append(out, http.StatusText(status)...)
 	out = append(out, "\r\nDate: "...)
-	out = append(out, httpDate()...)
+	out = append(out, h.s.httpDate()...)
 	if ctype != "" {
 		out = append(out, "\r\nContent-Type: "...)
 		out = append(out, ctype...)
@@ -703,20 +695,19 @@ func (h *h1conn) write(b []byte) error {
 	return err
 }
 
-// dateCache holds the Date header value of the current second.
-var dateCache atomic.Pointer[dateValue]
-
+// dateValue is the Date header value of a second (Server.date holds the
+// current one).
 type dateValue struct {
 	sec int64
 	b   []byte
 }
 
-func httpDate() []byte {
+func (s *Server) httpDate() []byte {
 	now := time.Now()
-	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
+	if d := s.date.Load(); d != nil && d.sec == now.Unix() {
 		return d.b
 	}
 	d := &dateValue{sec: now.Unix(), b: now.UTC().AppendFormat(nil, http.TimeFormat)}
-	dateCache.Store(d)
+	s.date.Store(d)
 	return d.b
 }

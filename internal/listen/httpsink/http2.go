@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/takedown-project/takedown/internal/classify"
 )
@@ -17,8 +16,6 @@ type h2scratch struct {
 	buf  []byte
 	body []byte
 }
-
-var h2scratches = sync.Pool{New: func() any { return &h2scratch{buf: make([]byte, bufSize)} }}
 
 // serveH2 records and answers one HTTP/2 request (net/http has parsed it
 // and enforces the header and stream limits).
@@ -41,8 +38,8 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 	e.HTTPForwardedBy = strings.Join(r.Header.Values("X-Forwarded-For"), ", ")
 	e.HTTPContentType = r.Header.Get("Content-Type")
 
-	x := h2scratches.Get().(*h2scratch)
-	defer h2scratches.Put(x)
+	x := s.h2scratches.Get().(*h2scratch)
+	defer s.h2scratches.Put(x)
 	x.body = x.body[:0]
 	hash := sha256.New()
 	var n int64

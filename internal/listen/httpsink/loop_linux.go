@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/takedown-project/takedown/internal/listen/sink"
 	"github.com/takedown-project/takedown/internal/procs"
 )
 
@@ -102,9 +103,6 @@ const (
 	padListener = -2 // listener i is padListener - i
 )
 
-// testAccepted, set by tests, sees each descriptor a loop accepts.
-var testAccepted atomic.Pointer[func(fd int)]
-
 // acceptBatch bounds the connections a loop accepts per wake-up, so that
 // a burst of new connections does not keep the loop's other connections
 // waiting (and, on a shared socket, is shared among the loops).
@@ -141,7 +139,7 @@ func startLoops(ctx context.Context, s *Server, lns []*listener, n int) (_ *loop
 				ll.fds[i] = -1
 			}
 		}
-		if a := addrPort(l.addr); !a.Addr().IsUnspecified() {
+		if a := sink.AddrPort(l.addr); !a.Addr().IsUnspecified() {
 			ll.local = a
 		}
 	}
@@ -381,7 +379,7 @@ func (lp *evloop) accept(i int) {
 			return
 		}
 		fd := int(r)
-		if f := testAccepted.Load(); f != nil {
+		if f := s.onAccept.Load(); f != nil {
 			(*f)(fd)
 		}
 		src := rawAddrPort(&rsa)
@@ -393,7 +391,7 @@ func (lp *evloop) accept(i int) {
 		}
 		if reason := ll.l.ln.Admit(src.Addr()); reason != "" {
 			unix.Close(fd)
-			s.refused(protoHTTP, src, dst, reason)
+			s.life.Refuse(int(protoHTTP), nil, src, dst, reason)
 			continue
 		}
 		lc := lp.newConn()
@@ -410,8 +408,7 @@ func (lp *evloop) accept(i int) {
 			lp.tab = append(lp.tab, make([]*lconn, max(fd+1-len(lp.tab), len(lp.tab)))...)
 		}
 		lp.tab[fd] = lc
-		s.m.open[protoHTTP].Inc()
-		s.m.conns[protoHTTP].Inc()
+		s.life.Opened(int(protoHTTP))
 		s.m.parked.Inc()
 		lp.serve(lc)
 	}
@@ -541,7 +538,7 @@ func (lp *evloop) forget(lc *lconn) {
 // closed gives back the place of lc, whose socket is closed.
 func (lp *evloop) closed(lc *lconn) {
 	lc.ln.l.ln.Release(lc.sc.src.Addr())
-	lp.s.m.open[protoHTTP].Dec()
+	lp.s.life.Closed(int(protoHTTP))
 }
 
 // handoff moves lc to the goroutine path, which carries on with what is in
@@ -576,10 +573,16 @@ func (lp *evloop) handoff(lc *lconn) {
 		// The first head is due ReadHeaderTimeout after the accept.
 		h.headBy, h.headDue = sc.clamp(sc.start.Add(s.cfg.ReadHeaderTimeout)), true
 	}
-	s.mu.Lock()
-	s.conns[sc] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
+	if !s.life.Track(sc) {
+		// Shutting down: end it here, as the loop would have.
+		h.release()
+		if sc.requests.Load() == 0 {
+			h.noRequest(net.ErrClosed)
+		}
+		sc.Conn.Close() // gives its place back
+		s.life.Closed(int(protoHTTP))
+		return
+	}
 	s.work.run(job{h: h, carry: true})
 }
 

@@ -109,8 +109,8 @@ func TestLoopHandOff(t *testing.T) {
 		// the loop's write comes up short, and a goroutine sends the
 		// rest when the client reads.
 		small := func(fd int) { syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 16<<10) }
-		testAccepted.Store(&small)
-		defer testAccepted.Store(nil)
+		ts.onAccept.Store(&small)
+		defer ts.onAccept.Store(nil)
 		ts.rec.reset()
 		before := handoffs()
 		conn := dialSmallReadBuffer(t, ts.http)

@@ -3,7 +3,6 @@ package httpsink
 import (
 	"os"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 )
@@ -13,6 +12,5 @@ func TestMain(m *testing.M) {
 		// The benchmark runner of bench/http-ours.sh: serve until killed.
 		os.Exit(serveForBench(addr))
 	}
-	workerIdle = 100 * time.Millisecond
 	goleak.VerifyTestMain(m)
 }

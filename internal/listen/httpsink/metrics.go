@@ -1,8 +1,6 @@
 package httpsink
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,17 +22,14 @@ const (
 	limitBodyTimeout   = "body_timeout"
 )
 
-// metrics of the listener. No label carries a client address, host, path
-// or agent.
+// metrics of the listener beside the connection counts of its
+// sink.Lifecycle. No label carries a client address, host, path or agent.
 type metrics struct {
 	requests      [2][6]prometheus.Counter // [proto][status class 1xx..5xx, other]
 	malformed     [2]prometheus.Counter
 	handshakeFail *prometheus.CounterVec
-	refused       *prometheus.CounterVec
-	open          [2]prometheus.Gauge
 	parked        prometheus.Gauge
 	lingering     prometheus.GaugeFunc
-	conns         [2]prometheus.Counter
 	limits        *prometheus.CounterVec
 	h2errors      prometheus.Counter
 	events        prometheus.Counter
@@ -42,7 +37,7 @@ type metrics struct {
 	collectors    []prometheus.Collector
 }
 
-func newMetrics(reg prometheus.Registerer, minted, lingering func() float64) (*metrics, error) {
+func newMetrics(minted, lingering func() float64) *metrics {
 	const ns, sub = "takedown", "httpsink"
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "requests_total",
@@ -52,23 +47,11 @@ func newMetrics(reg prometheus.Registerer, minted, lingering func() float64) (*m
 		Namespace: ns, Subsystem: sub, Name: "malformed_total",
 		Help: "Requests that failed to parse, by protocol.",
 	}, []string{"protocol"})
-	open := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: ns, Subsystem: sub, Name: "connections_open",
-		Help: "Connections open now, by protocol.",
-	}, []string{"protocol"})
-	conns := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Subsystem: sub, Name: "connections_total",
-		Help: "Connections accepted within the limits, by protocol.",
-	}, []string{"protocol"})
 	m := &metrics{
 		handshakeFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "tls_handshake_failures_total",
 			Help: "TLS handshakes that failed, by reason (timeout, not_tls, closed, tls).",
 		}, []string{"reason"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "refused_total",
-			Help: "Connections refused by a connection limit, by protocol and limit (total, per_ip).",
-		}, []string{"protocol", "limit"}),
 		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "limit_hits_total",
 			Help: "Requests cut short by a limit: header_timeout, header_size, body_size, body_timeout.",
@@ -99,25 +82,15 @@ func newMetrics(reg prometheus.Registerer, minted, lingering func() float64) (*m
 			m.requests[p][c] = requests.WithLabelValues(pn, classNames[c])
 		}
 		m.malformed[p] = malformed.WithLabelValues(pn)
-		m.open[p] = open.WithLabelValues(pn)
-		m.conns[p] = conns.WithLabelValues(pn)
 	}
-	m.collectors = []prometheus.Collector{requests, malformed, open, m.parked, m.lingering, conns, m.handshakeFail, m.refused, m.limits, m.h2errors, m.events, m.handoffs}
+	m.collectors = []prometheus.Collector{requests, malformed, m.parked, m.lingering, m.handshakeFail, m.limits, m.h2errors, m.events, m.handoffs}
 	if minted != nil {
 		m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "certificates_minted_total",
 			Help: "Leaf certificates minted for TLS server names.",
 		}, minted))
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range m.collectors {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("registering httpsink metrics: %w", err)
-		}
-	}
-	return m, nil
+	return m
 }
 
 var classNames = [6]string{"1xx", "2xx", "3xx", "4xx", "5xx", "other"}

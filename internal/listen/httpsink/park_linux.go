@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/takedown-project/takedown/internal/listen/connlimit"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // parkAfter is how long a connection waits for a request with its
@@ -396,9 +396,9 @@ func (h *h1conn) parkable() bool {
 	return h.raw != nil
 }
 
-// rawConnOf finds the TCP connection under connlimit's.
+// rawConnOf finds the TCP connection under the sink package's.
 func rawConnOf(c net.Conn) syscall.RawConn {
-	tc := connlimit.TCPConn(c)
+	tc := sink.TCPConn(c)
 	if tc == nil {
 		return nil
 	}

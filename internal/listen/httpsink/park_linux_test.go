@@ -176,7 +176,7 @@ func testIdleConns(t *testing.T, loops int) {
 	waitParked(t, ts, n+silent)
 	runtime.GC()
 	// Workers waiting for the next connection are as many as were busy
-	// at once, and end after workerIdle: they are not held by the idle
+	// at once, and end after workerIdle (100 ms): they are not held by the idle
 	// connections.
 	w := int(ts.work.idle.Load())
 	g := runtime.NumGoroutine() - g0 - w
@@ -329,15 +329,11 @@ func TestParkShutdown(t *testing.T) { modes(t, testShutdown) }
 func testShutdown(t *testing.T, loops int) {
 	fds0, g0 := resources()
 	rec := &memRecorder{}
-	s, err := New(Config{HTTP: []string{"127.0.0.1:0"}, Recorder: rec, Loops: loops})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(t, Config{HTTP: []string{"127.0.0.1:0"}, Recorder: rec, Loops: loops})
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h, _ := s.Addrs()
-	ts := &testServer{Server: s, rec: rec, http: h[0].String()}
+	ts := &testServer{Server: s, rec: rec, http: s.Addrs()[0].String()}
 	var conns []*client
 	for i := range 40 {
 		c := dial(t, ts.http)

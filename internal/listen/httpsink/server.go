@@ -2,8 +2,8 @@ package httpsink
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -21,7 +21,7 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/ja4"
 	"github.com/takedown-project/takedown/internal/listen/certs"
-	"github.com/takedown-project/takedown/internal/listen/connlimit"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // Server is the HTTP and HTTPS sinkhole. Make it with New, start it with
@@ -37,28 +37,30 @@ type Server struct {
 	h2ln  *handoff     // hands them over
 	dflt  classify.Response
 
-	mu      sync.Mutex
-	started bool
-	closing bool
-	// shut mirrors closing for the request path, which reads it twice a
-	// request and should not take mu for that.
-	shut   atomic.Bool
-	lns    []*listener
-	conns  map[*sinkConn]struct{}
-	park   *parker        // idle plain-HTTP connections; nil: none
-	loops  *loops         // serve the plain-HTTP listeners; nil: accept does
-	work   *workers       // goroutines that serve connections
-	wg     sync.WaitGroup // accept loops and connections
+	life   *sink.Lifecycle
+	park   *parker // idle plain-HTTP connections; nil: none
+	loops  *loops  // serve the plain-HTTP listeners; nil: accept does
+	work   *workers
 	h2done chan struct{}
 	// lingering counts the connections whose close lingers now (the
-	// connections_lingering gauge); past maxLingering a refused
+	// connections_lingering gauge); past Config.MaxLingering a refused
 	// connection is closed at once.
 	lingering atomic.Int64
+
+	// Per-request memory, reused.
+	events      sync.Pool // *event.Event
+	scratches   sync.Pool // *scratch
+	h2scratches sync.Pool // *h2scratch
+	date        atomic.Pointer[dateValue]
+
+	// Set by the tests only, before Start.
+	workerIdle time.Duration                // how long a worker waits for the next connection
+	onAccept   atomic.Pointer[func(fd int)] // sees each descriptor a loop accepts
 }
 
 type listener struct {
 	p      proto
-	ln     *connlimit.Listener
+	ln     *sink.Listener
 	addr   net.Addr
 	looped bool // served by the loops, not by accept
 }
@@ -97,18 +99,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.MatchBytes = DefaultMatchBytes
 	}
 	cfg.MatchBytes = max(cfg.MatchBytes, cfg.HeadBytes)
-	switch {
-	case cfg.MaxConns == 0:
-		cfg.MaxConns = DefaultMaxConns
-	case cfg.MaxConns < 0:
-		cfg.MaxConns = 0 // connlimit: no limit
-	}
-	switch {
-	case cfg.MaxConnsPerIP == 0:
-		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
-	case cfg.MaxConnsPerIP < 0:
-		cfg.MaxConnsPerIP = 0
-	}
+	cfg.MaxConns = sink.Limit(cfg.MaxConns, DefaultMaxConns)
+	cfg.MaxConnsPerIP = sink.Limit(cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
@@ -119,19 +111,21 @@ func New(cfg Config) (*Server, error) {
 	default:
 		return nil, fmt.Errorf("httpsink: default status %d is not 200 or 404", cfg.DefaultStatus)
 	}
+	if cfg.MaxLingering == 0 {
+		cfg.MaxLingering = DefaultMaxLingering
+	}
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		now:   cfg.Now,
-		certs: cfg.Certs,
-		dflt:  classify.Response{Status: cfg.DefaultStatus},
-		conns: map[*sinkConn]struct{}{},
+		cfg:        cfg,
+		log:        sink.Logger(cfg.Logger, "httpsink"),
+		now:        cfg.Now,
+		certs:      cfg.Certs,
+		dflt:       classify.Response{Status: cfg.DefaultStatus},
+		workerIdle: defaultWorkerIdle,
 	}
 	s.work = newWorkers(s)
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("component", "httpsink")
+	s.events.New = func() any { return new(event.Event) }
+	s.scratches.New = func() any { return &scratch{buf: make([]byte, bufSize), hash: sha256.New()} }
+	s.h2scratches.New = func() any { return &h2scratch{buf: make([]byte, bufSize)} }
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -149,11 +143,17 @@ func New(cfg Config) (*Server, error) {
 		s.tls.NextProtos = []string{"h2", "http/1.1"}
 		s.tls.GetConfigForClient = s.sawHello
 	}
-	m, err := newMetrics(cfg.Registerer, minted, func() float64 { return float64(s.lingering.Load()) })
+	s.m = newMetrics(minted, func() float64 { return float64(s.lingering.Load()) })
+	var err error
+	s.life, err = sink.New(sink.Config{
+		Name: "httpsink", Protocols: protoNames[:],
+		Limits:  sink.Limits{Max: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP},
+		Refused: s.refused, Logger: s.log,
+		Registerer: cfg.Registerer, Collectors: s.m.collectors,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("httpsink: %w", err)
+		return nil, err
 	}
-	s.m = m
 	if s.tls != nil {
 		s.h2ln = &handoff{ch: make(chan net.Conn), done: make(chan struct{})}
 		var protos http.Protocols
@@ -201,48 +201,31 @@ func (s *Server) TLSConfig() *tls.Config {
 // Start binds every address and serves them until Shutdown. A bind error
 // names the address; nothing stays bound after an error.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("httpsink: already started")
-	}
-	lc := s.listenConfig()
 	var lns []*listener
-	bind := func(p proto, addrs []string) error {
-		for _, a := range addrs {
-			var ln net.Listener
-			var err error
-			if p == protoHTTP && s.cfg.Loops >= 0 {
-				ln, err = listenHTTP(ctx, s, a)
-			} else {
-				ln, err = lc.Listen(ctx, "tcp", a)
+	return s.life.Start(func(b *sink.Binder) error {
+		lc := s.listenConfig()
+		bind := func(p proto, addrs []string, listen func(context.Context, string, string) (net.Listener, error)) error {
+			all, err := b.ListenAll(ctx, int(p), addrs, listen)
+			for _, ln := range all {
+				lns = append(lns, &listener{p: p, ln: ln, addr: ln.Addr()})
 			}
-			if err != nil {
-				return fmt.Errorf("httpsink: %s listener on %q: %w", protoNames[p], a, err)
-			}
-			l := &listener{p: p, addr: ln.Addr()}
-			l.ln = connlimit.Wrap(ln, connlimit.Config{
-				Max:      s.cfg.MaxConns,
-				MaxPerIP: s.cfg.MaxConnsPerIP,
-				OnReject: func(c net.Conn, reason string) {
-					s.refused(p, addrPort(c.RemoteAddr()), addrPort(c.LocalAddr()), reason)
-				},
-			})
-			lns = append(lns, l)
+			return err
 		}
-		return nil
-	}
-	err := bind(protoHTTP, s.cfg.HTTP)
-	if err == nil {
-		err = bind(protoHTTPS, s.cfg.HTTPS)
-	}
-	if err != nil {
-		for _, l := range lns {
-			l.ln.Close()
+		plain := lc.Listen
+		if s.cfg.Loops >= 0 {
+			plain = func(ctx context.Context, _, addr string) (net.Listener, error) { return listenHTTP(ctx, s, addr) }
 		}
-		return err
-	}
-	s.started, s.lns = true, lns
+		if err := bind(protoHTTP, s.cfg.HTTP, plain); err != nil {
+			return err
+		}
+		return bind(protoHTTPS, s.cfg.HTTPS, lc.Listen)
+	}, func() { s.serveListeners(ctx, lns) })
+}
+
+// serveListeners starts what serves the bound listeners: the parker and
+// the event loops for plain HTTP, accept loops for the rest, and the
+// HTTP/2 server.
+func (s *Server) serveListeners(ctx context.Context, lns []*listener) {
 	if len(s.cfg.HTTP) > 0 {
 		p, err := newParker(s)
 		if err != nil {
@@ -258,17 +241,15 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 			if s.loops, err = startLoops(ctx, s, plain, s.cfg.Loops); err != nil {
 				s.log.Warn("plain HTTP served by goroutines: no event loops", "err", err)
+			} else {
+				s.log.Info("plain HTTP served by event loops", "loops", s.loops.count())
 			}
 		}
 	}
 	for _, l := range lns {
-		if l.looped {
-			s.log.Info("listening", "protocol", protoNames[l.p], "addr", l.addr.String(), "loops", s.loops.count())
-			continue
+		if !l.looped {
+			s.life.Accept(int(l.p), l.ln, s.accepted(l.p))
 		}
-		s.wg.Add(1)
-		go s.accept(l)
-		s.log.Info("listening", "protocol", protoNames[l.p], "addr", l.addr.String())
 	}
 	if s.h2 != nil && len(s.cfg.HTTPS) > 0 {
 		s.h2done = make(chan struct{})
@@ -277,82 +258,44 @@ func (s *Server) Start(ctx context.Context) error {
 			s.h2.Serve(s.h2ln) //nolint:errcheck // returns ErrServerClosed on Shutdown
 		}()
 	}
-	return nil
 }
 
-// Addrs returns the bound addresses of the HTTP and HTTPS listeners, in
-// the order of the Config (useful with port 0).
-func (s *Server) Addrs() (http, https []net.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range s.lns {
-		if l.p == protoHTTP {
-			http = append(http, l.addr)
-		} else {
-			https = append(https, l.addr)
-		}
-	}
-	return http, https
-}
+// Addrs returns the bound addresses, HTTP then HTTPS, in the order of the
+// Config (useful with port 0); nil before Start.
+func (s *Server) Addrs() []net.Addr { return s.life.Addrs() }
 
 // Shutdown stops accepting, closes idle connections, lets requests in
 // progress finish until ctx ends and then closes the rest. It returns when
 // every goroutine of the server has ended.
 func (s *Server) Shutdown(ctx context.Context) error {
-	start := time.Now()
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closing = true
-	s.shut.Store(true)
-	for _, l := range s.lns {
-		l.ln.Close()
-	}
-	park := s.park
-	s.mu.Unlock()
-	// The loops end their connections, which all wait for a request,
-	// and hand none over after this.
-	s.loops.stopAll()
-
-	h2err := make(chan error, 1)
-	if s.h2done != nil {
-		go func() { h2err <- s.h2.Shutdown(ctx) }()
-	} else {
-		h2err <- nil
-	}
-	// HTTP/1 connections: the idle ones now, the busy ones as they become
-	// idle, all of them when ctx ends.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var err error
-	for {
-		if s.closeConns(false) == 0 {
-			break
-		}
-		select {
-		case <-tick.C:
-			continue
-		case <-ctx.Done():
-			err = ctx.Err()
+	var h2err chan error
+	return s.life.Shutdown(ctx, sink.Stop{
+		Halt: func(ctx context.Context) {
+			// The loops end their connections, which all wait for a
+			// request, and hand none over after this.
+			s.loops.stopAll()
+			h2err = make(chan error, 1)
+			if s.h2done != nil {
+				go func() { h2err <- s.h2.Shutdown(ctx) }()
+			} else {
+				h2err <- nil
+			}
+		},
+		// HTTP/1 connections: the idle ones now, the busy ones as they
+		// become idle, all of them when ctx ends.
+		Wake: s.closeConns,
+		Drained: func() error {
+			err := <-h2err
+			if s.h2done != nil {
+				s.h2.Close()
+				<-s.h2done
+			}
 			s.closeConns(true)
-		}
-		break
-	}
-	if e := <-h2err; err == nil && e != nil {
-		err = e
-	}
-	if s.h2done != nil {
-		s.h2.Close()
-		<-s.h2done
-	}
-	s.closeConns(true)
-	park.stop()
-	s.wg.Wait()
-	s.work.stop()
-	s.log.Info("stopped", "took", time.Since(start).String())
-	return err
+			s.park.stop()
+			s.work.stop() // nothing hands a connection to a worker any more
+			return err
+		},
+	})
 }
 
 // closeConns closes the idle HTTP/1 connections (all if force) and returns
@@ -362,75 +305,48 @@ func (s *Server) closeConns(force bool) int {
 	for _, h := range s.park.closeAll() {
 		h.end(net.ErrClosed)
 	}
-	s.mu.Lock()
 	var close []*sinkConn
-	n := 0
-	for c := range s.conns {
-		if force || (!c.h2.Load() && c.idle.Load()) {
-			close = append(close, c)
-		} else {
-			n++
+	n := s.life.Conns(func(c net.Conn) {
+		if sc := c.(*sinkConn); force || (!sc.h2.Load() && sc.idle.Load()) {
+			close = append(close, sc)
 		}
-	}
-	s.mu.Unlock()
+	})
 	for _, c := range close {
 		c.Conn.Close() // the owner's Close finishes the bookkeeping
 	}
-	return n
+	return n - len(close)
 }
 
-func (s *Server) isClosing() bool { return s.shut.Load() }
+func (s *Server) isClosing() bool { return s.life.Closing() }
 
-// accept serves one listener until it is closed. Errors such as running
-// out of file descriptors are waited out with a growing pause.
-func (s *Server) accept(l *listener) {
-	defer s.wg.Done()
-	var pause time.Duration
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			if s.isClosing() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed; pausing", "protocol", protoNames[l.p], "err", err, "pause", pause.String())
-			time.Sleep(pause)
-			continue
-		}
-		pause = 0
+// accepted returns what takes over a connection accepted on a listener of
+// p: a worker serves it.
+func (s *Server) accepted(p proto) func(c net.Conn) {
+	return func(c net.Conn) {
 		now := time.Now()
 		sc := &sinkConn{
 			Conn:  c,
 			s:     s,
-			p:     l.p,
+			p:     p,
 			start: now,
 			hard:  now.Add(s.cfg.ConnTimeout),
-			src:   addrPort(c.RemoteAddr()),
-			dst:   addrPort(c.LocalAddr()),
+			src:   sink.AddrPort(c.RemoteAddr()),
+			dst:   sink.AddrPort(c.LocalAddr()),
 		}
 		c.SetDeadline(sc.hard) //nolint:errcheck // a closed conn fails its first read
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
+		if !s.life.Track(sc) {
 			c.Close()
 			return
 		}
-		s.conns[sc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.m.open[l.p].Inc()
-		s.m.conns[l.p].Inc()
+		s.life.Opened(int(p))
 		s.work.run(job{sc: sc})
 	}
 }
 
 // forget drops a closed connection from the books.
 func (s *Server) forget(c *sinkConn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.m.open[c.p].Dec()
-	s.wg.Done()
+	s.life.Closed(int(c.p))
+	s.life.Untrack(c)
 }
 
 func (s *Server) serve(sc *sinkConn) {
@@ -465,13 +381,8 @@ func (s *Server) serve(sc *sinkConn) {
 }
 
 // refused records a connection a limit turned away.
-func (s *Server) refused(p proto, src, dst netip.AddrPort, reason string) {
-	limit := "total"
-	if reason == connlimit.ReasonPerIP {
-		limit = "per_ip"
-	}
-	s.m.refused.WithLabelValues(protoNames[p], limit).Inc()
-	sc := sinkConn{p: p, src: src, dst: dst}
+func (s *Server) refused(kind int, _ net.Conn, src, dst netip.AddrPort, reason string) {
+	sc := sinkConn{p: proto(kind), src: src, dst: dst}
 	e := s.newEvent(&sc)
 	e.Error = "refused: " + reason
 	s.record(e, nil)

@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// workerIdle is how long a worker goroutine waits for the next connection
-// before it ends (shorter in the tests, which wait for the goroutine count
-// to return to its baseline).
-var workerIdle = 5 * time.Second
+// defaultWorkerIdle is how long a worker goroutine waits for the next
+// connection before it ends (Server.workerIdle: shorter in the tests, which
+// wait for the goroutine count to return to its baseline).
+const defaultWorkerIdle = 5 * time.Second
 
 // job is a connection for a worker: a new one (sc), one the parker found
 // readable (h), or one a loop handed over (h, carry).
@@ -48,7 +48,7 @@ func (w *workers) run(j job) {
 
 func (w *workers) work(j job) {
 	defer w.wg.Done()
-	t := time.NewTimer(workerIdle)
+	t := time.NewTimer(w.s.workerIdle)
 	defer t.Stop()
 	for {
 		switch {
@@ -59,7 +59,7 @@ func (w *workers) work(j job) {
 		default:
 			w.s.serve(j.sc)
 		}
-		t.Reset(workerIdle)
+		t.Reset(w.s.workerIdle)
 		w.idle.Add(1)
 		select {
 		case j = <-w.jobs:

@@ -121,12 +121,12 @@ func start(t testing.TB, cfg Config, n int) *testServer {
 		}
 	})
 	ts := &testServer{Server: s, rec: rec, reg: reg}
-	tcp, udp := s.Addrs()
-	for _, a := range tcp {
-		ts.tcp = append(ts.tcp, a.String())
-	}
-	for _, a := range udp {
-		ts.udp = append(ts.udp, a.String())
+	for _, a := range s.Addrs() {
+		if a.Network() == "tcp" {
+			ts.tcp = append(ts.tcp, a.String())
+		} else {
+			ts.udp = append(ts.udp, a.String())
+		}
 	}
 	return ts
 }

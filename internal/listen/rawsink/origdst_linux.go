@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/takedown-project/takedown/internal/listen/connlimit"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // ip6tSOOriginalDst is IP6T_SO_ORIGINAL_DST of linux/netfilter_ipv6/ip6_tables.h.
@@ -19,7 +19,7 @@ const ip6tSOOriginalDst = 80
 // getsockopt SO_ORIGINAL_DST. Without such a rule it fails or gives the
 // local address, which is what the caller has anyway.
 func originalDst(c net.Conn) (netip.AddrPort, bool) {
-	tc := connlimit.TCPConn(c)
+	tc := sink.TCPConn(c)
 	if tc == nil {
 		return netip.AddrPort{}, false
 	}
@@ -27,7 +27,7 @@ func originalDst(c net.Conn) (netip.AddrPort, bool) {
 	if err != nil {
 		return netip.AddrPort{}, false
 	}
-	v4 := addrPort(tc.LocalAddr()).Addr().Is4()
+	v4 := sink.AddrPort(tc.LocalAddr()).Addr().Is4()
 	var ap netip.AddrPort
 	var gerr error
 	cerr := rc.Control(func(fd uintptr) {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // Without a redirect the original destination is the socket's own
@@ -30,7 +32,7 @@ func TestUDPOrigDstControlMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, ok := origDstFromOOB(oob[:oobn])
-	if want := addrPort(pc.LocalAddr()); !ok || got != want {
+	if want := sink.AddrPort(pc.LocalAddr()); !ok || got != want {
 		t.Errorf("original destination %v %v, want %v", got, ok, want)
 	}
 }
@@ -52,7 +54,7 @@ func TestTCPOrigDstFallback(t *testing.T) {
 	}
 	defer sc.Close()
 	// No redirect: no conntrack entry (false), or the local address.
-	if got, ok := originalDst(sc); ok && got != addrPort(sc.LocalAddr()) {
+	if got, ok := originalDst(sc); ok && got != sink.AddrPort(sc.LocalAddr()) {
 		t.Errorf("original destination %v, want %v", got, sc.LocalAddr())
 	}
 	if got := sockaddr4([]byte{2, 0, 0x27, 0x0f, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0}); got.String() != "192.0.2.1:9999" {

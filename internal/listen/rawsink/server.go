@@ -12,31 +12,22 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/listen/connlimit"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // Server is the TCP and UDP catch-all. Make it with New, start it with
 // Start, stop it with Shutdown.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
-	m   *metrics
-
-	closing atomic.Bool
-
-	mu      sync.Mutex
-	started bool
-	tcp     []*connlimit.Listener
-	udp     []*net.UDPConn
-	conns   map[net.Conn]struct{}
-	wg      sync.WaitGroup
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	m    *metrics
+	life *sink.Lifecycle
 
 	bufs sync.Pool // *[]byte of MaxBytes, for TCP connections
 }
@@ -70,32 +61,25 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.UDPReply) > maxDatagram {
 		return nil, fmt.Errorf("rawsink: udp reply of %d bytes is too long", len(cfg.UDPReply))
 	}
-	conns := func(v *int, def int) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			*v = 0 // connlimit: no limit
-		}
-	}
-	conns(&cfg.MaxConns, DefaultMaxConns)
-	conns(&cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	cfg.MaxConns = sink.Limit(cfg.MaxConns, DefaultMaxConns)
+	cfg.MaxConnsPerIP = sink.Limit(cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	cfg.Banner = append([]byte(nil), cfg.Banner...)
 	cfg.UDPReply = append([]byte(nil), cfg.UDPReply...)
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, conns: map[net.Conn]struct{}{}}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("component", "rawsink")
+	s := &Server{cfg: cfg, log: sink.Logger(cfg.Logger, "rawsink"), now: cfg.Now, m: newMetrics()}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	s.bufs.New = func() any { b := make([]byte, cfg.MaxBytes); return &b }
-	m, err := newMetrics(cfg.Registerer)
+	var err error
+	s.life, err = sink.New(sink.Config{
+		Name: "rawsink", Protocols: []string{"tcp"},
+		Limits:  sink.Limits{Max: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP},
+		Refused: s.refused, Logger: s.log,
+		Registerer: cfg.Registerer, Collectors: s.m.collectors,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("rawsink: %w", err)
+		return nil, err
 	}
-	s.m = m
 	return s, nil
 }
 
@@ -103,165 +87,71 @@ func New(cfg Config) (*Server, error) {
 // the binding only. A bind error names the address; nothing stays bound
 // after an error.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("rawsink: already started")
-	}
-	if s.closing.Load() {
-		return errors.New("rawsink: shut down")
-	}
-	lc := net.ListenConfig{}
-	var tcp []*connlimit.Listener
+	var tcp []*sink.Listener
 	var udp []*net.UDPConn
-	fail := func(err error) error {
-		for _, l := range tcp {
-			l.Close()
+	return s.life.Start(func(b *sink.Binder) (err error) {
+		var lc net.ListenConfig
+		if tcp, err = b.ListenAll(ctx, 0, s.cfg.TCP, lc.Listen); err != nil {
+			return err
+		}
+		ulc := net.ListenConfig{Control: recvOrigDst}
+		for _, a := range s.cfg.UDP {
+			pc, err := b.ListenPacket(ctx, "udp", a, ulc.ListenPacket)
+			if err != nil {
+				return err
+			}
+			udp = append(udp, pc.(*net.UDPConn))
+		}
+		return nil
+	}, func() {
+		for _, ln := range tcp {
+			s.life.Serve(0, ln, s.serveTCP)
 		}
 		for _, c := range udp {
-			c.Close()
+			for range s.cfg.UDPReaders {
+				s.life.Go(func() { s.readUDP(c) })
+			}
 		}
-		return err
-	}
-	for _, a := range s.cfg.TCP {
-		ln, err := lc.Listen(ctx, "tcp", a)
-		if err != nil {
-			return fail(fmt.Errorf("rawsink: tcp listener on %q: %w", a, err))
-		}
-		tcp = append(tcp, connlimit.Wrap(ln, connlimit.Config{
-			Max: s.cfg.MaxConns, MaxPerIP: s.cfg.MaxConnsPerIP, OnReject: s.refused,
-		}))
-	}
-	ulc := net.ListenConfig{Control: recvOrigDst}
-	for _, a := range s.cfg.UDP {
-		pc, err := ulc.ListenPacket(ctx, "udp", a)
-		if err != nil {
-			return fail(fmt.Errorf("rawsink: udp listener on %q: %w", a, err))
-		}
-		udp = append(udp, pc.(*net.UDPConn))
-	}
-	s.started, s.tcp, s.udp = true, tcp, udp
-	for _, l := range tcp {
-		s.wg.Add(1)
-		go s.accept(l)
-		s.log.Info("listening", "transport", "tcp", "addr", l.Addr().String())
-	}
-	for _, c := range udp {
-		for range s.cfg.UDPReaders {
-			s.wg.Add(1)
-			go s.readUDP(c)
-		}
-		s.log.Info("listening", "transport", "udp", "addr", c.LocalAddr().String())
-	}
-	return nil
+	})
 }
 
-// Addrs returns the bound TCP and UDP addresses in the order of the Config
-// (useful with port 0); nil before Start.
-func (s *Server) Addrs() (tcp, udp []net.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range s.tcp {
-		tcp = append(tcp, l.Addr())
-	}
-	for _, c := range s.udp {
-		udp = append(udp, c.LocalAddr())
-	}
-	return tcp, udp
-}
+// Addrs returns the bound addresses, TCP then UDP, in the order of the
+// Config (useful with port 0); nil before Start.
+func (s *Server) Addrs() []net.Addr { return s.life.Addrs() }
 
 // Shutdown stops accepting and reading; TCP connections in progress are
 // recorded with what they sent so far (Error "shutdown") and closed; those
 // not done when ctx ends are closed unrecorded. It returns when every
 // goroutine of the server has ended.
 func (s *Server) Shutdown(ctx context.Context) error {
-	start := time.Now()
-	if s.closing.Swap(true) {
-		return nil
-	}
-	s.mu.Lock()
-	for _, l := range s.tcp {
-		l.Close()
-	}
-	for _, c := range s.udp {
-		c.Close()
-	}
-	s.mu.Unlock()
 	// Wake the connections in progress once: one that sets its own
-	// deadline after this sees closing and wakes itself.
-	s.mu.Lock()
-	now := time.Now()
-	for c := range s.conns {
-		c.SetReadDeadline(now) //nolint:errcheck // a closed conn ends anyway
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		s.mu.Lock()
-		for c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
-		<-done
-	}
-	s.log.Info("stopped", "took", time.Since(start).String())
-	return err
-}
-
-// accept serves one TCP listener until it is closed. Errors such as
-// running out of file descriptors are waited out with a growing pause.
-func (s *Server) accept(l *connlimit.Listener) {
-	defer s.wg.Done()
-	var pause time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return
+	// deadline after this sees the server closing and wakes itself.
+	woken := false
+	return s.life.Shutdown(ctx, sink.Stop{Wake: func(force bool) int {
+		now := time.Now()
+		n := s.life.Conns(func(c net.Conn) {
+			switch {
+			case force:
+				c.Close()
+			case !woken:
+				c.SetReadDeadline(now) //nolint:errcheck // a closed conn ends anyway
 			}
-			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed; pausing", "err", err, "pause", pause.String())
-			time.Sleep(pause)
-			continue
-		}
-		pause = 0
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			s.m.conns.Inc()
-			s.m.open.Inc()
-			s.serveTCP(c)
-			c.Close()
-			s.m.open.Dec()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-	}
+		})
+		woken = true
+		return n
+	}})
 }
 
-// serveTCP reads the first MaxBytes (or what comes within ReadTimeout)
-// and records them.
+// serveTCP reads the first MaxBytes (or what comes within ReadTimeout),
+// records them and closes c.
 func (s *Server) serveTCP(c net.Conn) {
-	src, dst := addrPort(c.RemoteAddr()), addrPort(c.LocalAddr())
+	defer c.Close()
+	src, dst := sink.AddrPort(c.RemoteAddr()), sink.AddrPort(c.LocalAddr())
 	if od, ok := originalDst(c); ok {
 		dst = od
 	}
 	c.SetDeadline(time.Now().Add(s.cfg.ReadTimeout)) //nolint:errcheck // seen at Read
-	if s.closing.Load() {
+	if s.life.Closing() {
 		c.SetReadDeadline(time.Now()) //nolint:errcheck
 	}
 	if len(s.cfg.Banner) > 0 {
@@ -271,7 +161,7 @@ func (s *Server) serveTCP(c net.Conn) {
 	defer s.bufs.Put(bp)
 	buf := *bp
 	n, err := io.ReadFull(c, buf)
-	if err != nil && s.closing.Load() && isTimeout(err) {
+	if err != nil && s.life.Closing() && isTimeout(err) {
 		// Woken by Shutdown: take what has arrived already.
 		c.SetReadDeadline(time.Now().Add(shutdownDrain)) //nolint:errcheck
 		m, _ := io.ReadFull(c, buf[n:])
@@ -283,7 +173,7 @@ func (s *Server) serveTCP(c net.Conn) {
 		why = "size limit"
 		s.m.limitSize.Inc()
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-	case s.closing.Load():
+	case s.life.Closing():
 		why = "shutdown"
 	case isTimeout(err):
 		why = "read timeout"
@@ -303,16 +193,15 @@ func (s *Server) serveTCP(c net.Conn) {
 // readUDP reads datagrams from c until it is closed. Each reader owns one
 // buffer and one event: a flood costs CPU, never memory.
 func (s *Server) readUDP(c *net.UDPConn) {
-	defer s.wg.Done()
 	buf := make([]byte, maxDatagram)
 	oob := make([]byte, 128)
-	local := addrPort(c.LocalAddr())
+	local := sink.AddrPort(c.LocalAddr())
 	var e event.Event
 	var pause time.Duration
 	for {
 		n, oobn, _, src, err := c.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+			if s.life.Closing() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			s.m.readErrors.Inc()
@@ -396,21 +285,15 @@ func (s *Server) record(e *event.Event, body []byte) {
 }
 
 // refused records a connection a limit turned away.
-func (s *Server) refused(c net.Conn, reason string) {
-	limit := "total"
-	if reason == connlimit.ReasonPerIP {
-		limit = "per_ip"
-	}
-	s.m.refused.WithLabelValues(limit).Inc()
+func (s *Server) refused(_ int, c net.Conn, src, dst netip.AddrPort, reason string) {
 	if s.cfg.Recorder == nil {
 		return
 	}
-	dst := addrPort(c.LocalAddr())
 	if od, ok := originalDst(c); ok {
 		dst = od
 	}
 	var e event.Event
-	s.fill(&e, event.TransportTCP, addrPort(c.RemoteAddr()), dst, nil, 0)
+	s.fill(&e, event.TransportTCP, src, dst, nil, 0)
 	e.Error = "refused: " + reason
 	s.record(&e, nil)
 }
@@ -418,17 +301,4 @@ func (s *Server) refused(c net.Conn, reason string) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	default:
-		ap, _ = netip.ParseAddrPort(a.String())
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

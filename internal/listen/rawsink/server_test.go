@@ -208,7 +208,7 @@ func TestConnLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c1.Close()
-	waitFor(t, "first connection", func() bool { return ts.counter(t, "connections_open") == 1 })
+	waitFor(t, "first connection", func() bool { return ts.counter(t, "connections_open", "protocol", "tcp") == 1 })
 	c2, err := net.Dial("tcp", ts.tcp[0])
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func TestConnLimit(t *testing.T) {
 	defer c2.Close()
 	e := ts.rec.wait(t, 1)[0]
 	if e.Error != "refused: too many connections from this address" || e.DstPort != port(ts.tcp[0]) ||
-		ts.counter(t, "refused_total", "limit", "per_ip") != 1 {
+		ts.counter(t, "connections_refused_total", "protocol", "tcp", "limit", "per_ip") != 1 {
 		t.Errorf("refused event %+v", e)
 	}
 }
@@ -230,18 +230,13 @@ func TestShutdownRecordsInFlight(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	tcp, _ := s.Addrs()
-	c, err := net.Dial("tcp", tcp[0].String())
+	c, err := net.Dial("tcp", s.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.Write([]byte("partial"))
-	waitFor(t, "the bytes to arrive", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return len(s.conns) == 1
-	})
+	waitFor(t, "the bytes to arrive", func() bool { return s.life.Conns(func(net.Conn) {}) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {

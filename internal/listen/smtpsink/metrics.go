@@ -1,8 +1,6 @@
 package smtpsink
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -30,22 +28,21 @@ const (
 	resultBroken   = "incomplete" // timeout, closed or shutdown in DATA
 )
 
-// metrics of the listener. No label carries a client address or a name.
+// metrics of the listener beside the connection counts of its
+// sink.Lifecycle. No label carries a client address or a name.
 type metrics struct {
-	sessions   prometheus.Counter
-	open       prometheus.Gauge
 	messages   *prometheus.CounterVec
 	rcptOK     prometheus.Counter
 	rcptRefuse prometheus.Counter
-	refused    *prometheus.CounterVec
 	limits     map[string]prometheus.Counter
 	malformed  prometheus.Counter
 	starttls   *prometheus.CounterVec
 	bytes      prometheus.Counter
 	events     prometheus.Counter
+	collectors []prometheus.Collector
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics() *metrics {
 	const ns, sub = "takedown", "smtpsink"
 	rcpts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "recipients_total",
@@ -56,25 +53,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Limits hit: recipients, message_size, commands, errors, line_length, command_timeout, session_timeout.",
 	}, []string{"limit"})
 	m := &metrics{
-		sessions: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "sessions_total",
-			Help: "SMTP sessions accepted within the connection limits.",
-		}),
-		open: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "sessions_open",
-			Help: "SMTP sessions open now.",
-		}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "messages_total",
 			Help: "Messages received (and discarded), by result (accepted, refused, too_large, incomplete).",
 		}, []string{"result"}),
 		rcptOK:     rcpts.WithLabelValues("accepted"),
 		rcptRefuse: rcpts.WithLabelValues("refused"),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "refused_total",
-			Help: "Connections refused by a connection limit, by limit (total, per_ip).",
-		}, []string{"limit"}),
-		limits: map[string]prometheus.Counter{},
+		limits:     map[string]prometheus.Counter{},
 		malformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "malformed_total",
 			Help: "Command lines that were not a known command or failed to parse.",
@@ -101,19 +86,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"ok", "failed"} {
 		m.starttls.WithLabelValues(r)
 	}
-	for _, r := range []string{"total", "per_ip"} {
-		m.refused.WithLabelValues(r)
+	m.collectors = []prometheus.Collector{
+		m.messages, rcpts, limits, m.malformed, m.starttls, m.bytes, m.events,
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{
-		m.sessions, m.open, m.messages, rcpts, m.refused, limits,
-		m.malformed, m.starttls, m.bytes, m.events,
-	} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("registering smtpsink metrics: %w", err)
-		}
-	}
-	return m, nil
+	return m
 }

@@ -3,19 +3,17 @@ package smtpsink
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
-	"github.com/takedown-project/takedown/internal/listen/connlimit"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // Server is the SMTP sinkhole. Make it with New, start it with Start, stop
@@ -33,14 +31,7 @@ type Server struct {
 	tooLargeReply  string
 	defaultDataMsg string
 
-	closing atomic.Bool
-
-	mu       sync.Mutex
-	started  bool
-	lns      []*connlimit.Listener
-	addrs    []net.Addr
-	sessions map[*session]struct{}
-	wg       sync.WaitGroup // accept loops and sessions
+	life *sink.Lifecycle
 
 	// bufs recycles the buffers that keep a message's start.
 	bufs sync.Pool
@@ -87,27 +78,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = DefaultSessionTimeout
 	}
-	conns := func(v *int, def int) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			*v = 0 // connlimit: no limit
-		}
-	}
-	conns(&cfg.MaxConns, DefaultMaxConns)
-	conns(&cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	cfg.MaxConns = sink.Limit(cfg.MaxConns, DefaultMaxConns)
+	cfg.MaxConnsPerIP = sink.Limit(cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
 
-	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		sessions: map[*session]struct{}{},
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("component", "smtpsink")
+	s := &Server{cfg: cfg, log: sink.Logger(cfg.Logger, "smtpsink"), now: cfg.Now, m: newMetrics()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -121,11 +95,16 @@ func New(cfg Config) (*Server, error) {
 	s.ehloTLS = ext + "250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n"
 	s.tooLargeReply = "552 5.3.4 Message size exceeds fixed limit of " + size + " bytes\r\n"
 	s.bufs.New = func() any { b := make([]byte, 0, maxHeaderBytes); return &b }
-	m, err := newMetrics(cfg.Registerer)
+	var err error
+	s.life, err = sink.New(sink.Config{
+		Name: "smtpsink", Protocols: []string{"smtp"},
+		Limits:  sink.Limits{Max: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP},
+		Refused: s.refused, Logger: s.log,
+		Registerer: cfg.Registerer, Collectors: s.m.collectors,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("smtpsink: %w", err)
+		return nil, err
 	}
-	s.m = m
 	return s, nil
 }
 
@@ -133,142 +112,54 @@ func New(cfg Config) (*Server, error) {
 // ctx bounds the binding only. A bind error names the address; nothing
 // stays bound after an error.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("smtpsink: already started")
-	}
-	if s.closing.Load() {
-		return errors.New("smtpsink: shut down")
-	}
-	var lc net.ListenConfig
-	var lns []*connlimit.Listener
-	for _, a := range s.cfg.Listen {
-		ln, err := lc.Listen(ctx, "tcp", a)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return fmt.Errorf("smtpsink: listening on %q: %w", a, err)
+	var lns []*sink.Listener
+	return s.life.Start(func(b *sink.Binder) (err error) {
+		var lc net.ListenConfig
+		lns, err = b.ListenAll(ctx, 0, s.cfg.Listen, lc.Listen)
+		return err
+	}, func() {
+		s.log.Info("serving", "starttls", s.tls != nil)
+		for _, ln := range lns {
+			s.life.Serve(0, ln, s.serve)
 		}
-		lns = append(lns, connlimit.Wrap(ln, connlimit.Config{
-			Max:      s.cfg.MaxConns,
-			MaxPerIP: s.cfg.MaxConnsPerIP,
-			OnReject: s.refused,
-		}))
-	}
-	s.started, s.lns = true, lns
-	for _, l := range lns {
-		s.addrs = append(s.addrs, l.Addr())
-		s.wg.Add(1)
-		go s.accept(l)
-		s.log.Info("listening", "addr", l.Addr().String(), "starttls", s.tls != nil)
-	}
-	return nil
+	})
 }
 
 // Addrs returns the bound addresses in the order of Config.Listen (useful
 // with port 0); nil before Start.
-func (s *Server) Addrs() []net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]net.Addr(nil), s.addrs...)
-}
+func (s *Server) Addrs() []net.Addr { return s.life.Addrs() }
 
 // Shutdown stops accepting and ends every session: each gets "421
 // shutting down" at its next read (a message in progress is recorded as
 // incomplete). Sessions that have not ended when ctx ends are closed. It
 // returns when every goroutine of the server has ended.
 func (s *Server) Shutdown(ctx context.Context) error {
-	start := time.Now()
-	if s.closing.Swap(true) {
-		return nil
-	}
-	s.mu.Lock()
-	for _, l := range s.lns {
-		l.Close()
-	}
-	s.mu.Unlock()
-
-	// Wake every session blocked in a read; repeat, since a session may
-	// set a later deadline between our look and its read.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var err error
-	for s.wakeSessions(false) > 0 {
-		select {
-		case <-tick.C:
-			continue
-		case <-ctx.Done():
-			err = ctx.Err()
-			s.wakeSessions(true)
-		}
-		break
-	}
-	s.wg.Wait()
-	s.log.Info("stopped", "took", time.Since(start).String())
-	return err
+	return s.life.Shutdown(ctx, sink.Stop{Wake: s.wakeSessions})
 }
 
 // wakeSessions moves the deadline of every open session to now (closes
-// them if force) and returns how many are open.
+// them if force) and returns how many are open. Shutdown calls it again
+// and again, since a session may set a later deadline between our look
+// and its read.
 func (s *Server) wakeSessions(force bool) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := time.Now()
-	for ss := range s.sessions {
+	return s.life.Conns(func(c net.Conn) {
 		if force {
-			ss.raw.Close()
+			c.Close()
 		} else {
-			ss.raw.SetDeadline(now) //nolint:errcheck // closed: it ends anyway
+			c.SetDeadline(now) //nolint:errcheck // closed: it ends anyway
 		}
-	}
-	return len(s.sessions)
+	})
 }
 
-// accept serves one listener until it is closed. Errors such as running
-// out of file descriptors are waited out with a growing pause.
-func (s *Server) accept(l *connlimit.Listener) {
-	defer s.wg.Done()
-	var pause time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed; pausing", "err", err, "pause", pause.String())
-			time.Sleep(pause)
-			continue
-		}
-		pause = 0
-		ss := s.newSession(c)
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.sessions[ss] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			s.m.sessions.Inc()
-			s.m.open.Inc()
-			ss.serve()
-			connlimit.CloseLingering(ss.raw, lingerTime, lingerBytes) //nolint:errcheck // the session is over
-			s.m.open.Dec()
-			s.mu.Lock()
-			delete(s.sessions, ss)
-			s.mu.Unlock()
-		}()
-	}
+// serve runs the session of c and closes c.
+func (s *Server) serve(c net.Conn) {
+	s.newSession(c).serve()
+	sink.CloseLingering(c, lingerTime, lingerBytes) //nolint:errcheck // the session is over
 }
 
 // A session's connection lingers after its end for at most lingerTime, or
-// until lingerBytes more have come (connlimit.CloseLingering): a bot that
+// until lingerBytes more have come (sink.CloseLingering): a bot that
 // sent a burst of garbage still gets the greeting and the reply that ended
 // its session.
 const (
@@ -277,17 +168,12 @@ const (
 )
 
 // refused records a connection a limit turned away.
-func (s *Server) refused(c net.Conn, reason string) {
-	limit := "total"
-	if reason == connlimit.ReasonPerIP {
-		limit = "per_ip"
-	}
-	s.m.refused.WithLabelValues(limit).Inc()
+func (s *Server) refused(_ int, _ net.Conn, src, dst netip.AddrPort, reason string) {
 	if s.cfg.Recorder == nil {
 		return
 	}
 	var e event.Event
-	s.fillConn(&e, addrPort(c.RemoteAddr()), addrPort(c.LocalAddr()))
+	s.fillConn(&e, src, dst)
 	e.Error = "refused: " + reason
 	s.record(&e, &classify.Request{})
 }
@@ -336,13 +222,4 @@ func (s *Server) record(e *event.Event, r *classify.Request, domains ...string) 
 		s.m.events.Inc()
 	}
 	return res
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/takedown-project/takedown/internal/classify"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/ja4"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
 // session is one SMTP connection. Only its own goroutine touches it, but
@@ -81,8 +82,8 @@ func (s *Server) newSession(c net.Conn) *session {
 		s:    s,
 		raw:  c,
 		conn: c,
-		src:  addrPort(c.RemoteAddr()),
-		dst:  addrPort(c.LocalAddr()),
+		src:  sink.AddrPort(c.RemoteAddr()),
+		dst:  sink.AddrPort(c.LocalAddr()),
 		hard: time.Now().Add(s.cfg.SessionTimeout),
 		mh:   sha256.New(),
 	}
@@ -309,7 +310,7 @@ func (ss *session) bad(r string) bool {
 // from now, no later than the session's end; now while shutting down.
 func (ss *session) deadline() time.Time {
 	now := time.Now()
-	if ss.s.closing.Load() {
+	if ss.s.life.Closing() {
 		return now
 	}
 	if d := now.Add(ss.s.cfg.CommandTimeout); d.Before(ss.hard) {
@@ -357,7 +358,7 @@ func (ss *session) readLine() (line []byte, tooLong bool, err error) {
 func (ss *session) readFailed(err error, where string) string {
 	s := ss.s
 	switch {
-	case s.closing.Load():
+	case s.life.Closing():
 		ss.goodbye("421 4.3.2 Shutting down\r\n")
 		return "shutdown" + where
 	case isTimeout(err) && !time.Now().Before(ss.hard):
@@ -411,7 +412,7 @@ func (ss *session) startTLS() (end string, over bool) {
 	tc.SetDeadline(ss.deadline()) //nolint:errcheck // seen at Handshake
 	if err := tc.Handshake(); err != nil {
 		s.m.starttls.WithLabelValues("failed").Inc()
-		if s.closing.Load() {
+		if s.life.Closing() {
 			return "shutdown in STARTTLS", true
 		}
 		return "tls handshake: " + strings.TrimPrefix(err.Error(), "local error: "), true
@@ -456,7 +457,7 @@ func (ss *session) data() (end string, over bool) {
 		if ss.r.Buffered() == 0 {
 			// Renew the deadline at most once a second: each chunk of
 			// data must come within CommandTimeout.
-			if now := time.Now(); now.Sub(last) >= time.Second || s.closing.Load() {
+			if now := time.Now(); now.Sub(last) >= time.Second || s.life.Closing() {
 				ss.conn.SetReadDeadline(ss.deadline()) //nolint:errcheck // seen at Read
 				last = now
 			}

@@ -32,7 +32,7 @@ func TestTwoMessagesAndRSET(t *testing.T) {
 	cl.expect("Subject: two\r\n\r\nsecond\r\n.", 250)
 	cl.expect("QUIT", 221)
 	// No session event follows a session with messages.
-	waitFor(t, "session end", func() bool { return ts.counter(t, "sessions_open") == 0 })
+	waitFor(t, "session end", func() bool { return ts.counter(t, "connections_open", "protocol", "smtp") == 0 })
 	if evs := ts.rec.all(); len(evs) != 2 {
 		t.Fatalf("%d events, want 2", len(evs))
 	}
@@ -213,7 +213,7 @@ func TestLimits(t *testing.T) {
 			t.Error("second connection got data")
 		}
 		e := ts.rec.wait(t, 1)[0]
-		if e.Error != "refused: too many connections from this address" || ts.counter(t, "refused_total", "limit", "per_ip") != 1 {
+		if e.Error != "refused: too many connections from this address" || ts.counter(t, "connections_refused_total", "protocol", "smtp", "limit", "per_ip") != 1 {
 			t.Errorf("refused event %q", e.Error)
 		}
 		cl.expect("QUIT", 221)
@@ -333,7 +333,7 @@ func TestAbuseThenHealthy(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "abusive sessions to end", func() bool { return ts.counter(t, "sessions_open") == 0 })
+	waitFor(t, "abusive sessions to end", func() bool { return ts.counter(t, "connections_open", "protocol", "smtp") == 0 })
 	if ts.counter(t, "limit_hits_total", "limit", "message_size") != 5 || ts.counter(t, "limit_hits_total", "limit", "recipients") != 5 {
 		t.Errorf("limit hits: size %v recipients %v", ts.counter(t, "limit_hits_total", "limit", "message_size"),
 			ts.counter(t, "limit_hits_total", "limit", "recipients"))

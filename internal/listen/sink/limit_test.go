@@ -1,4 +1,4 @@
-package connlimit
+package sink
 
 import (
 	"net"
@@ -19,11 +19,11 @@ func TestLimits(t *testing.T) {
 	}
 	var mu sync.Mutex
 	rejected := map[string]int{}
-	l := Wrap(ln, Config{Max: 5, MaxPerIP: 3, OnReject: func(c net.Conn, reason string) {
+	l := limit(ln, Limits{Max: 5, MaxPerIP: 3}, nil, func(c net.Conn, reason string) {
 		mu.Lock()
 		rejected[reason]++
 		mu.Unlock()
-	}})
+	})
 	defer l.Close()
 	accepted := make(chan net.Conn, 100)
 	go func() {
