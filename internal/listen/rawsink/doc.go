@@ -14,24 +14,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/takedown-project/takedown/internal/classify"
-	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
-// Recorder receives the events of the listener. Record must not block for
-// long: a connection or a UDP reader waits for it. The event is the
-// listener's to reuse once Record returns; a Recorder that keeps it must
-// copy it (its strings are immutable, PayloadHead is not).
-type Recorder interface {
-	Record(e *event.Event)
-}
-
-// Classifier names the family of a payload (rules may match on protocol,
-// port and body). *classify.Holder and *classify.Rules satisfy it.
-type Classifier interface {
-	Classify(r *classify.Request) classify.Result
-}
+// The listener's consumers, declared once for every listener in package
+// sink.
+type (
+	Recorder   = sink.Recorder
+	Classifier = sink.Classifier
+)
 
 // Defaults of Config fields left zero.
 const (

@@ -19,31 +19,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/takedown-project/takedown/internal/classify"
-	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/listen/sink"
 )
 
-// Recorder receives the events of the listener. Record must not block for
-// long: the session waits for it. The event is the listener's to reuse
-// once Record returns; a Recorder that keeps it must copy it (its strings
-// are immutable, PayloadHead is not).
-type Recorder interface {
-	Record(e *event.Event)
-}
-
-// Classifier names the family of a message and picks the reply to DATA.
-// *classify.Holder and *classify.Rules satisfy it.
-type Classifier interface {
-	Classify(r *classify.Request) classify.Result
-}
-
-// Zones tells which seized zone a host name falls under, which case seized
-// it and which malware family that case names. dnssink.Server satisfies
-// it.
-type Zones interface {
-	Zone(host string) (zone, caseName, caseFamily string, ok bool)
-}
+// The listener's consumers, declared once for every listener in package
+// sink.
+type (
+	Recorder   = sink.Recorder
+	Classifier = sink.Classifier
+	Zones      = sink.Zones
+)
 
 // Defaults of Config fields left zero.
 const (
