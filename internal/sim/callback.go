@@ -160,11 +160,12 @@ func dnsQuerySize(name string) int64 { return int64(12 + len(name) + 2 + 4) }
 // adds. c must be a callback the sinkhole serves.
 func (s *Sim) appendEvents(dst []event.Event, c *call) []event.Event {
 	t := time.Unix(0, c.at).UTC()
+	sk := s.sinkOf(c.bot)
 	switch c.fam {
 	case famWaledac, famConficker:
 		dst = append(dst, event.Event{
 			Time: t, Protocol: event.ProtoDNS, Transport: event.TransportUDP,
-			SrcIP: c.src, SrcPort: c.ports[0], DstIP: s.dns.ap.Addr(), DstPort: s.dns.ap.Port(),
+			SrcIP: c.src, SrcPort: c.ports[0], DstIP: sk.dns.ap.Addr(), DstPort: sk.dns.ap.Port(),
 			Domain: c.name, DNSQType: "A", DNSRcode: "NOERROR", Bytes: dnsQuerySize(c.name),
 		})
 		if c.fam == famConficker {
@@ -173,7 +174,7 @@ func (s *Sim) appendEvents(dst []event.Event, c *call) []event.Event {
 		sum := sha256.Sum256(c.body)
 		dst = append(dst, event.Event{
 			Time: t.Add(time.Duration(c.delay)), Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
-			SrcIP: c.src, SrcPort: c.ports[1], DstIP: s.http.ap.Addr(), DstPort: s.http.ap.Port(),
+			SrcIP: c.src, SrcPort: c.ports[1], DstIP: sk.http.ap.Addr(), DstPort: sk.http.ap.Port(),
 			Domain: c.name, HTTPMethod: "POST", HTTPPath: c.path, HTTPUserAgent: waledacUserAgent,
 			HTTPContentType: waledacContentType,
 			Bytes:           int64(len(c.body)), PayloadSHA256: hex.EncodeToString(sum[:]),
@@ -184,7 +185,7 @@ func (s *Sim) appendEvents(dst []event.Event, c *call) []event.Event {
 		domains := c.rcptDomains()
 		dst = append(dst, event.Event{
 			Time: t.Add(time.Duration(c.delay)), Protocol: event.ProtoSMTP, Transport: event.TransportTCP,
-			SrcIP: c.src, SrcPort: c.ports[1], DstIP: s.smtp.ap.Addr(), DstPort: s.smtp.ap.Port(),
+			SrcIP: c.src, SrcPort: c.ports[1], DstIP: sk.smtp.ap.Addr(), DstPort: sk.smtp.ap.Port(),
 			Domain: domains[0], SMTPHelo: c.helo, SMTPFrom: c.from,
 			SMTPRcptDomains: strings.Join(domains, ","), SMTPRcptCount: uint32(len(c.rcpts)),
 			SMTPSubject: c.subject(), SMTPMessageID: c.messageID(),

@@ -101,16 +101,17 @@ func (s *Sim) execute(ctx context.Context, cl *clients, c *call) (o outcome) {
 // and returns the rcode; a query without an answer is sent again, up to
 // dnsTries times.
 func (s *Sim) lookup(ctx context.Context, c *call) (int, error) {
+	sk := s.sinkOf(c.bot)
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(c.name), dns.TypeA)
 	cl := dns.Client{Net: "udp", Timeout: s.cfg.Timeout, Dialer: &net.Dialer{}}
-	if s.dns.bind {
+	if sk.dns.bind {
 		cl.Dialer.LocalAddr = &net.UDPAddr{IP: c.src.AsSlice()}
 	}
 	var err error
 	for range dnsTries {
 		var r *dns.Msg
-		r, _, err = cl.ExchangeContext(ctx, m, s.dns.ap.String())
+		r, _, err = cl.ExchangeContext(ctx, m, sk.dns.ap.String())
 		if err == nil {
 			return r.Rcode, nil
 		}
@@ -125,10 +126,11 @@ func (s *Sim) lookup(ctx context.Context, c *call) (int, error) {
 // post sends Waledac's HTTP POST on a new connection from the bot's
 // address.
 func (s *Sim) post(ctx context.Context, cl *clients, c *call) error {
-	if s.http.bind {
+	sk := s.sinkOf(c.bot)
+	if sk.http.bind {
 		ctx = context.WithValue(ctx, srcKey{}, c.src)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.http.ap.String()+c.path, bytes.NewReader(c.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+sk.http.ap.String()+c.path, bytes.NewReader(c.body))
 	if err != nil {
 		return err
 	}
@@ -148,16 +150,17 @@ func (s *Sim) post(ctx context.Context, cl *clients, c *call) error {
 // reports that the sinkhole answered the end of the message, after which
 // it has recorded it; the rule's 550 there is such an answer.
 func (s *Sim) mail(ctx context.Context, c *call) (recorded bool, err error) {
+	sk := s.sinkOf(c.bot)
 	d := net.Dialer{Timeout: s.cfg.Timeout}
-	if s.smtp.bind {
+	if sk.smtp.bind {
 		d.LocalAddr = &net.TCPAddr{IP: c.src.AsSlice()}
 	}
-	conn, err := d.DialContext(ctx, "tcp", s.smtp.ap.String())
+	conn, err := d.DialContext(ctx, "tcp", sk.smtp.ap.String())
 	if err != nil {
 		return false, fmt.Errorf("smtp: %w", err)
 	}
 	conn.SetDeadline(time.Now().Add(s.cfg.Timeout)) //nolint:errcheck // seen at the first read
-	cl, err := smtp.NewClient(conn, s.smtp.ap.Addr().String())
+	cl, err := smtp.NewClient(conn, sk.smtp.ap.Addr().String())
 	if err != nil {
 		conn.Close()
 		return false, fmt.Errorf("smtp: greeting: %w", err)

@@ -236,3 +236,38 @@ func TestRunMatchesTheSinks(t *testing.T) {
 		t.Errorf("simulated time reached %v, want about 2 hours after %v", tr.To, testStart)
 	}
 }
+
+// TestRunSplitsBetweenSensors runs the bots against two sets of real
+// sinks: each bot calls one sensor only, and each sensor recorded exactly
+// the events Truth.Sensors gives it.
+func TestRunSplitsBetweenSensors(t *testing.T) {
+	a, b := startSinks(t), startSinks(t)
+	s := newSim(t, Config{
+		Bots: 200, Sensors: []Targets{a.targets, b.targets}, Families: []Share{{Waledac, 0.6}, {Conficker, 0.2}, {Rustock, 0.2}},
+		Domains: map[string][]string{Waledac: testNames, Conficker: a.seized},
+		Speed:   2400, Duration: 2 * time.Second, MaxCallbacks: 400, Concurrency: 32, Seed: 9,
+	})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tr := s.Truth()
+	if tr.Errors != 0 || len(tr.Sensors) != 2 {
+		t.Fatalf("truth: %d errors, sensors %+v", tr.Errors, tr.Sensors)
+	}
+	if tr.Sensors[0].Bots != 100 || tr.Sensors[1].Bots != 100 {
+		t.Errorf("bots per sensor %+v, want 100 each", tr.Sensors)
+	}
+	if tr.Sensors[0].Events+tr.Sensors[1].Events != tr.Events || tr.Sensors[0].Callbacks+tr.Sensors[1].Callbacks != tr.Callbacks {
+		t.Errorf("sensors %+v do not add up to the truth's %d callbacks, %d events", tr.Sensors, tr.Callbacks, tr.Events)
+	}
+	for i, sk := range []*sinks{a, b} {
+		want := tr.Sensors[i].Events
+		if want == 0 {
+			t.Fatalf("sensor %d got nothing", i)
+		}
+		testnet.WaitFor(t, "the sinks' events", func() bool { return int64(len(sk.rec.all())) >= want })
+		if got := int64(len(sk.rec.all())); got != want {
+			t.Errorf("sensor %d recorded %d events, truth %d", i, got, want)
+		}
+	}
+}

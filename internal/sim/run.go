@@ -129,6 +129,9 @@ func (s *Sim) callback(ctx context.Context, cl *clients, j job) {
 	o := s.execute(ctx, cl, c)
 	if o.events > 0 {
 		s.tally.record(c.bot, c.at, o.events, o.withID)
+		st := &s.perSensor[int(c.bot)%len(s.perSensor)]
+		st.callbacks.Add(1)
+		st.events.Add(int64(o.events))
 	}
 	if o.refused {
 		s.tally.refuse(c.bot)

@@ -107,6 +107,11 @@ func ParseShares(s string) ([]Share, error) {
 type Config struct {
 	// Targets are where the bots call.
 	Targets Targets
+	// Sensors, if set, replaces Targets: each names the sinkhole addresses
+	// of one sensor of a deployment with several, and the bots are split
+	// between them (bot i calls sensor i mod len(Sensors), always the
+	// same one). Truth.Sensors counts what each got.
+	Sensors []Targets
 	// AllowRemote lets a target be outside loopback (127.0.0.0/8, ::1).
 	// Bots then connect from this machine's own address, not from their
 	// demo-world addresses, so the truth's addresses are not what the
@@ -177,7 +182,10 @@ type Sim struct {
 	log   *slog.Logger
 	world *demoworld.World
 
-	dns, http, smtp target
+	// sinks are the targets of each sensor (one without Config.Sensors);
+	// a bot calls sinks[bot % len(sinks)].
+	sinks     []sinkTargets
+	perSensor []sensorTally
 	start           int64   // ns since the epoch: live simulated time begins
 	mean            float64 // ns between a bot's callbacks
 	rate            [2]float64
@@ -201,6 +209,15 @@ type Sim struct {
 	lag, maxLag   atomic.Int64
 	firstErr      [numFamilies]atomic.Bool
 }
+
+// sinkTargets are the addresses of one sensor.
+type sinkTargets struct{ dns, http, smtp target }
+
+// sensorTally counts what one sensor got.
+type sensorTally struct{ callbacks, events atomic.Int64 }
+
+// sinkOf returns the targets bot calls.
+func (s *Sim) sinkOf(bot uint32) *sinkTargets { return &s.sinks[int(bot)%len(s.sinks)] }
 
 // target is one of the sinkhole's addresses.
 type target struct {
@@ -231,33 +248,46 @@ func New(cfg Config) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range []struct {
-		name string
-		addr string
-		dst  *target
-	}{{"dns", cfg.Targets.DNS, &s.dns}, {"http", cfg.Targets.HTTP, &s.http}, {"smtp", cfg.Targets.SMTP, &s.smtp}} {
-		if t.addr == "" {
-			continue
-		}
-		if *t.dst, err = resolveTarget(t.name, t.addr, cfg.AllowRemote); err != nil {
-			return nil, err
-		}
+	sensors := cfg.Sensors
+	if len(sensors) == 0 {
+		sensors = []Targets{cfg.Targets}
 	}
-	need := [numFamilies][]struct {
-		name string
-		t    target
-	}{
-		famWaledac:   {{"dns", s.dns}, {"http", s.http}},
-		famConficker: {{"dns", s.dns}},
-		famRustock:   {{"smtp", s.smtp}},
-	}
-	for f, w := range weights {
-		if w == 0 {
-			continue
+	s.sinks = make([]sinkTargets, len(sensors))
+	s.perSensor = make([]sensorTally, len(sensors))
+	for i, ts := range sensors {
+		st := &s.sinks[i]
+		for _, t := range []struct {
+			name string
+			addr string
+			dst  *target
+		}{{"dns", ts.DNS, &st.dns}, {"http", ts.HTTP, &st.http}, {"smtp", ts.SMTP, &st.smtp}} {
+			if t.addr == "" {
+				continue
+			}
+			if *t.dst, err = resolveTarget(t.name, t.addr, cfg.AllowRemote); err != nil {
+				return nil, err
+			}
 		}
-		for _, n := range need[f] {
-			if !n.t.ok() {
-				return nil, fmt.Errorf("sim: family %s needs the %s target, which is not set", familyNames[f], n.name)
+		need := [numFamilies][]struct {
+			name string
+			t    target
+		}{
+			famWaledac:   {{"dns", st.dns}, {"http", st.http}},
+			famConficker: {{"dns", st.dns}},
+			famRustock:   {{"smtp", st.smtp}},
+		}
+		for f, w := range weights {
+			if w == 0 {
+				continue
+			}
+			for _, n := range need[f] {
+				if !n.t.ok() {
+					which := ""
+					if len(cfg.Sensors) > 0 {
+						which = fmt.Sprintf(" of sensor %d", i)
+					}
+					return nil, fmt.Errorf("sim: family %s needs the %s target%s, which is not set", familyNames[f], n.name, which)
+				}
 			}
 		}
 	}

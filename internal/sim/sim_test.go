@@ -85,12 +85,12 @@ func TestNewRefusesRemoteTargets(t *testing.T) {
 		}
 	}
 	s := newSim(t, Config{Bots: 10, AllowRemote: true, Targets: Targets{DNS: "10.0.0.1:53", HTTP: "192.0.2.1:80"}})
-	if s.dns.bind || s.http.bind {
+	if s.sinks[0].dns.bind || s.sinks[0].http.bind {
 		t.Error("bots bind loopback source addresses towards a remote target")
 	}
 	s = newSim(t, Config{Bots: 10, Targets: Targets{DNS: "localhost:5300", HTTP: "127.0.0.2:80", SMTP: "[::1]:25"}, Families: []Share{{Waledac, 1}, {Rustock, 1}}})
-	if !s.dns.ap.Addr().IsLoopback() || !s.http.bind || s.smtp.bind {
-		t.Errorf("targets %+v %+v %+v", s.dns, s.http, s.smtp)
+	if !s.sinks[0].dns.ap.Addr().IsLoopback() || !s.sinks[0].http.bind || s.sinks[0].smtp.bind {
+		t.Errorf("targets %+v", s.sinks[0])
 	}
 }
 

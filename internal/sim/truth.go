@@ -51,6 +51,17 @@ type Truth struct {
 	ByCountry []CountryCount `json:"by_country"`
 	// Families are by name; a family without bots is left out.
 	Families map[string]FamilyTruth `json:"families"`
+	// Sensors count, with Config.Sensors, what each sensor got of the
+	// live run, in the order of Config.Sensors.
+	Sensors []SensorTruth `json:"sensors,omitempty"`
+}
+
+// SensorTruth is what one sensor got of the live run: the callbacks it
+// answered and the events it recorded for them.
+type SensorTruth struct {
+	Bots      int   `json:"bots"`
+	Callbacks int64 `json:"callbacks"`
+	Events    int64 `json:"events"`
 }
 
 // Counts are the unique hosts and callbacks of one group.
@@ -234,6 +245,14 @@ func (s *Sim) Truth() *Truth {
 	for b := range p.n {
 		if s.cleanAt(uint32(b)) > to {
 			tr.Active++
+		}
+	}
+	if len(s.cfg.Sensors) > 0 {
+		tr.Sensors = make([]SensorTruth, len(s.perSensor))
+		for i := range tr.Sensors {
+			st := &s.perSensor[i]
+			tr.Sensors[i] = SensorTruth{Bots: (p.n + len(tr.Sensors) - 1 - i) / len(tr.Sensors),
+				Callbacks: st.callbacks.Load(), Events: st.events.Load()}
 		}
 	}
 	t.mu.Lock()
