@@ -186,15 +186,15 @@ type Sim struct {
 	// a bot calls sinks[bot % len(sinks)].
 	sinks     []sinkTargets
 	perSensor []sensorTally
-	start           int64   // ns since the epoch: live simulated time begins
-	mean            float64 // ns between a bot's callbacks
-	rate            [2]float64
-	notified        []bool // by network index
-	pop             population
-	names           []string        // waledac's seized names
-	seizedDGA       map[string]bool // conficker's seized names
-	tally           *tally
-	dga             dgaCache
+	start     int64   // ns since the epoch: live simulated time begins
+	mean      float64 // ns between a bot's callbacks
+	rate      [2]float64
+	notified  []bool // by network index
+	pop       population
+	names     []string        // waledac's seized names
+	seizedDGA map[string]bool // conficker's seized names
+	tally     *tally
+	dga       dgaCache
 
 	mu         sync.Mutex
 	origin     atomic.Int64 // ns: when infections began (start, or start of the backfill)
