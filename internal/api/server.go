@@ -53,6 +53,9 @@ type Events interface {
 
 // Config configures the API handler.
 type Config struct {
+	// Registry may be nil on a serve with no registry (a sensor): then
+	// only /healthz and /v1/status answer, and every other endpoint says
+	// to ask the central.
 	Registry Registry
 	// Events may be nil: the statistics endpoints then answer 503.
 	Events Events
@@ -100,6 +103,13 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	if cfg.Registry == nil {
+		m.HandleFunc("GET /v1/status", h.auth(h.status))
+		m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "sensor", fmt.Sprintf("%s %s: this serve is a sensor, with no registry and no store; ask the central", r.Method, r.URL.Path), nil)
+		})
+		return h
+	}
 	m.HandleFunc("GET /v1/cases", h.auth(h.listCases))
 	m.HandleFunc("POST /v1/cases", h.auth(h.addCase))
 	m.HandleFunc("GET /v1/cases/{case}", h.auth(h.getCase))

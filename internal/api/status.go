@@ -31,6 +31,66 @@ type Status struct {
 	// Quarantine counts the records that the store could never take, set
 	// aside (takedown quarantine).
 	Quarantine quarantine.Summary `json:"quarantine"`
+
+	// Role is the serve's role: "" (everything in one process), sensor
+	// or central.
+	Role string `json:"role,omitempty"`
+	// Sensors are, on the central, the configured sensors as their
+	// heartbeats and the events stream describe them.
+	Sensors []SensorStatus `json:"sensors,omitempty"`
+	// Stream is, on the central, the events the stream holds that the
+	// central has not stored yet.
+	Stream *StreamStatus `json:"stream,omitempty"`
+	// Uplink is, on a sensor, its link to the central.
+	Uplink *UplinkStatus `json:"uplink,omitempty"`
+}
+
+// SensorStatus is one sensor, seen from the central.
+type SensorStatus struct {
+	ID string `json:"id"`
+	// LastSeen is the time of its last heartbeat (zero: never, since the
+	// central started); Up is set while heartbeats keep coming.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	Up       bool      `json:"up"`
+	// EventsPerSecond is the rate of its events stored over the last
+	// minute; Stored counts them since the central started.
+	EventsPerSecond float64 `json:"events_per_second"`
+	Stored          uint64  `json:"stored"`
+	// Rejected counts its records refused (see takedown_collect_rejected_total).
+	Rejected uint64 `json:"rejected"`
+	// What its last heartbeat said: the spool's bytes (and an estimate of
+	// the events) the stream has not acknowledged, the served set's serial
+	// and size it answers from.
+	BacklogBytes   int64  `json:"backlog_bytes"`
+	BacklogRecords int64  `json:"backlog_records"`
+	ServedSerial   uint32 `json:"served_serial"`
+	ServedZones    int    `json:"served_zones"`
+	Dropped        uint64 `json:"dropped"`
+}
+
+// StreamStatus is the central's view of the events stream.
+type StreamStatus struct {
+	// Pending counts the messages (batches of events) of the stream that
+	// the central has not stored yet.
+	Pending uint64 `json:"pending"`
+	// Error is why the central cannot read the stream now; empty when it can.
+	Error string `json:"error,omitempty"`
+}
+
+// UplinkStatus is a sensor's link to the central.
+type UplinkStatus struct {
+	Connected bool `json:"connected"`
+	// Published counts the events the stream acknowledged since serve
+	// started; BacklogBytes is what the spool holds that it has not.
+	Published    uint64    `json:"published"`
+	BacklogBytes int64     `json:"backlog_bytes"`
+	LastAck      time.Time `json:"last_ack,omitzero"`
+	Error        string    `json:"error,omitempty"`
+	// ServedSerial is the serial of the served set the sensor answers
+	// from, ServedZones its size, ServedApplied when it last changed.
+	ServedSerial  uint32    `json:"served_serial"`
+	ServedZones   int       `json:"served_zones"`
+	ServedApplied time.Time `json:"served_applied,omitzero"`
 }
 
 // PipelineStatus counts events since serve started; rates are per second

@@ -1,6 +1,6 @@
 package bus
 
-import "regexp"
+import "github.com/takedown-project/takedown/internal/event"
 
 // Names of the streams, subjects and buckets that sensors and the central
 // share. The NATS permissions (deploy/nats) are written against them.
@@ -31,12 +31,8 @@ func HeartbeatSubject(sensor string) string { return "takedown.sensors." + senso
 // InboxPrefix is the inbox prefix of user's connection.
 func InboxPrefix(user string) string { return "_INBOX_" + user }
 
-var sensorID = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// ValidSensorID reports whether s can name a sensor: a DNS label in lower
-// case (it is a token of the sensor's subjects and a user name in the
-// NATS permissions, where '.', '*' and '>' would mean something else).
-func ValidSensorID(s string) bool { return sensorID.MatchString(s) }
+// ValidSensorID is event.ValidSensorID: the one rule of a sensor's id.
+func ValidSensorID(s string) bool { return event.ValidSensorID(s) }
 
 // SensorOfSubject returns the sensor token of an events or heartbeat
 // subject, "" when subject is neither.

@@ -57,6 +57,15 @@ type Config struct {
 	// Operator names who runs the sinkhole, e.g. "Example CERT"; it appears
 	// in DNS TXT records and reports.
 	Operator string `yaml:"operator"`
+	// Role is what `takedown serve` runs: "" everything in one process,
+	// "sensor" the sinks and the spool, with no registry and no store,
+	// "central" the registry, the store and everything that reads them,
+	// fed by the sensors through NATS. `serve --role` overrides it.
+	Role string `yaml:"role"`
+	// NATS is how a sensor and the central reach the NATS servers.
+	NATS NATS `yaml:"nats"`
+	// Central configures the central role.
+	Central Central `yaml:"central"`
 
 	Log      Log      `yaml:"log"`
 	API      API      `yaml:"api"`
@@ -76,6 +85,48 @@ type Config struct {
 	Mail Mail `yaml:"mail"`
 	// Dashboard configures the web dashboard under /ui/ of the API.
 	Dashboard Dashboard `yaml:"dashboard"`
+}
+
+// The roles of serve (Config.Role).
+const (
+	RoleSingle  = ""
+	RoleSensor  = "sensor"
+	RoleCentral = "central"
+)
+
+// NATS says how a sensor or the central reaches the NATS JetStream
+// cluster that joins them.
+type NATS struct {
+	// Servers are the cluster's URLs (nats://host:port, tls://host:port).
+	Servers []string `yaml:"servers"`
+	// Credentials is this node's credential file: an NKey user seed or
+	// user:password on one line, readable by its owner only. Required
+	// unless every server is on loopback.
+	Credentials string `yaml:"credentials"`
+	// TLS: the CA that signs the servers' certificates (required unless
+	// every server is on loopback), and a client certificate if the
+	// servers ask for one.
+	TLS NATSTLS `yaml:"tls"`
+	// Replicas of the central's streams: 3 on a three-node cluster.
+	// Default: 3 when three or more servers are named, else 1.
+	Replicas int `yaml:"replicas"`
+	// MaxStreamMB bounds the events stream on each server (default 10240):
+	// what sensors publish while the central is away waits there.
+	MaxStreamMB int `yaml:"max_stream_mb"`
+}
+
+// NATSTLS are the files of TLS to NATS.
+type NATSTLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Central configures the central role.
+type Central struct {
+	// Sensors are the ids of the sensors whose events the central
+	// stores; another id's are refused.
+	Sensors []string `yaml:"sensors"`
 }
 
 // Dashboard configures the web dashboard that serve offers on the API's
@@ -302,7 +353,9 @@ type Pipeline struct {
 	// memory buffer before they are written to its file, in milliseconds
 	// (or until 256 KiB wait): the most that a killed process (kill -9,
 	// OOM) loses. Default 10 (spool.DefaultFlushInterval); from 1 to
-	// 1000. Lower costs more write calls under load.
+	// 1000. Lower costs more write calls under load. -1 writes every
+	// event before its sink answers: a kill loses nothing answered (a
+	// sensor whose every callback must count), at a write call an event.
 	SpoolFlushMS int `yaml:"spool_flush_ms"`
 	// DiskReserveMB is free space kept on the spool's filesystem, in MiB:
 	// below it the spool drops new events (counted) rather than fill the
@@ -546,6 +599,15 @@ func (c *Config) fill() {
 	if c.RPZ.Policy == "" {
 		c.RPZ.Policy = "nxdomain"
 	}
+	if c.NATS.Replicas == 0 {
+		c.NATS.Replicas = 1
+		if len(c.NATS.Servers) >= 3 {
+			c.NATS.Replicas = 3
+		}
+	}
+	if c.NATS.MaxStreamMB == 0 {
+		c.NATS.MaxStreamMB = 10240
+	}
 }
 
 // Validate checks the values; every problem is reported with its key.
@@ -693,8 +755,8 @@ func (c *Config) Validate() error {
 	if c.Pipeline.SyncMS < -1 {
 		bad("pipeline.sync_ms", "%d must be -1 (fsync every write) or more", c.Pipeline.SyncMS)
 	}
-	if c.Pipeline.SpoolFlushMS < 0 || c.Pipeline.SpoolFlushMS > 1000 {
-		bad("pipeline.spool_flush_ms", "%d is not from 1 to 1000", c.Pipeline.SpoolFlushMS)
+	if c.Pipeline.SpoolFlushMS < -1 || c.Pipeline.SpoolFlushMS > 1000 {
+		bad("pipeline.spool_flush_ms", "%d is not from 1 to 1000 (or -1: write every event before its sink answers)", c.Pipeline.SpoolFlushMS)
 	}
 	if c.Pipeline.DiskReserveMB < -1 {
 		bad("pipeline.disk_reserve_mb", "%d must be -1 (no reserve) or more", c.Pipeline.DiskReserveMB)
@@ -758,6 +820,7 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.Sensor, " \t\n,\"") || len(c.Sensor) > 64 {
 		bad("sensor", "%q must be at most 64 characters without spaces, commas or quotes", c.Sensor)
 	}
+	c.checkRole(bad)
 	return errors.Join(errs...)
 }
 

@@ -224,3 +224,24 @@ func ValidFamily(s string) bool {
 	}
 	return true
 }
+
+// SensorIDRule says in words what ValidSensorID takes, for error messages.
+const SensorIDRule = "a DNS label: 1 to 63 lower-case letters, digits or '-', not beginning or ending with '-', e.g. \"fra-1\""
+
+// ValidSensorID reports whether s can name a sensor of a deployment with
+// several machines: a DNS label in lower case. It is a token of the
+// sensor's NATS subjects and its user name in the servers' permissions,
+// where '.', '*' and '>' would mean something else. (A single serve's
+// Sensor may be any host name.)
+func ValidSensorID(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

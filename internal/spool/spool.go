@@ -46,7 +46,10 @@ type Config struct {
 	MaxBufferBytes int64
 	// FlushInterval: the buffer is written to the file at least this
 	// often (and whenever 256 KiB are buffered); default 10 ms. Readers
-	// see records once they are written.
+	// see records once they are written. Negative: write-through, every
+	// Append writes its record (with whatever else waits) to the file
+	// before it returns, so that what a sink answered survives a kill of
+	// the process; it costs a write call per record.
 	FlushInterval time.Duration
 	// SyncInterval: the file is fsynced at most this often, if written
 	// since; default 200 ms. Negative: after every write of the buffer.
@@ -65,6 +68,8 @@ type Config struct {
 	// Logger and Registerer; nil discards / does not register.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+
+	writeThrough bool // FlushInterval < 0
 }
 
 // Defaults of Config.
@@ -195,6 +200,9 @@ func Open(o Config) (*Spool, error) {
 	o.SegmentBytes = max(min(o.SegmentBytes, o.MaxBytes/4), 4096)
 	if o.MaxBufferBytes <= 0 {
 		o.MaxBufferBytes = DefaultMaxBufferBytes
+	}
+	if o.FlushInterval < 0 {
+		o.writeThrough = true
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = DefaultFlushInterval
@@ -394,6 +402,9 @@ func (s *Spool) Append(rec []byte) error {
 	}
 	s.mu.Unlock()
 	s.appended.Add(1)
+	if s.opt.writeThrough {
+		return s.flush()
+	}
 	if wake {
 		select {
 		case s.kick <- struct{}{}:

@@ -637,3 +637,30 @@ func TestWriterSleepsWhenIdle(t *testing.T) {
 		waitFor(t, "the record fsynced and the writer asleep again", 5*time.Second, func() bool { return s.sleeping.Load() && synced() })
 	}
 }
+
+// TestWriteThrough: with a negative FlushInterval every Append has written
+// its record to the segment file when it returns (a kill of the process
+// right after loses nothing), where the default waits for the writer.
+func TestWriteThrough(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flush time.Duration
+		want  bool
+	}{{"write-through", -1, true}, {"buffered", time.Hour, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, Config{Dir: dir, FlushInterval: tc.flush})
+			rec := []byte("an event the sink has answered")
+			if err := s.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, segmentName(1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Contains(b, rec); got != tc.want {
+				t.Errorf("record in the file right after Append: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
