@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -157,18 +158,12 @@ func (l *loop) limit() int {
 	return max(lim, 1)
 }
 
-// overhead is what a batch of n records takes besides the records.
+// overhead is what a batch of n records takes besides the records: the
+// form of an empty batch, whose count is one byte, and the count's
+// bytes beyond that.
 func (l *loop) overhead(n int) int {
-	return len("TDEB") + 1 + uvarintLen(uint64(len(l.u.cfg.Sensor))) + len(l.u.cfg.Sensor) + len(spool.ID{}) + uvarintLen(uint64(n)) + 4
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
+	var b [binary.MaxVarintLen64]byte
+	return l.u.emptyBatch - 1 + binary.PutUvarint(b[:], uint64(n))
 }
 
 func (l *loop) add(rec []byte, end spool.Pos) {

@@ -80,8 +80,10 @@ type Uplink struct {
 	log     *slog.Logger
 	js      jetstream.JetStream
 	subject string
-	started time.Time
-	buf     sync.Pool // *[]byte for encoding events
+	// emptyBatch is the size of the binary form of a batch of no record.
+	emptyBatch int
+	started    time.Time
+	buf        sync.Pool // *[]byte for encoding events
 
 	// from is where Run starts reading, note why it is not the mark.
 	from spool.Pos
@@ -148,6 +150,7 @@ func New(cfg Config) (*Uplink, error) {
 	u := &Uplink{cfg: cfg, log: log, js: js, subject: bus.EventsSubject(cfg.Sensor), started: time.Now(),
 		firstBackoff: firstBackoff, maxBackoffWait: maxBackoff}
 	u.buf.New = func() any { b := make([]byte, 0, 512); return &b }
+	u.emptyBatch = len((&bus.Batch{Sensor: cfg.Sensor}).AppendBinary(nil))
 
 	id, pos, err := readMark(cfg.StateDir)
 	switch {

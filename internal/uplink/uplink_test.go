@@ -624,3 +624,23 @@ func TestServerMaxPayload(t *testing.T) {
 		t.Errorf("the skipped record was not logged:\n%s", s.logs)
 	}
 }
+
+// Stopped while the stream takes nothing, Run tries for Drain and
+// returns; the events stay in the spool for the next run.
+func TestStopWhileFailing(t *testing.T) {
+	ns := startNATS(t, nil)
+	s := newSensor(t, ns.connect(t, "s1"), sensorOpts{cfg: uplink.Config{Drain: 500 * time.Millisecond}})
+	s.run()
+	s.record("f", 0, 50)
+	waitFor(t, 10*time.Second, "a failed attempt", func() bool { return s.u.Stats().LastError != "" })
+	if took := s.halt(); took > 500*time.Millisecond+time.Second {
+		t.Errorf("Run took %v to return with a drain of 500 ms", took)
+	}
+	st := s.u.Stats()
+	if st.Published != 0 || st.BacklogRecords < 45 || exists(filepath.Join(s.state, uplink.MarkFile)) {
+		t.Errorf("after the stop: %+v", st)
+	}
+	if !strings.Contains(st.LastError, "no response from stream") {
+		t.Errorf("LastError %q", st.LastError)
+	}
+}
