@@ -198,8 +198,10 @@ type session struct {
 	dStop func()
 	dGen  int
 	// dseq is the stream sequence of the last delta handled (or of the
-	// last delta of the full form the deltas are read after).
-	dseq uint64
+	// last delta of the full form the deltas are read after); appliedSeq
+	// the sequence the set was last brought to (a delta applied, a full
+	// form loaded).
+	dseq, appliedSeq uint64
 	// latest is the newest description of the full object seen, and
 	// latestChecked whether the deltas reached its sequence since.
 	latest        *object
@@ -407,25 +409,29 @@ func (f *Follower) bind(ctx context.Context, s *session, o object) error {
 	switch {
 	case cur == o.Serial:
 		s.loaded = o.NUID
+		s.appliedSeq, s.latestChecked = o.Seq, true
 		return f.startDeltas(ctx, s, o.Seq+1)
 	case cur != 0 && servedset.SerialLess(o.Serial, cur):
 		// The set from disk is newer than the full form: the deltas after
 		// it lead to the set's serial, and on from there.
+		s.appliedSeq, s.latestChecked = o.Seq, true
 		return f.startDeltas(ctx, s, o.Seq+1)
 	}
 	return f.rebuild(ctx, s, o)
 }
 
 // reached compares the set with the newest full form once the deltas
-// reached the full form's sequence: if they differ there, the central
-// replaced its set (no delta leads to it) and the full form is loaded.
+// reached the full form's sequence: if no delta after that sequence
+// changed the set, the set must be the full form; if it is not, the
+// central replaced its set (no delta leads there), or messages that are
+// not deltas moved the stream on, and the full form is loaded.
 func (f *Follower) reached(ctx context.Context, s *session) error {
 	l := s.latest
 	if l == nil || s.latestChecked || s.dseq < l.Seq {
 		return nil
 	}
 	s.latestChecked = true
-	if s.dseq == l.Seq && l.Serial != f.cfg.Set.Load().Serial() && l.NUID != s.failed {
+	if s.appliedSeq <= l.Seq && l.Serial != f.cfg.Set.Load().Serial() && l.NUID != s.failed {
 		return f.rebuild(ctx, s, *l)
 	}
 	return nil
@@ -493,6 +499,7 @@ func (f *Follower) onDelta(ctx context.Context, s *session, m jetstream.Msg) err
 	f.m.deltas.Inc()
 	if s.staging == nil {
 		s.stuck = false // back on the chain
+		s.appliedSeq = s.dseq
 		f.changed()
 	}
 	return f.afterDelta(ctx, s, md)
@@ -586,7 +593,7 @@ func (f *Follower) rebuild(ctx context.Context, s *session, o object) error {
 		s.latestChecked = true
 	}
 	if last <= o.Seq {
-		s.staging = nil
+		s.staging, s.appliedSeq = nil, o.Seq
 		f.replace(snap)
 	} else {
 		s.staging, s.stagingUntil, s.stagingFrom = snap, last, o.NUID
@@ -602,7 +609,7 @@ func (f *Follower) rebuild(ctx context.Context, s *session, o object) error {
 // swap puts the staged full form, now at the stream's end, in place.
 func (f *Follower) swap(s *session) {
 	f.replace(s.staging)
-	s.staging = nil
+	s.staging, s.appliedSeq = nil, s.dseq
 }
 
 func (f *Follower) replace(snap *servedset.Snapshot) {

@@ -3,7 +3,6 @@ package servedsync
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -140,21 +139,19 @@ func (ts *testServer) stop() {
 	}
 }
 
-// client is a connection of a user, which records the JetStream API
-// subjects it asks and the errors the server sends it (a permissions
-// violation among them).
+// client is a connection of a user, which records the errors the server
+// sends it (a permissions violation among them).
 type client struct {
 	nc *nats.Conn
 	js jetstream.JetStream
 
 	mu   sync.Mutex
-	apis map[string]int
 	errs []string
 }
 
 func connect(t testing.TB, ts *testServer, user string) *client {
 	t.Helper()
-	c := &client{apis: map[string]int{}}
+	c := &client{}
 	nc, err := nats.Connect(ts.url(),
 		nats.UserInfo(user, testPassword),
 		nats.CustomInboxPrefix("_INBOX_"+user),
@@ -170,13 +167,8 @@ func connect(t testing.TB, ts *testServer, user string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trace := &jetstream.ClientTrace{RequestSent: func(subj string, _ []byte) {
-		c.mu.Lock()
-		c.apis[subj]++
-		c.mu.Unlock()
-	}}
 	c.nc = nc
-	if c.js, err = jetstream.New(nc, jetstream.WithClientTrace(trace)); err != nil {
+	if c.js, err = jetstream.New(nc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
@@ -194,30 +186,6 @@ func (c *client) permissionErrors() []string {
 		}
 	}
 	return out
-}
-
-// apiSubjects returns the API subjects asked, with consumer names and
-// object names replaced by placeholders.
-func (c *client) apiSubjects() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	set := map[string]bool{}
-	for s := range c.apis {
-		tok := strings.Split(s, ".")
-		switch {
-		case strings.HasPrefix(s, "$JS.API.CONSUMER.CREATE.") && len(tok) > 5:
-			s = strings.Join(tok[:5], ".") + ".<name>"
-			if len(tok) > 6 {
-				s += ".<filter>"
-			}
-		case strings.HasPrefix(s, "$JS.API.CONSUMER.") && len(tok) == 6:
-			s = strings.Join(tok[:5], ".") + ".<name>"
-		case strings.HasPrefix(s, "$JS.API.DIRECT.GET.") && len(tok) > 5:
-			s = strings.Join(tok[:5], ".") + ".<subject>"
-		}
-		set[s] = true
-	}
-	return slices.Sorted(maps.Keys(set))
 }
 
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {

@@ -93,7 +93,6 @@ func TestEndToEnd(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg); err != nil || n == 0 {
 		t.Errorf("metrics: %d, %v", n, err)
 	}
-	t.Logf("JetStream API subjects the follower asked:\n%s", strings.Join(sc.apiSubjects(), "\n"))
 }
 
 // TestLatency measures the time from a change on the central to the
