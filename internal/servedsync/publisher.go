@@ -3,6 +3,7 @@ package servedsync
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,11 @@ type Publisher struct {
 	thr *throttle
 	m   *publisherMetrics
 
+	// run names this publisher's run in the message ids: a retry of a
+	// delta is dropped as a duplicate, a delta of another run between the
+	// same serials is not.
+	run string
+
 	mu         sync.Mutex
 	queue      []item
 	overflowed bool
@@ -155,7 +161,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{cfg: cfg, log: log, thr: newThrottle(log), m: m, wake: make(chan struct{}, 1)}, nil
+	return &Publisher{cfg: cfg, log: log, thr: newThrottle(log), m: m, wake: make(chan struct{}, 1), run: rand.Text()[:10]}, nil
 }
 
 // Run publishes until ctx ends. It waits for NATS as long as it takes,
@@ -323,7 +329,7 @@ func (p *Publisher) step(ctx context.Context, it item) error {
 	msg := &nats.Msg{Subject: bus.ServedDeltaSubject, Data: b, Header: nats.Header{}}
 	msg.Header.Set(HeaderFrom, strconv.FormatUint(uint64(d.From), 10))
 	msg.Header.Set(HeaderTo, strconv.FormatUint(uint64(d.To), 10))
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%d-%d", d.From, d.To))
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s-%d-%d", p.run, d.From, d.To))
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	ack, err := p.cfg.JS.PublishMsg(pctx, msg, jetstream.WithExpectStream(bus.ServedStream))
 	cancel()

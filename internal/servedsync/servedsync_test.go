@@ -453,3 +453,42 @@ func TestParseMeta(t *testing.T) {
 		t.Errorf("deleted: %+v %v", o, err)
 	}
 }
+
+// TestFollowerBeforeCentral: a sensor that starts before the central made
+// the stream and the bucket waits for them (it may not make them).
+func TestFollowerBeforeCentral(t *testing.T) {
+	ts := newTestServer(t)
+	sc := connect(t, ts, "s1")
+	sen := startSensor(t, sc, nil, FollowerConfig{})
+	waitFor(t, 5*time.Second, "the follower to look for the bucket", func() bool {
+		return testutil.ToFloat64(sen.f.m.errors.WithLabelValues("nats")) > 0
+	})
+	cen := startCentral(t, connect(t, ts, "central"), fullSnapshot(t, 1000, 100), PublisherConfig{})
+	cen.change()
+	waitSame(t, 15*time.Second, cen, sen)
+	if errs := sc.permissionErrors(); len(errs) > 0 {
+		t.Errorf("the sensor met permissions violations: %q", errs)
+	}
+}
+
+// TestStreamRecreated: the delta stream is deleted under a running
+// central and sensor; the central makes it again, the sensor binds again.
+func TestStreamRecreated(t *testing.T) {
+	ts := newTestServer(t)
+	cc, sc := connect(t, ts, "central"), connect(t, ts, "s1")
+	cen := startCentral(t, cc, fullSnapshot(t, 1000, 100), PublisherConfig{})
+	sen := startSensor(t, sc, nil, FollowerConfig{CheckEvery: 100 * time.Millisecond})
+	for range 5 {
+		cen.change()
+	}
+	waitSame(t, 10*time.Second, cen, sen)
+	if err := cc.js.DeleteStream(context.Background(), bus.ServedStream); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		cen.change()
+	}
+	waitSame(t, 20*time.Second, cen, sen)
+	cen.change()
+	waitSame(t, 5*time.Second, cen, sen)
+}
