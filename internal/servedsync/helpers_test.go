@@ -248,19 +248,7 @@ func startCentral(t testing.TB, c *client, snap *servedset.Snapshot, cfg Publish
 		t.Fatal(err)
 	}
 	cen.pub = p
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	var once sync.Once
-	cen.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("publisher Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(cen.stop)
+	cen.stop = goRun(t, "publisher", p.Run)
 	if snap != nil && c.nc.IsConnected() {
 		// Steps made from now on are deltas: the publisher put the set.
 		waitFor(t, 10*time.Second, "the first full form", func() bool { return testutil.ToFloat64(p.m.fulls) >= 1 })
@@ -302,21 +290,45 @@ func startSensor(t testing.TB, c *client, set *servedset.Set, cfg FollowerConfig
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &sensor{set: set, f: f, stop: goRun(t, "follower", f.Run)}
+}
+
+// goRun runs run until the returned stop (or the test's end) cancels it.
+func goRun(t testing.TB, what string, run func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	s := &sensor{set: set, f: f}
+	go func() { done <- run(ctx) }()
 	var once sync.Once
-	s.stop = func() {
+	stop = func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				t.Errorf("follower Run: %v", err)
+				t.Errorf("%s Run: %v", what, err)
 			}
 		})
 	}
-	t.Cleanup(s.stop)
-	return s
+	t.Cleanup(stop)
+	return stop
+}
+
+// rig is a server, a central with a set of 100 zones and a sensor that
+// has the central's set after one change.
+type rig struct {
+	ts     *testServer
+	cc, sc *client
+	cen    *central
+	sen    *sensor
+}
+
+func newRig(t testing.TB, pcfg PublisherConfig, fcfg FollowerConfig) *rig {
+	t.Helper()
+	r := &rig{ts: newTestServer(t)}
+	r.cc, r.sc = connect(t, r.ts, "central"), connect(t, r.ts, "s1")
+	r.cen = startCentral(t, r.cc, fullSnapshot(t, 1000, 100), pcfg)
+	r.sen = startSensor(t, r.sc, nil, fcfg)
+	r.cen.change()
+	waitSame(t, 10*time.Second, r.cen, r.sen)
+	return r
 }
 
 // same reports whether two snapshots serve the same: serial, sinkhole,

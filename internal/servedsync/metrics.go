@@ -54,6 +54,14 @@ func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 
 const namespace = "takedown"
 
+func newCounter(sub, name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help})
+}
+
+func newGauge(sub, name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help})
+}
+
 type publisherMetrics struct {
 	deltas, deltaBytes, fulls, rules, overflows prometheus.Counter
 	errors                                      *prometheus.CounterVec
@@ -62,12 +70,8 @@ type publisherMetrics struct {
 
 func newPublisherMetrics(reg prometheus.Registerer) (*publisherMetrics, error) {
 	const sub = "served_publisher"
-	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help})
-	}
-	gauge := func(name, help string) prometheus.Gauge {
-		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help})
-	}
+	counter := func(name, help string) prometheus.Counter { return newCounter(sub, name, help) }
+	gauge := func(name, help string) prometheus.Gauge { return newGauge(sub, name, help) }
 	m := &publisherMetrics{
 		deltas:     counter("deltas_total", "Deltas of the served set published to the stream."),
 		deltaBytes: counter("delta_bytes_total", "Bytes of the deltas published."),
@@ -92,12 +96,8 @@ type followerMetrics struct {
 
 func newFollowerMetrics(reg prometheus.Registerer, connected func() float64) (*followerMetrics, error) {
 	const sub = "served_follower"
-	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help})
-	}
-	gauge := func(name, help string) prometheus.Gauge {
-		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help})
-	}
+	counter := func(name, help string) prometheus.Counter { return newCounter(sub, name, help) }
+	gauge := func(name, help string) prometheus.Gauge { return newGauge(sub, name, help) }
 	m := &followerMetrics{
 		deltas:  counter("deltas_total", "Deltas applied to the served set."),
 		fulls:   counter("fulls_total", "Full forms of the served set loaded from the object store."),

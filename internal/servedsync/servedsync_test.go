@@ -132,13 +132,9 @@ func TestLatency(t *testing.T) {
 // away answers from the set it kept on disk, and catches up when NATS is
 // back.
 func TestRestartFromDiskWithNATSDown(t *testing.T) {
-	ts := newTestServer(t)
-	cc, sc := connect(t, ts, "central"), connect(t, ts, "s1")
-	cen := startCentral(t, cc, fullSnapshot(t, 1000, 100), PublisherConfig{})
 	dir := t.TempDir()
-	sen := startSensor(t, sc, nil, FollowerConfig{Dir: dir, PersistDelay: 10 * time.Millisecond})
-	cen.change()
-	waitSame(t, 10*time.Second, cen, sen)
+	r := newRig(t, PublisherConfig{}, FollowerConfig{Dir: dir, PersistDelay: 10 * time.Millisecond})
+	ts, cen, sen := r.ts, r.cen, r.sen
 	waitFor(t, 5*time.Second, "the set on disk", func() bool {
 		s, err := servedset.ReadFile(filepath.Join(dir, DiskFile))
 		return err == nil && s.Serial() == cen.set.Load().Serial()
@@ -201,12 +197,10 @@ func TestLoadDiskDamaged(t *testing.T) {
 // away. The sensor keeps its set (it never goes back) until the central's
 // next full form, then reaches the central's set.
 func TestGapRecovery(t *testing.T) {
-	ts := newTestServer(t)
-	cc, sc := connect(t, ts, "central"), connect(t, ts, "s1")
-	cen := startCentral(t, cc, fullSnapshot(t, 1000, 100), PublisherConfig{FullEvery: 8})
 	dir := t.TempDir()
-	sen := startSensor(t, sc, nil, FollowerConfig{Dir: dir, PersistDelay: 10 * time.Millisecond})
-	for range 3 {
+	r := newRig(t, PublisherConfig{FullEvery: 8}, FollowerConfig{Dir: dir, PersistDelay: 10 * time.Millisecond})
+	ts, cc, cen, sen := r.ts, r.cc, r.cen, r.sen
+	for range 2 {
 		cen.change()
 	}
 	waitSame(t, 10*time.Second, cen, sen)
@@ -309,12 +303,8 @@ func TestFarBehind(t *testing.T) {
 // TestReplace: the central replaces its set (a reload of the registry);
 // no delta leads there, and the sensor takes the full form.
 func TestReplace(t *testing.T) {
-	ts := newTestServer(t)
-	cc, sc := connect(t, ts, "central"), connect(t, ts, "s1")
-	cen := startCentral(t, cc, fullSnapshot(t, 1000, 100), PublisherConfig{})
-	sen := startSensor(t, sc, nil, FollowerConfig{})
-	cen.change()
-	waitSame(t, 10*time.Second, cen, sen)
+	r := newRig(t, PublisherConfig{}, FollowerConfig{})
+	cen, sen := r.cen, r.sen
 	cen.set.Replace(fullSnapshot(t, 5000, 40))
 	waitSame(t, 5*time.Second, cen, sen)
 	cen.change()
@@ -328,12 +318,8 @@ func TestReplace(t *testing.T) {
 // deltas that do not apply, are counted and do not stop the sensor; a
 // delta that does not apply is answered with the full form.
 func TestGarbage(t *testing.T) {
-	ts := newTestServer(t)
-	cc, sc := connect(t, ts, "central"), connect(t, ts, "s1")
-	cen := startCentral(t, cc, fullSnapshot(t, 1000, 100), PublisherConfig{})
-	sen := startSensor(t, sc, nil, FollowerConfig{})
-	cen.change()
-	waitSame(t, 10*time.Second, cen, sen)
+	r := newRig(t, PublisherConfig{}, FollowerConfig{})
+	cc, cen, sen := r.cc, r.cen, r.sen
 	ctx := context.Background()
 	pub := func(data []byte, h nats.Header) {
 		t.Helper()
@@ -412,12 +398,8 @@ func TestBigDelta(t *testing.T) {
 // TestServerRestart: the server restarts under a running sensor and
 // central; both carry on.
 func TestServerRestart(t *testing.T) {
-	ts := newTestServer(t)
-	cc, sc := connect(t, ts, "central"), connect(t, ts, "s1")
-	cen := startCentral(t, cc, fullSnapshot(t, 1000, 100), PublisherConfig{})
-	sen := startSensor(t, sc, nil, FollowerConfig{CheckEvery: 200 * time.Millisecond})
-	cen.change()
-	waitSame(t, 10*time.Second, cen, sen)
+	r := newRig(t, PublisherConfig{}, FollowerConfig{CheckEvery: 200 * time.Millisecond})
+	ts, sc, cen, sen := r.ts, r.sc, r.cen, r.sen
 	ts.stop()
 	cen.change()
 	waitFor(t, 5*time.Second, "the sensor to see NATS away", func() bool { return !sen.f.Status().Connected })
@@ -474,11 +456,9 @@ func TestFollowerBeforeCentral(t *testing.T) {
 // TestStreamRecreated: the delta stream is deleted under a running
 // central and sensor; the central makes it again, the sensor binds again.
 func TestStreamRecreated(t *testing.T) {
-	ts := newTestServer(t)
-	cc, sc := connect(t, ts, "central"), connect(t, ts, "s1")
-	cen := startCentral(t, cc, fullSnapshot(t, 1000, 100), PublisherConfig{})
-	sen := startSensor(t, sc, nil, FollowerConfig{CheckEvery: 100 * time.Millisecond})
-	for range 5 {
+	r := newRig(t, PublisherConfig{}, FollowerConfig{CheckEvery: 100 * time.Millisecond})
+	cc, cen, sen := r.cc, r.cen, r.sen
+	for range 4 {
 		cen.change()
 	}
 	waitSame(t, 10*time.Second, cen, sen)
