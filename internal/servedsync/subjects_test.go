@@ -185,7 +185,9 @@ func TestSensorSubjects(t *testing.T) {
 	used := sn.used()
 	t.Logf("subjects the follower published to:\n%s", strings.Join(used, "\n"))
 	for _, subj := range used {
-		if !slices.ContainsFunc(sensorPublish, func(p string) bool { return subjectMatch(p, strings.NewReplacer("<name>", "x", "<filter>", "x", "<subject>", "x").Replace(subj)) }) {
+		if !slices.ContainsFunc(sensorPublish, func(p string) bool {
+			return subjectMatch(p, strings.NewReplacer("<name>", "x", "<filter>", "x", "<subject>", "x").Replace(subj))
+		}) {
 			t.Errorf("%s is not in the sensor's permissions", subj)
 		}
 	}
