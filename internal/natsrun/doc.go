@@ -1,0 +1,54 @@
+// Package natsrun runs nats-server clusters on one machine and writes what
+// a NATS deployment of takedown needs: the accounts, users and permissions
+// (RenderAccounts), the credential files package bus reads
+// (WriteNKeyCredential, WritePasswordCredential) and TLS files (WriteTLS).
+// `takedown demo --sensors 2` starts its three local servers with it, and
+// package natstest wraps it for tests.
+//
+// # Why real processes
+//
+// The sensors and the central talk to separate nats-server processes in
+// production; the demo and the tests do too, so that a SIGKILL kills a
+// process, a restart reads its store from disk, and the configuration the
+// servers load is the one RenderAccounts writes for deploy/nats. The
+// binary is the operator's: $TAKEDOWN_NATS_SERVER, the PATH, or Debian's
+// /usr/sbin/nats-server (Binary, with how to install it when missing).
+// Everything natsrun writes works with nats-server 2.9.10 (Debian 12) and
+// the current release: no option newer than 2.9.
+//
+// # One cluster
+//
+// Start draws each node's three ports (client, routes, monitoring) from
+// internal/freeport on 127.0.0.1, writes one configuration file, store
+// directory and log per node under Config.Dir, and starts the processes.
+// It returns when every node answers /healthz (which on a JetStream
+// server means: up, current with the meta group and with the streams it
+// holds) and names a running node as the meta leader (/jsz), so that the
+// first stream created after Start does not race the election. Restart
+// waits the same way for one node, so that a test that kills a stream
+// leader and restarts it knows the node has caught up. Every wait is
+// bounded (Config.ReadyTimeout, 60 s). Each server runs in a process
+// group of its own and, on Linux, dies with the process that started it.
+//
+// # Users
+//
+// One account, TAKEDOWN, with JetStream, holds the central (a password:
+// the server's file keeps its bcrypt hash) and one user per sensor (an
+// NKey: the server keeps only the public key); a system account lets an
+// operator's tools read server events. The permissions are allow lists
+// (SensorPermissions, CentralPermissions): a sensor publishes its own
+// events and heartbeat and reads the served set; it cannot read or
+// consume another sensor's events, or anything besides replies on its own
+// inbox, _INBOX_<sensor>.
+//
+// # What permissions cannot stop
+//
+// A client allowed to create a consumer on a stream may give it any
+// deliver subject: nats-server 2.9 and 2.15 check neither the creator's
+// publish permissions nor other streams' subjects against it. A sensor
+// can thus have the served set's messages delivered to another sensor's
+// events subject, where TAKEDOWN_EVENTS stores them: not a read of
+// anything, but messages that are not batches, attributed to the other
+// sensor. The central counts and drops what is not a batch (issue 19, bad
+// input); TAKEDOWN_EVENTS's limits bound the space it can take.
+package natsrun
