@@ -43,12 +43,20 @@
 //
 // # What permissions cannot stop
 //
-// A client allowed to create a consumer on a stream may give it any
-// deliver subject: nats-server 2.9 and 2.15 check neither the creator's
-// publish permissions nor other streams' subjects against it. A sensor
-// can thus have the served set's messages delivered to another sensor's
-// events subject, where TAKEDOWN_EVENTS stores them: not a read of
-// anything, but messages that are not batches, attributed to the other
-// sensor. The central counts and drops what is not a batch (issue 19, bad
-// input); TAKEDOWN_EVENTS's limits bound the space it can take.
+// A client allowed to create a consumer on a stream chooses its deliver
+// subject in the request's body, which subject permissions do not see, and
+// nats-server (2.9.10 and 2.15.3 alike) checks it against neither the
+// creator's permissions nor other streams' subjects. Measured: sensor s1
+// created push consumers on TAKEDOWN_SERVED delivering to
+// takedown.events.s2; they stay idle until something subscribes to that
+// exact subject, then deliver the whole stream, and TAKEDOWN_EVENTS
+// stored the three deltas of the test. Nothing is read that way (the
+// messages are the served set, which every sensor may read), but a sensor
+// can put messages that are not batches into the events stream, or onto
+// another sensor's heartbeat subject. The central drops what is not a
+// batch from a configured sensor (issue 19, bad input), and the stream's
+// limits bound the room it takes. Removing the CREATE subjects from
+// SensorPermissions closes it, at the price of reading the served set by
+// message gets only (DIRECT.GET by sequence; the object store's Get uses
+// a consumer).
 package natsrun
