@@ -60,3 +60,5 @@
 // message gets only (DIRECT.GET by sequence; the object store's Get uses
 // a consumer).
 package natsrun
+
+//go:generate go run ./internal/natsgen accounts -o ../../deploy/nats/accounts.conf

@@ -249,3 +249,31 @@ func writeList(b *strings.Builder, name string, subjects []string) {
 	}
 	b.WriteString("          ] }\n")
 }
+
+// DeployUsers are the users of a deployment whose keys the configuration
+// does not hold: the central and each sensor with an NKey given by a
+// variable (VariableName("nkey", user)).
+func DeployUsers(sensors ...string) []User {
+	users := []User{{Name: bus.CentralUser, NKey: "$" + VariableName("nkey", bus.CentralUser)}}
+	for _, s := range sensors {
+		users = append(users, User{Name: s, NKey: "$" + VariableName("nkey", s)})
+	}
+	return users
+}
+
+// DeployKeysFile is the file, beside accounts.conf, that defines the
+// variables of DeployUsers: one line NAME: "U…" a user.
+const DeployKeysFile = "nkeys.conf"
+
+// RenderDeployAccounts renders deploy/nats/accounts.conf for sensors: it
+// includes DeployKeysFile first (nats-server parses an included file on
+// its own, so the variables must be defined in the file that uses them,
+// or in the environment), then RenderAccounts(DeployUsers(sensors...))
+// with the system account's user TAKEDOWN_NKEY_SYS.
+func RenderDeployAccounts(sensors ...string) (string, error) {
+	s, err := RenderAccounts(DeployUsers(sensors...), &User{Name: "sys", NKey: "$" + VariableName("nkey", "sys")})
+	if err != nil {
+		return "", err
+	}
+	return "# The public NKeys: " + DeployKeysFile + " (deploy/README.md, \"Many machines\").\ninclude \"" + DeployKeysFile + "\"\n\n" + s, nil
+}
