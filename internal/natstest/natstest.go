@@ -2,8 +2,6 @@ package natstest
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -201,7 +199,7 @@ func (c *Cluster) Connect(t testing.TB, user string, servers ...string) *nats.Co
 	deadline := time.Now().Add(10 * time.Second)
 	for !nc.IsConnected() {
 		if time.Now().After(deadline) {
-			t.Fatal(fmt.Errorf("natstest: %s not connected after 10 s: %w", user, errors.Join(nc.LastError())))
+			t.Fatalf("natstest: %s not connected after 10 s (last error: %v)", user, nc.LastError())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

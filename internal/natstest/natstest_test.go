@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +137,71 @@ func TestR3StreamSurvivesLeaderKillAndRestart(t *testing.T) {
 				t.Fatalf("leader %d not running", l)
 			}
 		})
+	}
+}
+
+// One node (JetStream without a cluster) and three, with TLS: every user
+// connects, and a stream is kept across StopAll and StartAll (a partition
+// of the clients from the whole cluster), the clients reconnecting by
+// themselves.
+func TestStopAllStartAll(t *testing.T) {
+	for v, bin := range Binaries(t) {
+		for _, nodes := range []int{1, 3} {
+			t.Run(fmt.Sprintf("nats-%s/nodes=%d", v, nodes), func(t *testing.T) {
+				testStopAllStartAll(t, bin, nodes)
+			})
+		}
+	}
+}
+
+func testStopAllStartAll(t *testing.T, bin string, nodes int) {
+	c := Start(t, Options{Nodes: nodes, TLS: true, Sensors: []string{"s1"}, Binary: bin})
+	if c.Nodes() != nodes || c.CAFile() == "" {
+		t.Fatalf("%d nodes, CA %q", c.Nodes(), c.CAFile())
+	}
+	central := c.Connect(t, bus.CentralUser)
+	js, err := jetstream.New(central)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: bus.EventsStream, Subjects: []string{bus.EventsSubjects}, Replicas: nodes}); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.StreamLeader(t, bus.EventsStream); l < 0 || l >= nodes {
+		t.Fatalf("leader %d", l)
+	}
+	s1, err := jetstream.New(c.Connect(t, "s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, s1, bus.EventsSubject("s1"), "x", 5)
+
+	c.StopAll()
+	for i := range nodes {
+		if c.Running(i) {
+			t.Fatalf("node %d runs after StopAll", i)
+		}
+	}
+	waitFor(t, "the central to notice", 10*time.Second, func() error {
+		if central.IsConnected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	c.StartAll()
+	publish(t, s1, bus.EventsSubject("s1"), "x", 10) // the first five are duplicates
+	waitFor(t, "10 messages", 30*time.Second, func() error {
+		info, err := js.Stream(ctx, bus.EventsStream)
+		if err == nil && info.CachedInfo().State.Msgs != 10 {
+			err = fmt.Errorf("%d messages", info.CachedInfo().State.Msgs)
+		}
+		return err
+	})
+	for i := range nodes {
+		if n := strings.Count(c.Logs(i), "--- natsrun: starting n"+strconv.Itoa(i)); n != 2 {
+			t.Errorf("node %d's log shows %d runs, want 2", i, n)
+		}
 	}
 }
