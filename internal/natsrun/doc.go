@@ -27,7 +27,11 @@
 // first stream created after Start does not race the election. Restart
 // waits the same way for one node, so that a test that kills a stream
 // leader and restarts it knows the node has caught up. Every wait is
-// bounded (Config.ReadyTimeout, 60 s). Each server runs in a process
+// bounded (Config.ReadyTimeout, 60 s). Measured on the 2-CPU test VM, on
+// 2.9.10 and 2.15.3 alike: three nodes ready 0.2 to 0.6 s after Start; a
+// new stream leader 4 to 9 s after the old one is killed (the servers'
+// election timeout, not natsrun's polling: a publisher retries for that
+// long); a restarted node ready and caught up 2 to 3 s after Restart. Each server runs in a process
 // group of its own and, on Linux, dies with the process that started it.
 //
 // # Users

@@ -13,40 +13,43 @@ import (
 // monitorClient asks the monitoring ports; each request is short.
 var monitorClient = &http.Client{Timeout: 2 * time.Second}
 
-// healthz asks node i's /healthz: 200 when JetStream is up and, in a
-// cluster, current with the meta group and with the streams it holds.
-func (c *Cluster) healthz(ctx context.Context, i int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.MonitorURL(i)+"/healthz", nil)
+// get asks node i's monitoring port for path; the caller closes the body
+// of a 200 answer, the others are errors.
+func (c *Cluster) get(ctx context.Context, i int, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.MonitorURL(i)+path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := monitorClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("node %d: %w", i, err)
+		return nil, fmt.Errorf("node %d: %w", i, err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("node %d: /healthz: %s: %s", i, resp.Status, body)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, fmt.Errorf("node %d: %s: %s: %s", i, path, resp.Status, body)
 	}
-	return nil
+	return resp.Body, nil
+}
+
+// healthz asks node i's /healthz: 200 when JetStream is up and, in a
+// cluster, current with the meta group and with the streams it holds.
+func (c *Cluster) healthz(ctx context.Context, i int) error {
+	body, err := c.get(ctx, i, "/healthz")
+	if err != nil {
+		return err
+	}
+	return body.Close()
 }
 
 // getJSON decodes node i's monitoring endpoint path into v.
 func (c *Cluster) getJSON(ctx context.Context, i int, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.MonitorURL(i)+path, nil)
+	body, err := c.get(ctx, i, path)
 	if err != nil {
 		return err
 	}
-	resp, err := monitorClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("node %d: %w", i, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("node %d: %s: %s", i, path, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(v); err != nil {
+	defer body.Close()
+	if err := json.NewDecoder(io.LimitReader(body, 64<<20)).Decode(v); err != nil {
 		return fmt.Errorf("node %d: %s: %w", i, path, err)
 	}
 	return nil

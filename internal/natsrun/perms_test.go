@@ -138,11 +138,13 @@ func TestRenderAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub, _ := kp.PublicKey()
-	out, err := RenderAccounts([]User{
+	users := []User{
 		{Name: "central", Password: "$2a$04$abcdefghijklmnopqrstuv"},
 		{Name: "s1", NKey: pub},
 		{Name: "s2", NKey: "$TAKEDOWN_NKEY_S2"},
-	}, &User{Name: "sys", Password: "pw"})
+	}
+	sys := &User{Name: "sys", Password: "pw"}
+	out, err := RenderAccounts(users, sys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +162,7 @@ func TestRenderAccounts(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	again, _ := RenderAccounts([]User{
-		{Name: "central", Password: "$2a$04$abcdefghijklmnopqrstuv"},
-		{Name: "s1", NKey: pub},
-		{Name: "s2", NKey: "$TAKEDOWN_NKEY_S2"},
-	}, &User{Name: "sys", Password: "pw"})
+	again, _ := RenderAccounts(users, sys)
 	if again != out {
 		t.Error("two renderings differ")
 	}

@@ -88,7 +88,9 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() error) {
 func TestR3StreamSurvivesLeaderKillAndRestart(t *testing.T) {
 	for v, bin := range Binaries(t) {
 		t.Run("nats-"+v, func(t *testing.T) {
+			start := time.Now()
 			c := Start(t, Options{Sensors: []string{"s1"}, Binary: bin})
+			t.Logf("3 nodes ready in %v", time.Since(start).Round(time.Millisecond))
 			if c.Nodes() != 3 {
 				t.Fatalf("%d nodes, want 3", c.Nodes())
 			}
@@ -106,6 +108,7 @@ func TestR3StreamSurvivesLeaderKillAndRestart(t *testing.T) {
 			publish(t, js, bus.EventsSubject("s1"), "a", 50)
 
 			leader := c.StreamLeader(t, bus.EventsStream)
+			killed := time.Now()
 			c.Kill(leader)
 			if c.Running(leader) {
 				t.Fatal("killed node still running")
@@ -114,11 +117,14 @@ func TestR3StreamSurvivesLeaderKillAndRestart(t *testing.T) {
 			if next == leader {
 				t.Fatalf("node %d still leads after it was killed", next)
 			}
+			t.Logf("node %d leads %v after node %d was killed", next, time.Since(killed).Round(time.Millisecond), leader)
 			// A retry of an acknowledged message is still a duplicate under
 			// the new leader; new ones are taken.
 			publish(t, js, bus.EventsSubject("s1"), "a", 60)
 
+			restarted := time.Now()
 			c.Restart(leader)
+			t.Logf("node %d ready %v after its restart", leader, time.Since(restarted).Round(time.Millisecond))
 			waitFor(t, "the restarted node to hold 60 messages", 30*time.Second, func() error {
 				n, err := nodeMessages(c, leader, bus.EventsStream)
 				if err == nil && n != 60 {
