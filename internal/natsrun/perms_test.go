@@ -63,6 +63,13 @@ func TestSensorPermissions(t *testing.T) {
 		"$JS.API.STREAM.MSG.GET.OBJ_takedown_served",
 		"$JS.API.CONSUMER.CREATE.OBJ_takedown_served",
 		"$JS.FC.OBJ_takedown_served.abc.x",
+		// What servedsync's Follower publishes, as its test listed them
+		// through a sniffer (internal/servedsync/doc.go).
+		"$JS.API.STREAM.INFO.OBJ_takedown_served",
+		"$JS.API.CONSUMER.CREATE.OBJ_takedown_served.abc.$O.takedown_served.C.nuid",
+		"$JS.API.CONSUMER.CREATE.OBJ_takedown_served.abc.$O.takedown_served.M.>",
+		"$JS.API.CONSUMER.MSG.NEXT.OBJ_takedown_served.abc",
+		"$JS.API.CONSUMER.DELETE.OBJ_takedown_served.abc",
 	}
 	pubNo := []string{
 		"takedown.events.s2", "takedown.sensors.s2", "takedown.events.s1.x", "takedown.events.*",
