@@ -1,0 +1,7 @@
+//go:build !linux
+
+package natsrun
+
+import "syscall"
+
+func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
