@@ -490,6 +490,36 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// TestServerRestart: the NATS server goes away while the collector runs,
+// and comes back with its stream and consumer; nothing is lost or stored
+// twice.
+func TestServerRestart(t *testing.T) {
+	r := newRig(t)
+	s1 := newSensor("s1", 1)
+	want := r.publishEvents(s1, 50, 5)
+	cfg := r.config("s1")
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	c := r.collector(cfg)
+	stop := start(t, c)
+	waitFor(t, "50 events", func() bool { return r.count() >= 50 })
+	want = append(want, r.publishEvents(s1, 50, 5)...)
+	r.stopServer()
+	waitFor(t, "the client to notice", func() bool { return !r.nc.IsConnected() })
+	r.startServer()
+	waitFor(t, "the connection", r.nc.IsConnected)
+	want = append(want, r.publishEvents(s1, 50, 5)...)
+	waitFor(t, "150 events", func() bool { return r.count() >= 150 })
+	waitFor(t, "the stream to be empty", func() bool { return r.streamMsgs() == 0 })
+	stop()
+	got := r.events()
+	sortEvents(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%d events stored, want %d once each", len(got), len(want))
+	}
+}
+
 func TestNewRefusesConfig(t *testing.T) {
 	r := newRig(t)
 	for name, tc := range map[string]struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -34,6 +35,7 @@ type rig struct {
 	t   testing.TB
 	dir string
 	srv *server.Server
+	opt *server.Options
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	db  *sql.DB
@@ -45,23 +47,15 @@ type rig struct {
 func newRig(t testing.TB) *rig {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := server.NewServer(&server.Options{
+	r := &rig{t: t, dir: dir, reg: prometheus.NewRegistry(), opt: &server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "nats"),
 		NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	r := &rig{t: t, dir: dir, srv: srv, reg: prometheus.NewRegistry()}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	if r.nc, err = nats.Connect(srv.ClientURL()); err != nil {
+	}}
+	r.startServer()
+	t.Cleanup(r.stopServer)
+	r.opt.Port = r.srv.Addr().(*net.TCPAddr).Port // the same at a restart
+	var err error
+	if r.nc, err = nats.Connect(r.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.nc.Close)
@@ -84,6 +78,24 @@ func newRig(t testing.TB) *rig {
 		t.Fatal(err)
 	}
 	return r
+}
+
+func (r *rig) startServer() {
+	r.t.Helper()
+	srv, err := server.NewServer(r.opt)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		r.t.Fatal("nats-server did not start")
+	}
+	r.srv = srv
+}
+
+func (r *rig) stopServer() {
+	r.srv.Shutdown()
+	r.srv.WaitForShutdown()
 }
 
 // servedZones is the central's served set of the tests: bad.example.

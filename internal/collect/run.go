@@ -24,7 +24,7 @@ const (
 	// pendingEvery is how often the consumer's pending counts are read.
 	pendingEvery = 5 * time.Second
 	// connectTimeout bounds the making of the stream and the consumer.
-	connectTimeout = 10 * time.Second
+	connectTimeout = 5 * time.Second
 )
 
 // The acknowledgement protocol's bodies, published to a delivery's reply
