@@ -319,10 +319,10 @@ func TestTransientStoreErrorsLoseNothing(t *testing.T) {
 	r := newRig(t)
 	s1 := newSensor("s1", 1)
 	want := r.publishEvents(s1, 100, 10)
-	var fails atomic.Int32
-	fails.Store(3)
+	var down atomic.Bool
+	down.Store(true)
 	fs := &failingStore{Store: r.st, fail: func([]event.Event) error {
-		if fails.Add(-1) >= 0 {
+		if down.Load() {
 			return fmt.Errorf("store: appending batch: %w", &eventstore.TransientError{Err: errors.New("no space left on device")})
 		}
 		return nil
@@ -331,6 +331,16 @@ func TestTransientStoreErrorsLoseNothing(t *testing.T) {
 	cfg.Store = fs
 	c := r.collector(cfg)
 	stop := start(t, c)
+	// The messages wait, delivered and not acknowledged, while the store
+	// refuses them.
+	waitFor(t, "failures and the pending messages", func() bool {
+		st := c.Stats()
+		return st.StoreFailures >= 3 && st.Pending == 10 && strings.Contains(st.LastError, "no space left")
+	})
+	if n := r.streamMsgs(); n != 10 {
+		t.Errorf("%d messages in the stream, want 10", n)
+	}
+	down.Store(false)
 	waitFor(t, "the stream to be empty", func() bool { return r.streamMsgs() == 0 })
 	stop()
 	got := r.events()
@@ -338,8 +348,11 @@ func TestTransientStoreErrorsLoseNothing(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%d events stored, want %d once each", len(got), len(want))
 	}
-	if st := c.Stats(); st.StoreFailures != 3 || st.LastError != "" {
+	if st := c.Stats(); st.LastError != "" || st.Stored != 100 || st.Duplicates != 0 {
 		t.Errorf("stats %+v", st)
+	}
+	if v := promtest.Value(t, r.reg, "takedown_collect_store_failures_total"); v < 3 {
+		t.Errorf("failures metric %v", v)
 	}
 }
 
