@@ -488,6 +488,10 @@ func TestServerRestart(t *testing.T) {
 	want = append(want, r.publishEvents(s1, 50, 5)...)
 	waitFor(t, "150 events", func() bool { return r.count() >= 150 })
 	waitFor(t, "the stream to be empty", func() bool { return r.streamMsgs() == 0 })
+	waitFor(t, "the error to clear", func() bool { return c.Stats().LastError == "" })
+	if c.Stats().ConsumerResets < 2 {
+		t.Errorf("stats %+v: the consumer was not made anew", c.Stats())
+	}
 	stop()
 	r.checkStored(want)
 }

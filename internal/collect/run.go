@@ -191,7 +191,10 @@ func (r *run) step() bool {
 	case err != nil:
 		return r.lost(err)
 	}
-	r.wait = 0
+	if r.wait != 0 {
+		r.wait = 0
+		c.setError(nil) // the stream answers again
+	}
 	return false
 }
 
