@@ -134,11 +134,11 @@ type Config struct {
 
 // Collector stores the sensors' events from the stream.
 type Collector struct {
-	cfg      Config
-	log      *slog.Logger
-	sensors  map[string]*sensorState // the configured ones; the map is fixed after New
-	names    []string                // their ids, in order
-	m        metrics
+	cfg     Config
+	log     *slog.Logger
+	sensors map[string]*sensorState // the configured ones; the map is fixed after New
+	names   []string                // their ids, in order
+	m       metrics
 	// rejects throttles the lines of refusals, errs those of errors.
 	rejects, errs throttle
 

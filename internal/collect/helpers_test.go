@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -292,6 +293,23 @@ func (r *rig) events() []event.Event {
 	}
 	sortEvents(out)
 	return out
+}
+
+// checkStored fails the test unless the store holds exactly the events of
+// want, each once, in any order.
+func (r *rig) checkStored(want []event.Event) {
+	r.t.Helper()
+	got := r.events()
+	want = slices.Clone(want)
+	sortEvents(want)
+	if len(got) != len(want) {
+		r.t.Fatalf("%d events stored, want %d, once each", len(got), len(want))
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			r.t.Fatalf("event %d:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
 }
 
 func sortEvents(evs []event.Event) {

@@ -166,7 +166,7 @@ func FuzzParseMark(f *testing.F) {
 type nopStore struct{}
 
 func (nopStore) AppendMarked(context.Context, []event.Event, string, []byte) error { return nil }
-func (nopStore) Mark(context.Context, string) ([]byte, error)                        { return nil, nil }
+func (nopStore) Mark(context.Context, string) ([]byte, error)                      { return nil, nil }
 
 // FuzzProcess feeds the collector's reading of a message from sensor s1,
 // the production path from the stream to the batch: it must never panic,

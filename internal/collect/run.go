@@ -191,7 +191,10 @@ func (r *run) step() bool {
 	case err != nil:
 		return r.lost(err)
 	}
-	r.wait = 0
+	if r.wait != 0 {
+		r.wait = 0
+		c.setError(nil) // the stream answers again
+	}
 	return false
 }
 
@@ -332,6 +335,14 @@ func (r *run) process(subject string, data []byte) {
 		}
 		r.marks.advance(sensor, b.Spool, rec.End)
 		r.dirty = true
+		if len(r.events) == cap(r.events) && cap(r.events) < c.cfg.BatchSize {
+			// The batch starts small, for a quiet sinkhole, and grows
+			// once to BatchSize: growing by append would copy it, and
+			// touch fresh memory, at each doubling.
+			grown := make([]event.Event, len(r.events), c.cfg.BatchSize)
+			copy(grown, r.events)
+			r.events = grown
+		}
 		r.events = append(r.events, event.Event{})
 		e := &r.events[len(r.events)-1]
 		kind, reason := "", ""
