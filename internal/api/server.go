@@ -53,9 +53,6 @@ type Events interface {
 
 // Config configures the API handler.
 type Config struct {
-	// Registry may be nil on a serve with no registry (a sensor): then
-	// only /healthz and /v1/status answer, and every other endpoint says
-	// to ask the central.
 	Registry Registry
 	// Events may be nil: the statistics endpoints then answer 503.
 	Events Events
@@ -71,6 +68,10 @@ type Config struct {
 	// reports for /v1/reports, /v1/deliveries and /v1/trend; without it
 	// they answer 503.
 	Reports Reports
+	// Sensor makes the API of a serve with no registry and no store (a
+	// sensor): only /healthz and /v1/status answer, and every other
+	// endpoint says to ask the central.
+	Sensor bool
 	// Token is the bearer token every request but /healthz must carry.
 	Token string
 	// Logger receives one line per failed request; nil discards.
@@ -103,7 +104,7 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	if cfg.Registry == nil {
+	if cfg.Sensor {
 		m.HandleFunc("GET /v1/status", h.auth(h.status))
 		m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "sensor", fmt.Sprintf("%s %s: this serve is a sensor, with no registry and no store; ask the central", r.Method, r.URL.Path), nil)

@@ -110,10 +110,13 @@ func ReadToken(path string) (string, error) {
 	return tok, nil
 }
 
-// recorder adapts the pipeline to the sinks' Recorder interfaces.
-type recorder struct{ p *pipeline.Pipeline }
+// recorder is what the sinks record through (sink.Recorder).
+type recorder interface{ Record(e *event.Event) }
 
-func (r recorder) Record(e *event.Event) { r.p.Record(e) }
+// pipeRecorder adapts the pipeline to the sinks' Recorder.
+type pipeRecorder struct{ p *pipeline.Pipeline }
+
+func (r pipeRecorder) Record(e *event.Event) { r.p.Record(e) }
 
 // spoolConfig is the spool's Config from cfg.
 func spoolConfig(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) spool.Config {

@@ -70,5 +70,16 @@ func Effective(cfg config.Config) config.Config {
 	if c.Mail.TLS == "" {
 		c.Mail.TLS = string(deliver.TLSRequired)
 	}
+	// Each role runs its own part: the central no sinks (the sensors do),
+	// a sensor no transfer server (the central serves the zones and the
+	// RPZ to secondaries and resolvers).
+	switch c.Role {
+	case config.RoleCentral:
+		c.DNS.Listen = []string{}
+		c.Listen.HTTP, c.Listen.HTTPS, c.Listen.SMTP = []string{}, []string{}, []string{}
+		c.Listen.TCP, c.Listen.UDP = nil, nil
+	case config.RoleSensor:
+		c.Transfer.Listen = []string{}
+	}
 	return cfg
 }

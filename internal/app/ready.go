@@ -60,15 +60,18 @@ func (rd *readiness) check(ctx context.Context) readyBody {
 	default:
 		set("listeners", "")
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	switch err := rd.db.PingContext(ctx); {
-	case err != nil:
-		set("store", err.Error())
-	case rd.pipe.StoreError() != nil:
-		set("store", "cannot commit: "+rd.pipe.StoreError().Error())
-	default:
-		set("store", "")
+	// A sensor has no store: its events wait in the spool for the stream.
+	if rd.db != nil {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		switch err := rd.db.PingContext(ctx); {
+		case err != nil:
+			set("store", err.Error())
+		case rd.pipe.StoreError() != nil:
+			set("store", "cannot commit: "+rd.pipe.StoreError().Error())
+		default:
+			set("store", "")
+		}
 	}
 	ss := rd.sp.Stats()
 	switch err := rd.sp.WriteError(); {
@@ -76,6 +79,8 @@ func (rd *readiness) check(ctx context.Context) readyBody {
 		set("spool", "cannot write, new events are lost: "+err.Error())
 	case ss.LowSpace:
 		set("spool", "its filesystem is below the free-space reserve (pipeline.disk_reserve_mb): new events are dropped")
+	case rd.pipe == nil:
+		set("spool", "")
 	default:
 		select {
 		case <-rd.pipe.Replayed():

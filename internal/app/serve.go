@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/classify"
+	"github.com/takedown-project/takedown/internal/collect"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/cpuload"
 	"github.com/takedown-project/takedown/internal/dnssink"
@@ -26,8 +29,10 @@ import (
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/remediate"
 	"github.com/takedown-project/takedown/internal/servedset"
+	"github.com/takedown-project/takedown/internal/servedsync"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/uniq"
+	"github.com/takedown-project/takedown/internal/uplink"
 	"github.com/takedown-project/takedown/internal/xfr"
 )
 
@@ -99,11 +104,33 @@ type server struct {
 	mailer bool // reports go out by e-mail
 	ln     net.Listener
 	errc   chan error // the API server's end
+	// rec is what the sinks record through: the pipeline, or on a sensor
+	// the uplink.
+	rec recorder
+
+	// The roles with NATS (roles.go).
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	up       *uplink.Uplink
+	follower *servedsync.Follower
+	col      *collect.Collector
 }
 
-// components are the parts of a serve of the single role, in the order
-// they start.
+// components are the parts of the serve of s.cfg.Role, in the order they
+// start.
 func (s *server) components() []component {
+	switch s.cfg.Role {
+	case config.RoleSensor:
+		return s.sensorComponents()
+	case config.RoleCentral:
+		return s.centralComponents()
+	}
+	return s.singleComponents()
+}
+
+// singleComponents are the parts of a serve of the single role, in the
+// order they start.
+func (s *server) singleComponents() []component {
 	cs := []component{
 		{name: "database open", stopped: "database closed", start: s.openDatabase},
 		{stopped: "enrichment stopped", start: s.startEnrichment},
@@ -220,6 +247,7 @@ func (s *server) startPipeline(ctx context.Context) (func() error, error) {
 		return nil, err
 	}
 	s.pipe = pipe
+	s.rec = pipeRecorder{pipe}
 	pctx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- pipe.Run(pctx, time.Duration(cfg.DrainTimeoutMS)*time.Millisecond) }()
@@ -268,15 +296,17 @@ func (s *server) startServedSet(ctx context.Context) (func() error, error) {
 
 // startSinkhole loads the served set and starts the DNS sinkhole on it.
 func (s *server) startSinkhole(ctx context.Context) (func() error, error) {
-	if err := s.pub.Load(ctx); err != nil {
-		return nil, fmt.Errorf("loading zones: %w", err)
+	if s.pub != nil {
+		if err := s.pub.Load(ctx); err != nil {
+			return nil, fmt.Errorf("loading zones: %w", err)
+		}
 	}
 	if len(s.cfg.DNS.Listen) == 0 {
 		return nil, nil
 	}
 	dc := dnsConfig(s.cfg)
 	dc.Served = s.served
-	dc.Recorder = recorder{s.pipe}
+	dc.Recorder = s.rec
 	dc.Logger = s.log
 	dc.Registerer = s.metrics
 	sink, err := dnssink.New(dc)
@@ -307,7 +337,7 @@ func (s *server) startTransfer(ctx context.Context) (func() error, error) {
 // catch-alls. Once they listen, with the sinkhole and the transfer server
 // started before, serve is ready to take bots.
 func (s *server) startListeners(ctx context.Context) (func() error, error) {
-	stops, err := startListeners(ctx, s.cfg, recorder{s.pipe}, s.rules, s.served, s.log, s.metrics)
+	stops, err := startListeners(ctx, s.cfg, s.rec, s.rules, s.served, s.log, s.metrics)
 	stop := func() error {
 		for i := len(stops) - 1; i >= 0; i-- {
 			t0 := time.Now()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/api"
+	"github.com/takedown-project/takedown/internal/collect"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/pipeline"
@@ -93,6 +94,8 @@ type statusSource struct {
 	hosts *uniq.Counter
 	quar  *quarantine.Quarantine
 	start time.Time
+	// col is the central's collector; nil elsewhere.
+	col *collect.Collector
 
 	mu   sync.Mutex
 	prev pipeline.Stats // at prevT, for the rates
@@ -155,7 +158,32 @@ func (s *statusSource) status(ctx context.Context) (api.Status, error) {
 	for _, c := range s.hosts.Day(now) {
 		out.Today = append(out.Today, api.UniqueToday{Family: c.Family, Hosts: c.Hosts, BotIDs: c.BotIDs, Exact: c.Exact})
 	}
+	if s.col != nil {
+		out.Role = config.RoleCentral
+		out.Sensors = sensorsStatus(s.col.Sensors(), now)
+		st := s.col.Stats()
+		out.Stream = &api.StreamStatus{Pending: uint64(max(st.Pending, 0)), Error: st.LastError}
+	}
 	var err error
 	out.Store, err = storeStatus(ctx, s.cfg, s.st)
 	return out, err
+}
+
+// sensorsUp is how long a sensor counts as up after its last heartbeat:
+// three heartbeats of the default interval.
+const sensorsUp = 15 * time.Second
+
+// sensorsStatus is the API's form of the collector's sensors.
+func sensorsStatus(ss []collect.SensorStatus, now time.Time) []api.SensorStatus {
+	out := make([]api.SensorStatus, 0, len(ss))
+	for _, s := range ss {
+		a := api.SensorStatus{ID: s.Sensor, LastSeen: s.LastSeen, Up: !s.LastSeen.IsZero() && now.Sub(s.LastSeen) < sensorsUp,
+			EventsPerSecond: s.EventsPerSecond, Stored: s.Stored, Rejected: s.Rejected}
+		if hb := s.Heartbeat; hb != nil {
+			a.BacklogBytes, a.BacklogRecords = hb.BacklogBytes, hb.BacklogRecords
+			a.ServedSerial, a.ServedZones, a.Dropped = hb.ServedSerial, hb.ServedZones, hb.Dropped
+		}
+		out = append(out, a)
+	}
+	return out
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/freeport"
+	"github.com/takedown-project/takedown/internal/natsrun"
 	"github.com/takedown-project/takedown/internal/progress"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/sim"
@@ -40,6 +41,7 @@ type demoOptions struct {
 	duration time.Duration
 	backfill int // days
 	families string
+	sensors  int // 0: one serve in this process
 }
 
 func (e *env) demoCommand() *cobra.Command {
@@ -75,6 +77,7 @@ for the other commands to explore.`,
 	f.DurationVar(&o.duration, "duration", 2*time.Minute, "how long the botnet calls home (0: until Ctrl-C)")
 	f.IntVar(&o.backfill, "backfill", 0, "days of history to generate first, through serve's ingest endpoint")
 	f.StringVar(&o.families, "families", "waledac=0.8,conficker=0.1,rustock=0.1", "the botnet's families and their shares")
+	f.IntVar(&o.sensors, "sensors", 0, "run a central and this many sensors as processes of their own, joined by a local three-node NATS JetStream cluster (nats-server from the PATH); the bots are split between the sensors")
 	return cmd
 }
 
@@ -93,6 +96,14 @@ func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 	}
 	if o.backfill < 0 || o.backfill > 60 {
 		return fmt.Errorf("--backfill: %d days is not from 0 to 60", o.backfill)
+	}
+	if o.sensors < 0 || o.sensors > 8 {
+		return fmt.Errorf("--sensors: %d is not from 0 to 8", o.sensors)
+	}
+	if o.sensors > 0 {
+		if _, err := natsrun.Binary(); err != nil {
+			return fmt.Errorf("--sensors: %w", err)
+		}
 	}
 	shares, err := sim.ParseShares(o.families)
 	if err != nil {
@@ -143,56 +154,33 @@ func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 		return err
 	}
 
-	// 2. Sinkhole: serve, in this process, logging to a file.
+	// 2. Sinkhole: serve, in this process, logging to a file; or a
+	// central and sensors, each a process, joined by NATS.
 	logFile, err := os.OpenFile(filepath.Join(dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	serveCtx, stopServe := context.WithCancel(context.Background())
-	defer stopServe()
-	served := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() {
-		served <- app.Serve(serveCtx, cfg, newLogger(logFile, cfg), func(string) { close(ready) })
-	}()
-	select {
-	case <-ready:
-	case err := <-served:
-		return fmt.Errorf("serve: %w (see %s)", err, logFile.Name())
-	case <-ctx.Done():
-		stopServe()
-		<-served
-		return ctx.Err()
-	}
-	stopped := false
-	shutdown := func() error {
-		if stopped {
-			return nil
+	var (
+		client   *api.Client
+		fleet    *demoFleet
+		shutdown func() error
+	)
+	if o.sensors > 0 {
+		if fleet, err = startFleet(ctx, w, cfg, o.sensors, dir); err != nil {
+			return err
 		}
-		stopped = true
-		t0 := time.Now()
-		stopServe()
-		err := <-served
-		fmt.Fprintf(w, "            serve stopped in %s\n", time.Since(t0).Round(time.Millisecond))
+		client, shutdown = fleet.client, fleet.stopOnce(w)
+	} else if client, shutdown, err = demoServe(ctx, w, cfg, logFile); err != nil {
 		return err
 	}
 	defer shutdown()
-	token, err := app.ReadToken(cfg.API.TokenFile)
-	if err != nil {
-		return err
-	}
-	client := api.NewClient(cfg.API.Listen, token, "demo")
-	fmt.Fprintf(w, "2. sinkhole serve is up (log: %s)\n", logFile.Name())
 	fmt.Fprintf(w, "            dashboard http://%s/ui/   (user demo, password %s)\n", cfg.API.Listen, password)
 	fmt.Fprintf(w, "            API      http://%s/v1/status   (token in %s)\n", cfg.API.Listen, cfg.API.TokenFile)
 	fmt.Fprintf(w, "            metrics  http://%s/metrics\n", cfg.API.Listen)
-	fmt.Fprintf(w, "            DNS      %s   HTTP %s   HTTPS %s   SMTP %s\n",
-		cfg.DNS.Listen[0], cfg.Listen.HTTP[0], cfg.Listen.HTTPS[0], cfg.Listen.SMTP[0])
 
 	// 3. Simulate.
-	s, err := sim.New(sim.Config{
-		Targets:  sim.Targets{DNS: cfg.DNS.Listen[0], HTTP: cfg.Listen.HTTP[0], SMTP: cfg.Listen.SMTP[0]},
+	sc := sim.Config{
 		Bots:     o.bots,
 		Families: shares,
 		Speed:    o.speed,
@@ -202,7 +190,13 @@ func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 		Start:    now,
 		Duration: o.duration,
 		Logger:   slog.New(slog.NewTextHandler(logFile, nil)),
-	})
+	}
+	if fleet != nil {
+		sc.Sensors = fleet.targets
+	} else {
+		sc.Targets = sim.Targets{DNS: cfg.DNS.Listen[0], HTTP: cfg.Listen.HTTP[0], SMTP: cfg.Listen.SMTP[0]}
+	}
+	s, err := sim.New(sc)
 	if err != nil {
 		return err
 	}
@@ -252,15 +246,25 @@ loop:
 	}
 	wctx, cancel := context.WithTimeout(measure, 5*time.Minute)
 	defer cancel()
+	truth := s.Truth()
+	if fleet != nil {
+		if err := fleet.waitStored(wctx, truth); err != nil {
+			return err
+		}
+	}
 	if err := waitStored(wctx, client); err != nil {
 		return err
 	}
-	truth := s.Truth()
+	if fleet != nil {
+		if err := fleet.shares(wctx, w, truth); err != nil {
+			return err
+		}
+	}
 	if err := demoMeasure(wctx, w, client, truth, now.AddDate(0, 0, -o.backfill-1), time.Now().Add(time.Hour)); err != nil {
 		return err
 	}
 	if err := shutdown(); err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return fmt.Errorf("stopping: %w", err)
 	}
 	local, err := app.Open(wctx, cfg)
 	if err != nil {
@@ -275,6 +279,48 @@ loop:
 	fmt.Fprintf(w, "\nExplore it:\n  takedown --data-dir %s cases show waledac-2010\n  takedown --data-dir %s deadlines --within 30d\n  takedown --data-dir %s stats hosts --by family,country\n  takedown --data-dir %s serve    # and run `takedown simulate` beside it\n",
 		dir, dir, dir, dir)
 	return nil
+}
+
+// demoServe starts serve in this process, logging to logFile, and
+// returns its API's client and what stops it.
+func demoServe(ctx context.Context, w io.Writer, cfg config.Config, logFile *os.File) (*api.Client, func() error, error) {
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		served <- app.Serve(serveCtx, cfg, newLogger(logFile, cfg), func(string) { close(ready) })
+	}()
+	select {
+	case <-ready:
+	case err := <-served:
+		stopServe()
+		return nil, nil, fmt.Errorf("serve: %w (see %s)", err, logFile.Name())
+	case <-ctx.Done():
+		stopServe()
+		<-served
+		return nil, nil, ctx.Err()
+	}
+	stopped := false
+	shutdown := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		t0 := time.Now()
+		stopServe()
+		err := <-served
+		fmt.Fprintf(w, "            serve stopped in %s\n", time.Since(t0).Round(time.Millisecond))
+		return err
+	}
+	token, err := app.ReadToken(cfg.API.TokenFile)
+	if err != nil {
+		shutdown()
+		return nil, nil, err
+	}
+	fmt.Fprintf(w, "2. sinkhole serve is up (log: %s)\n", logFile.Name())
+	fmt.Fprintf(w, "            DNS      %s   HTTP %s   HTTPS %s   SMTP %s\n",
+		cfg.DNS.Listen[0], cfg.Listen.HTTP[0], cfg.Listen.HTTPS[0], cfg.Listen.SMTP[0])
+	return api.NewClient(cfg.API.Listen, token, "demo"), shutdown, nil
 }
 
 // demoConfig is the demo's serve: everything on free loopback ports, the

@@ -62,6 +62,8 @@ type env struct {
 	actor      string
 	mode       string // auto, local, remote
 	jsonOut    bool
+	// role, if set (serve --role), replaces the config file's role.
+	role *string
 
 	stdout, stderr io.Writer
 	now            func() time.Time
@@ -174,6 +176,15 @@ func (e *env) loadConfig() (config.Config, error) {
 	if e.dataDir != "" {
 		if cfg, err = config.WithDataDir(cfg, e.dataDir); err != nil {
 			return cfg, err
+		}
+	}
+	if e.role != nil {
+		cfg.Role = *e.role
+		if cfg.Role == "single" {
+			cfg.Role = config.RoleSingle
+		}
+		if err := cfg.Validate(); err != nil {
+			return cfg, fmt.Errorf("--role %s: %w", *e.role, err)
 		}
 	}
 	return app.Effective(cfg), nil

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/takedown-project/takedown/internal/app"
+	"github.com/takedown-project/takedown/internal/config"
 )
 
 func (e *env) serveCommand() *cobra.Command {
@@ -35,7 +36,13 @@ that does not load or validate changes nothing. SIGINT or SIGTERM stop
 accepting, drain the pipeline (pipeline.drain_timeout_ms) and close the
 store, logging each step; a second one ends the process at once. GET
 /healthz answers while the process runs, GET /readyz once every listener
-is bound and the spool is replayed.`,
+is bound and the spool is replayed.
+
+With several machines (see "Many machines" in the README), --role sensor
+runs only the DNS sinkhole, the listeners and the spool, and publishes every
+event to NATS JetStream; --role central runs the registry, the store, the
+reports and the dashboard, stores what the sensors publish and sends them
+the served set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := e.config()
@@ -78,6 +85,14 @@ is bound and the spool is replayed.`,
 			return err
 		},
 	}
+	cmd.Flags().Func("role", "what this serve runs: single (everything, the default), sensor (the sinks and the spool, publishing to NATS) or central (registry, store, reports, fed by the sensors); replaces the config file's role", func(v string) error {
+		switch v {
+		case "single", config.RoleSensor, config.RoleCentral:
+			e.role = &v
+			return nil
+		}
+		return fmt.Errorf("%q is not one of single, sensor, central", v)
+	})
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
 	cmd.Flags().StringVar(&traceFile, "trace", "", "write a runtime execution trace of the whole run to this file (go tool trace; large: seconds, not hours)")
 	cmd.Flags().StringVar(&memProfile, "memprofile", "", "write a memory profile (what the run allocated, and what it holds at the end) to this file when it stops")

@@ -39,6 +39,9 @@ the spool hold on disk.`,
 }
 
 func printStatus(w io.Writer, st api.Status) error {
+	if st.Role == "sensor" {
+		return printSensorStatus(w, st)
+	}
 	if st.Serving {
 		fmt.Fprintf(w, "serve: running as sensor %s for %s\n", st.Sensor, (time.Duration(st.Uptime) * time.Second).String())
 		p := st.Pipeline
@@ -109,6 +112,11 @@ func printStatus(w io.Writer, st api.Status) error {
 				return err
 			}
 		}
+		if st.Role == "central" {
+			if err := printSensors(w, st); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintln(w, "\nunique hosts today (UTC)")
 		if len(st.Today) == 0 {
 			fmt.Fprintln(w, "  none yet")
@@ -126,6 +134,57 @@ func printStatus(w io.Writer, st api.Status) error {
 			}
 		}
 	}
+	return nil
+}
+
+// printSensors lists the central's sensors: when each was last heard of,
+// the rate of its events stored, what its spool holds that the stream has
+// not acknowledged, the served set it answers from.
+func printSensors(w io.Writer, st api.Status) error {
+	fmt.Fprintln(w, "\nsensors")
+	if st.Stream != nil {
+		fmt.Fprintf(w, "  events stream: %s batches not stored yet", thousands(int64(st.Stream.Pending)))
+		if st.Stream.Error != "" {
+			fmt.Fprintf(w, "; CANNOT READ IT: %s", st.Stream.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	t := newTable(w, "sensor", "state", "last seen", "stored/s", "stored", "backlog", "served serial", "zones", "rejected")
+	for _, se := range st.Sensors {
+		state, seen := "down", "never"
+		if se.Up {
+			state = "up"
+		}
+		if !se.LastSeen.IsZero() {
+			seen = st.Time.Sub(se.LastSeen).Round(time.Second).String() + " ago"
+		}
+		t.row(se.ID, state, seen, fmt.Sprintf("%.0f", se.EventsPerSecond), thousands(int64(se.Stored)),
+			fmt.Sprintf("%s (≈ %s events)", mib(se.BacklogBytes), thousands(se.BacklogRecords)),
+			fmt.Sprint(se.ServedSerial), thousands(int64(se.ServedZones)), thousands(int64(se.Rejected)))
+	}
+	return t.flush()
+}
+
+// printSensorStatus describes a sensor: its sinks' events, its spool and
+// its link to the central.
+func printSensorStatus(w io.Writer, st api.Status) error {
+	fmt.Fprintf(w, "serve: running as sensor %s (role sensor) for %s\n", st.Sensor, (time.Duration(st.Uptime) * time.Second).String())
+	p := st.Pipeline
+	fmt.Fprintf(w, "events: %s recorded, %s dropped\n", thousands(int64(p.Recorded)), thousands(int64(p.Dropped)))
+	if u := st.Uplink; u != nil {
+		state := "connected"
+		if !u.Connected {
+			state = "NOT CONNECTED (events wait in the spool)"
+		}
+		fmt.Fprintf(w, "uplink: %s; %s events acknowledged by the stream, %s waiting in the spool, last ack %s\n",
+			state, thousands(int64(u.Published)), mib(u.BacklogBytes), stamp(u.LastAck))
+		if u.Error != "" {
+			fmt.Fprintf(w, "  last error: %s\n", u.Error)
+		}
+		fmt.Fprintf(w, "served set: serial %d, %s zones, last changed %s\n", u.ServedSerial, thousands(int64(u.ServedZones)), stamp(u.ServedApplied))
+	}
+	s := st.Spool
+	fmt.Fprintf(w, "spool %s: %s in %d segments (limit %s); filesystem %s free\n", s.Dir, mib(s.Bytes), s.Segments, mib(s.MaxBytes), mib(s.FreeBytes))
 	return nil
 }
 
