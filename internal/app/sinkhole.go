@@ -68,9 +68,15 @@ func parsePrefixes(ss []string) []netip.Prefix {
 }
 
 // dnsConfig translates the file's dns section; what the zones answer is
-// the served set's (sinkholeConfig).
+// the served set's (sinkholeConfig), but on a sensor, whose dns.a and
+// dns.aaaa are its own listeners' addresses.
 func dnsConfig(cfg config.Config) dnssink.Config {
+	var own [2][]netip.Addr
+	if cfg.Role == config.RoleSensor {
+		own = [2][]netip.Addr{parseAddrs(cfg.DNS.A), parseAddrs(cfg.DNS.AAAA)}
+	}
 	return dnssink.Config{
+		A: own[0], AAAA: own[1],
 		Listen: cfg.DNS.Listen,
 		Sensor: cfg.Sensor,
 		RRL: dnssink.RRLConfig{

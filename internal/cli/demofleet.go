@@ -163,6 +163,8 @@ func sensorConfig(c config.Config, dir, id, addr string) (config.Config, error) 
 	c.Listen.HTTPS = []string{at(3)}
 	c.Listen.SMTP = []string{at(4)}
 	c.Transfer.Listen = []string{}
+	// It answers with its own address: the bots it answers call it.
+	c.DNS.A, c.DNS.AAAA = []string{addr}, []string{}
 	return c, c.Validate()
 }
 

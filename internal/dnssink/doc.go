@@ -61,6 +61,12 @@ type Config struct {
 	// 60 s —, SOA contact — default hostmaster.<zone>). Required. The
 	// server follows its steps until Shutdown.
 	Served *servedset.Set
+	// A and AAAA, if either is set, are the addresses the names below
+	// every zone resolve to instead of the served set's: a sensor answers
+	// with its own listeners' addresses, so that the bots it answers call
+	// it. The name servers, TTLs and SOA stay the served set's, the same
+	// at every sensor.
+	A, AAAA []netip.Addr
 	// RRL limits responses per client prefix.
 	RRL RRLConfig
 	// Recorder receives an event per query for a served name and per

@@ -63,6 +63,8 @@ type Server struct {
 	// following the set.
 	view        atomic.Pointer[view]
 	unsubscribe func()
+	// own replaces the served set's A and AAAA (Config.A, Config.AAAA).
+	own *servedset.Sinkhole
 
 	// life binds, accepts, keeps the TCP connections and shuts down;
 	// the blocking UDP readers (raw) leave when it is closing.
@@ -146,7 +148,10 @@ func New(cfg Config) (*Server, error) {
 	// Follow the served set from now on; then take its current snapshot
 	// (a step in between is taken twice, which changes nothing).
 	s.unsubscribe = cfg.Served.Subscribe(func(u servedset.Update) { s.follow(u.New) })
-	v, err := newView(cfg.Served.Load(), nil)
+	if len(cfg.A)+len(cfg.AAAA) > 0 {
+		s.own = &servedset.Sinkhole{A: cfg.A, AAAA: cfg.AAAA}
+	}
+	v, err := newView(cfg.Served.Load(), nil, s.own)
 	if err != nil {
 		s.unsubscribe()
 		return nil, fmt.Errorf("dnssink: served set: %w", err)
@@ -160,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 // so it never happens) is logged and the answers stay as they were.
 func (s *Server) follow(set *servedset.Snapshot) {
 	start := time.Now()
-	v, err := newView(set, s.view.Load())
+	v, err := newView(set, s.view.Load(), s.own)
 	if err != nil {
 		s.log.Error("served set refused", "serial", set.Serial(), "err", err)
 		return
@@ -207,7 +212,7 @@ func (z *ZoneSource) ZoneRecords(name string) ([]dns.RR, bool) {
 	set, v := z.served.Load(), z.view.Load()
 	if v == nil || v.set != set {
 		var err error
-		if v, err = newView(set, v); err != nil {
+		if v, err = newView(set, v, nil); err != nil {
 			return nil, false
 		}
 		z.view.Store(v)

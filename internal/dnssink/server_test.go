@@ -486,3 +486,43 @@ func TestTCPConnLimit(t *testing.T) {
 		t.Errorf("the connection within the limit: %v %v", r, err)
 	}
 }
+
+// TestOwnAddresses: a sensor's own A and AAAA replace the served set's
+// below every zone, on the fast path and the slow one, and through a
+// change of the served set; the name servers stay the set's.
+func TestOwnAddresses(t *testing.T) {
+	cfg := testConfig()
+	cfg.A = []netip.Addr{netip.MustParseAddr("198.51.100.7")}
+	cfg.AAAA = []netip.Addr{netip.MustParseAddr("2001:db8::7")}
+	cfg.Served = servedSet(t, testSinkhole(), testZones)
+	s, _ := startServer(t, cfg)
+	check := func(what string) {
+		t.Helper()
+		for _, tc := range []struct {
+			qtype uint16
+			want  string
+		}{{dns.TypeA, "198.51.100.7"}, {dns.TypeAAAA, "2001:db8::7"}} {
+			m := new(dns.Msg)
+			m.SetQuestion("bot.example.com.", tc.qtype)
+			for _, do := range []bool{false, true} { // EDNS takes the slow path
+				if do {
+					m.SetEdns0(1232, true)
+				}
+				r := exchange(t, s, "udp", m)
+				if len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), tc.want) {
+					t.Errorf("%s: %s (edns %v): %v, want %s", what, dns.TypeToString[tc.qtype], do, r.Answer, tc.want)
+				}
+			}
+		}
+		m := new(dns.Msg)
+		m.SetQuestion("example.com.", dns.TypeNS)
+		if r := exchange(t, s, "udp", m); len(r.Answer) != 2 {
+			t.Errorf("%s: NS %v, want the served set's two", what, r.Answer)
+		}
+	}
+	check("at start")
+	sh := testSinkhole()
+	sh.A = []netip.Addr{netip.MustParseAddr("192.0.2.99")}
+	setZones(t, cfg.Served, &sh, testZones)
+	check("after the served set's sinkhole changed")
+}

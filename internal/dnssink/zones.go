@@ -33,16 +33,25 @@ type view struct {
 }
 
 // newView derives the view of set; prev (nil at first) lends its answers
-// when the sinkhole part of the set did not change.
-func newView(set *servedset.Snapshot, prev *view) (*view, error) {
+// when the sinkhole part of the set did not change. own, if not nil,
+// replaces the set's A and AAAA (Config.A, Config.AAAA).
+func newView(set *servedset.Snapshot, prev *view, own *servedset.Sinkhole) (*view, error) {
 	v := &view{set: set}
-	if prev != nil && prev.ans.src == set.Sinkhole() {
+	sh := set.Sinkhole()
+	if prev != nil && prev.ans.src == sh {
 		v.ans = prev.ans
 	} else {
-		a, err := newAnswers(set.Sinkhole())
+		use := sh
+		if own != nil && sh != nil {
+			c := *sh
+			c.A, c.AAAA = own.A, own.AAAA
+			use = &c
+		}
+		a, err := newAnswers(use)
 		if err != nil {
 			return nil, err
 		}
+		a.src = sh
 		v.ans = a
 	}
 	cases := set.Cases()
