@@ -60,3 +60,27 @@ func TestRoleErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployExamples: the deploy/ examples of a sensor and a central are
+// valid configs (with a credential file where they name one).
+func TestDeployExamples(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "nats.creds")
+	if err := os.WriteFile(creds, []byte("central:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sensor.yaml", "central.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "deploy", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := strings.ReplaceAll(string(b), "/etc/takedown/nats.creds", creds)
+		c, err := Parse(name, []byte(doc))
+		if err != nil {
+			t.Errorf("deploy/%s: %v", name, err)
+			continue
+		}
+		if c.Role == RoleSingle || len(c.NATS.Servers) != 3 || c.NATS.Replicas != 3 {
+			t.Errorf("deploy/%s: role %q, %d servers, %d replicas", name, c.Role, len(c.NATS.Servers), c.NATS.Replicas)
+		}
+	}
+}
