@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +21,7 @@ import (
 	"github.com/takedown-project/takedown/internal/collect"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/servedset"
 	"github.com/takedown-project/takedown/internal/servedsync"
 	"github.com/takedown-project/takedown/internal/spool"
@@ -270,7 +272,7 @@ func (s *server) startCollector(ctx context.Context) (func() error, error) {
 	c, err := collect.New(collect.Config{
 		JS: s.js, Sensors: s.cfg.Central.Sensors,
 		Replicas: n.Replicas, MaxBytes: int64(n.MaxStreamMB) << 20,
-		Store: s.local.Store, Zones: s.served, Classifier: s.rules, Enricher: s.enr, Observer: s.hosts, Quarantine: s.quar,
+		Store: s.local.Store, Zones: &seizedZones{served: s.served, reg: s.local.Registry}, Classifier: s.rules, Enricher: s.enr, Observer: s.hosts, Quarantine: s.quar,
 		BatchSize: s.cfg.Pipeline.BatchSize,
 		Logger:    s.log.With("component", "collect"), Registerer: s.metrics,
 	})
@@ -308,4 +310,52 @@ func (s *server) startServedSync(ctx context.Context) (func() error, error) {
 			s.log.Error("served set publisher", "err", err)
 		}
 	})(ctx)
+}
+
+// seizedZones tells the collector whether a sensor's event is for a zone
+// of the takedown: one the central serves now, or one it served when the
+// sensor answered and has released since (a sensor that was cut off from
+// NATS delivers its backlog after the registry moved on, and what it
+// answered then still counts). A name the registry lists but never
+// served, or does not know, is refused. Registry lookups are remembered,
+// a refusal for a minute (the name may be seized meanwhile), at most
+// maxSeizedCache names.
+type seizedZones struct {
+	served *servedset.Set
+	reg    *registry.Registry
+	mu     sync.Mutex
+	known  map[string]seizedLookup
+}
+
+type seizedLookup struct {
+	was bool
+	at  time.Time
+}
+
+const maxSeizedCache = 100_000
+
+func (z *seizedZones) Zone(name string) (zone, caseName, family string, ok bool) {
+	if zone, caseName, family, ok = z.served.Zone(name); ok {
+		return zone, caseName, family, ok
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	l, seen := z.known[name]
+	if !seen || (!l.was && time.Since(l.at) > time.Minute) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d, err := z.reg.GetDomain(ctx, name)
+		cancel()
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			return "", "", "", false // not remembered: the next asks again
+		}
+		l = seizedLookup{was: err == nil && d.State != registry.StateListed, at: time.Now()}
+		if z.known == nil || len(z.known) >= maxSeizedCache {
+			z.known = map[string]seizedLookup{}
+		}
+		z.known[name] = l
+	}
+	if !l.was {
+		return "", "", "", false
+	}
+	return name, "", "", true
 }

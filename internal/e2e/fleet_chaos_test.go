@@ -163,10 +163,15 @@ func testFleet(t *testing.T, natsBin string) {
 		good := event.Event{Time: time.Now().UTC(), Protocol: event.ProtoDNS, Transport: event.TransportUDP,
 			SrcIP: mustAddr("127.9.9.9"), SrcPort: 4000, DstIP: mustAddr("127.0.0.2"), DstPort: 53,
 			Domain: "www." + waledac[1], Zone: waledac[1], Case: "wal", Family: "waledac", Sensor: "s9", DNSQType: "A", DNSRcode: "NOERROR"}
+		// Each batch's records come after the last one's, as a sensor's
+		// spool goes: a record at or before a stored position would be
+		// skipped as already stored, not refused.
+		var pos int64
 		batch := func(sensor string, evs ...event.Event) []byte {
 			b := bus.Batch{Sensor: sensor, Spool: spool.ID{9}}
 			for i := range evs {
-				b.Records = append(b.Records, bus.Record{End: spool.Pos{Segment: 1, Offset: int64(100 * (i + 1))}, Data: event.AppendBinary(nil, &evs[i])})
+				pos += 100
+				b.Records = append(b.Records, bus.Record{End: spool.Pos{Segment: 1, Offset: pos}, Data: event.AppendBinary(nil, &evs[i])})
 			}
 			return b.AppendBinary(nil)
 		}
@@ -212,6 +217,11 @@ func testFleet(t *testing.T, natsBin string) {
 		time.Sleep(5 * time.Second)
 		f.nats.StopAll()
 		t.Logf("NATS stopped for %d s", secs)
+		// A name released meanwhile: the sensors, cut off, keep answering
+		// it; what they answered then is stored when they deliver.
+		if _, err := f.client.SetState(ctx, []string{waledac[5]}, registry.StateReleased, ch); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(time.Duration(secs) * time.Second)
 		// The sensors kept answering: the simulator saw no error, and
 		// their spools hold what waits.
