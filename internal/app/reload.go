@@ -54,6 +54,9 @@ type reloader struct {
 func (r *reloader) liveKey(key string) bool {
 	switch key {
 	case "classify.rules", "enrich.databases", "enrich.abuse_files", "enrich.rir_files":
+		if r.rules == nil {
+			return false // a sensor
+		}
 		return true
 	case "log.level":
 		return r.level != nil
@@ -98,6 +101,12 @@ func (r *reloader) reload() {
 	}
 	// The rules file is read again even when its name is the same, and so
 	// are the enrichment files that changed on disk.
+	if r.rules == nil {
+		// A sensor: its rules are the central's, it enriches nothing.
+		r.log.Info("SIGHUP: reloaded config", "applied", strings.Join(live, ","),
+			"restart_needed", strings.Join(restart, ","), "took", time.Since(t0).Round(time.Microsecond))
+		return
+	}
 	var failed []string
 	if err := r.rules.SetPath(next.Classify.Rules); err != nil {
 		failed = append(failed, "classify.rules") // logged by the Holder; the rules in force stay

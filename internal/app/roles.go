@@ -40,6 +40,7 @@ func (s *server) sensorComponents() []component {
 		{stopped: "spool closed", start: s.openSensorSpool},
 		{name: "served set loaded from disk", start: s.loadServedFromDisk},
 		{stopped: "rules watcher stopped", start: s.loadSensorRules},
+		{stopped: "SIGHUP handler stopped", start: loop(s.reloads)},
 		{stopped: "nats connection closed", start: s.connectNATS},
 		{stopped: "uplink stopped", start: s.startUplink},
 		{stopped: "served set follower stopped", start: s.startFollower},

@@ -218,6 +218,9 @@ func (s *server) loadRules(ctx context.Context) (func() error, error) {
 // re-reads those files too.
 func (s *server) reloads(ctx context.Context) {
 	rl := &reloader{cur: s.cfg, load: s.hooks.Reload, level: s.hooks.LogLevel, rules: s.rules, enr: s.enr, log: s.log}
+	if s.cfg.Role == config.RoleSensor {
+		rl.rules, rl.enr = nil, nil
+	}
 	for {
 		select {
 		case <-ctx.Done():

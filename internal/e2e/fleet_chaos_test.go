@@ -141,6 +141,19 @@ func testFleet(t *testing.T, natsBin string) {
 				}
 			}
 		}
+		// SIGHUP re-reads a sensor's config (its log level; the rest waits
+		// for a restart) and leaves it serving.
+		s2 := f.sensors[1]
+		s2.mu.Lock()
+		s2.cmd.Process.Signal(syscall.SIGHUP) //nolint:errcheck // checked by its log
+		s2.mu.Unlock()
+		testnet.WaitFor(t, "the sensor's reload", func() bool {
+			b, _ := os.ReadFile(s2.log)
+			return strings.Contains(string(b), "SIGHUP: reloaded config")
+		})
+		if !answers(t, f.dnsAddr(1), "www."+waledac[2]) {
+			t.Error("a sensor stopped answering after SIGHUP")
+		}
 		// A sensor restarted while NATS is down answers from its disk
 		// (where the follower writes the set a second after a change).
 		time.Sleep(1500 * time.Millisecond)
