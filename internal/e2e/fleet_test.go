@@ -76,6 +76,8 @@ func (p *proc) start(t *testing.T) {
 	}
 	cmd := exec.Command(p.bin, "-c", p.path, "serve")
 	cmd.Stdout, cmd.Stderr = f, f
+	// It dies with the test process, however that ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
