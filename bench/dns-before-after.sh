@@ -19,9 +19,12 @@ BEFORE=${1:?before tree}; AFTER=${2:?after tree}; ROUNDS=${3:-2}
 RUNS=${RUNS:-3} DURATION=${DURATION:-10} SERVERS=${SERVERS:-nsd knot}
 OUT=${OUT:-/tmp/td-before-after-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
+# busy PORT...: fails when another process answers on one of the UDP ports.
+busy() { local p; for p in "$@"; do ss -Hlun "sport = :$p" | grep -q . && { echo "port $p is busy: stop what listens there first" >&2; exit 1; }; done; return 0; }
 for r in $(seq "$ROUNDS"); do
 	for side in after before; do
 		tree=$AFTER; [ $side = before ] && tree=$BEFORE
+		busy 5300
 		echo "== round $r: $side ($tree at $(git -C "$tree" rev-parse --short HEAD))" | tee -a "$OUT/log"
 		(cd "$tree" && DIR=/tmp/td-$side bash bench/dns-ours.sh start) >> "$OUT/log" 2>&1
 		bash "$PEERS" --runs "$RUNS" --duration "$DURATION" --servers "$SERVERS" --modes off \

@@ -11,7 +11,9 @@
 #   bench/dns-ratio.py OUT                # ours/NSD per run, median and range per side
 #
 # Env: RUNS (3), DURATION (10 s), SERVERS ("nsd knot"), OUT (default
-# /tmp/td-dns-sensor-<time>).
+# /tmp/td-dns-sensor-<time>), SIDES (default "sensor single"; "sensoridle"
+# is the sensor with NATS and the central in the idle CPU class, as if they
+# ran on other machines: see IDLE in bench/fleet.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PEERS=$HERE/../../shared/bench/dns-peers.sh
@@ -20,11 +22,15 @@ ROUNDS=${1:-3}
 RUNS=${RUNS:-3} DURATION=${DURATION:-10} SERVERS=${SERVERS:-nsd knot}
 OUT=${OUT:-/tmp/td-dns-sensor-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
+# busy PORT...: fails when another process answers on one of the UDP ports.
+busy() { local p; for p in "$@"; do ss -Hlun "sport = :$p" | grep -q . && { echo "port $p is busy: stop what listens there first" >&2; exit 1; }; done; return 0; }
 for r in $(seq "$ROUNDS"); do
-	for side in sensor single; do
+	for side in ${SIDES:-sensor single}; do
+		busy 5300
 		echo "== round $r: $side" | tee -a "$OUT/log"
-		if [ $side = sensor ]; then
-			DIR=/tmp/td-fleet bash "$HERE/fleet.sh" start 1 >> "$OUT/log" 2>&1
+		if [ $side != single ]; then
+			idle=0; [ $side = sensoridle ] && idle=1
+			IDLE=$idle DIR=/tmp/td-fleet bash "$HERE/fleet.sh" start 1 >> "$OUT/log" 2>&1
 			pid=$(cat /tmp/td-fleet/s1.pid)
 		else
 			DIR=/tmp/td-single bash "$HERE/dns-ours.sh" start >> "$OUT/log" 2>&1
@@ -35,7 +41,7 @@ for r in $(seq "$ROUNDS"); do
 			> "$OUT/$side-$r.txt" 2>&1 || echo "dns-peers failed for $side-$r" | tee -a "$OUT/log"
 		res=$(sed -n 's/.*results in \([^ ]*\) ;.*/\1/p' "$OUT/$side-$r.txt" | head -1)
 		[ -n "$res" ] && cp "$res/raw.csv" "$OUT/$side-$r.csv"
-		if [ $side = sensor ]; then
+		if [ $side != single ]; then
 			DIR=/tmp/td-fleet bash "$HERE/fleet.sh" stop >> "$OUT/log" 2>&1
 		else
 			DIR=/tmp/td-single bash "$HERE/dns-ours.sh" stop >> "$OUT/log" 2>&1

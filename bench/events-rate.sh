@@ -32,6 +32,9 @@ tail -n +$((LINES / 2 + 1)) "$Q" > "$OUT/q2.txt"
 CSV=$OUT/events.csv
 echo "run,setup,queries_sent,recorded,dns_s,total_s,events_per_s" > "$CSV"
 
+# busy PORT...: fails when another process answers on one of the UDP ports.
+busy() { local p; for p in "$@"; do ss -Hlun "sport = :$p" | grep -q . && { echo "port $p is busy: stop what listens there first" >&2; exit 1; }; done; return 0; }
+
 num() { # CONFIG EXPR: a number from `takedown status --json`
 	"$BIN" -c "$1" status --json 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print($2)" 2>/dev/null || echo -1
 }
@@ -39,6 +42,7 @@ now() { date +%s.%N; }
 
 measure() { # RUN SETUP
 	local run=$1 setup=$2 store rec=() e0 r0=0 r1=0 t0 t1 t2 target have c
+	busy 5300 5301
 	case $setup in
 		single) DIR=$SDIR bash "$HERE/dns-ours.sh" start >> "$OUT/log" 2>&1
 			BIN=$SDIR/takedown; store=$SDIR/takedown.yaml; rec=("$store") ;;

@@ -16,7 +16,9 @@
 # Env: WORK (default /tmp/sinkhole-bench, the data set), DIR (default
 # /tmp/takedown-fleet), PORT (default 5300), FLUSH_MS (pipeline.flush_ms,
 # default 500), BACKGROUND_CPUS (pipeline.background_cpus, default 1),
-# REPLICAS (nats.replicas, default 3). Ports: central API 18481, sensor i's
+# REPLICAS (nats.replicas, default 3), IDLE (1: NATS and the central run
+# in the idle CPU class, as if on machines of their own, taking only the CPU
+# the sensors leave; default 0). Ports: central API 18481, sensor i's
 # API 18481+i, NATS from internal/freeport. nats-server: Debian's
 # (/usr/sbin/nats-server) or $TAKEDOWN_NATS_SERVER.
 set -euo pipefail
@@ -26,6 +28,8 @@ DIR=${DIR:-/tmp/takedown-fleet}
 PORT=${PORT:-5300}
 BIN=$DIR/takedown
 SHARED=$HERE/../shared/bench
+IDLECLASS=(env)
+[ "${IDLE:-0}" = 1 ] && IDLECLASS=(chrt --idle 0)
 [ -d "$SHARED" ] || SHARED=/work/shared/bench
 
 # conf NAME ROLE API DNS-LISTEN EXTRA: a serve's configuration.
@@ -59,7 +63,9 @@ CFG
 
 # serve NAME: starts `takedown serve` with NAME.yaml, pid in NAME.pid.
 serve() {
-	"$BIN" -c "$DIR/$1.yaml" serve > "$DIR/$1.log" 2>&1 </dev/null &
+	local cls=()
+	[ "$1" = central ] && cls=("${IDLECLASS[@]}")
+	"${cls[@]}" "$BIN" -c "$DIR/$1.yaml" serve > "$DIR/$1.log" 2>&1 </dev/null &
 	echo $! > "$DIR/$1.pid"
 }
 
@@ -74,10 +80,11 @@ start() {
 	. "$WORK/params.env"
 	[ -e "$DIR" ] && { [ -f "$DIR/nats.pid" ] && kill -0 "$(cat "$DIR/nats.pid")" 2>/dev/null && { echo "a fleet runs in $DIR: bench/fleet.sh stop first" >&2; exit 1; }; rm -rf "$DIR"; }
 	mkdir -p "$DIR"
+	trap 'echo "fleet.sh: start failed, stopping what it started" >&2; halt' EXIT
 	(cd "$HERE" && go build -o "$BIN" ./cmd/takedown && go build -o "$DIR/natsgen" ./internal/natsrun/internal/natsgen)
 	for i in $(seq "$n"); do ids="$ids s$i"; done
 	echo "$n" > "$DIR/sensors"
-	"$DIR/natsgen" cluster -dir "$DIR/nats" $ids > "$DIR/nats.log" 2>&1 </dev/null &
+	"${IDLECLASS[@]}" "$DIR/natsgen" cluster -dir "$DIR/nats" $ids > "$DIR/nats.log" 2>&1 </dev/null &
 	echo $! > "$DIR/nats.pid"
 	for _ in $(seq 600); do [ -f "$DIR/nats/env" ] && break; kill -0 "$(cat "$DIR/nats.pid")" 2>/dev/null || break; sleep 0.1; done
 	[ -f "$DIR/nats/env" ] || { echo "NATS did not start; see $DIR/nats.log" >&2; cat "$DIR/nats.log" >&2; exit 1; }
@@ -88,8 +95,10 @@ start() {
 	"${c[@]}" domains import --case bench "$WORK/domains.txt" >/dev/null
 	"${c[@]}" domains set-state --state restrained --case bench --from-state listed >/dev/null
 	serve central
-	for _ in $(seq 300); do [ "$(json central "s['serving']")" = True ] && break; sleep 0.2; done
-	[ "$(json central "s['serving']")" = True ] || { echo "the central did not start; see $DIR/central.log" >&2; exit 1; }
+	# Its API's /readyz, not `status`: the CLI opens the store itself while
+	# no serve runs, and would hold the lock the starting serve needs.
+	for _ in $(seq 300); do curl -sf -o /dev/null http://127.0.0.1:18481/readyz && break; sleep 0.2; done
+	curl -sf -o /dev/null http://127.0.0.1:18481/readyz || { echo "the central did not start; see $DIR/central.log" >&2; exit 1; }
 	for i in $(seq "$n"); do
 		conf "s$i" sensor $((18481 + i)) "127.0.0.1:$((PORT + i - 1))" ""
 		serve "s$i"
@@ -104,6 +113,7 @@ start() {
 		echo "sensor s$i serving on 127.0.0.1:$p (pid $(cat "$DIR/s$i.pid"))"
 	done
 	echo "central pid $(cat "$DIR/central.pid"), NATS $NATS_SERVERS (natsgen pid $(cat "$DIR/nats.pid"))"
+	trap - EXIT
 }
 
 # stored: the events in the central's store.
@@ -133,6 +143,11 @@ stop() {
 		sleep 1
 	done
 	echo "central stored $have events, sensors recorded $want; caught up $((SECONDS - t0)) s after the load"
+	halt
+}
+
+# halt: stops the sensors, the central and NATS, in that order.
+halt() {
 	local p
 	for p in $(ls "$DIR"/s*.pid 2>/dev/null) "$DIR/central.pid" "$DIR/nats.pid"; do
 		[ -f "$p" ] || continue
