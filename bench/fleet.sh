@@ -18,8 +18,9 @@
 # default 500), BACKGROUND_CPUS (pipeline.background_cpus, default 1),
 # REPLICAS (nats.replicas, default 3), IDLE (1: NATS and the central run
 # in the idle CPU class, as if on machines of their own, taking only the CPU
-# the sensors leave; default 0). Ports: central API 18481, sensor i's
-# API 18481+i, NATS from internal/freeport. nats-server: Debian's
+# the sensors leave; default 0). Ports: NATS from internal/freeport, then the
+# APIs on the first free ports from 18481 (central, then the sensors; in
+# DIR/NAME.api). nats-server: Debian's
 # (/usr/sbin/nats-server) or $TAKEDOWN_NATS_SERVER.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,6 +62,15 @@ $extra
 CFG
 }
 
+# apiport NAME: the first TCP port from 18481 that nothing listens on and
+# no other serve of the fleet was given, written to DIR/NAME.api.
+apiport() {
+	local p=18481
+	while ss -Hltn "sport = :$p" | grep -q . || grep -qx "$p" "$DIR"/*.api 2>/dev/null; do p=$((p + 1)); done
+	echo "$p" > "$DIR/$1.api"
+	echo "$p"
+}
+
 # serve NAME: starts `takedown serve` with NAME.yaml, pid in NAME.pid.
 serve() {
 	local cls=()
@@ -89,7 +99,7 @@ start() {
 	for _ in $(seq 600); do [ -f "$DIR/nats/env" ] && break; kill -0 "$(cat "$DIR/nats.pid")" 2>/dev/null || break; sleep 0.1; done
 	[ -f "$DIR/nats/env" ] || { echo "NATS did not start; see $DIR/nats.log" >&2; cat "$DIR/nats.log" >&2; exit 1; }
 	. "$DIR/nats/env"
-	conf central central 18481 "" "central: {sensors: [$(echo $ids | sed 's/ /, /g')]}"
+	conf central central "$(apiport central)" "" "central: {sensors: [$(echo $ids | sed 's/ /, /g')]}"
 	local c=("$BIN" -c "$DIR/central.yaml" --actor bench)
 	"${c[@]}" cases add bench --court "Bench Court" --docket 0 >/dev/null
 	"${c[@]}" domains import --case bench "$WORK/domains.txt" >/dev/null
@@ -97,10 +107,11 @@ start() {
 	serve central
 	# Its API's /readyz, not `status`: the CLI opens the store itself while
 	# no serve runs, and would hold the lock the starting serve needs.
-	for _ in $(seq 300); do curl -sf -o /dev/null http://127.0.0.1:18481/readyz && break; sleep 0.2; done
-	curl -sf -o /dev/null http://127.0.0.1:18481/readyz || { echo "the central did not start; see $DIR/central.log" >&2; exit 1; }
+	local ready=http://127.0.0.1:$(cat "$DIR/central.api")/readyz
+	for _ in $(seq 300); do curl -sf -o /dev/null "$ready" && break; sleep 0.2; done
+	curl -sf -o /dev/null "$ready" || { echo "the central did not start; see $DIR/central.log" >&2; exit 1; }
 	for i in $(seq "$n"); do
-		conf "s$i" sensor $((18481 + i)) "127.0.0.1:$((PORT + i - 1))" ""
+		conf "s$i" sensor "$(apiport "s$i")" "127.0.0.1:$((PORT + i - 1))" ""
 		serve "s$i"
 	done
 	for i in $(seq "$n"); do
