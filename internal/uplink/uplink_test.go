@@ -22,6 +22,7 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/promtest"
 	"github.com/takedown-project/takedown/internal/spool"
+	"github.com/takedown-project/takedown/internal/testnet"
 	"github.com/takedown-project/takedown/internal/uplink"
 )
 
@@ -118,22 +119,8 @@ func (s *sensor) waitPublished(n uint64, d time.Duration) {
 	}
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuffer keeps the uplink's log for the tests to read.
+type logBuffer struct{ testnet.Buffer }
 
 func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
 
