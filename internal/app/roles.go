@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -28,8 +29,23 @@ import (
 	"github.com/takedown-project/takedown/internal/uplink"
 )
 
-// Version is takedown's version, for the heartbeats; cmd/takedown sets it.
-var Version = "dev"
+// version is takedown's version from the build info, for the heartbeats:
+// the module's version, else the VCS revision, else "dev".
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return s.Value[:12]
+		}
+	}
+	return "dev"
+}
 
 // sensorComponents are the parts of a sensor: the sinks and the spool,
 // the served set followed from the central and kept on disk, the uplink
@@ -175,7 +191,7 @@ func (s *server) startUplink(ctx context.Context) (func() error, error) {
 			sn := s.served.Load()
 			return sn.Serial(), sn.Len()
 		},
-		Version: Version, Logger: s.log.With("component", "uplink"), Registerer: s.metrics,
+		Version: version(), Logger: s.log.With("component", "uplink"), Registerer: s.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("uplink: %w", err)
