@@ -307,7 +307,7 @@ func (h *h1conn) parse(n int) *reqError {
 }
 
 // serveHead serves the request whose head parse has read (perr is what it
-// returned): it reads the body, classifies, answers and records e. It
+// returned): it reads the body, classifies, records e and answers. It
 // reports whether the connection may carry another request.
 func (h *h1conn) serveHead(e *event.Event, perr *reqError) bool {
 	s, x := h.s, h.x
@@ -378,8 +378,8 @@ func (h *h1conn) payload(e *event.Event, b []byte) {
 	e.PayloadHead = b[:min(len(b), h.s.cfg.HeadBytes)]
 }
 
-// finish classifies e, answers the request (re, if set, decides how) and
-// records e. It reports whether the connection may carry another request.
+// finish classifies e, records it and answers the request (re, if set,
+// decides how). It reports whether the connection may carry another request.
 func (h *h1conn) finish(e *event.Event, re *reqError, req *request) bool {
 	s, x := h.s, h.x
 	// The request lives in the scratch: handed to an interface method,
@@ -399,6 +399,9 @@ func (h *h1conn) finish(e *event.Event, re *reqError, req *request) bool {
 		s.m.limits.WithLabelValues(re.limit).Inc()
 	}
 	keep := re == nil && req != nil && !req.close
+	// Recorded before the answer: a client that got its answer may count
+	// the request as stored, even if the process dies the next instant.
+	s.record(e, nil)
 	switch {
 	case re != nil && re.status == 0:
 		// Timed out or gone: nobody to answer.
@@ -416,7 +419,6 @@ func (h *h1conn) finish(e *event.Event, re *reqError, req *request) bool {
 		}
 		s.m.request(h.sc.p, resp.Status)
 	}
-	s.record(e, nil)
 	return keep
 }
 

@@ -90,6 +90,7 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 		Method: e.HTTPMethod, Path: e.HTTPPath, UserAgent: e.HTTPUserAgent,
 		Headers: r.Header, Body: x.body,
 	})
+	s.record(e, nil) // before the answer, as on HTTP/1
 	status := 0
 	switch {
 	case re != nil && re.status != 0:
@@ -117,5 +118,4 @@ func (s *Server) serveH2(w http.ResponseWriter, r *http.Request) {
 	if status != 0 {
 		s.m.request(protoHTTPS, status)
 	}
-	s.record(e, nil)
 }
