@@ -19,7 +19,7 @@
 // Times are time_ns, UTC nanoseconds; day is the UTC day of the event,
 // kept within 1970-01-01 and 2105-12-31 (what a Date holds on 18.16): an
 // event outside goes in the partition of the nearest day, and its time_ns
-// is exact. Unknown strings are '' and unknown numbers 0. src_ip is the
+// is exact. Unknown strings are ” and unknown numbers 0. src_ip is the
 // 64-bit number the counts count (an IPv4 address, or a hash of an IPv6
 // one with the top bit set, as the DuckDB engine's), src_ip6 the 16 bytes
 // of every address (IPv4 mapped) so that a CIDR scope is a range scan,
