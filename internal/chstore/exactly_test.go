@@ -1,6 +1,7 @@
 package chstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -163,5 +164,35 @@ func TestRefusedEvent(t *testing.T) {
 	}
 	if n, _ := counts(t, c, "takedown"); n != 0 {
 		t.Fatalf("%d events stored", n)
+	}
+}
+
+// A batch whose context ends while it is being stored is either stored
+// with its mark and reported stored, or reported failed and not stored
+// at all: the context ends at a different point of each append.
+func TestAppendCancelled(t *testing.T) {
+	c := chtest.Start(t, chtest.Options{})
+	s := open(t, config(c, "takedown"))
+	batch := testEvents(3000, time.Date(2024, 5, 1, 23, 0, 0, 0, time.UTC), 3*time.Second) // two days
+	var want uint64
+	var ok, failed int
+	for i := range 60 {
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(time.Duration(i%30)*500*time.Microsecond, cancel)
+		err := s.AppendMarked(ctx, batch, "spool", []byte(fmt.Sprint(i)))
+		cancel()
+		if err == nil {
+			want += uint64(len(batch))
+			ok++
+		} else {
+			failed++
+		}
+		if n := queryUint(t, c, 0, "SELECT count() FROM takedown.events"); n != want {
+			t.Fatalf("append %d: %d events stored, want %d (%d reported stored, %d failed; last: %v)", i, n, want, ok, failed, err)
+		}
+	}
+	t.Logf("%d appends stored, %d cancelled", ok, failed)
+	if ok == 0 || failed == 0 {
+		t.Errorf("%d stored, %d cancelled: the cancellations missed", ok, failed)
 	}
 }

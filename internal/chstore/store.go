@@ -62,6 +62,7 @@ type Store struct {
 	mu      sync.Mutex // serialises appends; guards the fields below
 	sources map[string]*sourceState
 	closed  bool
+	cols    cols // the columns of an INSERT, reused
 	// afterInsert, when set (tests), runs after the events of a marked
 	// batch are inserted and before its mark is.
 	afterInsert func()

@@ -196,7 +196,8 @@ func (s *Store) writeMark(ctx context.Context, st *sourceState, source string, m
 // insertDay inserts the rows of day as one INSERT: one part, all or
 // nothing.
 func (s *Store) insertDay(ctx context.Context, rows []row, day time.Time, id uint64) error {
-	var c cols
+	c := &s.cols
+	c.reset()
 	for _, r := range rows {
 		if r.day.Equal(day) {
 			c.add(r.e, r.day, id, r.hash)
