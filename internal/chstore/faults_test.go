@@ -111,6 +111,10 @@ func TestServerKilledDuringAppend(t *testing.T) {
 				t.Fatalf("append while the server died: %v, want a TransientError", err)
 			}
 			t.Logf("killed: %v", err)
+			// readyz: Ping names the server that is down.
+			if err := s.Ping(t.Context()); err == nil || !strings.Contains(err.Error(), c.Addr(victim)) || !strings.Contains(err.Error(), "not reachable") {
+				t.Fatalf("ping with %s down: %v", c.Addr(victim), err)
+			}
 			// Down: refused, nothing stored.
 			err = s.AppendMarked(t.Context(), evs[100:200], "spool", []byte("m200"))
 			if !errors.As(err, &te) {
