@@ -106,7 +106,7 @@ ORDER BY src_ip >= 9223372036854775808, a6, fam`
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("chstore: host rows: %w", err)
 		}
-		if row.IP, err = addrOf(a6, false); err != nil {
+		if row.IP, err = srcAddr(a6); err != nil {
 			return fmt.Errorf("chstore: host rows: %w", err)
 		}
 		row.Family = fam
@@ -214,11 +214,11 @@ func (s *Store) DailyHosts(ctx context.Context, q eventstore.DailyHostQuery) ([]
 	w.timeRange(q.From, q.To)
 	w.add(infected)
 	w.filter(q.Filter)
-	query := `SELECT ` + dayOf + ` AS d, toUInt8(1) AS total, toUInt32(0) AS a, '' AS n, toInt64(uniqExact(src_ip)) AS ips
+	query := `SELECT ` + daySQL + ` AS d, toUInt8(1) AS total, toUInt32(0) AS a, '' AS n, toInt64(uniqExact(src_ip)) AS ips
 FROM events` + w.sql() + ` GROUP BY d`
 	args := w.args
 	if q.ByASN {
-		query += ` UNION ALL SELECT ` + dayOf + ` AS d, toUInt8(0) AS total, asn AS a, max(as_name) AS n, toInt64(uniqExact(src_ip)) AS ips
+		query += ` UNION ALL SELECT ` + daySQL + ` AS d, toUInt8(0) AS total, asn AS a, max(as_name) AS n, toInt64(uniqExact(src_ip)) AS ips
 FROM events` + w.sql() + ` GROUP BY d, a`
 		args = append(slices.Clone(args), args...)
 	}

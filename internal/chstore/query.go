@@ -40,11 +40,11 @@ func floorDiv(unit int64) string {
 	return "toInt64(intDiv(time_ns, " + u + ") - (time_ns % " + u + " < 0))"
 }
 
-// dayOf and hourOf are the UTC day and hour of an event, as numbers since
-// 1970.
+// daySQL and hourSQL are the UTC day and hour of an event, as numbers
+// since 1970.
 var (
-	dayOf  = floorDiv(nsDay)
-	hourOf = floorDiv(nsHour)
+	daySQL  = floorDiv(nsDay)
+	hourSQL = floorDiv(nsHour)
 )
 
 // infected selects the events of infected hosts: a family, or a seized
@@ -54,15 +54,6 @@ const infected = "(family != '' OR case_name != '')"
 // familyOrUnknown is the family of an infected host's event: its own, or
 // eventstore.UnknownFamily when it has only a case.
 const familyOrUnknown = "if(family = '', '" + eventstore.UnknownFamily + "', family)"
-
-// The days the Date column can hold: ClickHouse 18.16 reads dates up to
-// 2105-12-31. The writer stores the day of an event outside them clamped
-// to the nearest end, so that day grows with time_ns everywhere and a
-// bound on day inside them skips no row that time_ns keeps.
-var (
-	firstDate = time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
-	lastDate  = time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC)
-)
 
 // where collects the terms of a WHERE clause and their arguments.
 type where struct {
@@ -84,18 +75,17 @@ func (w *where) sql() string {
 }
 
 // timeRange adds the terms of [from, to): on time_ns, and on day so that
-// ClickHouse reads only the partitions (days) of the range.
+// ClickHouse reads only the partitions (days) of the range. The writer
+// clamps the day of an event to the days a Date holds (dayOf), so day
+// grows with time_ns everywhere and the bound on day keeps every row that
+// the bound on time_ns keeps.
 func (w *where) timeRange(from, to time.Time) {
 	if !from.IsZero() {
-		if d := from.UTC().Truncate(24 * time.Hour); !d.Before(firstDate) && !d.After(lastDate) {
-			w.add("day >= toDate('" + d.Format(time.DateOnly) + "')")
-		}
+		w.add("day >= " + dateLit(dayOf(from)))
 		w.add("time_ns >= ?", from.UnixNano())
 	}
 	if !to.IsZero() {
-		if d := to.UTC().Truncate(24 * time.Hour); !d.Before(firstDate) && !d.After(lastDate) {
-			w.add("day <= toDate('" + d.Format(time.DateOnly) + "')")
-		}
+		w.add("day <= " + dateLit(dayOf(to)))
 		w.add("time_ns < ?", to.UnixNano())
 	}
 }
@@ -103,17 +93,14 @@ func (w *where) timeRange(from, to time.Time) {
 // dayTime is midnight UTC of a day number.
 func dayTime(n int64) time.Time { return time.Unix(n*86400, 0).UTC() }
 
-// addrOf reads back src_ip6 (or dst_ip): 16 bytes, IPv4 mapped; all zero
-// bytes in dst_ip are no address.
-func addrOf(b string, zeroIsNone bool) (netip.Addr, error) {
+// srcAddr reads back src_ip6: 16 bytes, IPv4 mapped. Unlike dst_ip
+// (addrFrom16), all zero bytes are an address, ::.
+func srcAddr(b string) (netip.Addr, error) {
 	if len(b) != 16 {
 		return netip.Addr{}, fmt.Errorf("address of %d bytes, want 16", len(b))
 	}
 	var a [16]byte
 	copy(a[:], b)
-	if zeroIsNone && a == [16]byte{} {
-		return netip.Addr{}, nil
-	}
 	return netip.AddrFrom16(a).Unmap(), nil
 }
 
@@ -207,7 +194,7 @@ func (s *Store) UniqueHosts(ctx context.Context, q eventstore.HostQuery) ([]even
 	}
 	// max(as_name) rather than any: one of the names, the same on every
 	// run and shard layout, and a known name over an unknown ''.
-	keys, sel := by.columns(dayOf, "family", "max(as_name)", "country_code")
+	keys, sel := by.columns(daySQL, "family", "max(as_name)", "country_code")
 	sel = append(sel, "toInt64(uniqExact(src_ip)) AS ips", "toInt64(uniqExactIf(bot_id, bot_id != ''))", "toInt64(count())")
 	var w where
 	w.timeRange(q.From, q.To)
@@ -268,7 +255,7 @@ func (s *Store) CallbacksPerHour(ctx context.Context, q eventstore.HourQuery) ([
 	if q.Family != "" {
 		w.add("family = ?", q.Family)
 	}
-	rows, err := s.conn.Query(ctx, "SELECT "+hourOf+" AS h, toInt64(count()), toInt64(uniqExact(src_ip)) FROM events"+w.sql()+
+	rows, err := s.conn.Query(ctx, "SELECT "+hourSQL+" AS h, toInt64(count()), toInt64(uniqExact(src_ip)) FROM events"+w.sql()+
 		" GROUP BY h ORDER BY h", w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("chstore: callbacks per hour: %w", err)
@@ -333,10 +320,10 @@ func (s *Store) Scan(ctx context.Context, q eventstore.ScanQuery, fn func(*event
 		}
 		e.Time = time.Unix(0, ns).UTC()
 		e.Protocol, e.Transport = event.Protocol(proto), event.Transport(transport)
-		if e.SrcIP, err = addrOf(src, false); err != nil {
+		if e.SrcIP, err = srcAddr(src); err != nil {
 			return fmt.Errorf("chstore: scanning events: source %w", err)
 		}
-		if e.DstIP, err = addrOf(dst, true); err != nil {
+		if e.DstIP, err = addrFrom16(dst); err != nil {
 			return fmt.Errorf("chstore: scanning events: destination %w", err)
 		}
 		e.PayloadHead = nil

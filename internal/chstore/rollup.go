@@ -60,55 +60,81 @@ import (
 // a page view reads them from memory instead of counting the distinct
 // hosts of millions of rows (a Conficker-scale day is 7 million).
 
-// rollupTable is one table of the rollup.
-type rollupTable struct {
-	name    string
-	columns string
-	engine  string // of the MergeTree
-	// distributed: readers use it through a Distributed table on a
-	// cluster; the staging and bookkeeping tables are each shard's own.
-	distributed bool
+// rollupMigration is version 2 of the schema: the rollup's tables. On a
+// cluster rollup_hosts, rollup_hours and rollup_zones are X_local on each
+// shard and X, Distributed, beside them (the readers count through X);
+// their staging tables (X_local_stage) and rollup_days are each shard's
+// own.
+var rollupMigration = migration{
+	Version: 2,
+	Name:    "rollup: hosts, hours and zones per day",
+	SQL: func(l layout) []string {
+		out := concat(
+			l.table("rollup_hosts", `(
+	day       Date,
+	family    String,
+	src_ip    UInt64,
+	src_ip6   FixedString(16),
+	asn       UInt32,
+	as_name   String,
+	country   String,
+	city      String,
+	latitude  Float64,
+	longitude Float64,
+	events    Int64,
+	first_ns  Int64,
+	last_ns   Int64,
+	chunk     UInt32
+)
+ENGINE = MergeTree
+PARTITION BY day
+ORDER BY (family, asn, src_ip)`, "sipHash64(src_ip)"),
+			l.table("rollup_hours", `(
+	day     Date,
+	hour_ns Int64,
+	family  String,
+	events  Int64,
+	chunk   UInt32
+)
+ENGINE = MergeTree
+PARTITION BY day
+ORDER BY (hour_ns, family)`, "rand()"),
+			l.table("rollup_zones", `(
+	day     Date,
+	zone    String,
+	queries Int64,
+	last_ns Int64,
+	chunk   UInt32
+)
+ENGINE = MergeTree
+PARTITION BY day
+ORDER BY zone`, "rand()"),
+			// What Refresh last took in of a day on this shard: its
+			// number of events, the newest time, the last chunk
+			// written whole and the increments since the day was
+			// last rebuilt. The newest version counts; events -1 is
+			// a day dropped.
+			[]string{`CREATE TABLE IF NOT EXISTS rollup_days (
+	day        Date,
+	events     Int64,
+	upto       Int64,
+	chunk      UInt32,
+	increments UInt32,
+	version    UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY day`},
+		)
+		for _, t := range stagingTables {
+			out = append(out, "CREATE TABLE IF NOT EXISTS "+l.local(t)+"_stage AS "+l.local(t))
+		}
+		return out
+	},
 }
 
-// rollupTables are the rollup's tables, version 2 of the events schema.
-var rollupTables = []rollupTable{
-	{name: "rollup_hosts", distributed: true, columns: `day Date, family String, src_ip UInt64, src_ip6 FixedString(16),
-	asn UInt32, as_name String, country String, city String, latitude Float64, longitude Float64,
-	events Int64, first_ns Int64, last_ns Int64, chunk UInt32`,
-		engine: "MergeTree PARTITION BY day ORDER BY (family, asn, src_ip)"},
-	{name: "rollup_hours", distributed: true, columns: `day Date, hour_ns Int64, family String, events Int64, chunk UInt32`,
-		engine: "MergeTree PARTITION BY day ORDER BY (hour_ns, family)"},
-	{name: "rollup_zones", distributed: true, columns: `day Date, zone String, queries Int64, last_ns Int64, chunk UInt32`,
-		engine: "MergeTree PARTITION BY day ORDER BY zone"},
-	// rollup_days is what Refresh last took in of a day: its number of
-	// events, the newest time, the last chunk written whole and the
-	// increments since the day was last rebuilt. The newest version of a
-	// day counts; events -1 is a day dropped.
-	{name: "rollup_days", columns: `day Date, events Int64, upto Int64, chunk UInt32, increments UInt32, version UInt64`,
-		engine: "ReplacingMergeTree(version) ORDER BY day"},
-}
-
-// stagingTables are the tables a day is rebuilt in before it replaces the
-// day of the table of the same name without the suffix.
+// stagingTables are the tables a day is rebuilt in (X_stage, or
+// X_local_stage on a cluster) before it replaces the day of X (X_local).
 var stagingTables = []string{"rollup_hosts", "rollup_hours", "rollup_zones"}
-
-// ddl returns the statements that create t in db, on one shard of cluster
-// (or the one node when cluster is "").
-func (t rollupTable) ddl(cluster, db string) []string {
-	local := t.name
-	if cluster != "" && t.distributed {
-		local += "_local"
-	}
-	out := []string{"CREATE TABLE IF NOT EXISTS " + db + "." + local + " (" + t.columns + ") ENGINE = " + t.engine}
-	if cluster != "" && t.distributed {
-		out = append(out, "CREATE TABLE IF NOT EXISTS "+db+"."+t.name+" AS "+db+"."+local+
-			" ENGINE = Distributed("+cluster+", "+db+", "+local+", rand())")
-	}
-	if slices.Contains(stagingTables, t.name) {
-		out = append(out, "CREATE TABLE IF NOT EXISTS "+db+"."+local+"_stage AS "+db+"."+local)
-	}
-	return out
-}
 
 // RollupConfig configures a Rollup. The zero value of every field but
 // Store works.
@@ -155,25 +181,20 @@ type Rollup struct {
 	cache    map[string]any // answers since the last change
 }
 
-// shard is where a Refresh writes: a shard's own connection and the name
-// of its tables (X_local on a cluster).
+// shard is where a Refresh writes: a shard's own connection (the
+// Store's) and the names of its tables (X_local on a cluster).
 type shard struct {
-	conn   driver.Conn
-	suffix string
-	own    bool // opened by the rollup, closed by Close
+	conn  driver.Conn
+	local func(name string) string
 }
 
-func (sh shard) table(name string) string {
-	if name == "rollup_days" || name == "events" && sh.suffix == "" {
-		return name
-	}
-	return name + sh.suffix
-}
+func (sh shard) table(name string) string { return sh.local(name) }
 
 var _ eventstore.Rollup = (*Rollup)(nil)
 
-// OpenRollup returns the rollup of cfg.Store's events. On a cluster it
-// opens a connection to each shard (Config.Shards).
+// OpenRollup returns the rollup of cfg.Store's events. It refreshes
+// through the Store's connections to each shard, and lives as long as the
+// Store.
 func OpenRollup(ctx context.Context, cfg RollupConfig) (*Rollup, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("chstore: rollup: no store given")
@@ -197,41 +218,10 @@ func OpenRollup(ctx context.Context, cfg RollupConfig) (*Rollup, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	scfg := cfg.Store.cfg
-	if scfg.Cluster == "" {
-		r.shards = []shard{{conn: cfg.Store.conn}}
-		return r, nil
-	}
-	for _, addr := range scfg.Shards {
-		conn, err := clickhouse.Open(&clickhouse.Options{
-			Addr:        []string{addr},
-			Auth:        clickhouse.Auth{Database: scfg.Database, Username: scfg.Username, Password: scfg.Password},
-			TLS:         scfg.TLS,
-			DialTimeout: scfg.DialTimeout,
-		})
-		if err == nil {
-			err = conn.Ping(ctx)
-		}
-		if err != nil {
-			r.Close()
-			return nil, fmt.Errorf("chstore: rollup: connecting to shard %s: %w", addr, err)
-		}
-		r.shards = append(r.shards, shard{conn: conn, suffix: "_local", own: true})
+	for _, conn := range cfg.Store.shards {
+		r.shards = append(r.shards, shard{conn: conn, local: cfg.Store.layout.local})
 	}
 	return r, nil
-}
-
-// Close closes the connections to the shards that the rollup opened. It
-// is idempotent.
-func (r *Rollup) Close() error {
-	var errs []error
-	for i, sh := range r.shards {
-		if sh.own && sh.conn != nil {
-			errs = append(errs, sh.conn.Close())
-			r.shards[i].conn = nil
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // Days returns how many days the rollup keeps.
@@ -455,9 +445,6 @@ func (r *Rollup) setState(ctx context.Context, sh shard, day time.Time, st daySt
 		"toUInt64("+strconv.FormatInt(time.Now().UnixNano(), 10)+")")
 }
 
-// dateLit is the SQL of a Date.
-func dateLit(day time.Time) string { return "toDate('" + day.Format(time.DateOnly) + "')" }
-
 // dropDay removes a day from a shard's rollup.
 func (r *Rollup) dropDay(ctx context.Context, sh shard, day time.Time, st dayState) error {
 	for _, t := range stagingTables {
@@ -488,7 +475,7 @@ func (r *Rollup) fill(ctx context.Context, sh shard, suffix string, where string
 	ev := sh.table("events")
 	for _, q := range []struct{ table, sql string }{
 		{"rollup_hosts", fmt.Sprintf(hostRows, chunk, ev, where)},
-		{"rollup_hours", fmt.Sprintf(hourRows, chunk, hourOf, ev, where)},
+		{"rollup_hours", fmt.Sprintf(hourRows, chunk, hourSQL, ev, where)},
 		{"rollup_zones", fmt.Sprintf(zoneRows, chunk, ev, where)},
 	} {
 		if err := sh.conn.Exec(clickhouse.Context(ctx, bigQuery), "INSERT INTO "+sh.table(q.table)+suffix+" "+q.sql); err != nil {
@@ -603,17 +590,15 @@ func (r *Rollup) warm(ctx context.Context, now time.Time) {
 	r.Cities(ctx, eventstore.CityQuery{From: today, To: tomorrow, Limit: 300})
 }
 
-// rollupWhere adds the terms of whole days (From's day included, To's day
-// included unless To is midnight) and of the filters.
+// rollupDays adds the terms of whole days: From's day included, To's day
+// included unless To is midnight.
 func (w *where) rollupDays(from, to time.Time) {
 	if !from.IsZero() {
-		if d := from.UTC().Truncate(24 * time.Hour); d.After(firstDate) {
-			w.add("day >= " + dateLit(clampDate(d)))
-		}
+		w.add("day >= " + dateLit(dayOf(from)))
 	}
 	if !to.IsZero() {
-		if d := ceilDay(to); d.Before(lastDate) {
-			w.add("day < " + dateLit(clampDate(d)))
+		if d := ceilDay(to); !d.After(lastDay) {
+			w.add("day < " + dateLit(dayOf(d)))
 		}
 	}
 }
@@ -628,17 +613,6 @@ func (w *where) rollupFilters(family string, asn uint32, country string) {
 	if country != "" {
 		w.add("country = ?", country)
 	}
-}
-
-// clampDate keeps d within the days a Date holds.
-func clampDate(d time.Time) time.Time {
-	switch {
-	case d.Before(firstDate):
-		return firstDate
-	case d.After(lastDate):
-		return lastDate
-	}
-	return d
 }
 
 // ceilDay returns t if it is midnight UTC, else the next midnight.
@@ -765,9 +739,7 @@ func (r *Rollup) Hours(ctx context.Context, q eventstore.HourQuery) ([]eventstor
 	var w where
 	if !q.From.IsZero() {
 		from := q.From.UTC().Truncate(time.Hour)
-		if d := from.Truncate(24 * time.Hour); d.After(firstDate) {
-			w.add("day >= " + dateLit(clampDate(d)))
-		}
+		w.add("day >= " + dateLit(dayOf(from)))
 		w.add("hour_ns >= ?", from.UnixNano())
 	}
 	if !q.To.IsZero() {
@@ -946,7 +918,7 @@ GROUP BY src_ip, family, asn, country ORDER BY n DESC, src_ip, family LIMIT `+st
 		if err := rows.Scan(&ip, &ip6, &h.Family, &h.ASN, &h.ASName, &h.Country, &h.City, &h.Events, &first, &last); err != nil {
 			return nil, fmt.Errorf("chstore: rollup host list: %w", err)
 		}
-		if h.IP, err = addrOf(ip6, false); err != nil {
+		if h.IP, err = srcAddr(ip6); err != nil {
 			return nil, fmt.Errorf("chstore: rollup host list: %w", err)
 		}
 		h.FirstSeen, h.LastSeen = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()

@@ -25,7 +25,7 @@ func (s *Store) Sources(ctx context.Context, from, to time.Time, fn func(eventst
 		if err := rows.Scan(&ip6, &family, &bot); err != nil {
 			return fmt.Errorf("chstore: sources: %w", err)
 		}
-		ip, err := addrOf(ip6, false)
+		ip, err := srcAddr(ip6)
 		if err != nil {
 			return fmt.Errorf("chstore: sources: %w", err)
 		}

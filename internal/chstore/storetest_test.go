@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/chstore"
+	"github.com/takedown-project/takedown/internal/chtest"
 	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/store/storetest"
 )
@@ -35,8 +36,24 @@ func openEngine(t *testing.T, base chstore.Config, now func() time.Time) (*chsto
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
 	return s, r
+}
+
+// servers starts the servers of a layout, "node" or "shards" (two), for
+// the whole of a test, and returns their configuration without a
+// database.
+func servers(t *testing.T, layout string) chstore.Config {
+	t.Helper()
+	n := 1
+	if layout == "shards" {
+		n = 2
+	}
+	c := chtest.Start(t, chtest.Options{Shards: n})
+	cfg := chstore.Config{Addrs: c.Addrs(), Username: c.User(), Password: c.Password()}
+	if n > 1 {
+		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()
+	}
+	return cfg
 }
 
 // TestConformance runs the conformance suite on one node and on a
