@@ -87,9 +87,18 @@ func BenchmarkDashboard(b *testing.B) {
 			"families": func() error { _, err := cold.Families(ctx); return err },
 			"spans":    func() error { _, err := cold.Spans(ctx, now, []int{1, 7, 30}, ""); return err },
 			"hours":    func() error { _, err := cold.Hours(ctx, eventstore.HourQuery{From: day}); return err },
-			"asn7":     func() error { _, err := cold.Hosts(ctx, eventstore.HostQuery{From: day, To: tomorrow, GroupBy: []eventstore.Dimension{eventstore.DimASN}, Limit: 20}); return err },
-			"cc":       func() error { _, err := cold.Hosts(ctx, eventstore.HostQuery{From: day, To: tomorrow, GroupBy: []eventstore.Dimension{eventstore.DimCountry}}); return err },
-			"cities":   func() error { _, err := cold.Cities(ctx, eventstore.CityQuery{From: day, To: tomorrow, Limit: 300}); return err },
+			"asn7": func() error {
+				_, err := cold.Hosts(ctx, eventstore.HostQuery{From: day, To: tomorrow, GroupBy: []eventstore.Dimension{eventstore.DimASN}, Limit: 20})
+				return err
+			},
+			"cc": func() error {
+				_, err := cold.Hosts(ctx, eventstore.HostQuery{From: day, To: tomorrow, GroupBy: []eventstore.Dimension{eventstore.DimCountry}})
+				return err
+			},
+			"cities": func() error {
+				_, err := cold.Cities(ctx, eventstore.CityQuery{From: day, To: tomorrow, Limit: 300})
+				return err
+			},
 		} {
 			t0 := time.Now()
 			if err := f(); err != nil {
