@@ -65,7 +65,7 @@ func BenchmarkDashboard(b *testing.B) {
 	b.Logf("%d events of %d hosts stored in %s", n, hosts, time.Since(t0).Round(time.Millisecond))
 	clock := func() time.Time { return now }
 	var log *slog.Logger
-	if os.Getenv("H2_TIMES") != "" {
+	if os.Getenv("TAKEDOWN_BENCH_TIMES") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	warm, err := chstore.OpenRollup(ctx, chstore.RollupConfig{Store: s, Days: 32, Now: clock, Logger: log})
@@ -82,7 +82,7 @@ func BenchmarkDashboard(b *testing.B) {
 		b.Fatal(err)
 	}
 	tomorrow := day.AddDate(0, 0, 1)
-	if os.Getenv("H2_TIMES") != "" {
+	if os.Getenv("TAKEDOWN_BENCH_TIMES") != "" {
 		for name, f := range map[string]func() error{
 			"families": func() error { _, err := cold.Families(ctx); return err },
 			"spans":    func() error { _, err := cold.Spans(ctx, now, []int{1, 7, 30}, ""); return err },
