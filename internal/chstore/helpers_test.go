@@ -36,8 +36,8 @@ func open(t *testing.T, cfg Config) *Store {
 	return s
 }
 
-// queryUint runs a query of one number on node i of c, in database db.
-func queryUint(t *testing.T, c *chtest.Cluster, i int, db, sql string, args ...any) uint64 {
+// queryUint runs a query of one number on node i of c.
+func queryUint(t *testing.T, c *chtest.Cluster, i int, sql string, args ...any) uint64 {
 	t.Helper()
 	conn := c.Conn(t, i)
 	var n uint64
