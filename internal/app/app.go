@@ -39,6 +39,12 @@ type Local struct {
 // Open opens (creating if needed) the database file that cfg names, with its
 // registry, and the event store of store.engine.
 func Open(ctx context.Context, cfg config.Config) (*Local, error) {
+	return open(ctx, cfg, nil)
+}
+
+// open is Open with the logger of the event store's engine (nil
+// discards).
+func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Local, error) {
 	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating data directory: %w", err)
@@ -59,7 +65,7 @@ func Open(ctx context.Context, cfg config.Config) (*Local, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening registry: %w", err)
 	}
-	st, err := openEvents(ctx, cfg, db)
+	st, err := openEvents(ctx, cfg, db, log)
 	if err != nil {
 		db.Close()
 		return nil, err

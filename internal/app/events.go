@@ -67,10 +67,10 @@ func (d duckEvents) Where() StoreWhere { return StoreWhere{Engine: config.Engine
 
 // openEvents opens the event store of cfg.Store.Engine; db is the DuckDB
 // file.
-func openEvents(ctx context.Context, cfg config.Config, db *sql.DB) (EventStore, error) {
+func openEvents(ctx context.Context, cfg config.Config, db *sql.DB, log *slog.Logger) (EventStore, error) {
 	switch cfg.Store.Engine {
 	case config.EngineClickHouse:
-		return openClickHouse(ctx, cfg.Store.ClickHouse)
+		return openClickHouse(ctx, cfg.Store.ClickHouse, log)
 	case config.EngineDuckDB, "":
 	default:
 		return nil, fmt.Errorf("store.engine: %q is not one of duckdb, clickhouse", cfg.Store.Engine)

@@ -160,7 +160,7 @@ func (s *server) openDatabase(ctx context.Context) (func() error, error) {
 	// Before the database opens: DuckDB's workers are started then, and
 	// keep the CPUs of the thread that starts them.
 	idle.SetBackgroundCPUs(s.cfg.Pipeline.BackgroundCPUs)
-	local, err := Open(ctx, s.cfg)
+	local, err := open(ctx, s.cfg, s.log.With("component", "store"))
 	if err != nil {
 		return nil, err
 	}
