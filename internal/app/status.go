@@ -52,6 +52,8 @@ func spaceStatus(cfg config.Config, s *api.SpoolStatus) {
 	}
 }
 
+// storeStatus describes the event store; an engine that does not answer
+// is said in its Error, not as an error of the status.
 func storeStatus(ctx context.Context, cfg config.Config, st EventStore) (api.StoreStatus, error) {
 	where := st.Where()
 	ss := api.StoreStatus{Engine: where.Engine, Path: cfg.Store.Path, Address: where.Address}
@@ -63,7 +65,10 @@ func storeStatus(ctx context.Context, cfg config.Config, st EventStore) (api.Sto
 	}
 	stats, err := st.Stats(ctx)
 	if err != nil {
-		return ss, err
+		// The rest of the status (the spool's backlog growing, above
+		// all) is what the operator needs while the engine is away.
+		ss.Error = err.Error()
+		return ss, ctx.Err()
 	}
 	ss.Events, ss.Oldest, ss.Newest = stats.Events, stats.Oldest, stats.Newest
 	return ss, nil
