@@ -89,3 +89,46 @@ func TestReadSecretFile(t *testing.T) {
 		t.Errorf("a directory: %v", err)
 	}
 }
+
+// TestDeployCentralClickHouse: the commented ClickHouse section of
+// deploy/central.yaml, uncommented, is a valid config.
+func TestDeployCentralClickHouse(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{}
+	for _, f := range []string{"nats.creds", "clickhouse.password", "clickhouse-ca.pem"} {
+		p := filepath.Join(dir, f)
+		if err := os.WriteFile(p, []byte("central:secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files["/etc/takedown/"+f] = p
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "central.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		if l == "# store:" {
+			in = true
+		}
+		if in && !strings.HasPrefix(l, "#") {
+			in = false
+		}
+		if in {
+			l = strings.TrimPrefix(strings.TrimPrefix(l, "#"), " ")
+		}
+		lines = append(lines, l)
+	}
+	doc := strings.Join(lines, "\n")
+	for from, to := range files {
+		doc = strings.ReplaceAll(doc, from, to)
+	}
+	c, err := Parse("central.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, doc)
+	}
+	if ch := c.Store.ClickHouse; c.Store.Engine != EngineClickHouse || len(ch.Shards) != 2 || ch.Cluster == "" || ch.PasswordFile == "" {
+		t.Errorf("the section did not decode: %+v", c.Store)
+	}
+}
