@@ -297,6 +297,10 @@ loop:
 		return err
 	}
 	fmt.Fprintf(w, "\n5. prove    audit log: %s entries, hash chain verified\n", thousands(n))
+	if ch != nil {
+		local.Close()
+		ch.stop(w)
+	}
 	fmt.Fprintf(w, "\nExplore it:\n")
 	if ch != nil {
 		fmt.Fprintf(w, "  %s &    # first: the demo's ClickHouse, which keeps the events\n", ch.command)
