@@ -92,7 +92,7 @@ func simulatedWeek(t *testing.T, today time.Time) []event.Event {
 // numbers of the maps (countries per day, cities) and every question of
 // the dashboard's rollup.
 func TestEnginesGiveTheSameAnswers(t *testing.T) {
-	cl := chtest.Start(t, chtest.Options{})
+	cl, _ := startClickHouse(t, chtest.Options{})
 	ctx := context.Background()
 	duckCfg, err := config.Parse("duck.yaml", []byte("data_dir: "+filepath.Join(t.TempDir(), "data")+"\n"))
 	if err != nil {
