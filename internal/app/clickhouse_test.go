@@ -70,7 +70,18 @@ func startClickHouse(t *testing.T, o chtest.Options) (cl *chtest.Cluster, restar
 // /v1/ingest.
 func clickHouseConfig(t *testing.T, addr, user, password string) config.Config {
 	t.Helper()
+	return clusterConfig(t, []string{addr}, "", user, password)
+}
+
+// clusterConfig is clickHouseConfig on the servers addrs, each a shard of
+// cluster when cluster is set.
+func clusterConfig(t *testing.T, addrs []string, cluster, user, password string) config.Config {
+	t.Helper()
 	dir := t.TempDir()
+	shards := ""
+	if cluster != "" {
+		shards = strings.Join(addrs, ", ")
+	}
 	pw := filepath.Join(dir, "clickhouse.password")
 	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -83,8 +94,8 @@ listen: {http: [], https: [], smtp: []}
 pipeline: {batch_size: 50, flush_ms: 10}
 store:
   engine: clickhouse
-  clickhouse: {addrs: [%q], username: %s, password_file: %s, dial_timeout_ms: 1000}
-`, filepath.Join(dir, "data"), addr, user, pw)))
+  clickhouse: {addrs: [%s], username: %s, password_file: %s, dial_timeout_ms: 1000, cluster: %q, shards: [%s]}
+`, filepath.Join(dir, "data"), strings.Join(addrs, ", "), user, pw, cluster, shards)))
 	if err != nil {
 		t.Fatal(err)
 	}
