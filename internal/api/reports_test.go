@@ -18,10 +18,8 @@ import (
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/app"
 	"github.com/takedown-project/takedown/internal/config"
-	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 // reportServer is an API server whose reports are app's, over a database
@@ -30,20 +28,16 @@ import (
 func reportServer(t *testing.T) (srv *httptest.Server, day time.Time) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := dbfile.Open(ctx, "")
+	cfg, err := config.Parse("t.yaml", []byte("data_dir: "+t.TempDir()+"\noperator: Test CERT\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	reg, err := registry.New(ctx, registry.Config{DB: db})
+	local, err := app.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Config{DB: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { local.Close() })
+	reg, st := local.Registry, local.Store
 	day = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	var evs []event.Event
 	for i := range 40 {
@@ -68,11 +62,7 @@ func reportServer(t *testing.T) (srv *httptest.Server, day time.Time) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := config.Parse("t.yaml", []byte("data_dir: "+t.TempDir()+"\noperator: Test CERT\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reps := app.LocalReports(cfg, &app.Local{DB: db, Registry: reg, Store: st}, slog.New(slog.DiscardHandler))
+	reps := app.LocalReports(cfg, local, slog.New(slog.DiscardHandler))
 	srv = httptest.NewServer(api.New(api.Config{Registry: reg, Events: st, Reports: reps, Token: token}))
 	t.Cleanup(srv.Close)
 	return srv, day

@@ -155,11 +155,22 @@ type SpoolStatus struct {
 
 // StoreStatus describes the event store.
 type StoreStatus struct {
-	Path   string    `json:"path"`
-	Bytes  int64     `json:"bytes"`
+	// Engine keeps the events: duckdb or clickhouse.
+	Engine string `json:"engine,omitempty"`
+	// Path and Bytes are the DuckDB file and its size: the registry's,
+	// and the events' with the duckdb engine.
+	Path  string `json:"path"`
+	Bytes int64  `json:"bytes"`
+	// Address is where ClickHouse keeps the events: its servers and
+	// database ("127.0.0.1:9000/takedown").
+	Address string `json:"address,omitempty"`
+
 	Events int64     `json:"events"`
 	Oldest time.Time `json:"oldest,omitzero"`
 	Newest time.Time `json:"newest,omitzero"`
+	// Error says why the store could not be read: the engine does not
+	// answer (the events wait in the spool meanwhile).
+	Error string `json:"error,omitempty"`
 }
 
 // DatabaseStatus describes one enrichment database.

@@ -24,19 +24,27 @@ import (
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/spool"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 // Local is the database opened in this process.
 type Local struct {
+	// DB is the DuckDB file: the registry, the audit log, the users and
+	// the subscribers, and the events when store.engine is duckdb.
 	DB       *sql.DB
 	Registry *registry.Registry
-	Store    *store.Store
+	// Store is the event store of store.engine.
+	Store EventStore
 }
 
 // Open opens (creating if needed) the database file that cfg names, with its
-// registry and event store.
+// registry, and the event store of store.engine.
 func Open(ctx context.Context, cfg config.Config) (*Local, error) {
+	return open(ctx, cfg, nil)
+}
+
+// open is Open with the logger of the event store's engine (nil
+// discards).
+func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Local, error) {
 	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("creating data directory: %w", err)
@@ -57,10 +65,10 @@ func Open(ctx context.Context, cfg config.Config) (*Local, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening registry: %w", err)
 	}
-	st, err := store.Open(ctx, store.Config{DB: db})
+	st, err := openEvents(ctx, cfg, db, log)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("opening event store: %w", err)
+		return nil, err
 	}
 	return &Local{DB: db, Registry: reg, Store: st}, nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/takedown-project/takedown/internal/dashboard"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/idle"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/users"
 )
 
@@ -30,7 +29,7 @@ func startDashboard(ctx context.Context, cfg config.Config, local *Local, token 
 	if err != nil {
 		return nil, nil, fmt.Errorf("dashboard: %w", err)
 	}
-	roll, err := store.OpenRollup(ctx, store.RollupConfig{DB: local.DB, Logger: log})
+	roll, err := local.Store.OpenRollup(ctx, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dashboard: %w", err)
 	}

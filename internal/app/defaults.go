@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/chstore"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/dashboard"
 	"github.com/takedown-project/takedown/internal/deliver"
@@ -67,6 +68,12 @@ func Effective(cfg config.Config) config.Config {
 	zero(&c.Reports.FeedPerMinute, int(pull.DefaultRate*60))
 	zero(&c.Reports.FeedBurst, pull.DefaultBurst)
 	zero(&c.Reports.Days, int(pull.DefaultRetention/(24*time.Hour)))
+	if c.Store.Engine == config.EngineClickHouse {
+		if c.Store.ClickHouse.Database == "" {
+			c.Store.ClickHouse.Database = chstore.DefaultDatabase
+		}
+		zero(&c.Store.ClickHouse.DialTimeoutMS, ms(chstore.DefaultDialTimeout))
+	}
 	if c.Mail.TLS == "" {
 		c.Mail.TLS = string(deliver.TLSRequired)
 	}

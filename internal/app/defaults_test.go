@@ -95,3 +95,30 @@ next:
 	}
 	return v.Interface()
 }
+
+// TestEffectiveClickHouse: with store.engine clickhouse, Effective fills
+// in the engine's defaults (chstore's), and leaves the values given; with
+// DuckDB it leaves the ClickHouse section alone.
+func TestEffectiveClickHouse(t *testing.T) {
+	raw, err := config.Parse("t.yaml", []byte("store: {engine: clickhouse, clickhouse: {addrs: [127.0.0.1:9000]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := Effective(raw).Store.ClickHouse
+	if ch.Database != "takedown" || ch.DialTimeoutMS != 5000 {
+		t.Errorf("defaults: %+v", ch)
+	}
+	if raw.Store.ClickHouse.Database != "" || raw.Store.ClickHouse.DialTimeoutMS != 0 {
+		t.Errorf("config fills store.clickhouse: %+v", raw.Store.ClickHouse)
+	}
+	given, err := config.Parse("t.yaml", []byte("store: {engine: clickhouse, clickhouse: {addrs: [127.0.0.1:9000], database: td2, dial_timeout_ms: 250}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := Effective(given).Store.ClickHouse; ch.Database != "td2" || ch.DialTimeoutMS != 250 {
+		t.Errorf("values from the file changed: %+v", ch)
+	}
+	if ch := Effective(config.Default()).Store.ClickHouse; !reflect.DeepEqual(ch, config.ClickHouse{}) {
+		t.Errorf("duckdb: %+v", ch)
+	}
+}

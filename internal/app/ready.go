@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -26,9 +25,10 @@ import (
 // GET /healthz (the API's) is the liveness check: 200 while the process
 // serves HTTP at all.
 type readiness struct {
-	db   *sql.DB
-	pipe *pipeline.Pipeline
-	sp   *spool.Spool
+	// store is the event store; nil on a sensor.
+	store interface{ Ping(context.Context) error }
+	pipe  *pipeline.Pipeline
+	sp    *spool.Spool
 	// listening is set once every listener is bound, and cleared when the
 	// shutdown starts.
 	listening atomic.Bool
@@ -61,10 +61,10 @@ func (rd *readiness) check(ctx context.Context) readyBody {
 		set("listeners", "")
 	}
 	// A sensor has no store: its events wait in the spool for the stream.
-	if rd.db != nil {
+	if rd.store != nil {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		switch err := rd.db.PingContext(ctx); {
+		switch err := rd.store.Ping(ctx); {
 		case err != nil:
 			set("store", err.Error())
 		case rd.pipe.StoreError() != nil:

@@ -160,7 +160,7 @@ func (s *server) openDatabase(ctx context.Context) (func() error, error) {
 	// Before the database opens: DuckDB's workers are started then, and
 	// keep the CPUs of the thread that starts them.
 	idle.SetBackgroundCPUs(s.cfg.Pipeline.BackgroundCPUs)
-	local, err := Open(ctx, s.cfg)
+	local, err := open(ctx, s.cfg, s.log.With("component", "store"))
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func (s *server) startPipeline(ctx context.Context) (func() error, error) {
 	pctx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- pipe.Run(pctx, time.Duration(cfg.DrainTimeoutMS)*time.Millisecond) }()
-	s.rd.db, s.rd.pipe, s.rd.sp = s.local.DB, pipe, s.sp
+	s.rd.store, s.rd.pipe, s.rd.sp = s.local.Store, pipe, s.sp
 	s.status = newStatusSource(s.cfg, s.local.Store, s.sp, pipe, s.enr, s.hosts, s.quar, s.began)
 	return func() error {
 		stop()

@@ -16,14 +16,13 @@ import (
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/quarantine"
 	"github.com/takedown-project/takedown/internal/spool"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/uniq"
 )
 
 // OfflineStatus describes the files of a takedown that no serve runs: the
 // store and what the spool holds (events that the next serve stores
 // first).
-func OfflineStatus(ctx context.Context, cfg config.Config, st *store.Store) (api.Status, error) {
+func OfflineStatus(ctx context.Context, cfg config.Config, st EventStore) (api.Status, error) {
 	s := api.Status{Time: time.Now().UTC(), Sensor: cfg.Sensor, Databases: []api.DatabaseStatus{}, Today: []api.UniqueToday{}}
 	s.Spool = api.SpoolStatus{Dir: cfg.Pipeline.SpoolDir, MaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20}
 	s.Spool.Bytes, s.Spool.Segments = dirFiles(cfg.Pipeline.SpoolDir, ".seg")
@@ -53,8 +52,11 @@ func spaceStatus(cfg config.Config, s *api.SpoolStatus) {
 	}
 }
 
-func storeStatus(ctx context.Context, cfg config.Config, st *store.Store) (api.StoreStatus, error) {
-	ss := api.StoreStatus{Path: cfg.Store.Path}
+// storeStatus describes the event store; an engine that does not answer
+// is said in its Error, not as an error of the status.
+func storeStatus(ctx context.Context, cfg config.Config, st EventStore) (api.StoreStatus, error) {
+	where := st.Where()
+	ss := api.StoreStatus{Engine: where.Engine, Path: cfg.Store.Path, Address: where.Address}
 	if fi, err := os.Stat(cfg.Store.Path); err == nil {
 		ss.Bytes = fi.Size()
 	}
@@ -63,7 +65,10 @@ func storeStatus(ctx context.Context, cfg config.Config, st *store.Store) (api.S
 	}
 	stats, err := st.Stats(ctx)
 	if err != nil {
-		return ss, err
+		// The rest of the status (the spool's backlog growing, above
+		// all) is what the operator needs while the engine is away.
+		ss.Error = err.Error()
+		return ss, ctx.Err()
 	}
 	ss.Events, ss.Oldest, ss.Newest = stats.Events, stats.Oldest, stats.Newest
 	return ss, nil
@@ -87,7 +92,7 @@ func dirFiles(dir, suffix string) (bytes int64, n int) {
 // statusSource answers GET /v1/status for a running serve.
 type statusSource struct {
 	cfg   config.Config
-	st    *store.Store
+	st    EventStore
 	sp    *spool.Spool
 	pipe  *pipeline.Pipeline
 	enr   *enrich.Enricher
@@ -103,7 +108,7 @@ type statusSource struct {
 	rate [2]float64 // recorded, stored per second
 }
 
-func newStatusSource(cfg config.Config, st *store.Store, sp *spool.Spool, pipe *pipeline.Pipeline,
+func newStatusSource(cfg config.Config, st EventStore, sp *spool.Spool, pipe *pipeline.Pipeline,
 	enr *enrich.Enricher, hosts *uniq.Counter, quar *quarantine.Quarantine, start time.Time) *statusSource {
 	return &statusSource{cfg: cfg, st: st, sp: sp, pipe: pipe, enr: enr, hosts: hosts, quar: quar, start: start, prT: start}
 }

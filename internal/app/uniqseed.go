@@ -7,7 +7,6 @@ import (
 
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
-	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/uniq"
 )
 
@@ -18,7 +17,7 @@ import (
 // are sets, so a host taken in both ways counts once. It runs beside the
 // start-up: a day of Conficker's 7 million addresses is a query of some
 // seconds.
-func seedHosts(ctx context.Context, st *store.Store, hosts *uniq.Counter, now time.Time, log *slog.Logger) {
+func seedHosts(ctx context.Context, st eventstore.Reader, hosts *uniq.Counter, now time.Time, log *slog.Logger) {
 	t0 := time.Now()
 	day := now.UTC().Truncate(24 * time.Hour)
 	n := 0

@@ -18,6 +18,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/app"
+	"github.com/takedown-project/takedown/internal/chrun"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/event"
@@ -42,6 +43,7 @@ type demoOptions struct {
 	backfill int // days
 	families string
 	sensors  int // 0: one serve in this process
+	store    string
 }
 
 func (e *env) demoCommand() *cobra.Command {
@@ -77,6 +79,7 @@ for the other commands to explore.`,
 	f.DurationVar(&o.duration, "duration", 2*time.Minute, "how long the botnet calls home (0: until Ctrl-C)")
 	f.IntVar(&o.backfill, "backfill", 0, "days of history to generate first, through serve's ingest endpoint")
 	f.StringVar(&o.families, "families", "waledac=0.8,conficker=0.1,rustock=0.1", "the botnet's families and their shares")
+	f.StringVar(&o.store, "store", config.EngineDuckDB, "where the events go: duckdb, the database file; clickhouse, a clickhouse-server the demo starts (from the PATH), its data in the demo's directory")
 	f.IntVar(&o.sensors, "sensors", 0, "run a central and this many sensors as processes of their own, joined by a local three-node NATS JetStream cluster (nats-server from the PATH); the bots are split between the sensors")
 	return cmd
 }
@@ -104,6 +107,15 @@ func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 		if _, err := natsrun.Binary(); err != nil {
 			return fmt.Errorf("--sensors: %w", err)
 		}
+	}
+	switch o.store {
+	case config.EngineDuckDB:
+	case config.EngineClickHouse:
+		if _, err := chrun.Binary(); err != nil {
+			return fmt.Errorf("--store clickhouse: %w", err)
+		}
+	default:
+		return fmt.Errorf("--store: %q is not one of duckdb, clickhouse", o.store)
 	}
 	shares, err := sim.ParseShares(o.families)
 	if err != nil {
@@ -138,6 +150,15 @@ func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "takedown demo: a Waledac-sized takedown (fictional data) in %s\n\n", dir)
+	explore := "--data-dir " + dir
+	var ch *demoCH
+	if o.store == config.EngineClickHouse {
+		if ch, err = demoClickHouse(ctx, w, &cfg, dir); err != nil {
+			return err
+		}
+		defer ch.stop(w)
+		explore = "-c " + ch.config
+	}
 
 	// 1. Seize.
 	now := e.now().UTC()
@@ -276,8 +297,16 @@ loop:
 		return err
 	}
 	fmt.Fprintf(w, "\n5. prove    audit log: %s entries, hash chain verified\n", thousands(n))
-	fmt.Fprintf(w, "\nExplore it:\n  takedown --data-dir %s cases show waledac-2010\n  takedown --data-dir %s deadlines --within 30d\n  takedown --data-dir %s stats hosts --by family,country\n  takedown --data-dir %s serve    # and run `takedown simulate` beside it\n",
-		dir, dir, dir, dir)
+	if ch != nil {
+		local.Close()
+		ch.stop(w)
+	}
+	fmt.Fprintf(w, "\nExplore it:\n")
+	if ch != nil {
+		fmt.Fprintf(w, "  %s &    # first: the demo's ClickHouse, which keeps the events\n", ch.command)
+	}
+	fmt.Fprintf(w, "  takedown %s cases show waledac-2010\n  takedown %s deadlines --within 30d\n  takedown %s stats hosts --by family,country\n  takedown %s serve    # and run `takedown simulate` beside it\n",
+		explore, explore, explore, explore)
 	return nil
 }
 

@@ -152,6 +152,7 @@ func sensorConfig(c config.Config, dir, id, addr string) (config.Config, error) 
 	}
 	c.Sensor = id
 	c.Store.Path = filepath.Join(dir, "unused.duckdb")
+	c.Store.Engine, c.Store.ClickHouse = config.EngineDuckDB, config.ClickHouse{} // a sensor keeps no events
 	ports, err := freeport.Distinct(5)
 	if err != nil {
 		return c, err

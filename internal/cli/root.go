@@ -21,7 +21,6 @@ import (
 	"github.com/takedown-project/takedown/internal/app"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/registry"
-	"github.com/takedown-project/takedown/internal/store"
 )
 
 // Backend is what the registry commands need; the local registry and the API
@@ -43,7 +42,7 @@ var (
 // process.
 type localBackend struct {
 	*registry.Registry
-	*store.Store
+	app.EventStore
 	api.Reports
 	app.LocalQuarantine
 	cfg config.Config
@@ -51,7 +50,7 @@ type localBackend struct {
 
 // Status describes the files, since no server runs.
 func (l localBackend) Status(ctx context.Context) (api.Status, error) {
-	return app.OfflineStatus(ctx, l.cfg, l.Store)
+	return app.OfflineStatus(ctx, l.cfg, l.EventStore)
 }
 
 // env is what every command shares: the global flags, the config, the

@@ -93,8 +93,16 @@ func printStatus(w io.Writer, st api.Status) error {
 			fmt.Fprintf(w, "  %s %s, e.g. %s\n", thousands(int64(k.Entries)), k.Kind, k.Example)
 		}
 	}
-	fmt.Fprintf(w, "store %s: %s, %s events, %s to %s\n", st.Store.Path, mib(st.Store.Bytes),
-		thousands(st.Store.Events), stamp(st.Store.Oldest), stamp(st.Store.Newest))
+	if st.Store.Error != "" {
+		fmt.Fprintf(w, "STORE UNREADABLE: %s\n", st.Store.Error)
+	}
+	if st.Store.Address != "" {
+		fmt.Fprintf(w, "store %s at %s: %s events, %s to %s; registry %s: %s\n", st.Store.Engine, st.Store.Address,
+			thousands(st.Store.Events), stamp(st.Store.Oldest), stamp(st.Store.Newest), st.Store.Path, mib(st.Store.Bytes))
+	} else { // a serve of before the engines had none: DuckDB
+		fmt.Fprintf(w, "store duckdb %s: %s, %s events, %s to %s\n", st.Store.Path, mib(st.Store.Bytes),
+			thousands(st.Store.Events), stamp(st.Store.Oldest), stamp(st.Store.Newest))
+	}
 	if st.Serving {
 		fmt.Fprintln(w, "\nenrichment databases")
 		if len(st.Databases) == 0 {

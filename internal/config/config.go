@@ -325,8 +325,17 @@ type API struct {
 	TokenFile string `yaml:"token_file"`
 }
 
-// Store configures the embedded event store.
+// Store configures the database file and the event store. The registry,
+// the audit log, the users and the subscribers are always in the DuckDB
+// file at Path; the events, their rollups and what reads them are in the
+// engine that Engine names.
 type Store struct {
+	// Engine keeps the events: "duckdb" (the default) in the database
+	// file, embedded; "clickhouse" in the ClickHouse server(s) of
+	// ClickHouse, for a central that one file cannot hold.
+	Engine string `yaml:"engine"`
+	// ClickHouse is where the events are when Engine is "clickhouse".
+	ClickHouse ClickHouse `yaml:"clickhouse"`
 	// Path of the database file. Default <data_dir>/takedown.duckdb.
 	Path string `yaml:"path"`
 	// RetentionDays is how long events are kept; 0 keeps them forever.
@@ -339,6 +348,57 @@ type Store struct {
 	// own default (80 % of the machine's memory). Raise it for big
 	// sensors and for the reports of big operations.
 	MemoryLimitMB int `yaml:"memory_limit_mb"`
+}
+
+// The event store engines (Store.Engine).
+const (
+	EngineDuckDB     = "duckdb"
+	EngineClickHouse = "clickhouse"
+)
+
+// ClickHouse says how the central reaches the ClickHouse servers that
+// keep its events (store.engine: clickhouse).
+type ClickHouse struct {
+	// Addrs are the native-protocol addresses (host:port, usually port
+	// 9000, 9440 with TLS) of the servers to query; the first that
+	// answers is used.
+	Addrs []string `yaml:"addrs"`
+	// Database holds takedown's tables; Open creates it. Default takedown
+	// (chstore.DefaultDatabase).
+	Database string `yaml:"database"`
+	// Username and PasswordFile are the ClickHouse user; the file holds
+	// the password on one line and only its owner may read it (mode 0600
+	// or stricter). Both are required unless every server is on loopback.
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// TLS: the CA that signs the servers' certificates (required unless
+	// every server is on loopback), a client certificate if the servers
+	// ask for one, and the name to check in their certificates when it is
+	// not the host of Addrs.
+	TLS ClickHouseTLS `yaml:"tls"`
+	// Cluster, if set, is the cluster of the servers' remote_servers
+	// configuration over which the events are sharded; "" is one node.
+	Cluster string `yaml:"cluster"`
+	// Shards are one native address per shard of Cluster, where the
+	// tables are created: required with Cluster, not allowed without.
+	Shards []string `yaml:"shards"`
+	// DialTimeoutMS bounds each connection attempt; default 5000
+	// (chstore.DefaultDialTimeout).
+	DialTimeoutMS int `yaml:"dial_timeout_ms"`
+}
+
+// ClickHouseTLS are the files of TLS to ClickHouse. TLS is on when any
+// is set.
+type ClickHouseTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// On reports whether TLS is configured.
+func (t ClickHouseTLS) On() bool {
+	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != ""
 }
 
 // Pipeline configures the way from the sinks to the store: every event is
@@ -537,6 +597,9 @@ func (c *Config) fill() {
 	if c.Store.Path == "" {
 		c.Store.Path = filepath.Join(c.DataDir, "takedown.duckdb")
 	}
+	if c.Store.Engine == "" {
+		c.Store.Engine = EngineDuckDB
+	}
 	if c.DNS.Listen == nil {
 		c.DNS.Listen = []string{"127.0.0.1:5300"}
 	}
@@ -714,6 +777,7 @@ func (c *Config) Validate() error {
 	if c.Store.RetentionDays < 0 {
 		bad("store.retention_days", "%d is negative; use 0 to keep events forever", c.Store.RetentionDays)
 	}
+	c.checkStore(bad)
 	enrichFiles := map[string]string{}
 	for _, list := range []struct {
 		key   string

@@ -132,6 +132,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("log:\n  level: debug\n  format: json\n"))
 	f.Add([]byte("a: &x {b: 1}\nc: *x\n"))
 	f.Add([]byte("store: {retention_days: 3, path: p}\n"))
+	f.Add([]byte("store: {engine: clickhouse, clickhouse: {addrs: [127.0.0.1:9000], database: td, cluster: c, shards: [127.0.0.1:9000]}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.yaml", data)
 		if err != nil {

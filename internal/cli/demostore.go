@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/takedown-project/takedown/internal/chrun"
+	"github.com/takedown-project/takedown/internal/config"
+)
+
+// demoCH is the demo's own clickhouse-server (demo --store clickhouse).
+type demoCH struct {
+	cluster *chrun.Cluster
+	release func()
+	// config is a takedown config file of the demo's serve, events in
+	// this ClickHouse, for the commands run after the demo; command
+	// starts the server again by hand.
+	config, command string
+	stopped         bool
+}
+
+// demoClickHouse starts a clickhouse-server with its data in dir/clickhouse
+// and points cfg's event store at it: the registry stays in the database
+// file, the events go to ClickHouse.
+func demoClickHouse(ctx context.Context, w io.Writer, cfg *config.Config, dir string) (*demoCH, error) {
+	t0 := time.Now()
+	chDir := filepath.Join(dir, "clickhouse")
+	cl, release, err := startOnOwnThread(ctx, chrun.Config{Dir: chDir})
+	if err != nil {
+		return nil, fmt.Errorf("--store clickhouse: %w", err)
+	}
+	ch := &demoCH{cluster: cl, release: release, config: filepath.Join(dir, "takedown.yaml")}
+	ok := false
+	defer func() {
+		if !ok {
+			cl.StopAll()
+			release()
+		}
+	}()
+	pw := filepath.Join(chDir, "password")
+	if err := os.WriteFile(pw, []byte(cl.Password()+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	cfg.Store.Engine = config.EngineClickHouse
+	cfg.Store.ClickHouse = config.ClickHouse{Addrs: cl.Addrs(), Username: cl.User(), PasswordFile: pw}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(ch.config, b, 0o600); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(cl.NodeDir(0), "config.xml")
+	ch.command = cl.Binary() + " --config-file=" + conf
+	if filepath.Base(cl.Binary()) == "clickhouse" {
+		ch.command = cl.Binary() + " server --config-file=" + conf
+	}
+	version, err := cl.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "            events go to ClickHouse %s at %s (clickhouse-server, its data in %s, up in %s)\n\n",
+		version, strings.Join(cl.Addrs(), ", "), chDir, time.Since(t0).Round(time.Millisecond))
+	ok = true
+	return ch, nil
+}
+
+// startOnOwnThread starts the servers from a thread that lives until
+// release: chrun has the kernel kill a server when the thread that
+// started it ends (Pdeathsig), and takedown ends threads of its own
+// (package idle's, locked for good: opening the database file runs on
+// one), which could be the one a server was started from.
+func startOnOwnThread(ctx context.Context, cfg chrun.Config) (cl *chrun.Cluster, release func(), err error) {
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		cl, err = chrun.Start(ctx, cfg)
+		close(started)
+		<-done
+	}()
+	<-started
+	var once sync.Once
+	release = func() { once.Do(func() { close(done) }) }
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return cl, release, nil
+}
+
+// stop stops the demo's ClickHouse; once stopped, it does nothing.
+func (ch *demoCH) stop(w io.Writer) {
+	if ch.stopped {
+		return
+	}
+	ch.stopped = true
+	defer ch.release()
+	t0 := time.Now()
+	if err := ch.cluster.StopAll(); err != nil {
+		fmt.Fprintf(w, "            ClickHouse did not stop cleanly: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "            ClickHouse stopped in %s\n", time.Since(t0).Round(time.Millisecond))
+}
