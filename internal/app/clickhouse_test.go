@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,45 +20,15 @@ import (
 	"github.com/takedown-project/takedown/internal/freeport"
 )
 
-// startClickHouse is chtest.Start from a thread that lives until the
-// test's end, and restart is the cluster's Restart from the same thread:
-// chrun has the kernel kill a server when the thread that started it
-// ends (Pdeathsig), and serve ends threads of its own (package idle's,
-// locked for good: opening the database file runs on one), which could
-// otherwise be the one a server was started from.
+// startClickHouse is chtest.Start, and restart the cluster's Restart of
+// node i.
 func startClickHouse(t *testing.T, o chtest.Options) (cl *chtest.Cluster, restart func(i int)) {
 	t.Helper()
-	reqs := make(chan func())
-	done := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		for {
-			select {
-			case fn := <-reqs:
-				fn()
-			case <-done:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { close(done) }) // last: after chtest has killed the servers
-	on := func(fn func()) {
-		finished := make(chan struct{})
-		reqs <- func() { defer close(finished); fn() }
-		<-finished
-	}
-	on(func() { cl = chtest.Start(t, o) })
-	if cl == nil {
-		t.FailNow() // chtest.Start failed and said why
-	}
+	cl = chtest.Start(t, o)
 	return cl, func(i int) {
-		var err error
-		on(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			err = cl.Cluster.Restart(ctx, i)
-		})
-		if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := cl.Cluster.Restart(ctx, i); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/takedown-project/takedown/internal/freeport"
+	"github.com/takedown-project/takedown/internal/spawn"
 )
 
 // Config says what Start starts. The zero value of every field but Dir
@@ -233,8 +234,7 @@ func (c *Cluster) startNode(i int) error {
 	cmd := exec.Command(c.bin, c.args(n)...)
 	cmd.Dir = n.conf.Dir
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		return fmt.Errorf("chrun: starting %s: %w", c.bin, err)
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}

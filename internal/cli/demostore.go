@@ -6,9 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -20,7 +18,6 @@ import (
 // demoCH is the demo's own clickhouse-server (demo --store clickhouse).
 type demoCH struct {
 	cluster *chrun.Cluster
-	release func()
 	// config is a takedown config file of the demo's serve, events in
 	// this ClickHouse, for the commands run after the demo; command
 	// starts the server again by hand.
@@ -34,16 +31,15 @@ type demoCH struct {
 func demoClickHouse(ctx context.Context, w io.Writer, cfg *config.Config, dir string) (*demoCH, error) {
 	t0 := time.Now()
 	chDir := filepath.Join(dir, "clickhouse")
-	cl, release, err := startOnOwnThread(ctx, chrun.Config{Dir: chDir})
+	cl, err := chrun.Start(ctx, chrun.Config{Dir: chDir})
 	if err != nil {
 		return nil, fmt.Errorf("--store clickhouse: %w", err)
 	}
-	ch := &demoCH{cluster: cl, release: release, config: filepath.Join(dir, "takedown.yaml")}
+	ch := &demoCH{cluster: cl, config: filepath.Join(dir, "takedown.yaml")}
 	ok := false
 	defer func() {
 		if !ok {
 			cl.StopAll()
-			release()
 		}
 	}()
 	pw := filepath.Join(chDir, "password")
@@ -77,37 +73,12 @@ func demoClickHouse(ctx context.Context, w io.Writer, cfg *config.Config, dir st
 	return ch, nil
 }
 
-// startOnOwnThread starts the servers from a thread that lives until
-// release: chrun has the kernel kill a server when the thread that
-// started it ends (Pdeathsig), and takedown ends threads of its own
-// (package idle's, locked for good: opening the database file runs on
-// one), which could be the one a server was started from.
-func startOnOwnThread(ctx context.Context, cfg chrun.Config) (cl *chrun.Cluster, release func(), err error) {
-	started := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		cl, err = chrun.Start(ctx, cfg)
-		close(started)
-		<-done
-	}()
-	<-started
-	var once sync.Once
-	release = func() { once.Do(func() { close(done) }) }
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return cl, release, nil
-}
-
 // stop stops the demo's ClickHouse; once stopped, it does nothing.
 func (ch *demoCH) stop(w io.Writer) {
 	if ch.stopped {
 		return
 	}
 	ch.stopped = true
-	defer ch.release()
 	t0 := time.Now()
 	if err := ch.cluster.StopAll(); err != nil {
 		fmt.Fprintf(w, "            ClickHouse did not stop cleanly: %v\n", err)

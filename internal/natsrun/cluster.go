@@ -17,6 +17,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/bus"
 	"github.com/takedown-project/takedown/internal/freeport"
+	"github.com/takedown-project/takedown/internal/spawn"
 )
 
 // Config says what cluster Start starts. The zero value of every field
@@ -263,8 +264,7 @@ func (c *Cluster) startNode(i int) error {
 	fmt.Fprintf(logf, "--- natsrun: starting %s at %s\n", n.conf.Name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(c.bin, "-c", n.confPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		return fmt.Errorf("natsrun: starting %s: %w", c.bin, err)
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}

@@ -1,0 +1,8 @@
+package spawn
+
+import "syscall"
+
+func setAttr(a *syscall.SysProcAttr) {
+	a.Setpgid = true
+	a.Pdeathsig = syscall.SIGKILL
+}

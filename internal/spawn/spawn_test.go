@@ -1,0 +1,44 @@
+package spawn
+
+import (
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestChildOutlivesThreads starts a child and then ends many threads, as
+// takedown does (a goroutine that locks its thread and returns ends the
+// thread), one of which is likely the thread the caller ran on: the child
+// must live on, since spawn forked it from a thread that never ends.
+func TestChildOutlivesThreads(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) //nolint:errcheck
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for range 20 {
+		var wg sync.WaitGroup
+		for range 2 * runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread() // not unlocked: the thread ends with this goroutine
+				time.Sleep(time.Millisecond)
+			}()
+		}
+		wg.Wait()
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("the child died when threads of takedown ended: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if runtime.GOOS == "linux" && cmd.SysProcAttr.Pdeathsig != syscall.SIGKILL {
+		t.Error("no parent-death signal set")
+	}
+}
