@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"text/template"
 )
@@ -53,7 +54,8 @@ func (n NodeConfig) RenderUsers() string {
 	var b bytes.Buffer
 	if err := usersTmpl.Execute(&b, struct {
 		User, Hash string
-	}{n.User, hex.EncodeToString(sum[:])}); err != nil {
+		Threads    int
+	}{n.User, hex.EncodeToString(sum[:]), runtime.NumCPU()}); err != nil {
 		panic(err)
 	}
 	return b.String()
@@ -142,6 +144,9 @@ var usersTmpl = template.Must(template.New("users.xml").Parse(`<?xml version="1.
     <profiles>
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
+            <!-- 18.16 counts physical cores and takes one thread a query on a
+                 VM with two vCPUs: a query may use every CPU. -->
+            <max_threads>{{.Threads}}</max_threads>
         </default>
     </profiles>
     <users>

@@ -64,7 +64,7 @@ func testAppendMarkedCancelled(t *testing.T, b Engine) {
 	}
 	want := 0
 	var ok, failed int
-	for i := range 200 {
+	for i := range 100 {
 		ctx, cancel := context.WithCancel(t.Context())
 		// Spread the cancellations over an append's duration (a few
 		// milliseconds).
