@@ -18,9 +18,12 @@ func TestChildOutlivesThreads(t *testing.T) {
 	if err := Start(cmd); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) //nolint:errcheck
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill() //nolint:errcheck
+		<-exited
+	})
 	for range 20 {
 		var wg sync.WaitGroup
 		for range 2 * runtime.GOMAXPROCS(0) {
