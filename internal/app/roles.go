@@ -287,7 +287,7 @@ func (s *server) sensorStatus(ctx context.Context) (api.Status, error) {
 func (s *server) startCollector(ctx context.Context) (func() error, error) {
 	n := s.cfg.NATS
 	c, err := collect.New(collect.Config{
-		JS: s.js, Sensors: s.cfg.Central.Sensors,
+		JS: s.js, Sensors: s.cfg.Central.Sensors, Name: s.cfg.Central.Name,
 		Replicas: n.Replicas, MaxBytes: int64(n.MaxStreamMB) << 20,
 		Store: s.local.Store, Zones: &seizedZones{served: s.served, reg: s.local.Registry}, Classifier: s.rules, Enricher: s.enr, Observer: s.hosts, Quarantine: s.quar,
 		BatchSize: s.cfg.Pipeline.BatchSize,

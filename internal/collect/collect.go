@@ -63,6 +63,15 @@ type Quarantine interface {
 // store.
 const MarkSource = "jetstream:" + bus.EventsStream
 
+// MarkSourceOf is the mark's source of the central called name (Config.Name):
+// MarkSource when name is empty.
+func MarkSourceOf(name string) string {
+	if name == "" {
+		return MarkSource
+	}
+	return MarkSource + "/" + name
+}
+
 // Defaults of Config fields left zero, and the consumer's fixed settings.
 const (
 	DefaultDurable         = "takedown-central"
@@ -83,9 +92,19 @@ type Config struct {
 	// JS is the central's JetStream context; required. Its connection
 	// also receives the heartbeats.
 	JS jetstream.JetStream
-	// Durable names the consumer; default "takedown-central". The NATS
-	// permissions of the central's user name it.
+	// Durable names the consumer; default "takedown-central", or
+	// "takedown-central-<Name>" for a named central. The NATS permissions
+	// of the central's user name it.
 	Durable string
+	// Name is set when several centrals (or collectors) share the events
+	// stream and write to one store: each then takes the events and
+	// heartbeats of its own Sensors alone, through a consumer filtered on
+	// their subjects, and keeps its mark under its own source
+	// (MarkSourceOf), so that their appends run in parallel and each
+	// stays exactly once. The Sensors of the centrals must not overlap: the
+	// stream, a work queue, refuses overlapping consumers. Empty: the only
+	// central, which takes every sensor's events.
+	Name string
 	// Sensors are the configured sensors' ids: the events and heartbeats
 	// of any other are refused. None: every event is refused.
 	Sensors []string
@@ -179,8 +198,19 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.JS == nil || cfg.Store == nil {
 		return nil, errors.New("collect: a JetStream context and a store are required")
 	}
+	if cfg.Name != "" {
+		if !bus.ValidSensorID(cfg.Name) {
+			return nil, fmt.Errorf("collect: central name %q is not a DNS label in lower case", cfg.Name)
+		}
+		if len(cfg.Sensors) == 0 {
+			return nil, fmt.Errorf("collect: central %q names no sensors: a named central takes the events of its own sensors only", cfg.Name)
+		}
+	}
 	if cfg.Durable == "" {
 		cfg.Durable = DefaultDurable
+		if cfg.Name != "" {
+			cfg.Durable += "-" + cfg.Name
+		}
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize

@@ -90,14 +90,15 @@ func (c *Collector) Run(ctx context.Context) error {
 		return errors.New("collect: Run is already running")
 	}
 	defer c.running.Store(false)
-	raw, err := c.cfg.Store.Mark(ctx, MarkSource)
+	source := MarkSourceOf(c.cfg.Name)
+	raw, err := c.cfg.Store.Mark(ctx, source)
 	if err != nil {
 		return fmt.Errorf("collect: reading the store's mark: %w", err)
 	}
 	mk := newMarks()
 	if raw != nil {
 		if mk, err = parseMark(raw); err != nil {
-			return fmt.Errorf("collect: the store's mark of %s is damaged: %w", MarkSource, err)
+			return fmt.Errorf("collect: the store's mark of %s is damaged: %w", source, err)
 		}
 	}
 	c.lastSeq.Store(mk.seq)
@@ -107,11 +108,20 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 
-	sub, err := c.cfg.JS.Conn().Subscribe(bus.HeartbeatSubjects, c.heartbeat)
-	if err != nil {
-		return fmt.Errorf("collect: subscribing to the heartbeats: %w", err)
+	hbSubjects := []string{bus.HeartbeatSubjects}
+	if c.cfg.Name != "" {
+		hbSubjects = hbSubjects[:0]
+		for _, id := range c.names {
+			hbSubjects = append(hbSubjects, bus.HeartbeatSubject(id))
+		}
 	}
-	defer sub.Unsubscribe() //nolint:errcheck // the connection may be closed already
+	for _, subj := range hbSubjects {
+		sub, err := c.cfg.JS.Conn().Subscribe(subj, c.heartbeat)
+		if err != nil {
+			return fmt.Errorf("collect: subscribing to the heartbeats: %w", err)
+		}
+		defer sub.Unsubscribe() //nolint:errcheck // the connection may be closed already
+	}
 
 	pctx, stopPoll := context.WithCancel(ctx)
 	polled := make(chan struct{})
@@ -252,7 +262,7 @@ func (r *run) connect() error {
 		// It exists, and cannot be what EnsureStream makes: use it.
 		c.logErr("stream", "the events stream is used as it is", "err", err)
 	}
-	if _, err := newConsumer(ctx, c.cfg.JS, c.cfg.Durable, c.cfg.MaxAckPending); err != nil {
+	if _, err := newConsumer(ctx, c.cfg.JS, c.cfg.Durable, c.cfg.MaxAckPending, c.subjects()); err != nil {
 		return err
 	}
 	// A new subscription: what the old consumer delivered late must not
@@ -456,7 +466,7 @@ func (r *run) commit() error {
 	r.marks.seq = r.seq
 	r.markBuf = r.marks.appendBinary(r.markBuf[:0])
 	start := time.Now()
-	if err := c.cfg.Store.AppendMarked(r.ctx, r.events, MarkSource, r.markBuf); err != nil {
+	if err := c.cfg.Store.AppendMarked(r.ctx, r.events, MarkSourceOf(c.cfg.Name), r.markBuf); err != nil {
 		return err
 	}
 	took := time.Since(start)

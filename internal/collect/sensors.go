@@ -8,6 +8,20 @@ import (
 	"github.com/takedown-project/takedown/internal/bus"
 )
 
+// subjects are the events subjects of the consumer: those of the
+// configured sensors for a named central, none (every sensor's) for the
+// only central.
+func (c *Collector) subjects() []string {
+	if c.cfg.Name == "" {
+		return nil
+	}
+	subs := make([]string, len(c.names))
+	for i, id := range c.names {
+		subs[i] = bus.EventsSubject(id)
+	}
+	return subs
+}
+
 // heartbeat keeps the last valid heartbeat of each configured sensor. It
 // runs on the connection's goroutine for the subscription.
 func (c *Collector) heartbeat(msg *nats.Msg) {

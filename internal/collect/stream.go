@@ -75,8 +75,12 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, max
 // consumerConfig is the central's durable pull consumer of the events
 // stream. It is made anew at each start (see doc.go): a work queue's
 // consumer delivers every message still in the stream, from the first.
-func consumerConfig(durable string, maxAckPending int) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+//
+// subjects, if set, are the only subjects it delivers (a named central's
+// sensors): one is a FilterSubject, which every server version knows;
+// several need FilterSubjects, nats-server 2.10 or later.
+func consumerConfig(durable string, maxAckPending int, subjects []string) jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   "takedown central: stores the sensors' events",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -87,17 +91,28 @@ func consumerConfig(durable string, maxAckPending int) jetstream.ConsumerConfig 
 		FilterSubject: bus.EventsSubjects,
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
 	}
+	switch len(subjects) {
+	case 0:
+	case 1:
+		cc.FilterSubject = subjects[0]
+	default:
+		cc.FilterSubject, cc.FilterSubjects = "", subjects
+	}
+	return cc
 }
 
 // newConsumer deletes the durable consumer if it exists and makes it
 // again: whatever it had delivered to an earlier run and was not
 // acknowledged is delivered again at once, in stream order.
-func newConsumer(ctx context.Context, js jetstream.JetStream, durable string, maxAckPending int) (jetstream.Consumer, error) {
+func newConsumer(ctx context.Context, js jetstream.JetStream, durable string, maxAckPending int, subjects []string) (jetstream.Consumer, error) {
 	if err := js.DeleteConsumer(ctx, bus.EventsStream, durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("collect: deleting consumer %s: %w", durable, err)
 	}
-	c, err := js.CreateConsumer(ctx, bus.EventsStream, consumerConfig(durable, maxAckPending))
+	c, err := js.CreateConsumer(ctx, bus.EventsStream, consumerConfig(durable, maxAckPending, subjects))
 	if err != nil {
+		if len(subjects) > 1 {
+			return nil, fmt.Errorf("collect: creating consumer %s for the events of %d sensors (several filter subjects need nats-server 2.10 or later): %w", durable, len(subjects), err)
+		}
 		return nil, fmt.Errorf("collect: creating consumer %s: %w", durable, err)
 	}
 	return c, nil

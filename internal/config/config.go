@@ -127,6 +127,11 @@ type Central struct {
 	// Sensors are the ids of the sensors whose events the central
 	// stores; another id's are refused.
 	Sensors []string `yaml:"sensors"`
+	// Name is set when several centrals share the events stream and one
+	// ClickHouse store (issue 20): each names itself and lists only its
+	// own sensors (no sensor in two lists), and takes their events through
+	// a consumer of its own. Empty: the only central.
+	Name string `yaml:"name"`
 }
 
 // Dashboard configures the web dashboard that serve offers on the API's

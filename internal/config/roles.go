@@ -75,6 +75,9 @@ func (c *Config) checkRole(bad func(key, format string, args ...any)) {
 			}
 			seen[s] = true
 		}
+		if n := c.Central.Name; n != "" && !event.ValidSensorID(n) {
+			bad("central.name", "%q cannot name a central: it must be %s", n, event.SensorIDRule)
+		}
 	}
 }
 

@@ -30,6 +30,7 @@ func TestRoleErrors(t *testing.T) {
 		{"bad server", "role: central\ncentral: {sensors: [s1]}\nnats: {servers: [http://127.0.0.1:4222]}\n", []string{`nats.servers[0]: "http://127.0.0.1:4222": scheme "http"`}},
 		{"central without sensors", "role: central\nnats: {servers: [127.0.0.1:4222]}\n", []string{"central.sensors: name the sensors"}},
 		{"central bad sensor", "role: central\nnats: {servers: [127.0.0.1:4222]}\ncentral: {sensors: [s1, s1, S_2]}\n", []string{`central.sensors[1]: "s1" is named twice`, `central.sensors[2]: "S_2" cannot name a sensor`}},
+		{"central bad name", "role: central\nnats: {servers: [127.0.0.1:4222]}\ncentral: {sensors: [s1], name: Central_1}\n", []string{`central.name: "Central_1" cannot name a central`}},
 		{"replicas", "role: central\nnats: {servers: [127.0.0.1:4222], replicas: 2}\ncentral: {sensors: [s1]}\n", []string{"nats.replicas: 2 is not 1, 3 or 5"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
