@@ -169,6 +169,9 @@ func (s *Store) write(ctx context.Context, st *sourceState, source string, mark 
 	if s.afterInsert != nil {
 		s.afterInsert()
 	}
+	if s.cfg.AfterInsert != nil {
+		s.cfg.AfterInsert(source, len(rows))
+	}
 	return s.writeMark(ctx, st, source, mark, nil)
 }
 
