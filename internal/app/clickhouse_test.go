@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +21,67 @@ import (
 	"github.com/takedown-project/takedown/internal/freeport"
 )
 
+// startClickHouse is chtest.Start from a thread that lives until the
+// test's end, and restart is the cluster's Restart from the same thread:
+// chrun has the kernel kill a server when the thread that started it
+// ends (Pdeathsig), and serve ends threads of its own (package idle's,
+// locked for good: opening the database file runs on one), which could
+// otherwise be the one a server was started from.
+func startClickHouse(t *testing.T, o chtest.Options) (cl *chtest.Cluster, restart func(i int)) {
+	t.Helper()
+	reqs := make(chan func())
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		for {
+			select {
+			case fn := <-reqs:
+				fn()
+			case <-done:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(done) }) // last: after chtest has killed the servers
+	on := func(fn func()) {
+		finished := make(chan struct{})
+		reqs <- func() { defer close(finished); fn() }
+		<-finished
+	}
+	on(func() { cl = chtest.Start(t, o) })
+	if cl == nil {
+		t.FailNow() // chtest.Start failed and said why
+	}
+	return cl, func(i int) {
+		var err error
+		on(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			err = cl.Cluster.Restart(ctx, i)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // clickHouseConfig is a serve of the single role on loopback port 0, its
 // events in the ClickHouse at addr, without sinks: events come in through
 // /v1/ingest.
 func clickHouseConfig(t *testing.T, addr, user, password string) config.Config {
 	t.Helper()
+	return clusterConfig(t, []string{addr}, "", user, password)
+}
+
+// clusterConfig is clickHouseConfig on the servers addrs, each a shard of
+// cluster when cluster is set.
+func clusterConfig(t *testing.T, addrs []string, cluster, user, password string) config.Config {
+	t.Helper()
 	dir := t.TempDir()
+	shards := ""
+	if cluster != "" {
+		shards = strings.Join(addrs, ", ")
+	}
 	pw := filepath.Join(dir, "clickhouse.password")
 	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -38,8 +94,8 @@ listen: {http: [], https: [], smtp: []}
 pipeline: {batch_size: 50, flush_ms: 10}
 store:
   engine: clickhouse
-  clickhouse: {addrs: [%q], username: %s, password_file: %s, dial_timeout_ms: 1000}
-`, filepath.Join(dir, "data"), addr, user, pw)))
+  clickhouse: {addrs: [%s], username: %s, password_file: %s, dial_timeout_ms: 1000, cluster: %q, shards: [%s]}
+`, filepath.Join(dir, "data"), strings.Join(addrs, ", "), user, pw, cluster, shards)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +143,7 @@ func TestClickHouseDownAtStart(t *testing.T) {
 // backlog, ingest still takes events into the spool; once it is back,
 // every event is stored exactly once and readyz is ready again.
 func TestClickHouseGoneDuringLoad(t *testing.T) {
-	cl := chtest.Start(t, chtest.Options{})
+	cl, restart := startClickHouse(t, chtest.Options{})
 	cfg := clickHouseConfig(t, cl.Addr(0), cl.User(), cl.Password())
 	s := serveLogged(t, cfg, Hooks{})
 	tok, err := ReadToken(cfg.API.TokenFile)
@@ -143,7 +199,7 @@ func TestClickHouseGoneDuringLoad(t *testing.T) {
 		return err == nil && st.Pipeline.Backlog > 0 && st.Store.Error != ""
 	})
 
-	cl.Restart(0)
+	restart(0)
 	waitFor("every event stored after the restart", stored(800))
 	waitFor("ready again", func() bool { code, _ := readyz(t, s.api); return code == 200 })
 	s.stop(t)

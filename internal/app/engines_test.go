@@ -29,7 +29,7 @@ import (
 // enrichment would say of an address is the same in all its events.
 func simulatedWeek(t *testing.T, today time.Time) []event.Event {
 	t.Helper()
-	gen := storegen.Waledac{Hosts: 1500, Days: 7, CallbacksPerDay: 12, ASNs: 120, Countries: 25,
+	gen := storegen.Waledac{Hosts: 1200, Days: 7, CallbacksPerDay: 8, ASNs: 120, Countries: 25,
 		Start: today.AddDate(0, 0, -7), Seed: 20, BatchSize: 5000}
 	type who struct {
 		ip                    netip.Addr
@@ -84,21 +84,31 @@ func simulatedWeek(t *testing.T, today time.Time) []event.Event {
 }
 
 // TestEnginesGiveTheSameAnswers loads the same simulated week into the
-// DuckDB engine and into ClickHouse, through the composition's own
-// opening of each (store.engine), and compares field for field what the
-// readers get: unique hosts by every grouping of day, family, network
-// and country, callbacks per hour, every subscriber's report of every
-// day in every format, the remediation trend of every subscriber, the
-// numbers of the maps (countries per day, cities) and every question of
-// the dashboard's rollup.
+// DuckDB engine and into ClickHouse, one node and two shards, through the
+// composition's own opening of each (store.engine), and compares field
+// for field what the readers get: unique hosts by every grouping of day,
+// family, network and country, callbacks per hour, every subscriber's
+// report of every day in every format, the remediation trend of every
+// subscriber, the numbers of the maps (countries per day, cities) and
+// every question of the dashboard's rollup.
 func TestEnginesGiveTheSameAnswers(t *testing.T) {
-	cl := chtest.Start(t, chtest.Options{})
+	t.Run("one node", func(t *testing.T) {
+		cl, _ := startClickHouse(t, chtest.Options{})
+		sameAnswers(t, clickHouseConfig(t, cl.Addr(0), cl.User(), cl.Password()))
+	})
+	t.Run("two shards", func(t *testing.T) {
+		cl, _ := startClickHouse(t, chtest.Options{Shards: 2})
+		sameAnswers(t, clusterConfig(t, cl.Addrs(), cl.Name(), cl.User(), cl.Password()))
+	})
+}
+
+// sameAnswers compares the DuckDB engine with the ClickHouse of chCfg.
+func sameAnswers(t *testing.T, chCfg config.Config) {
 	ctx := context.Background()
 	duckCfg, err := config.Parse("duck.yaml", []byte("data_dir: "+filepath.Join(t.TempDir(), "data")+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	chCfg := clickHouseConfig(t, cl.Addr(0), cl.User(), cl.Password())
 	engines := map[string]EventStore{}
 	for name, cfg := range map[string]config.Config{"duckdb": duckCfg, "clickhouse": chCfg} {
 		local, err := Open(ctx, cfg)
