@@ -81,10 +81,13 @@ func Effective(cfg config.Config) config.Config {
 	// a sensor no transfer server (the central serves the zones and the
 	// RPZ to secondaries and resolvers).
 	switch c.Role {
-	case config.RoleCentral:
+	case config.RoleCentral, config.RoleCollector:
 		c.DNS.Listen = []string{}
 		c.Listen.HTTP, c.Listen.HTTPS, c.Listen.SMTP = []string{}, []string{}, []string{}
 		c.Listen.TCP, c.Listen.UDP = nil, nil
+		if c.Role == config.RoleCollector {
+			c.Transfer.Listen = []string{}
+		}
 	case config.RoleSensor:
 		c.Transfer.Listen = []string{}
 	}

@@ -42,16 +42,35 @@ type readyBody struct {
 	Checks   map[string]string `json:"checks"`
 }
 
-func (rd *readiness) check(ctx context.Context) readyBody {
-	b := readyBody{NotReady: []string{}, Checks: map[string]string{}}
-	set := func(name, problem string) {
-		if problem == "" {
-			b.Checks[name] = "ok"
-			return
-		}
-		b.Checks[name] = problem
-		b.NotReady = append(b.NotReady, name)
+func newReadyBody() *readyBody {
+	return &readyBody{NotReady: []string{}, Checks: map[string]string{}}
+}
+
+// set records the check name: ok when problem is "", else not ready with
+// problem.
+func (b *readyBody) set(name, problem string) {
+	if problem == "" {
+		b.Checks[name] = "ok"
+		return
 	}
+	b.Checks[name] = problem
+	b.NotReady = append(b.NotReady, name)
+}
+
+// write answers with b: 200 when nothing is not ready, else 503.
+func (b *readyBody) write(w http.ResponseWriter) {
+	b.Ready = len(b.NotReady) == 0
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !b.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(b) //nolint:errcheck // the client went away
+}
+
+func (rd *readiness) check(ctx context.Context) *readyBody {
+	b := newReadyBody()
+	set := b.set
 	switch {
 	case rd.stopping.Load():
 		set("listeners", "shutting down")
@@ -94,11 +113,5 @@ func (rd *readiness) check(ctx context.Context) readyBody {
 }
 
 func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b := rd.check(r.Context())
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	if !b.Ready {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}
-	json.NewEncoder(w).Encode(b) //nolint:errcheck // the client went away
+	rd.check(r.Context()).write(w)
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/bus"
@@ -242,23 +239,7 @@ func (s *server) startFollower(ctx context.Context) (func() error, error) {
 
 // startSensorAPI serves /metrics, /readyz, /healthz and /v1/status.
 func (s *server) startSensorAPI(ctx context.Context) (func() error, error) {
-	token, err := EnsureToken(s.cfg.API.TokenFile)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
-	mux.Handle("GET /readyz", s.rd)
-	mux.Handle("/", api.New(api.Config{Sensor: true, Token: token, Status: s.sensorStatus, Logger: s.log.With("component", "api")}))
-	ln, err := net.Listen("tcp", s.cfg.API.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("api.listen %s: %w", s.cfg.API.Listen, err)
-	}
-	s.ln = ln
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go func() { s.errc <- srv.Serve(ln) }()
-	s.log.Info("api listening", "addr", ln.Addr().String())
-	return within(10*time.Second, srv.Shutdown), nil
+	return s.startSmallAPI(s.rd, s.sensorStatus)
 }
 
 // sensorStatus is GET /v1/status of a sensor.

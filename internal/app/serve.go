@@ -114,6 +114,8 @@ type server struct {
 	up       *uplink.Uplink
 	follower *servedsync.Follower
 	col      *collect.Collector
+	// coll is the collector role's (collector.go).
+	coll *collectorRole
 }
 
 // components are the parts of the serve of s.cfg.Role, in the order they
@@ -124,6 +126,8 @@ func (s *server) components() []component {
 		return s.sensorComponents()
 	case config.RoleCentral:
 		return s.centralComponents()
+	case config.RoleCollector:
+		return s.collectorComponents()
 	}
 	return s.singleComponents()
 }

@@ -52,6 +52,14 @@ type Config struct {
 	// Logger receives the engine's few log lines (migrations, retention,
 	// a batch completed after a crash). Nil discards them.
 	Logger *slog.Logger
+	// AfterInsert, if set, is called after the INSERTs of a marked batch
+	// and before its mark, with the batch's source and the number of
+	// events inserted (0 when the batch held none, or only events a
+	// half-stored batch had stored already). It is a hook for tests that
+	// kill the writer at the one moment that leaves a batch stored and
+	// not marked (internal/e2e); it runs with the appends serialised, so
+	// that blocking in it holds every append. Nil in production.
+	AfterInsert func(source string, events int)
 }
 
 // Store is the ClickHouse engine of the event store. Its methods are safe

@@ -179,6 +179,9 @@ func (s *Store) write(ctx context.Context, st *sourceState, source string, mark 
 	if s.afterInsert != nil {
 		s.afterInsert()
 	}
+	if s.cfg.AfterInsert != nil {
+		s.cfg.AfterInsert(source, len(rows))
+	}
 	return s.writeMark(ctx, st, source, mark, nil, left)
 }
 
@@ -246,7 +249,10 @@ func (s *Store) Mark(ctx context.Context, source string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chstore: reading the mark of %q: %w", source, err)
 	}
-	if !st.found {
+	// A source's first batch is written with an empty mark before it
+	// (its pending row): a crash there leaves that row newest, and the
+	// source has no mark yet, as before the batch.
+	if !st.found || len(st.mark) == 0 {
 		return nil, nil
 	}
 	return st.mark, nil

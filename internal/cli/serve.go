@@ -85,13 +85,13 @@ the served set.`,
 			return err
 		},
 	}
-	cmd.Flags().Func("role", "what this serve runs: single (everything, the default), sensor (the sinks and the spool, publishing to NATS) or central (registry, store, reports, fed by the sensors); replaces the config file's role", func(v string) error {
+	cmd.Flags().Func("role", "what this serve runs: single (everything, the default), sensor (the sinks and the spool, publishing to NATS), central (registry, store, reports, fed by the sensors) or collector (stores its own sensors' events into the central's ClickHouse); replaces the config file's role", func(v string) error {
 		switch v {
-		case "single", config.RoleSensor, config.RoleCentral:
+		case "single", config.RoleSensor, config.RoleCentral, config.RoleCollector:
 			e.role = &v
 			return nil
 		}
-		return fmt.Errorf("%q is not one of single, sensor, central", v)
+		return fmt.Errorf("%q is not one of single, sensor, central, collector", v)
 	})
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
 	cmd.Flags().StringVar(&traceFile, "trace", "", "write a runtime execution trace of the whole run to this file (go tool trace; large: seconds, not hours)")

@@ -120,7 +120,7 @@ func printStatus(w io.Writer, st api.Status) error {
 				return err
 			}
 		}
-		if st.Role == "central" {
+		if st.Role == "central" || st.Role == "collector" {
 			if err := printSensors(w, st); err != nil {
 				return err
 			}

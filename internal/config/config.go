@@ -60,7 +60,10 @@ type Config struct {
 	// Role is what `takedown serve` runs: "" everything in one process,
 	// "sensor" the sinks and the spool, with no registry and no store,
 	// "central" the registry, the store and everything that reads them,
-	// fed by the sensors through NATS. `serve --role` overrides it.
+	// fed by the sensors through NATS, "collector" a process that only
+	// stores the events of its own sensors (central.name, central.sensors)
+	// into the ClickHouse store beside a central. `serve --role` overrides
+	// it.
 	Role string `yaml:"role"`
 	// NATS is how a sensor and the central reach the NATS servers.
 	NATS NATS `yaml:"nats"`
@@ -92,6 +95,10 @@ const (
 	RoleSingle  = ""
 	RoleSensor  = "sensor"
 	RoleCentral = "central"
+	// RoleCollector stores the events of its sensors into the ClickHouse
+	// store that a central reads; several writers share the events
+	// stream, each with a name and sensors of its own.
+	RoleCollector = "collector"
 )
 
 // NATS says how a sensor or the central reaches the NATS JetStream

@@ -18,9 +18,9 @@ func (c *Config) checkRole(bad func(key, format string, args ...any)) {
 	switch c.Role {
 	case RoleSingle:
 		return
-	case RoleSensor, RoleCentral:
+	case RoleSensor, RoleCentral, RoleCollector:
 	default:
-		bad("role", "%q is not one of sensor, central (or empty: everything in one process)", c.Role)
+		bad("role", "%q is not one of sensor, central, collector (or empty: everything in one process)", c.Role)
 		return
 	}
 	n := c.NATS
@@ -62,9 +62,9 @@ func (c *Config) checkRole(bad func(key, format string, args ...any)) {
 		if !event.ValidSensorID(c.Sensor) {
 			bad("sensor", "%q cannot name a sensor: it must be %s", c.Sensor, event.SensorIDRule)
 		}
-	case RoleCentral:
+	case RoleCentral, RoleCollector:
 		if len(c.Central.Sensors) == 0 {
-			bad("central.sensors", "name the sensors whose events the central stores")
+			bad("central.sensors", "name the sensors whose events the %s stores", c.Role)
 		}
 		seen := map[string]bool{}
 		for i, s := range c.Central.Sensors {
@@ -76,8 +76,23 @@ func (c *Config) checkRole(bad func(key, format string, args ...any)) {
 			seen[s] = true
 		}
 		if n := c.Central.Name; n != "" && !event.ValidSensorID(n) {
-			bad("central.name", "%q cannot name a central: it must be %s", n, event.SensorIDRule)
+			bad("central.name", "%q cannot name a %s: it must be %s", n, c.Role, event.SensorIDRule)
 		}
+	}
+	if c.Role == RoleCollector {
+		c.checkCollector(bad)
+	}
+}
+
+// checkCollector checks what a collector needs beyond a central's: it
+// writes beside other writers into one ClickHouse store, so it needs the
+// ClickHouse engine and a name of its own (its consumer and its mark).
+func (c *Config) checkCollector(bad func(key, format string, args ...any)) {
+	if c.Store.Engine != EngineClickHouse {
+		bad("store.engine", "a collector stores into ClickHouse beside the central: set store.engine: clickhouse and store.clickhouse (it is %q)", c.Store.Engine)
+	}
+	if c.Central.Name == "" {
+		bad("central.name", "a collector needs a name of its own (its consumer of the events stream and its mark in the store), other than the central's and other collectors'")
 	}
 }
 

@@ -56,18 +56,10 @@ func TestFleet(t *testing.T) {
 }
 
 func testFleet(t *testing.T, natsBin string) {
-	var waledac []string
-	for i := range 30 {
-		waledac = append(waledac, fmt.Sprintf("seized-%02d.example.com", i))
-	}
-	now := time.Now().UTC()
-	var dga []string
-	for d := -1; d <= 3; d++ {
-		dga = append(dga, sim.DGANames(now.AddDate(0, 0, d), sim.DGANamesPerDay)[:25]...)
-	}
+	waledac, dga := fleetNames(time.Now().UTC())
 	f := newFleet(t, natsBin, 2, []string{"s9"}, func(cfg config.Config) {
 		apptest.Seize(t, cfg, "wal", sim.Waledac, waledac)
-		apptest.Seize(t, cfg, "dga", sim.Conficker, apptest.Dedupe(dga))
+		apptest.Seize(t, cfg, "dga", sim.Conficker, dga)
 	})
 	ch := registry.Change{Actor: "e2e", Reason: "fleet test"}
 	ctx := context.Background()
@@ -469,3 +461,15 @@ func (f *fleet) compareHosts(t *testing.T, tr *sim.Truth, from time.Time) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// fleetNames are the names the fleet tests seize: 30 of a Waledac case,
+// and 25 a day of Conficker's DGA around now (deduplicated).
+func fleetNames(now time.Time) (waledac, dga []string) {
+	for i := range 30 {
+		waledac = append(waledac, fmt.Sprintf("seized-%02d.example.com", i))
+	}
+	for d := -1; d <= 3; d++ {
+		dga = append(dga, sim.DGANames(now.AddDate(0, 0, d), sim.DGANamesPerDay)[:25]...)
+	}
+	return waledac, apptest.Dedupe(dga)
+}

@@ -62,6 +62,8 @@ type proc struct {
 	name, path, log string
 	cfg             config.Config
 	bin             string
+	// env is added to the process's environment at its next start.
+	env []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -76,6 +78,9 @@ func (p *proc) start(t *testing.T) {
 	}
 	cmd := exec.Command(p.bin, "-c", p.path, "serve")
 	cmd.Stdout, cmd.Stderr = f, f
+	if p.env != nil {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	// It dies with the test process, however that ends.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -163,39 +168,8 @@ func newFleet(t *testing.T, natsBin string, n int, extraUsers []string, seize fu
 	if err := world.WriteFile(f.world); err != nil {
 		t.Fatal(err)
 	}
-	bin := takedownBinary(t)
-	servers := `["` + strings.Join(f.nats.URLs(), `", "`) + `"]`
 	mk := func(name, role, addr, pipeline, extra string) *proc {
-		ports, err := freeport.Distinct(4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		at := func(i int) string { return net.JoinHostPort(addr, strconv.Itoa(ports[i])) }
-		user := name
-		if role == config.RoleCentral {
-			user = "central"
-		}
-		doc := fmt.Sprintf(`data_dir: %s
-sensor: %s
-role: %s
-log: {level: info}
-api: {listen: "%s"}
-dns: {listen: ["%s"], rrl: {responses_per_second: -1}}
-transfer: {listen: []}
-listen: {http: ["%s"], https: [], smtp: ["%s"], tcp: [], udp: []}
-enrich: {databases: [%s]}
-pipeline: %s
-nats: {servers: %s, credentials: %s, tls: {ca_file: %s}, replicas: 3, max_stream_mb: 512}
-%s`, filepath.Join(dir, name), name, role, at(0), at(1), at(2), at(3), f.world, pipeline, servers, f.nats.Creds(user), f.nats.CAFile(), extra)
-		cfg, err := config.Parse(name+".yaml", []byte(doc))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return &proc{name: name, path: path, log: filepath.Join(dir, name+".log"), cfg: app.Effective(cfg), bin: bin}
+		return f.newProc(t, dir, name, role, addr, pipeline, extra)
 	}
 	f.central = mk("central", config.RoleCentral, "127.0.0.1", "{flush_ms: 100}", "central: {sensors: ["+strings.Join(f.ids, ", ")+"]}\n")
 	f.cfg = f.central.cfg
@@ -227,6 +201,45 @@ nats: {servers: %s, credentials: %s, tls: {ca_file: %s}, replicas: 3, max_stream
 		s.start(t)
 	}
 	return f
+}
+
+// newProc makes the config of a serve of the fleet, name in role on addr
+// (its API, DNS, HTTP and SMTP on free ports there), its data in
+// dir/name, with the pipeline section pipeline and extra lines; a sensor
+// connects to NATS as itself, the other roles as the central.
+func (f *fleet) newProc(t *testing.T, dir, name, role, addr, pipeline, extra string) *proc {
+	t.Helper()
+	ports, err := freeport.Distinct(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(i int) string { return net.JoinHostPort(addr, strconv.Itoa(ports[i])) }
+	user := name
+	if role != config.RoleSensor {
+		user = "central"
+	}
+	servers := `["` + strings.Join(f.nats.URLs(), `", "`) + `"]`
+	doc := fmt.Sprintf(`data_dir: %s
+sensor: %s
+role: %s
+log: {level: info}
+api: {listen: "%s"}
+dns: {listen: ["%s"], rrl: {responses_per_second: -1}}
+transfer: {listen: []}
+listen: {http: ["%s"], https: [], smtp: ["%s"], tcp: [], udp: []}
+enrich: {databases: [%s]}
+pipeline: %s
+nats: {servers: %s, credentials: %s, tls: {ca_file: %s}, replicas: 3, max_stream_mb: 512}
+%s`, filepath.Join(dir, name), name, role, at(0), at(1), at(2), at(3), f.world, pipeline, servers, f.nats.Creds(user), f.nats.CAFile(), extra)
+	cfg, err := config.Parse(name+".yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &proc{name: name, path: path, log: filepath.Join(dir, name+".log"), cfg: app.Effective(cfg), bin: takedownBinary(t)}
 }
 
 // dnsAddr is where sensor i answers DNS.
