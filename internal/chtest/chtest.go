@@ -2,7 +2,6 @@ package chtest
 
 import (
 	"context"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -57,37 +56,8 @@ type Options struct {
 // chrun methods are still there as c.Cluster.Restart(ctx, i) and so on.
 type Cluster struct {
 	*chrun.Cluster
-	t     testing.TB
-	owner *owner
+	t testing.TB
 }
-
-// owner is a goroutine locked to a thread of its own for the life of the
-// test, from which the servers are started: chrun has the kernel kill a
-// server when the thread that started it ends (Pdeathsig), and the code
-// under test ends threads of its own (package idle's, locked for good:
-// opening a DuckDB file runs on one), which could be the test's.
-type owner struct{ do chan func() }
-
-func newOwner() *owner {
-	o := &owner{do: make(chan func())}
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine, after the servers
-		for f := range o.do {
-			f()
-		}
-	}()
-	return o
-}
-
-// run calls f on the owner's thread and returns when it has returned.
-func (o *owner) run(f func()) {
-	done := make(chan struct{})
-	o.do <- func() { defer close(done); f() }
-	<-done
-}
-
-// end lets the owner's thread go, once the servers are gone.
-func (o *owner) end() { close(o.do) }
 
 // Start starts real clickhouse-server processes on 127.0.0.1 in a
 // temporary directory and returns once they answer (see chrun.Start).
@@ -103,14 +73,8 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	own := newOwner()
-	var (
-		c   *chrun.Cluster
-		err error
-	)
-	own.run(func() { c, err = chrun.Start(ctx, chrun.Config{Dir: o.Dir, Shards: o.Shards, Binary: o.Binary}) })
+	c, err := chrun.Start(ctx, chrun.Config{Dir: o.Dir, Shards: o.Shards, Binary: o.Binary})
 	if err != nil {
-		own.end()
 		t.Fatal(err)
 	}
 	// Registered after TempDir, so it runs before the directory goes.
@@ -118,14 +82,13 @@ func Start(t testing.TB, o Options) *Cluster {
 		if err := c.KillAll(); err != nil {
 			t.Error(err)
 		}
-		own.end()
 		if t.Failed() {
 			for i := range c.Shards() {
 				t.Logf("clickhouse node %d (%s) logs:\n%s", i, c.Binary(), LastLines(c.Logs(i), 40))
 			}
 		}
 	})
-	return &Cluster{Cluster: c, t: t, owner: own}
+	return &Cluster{Cluster: c, t: t}
 }
 
 // LastLines returns the last n lines of s.
@@ -156,9 +119,7 @@ func (c *Cluster) Restart(i int) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var err error
-	c.owner.run(func() { err = c.Cluster.Restart(ctx, i) })
-	c.check(err)
+	c.check(c.Cluster.Restart(ctx, i))
 }
 
 // Version returns the servers' version ("18.16.1").
