@@ -38,10 +38,11 @@
 //     (event.AppendBinary): a replay of a batch from the same mark has
 //     the same batch id and its events the same hashes;
 //   - a batch is written as a row of ingest_marks that keeps the mark
-//     and lists the batch's days (pending), then one INSERT per UTC day
-//     (one partition each: every INSERT is one part, all or nothing),
-//     then a row that sets the new mark (ReplacingMergeTree(version);
-//     Mark reads the row of the highest version);
+//     and lists the days where the batch's rows may be (pending), then
+//     one INSERT per UTC day (one partition each: every INSERT is one
+//     part, all or nothing), then a row that sets the new mark
+//     (ReplacingMergeTree(version); Mark reads the row of the highest
+//     version);
 //   - the first AppendMarked of a source after Open, the only moment a
 //     half-done batch can exist (a source has one writer), and the first
 //     after a failed one, read the newest row of the source: when it lists
@@ -50,17 +51,18 @@
 //     the batch's partitions) and the replayed events that match them are
 //     not inserted again. A batch that a crash left inserted and unmarked
 //     is thus completed, not doubled, whatever grouping the replay gives
-//     its events: the hashes are consumed across the following batches
-//     until all are matched. A clean restart costs one small query.
+//     its events;
+//   - the hashes that no replayed event has matched yet are consumed by
+//     the following batches, and every row of ingest_marks keeps them
+//     (left, empty but during a replay), so that a second crash, or a
+//     mark moved alone, before the replay is through does not forget
+//     them.
 //
-// The pending row is what keeps the restart cheap: without it, the lookup
-// would scan the batch column of the whole table.
-//
-// What it does not cover: a second crash before the replay has matched
-// every event of the first half-stored batch (the leftovers keep the old
-// batch id, which the second restart no longer looks for), and Append
-// without a source, whose multi-day batch may be left half-stored by an
-// engine failure (it reports a TransientError; nothing completes it).
+// The pending row is what keeps the restart cheap: a clean one costs one
+// small query, where a lookup without it would scan the batch column of
+// the whole table. What remains unprotected is Append without a source:
+// its multi-day batch may be left half-stored by an engine failure (it
+// reports a TransientError; nothing completes it).
 //
 // Once a batch's first INSERT has begun, the caller's context no longer
 // stops it (its INSERTs and mark run to their end, within two minutes):

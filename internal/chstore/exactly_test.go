@@ -196,3 +196,84 @@ func TestAppendCancelled(t *testing.T) {
 		t.Errorf("%d stored, %d cancelled: the cancellations missed", ok, failed)
 	}
 }
+
+// A second crash while the replay of the first half-stored batch is under
+// way, and a crash right after a mark moved alone (the pipeline writes its
+// stored position alone before it halves a failing batch): the rows of
+// the first batch that no replayed event has matched yet are carried in
+// every mark, and nothing is doubled.
+func TestExactlyOnceAfterTwoCrashes(t *testing.T) {
+	c := chtest.Start(t, chtest.Options{})
+	all := testEvents(1000, time.Date(2024, 5, 1, 23, 0, 0, 0, time.UTC), 7*time.Second)
+	s := open(t, config(c, "takedown"))
+	if err := s.AppendMarked(t.Context(), all[:100], "spool", []byte("m100")); err != nil {
+		t.Fatal(err)
+	}
+	if !appendCrashing(t, s, all[100:600], "m600") {
+		t.Fatal("no crash")
+	}
+	s.Close()
+
+	s = open(t, config(c, "takedown"))
+	if err := s.AppendMarked(t.Context(), all[100:200], "spool", []byte("m200")); err != nil {
+		t.Fatal(err)
+	}
+	// The mark alone, at the same position.
+	if err := s.AppendMarked(t.Context(), nil, "spool", []byte("m200")); err != nil {
+		t.Fatal(err)
+	}
+	// Crashes again, with events of the first batch and new ones.
+	if !appendCrashing(t, s, all[200:700], "m700") {
+		t.Fatal("no crash")
+	}
+	s.Close()
+
+	s = open(t, config(c, "takedown"))
+	if m, err := s.Mark(t.Context(), "spool"); err != nil || string(m) != "m200" {
+		t.Fatalf("mark: %q, %v; want m200", m, err)
+	}
+	for _, r := range [][2]int{{200, 300}, {300, 650}, {650, 1000}} {
+		if err := s.AppendMarked(t.Context(), all[r[0]:r[1]], "spool", []byte(fmt.Sprintf("m%d", r[1]))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, d := counts(t, c, "takedown"); n != 1000 || d != 1000 {
+		t.Fatalf("%d events stored, %d distinct; want 1000 each", n, d)
+	}
+	// Every leftover matched: the mark carries none.
+	if n := queryUint(t, c, 0, "SELECT length(argMax(left, version)) FROM takedown.ingest_marks WHERE source = 'spool'"); n != 0 {
+		t.Fatalf("the mark carries %d leftovers", n)
+	}
+}
+
+// A write that fails half-way twice at the same mark, regrouped between
+// the attempts (the pipeline halves a failing batch), then succeeds: each
+// event once.
+func TestExactlyOnceAfterFailures(t *testing.T) {
+	c := chtest.Start(t, chtest.Options{})
+	all := testEvents(600, time.Date(2024, 5, 1, 23, 30, 0, 0, time.UTC), 5*time.Second) // two days
+	s := open(t, config(c, "takedown"))
+	fail := func(batch []event.Event, mark string) {
+		t.Helper()
+		s.SetAfterInsert(func() { c.Kill(0) })
+		err := s.AppendMarked(t.Context(), batch, "spool", []byte(mark))
+		s.SetAfterInsert(nil)
+		var te *eventstore.TransientError
+		if !errors.As(err, &te) {
+			t.Fatalf("append with the server killed: %v", err)
+		}
+		c.Restart(0)
+	}
+	fail(all[:600], "m600")
+	fail(all[:300], "m300")
+	for _, r := range [][2]int{{0, 150}, {150, 600}} {
+		if err := retry(t, func() error {
+			return s.AppendMarked(t.Context(), all[r[0]:r[1]], "spool", []byte(fmt.Sprintf("m%d", r[1])))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, d := counts(t, c, "takedown"); n != 600 || d != 600 {
+		t.Fatalf("%d events stored, %d distinct; want 600 each", n, d)
+	}
+}

@@ -232,3 +232,14 @@ func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
 }
+
+// A wrong password is refused at Open, naming the server.
+func TestOpenWrongPassword(t *testing.T) {
+	c := chtest.Start(t, chtest.Options{})
+	cfg := config(c, "takedown")
+	cfg.Password = "wrong"
+	_, err := Open(t.Context(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "clickhouse at "+c.Addr(0)+" refused the connection") {
+		t.Fatalf("err = %v", err)
+	}
+}

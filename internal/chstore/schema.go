@@ -42,12 +42,15 @@ ORDER BY (asn, src_ip, time_ns)`, "sipHash64(src_ip)"),
 				// the mark. pending lists the days of a batch whose
 				// events are being inserted (written before them,
 				// with the mark they follow), empty once the batch's
-				// mark is written.
+				// mark is written; left keeps the hashes of stored
+				// rows of half-stored batches that replayed events
+				// have not matched yet (empty but after a crash).
 				l.table("ingest_marks", `(
 	source  String,
 	mark    String,
 	version UInt64,
-	pending Array(Date)
+	pending Array(Date),
+	left    Array(UInt64)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY source`, "sipHash64(source)"),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,12 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/takedown-project/takedown/internal/eventstore"
+)
+
+// The defaults of Config.
+const (
+	DefaultDatabase    = "takedown"
+	DefaultDialTimeout = 5 * time.Second
 )
 
 // Config configures a Store. Addrs is required, and Shards with Cluster;
@@ -23,7 +30,7 @@ type Config struct {
 	// driver spreads its connections over them.
 	Addrs []string
 	// Database holds the tables; created when missing. Default
-	// "takedown".
+	// DefaultDatabase, "takedown".
 	Database string
 	// Username and Password are the account; default the server's
 	// "default" user without a password.
@@ -40,7 +47,7 @@ type Config struct {
 	// partitions. Required with Cluster.
 	Shards []string
 	// DialTimeout bounds each connection attempt, so that a server that
-	// is down is reported quickly. Default 5 s.
+	// is down is reported quickly. Default DefaultDialTimeout, 5 s.
 	DialTimeout time.Duration
 	// Logger receives the engine's few log lines (migrations, retention,
 	// a batch completed after a crash). Nil discards them.
@@ -83,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, errors.New("chstore: no address of a ClickHouse server given")
 	}
 	if cfg.Database == "" {
-		cfg.Database = "takedown"
+		cfg.Database = DefaultDatabase
 	}
 	if !validIdent(cfg.Database) {
 		return nil, fmt.Errorf("chstore: database name %q: want letters, digits and _", cfg.Database)
@@ -99,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.Shards = nil
 	}
 	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 5 * time.Second
+		cfg.DialTimeout = DefaultDialTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -193,12 +200,16 @@ func (s *Store) createDatabase(ctx context.Context, addr string) error {
 	return nil
 }
 
+// unreachable says that the server at addr could not be reached, or
+// refused the connection (a wrong password, an unknown user). It has no
+// package prefix: the composition shows it as "event store: clickhouse at
+// … is not reachable: …".
 func unreachable(addr string, err error) error {
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
-		return fmt.Errorf("chstore: clickhouse at %s refused the connection: %w", addr, err)
+		return fmt.Errorf("clickhouse at %s refused the connection: %w", addr, err)
 	}
-	return fmt.Errorf("chstore: clickhouse at %s is not reachable: %w", addr, err)
+	return fmt.Errorf("clickhouse at %s is not reachable: %w", addr, err)
 }
 
 // Ping checks that the servers answer (readyz): the connection pool and,
@@ -208,7 +219,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return ErrClosed
 	}
 	if err := s.conn.Ping(ctx); err != nil {
-		return unreachable(fmt.Sprint(s.cfg.Addrs), err)
+		return unreachable(strings.Join(s.cfg.Addrs, ", "), err)
 	}
 	if s.cfg.Cluster != "" {
 		for i, conn := range s.shards {

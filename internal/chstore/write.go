@@ -32,14 +32,21 @@ type sourceState struct {
 	known   bool   // mark and version were read from the database
 	mark    []byte // the mark the source stands at: the next batch follows it
 	version uint64 // of the newest row of ingest_marks written for it
-	// check says that a write of this source failed after its INSERTs
-	// began: before the next one, the rows of the half-stored batch are
-	// looked up again, in the days it tried.
+	// check says that a write of this source failed after its first
+	// INSERT began: before the next one, the rows of the half-stored
+	// batch are looked up again.
 	check bool
-	tried []time.Time
-	// left holds, per batch id, the ev_hash of the rows of a half-stored
-	// batch that no replayed event has matched yet, with their number.
-	left map[uint64]map[uint64]int
+	// carried are the ev_hash of stored rows of earlier half-stored
+	// batches that no replayed event has matched yet, with their number;
+	// every row of ingest_marks keeps them (left), so that a crash
+	// during a replay does not forget them.
+	carried map[uint64]int
+	// current are those of the stored rows of the batch that follows
+	// mark (batch id batchID(source, mark)), read after a crash or a
+	// failure; currentDays are the days where such rows may be: those of
+	// every attempt at this batch.
+	current     map[uint64]int
+	currentDays []time.Time
 }
 
 // Append stores a batch of events, all or nothing: every event is checked
@@ -95,13 +102,18 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 
 	// The rows: each event's hash, less those a half-stored batch
 	// already holds.
-	left := st.cloneLeft()
+	left := st.leftovers()
 	rows := make([]row, 0, len(batch))
 	var buf []byte
 	for i := range batch {
 		buf = event.AppendBinary(buf[:0], &batch[i])
 		h := xxhash.Sum64(buf)
-		if takeLeft(left, h) {
+		if n := left[h]; n > 0 {
+			if n == 1 {
+				delete(left, h)
+			} else {
+				left[h] = n - 1
+			}
 			continue
 		}
 		rows = append(rows, row{e: &batch[i], day: dayOf(batch[i].Time), hash: h})
@@ -115,7 +127,7 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 		// returns once every shard has its rows.
 		wctx = clickhouse.Context(wctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
 	}
-	err := s.write(wctx, st, source, mark, id, rows)
+	err := s.write(wctx, st, source, mark, id, rows, left)
 	if err != nil {
 		if st != nil {
 			st.check = true
@@ -124,7 +136,7 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 	}
 	if st != nil {
 		st.mark = bytes.Clone(mark)
-		st.left = left
+		st.carried, st.current, st.currentDays = left, nil, nil
 		if skipped > 0 {
 			s.log.Info("clickhouse: events already stored by a half-stored batch skipped", "source", source, "skipped", skipped, "stored", len(rows))
 		}
@@ -140,21 +152,19 @@ type row struct {
 }
 
 // write inserts rows, one INSERT a day, between a row of ingest_marks that
-// lists their days (pending) and one that sets the mark; st is nil for
-// unmarked batches. s.mu is held.
-func (s *Store) write(ctx context.Context, st *sourceState, source string, mark []byte, id uint64, rows []row) error {
+// lists the days where the batch's rows may be (pending) and one that sets
+// the mark; left is what remains of the leftovers once the batch is
+// stored. st is nil for unmarked batches. s.mu is held.
+func (s *Store) write(ctx context.Context, st *sourceState, source string, mark []byte, id uint64, rows []row, left map[uint64]int) error {
 	var days []time.Time
 	for _, r := range rows {
-		if !slices.ContainsFunc(days, r.day.Equal) {
-			days = append(days, r.day)
-		}
-	}
-	slices.SortFunc(days, func(a, b time.Time) int { return a.Compare(b) })
-	if st != nil {
-		st.tried = days
+		days = addDay(days, r.day)
 	}
 	if st != nil && len(rows) > 0 {
-		if err := s.writeMark(ctx, st, source, st.mark, days); err != nil {
+		for _, d := range days {
+			st.currentDays = addDay(st.currentDays, d)
+		}
+		if err := s.writeMark(ctx, st, source, st.mark, st.currentDays, st.carried); err != nil {
 			return err
 		}
 	}
@@ -169,21 +179,36 @@ func (s *Store) write(ctx context.Context, st *sourceState, source string, mark 
 	if s.afterInsert != nil {
 		s.afterInsert()
 	}
-	return s.writeMark(ctx, st, source, mark, nil)
+	return s.writeMark(ctx, st, source, mark, nil, left)
+}
+
+// addDay adds day to the sorted set days.
+func addDay(days []time.Time, day time.Time) []time.Time {
+	i, found := slices.BinarySearchFunc(days, day, time.Time.Compare)
+	if found {
+		return days
+	}
+	return slices.Insert(days, i, day)
 }
 
 // writeMark inserts a row of ingest_marks for source, with a version newer
 // than any before it.
-func (s *Store) writeMark(ctx context.Context, st *sourceState, source string, mark []byte, pending []time.Time) error {
+func (s *Store) writeMark(ctx context.Context, st *sourceState, source string, mark []byte, pending []time.Time, left map[uint64]int) error {
 	st.version = max(uint64(time.Now().UnixNano()), st.version+1)
 	if pending == nil {
 		pending = []time.Time{}
 	}
-	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO ingest_marks (source, mark, version, pending)")
+	hashes := []uint64{}
+	for h, n := range left {
+		for range n {
+			hashes = append(hashes, h)
+		}
+	}
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO ingest_marks (source, mark, version, pending, left)")
 	if err != nil {
 		return fmt.Errorf("setting the mark of %q: %w", source, err)
 	}
-	if err := b.Append(source, string(mark), st.version, pending); err != nil {
+	if err := b.Append(source, string(mark), st.version, pending, hashes); err != nil {
 		b.Abort()
 		return fmt.Errorf("setting the mark of %q: %w", source, err)
 	}
@@ -232,6 +257,7 @@ type markRow struct {
 	mark    []byte
 	version uint64
 	pending []time.Time
+	left    []uint64
 }
 
 // readMark reads the newest row of ingest_marks of source.
@@ -241,25 +267,26 @@ func readMark(ctx context.Context, conn driver.Conn, source string) (markRow, er
 		mark    string
 		n       uint64
 		pending []time.Time
+		left    []uint64
 	)
-	err := conn.QueryRow(ctx, `SELECT argMax(mark, version), argMax(pending, version), max(version), count()
-FROM ingest_marks WHERE source = ?`, source).Scan(&mark, &pending, &m.version, &n)
+	err := conn.QueryRow(ctx, `SELECT argMax(mark, version), argMax(pending, version), argMax(left, version), max(version), count()
+FROM ingest_marks WHERE source = ?`, source).Scan(&mark, &pending, &left, &m.version, &n)
 	if err != nil {
 		return markRow{}, err
 	}
 	if n == 0 {
 		return markRow{}, nil
 	}
-	m.found, m.mark, m.pending = true, []byte(mark), pending
+	m.found, m.mark, m.pending, m.left = true, []byte(mark), pending, left
 	return m, nil
 }
 
 // state returns what the writer knows of source, reading it from the
 // database on the first append after Open and after a failed one. When
-// the newest row of the source lists pending days, a batch was being
-// inserted when the writer died or failed: the hashes of its rows are
-// read, and the next events that match them are not stored again. s.mu
-// is held.
+// rows of the batch that follows the mark may have been stored (the
+// newest row of the source lists pending days, or a write failed), their
+// hashes are read, and the next events that match them are not stored
+// again. s.mu is held.
 func (s *Store) state(ctx context.Context, source string) (*sourceState, error) {
 	st := s.sources[source]
 	if st == nil {
@@ -273,36 +300,35 @@ func (s *Store) state(ctx context.Context, source string) (*sourceState, error) 
 	if err != nil {
 		return nil, fmt.Errorf("chstore: reading the mark of %q: %w", source, err)
 	}
-	// The days of the half-stored batch that follows st.mark, if any.
-	var days []time.Time
-	switch {
-	case !st.known:
-		st.mark, days = m.mark, m.pending
-	case bytes.Equal(m.mark, st.mark):
-		days = m.pending // the failed batch's rows, if its pending row went in
-	default:
-		// The failed batch's mark went in after all (its answer was
-		// lost): every row of it is stored.
-		days = st.tried
-	}
 	st.version = max(st.version, m.version)
-	if len(days) > 0 {
-		id := batchID(source, st.mark)
-		left, err := s.batchHashes(ctx, id, days)
+	if !st.known {
+		// After Open: the database is all there is.
+		st.mark, st.currentDays = m.mark, m.pending
+		st.carried = map[uint64]int{}
+		for _, h := range m.left {
+			st.carried[h]++
+		}
+	} else if bytes.Equal(m.mark, st.mark) {
+		// After a failure, its mark not stored: the days of its pending
+		// row too, if that went in. (The leftovers in memory are those
+		// of before the failed batch, as in its pending row.)
+		for _, d := range m.pending {
+			st.currentDays = addDay(st.currentDays, d)
+		}
+	}
+	// Otherwise the failed batch's mark was stored after all (its answer
+	// was lost): every row of it is in st.currentDays, and the caller
+	// will replay it from st.mark.
+	st.current = nil
+	if len(st.currentDays) > 0 {
+		cur, err := s.batchHashes(ctx, batchID(source, st.mark), st.currentDays)
 		if err != nil {
 			return nil, fmt.Errorf("chstore: reading the half-stored batch of %q: %w", source, err)
 		}
-		if st.left == nil {
-			st.left = map[uint64]map[uint64]int{}
-		}
-		// The rows of this batch id, read again: they replace what was
-		// known of it (no batch has been marked since: the mark is
-		// the same).
-		delete(st.left, id)
-		if len(left) > 0 {
-			st.left[id] = left
+		if n := count(cur); n > 0 {
+			st.current = cur
 			s.log.Warn("clickhouse: a batch was left inserted and not marked; its events will not be stored twice",
-				"source", source, "events", count(left))
+				"source", source, "events", n)
 		}
 	}
 	st.known, st.check = true, false
@@ -340,35 +366,21 @@ func count(m map[uint64]int) int {
 	return n
 }
 
-// cloneLeft returns a copy of st.left that a batch consumes; it replaces
-// st.left once the batch is stored. Nil for a nil st.
-func (st *sourceState) cloneLeft() map[uint64]map[uint64]int {
-	if st == nil || len(st.left) == 0 {
+// leftovers returns the hashes a batch may skip, carried and current
+// together, as a new map that the batch consumes: it becomes st.carried
+// once the batch is stored. Nil for a nil st.
+func (st *sourceState) leftovers() map[uint64]int {
+	if st == nil {
 		return nil
 	}
-	out := make(map[uint64]map[uint64]int, len(st.left))
-	for id, m := range st.left {
-		out[id] = maps.Clone(m)
+	out := maps.Clone(st.carried)
+	if out == nil {
+		out = map[uint64]int{}
+	}
+	for h, n := range st.current {
+		out[h] += n
 	}
 	return out
-}
-
-// takeLeft reports whether a row of hash h is left of a half-stored batch,
-// and takes it.
-func takeLeft(left map[uint64]map[uint64]int, h uint64) bool {
-	for id, m := range left {
-		if m[h] > 0 {
-			m[h]--
-			if m[h] == 0 {
-				delete(m, h)
-				if len(m) == 0 {
-					delete(left, id)
-				}
-			}
-			return true
-		}
-	}
-	return false
 }
 
 // batchID is the id of the batch of source that follows mark: the same
