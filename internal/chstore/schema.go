@@ -57,6 +57,7 @@ ORDER BY source`, "sipHash64(source)"),
 			)
 		},
 	},
+	rollupMigration, // rollup.go
 }
 
 // eventsColumns are the columns of events, in table order. Unknown strings
