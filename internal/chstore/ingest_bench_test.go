@@ -1,11 +1,9 @@
 package chstore_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/chstore"
+	"github.com/takedown-project/takedown/internal/chstore/chbench"
 	"github.com/takedown-project/takedown/internal/chtest"
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
@@ -125,14 +124,14 @@ func BenchmarkIngest(b *testing.B) {
 	for r := range runs {
 		for _, s := range setups {
 			db := fmt.Sprintf("ingest_%d_%s", r, strings.ReplaceAll(s.name, "-", "_"))
-			self0, server0, client0 := selfCPU(), serverCPU(ib.c), childCPU()
-			load := loadAvg()
+			self0, server0, client0 := selfCPU(), chbench.ServerCPU(ib.c), childCPU()
+			load := chbench.LoadAvg()
 			start := time.Now()
 			if err := s.run(ctx, ib, db); err != nil {
 				b.Fatalf("run %d, %s: %v", r+1, s.name, err)
 			}
 			d := time.Since(start)
-			self, server, client := selfCPU()-self0, serverCPU(ib.c)-server0, childCPU()-client0
+			self, server, client := selfCPU()-self0, chbench.ServerCPU(ib.c)-server0, childCPU()-client0
 			rate := float64(len(ib.events)) / d.Seconds()
 			rates[s.name] = append(rates[s.name], rate)
 			perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(ib.events)) }
@@ -220,31 +219,7 @@ func (ib *ingestBench) bulk(ctx context.Context, db, format string) error {
 // client runs clickhouse-client with query, stdin from in and stdout to
 // out when set.
 func (ib *ingestBench) client(ctx context.Context, in, out, query string) error {
-	host, port, _ := strings.Cut(ib.c.Addrs()[0], ":")
-	cmd := exec.CommandContext(ctx, "clickhouse-client", "--host", host, "--port", port,
-		"--user", ib.c.User(), "--password", ib.c.Password(), "--query", query)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if in != "" {
-		f, err := os.Open(in)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		cmd.Stdin = f
-	}
-	if out != "" {
-		f, err := os.Create(out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		cmd.Stdout = f
-	}
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("clickhouse-client %q: %w: %s", query, err, stderr.Bytes())
-	}
-	return nil
+	return chbench.Client(ctx, ib.c, in, out, query)
 }
 
 // duckdb stores the events with the DuckDB engine into a new file, in
@@ -331,52 +306,4 @@ func childCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// serverCPU is the CPU time of the cluster's server processes so far,
-// from /proc (found by their configuration's directory in the command
-// line).
-func serverCPU(c *chtest.Cluster) time.Duration {
-	var total time.Duration
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		for i := range c.Shards() {
-			if bytes.Contains(cmd, []byte(c.NodeDir(i)+"/config.xml")) {
-				total += procCPU(pid)
-			}
-		}
-	}
-	return total
-}
-
-// procCPU is utime+stime of pid, in clock ticks of 10 ms.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command's closing parenthesis: state is 3,
-	// utime 14, stime 15.
-	_, rest, _ := bytes.Cut(b, []byte(") "))
-	f := strings.Fields(string(rest))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
-}
-
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -1,0 +1,306 @@
+// Package chbench sets up the ClickHouse engine for the benchmarks that
+// compare it with the DuckDB engine on the same events: it starts
+// clickhouse-server processes on this machine (internal/chtest), one node
+// or a cluster of shards, opens a chstore.Store on them, fills it with a
+// copy of the DuckDB engine's events (loaded by clickhouse-client), and reads the servers' CPU time and
+// memory from /proc, so that a benchmark can say what the server spent
+// beside what the Go process did.
+//
+// With a directory given, the servers keep their data there between runs:
+// a benchmark copies its events once and reuses them.
+package chbench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/takedown-project/takedown/internal/chstore"
+	"github.com/takedown-project/takedown/internal/chtest"
+)
+
+// Options say what Open starts.
+type Options struct {
+	// Shards is the number of servers, one shard each; with more than
+	// one, the Store is opened on the cluster (every table Distributed
+	// over X_local). Default 1.
+	Shards int
+	// Dir holds the servers' configuration and data; when empty, a
+	// temporary directory of the benchmark. The data stays in Dir after
+	// the benchmark.
+	Dir string
+}
+
+// Engine is a Store on running servers.
+type Engine struct {
+	Store   *chstore.Store
+	Cluster *chtest.Cluster
+}
+
+// Open starts the servers and opens the Store on them (database
+// "takedown"); both are closed when the benchmark ends.
+func Open(tb testing.TB, o Options) *Engine {
+	tb.Helper()
+	c := chtest.Start(tb, chtest.Options{Shards: o.Shards, Dir: o.Dir})
+	cfg := chstore.Config{Addrs: c.Addrs(), Username: c.User(), Password: c.Password()}
+	if c.Shards() > 1 {
+		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := chstore.Open(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return &Engine{Store: s, Cluster: c}
+}
+
+// exportColumns are the columns of the DuckDB engine's events that
+// DuckDBExport writes, as DuckDB expressions, in the order of
+// stagingColumns: those the generators of the benchmarks fill
+// (storegen's Waledac and ConfickerDay); the others stay empty (” and
+// 0). Addresses go as 32 hex digits.
+var exportColumns = []string{
+	"epoch_ns(time)", "src_ip",
+	"printf('%016x%016x', (coalesce(src_ip6, src_ip::UHUGEINT + 281470681743360) >> 64)::UBIGINT, (coalesce(src_ip6, src_ip::UHUGEINT + 281470681743360) & 18446744073709551615)::UBIGINT)",
+	"src_port",
+	"printf('%016x%016x', (coalesce(dst_ip, 0) >> 64)::UBIGINT, (coalesce(dst_ip, 0) & 18446744073709551615)::UBIGINT)",
+	"dst_port", "bytes", "asn", "latitude", "longitude",
+	"coalesce(sensor, '')", "coalesce(protocol, '')", "coalesce(transport, '')", "coalesce(domain, '')",
+	"coalesce(zone, '')", "coalesce(case_name, '')", "coalesce(family, '')", "coalesce(tag, '')", "coalesce(bot_id, '')",
+	"coalesce(http_method, '')", "coalesce(http_path, '')", "coalesce(http_user_agent, '')",
+	"coalesce(as_name, '')", "coalesce(country_code, '')", "coalesce(region, '')", "coalesce(city, '')",
+}
+
+// stagingColumns is the table the export is loaded into, and how each
+// column goes into events.
+var stagingColumns = []struct{ name, typ, value string }{
+	{"time_ns", "Int64", "time_ns"}, {"src_ip", "UInt64", "src_ip"},
+	{"src_ip6", "String", "toFixedString(unhex(src_ip6), 16)"}, {"src_port", "UInt16", "src_port"},
+	{"dst_ip", "String", "toFixedString(unhex(dst_ip), 16)"}, {"dst_port", "UInt16", "dst_port"},
+	{"bytes", "Int64", "bytes"}, {"asn", "UInt32", "asn"}, {"latitude", "Float64", "latitude"}, {"longitude", "Float64", "longitude"},
+	{"sensor", "String", "sensor"}, {"protocol", "String", "protocol"}, {"transport", "String", "transport"},
+	{"domain", "String", "domain"}, {"zone", "String", "zone"}, {"case_name", "String", "case_name"},
+	{"family", "String", "family"}, {"tag", "String", "tag"}, {"bot_id", "String", "bot_id"},
+	{"http_method", "String", "http_method"}, {"http_path", "String", "http_path"}, {"http_user_agent", "String", "http_user_agent"},
+	{"as_name", "String", "as_name"}, {"country_code", "String", "country_code"}, {"region", "String", "region"}, {"city", "String", "city"},
+}
+
+// DuckDBExport returns the statement that writes the events of the
+// DuckDB engine (internal/store) to path, tab-separated, for Fill: the
+// columns that storegen's generators fill. Strings holding tabs, new
+// lines or quotes are not expected (the generators write none).
+func DuckDBExport(path string) string {
+	return "COPY (SELECT " + strings.Join(exportColumns, ", ") + " FROM events) TO '" +
+		strings.ReplaceAll(path, "'", "''") + "' (FORMAT csv, DELIMITER '\t', HEADER false)"
+}
+
+// Fill loads the events of another engine into e, unless e already holds
+// want events: export writes them to a file (DuckDBExport), which
+// clickhouse-client loads into a staging table of the first server; an
+// INSERT … SELECT moves them into events (spread over the shards on a
+// cluster), and every shard's parts are merged (OPTIMIZE … FINAL), so
+// that the benchmark does not race the server's background merges. It
+// returns the number of events loaded. A store that holds another number
+// of events (a load cut off) is an error that says so.
+func (e *Engine) Fill(ctx context.Context, want int64, export func(path string) error) (int64, error) {
+	have, err := e.Store.Stats(ctx)
+	if err != nil {
+		return 0, err
+	}
+	switch have.Events {
+	case want:
+		return 0, nil
+	case 0:
+	default:
+		return 0, fmt.Errorf("chbench: the ClickHouse store holds %d events, the source %d: remove the servers' directory to load again", have.Events, want)
+	}
+	dir, err := os.MkdirTemp("", "chbench-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "events.tsv")
+	if err := export(path); err != nil {
+		return 0, fmt.Errorf("chbench: exporting the events: %w", err)
+	}
+	conn, err := e.Cluster.Open(0)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var defs, names, values []string
+	for _, c := range stagingColumns {
+		defs = append(defs, c.name+" "+c.typ)
+		names = append(names, c.name)
+		values = append(values, c.value)
+	}
+	const staging = chstore.DefaultDatabase + ".fill_staging"
+	if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+staging); err != nil {
+		return 0, err
+	}
+	if err := conn.Exec(ctx, "CREATE TABLE "+staging+" ("+strings.Join(defs, ", ")+") ENGINE = Log"); err != nil {
+		return 0, err
+	}
+	if err := e.Client(ctx, path, "", "INSERT INTO "+staging+" FORMAT TabSeparated"); err != nil {
+		return 0, err
+	}
+	sctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+	insert := "INSERT INTO " + chstore.DefaultDatabase + ".events (day, " + strings.Join(names, ", ") + ") SELECT toDate(toDateTime(intDiv(time_ns, 1000000000))), " +
+		strings.Join(values, ", ") + " FROM " + staging
+	if err := conn.Exec(sctx, insert); err != nil {
+		return 0, fmt.Errorf("chbench: moving the events from the staging table: %w", err)
+	}
+	if err := conn.Exec(ctx, "DROP TABLE "+staging); err != nil {
+		return 0, err
+	}
+	local := "events"
+	if e.Cluster.Shards() > 1 {
+		local = "events_local"
+	}
+	for i := range e.Cluster.Shards() {
+		c, err := e.Cluster.Open(i)
+		if err != nil {
+			return 0, err
+		}
+		err = c.Exec(ctx, "OPTIMIZE TABLE "+chstore.DefaultDatabase+"."+local+" FINAL")
+		c.Close()
+		if err != nil {
+			return 0, fmt.Errorf("chbench: merging the parts of shard %d: %w", i, err)
+		}
+	}
+	have, err = e.Store.Stats(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if have.Events != want {
+		return 0, fmt.Errorf("chbench: %d events loaded, want %d", have.Events, want)
+	}
+	return have.Events, nil
+}
+
+// Client runs clickhouse-client on the first server as the cluster's
+// user with query, its standard input from the file in and its output
+// to the file out when they are set.
+func (e *Engine) Client(ctx context.Context, in, out, query string) error {
+	return Client(ctx, e.Cluster, in, out, query)
+}
+
+// Client runs clickhouse-client on the first server of c; see
+// Engine.Client.
+func Client(ctx context.Context, c *chtest.Cluster, in, out, query string) error {
+	host, port, _ := strings.Cut(c.Addrs()[0], ":")
+	cmd := exec.CommandContext(ctx, "clickhouse-client", "--host", host, "--port", port,
+		"--user", c.User(), "--password", c.Password(), "--query", query)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if in != "" {
+		f, err := os.Open(in)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cmd.Stdin = f
+	}
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cmd.Stdout = f
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("clickhouse-client %.60q: %w: %s", query, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return nil
+}
+
+// ServerPIDs returns the process ids of c's servers, found in /proc by
+// their configuration file in the command line.
+func ServerPIDs(c *chtest.Cluster) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		for i := range c.Shards() {
+			if bytes.Contains(cmd, []byte(c.NodeDir(i)+"/config.xml")) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// ServerCPU returns the CPU time (user and system) c's servers have used
+// so far, to the clock tick (10 ms).
+func ServerCPU(c *chtest.Cluster) time.Duration {
+	var total time.Duration
+	for _, pid := range ServerPIDs(c) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// After the command's closing parenthesis: state is field 3,
+		// utime 14, stime 15.
+		_, rest, _ := bytes.Cut(b, []byte(") "))
+		f := strings.Fields(string(rest))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return total
+}
+
+// ServerPeakRSS returns the sum of the peak resident set sizes (VmHWM) of
+// c's servers, in bytes, since they started or ResetServerPeakRSS.
+func ServerPeakRSS(c *chtest.Cluster) int64 {
+	var total int64
+	for _, pid := range ServerPIDs(c) {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				total += kb << 10
+			}
+		}
+	}
+	return total
+}
+
+// ResetServerPeakRSS sets the servers' VmHWM to their current RSS (Linux
+// 4.0+, the servers' owner or root).
+func ResetServerPeakRSS(c *chtest.Cluster) {
+	for _, pid := range ServerPIDs(c) {
+		os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0)
+	}
+}
+
+// LoadAvg returns the machine's load averages over 1, 5 and 15 minutes,
+// to print beside a figure: on a shared machine they say how much of it
+// the benchmark had.
+func LoadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
