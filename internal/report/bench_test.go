@@ -159,7 +159,7 @@ func BenchmarkConfickerDay(b *testing.B) {
 	subs := benchSubscribers(d, nsubs)
 	from, to := Day(benchDate)
 
-	for _, engine := range benchEngines(b) {
+	for _, engine := range chbench.Engines(b) {
 		b.Run("engine="+engine, func(b *testing.B) {
 			// open returns the engine's reader, and what closes it.
 			var (
@@ -173,15 +173,11 @@ func BenchmarkConfickerDay(b *testing.B) {
 					return s, func() { s.Close(); db.Close() }
 				}
 			default:
-				shards := 1
-				if engine == "clickhouse2" {
-					shards = 2
-				}
 				chDir := ""
 				if keep {
 					chDir = filepath.Join(dir, fmt.Sprintf("%s-%d-%d", engine, d.Hosts, d.ASNs))
 				}
-				ch = chbench.Open(b, chbench.Options{Shards: shards, Dir: chDir})
+				ch = chbench.Open(b, chbench.Options{Shards: chbench.Shards(engine), Dir: chDir})
 				db, s := openDuckDB()
 				st, err := s.Stats(ctx)
 				if err != nil {
@@ -276,25 +272,6 @@ func BenchmarkConfickerDay(b *testing.B) {
 			}
 		})
 	}
-}
-
-// benchEngines returns the engines named in TAKEDOWN_BENCH_ENGINES,
-// duckdb when unset.
-func benchEngines(b *testing.B) []string {
-	v := os.Getenv("TAKEDOWN_BENCH_ENGINES")
-	if v == "" {
-		return []string{"duckdb"}
-	}
-	var out []string
-	for name := range strings.SplitSeq(v, ",") {
-		switch name = strings.TrimSpace(name); name {
-		case "duckdb", "clickhouse", "clickhouse2":
-			out = append(out, name)
-		default:
-			b.Fatalf("TAKEDOWN_BENCH_ENGINES: unknown engine %q (want duckdb, clickhouse, clickhouse2)", name)
-		}
-	}
-	return out
 }
 
 // BenchmarkCSV writes one report of 100,000 rows.

@@ -97,12 +97,13 @@ var stagingColumns = []struct{ name, typ, value string }{
 }
 
 // DuckDBExport returns the statement that writes the events of the
-// DuckDB engine (internal/store) to path, tab-separated, for Fill: the
-// columns that storegen's generators fill. Strings holding tabs, new
-// lines or quotes are not expected (the generators write none).
+// DuckDB engine (internal/store) to path as CSV, for Fill: the columns
+// that storegen's generators fill. (Not TSV: DuckDB writes an empty
+// string as "", which ClickHouse's CSV reads back as empty and its TSV
+// as two quotes.)
 func DuckDBExport(path string) string {
 	return "COPY (SELECT " + strings.Join(exportColumns, ", ") + " FROM events) TO '" +
-		strings.ReplaceAll(path, "'", "''") + "' (FORMAT csv, DELIMITER '\t', HEADER false)"
+		strings.ReplaceAll(path, "'", "''") + "' (FORMAT csv, HEADER false)"
 }
 
 // Fill loads the events of another engine into e, unless e already holds
@@ -130,7 +131,7 @@ func (e *Engine) Fill(ctx context.Context, want int64, export func(path string) 
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "events.tsv")
+	path := filepath.Join(dir, "events.csv")
 	if err := export(path); err != nil {
 		return 0, fmt.Errorf("chbench: exporting the events: %w", err)
 	}
@@ -152,7 +153,7 @@ func (e *Engine) Fill(ctx context.Context, want int64, export func(path string) 
 	if err := conn.Exec(ctx, "CREATE TABLE "+staging+" ("+strings.Join(defs, ", ")+") ENGINE = Log"); err != nil {
 		return 0, err
 	}
-	if err := e.Client(ctx, path, "", "INSERT INTO "+staging+" FORMAT TabSeparated"); err != nil {
+	if err := e.Client(ctx, path, "", "INSERT INTO "+staging+" FORMAT CSV"); err != nil {
 		return 0, err
 	}
 	sctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
@@ -303,4 +304,33 @@ func LoadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// Engines returns the engines a benchmark compares, named in
+// TAKEDOWN_BENCH_ENGINES (comma-separated): duckdb (the DuckDB engine,
+// the default), clickhouse (one server) and clickhouse2 (a cluster of two
+// shards). An unknown name fails the benchmark.
+func Engines(tb testing.TB) []string {
+	v := os.Getenv("TAKEDOWN_BENCH_ENGINES")
+	if v == "" {
+		return []string{"duckdb"}
+	}
+	var out []string
+	for name := range strings.SplitSeq(v, ",") {
+		switch name = strings.TrimSpace(name); name {
+		case "duckdb", "clickhouse", "clickhouse2":
+			out = append(out, name)
+		default:
+			tb.Fatalf("TAKEDOWN_BENCH_ENGINES: unknown engine %q (want duckdb, clickhouse, clickhouse2)", name)
+		}
+	}
+	return out
+}
+
+// Shards returns the number of shards of a ClickHouse engine of Engines.
+func Shards(engine string) int {
+	if engine == "clickhouse2" {
+		return 2
+	}
+	return 1
 }
