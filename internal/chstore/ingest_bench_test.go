@@ -36,6 +36,7 @@ type ingestSetup struct {
 type ingestBench struct {
 	b      *testing.B
 	c      *chtest.Cluster
+	c2     *chtest.Cluster // two shards, started when a setup needs them
 	events []event.Event
 	dir    string
 	files  map[string]string // bulk-load format → file of the same rows
@@ -51,6 +52,10 @@ type ingestBench struct {
 //	          clickhouse-client's own INSERT … FORMAT of the same rows,
 //	          from a file written beforehand (the load alone is timed)
 //	duckdb-B  the DuckDB engine (internal/store) in a file, one writer
+//	ch2-wN-20000
+//	          N writers into a cluster of two shards on this machine
+//	          (Distributed tables, insert_distributed_sync): only when
+//	          named in TAKEDOWN_BENCH_INGEST_ONLY
 //
 // B is 20,000 (the central's batch) and 122,880. Each setup stores into
 // a database (or file) of its own, dropped afterwards; every count is
@@ -59,8 +64,9 @@ type ingestBench struct {
 // Env: TAKEDOWN_BENCH_INGEST_EVENTS (default 200,000),
 // TAKEDOWN_BENCH_INGEST_RUNS (default 1), TAKEDOWN_BENCH_INGEST_ONLY (a
 // comma-separated list of setup names). Run with -benchtime=1x. Besides
-// events/s, each line gives the CPU seconds of this process and of the
-// server during the setup, and the load average.
+// events/s, each line gives the CPU time per event of this process, of
+// the servers and of clickhouse-client during the setup, and the load
+// average when it began.
 func BenchmarkIngest(b *testing.B) {
 	n := envInt(b, "TAKEDOWN_BENCH_INGEST_EVENTS", 200_000)
 	runs := envInt(b, "TAKEDOWN_BENCH_INGEST_RUNS", 1)
@@ -85,9 +91,14 @@ func BenchmarkIngest(b *testing.B) {
 	var setups []ingestSetup
 	for _, size := range []int{centralBatch, 122_880} {
 		setups = append(setups,
-			ingestSetup{fmt.Sprintf("ch-w1-%d", size), func(ctx context.Context, ib *ingestBench, db string) error { return ib.chstore(ctx, db, 1, size) }},
-			ingestSetup{fmt.Sprintf("ch-w2-%d", size), func(ctx context.Context, ib *ingestBench, db string) error { return ib.chstore(ctx, db, 2, size) }},
+			ingestSetup{fmt.Sprintf("ch-w1-%d", size), func(ctx context.Context, ib *ingestBench, db string) error { return ib.chstore(ctx, ib.c, db, 1, size) }},
+			ingestSetup{fmt.Sprintf("ch-w2-%d", size), func(ctx context.Context, ib *ingestBench, db string) error { return ib.chstore(ctx, ib.c, db, 2, size) }},
 		)
+	}
+	for w := 1; w <= 2; w++ {
+		setups = append(setups, ingestSetup{fmt.Sprintf("ch2-w%d-%d", w, centralBatch), func(ctx context.Context, ib *ingestBench, db string) error {
+			return ib.chstore(ctx, ib.c2, db, w, centralBatch)
+		}})
 	}
 	for _, format := range []string{"TSV", "Native"} {
 		setups = append(setups, ingestSetup{"bulk-" + strings.ToLower(format), func(ctx context.Context, ib *ingestBench, db string) error {
@@ -101,12 +112,17 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	if len(only) > 0 {
 		setups = slices.DeleteFunc(setups, func(s ingestSetup) bool { return !only[s.name] })
+	} else {
+		setups = slices.DeleteFunc(setups, func(s ingestSetup) bool { return strings.HasPrefix(s.name, "ch2-") })
+	}
+	if slices.ContainsFunc(setups, func(s ingestSetup) bool { return strings.HasPrefix(s.name, "ch2-") }) {
+		ib.c2 = chtest.Start(b, chtest.Options{Shards: 2})
 	}
 
 	// The bulk loads' files: the rows chstore stores, dumped by the
 	// server in each format (a warm-up too).
 	if slices.ContainsFunc(setups, func(s ingestSetup) bool { return strings.HasPrefix(s.name, "bulk-") }) {
-		if err := ib.chstore(ctx, "ingest_src", 1, centralBatch); err != nil {
+		if err := ib.chstore(ctx, ib.c, "ingest_src", 1, centralBatch); err != nil {
 			b.Fatal(err)
 		}
 		for _, format := range []string{"TSV", "Native"} {
@@ -116,7 +132,7 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			ib.files[format] = path
 		}
-		ib.exec(ctx, "DROP DATABASE ingest_src")
+		ib.exec(ctx, ib.c, "DROP DATABASE ingest_src")
 	}
 
 	rates := map[string][]float64{}
@@ -124,24 +140,30 @@ func BenchmarkIngest(b *testing.B) {
 	for r := range runs {
 		for _, s := range setups {
 			db := fmt.Sprintf("ingest_%d_%s", r, strings.ReplaceAll(s.name, "-", "_"))
-			self0, server0, client0 := selfCPU(), chbench.ServerCPU(ib.c), childCPU()
+			c := ib.c
+			if strings.HasPrefix(s.name, "ch2-") {
+				c = ib.c2
+			}
+			self0, server0, client0 := selfCPU(), chbench.ServerCPU(c), childCPU()
 			load := chbench.LoadAvg()
 			start := time.Now()
 			if err := s.run(ctx, ib, db); err != nil {
 				b.Fatalf("run %d, %s: %v", r+1, s.name, err)
 			}
 			d := time.Since(start)
-			self, server, client := selfCPU()-self0, chbench.ServerCPU(ib.c)-server0, childCPU()-client0
+			self, server, client := selfCPU()-self0, chbench.ServerCPU(c)-server0, childCPU()-client0
 			rate := float64(len(ib.events)) / d.Seconds()
 			rates[s.name] = append(rates[s.name], rate)
 			perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(len(ib.events)) }
 			b.Logf("run %d %-14s %8.0f events/s %6.2f s  cpu µs/event: go %4.2f server %4.2f client %4.2f  load %s",
 				r+1, s.name, rate, d.Seconds(), perEvent(self), perEvent(server), perEvent(client), load)
 			if !strings.HasPrefix(s.name, "duckdb") {
-				if got := ib.count(ctx, db); got != uint64(len(ib.events)) {
+				if got := ib.count(ctx, c, db); got != uint64(len(ib.events)) {
 					b.Fatalf("run %d, %s: %d events stored, want %d", r+1, s.name, got, len(ib.events))
 				}
-				ib.exec(ctx, "DROP DATABASE "+db)
+				for i := range c.Shards() {
+					ib.exec(ctx, c, "DROP DATABASE "+db, i)
+				}
 			}
 		}
 	}
@@ -164,18 +186,22 @@ const ingestColumns = "day, time_ns, src_ip, src_ip6, src_port, dst_ip, dst_port
 	"smtp_from, smtp_rcpt_domains, smtp_rcpt_count, smtp_subject, smtp_message_id, error, malformed, bytes, " +
 	"payload_sha256, payload_head, asn, as_name, country_code, region, city, latitude, longitude, batch, ev_hash"
 
-func (ib *ingestBench) config(db string) chstore.Config {
-	return chstore.Config{Addrs: ib.c.Addrs(), Database: db, Username: ib.c.User(), Password: ib.c.Password()}
+func config(c *chtest.Cluster, db string) chstore.Config {
+	cfg := chstore.Config{Addrs: c.Addrs(), Database: db, Username: c.User(), Password: c.Password()}
+	if c.Shards() > 1 {
+		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()
+	}
+	return cfg
 }
 
 // chstore stores the events into database db with the given number of
 // writers, each a Store of its own with its own source, in batches of
 // size; with two, the batches are dealt out in turn. Opening the Stores
 // is timed too: a central does it once, and it is small beside the load.
-func (ib *ingestBench) chstore(ctx context.Context, db string, writers, size int) error {
+func (ib *ingestBench) chstore(ctx context.Context, c *chtest.Cluster, db string, writers, size int) error {
 	stores := make([]*chstore.Store, writers)
 	for w := range stores {
-		s, err := chstore.Open(ctx, ib.config(db))
+		s, err := chstore.Open(ctx, config(c, db))
 		if err != nil {
 			return err
 		}
@@ -208,7 +234,7 @@ func (ib *ingestBench) chstore(ctx context.Context, db string, writers, size int
 // bulk creates database db (chstore's schema) and loads the file of
 // format into its events with clickhouse-client.
 func (ib *ingestBench) bulk(ctx context.Context, db, format string) error {
-	s, err := chstore.Open(ctx, ib.config(db))
+	s, err := chstore.Open(ctx, config(ib.c, db))
 	if err != nil {
 		return err
 	}
@@ -253,17 +279,23 @@ func (ib *ingestBench) duckdb(ctx context.Context, name string, size int) error 
 	return nil
 }
 
-func (ib *ingestBench) exec(ctx context.Context, sql string) {
+// exec runs sql on node 0 of c, or on the nodes given.
+func (ib *ingestBench) exec(ctx context.Context, c *chtest.Cluster, sql string, nodes ...int) {
 	ib.b.Helper()
-	if err := ib.c.Conn(ib.b, 0).Exec(ctx, sql); err != nil {
-		ib.b.Fatalf("%s: %v", sql, err)
+	if len(nodes) == 0 {
+		nodes = []int{0}
+	}
+	for _, i := range nodes {
+		if err := c.Conn(ib.b, i).Exec(ctx, sql); err != nil {
+			ib.b.Fatalf("node %d: %s: %v", i, sql, err)
+		}
 	}
 }
 
-func (ib *ingestBench) count(ctx context.Context, db string) uint64 {
+func (ib *ingestBench) count(ctx context.Context, c *chtest.Cluster, db string) uint64 {
 	ib.b.Helper()
 	var n uint64
-	if err := ib.c.Conn(ib.b, 0).QueryRow(ctx, "SELECT count() FROM "+db+".events").Scan(&n); err != nil {
+	if err := c.Conn(ib.b, 0).QueryRow(ctx, "SELECT count() FROM "+db+".events").Scan(&n); err != nil {
 		ib.b.Fatal(err)
 	}
 	return n
