@@ -13,7 +13,7 @@ import (
 // pending row, the INSERT, the mark). Run with -benchtime=20x or so; the
 // server shares the machine's CPUs.
 func BenchmarkAppendMarked(b *testing.B) {
-	for _, n := range []int{1000, 122880} {
+	for _, n := range []int{1000, 16384, 122880} {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
 			c := chtest.Start(b, chtest.Options{})
 			s, err := Open(b.Context(), config(c, "takedown"))

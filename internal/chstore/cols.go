@@ -76,7 +76,11 @@ type cols struct {
 	dnsDO, malformed     []uint8
 	rcptCount, asn       []uint32
 	latitude, longitude  []float64
-	strs                 [][]string // by stringColumns
+	// evs are the rows' events: their strings go to the driver a column
+	// at a time through str, one array of pointers for the GC to scan
+	// rather than one per column.
+	evs []*event.Event
+	str []string
 }
 
 // reset empties c, keeping its arrays: a Store reuses one cols for every
@@ -90,13 +94,8 @@ func (c *cols) reset() {
 	c.dnsDO, c.malformed = c.dnsDO[:0], c.malformed[:0]
 	c.rcptCount, c.asn = c.rcptCount[:0], c.asn[:0]
 	c.latitude, c.longitude = c.latitude[:0], c.longitude[:0]
-	if c.strs == nil {
-		c.strs = make([][]string, len(stringColumns))
-	}
-	for i := range c.strs {
-		clear(c.strs[i]) // let the strings go
-		c.strs[i] = c.strs[i][:0]
-	}
+	clear(c.evs) // let the events go
+	c.evs = c.evs[:0]
 }
 
 func (c *cols) add(e *event.Event, day time.Time, batch, hash uint64) {
@@ -117,23 +116,28 @@ func (c *cols) add(e *event.Event, day time.Time, batch, hash uint64) {
 	c.longitude = append(c.longitude, e.Longitude)
 	c.batch = append(c.batch, batch)
 	c.evHash = append(c.evHash, hash)
-	for i, sc := range stringColumns {
-		c.strs[i] = append(c.strs[i], sc.get(e))
-	}
+	c.evs = append(c.evs, e)
 }
 
 // appendTo hands the columns to b, in the order of insertColumns.
 func (c *cols) appendTo(b driver.Batch) error {
 	vals := []any{c.day, c.timeNS, c.srcIP, c.srcIP6, c.srcPort, c.dstIP, c.dstPort,
 		c.dnsDO, c.malformed, c.rcptCount, c.bytes, c.asn, c.latitude, c.longitude, c.batch, c.evHash}
-	for _, s := range c.strs {
-		vals = append(vals, s)
-	}
 	for i, v := range vals {
 		if err := b.Column(i).Append(v); err != nil {
 			return fmt.Errorf("column %d of events: %w", i, err)
 		}
 	}
+	for j, sc := range stringColumns {
+		c.str = c.str[:0]
+		for _, e := range c.evs {
+			c.str = append(c.str, sc.get(e))
+		}
+		if err := b.Column(len(vals) + j).Append(c.str); err != nil {
+			return fmt.Errorf("column %s of events: %w", sc.name, err)
+		}
+	}
+	clear(c.str)
 	return nil
 }
 

@@ -53,61 +53,63 @@ func counts(t *testing.T, c *chtest.Cluster, db string) (rows, distinct uint64) 
 // one with the events after it. The batch spans two days (two INSERTs).
 // On one node and on a cluster of two shards.
 func TestExactlyOnceAfterCrash(t *testing.T) {
-	for _, shards := range []int{1, 2} {
-		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
-			c := chtest.Start(t, chtest.Options{Shards: shards})
-			start := time.Date(2024, 5, 1, 23, 0, 0, 0, time.UTC)
-			all := testEvents(1000, start, 7*time.Second) // 23:00 to 00:56
-			for i := range all {
-				all[i].BotID = fmt.Sprint(i % 10) // identical pairs are not needed: hashes differ by time
-			}
-			// The marks are positions in all: "m<n>" stands after n events.
-			regroupings := map[string][][2]int{
-				"smaller": {{100, 250}, {250, 400}, {400, 600}, {600, 1000}},
-				"larger":  {{100, 1000}},
-				"same":    {{100, 600}, {600, 1000}},
-			}
-			for name, replays := range regroupings {
-				t.Run(name, func(t *testing.T) {
-					db := "t_" + name
-					s := open(t, config(c, db))
-					if err := s.AppendMarked(t.Context(), all[:100], "spool", []byte("m100")); err != nil {
-						t.Fatal(err)
-					}
-					if !appendCrashing(t, s, all[100:600], "m600") {
-						t.Fatal("no crash")
-					}
-					s.Close()
-					if n, _ := counts(t, c, db); n != 600 {
-						t.Fatalf("%d events after the crash, want 600 (the batch inserted, unmarked)", n)
-					}
-					s = open(t, config(c, db))
-					m, err := s.Mark(t.Context(), "spool")
-					if err != nil || string(m) != "m100" {
-						t.Fatalf("mark after the crash: %q, %v; want m100", m, err)
-					}
-					for _, r := range replays {
-						if err := s.AppendMarked(t.Context(), all[r[0]:r[1]], "spool", []byte(fmt.Sprintf("m%d", r[1]))); err != nil {
+	for name, bin := range chtest.Binaries(t) {
+		for _, shards := range []int{1, 2} {
+			t.Run(fmt.Sprintf("clickhouse-%s/shards=%d", name, shards), func(t *testing.T) {
+				c := chtest.Start(t, chtest.Options{Shards: shards, Binary: bin})
+				start := time.Date(2024, 5, 1, 23, 0, 0, 0, time.UTC)
+				all := testEvents(1000, start, 7*time.Second) // 23:00 to 00:56
+				for i := range all {
+					all[i].BotID = fmt.Sprint(i % 10) // identical pairs are not needed: hashes differ by time
+				}
+				// The marks are positions in all: "m<n>" stands after n events.
+				regroupings := map[string][][2]int{
+					"smaller": {{100, 250}, {250, 400}, {400, 600}, {600, 1000}},
+					"larger":  {{100, 1000}},
+					"same":    {{100, 600}, {600, 1000}},
+				}
+				for name, replays := range regroupings {
+					t.Run(name, func(t *testing.T) {
+						db := "t_" + name
+						s := open(t, config(c, db))
+						if err := s.AppendMarked(t.Context(), all[:100], "spool", []byte("m100")); err != nil {
 							t.Fatal(err)
 						}
-					}
-					if n, d := counts(t, c, db); n != 1000 || d != 1000 {
-						t.Fatalf("%d events stored, %d distinct; want 1000 each", n, d)
-					}
-					if m, err := s.Mark(t.Context(), "spool"); err != nil || string(m) != "m1000" {
-						t.Fatalf("mark: %q, %v", m, err)
-					}
-					// New batches go on as usual.
-					more := testEvents(10, start.Add(time.Hour*5), time.Second)
-					if err := s.AppendMarked(t.Context(), more, "spool", []byte("m1010")); err != nil {
-						t.Fatal(err)
-					}
-					if n, _ := counts(t, c, db); n != 1010 {
-						t.Fatalf("%d events, want 1010", n)
-					}
-				})
-			}
-		})
+						if !appendCrashing(t, s, all[100:600], "m600") {
+							t.Fatal("no crash")
+						}
+						s.Close()
+						if n, _ := counts(t, c, db); n != 600 {
+							t.Fatalf("%d events after the crash, want 600 (the batch inserted, unmarked)", n)
+						}
+						s = open(t, config(c, db))
+						m, err := s.Mark(t.Context(), "spool")
+						if err != nil || string(m) != "m100" {
+							t.Fatalf("mark after the crash: %q, %v; want m100", m, err)
+						}
+						for _, r := range replays {
+							if err := s.AppendMarked(t.Context(), all[r[0]:r[1]], "spool", []byte(fmt.Sprintf("m%d", r[1]))); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if n, d := counts(t, c, db); n != 1000 || d != 1000 {
+							t.Fatalf("%d events stored, %d distinct; want 1000 each", n, d)
+						}
+						if m, err := s.Mark(t.Context(), "spool"); err != nil || string(m) != "m1000" {
+							t.Fatalf("mark: %q, %v", m, err)
+						}
+						// New batches go on as usual.
+						more := testEvents(10, start.Add(time.Hour*5), time.Second)
+						if err := s.AppendMarked(t.Context(), more, "spool", []byte("m1010")); err != nil {
+							t.Fatal(err)
+						}
+						if n, _ := counts(t, c, db); n != 1010 {
+							t.Fatalf("%d events, want 1010", n)
+						}
+					})
+				}
+			})
+		}
 	}
 }
 

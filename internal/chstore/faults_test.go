@@ -60,29 +60,31 @@ func TestOpenServerDown(t *testing.T) {
 // A schema newer than this build knows is refused, naming both versions,
 // on one node and on any shard of a cluster.
 func TestNewerSchemaRefused(t *testing.T) {
-	for _, shards := range []int{1, 2} {
-		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
-			c := chtest.Start(t, chtest.Options{Shards: shards})
-			s := open(t, config(c, "takedown"))
-			s.Close()
-			last := shards - 1
-			conn := c.Conn(t, last)
-			b, err := conn.PrepareBatch(t.Context(), "INSERT INTO takedown.schema_migrations (component, version, name, applied)")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Append(Component, uint32(5), "from the future", time.Now().UTC().Truncate(time.Second)); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Send(); err != nil {
-				t.Fatal(err)
-			}
-			_, err = Open(t.Context(), config(c, "takedown"))
-			want := fmt.Sprintf("clickhouse database takedown has events schema version 5; this takedown knows up to %d: upgrade takedown", len(migrations))
-			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), c.Addr(last)) {
-				t.Fatalf("err = %v, want %q naming %s", err, want, c.Addr(last))
-			}
-		})
+	for name, bin := range chtest.Binaries(t) {
+		for _, shards := range []int{1, 2} {
+			t.Run(fmt.Sprintf("clickhouse-%s/shards=%d", name, shards), func(t *testing.T) {
+				c := chtest.Start(t, chtest.Options{Shards: shards, Binary: bin})
+				s := open(t, config(c, "takedown"))
+				s.Close()
+				last := shards - 1
+				conn := c.Conn(t, last)
+				b, err := conn.PrepareBatch(t.Context(), "INSERT INTO takedown.schema_migrations (component, version, name, applied)")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Append(Component, uint32(5), "from the future", time.Now().UTC().Truncate(time.Second)); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Send(); err != nil {
+					t.Fatal(err)
+				}
+				_, err = Open(t.Context(), config(c, "takedown"))
+				want := fmt.Sprintf("clickhouse database takedown has events schema version 5; this takedown knows up to %d: upgrade takedown", len(migrations))
+				if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), c.Addr(last)) {
+					t.Fatalf("err = %v, want %q naming %s", err, want, c.Addr(last))
+				}
+			})
+		}
 	}
 }
 
@@ -92,45 +94,51 @@ func TestNewerSchemaRefused(t *testing.T) {
 // down fails appends with a TransientError and stores nothing; the Store
 // works again once it is back.
 func TestServerKilledDuringAppend(t *testing.T) {
-	for _, shards := range []int{1, 2} {
-		t.Run(fmt.Sprintf("shards=%d", shards), func(t *testing.T) {
-			c := chtest.Start(t, chtest.Options{Shards: shards})
-			cfg := config(c, "takedown")
-			cfg.DialTimeout = time.Second
-			s := open(t, cfg)
-			evs := testEvents(600, time.Date(2024, 5, 1, 23, 30, 0, 0, time.UTC), 5*time.Second)
-			if err := s.AppendMarked(t.Context(), evs[:100], "spool", []byte("m100")); err != nil {
-				t.Fatal(err)
-			}
-			victim := shards - 1 // on a cluster, a shard the writer does not talk to first
-			s.SetAfterInsert(func() { c.Kill(victim) })
-			err := s.AppendMarked(t.Context(), evs[100:400], "spool", []byte("m400"))
-			s.SetAfterInsert(nil)
-			var te *eventstore.TransientError
-			if !errors.As(err, &te) {
-				t.Fatalf("append while the server died: %v, want a TransientError", err)
-			}
-			t.Logf("killed: %v", err)
-			// Down: refused, nothing stored.
-			err = s.AppendMarked(t.Context(), evs[100:200], "spool", []byte("m200"))
-			if !errors.As(err, &te) {
-				t.Fatalf("append while the server is down: %v, want a TransientError", err)
-			}
-			c.Restart(victim)
-			// The pipeline retries from its stored position, grouped
-			// otherwise.
-			for _, r := range [][2]int{{100, 150}, {150, 500}, {500, 600}} {
-				err := retry(t, func() error {
-					return s.AppendMarked(t.Context(), evs[r[0]:r[1]], "spool", []byte(fmt.Sprintf("m%d", r[1])))
-				})
-				if err != nil {
+	for name, bin := range chtest.Binaries(t) {
+		for _, shards := range []int{1, 2} {
+			t.Run(fmt.Sprintf("clickhouse-%s/shards=%d", name, shards), func(t *testing.T) {
+				c := chtest.Start(t, chtest.Options{Shards: shards, Binary: bin})
+				cfg := config(c, "takedown")
+				cfg.DialTimeout = time.Second
+				s := open(t, cfg)
+				evs := testEvents(600, time.Date(2024, 5, 1, 23, 30, 0, 0, time.UTC), 5*time.Second)
+				if err := s.AppendMarked(t.Context(), evs[:100], "spool", []byte("m100")); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if n, d := counts(t, c, "takedown"); n != 600 || d != 600 {
-				t.Fatalf("%d events stored, %d distinct; want 600", n, d)
-			}
-		})
+				victim := shards - 1 // on a cluster, a shard the writer does not talk to first
+				s.SetAfterInsert(func() { c.Kill(victim) })
+				err := s.AppendMarked(t.Context(), evs[100:400], "spool", []byte("m400"))
+				s.SetAfterInsert(nil)
+				var te *eventstore.TransientError
+				if !errors.As(err, &te) {
+					t.Fatalf("append while the server died: %v, want a TransientError", err)
+				}
+				t.Logf("killed: %v", err)
+				// readyz: Ping names the server that is down.
+				if err := s.Ping(t.Context()); err == nil || !strings.Contains(err.Error(), c.Addr(victim)) || !strings.Contains(err.Error(), "not reachable") {
+					t.Fatalf("ping with %s down: %v", c.Addr(victim), err)
+				}
+				// Down: refused, nothing stored.
+				err = s.AppendMarked(t.Context(), evs[100:200], "spool", []byte("m200"))
+				if !errors.As(err, &te) {
+					t.Fatalf("append while the server is down: %v, want a TransientError", err)
+				}
+				c.Restart(victim)
+				// The pipeline retries from its stored position, grouped
+				// otherwise.
+				for _, r := range [][2]int{{100, 150}, {150, 500}, {500, 600}} {
+					err := retry(t, func() error {
+						return s.AppendMarked(t.Context(), evs[r[0]:r[1]], "spool", []byte(fmt.Sprintf("m%d", r[1])))
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if n, d := counts(t, c, "takedown"); n != 600 || d != 600 {
+					t.Fatalf("%d events stored, %d distinct; want 600", n, d)
+				}
+			})
+		}
 	}
 }
 

@@ -17,7 +17,7 @@ const module = "github.com/takedown-project/takedown/"
 // and only the composition imports an engine or its database file. Tests
 // may open an engine anywhere: they need a real one.
 func TestLayering(t *testing.T) {
-	engine := map[string]bool{"internal/store": true, "internal/dbfile": true}
+	engine := map[string]bool{"internal/store": true, "internal/dbfile": true, "internal/chstore": true}
 	composition := map[string]bool{"internal/app": true, "internal/cli": true, "cmd/takedown": true}
 	root := filepath.Join("..", "..")
 	fset := token.NewFileSet()
