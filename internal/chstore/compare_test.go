@@ -280,7 +280,7 @@ func TestRollupStrategy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	r, err := chstore.OpenRollup(ctx, chstore.RollupConfig{Store: s, Days: 5, Lag: time.Microsecond, Now: clock})
+	r, err := chstore.OpenRollup(ctx, chstore.RollupConfig{Store: s, Days: 5, Lag: time.Microsecond, Busy: -1, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestRollupStrategy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r2, err := chstore.OpenRollup(ctx, chstore.RollupConfig{Store: s, Days: 5, Lag: time.Microsecond, Now: clock})
+	r2, err := chstore.OpenRollup(ctx, chstore.RollupConfig{Store: s, Days: 5, Lag: time.Microsecond, Busy: -1, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

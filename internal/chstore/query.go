@@ -34,10 +34,11 @@ const (
 )
 
 // floorDiv returns the SQL of floor(time_ns / unit) as an Int64: intDiv
-// rounds towards zero, which is one too many before 1970.
+// rounds towards zero, which is one too many before 1970. (unit is an
+// Int64: a literal that large is a UInt64, and the quotient would be too.)
 func floorDiv(unit int64) string {
-	u := strconv.FormatInt(unit, 10)
-	return "toInt64(intDiv(time_ns, " + u + ") - (time_ns % " + u + " < 0))"
+	u := "toInt64(" + strconv.FormatInt(unit, 10) + ")"
+	return "(intDiv(time_ns, " + u + ") - (time_ns % " + u + " < 0))"
 }
 
 // daySQL and hourSQL are the UTC day and hour of an event, as numbers

@@ -155,6 +155,10 @@ type RollupConfig struct {
 	// rather than late events that rebuild their day; 3 s by default, a
 	// negative value is none.
 	Lag time.Duration
+	// Busy is how long a Refresh that changes the rollup may take before
+	// the next one waits (see Refresh); 1 s by default, negative never
+	// waits (tests that refresh after every append).
+	Busy time.Duration
 	// Logger receives a line per rebuilt day; nil discards.
 	Logger *slog.Logger
 }
@@ -169,16 +173,22 @@ type Rollup struct {
 	days   int
 	maxInc int
 	lag    time.Duration
+	busy   time.Duration
 	now    func() time.Time
 	log    *slog.Logger
 
-	refresh  sync.Mutex // one Refresh at a time; guards verified
+	refresh  sync.Mutex // one Refresh at a time; guards the fields below
 	verified bool       // no rows of an unfinished chunk since the last check
+	// cost is how long the last Refresh that changed the rollup took,
+	// with its warm-up, and ended when it ended (see Refresh).
+	cost  time.Duration
+	ended time.Time
 
 	mu       sync.Mutex // guards the fields below
 	asOf     time.Time
 	lastFull time.Time
 	cache    map[string]any // answers since the last change
+	gen      uint64         // counts the changes: an answer is kept for its own
 }
 
 // shard is where a Refresh writes: a shard's own connection (the
@@ -199,7 +209,10 @@ func OpenRollup(ctx context.Context, cfg RollupConfig) (*Rollup, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("chstore: rollup: no store given")
 	}
-	r := &Rollup{store: cfg.Store, days: cfg.Days, maxInc: cfg.MaxIncrements, lag: cfg.Lag, now: cfg.Now, log: cfg.Logger}
+	r := &Rollup{store: cfg.Store, days: cfg.Days, maxInc: cfg.MaxIncrements, lag: cfg.Lag, busy: cfg.Busy, now: cfg.Now, log: cfg.Logger}
+	if r.busy == 0 {
+		r.busy = time.Second
+	}
 	if r.days <= 0 {
 		r.days = 32
 	}
@@ -244,12 +257,25 @@ type dayState struct {
 }
 
 // Refresh brings the rollup up to date with the events of its window; see
-// the package's notes above rollupTables. With full false only today and
+// the notes above rollupMigration. With full false only today and
 // yesterday are compared, unless the last full comparison is more than a
 // minute old.
+//
+// A Refresh that changes the rollup also computes the answers the
+// dashboard asks first (warm). On a big rollup, where that took more than
+// RollupConfig.Busy (about 30 s for a Conficker-scale day on two cores,
+// against a default of 1 s), the next
+// Refresh takes in new events only once twice that time has passed; the
+// ones before return at once, with no change and AsOf as it was. So the
+// rollup's work takes at most about a third of the machine however often
+// the dashboard refreshes, and the answers it keeps are those of AsOf.
 func (r *Rollup) Refresh(ctx context.Context, full bool) (eventstore.RefreshStats, error) {
 	r.refresh.Lock()
 	defer r.refresh.Unlock()
+	if r.busy > 0 && r.cost > r.busy && time.Since(r.ended) < 2*r.cost {
+		return eventstore.RefreshStats{}, nil
+	}
+	began := time.Now()
 	start := r.now().UTC()
 	cutoff := start.Add(-r.lag).UnixNano()
 	today := start.Truncate(24 * time.Hour)
@@ -294,10 +320,15 @@ func (r *Rollup) Refresh(ctx context.Context, full bool) (eventstore.RefreshStat
 	}
 	if st.Changed() || r.cache == nil {
 		r.cache = map[string]any{}
+		r.gen++
 	}
 	r.mu.Unlock()
 	if st.Changed() {
+		t0 := time.Now()
 		r.warm(ctx, start)
+		r.log.Debug("rollup answers computed", "took", time.Since(t0))
+		r.ended = time.Now()
+		r.cost = r.ended.Sub(began)
 	}
 	return st, nil
 }
@@ -464,7 +495,7 @@ const (
 	hostRows = `SELECT day, ` + familyOrUnknown + ` AS fam, src_ip, any(src_ip6), asn, max(as_name), country_code, city,
 	any(latitude), any(longitude), toInt64(count()), min(time_ns), max(time_ns), toUInt32(%d)
 FROM %s%s AND ` + infected + ` GROUP BY day, fam, src_ip, asn, country_code, city`
-	hourRows = `SELECT day, ` + "%[2]s" + ` * 3600000000000 AS h, ` + familyOrUnknown + ` AS fam, toInt64(count()), toUInt32(%[1]d)
+	hourRows = `SELECT day, ` + "%[2]s" + ` * toInt64(3600000000000) AS h, ` + familyOrUnknown + ` AS fam, toInt64(count()), toUInt32(%[1]d)
 FROM %[3]s%[4]s AND ` + infected + ` GROUP BY day, h, fam`
 	zoneRows = `SELECT day, zone, toInt64(count()), max(time_ns), toUInt32(%d) FROM %s%s AND zone != '' GROUP BY day, zone`
 )
@@ -550,24 +581,38 @@ func (r *Rollup) refreshDay(ctx context.Context, sh shard, day time.Time, st day
 }
 
 // cached returns the answer kept for key since the last change, or
-// computes and keeps it.
-func cached[T any](r *Rollup, ctx context.Context, key string, fn func() (T, error)) (T, error) {
+// computes and keeps it. Each caller gets a copy of its own.
+func cached[S ~[]E, E any](r *Rollup, key string, fn func() (S, error)) (S, error) {
 	r.mu.Lock()
 	v, ok := r.cache[key]
+	gen := r.gen
 	r.mu.Unlock()
 	if ok {
-		return v.(T), nil
+		return clone(v.(S)), nil
 	}
 	out, err := fn()
 	if err != nil {
 		return out, err
 	}
 	r.mu.Lock()
-	if r.cache != nil && len(r.cache) < maxCached {
-		r.cache[key] = out
+	// Not if a Refresh changed the rollup meanwhile: out may be of
+	// before.
+	if r.cache != nil && r.gen == gen && len(r.cache) < maxCached {
+		r.cache[key] = clone(out)
 	}
 	r.mu.Unlock()
 	return out, nil
+}
+
+// clone copies a slice of answers, and the counts of a SpanCount.
+func clone[S ~[]E, E any](s S) S {
+	out := slices.Clone(s)
+	if spans, ok := any(out).([]eventstore.SpanCount); ok {
+		for i := range spans {
+			spans[i].IPs = slices.Clone(spans[i].IPs)
+		}
+	}
+	return out
 }
 
 // maxCached bounds the answers kept between two changes.
@@ -645,7 +690,7 @@ func (r *Rollup) Hosts(ctx context.Context, q eventstore.HostQuery) ([]eventstor
 		return nil, fmt.Errorf("chstore: rollup hosts: %w", err)
 	}
 	key := fmt.Sprintf("hosts|%s|%+v|%s|%d|%s|%d", normDays(q.From, q.To), by, q.Family, q.ASN, q.Country, q.Limit)
-	return cached(r, ctx, key, func() ([]eventstore.HostCount, error) {
+	return cached(r, key, func() ([]eventstore.HostCount, error) {
 		keys, sel := by.columns("toInt64(toUInt16(day))", "family", "max(as_name)", "country")
 		sel = append(sel, "toInt64(uniqExact(src_ip)) AS ips", "toInt64(0)", "toInt64(sum(events))")
 		var w where
@@ -689,7 +734,7 @@ func (r *Rollup) Spans(ctx context.Context, end time.Time, spans []int, family s
 		counts = append(counts, "toInt64(countIf(last >= "+dateLit(last.AddDate(0, 0, 1-n))+"))")
 	}
 	key := fmt.Sprintf("spans|%s|%v|%s", last.Format(time.DateOnly), spans, family)
-	return cached(r, ctx, key, func() ([]eventstore.SpanCount, error) {
+	return cached(r, key, func() ([]eventstore.SpanCount, error) {
 		var w where
 		w.add("day >= " + dateLit(last.AddDate(0, 0, 1-longest)))
 		w.add("day <= " + dateLit(last))
@@ -749,7 +794,7 @@ func (r *Rollup) Hours(ctx context.Context, q eventstore.HourQuery) ([]eventstor
 		w.add("family = ?", q.Family)
 	}
 	key := fmt.Sprintf("hours|%v|%s", w.args, strings.Join(w.terms, " AND "))
-	return cached(r, ctx, key, func() ([]eventstore.HourCount, error) {
+	return cached(r, key, func() ([]eventstore.HourCount, error) {
 		rows, err := r.store.conn.Query(ctx, "SELECT hour_ns, toInt64(sum(events)) FROM rollup_hours"+w.sql()+" GROUP BY hour_ns ORDER BY hour_ns", w.args...)
 		if err != nil {
 			return nil, fmt.Errorf("chstore: rollup hours: %w", err)
@@ -775,7 +820,7 @@ func (r *Rollup) Hours(ctx context.Context, q eventstore.HourQuery) ([]eventstor
 // Cities is HostsPerCity over whole days.
 func (r *Rollup) Cities(ctx context.Context, q eventstore.CityQuery) ([]eventstore.CityCount, error) {
 	key := fmt.Sprintf("cities|%s|%s|%s|%d", normDays(q.From, q.To), q.Family, q.Country, q.Limit)
-	return cached(r, ctx, key, func() ([]eventstore.CityCount, error) {
+	return cached(r, key, func() ([]eventstore.CityCount, error) {
 		var w where
 		w.rollupDays(q.From, q.To)
 		w.rollupFilters(q.Family, 0, q.Country)
@@ -810,7 +855,7 @@ func (r *Rollup) RollupDays(ctx context.Context) ([]time.Time, error) {
 
 // Families returns the families of the rollup's hosts, by name.
 func (r *Rollup) Families(ctx context.Context) ([]string, error) {
-	return cached(r, ctx, "families", func() ([]string, error) {
+	return cached(r, "families", func() ([]string, error) {
 		rows, err := r.store.conn.Query(ctx, `SELECT DISTINCT family FROM rollup_hosts ORDER BY family`)
 		if err != nil {
 			return nil, fmt.Errorf("chstore: rollup families: %w", err)

@@ -32,7 +32,7 @@ func openEngine(t *testing.T, base chstore.Config, now func() time.Time) (*chsto
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	r, err := chstore.OpenRollup(t.Context(), chstore.RollupConfig{Store: s, Days: 5, Lag: time.Microsecond, Now: now})
+	r, err := chstore.OpenRollup(t.Context(), chstore.RollupConfig{Store: s, Days: 5, Lag: time.Microsecond, Busy: -1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
