@@ -16,6 +16,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/chstore"
 	"github.com/takedown-project/takedown/internal/chstore/chbench"
+	"github.com/takedown-project/takedown/internal/chtest"
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
@@ -172,13 +173,13 @@ func benchDashboard(b *testing.B, bd dashboardBench) {
 				if dir := os.Getenv("TAKEDOWN_BENCH_DIR"); dir != "" {
 					chDir = filepath.Join(dir, engine+"-"+bd.ch)
 				}
-				ch := chbench.Open(b, chbench.Options{Shards: chbench.Shards(engine), Dir: chDir})
+				ch, cs := openClickHouse(b, engine, chDir)
 				stats, err := st.Stats(ctx)
 				if err != nil {
 					b.Fatal(err)
 				}
 				start := time.Now()
-				n, err := ch.Fill(ctx, stats.Events, func(path string) error {
+				n, err := chbench.Fill(ctx, ch, stats.Events, func(path string) error {
 					_, err := db.ExecContext(ctx, chbench.DuckDBExport(path))
 					return err
 				})
@@ -188,7 +189,7 @@ func benchDashboard(b *testing.B, bd dashboardBench) {
 				if n > 0 {
 					b.Logf("loaded %d events into %s in %s", n, engine, time.Since(start).Round(time.Millisecond))
 				}
-				r, err := chstore.OpenRollup(ctx, chstore.RollupConfig{Store: ch.Store, Now: clock})
+				r, err := chstore.OpenRollup(ctx, chstore.RollupConfig{Store: cs, Now: clock})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -252,3 +253,20 @@ func get(b *testing.B, d *Dashboard, path, token string) []byte {
 
 // cityPlace matches the place of a city on the map in the answers.
 var cityPlace = regexp.MustCompile(`"x":[-0-9.e]+,"y":[-0-9.e]+,`)
+
+// openClickHouse starts engine's servers (clickhouse: one, clickhouse2: a
+// cluster of two shards) with their data in dir (a temporary one when
+// empty) and opens the engine on them; both end with the benchmark.
+func openClickHouse(b *testing.B, engine, dir string) (*chtest.Cluster, *chstore.Store) {
+	c := chtest.Start(b, chtest.Options{Shards: chbench.Shards(engine), Dir: dir})
+	cfg := chstore.Config{Addrs: c.Addrs(), Database: chbench.Database, Username: c.User(), Password: c.Password()}
+	if c.Shards() > 1 {
+		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()
+	}
+	s, err := chstore.Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return c, s
+}

@@ -19,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/chstore"
 	"github.com/takedown-project/takedown/internal/chstore/chbench"
+	"github.com/takedown-project/takedown/internal/chtest"
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/scope"
@@ -164,7 +166,7 @@ func BenchmarkConfickerDay(b *testing.B) {
 			// open returns the engine's reader, and what closes it.
 			var (
 				open func() (Source, func())
-				ch   *chbench.Engine
+				ch   *chtest.Cluster
 			)
 			switch engine {
 			case "duckdb":
@@ -177,14 +179,15 @@ func BenchmarkConfickerDay(b *testing.B) {
 				if keep {
 					chDir = filepath.Join(dir, fmt.Sprintf("%s-%d-%d", engine, d.Hosts, d.ASNs))
 				}
-				ch = chbench.Open(b, chbench.Options{Shards: chbench.Shards(engine), Dir: chDir})
+				var cs *chstore.Store
+				ch, cs = openClickHouse(b, engine, chDir)
 				db, s := openDuckDB()
 				st, err := s.Stats(ctx)
 				if err != nil {
 					b.Fatal(err)
 				}
 				start := time.Now()
-				n, err := ch.Fill(ctx, st.Events, func(path string) error {
+				n, err := chbench.Fill(ctx, ch, st.Events, func(path string) error {
 					_, err := db.ExecContext(ctx, chbench.DuckDBExport(path))
 					return err
 				})
@@ -196,7 +199,7 @@ func BenchmarkConfickerDay(b *testing.B) {
 				if n > 0 {
 					b.Logf("loaded %d events into %s in %s", n, engine, time.Since(start).Round(time.Millisecond))
 				}
-				open = func() (Source, func()) { return ch.Store, func() {} }
+				open = func() (Source, func()) { return cs, func() {} }
 			}
 			for range b.N {
 				b.StopTimer()
@@ -218,8 +221,8 @@ func BenchmarkConfickerDay(b *testing.B) {
 				resetPeakRSS()
 				var serverCPU time.Duration
 				if ch != nil {
-					chbench.ResetServerPeakRSS(ch.Cluster)
-					serverCPU = -chbench.ServerCPU(ch.Cluster)
+					chbench.ResetServerPeakRSS(ch)
+					serverCPU = -chbench.ServerCPU(ch)
 				}
 				b.StartTimer()
 				start = time.Now()
@@ -261,8 +264,8 @@ func BenchmarkConfickerDay(b *testing.B) {
 				b.ReportMetric(float64(ms.HeapSys)/(1<<20), "MiB/go-heap")
 				b.ReportMetric(float64(written.Load()), "rows/csv")
 				if ch != nil {
-					serverCPU += chbench.ServerCPU(ch.Cluster)
-					b.ReportMetric(float64(chbench.ServerPeakRSS(ch.Cluster))/(1<<20), "MiB/server-peak-rss")
+					serverCPU += chbench.ServerCPU(ch)
+					b.ReportMetric(float64(chbench.ServerPeakRSS(ch))/(1<<20), "MiB/server-peak-rss")
 					b.ReportMetric(serverCPU.Seconds(), "s/server-cpu")
 				}
 				b.Logf("%s: %d hosts (%d scanned), %d kept, %d subscribers, %d CSV rows; DuckDB memory_limit %d MB; load %s",
@@ -272,6 +275,23 @@ func BenchmarkConfickerDay(b *testing.B) {
 			}
 		})
 	}
+}
+
+// openClickHouse starts engine's servers (clickhouse: one, clickhouse2: a
+// cluster of two shards) with their data in dir (a temporary one when
+// empty) and opens the engine on them; both end with the benchmark.
+func openClickHouse(b *testing.B, engine, dir string) (*chtest.Cluster, *chstore.Store) {
+	c := chtest.Start(b, chtest.Options{Shards: chbench.Shards(engine), Dir: dir})
+	cfg := chstore.Config{Addrs: c.Addrs(), Database: chbench.Database, Username: c.User(), Password: c.Password()}
+	if c.Shards() > 1 {
+		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()
+	}
+	s, err := chstore.Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return c, s
 }
 
 // BenchmarkCSV writes one report of 100,000 rows.

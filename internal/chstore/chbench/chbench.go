@@ -1,13 +1,11 @@
-// Package chbench sets up the ClickHouse engine for the benchmarks that
-// compare it with the DuckDB engine on the same events: it starts
-// clickhouse-server processes on this machine (internal/chtest), one node
-// or a cluster of shards, opens a chstore.Store on them, fills it with a
-// copy of the DuckDB engine's events (loaded by clickhouse-client), and reads the servers' CPU time and
-// memory from /proc, so that a benchmark can say what the server spent
-// beside what the Go process did.
-//
-// With a directory given, the servers keep their data there between runs:
-// a benchmark copies its events once and reuses them.
+// Package chbench helps the benchmarks that compare the ClickHouse engine
+// (internal/chstore) with the DuckDB engine on the same events: it says
+// which engines to run (TAKEDOWN_BENCH_ENGINES), fills the servers of
+// internal/chtest with a copy of the DuckDB engine's events (loaded by
+// clickhouse-client), and reads the servers' CPU time and memory from
+// /proc, so that a benchmark can say what the server spent beside what
+// the Go process did. It does not import the engines themselves (only
+// the composition does, TestLayering): the benchmarks open them.
 package chbench
 
 import (
@@ -24,46 +22,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/takedown-project/takedown/internal/chstore"
 	"github.com/takedown-project/takedown/internal/chtest"
 )
-
-// Options say what Open starts.
-type Options struct {
-	// Shards is the number of servers, one shard each; with more than
-	// one, the Store is opened on the cluster (every table Distributed
-	// over X_local). Default 1.
-	Shards int
-	// Dir holds the servers' configuration and data; when empty, a
-	// temporary directory of the benchmark. The data stays in Dir after
-	// the benchmark.
-	Dir string
-}
-
-// Engine is a Store on running servers.
-type Engine struct {
-	Store   *chstore.Store
-	Cluster *chtest.Cluster
-}
-
-// Open starts the servers and opens the Store on them (database
-// "takedown"); both are closed when the benchmark ends.
-func Open(tb testing.TB, o Options) *Engine {
-	tb.Helper()
-	c := chtest.Start(tb, chtest.Options{Shards: o.Shards, Dir: o.Dir})
-	cfg := chstore.Config{Addrs: c.Addrs(), Username: c.User(), Password: c.Password()}
-	if c.Shards() > 1 {
-		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	s, err := chstore.Open(ctx, cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	return &Engine{Store: s, Cluster: c}
-}
 
 // exportColumns are the columns of the DuckDB engine's events that
 // DuckDBExport writes, as DuckDB expressions, in the order of
@@ -106,25 +66,40 @@ func DuckDBExport(path string) string {
 		strings.ReplaceAll(path, "'", "''") + "' (FORMAT csv, HEADER false)"
 }
 
-// Fill loads the events of another engine into e, unless e already holds
-// want events: export writes them to a file (DuckDBExport), which
+// Database is the database of the benchmarks' ClickHouse engine
+// (chstore's default).
+const Database = "takedown"
+
+// Fill loads the events of another engine into the events table of
+// Database on c, which the engine (chstore.Open) has made, unless it
+// already holds want events: export writes them to a file (DuckDBExport), which
 // clickhouse-client loads into a staging table of the first server; an
 // INSERT … SELECT moves them into events (spread over the shards on a
 // cluster), and every shard's parts are merged (OPTIMIZE … FINAL), so
 // that the benchmark does not race the server's background merges. It
 // returns the number of events loaded. A store that holds another number
 // of events (a load cut off) is an error that says so.
-func (e *Engine) Fill(ctx context.Context, want int64, export func(path string) error) (int64, error) {
-	have, err := e.Store.Stats(ctx)
+func Fill(ctx context.Context, c *chtest.Cluster, want int64, export func(path string) error) (int64, error) {
+	conn, err := c.Open(0)
 	if err != nil {
 		return 0, err
 	}
-	switch have.Events {
+	defer conn.Close()
+	count := func() (int64, error) {
+		var n uint64
+		err := conn.QueryRow(ctx, "SELECT count() FROM "+Database+".events").Scan(&n)
+		return int64(n), err
+	}
+	have, err := count()
+	if err != nil {
+		return 0, err
+	}
+	switch have {
 	case want:
 		return 0, nil
 	case 0:
 	default:
-		return 0, fmt.Errorf("chbench: the ClickHouse store holds %d events, the source %d: remove the servers' directory to load again", have.Events, want)
+		return 0, fmt.Errorf("chbench: the ClickHouse store holds %d events, the source %d: remove the servers' directory to load again", have, want)
 	}
 	dir, err := os.MkdirTemp("", "chbench-")
 	if err != nil {
@@ -135,29 +110,24 @@ func (e *Engine) Fill(ctx context.Context, want int64, export func(path string) 
 	if err := export(path); err != nil {
 		return 0, fmt.Errorf("chbench: exporting the events: %w", err)
 	}
-	conn, err := e.Cluster.Open(0)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
 	var defs, names, values []string
 	for _, c := range stagingColumns {
 		defs = append(defs, c.name+" "+c.typ)
 		names = append(names, c.name)
 		values = append(values, c.value)
 	}
-	const staging = chstore.DefaultDatabase + ".fill_staging"
+	const staging = Database + ".fill_staging"
 	if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+staging); err != nil {
 		return 0, err
 	}
 	if err := conn.Exec(ctx, "CREATE TABLE "+staging+" ("+strings.Join(defs, ", ")+") ENGINE = Log"); err != nil {
 		return 0, err
 	}
-	if err := e.Client(ctx, path, "", "INSERT INTO "+staging+" FORMAT CSV"); err != nil {
+	if err := Client(ctx, c, path, "", "INSERT INTO "+staging+" FORMAT CSV"); err != nil {
 		return 0, err
 	}
 	sctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
-	insert := "INSERT INTO " + chstore.DefaultDatabase + ".events (day, " + strings.Join(names, ", ") + ") SELECT toDate(toDateTime(intDiv(time_ns, 1000000000))), " +
+	insert := "INSERT INTO " + Database + ".events (day, " + strings.Join(names, ", ") + ") SELECT toDate(toDateTime(intDiv(time_ns, 1000000000))), " +
 		strings.Join(values, ", ") + " FROM " + staging
 	if err := conn.Exec(sctx, insert); err != nil {
 		return 0, fmt.Errorf("chbench: moving the events from the staging table: %w", err)
@@ -166,39 +136,32 @@ func (e *Engine) Fill(ctx context.Context, want int64, export func(path string) 
 		return 0, err
 	}
 	local := "events"
-	if e.Cluster.Shards() > 1 {
+	if c.Shards() > 1 {
 		local = "events_local"
 	}
-	for i := range e.Cluster.Shards() {
-		c, err := e.Cluster.Open(i)
+	for i := range c.Shards() {
+		sc, err := c.Open(i)
 		if err != nil {
 			return 0, err
 		}
-		err = c.Exec(ctx, "OPTIMIZE TABLE "+chstore.DefaultDatabase+"."+local+" FINAL")
-		c.Close()
+		err = sc.Exec(ctx, "OPTIMIZE TABLE "+Database+"."+local+" FINAL")
+		sc.Close()
 		if err != nil {
 			return 0, fmt.Errorf("chbench: merging the parts of shard %d: %w", i, err)
 		}
 	}
-	have, err = e.Store.Stats(ctx)
-	if err != nil {
+	if have, err = count(); err != nil {
 		return 0, err
 	}
-	if have.Events != want {
-		return 0, fmt.Errorf("chbench: %d events loaded, want %d", have.Events, want)
+	if have != want {
+		return 0, fmt.Errorf("chbench: %d events loaded, want %d", have, want)
 	}
-	return have.Events, nil
+	return have, nil
 }
 
-// Client runs clickhouse-client on the first server as the cluster's
-// user with query, its standard input from the file in and its output
-// to the file out when they are set.
-func (e *Engine) Client(ctx context.Context, in, out, query string) error {
-	return Client(ctx, e.Cluster, in, out, query)
-}
-
-// Client runs clickhouse-client on the first server of c; see
-// Engine.Client.
+// Client runs clickhouse-client on the first server of c as its user
+// with query, its standard input from the file in and its output to the
+// file out when they are set.
 func Client(ctx context.Context, c *chtest.Cluster, in, out, query string) error {
 	host, port, _ := strings.Cut(c.Addrs()[0], ":")
 	cmd := exec.CommandContext(ctx, "clickhouse-client", "--host", host, "--port", port,
