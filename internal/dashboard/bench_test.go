@@ -67,14 +67,23 @@ func BenchmarkWaledacWeek(b *testing.B) {
 
 // BenchmarkConfickerDay answers the dashboard's requests over a
 // Conficker-like day (storegen.ConfickerDay: small by default, 7 M
-// addresses and 21 M events with TAKEDOWN_BENCH_CONFICKER=1), "now" at
+// addresses and 21 M events with TAKEDOWN_BENCH_CONFICKER=1, N addresses
+// with TAKEDOWN_BENCH_CONFICKER=N), "now" at
 // noon of that day, as BenchmarkWaledacWeek does. The DuckDB file is kept
 // in TAKEDOWN_BENCH_DIR when set: the same file as report's
 // BenchmarkConfickerDay. The target: overview and map under 200 ms.
 func BenchmarkConfickerDay(b *testing.B) {
 	d := storegen.ConfickerSmall
-	if os.Getenv("TAKEDOWN_BENCH_CONFICKER") == "1" {
+	switch v := os.Getenv("TAKEDOWN_BENCH_CONFICKER"); v {
+	case "", "0":
+	case "1":
 		d = storegen.ConfickerFull
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("TAKEDOWN_BENCH_CONFICKER=%q: want 1 (full scale) or a number of addresses", v)
+		}
+		d, _ = storegen.ConfickerScaled(n)
 	}
 	dir := os.Getenv("TAKEDOWN_BENCH_DIR")
 	if dir == "" {

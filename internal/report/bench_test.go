@@ -31,12 +31,21 @@ import (
 
 // benchDay is the small default, or the Conficker-scale day with
 // TAKEDOWN_BENCH_CONFICKER=1: 7 M unique addresses over 30,000 networks,
-// about 21 M callbacks, for 10,000 subscribers.
-func benchDay() (storegen.ConfickerDay, int) {
-	if os.Getenv("TAKEDOWN_BENCH_CONFICKER") == "1" {
+// about 21 M callbacks, for 10,000 subscribers; another number N > 1 is
+// that day scaled to N addresses (storegen.ConfickerScaled).
+func benchDay(b *testing.B) (storegen.ConfickerDay, int) {
+	switch v := os.Getenv("TAKEDOWN_BENCH_CONFICKER"); v {
+	case "", "0":
+		return storegen.ConfickerSmall, 300
+	case "1":
 		return storegen.ConfickerFull, 10_000
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("TAKEDOWN_BENCH_CONFICKER=%q: want 1 (full scale) or a number of addresses", v)
+		}
+		return storegen.ConfickerScaled(n)
 	}
-	return storegen.ConfickerSmall, 300
 }
 
 var (
@@ -117,7 +126,7 @@ func resetPeakRSS() {
 // MiB/server-peak-rss and s/server-cpu (the servers' peak memory and CPU
 // time during the reports).
 func BenchmarkConfickerDay(b *testing.B) {
-	d, nsubs := benchDay()
+	d, nsubs := benchDay(b)
 	ctx := context.Background()
 	dir := os.Getenv("TAKEDOWN_BENCH_DIR")
 	keep := dir != ""

@@ -29,6 +29,14 @@ var (
 	ConfickerFull  = ConfickerDay{Hosts: 7_000_000, ASNs: 30_000}
 )
 
+// ConfickerScaled returns ConfickerFull scaled to hosts addresses (the
+// networks in proportion, 600 at least), and the number of subscribers in
+// the same proportion of the benchmarks' 10,000 (300 at least).
+func ConfickerScaled(hosts int) (ConfickerDay, int) {
+	f := float64(hosts) / float64(ConfickerFull.Hosts)
+	return ConfickerDay{Hosts: hosts, ASNs: max(600, int(f*float64(ConfickerFull.ASNs)))}, max(300, int(f*10_000))
+}
+
 // ConfickerDate is the day ConfickerDay generates.
 var ConfickerDate = time.Date(2024, 3, 4, 0, 0, 0, 0, time.UTC)
 
