@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/chstore"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
 )
@@ -134,5 +135,55 @@ func TestRollupConcurrent(t *testing.T) {
 	rows, err := r.Hosts(ctx, eventstore.HostQuery{From: day, To: day.AddDate(0, 0, 1)})
 	if want := []eventstore.HostCount{{IPs: 20, Events: 20}}; err != nil || !reflect.DeepEqual(rows, want) {
 		t.Errorf("after the refreshes: %+v (%v), want %+v", rows, err, want)
+	}
+}
+
+// TestRollupBusy: after a refresh that took longer than Busy, the next
+// takes in nothing (AsOf stays) until twice that time has passed.
+func TestRollupBusy(t *testing.T) {
+	ctx := t.Context()
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	now := day.Add(time.Hour)
+	s, _ := openEngine(t, servers(t, "node"), func() time.Time { return now })
+	r, err := chstore.OpenRollup(ctx, chstore.RollupConfig{Store: s, Days: 5, Lag: time.Microsecond, Busy: time.Nanosecond, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(i int) {
+		t.Helper()
+		e := event.Event{Time: day.Add(time.Duration(i) * time.Minute), SrcIP: netip.AddrFrom4([4]byte{10, 0, 2, byte(i)}), Family: "conficker"}
+		if err := s.Append(ctx, []event.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute)
+	}
+	add(0)
+	t0 := time.Now()
+	if st, err := r.Refresh(ctx, true); err != nil || !st.Changed() {
+		t.Fatalf("first refresh: %+v %v", st, err)
+	}
+	cost := time.Since(t0)
+	asOf := r.AsOf()
+	add(1)
+	if st, err := r.Refresh(ctx, false); err != nil || st.Changed() || !r.AsOf().Equal(asOf) {
+		t.Errorf("refresh right after a busy one: %+v %v, as of %s (was %s); want no change", st, err, r.AsOf(), asOf)
+	}
+	// Then, once twice the time has passed, the new event.
+	deadline := t0.Add(2*cost + 10*time.Second)
+	for {
+		st, err := r.Refresh(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Changed() {
+			if time.Since(t0) < 2*cost || !r.AsOf().After(asOf) {
+				t.Errorf("changed after %s (the first took %s), as of %s", time.Since(t0), cost, r.AsOf())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no change %s after a refresh of %s", time.Since(t0), cost)
+		}
+		time.Sleep(cost / 4)
 	}
 }

@@ -292,11 +292,21 @@ func (r *Rollup) Refresh(ctx context.Context, full bool) (eventstore.RefreshStat
 	// What happened to each day, over all shards.
 	done := map[time.Time]string{}
 	checked := map[time.Time]bool{}
-	for _, sh := range r.shards {
-		if err := r.refreshShard(ctx, sh, full, from, oldest, cutoff, done, checked); err != nil {
-			r.verified = false
-			return eventstore.RefreshStats{}, fmt.Errorf("chstore: rollup: %w", err)
-		}
+	// The shards at once: each is a server of its own.
+	var (
+		wg   sync.WaitGroup
+		tell sync.Mutex // guards done and checked
+		errs = make([]error, len(r.shards))
+	)
+	for i, sh := range r.shards {
+		wg.Go(func() {
+			errs[i] = r.refreshShard(ctx, sh, full, from, oldest, cutoff, &tell, done, checked)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		r.verified = false
+		return eventstore.RefreshStats{}, fmt.Errorf("chstore: rollup: %w", err)
 	}
 	r.verified = true
 	st := eventstore.RefreshStats{Checked: len(checked)}
@@ -337,14 +347,17 @@ func (r *Rollup) Refresh(ctx context.Context, full bool) (eventstore.RefreshStat
 // is reported.
 var stronger = map[string]int{"": 0, "added": 1, "dropped": 2, "rebuilt": 3}
 
-// refreshShard refreshes the days of one shard.
+// refreshShard refreshes the days of one shard, and tells what it did in
+// done and checked, under tell.
 func (r *Rollup) refreshShard(ctx context.Context, sh shard, full bool, from, oldest time.Time, cutoff int64,
-	done map[time.Time]string, checked map[time.Time]bool) error {
+	tell *sync.Mutex, done map[time.Time]string, checked map[time.Time]bool) error {
 	states, err := r.states(ctx, sh)
 	if err != nil {
 		return err
 	}
 	note := func(day time.Time, what string) {
+		tell.Lock()
+		defer tell.Unlock()
 		if stronger[what] > stronger[done[day]] {
 			done[day] = what
 		}
@@ -407,6 +420,7 @@ func (r *Rollup) refreshShard(ctx context.Context, sh shard, full bool, from, ol
 		return fmt.Errorf("comparing days: %w", err)
 	}
 	var days []time.Time
+	tell.Lock()
 	for day, c := range cur {
 		checked[day] = true
 		st, known := states[day]
@@ -422,6 +436,7 @@ func (r *Rollup) refreshShard(ctx context.Context, sh shard, full bool, from, ol
 			}
 		}
 	}
+	tell.Unlock()
 	for day := range dirty {
 		if _, ok := cur[day]; !ok && !day.Before(oldest) && day.Before(from) {
 			days = append(days, day)

@@ -41,14 +41,18 @@ func openEngine(t *testing.T, base chstore.Config, now func() time.Time) (*chsto
 
 // servers starts the servers of a layout, "node" or "shards" (two), for
 // the whole of a test, and returns their configuration without a
-// database.
-func servers(t *testing.T, layout string) chstore.Config {
+// database. bin is the clickhouse-server, "" for chtest's default.
+func servers(t *testing.T, layout string, bin ...string) chstore.Config {
 	t.Helper()
 	n := 1
 	if layout == "shards" {
 		n = 2
 	}
-	c := chtest.Start(t, chtest.Options{Shards: n})
+	o := chtest.Options{Shards: n}
+	if len(bin) > 0 {
+		o.Binary = bin[0]
+	}
+	c := chtest.Start(t, o)
 	cfg := chstore.Config{Addrs: c.Addrs(), Username: c.User(), Password: c.Password()}
 	if n > 1 {
 		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()
@@ -57,14 +61,17 @@ func servers(t *testing.T, layout string) chstore.Config {
 }
 
 // TestConformance runs the conformance suite on one node and on a
-// cluster of two shards.
+// cluster of two shards, of every binary of chtest.Binaries; each test of
+// the suite on a fresh database of the same servers.
 func TestConformance(t *testing.T) {
-	for _, layout := range []string{"node", "shards"} {
-		t.Run(layout, func(t *testing.T) {
-			base := servers(t, layout)
-			storetest.Run(t, func(t *testing.T, now func() time.Time) (storetest.Engine, eventstore.Rollup) {
-				return openEngine(t, base, now)
+	for v, bin := range chtest.Binaries(t) {
+		for _, layout := range []string{"node", "shards"} {
+			t.Run("clickhouse-"+v+"/"+layout, func(t *testing.T) {
+				base := servers(t, layout, bin)
+				storetest.Run(t, func(t *testing.T, now func() time.Time) (storetest.Engine, eventstore.Rollup) {
+					return openEngine(t, base, now)
+				})
 			})
-		})
+		}
 	}
 }
