@@ -288,9 +288,11 @@ func BenchmarkConfickerDay(b *testing.B) {
 
 // openClickHouse starts engine's servers (clickhouse: one, clickhouse2: a
 // cluster of two shards) with their data in dir (a temporary one when
-// empty) and opens the engine on them; both end with the benchmark.
+// empty), max_threads from $TAKEDOWN_BENCH_CH_THREADS, and opens the
+// engine on them; both end with the benchmark.
 func openClickHouse(b *testing.B, engine, dir string) (*chtest.Cluster, *chstore.Store) {
 	c := chtest.Start(b, chtest.Options{Shards: chbench.Shards(engine), Dir: dir})
+	chbench.SetMaxThreads(b, c)
 	cfg := chstore.Config{Addrs: c.Addrs(), Database: chbench.Database, Username: c.User(), Password: c.Password()}
 	if c.Shards() > 1 {
 		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()

@@ -297,3 +297,61 @@ func Shards(engine string) int {
 	}
 	return 1
 }
+
+// SetMaxThreads sets max_threads, the threads a query may use, in the
+// default profile of c's servers, from $TAKEDOWN_BENCH_CH_THREADS when
+// set (else it does nothing), and waits until every server answers with
+// it. 18.16 takes the number of physical cores, and counts one on this
+// VM: one thread a query. The users file that chrun wrote is edited and
+// each server restarted (18.16 did not apply a reloaded profile to new
+// sessions here); chrun writes the file anew at each Start.
+func SetMaxThreads(tb testing.TB, c *chtest.Cluster) {
+	tb.Helper()
+	v := os.Getenv("TAKEDOWN_BENCH_CH_THREADS")
+	if v == "" {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		tb.Fatalf("TAKEDOWN_BENCH_CH_THREADS=%q: want a number of threads", v)
+	}
+	for i := range c.Shards() {
+		path := c.NodeDir(i) + "/users.xml"
+		b, err := os.ReadFile(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		const at = "<profiles>\n        <default>"
+		if !bytes.Contains(b, []byte(at)) {
+			tb.Fatalf("%s: no default profile where chrun writes it", path)
+		}
+		b = bytes.Replace(b, []byte(at), []byte(at+"\n            <max_threads>"+strconv.Itoa(n)+"</max_threads>"), 1)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		c.Restart(i)
+	}
+	ctx := context.Background()
+	for i := range c.Shards() {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			conn, err := c.Open(i)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			var got string
+			err = conn.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = 'max_threads'").Scan(&got)
+			conn.Close()
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if got == strconv.Itoa(n) {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("node %d: max_threads is still %s a minute after the users file set %d", i, got, n)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
