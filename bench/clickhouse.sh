@@ -16,7 +16,7 @@
 #              requests over the same day, on the same three engines (10
 #              requests each, ns/op their mean)
 #
-#   bench/clickhouse.sh ingest [EVENTS] [RUNS]   # default 2,000,000 events, 3 runs
+#   bench/clickhouse.sh ingest [EVENTS] [RUNS]   # default 1,000,000 events, 3 runs
 #   bench/clickhouse.sh reports|dashboard
 #   bench/clickhouse.sh all
 #
@@ -24,7 +24,11 @@
 # DuckDB file) and each engine's servers with their data between runs:
 # the first run generates and loads (several minutes), the next reuse
 # them. ENGINES (default duckdb,clickhouse,clickhouse2), INGEST_ONLY
-# (setup names, see BenchmarkIngest), SMALL=1 for the small day.
+# (setup names, see BenchmarkIngest; default every ch-, bulk- and
+# duckdb-122880), SCALE (TAKEDOWN_BENCH_CONFICKER: 1 the full day, 0 the
+# small one, N > 1 the day scaled to N addresses; default 1), THREADS
+# (TAKEDOWN_BENCH_CH_THREADS: the servers' max_threads; 18.16 takes one
+# on this VM).
 # OUT (default /tmp/td-clickhouse-<time>) gets the raw `go test` output
 # of each, headed by the commit, the machine and the load.
 set -euo pipefail
@@ -35,8 +39,8 @@ ENGINES=${ENGINES:-duckdb,clickhouse,clickhouse2}
 OUT=${OUT:-/tmp/td-clickhouse-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$DIR" "$OUT"
 cd "$HERE"
-CONFICKER=1
-[ "${SMALL:-}" = 1 ] && CONFICKER=0
+CONFICKER=${SCALE:-1}
+ONLY=${INGEST_ONLY:-ch-w1-20000,ch-w2-20000,ch-w1-122880,ch-w2-122880,bulk-tsv,bulk-native,duckdb-122880}
 
 header() { # NAME: what the figures in OUT/NAME.txt were taken on
 	{
@@ -60,16 +64,16 @@ run() { # NAME PACKAGE BENCH BENCHTIME [ENV...]
 case $WHAT in
 ingest | all)
 	run ingest ./internal/chstore '^BenchmarkIngest$' 1x \
-		TAKEDOWN_BENCH_INGEST_EVENTS="${2:-2000000}" TAKEDOWN_BENCH_INGEST_RUNS="${3:-3}" \
-		TAKEDOWN_BENCH_INGEST_ONLY="${INGEST_ONLY:-}"
+		TAKEDOWN_BENCH_INGEST_EVENTS="${2:-1000000}" TAKEDOWN_BENCH_INGEST_RUNS="${3:-3}" \
+		TAKEDOWN_BENCH_INGEST_ONLY="$ONLY"
 	;;&
 reports | all)
 	run reports ./internal/report '^BenchmarkConfickerDay$' 1x \
-		TAKEDOWN_BENCH_DIR="$DIR" TAKEDOWN_BENCH_CONFICKER=$CONFICKER TAKEDOWN_BENCH_ENGINES="$ENGINES"
+		TAKEDOWN_BENCH_DIR="$DIR" TAKEDOWN_BENCH_CONFICKER="$CONFICKER" TAKEDOWN_BENCH_ENGINES="$ENGINES" TAKEDOWN_BENCH_CH_THREADS="${THREADS:-}"
 	;;&
 dashboard | all)
 	run dashboard ./internal/dashboard '^BenchmarkConfickerDay$' 10x \
-		TAKEDOWN_BENCH_DIR="$DIR" TAKEDOWN_BENCH_CONFICKER=$CONFICKER TAKEDOWN_BENCH_ENGINES="$ENGINES"
+		TAKEDOWN_BENCH_DIR="$DIR" TAKEDOWN_BENCH_CONFICKER="$CONFICKER" TAKEDOWN_BENCH_ENGINES="$ENGINES" TAKEDOWN_BENCH_CH_THREADS="${THREADS:-}"
 	;;
 ingest | reports) ;;
 *)
