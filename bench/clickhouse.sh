@@ -57,7 +57,7 @@ run() { # NAME PACKAGE BENCH BENCHTIME [ENV...]
 	shift 4
 	header "$name"
 	echo "$name: go test -bench '$bench' $pkg → $OUT/$name.txt"
-	env "$@" go test -run '^$' -bench "$bench" -benchtime="$times" -timeout 120m "$pkg" 2>&1 | tee -a "$OUT/$name.txt"
+	env "$@" go test -v -run '^$' -bench "$bench" -benchtime="$times" -timeout 120m "$pkg" 2>&1 | tee -a "$OUT/$name.txt"
 	echo "# load after $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/$name.txt"
 }
 
