@@ -19,87 +19,53 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/chstore"
+	"github.com/takedown-project/takedown/internal/chstore/chbench"
+	"github.com/takedown-project/takedown/internal/chtest"
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/scope"
 	"github.com/takedown-project/takedown/internal/store"
+	"github.com/takedown-project/takedown/internal/store/storegen"
 )
-
-// confickerDay sizes the synthetic day of BenchmarkConfickerDay.
-type confickerDay struct {
-	Hosts, ASNs, Subscribers int
-}
 
 // benchDay is the small default, or the Conficker-scale day with
 // TAKEDOWN_BENCH_CONFICKER=1: 7 M unique addresses over 30,000 networks,
-// about 21 M callbacks, for 10,000 subscribers.
-func benchDay() confickerDay {
-	if os.Getenv("TAKEDOWN_BENCH_CONFICKER") == "1" {
-		return confickerDay{Hosts: 7_000_000, ASNs: 30_000, Subscribers: 10_000}
-	}
-	return confickerDay{Hosts: 30_000, ASNs: 600, Subscribers: 300}
-}
-
-var benchDate = time.Date(2024, 3, 4, 0, 0, 0, 0, time.UTC)
-
-// countryCodes are the countries of the synthetic day, the most infected
-// first (drawn log-uniformly, so the first hold the most networks).
-var benchCountries = strings.Fields(`US CN IN BR RU VN ID TR MX TH DE GB FR IT ES PL UA KR JP PH EG PK IR AR CO RO TW MY SA ZA
-CA AU NL BD VE CL PE MA DZ KZ HU CZ GR PT BG RS IL AE BY SE BE AT CH NG KE TN IQ SY JO LB EC BO PY UY GT HN SV NI CR PA
-DO CU PR JM TT HR SI SK LT LV EE FI NO DK IE IS LU MT CY AL MK BA ME MD GE AM AZ UZ TM KG TJ MN NP LK MM KH LA SG HK MO
-NZ FJ PG GH CI SN CM UG TZ ET SD LY AO MZ ZM ZW BW NA MG MU RW BJ TG BF ML NE TD GA CG CD QA KW BH OM YE AF BT MV BN TL`)
-
-// generateDay fills the events table with a Conficker-like day in SQL,
-// without passing the rows through Go: host i has the address
-// 11.0.0.0 + (i·2654435761 mod 2²⁸) (distinct for i < 2²⁸), its /24 belongs
-// to a network (the first ASNs /24s one each, then log-uniformly, so that
-// a few networks hold most hosts), each network to a country
-// (log-uniformly); a host calls back 1 to 5 times over HTTP to one of
-// 50,000 DGA names, and every 33rd address hides two bots (NAT).
-func generateDay(ctx context.Context, db *sql.DB, d confickerDay) error {
-	cc := "['" + strings.Join(benchCountries, "','") + "']"
-	stmts := []string{
-		fmt.Sprintf(`CREATE TEMP TABLE gen_hosts AS
-SELECT i, ip, (CASE WHEN b < %[2]d THEN b ELSE least(%[2]d, floor(exp((hash(b) %% 1000000) / 1e6 * ln(%[2]d)))::BIGINT) - 1 END) AS a
-FROM (SELECT i, 184549376 + ((i * 2654435761) %% 268435456) AS ip, ((i * 2654435761) %% 268435456) >> 8 AS b FROM range(%[1]d) t(i))`, d.Hosts, d.ASNs),
-		fmt.Sprintf(`INSERT INTO events (time, sensor, protocol, transport, src_ip, src_port, dst_ip, dst_port, domain, zone,
-	case_name, family, tag, bot_id, bytes, asn, as_name, country_code, region, city, latitude, longitude)
-SELECT TIMESTAMP_NS '%[2]s' + to_microseconds((hash(i, k) %% 86400000000)::BIGINT),
-	'sink-1', 'http', 'tcp', ip::UBIGINT, (1024 + hash(i, k, 1) %% 60000)::USMALLINT,
-	(281470681743360 + 3221225985 + (i %% 4))::UHUGEINT, CASE WHEN i %% 10 = 0 THEN 8080 ELSE 80 END,
-	'c' || (hash(i, k, 2) %% 50000) || '.info', 'c' || (hash(i, k, 2) %% 50000) || '.info', 'conficker-2009', 'conficker',
-	CASE i %% 3 WHEN 0 THEN 'A' WHEN 1 THEN 'B' ELSE 'C' END,
-	CASE WHEN i %% 33 = 0 THEN 'b' || i || '-' || (k %% 2) ELSE 'b' || i END, 300,
-	(64512 + a)::UINTEGER, 'AS' || (64512 + a) || ' Example Networks ' || a,
-	%[1]s[1 + least(%[3]d, floor(exp((hash(a) %% 1000000) / 1e6 * ln(%[3]d)))::BIGINT) - 1],
-	'Region ' || (a %% 7), 'City ' || (a %% 13),
-	round(((hash(a, 1) %% 120000)::BIGINT - 60000) / 1000.0 + (i %% 100) / 10000.0, 4),
-	round(((hash(a, 2) %% 360000)::BIGINT - 180000) / 1000.0, 4)
-FROM (SELECT *, unnest(range((1 + hash(i) %% 5)::BIGINT)) AS k FROM gen_hosts)`, cc, benchDate.Format(time.DateOnly), len(benchCountries)),
-		`DROP TABLE gen_hosts`,
-		`CHECKPOINT`,
-	}
-	for _, s := range stmts {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("%.40s…: %w", s, err)
+// about 21 M callbacks, for 10,000 subscribers; another number N > 1 is
+// that day scaled to N addresses (storegen.ConfickerScaled).
+func benchDay(b *testing.B) (storegen.ConfickerDay, int) {
+	switch v := os.Getenv("TAKEDOWN_BENCH_CONFICKER"); v {
+	case "", "0":
+		return storegen.ConfickerSmall, 300
+	case "1":
+		return storegen.ConfickerFull, 10_000
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("TAKEDOWN_BENCH_CONFICKER=%q: want 1 (full scale) or a number of addresses", v)
 		}
+		return storegen.ConfickerScaled(n)
 	}
-	return nil
 }
+
+var (
+	benchDate      = storegen.ConfickerDate
+	benchCountries = storegen.ConfickerCountries
+)
 
 // benchSubscribers makes n subscribers as a real registry has them: 90 %
 // one network each, 8 % an address block, 1.5 % a few networks, and the
 // national CERTs of the 40 most infected countries (at full size).
-func benchSubscribers(d confickerDay) []Subscriber {
+func benchSubscribers(d storegen.ConfickerDay, n int) []Subscriber {
 	r := rand.New(rand.NewPCG(1, 2))
-	subs := make([]Subscriber, 0, d.Subscribers)
-	certs := min(40, d.Subscribers/100+1)
+	subs := make([]Subscriber, 0, n)
+	certs := min(40, n/100+1)
 	for i := range certs {
 		subs = append(subs, Subscriber{Name: "cert-" + strings.ToLower(benchCountries[i]), TLP: "AMBER",
 			Scope: scope.Scope{Countries: []string{benchCountries[i]}}})
 	}
 	asn := func() uint32 { return uint32(64512 + r.IntN(d.ASNs)) }
-	for len(subs) < d.Subscribers {
+	for len(subs) < n {
 		i := len(subs)
 		s := Subscriber{Name: "sub-" + strconv.Itoa(i), TLP: "GREEN"}
 		switch k := i % 200; {
@@ -137,22 +103,34 @@ func resetPeakRSS() {
 }
 
 // BenchmarkConfickerDay builds every subscriber's report of one day and
-// writes each as CSV (to io.Discard, on GOMAXPROCS goroutines), from a DuckDB file of a synthetic
-// day: small by default, Conficker-scale (7 M addresses, 30,000 networks,
-// 10,000 subscribers) with TAKEDOWN_BENCH_CONFICKER=1. DuckDB's memory
-// limit is TAKEDOWN_BENCH_DUCKDB_MB (512 by default). The generated file
-// is kept in TAKEDOWN_BENCH_DIR when set, and reused. Run with
-// -benchtime=1x; peak RSS is VmHWM from the start of the reports.
+// writes each as CSV (to io.Discard, on GOMAXPROCS goroutines), from a
+// synthetic day (storegen.ConfickerDay) in each engine of the event store:
+// small by default, Conficker-scale (7 M addresses, 30,000 networks,
+// 10,000 subscribers) with TAKEDOWN_BENCH_CONFICKER=1. Run with
+// -benchtime=1x.
+//
+// The engines are TAKEDOWN_BENCH_ENGINES, a comma-separated list of
+// duckdb (the default), clickhouse (one clickhouse-server on this
+// machine) and clickhouse2 (two shards of a cluster on this machine), one
+// sub-benchmark each (engine=NAME), all over the same events: the day is
+// generated in a DuckDB file, and ClickHouse's events are loaded from it
+// (chbench.Fill). The file and the servers' data are kept in
+// TAKEDOWN_BENCH_DIR when set, and reused. DuckDB's memory limit is
+// TAKEDOWN_BENCH_DUCKDB_MB (512 by default).
 //
 // Metrics: s/reports (Build and every CSV), s/build, s/csv, and s/scan —
 // the store's HostRows alone, the floor a report generator on the store
-// cannot go below; MiB/peak-rss, MiB/go-heap (the Go heap's share of it:
-// the rest is DuckDB's), and rows/csv (rows written).
+// cannot go below; MiB/peak-rss (VmHWM of this process from the start of
+// the reports), MiB/go-heap (the Go heap's share of it: the rest is
+// DuckDB's), rows/csv (rows written), and for ClickHouse
+// MiB/server-peak-rss and s/server-cpu (the servers' peak memory and CPU
+// time during the reports).
 func BenchmarkConfickerDay(b *testing.B) {
-	d := benchDay()
+	d, nsubs := benchDay(b)
 	ctx := context.Background()
 	dir := os.Getenv("TAKEDOWN_BENCH_DIR")
-	if dir == "" {
+	keep := dir != ""
+	if !keep {
 		dir = b.TempDir()
 	}
 	path := filepath.Join(dir, fmt.Sprintf("conficker-%d-%d.db", d.Hosts, d.ASNs))
@@ -163,7 +141,7 @@ func BenchmarkConfickerDay(b *testing.B) {
 			b.Fatalf("TAKEDOWN_BENCH_DUCKDB_MB=%q: %v", v, err)
 		}
 	}
-	open := func() (*sql.DB, *store.Store) {
+	openDuckDB := func() (*sql.DB, *store.Store) {
 		db, err := dbfile.Open(ctx, path)
 		if err != nil {
 			b.Fatal(err)
@@ -179,81 +157,152 @@ func BenchmarkConfickerDay(b *testing.B) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		start := time.Now()
-		db, s := open()
-		if err := generateDay(ctx, db, d); err != nil {
-			b.Fatal(err)
+		db, s := openDuckDB()
+		for _, stmt := range d.DuckDBStatements() {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
+				b.Fatalf("%.40s…: %v", stmt, err)
+			}
 		}
 		s.Close()
 		db.Close()
 		b.Logf("generated %s in %s", path, time.Since(start).Round(time.Millisecond))
 	}
-	subs := benchSubscribers(d)
+	subs := benchSubscribers(d, nsubs)
 	from, to := Day(benchDate)
 
-	for range b.N {
-		b.StopTimer()
-		db, s := open()
-		runtime.GC()
-		debug.FreeOSMemory()
-		// The floor: the store's aggregation alone.
-		start := time.Now()
-		scanned := 0
-		if err := s.HostRows(ctx, eventstore.HostRowQuery{From: from, To: to}, func(*eventstore.HostRow) error { scanned++; return nil }); err != nil {
-			b.Fatal(err)
-		}
-		scan := time.Since(start)
-		s.Close()
-		db.Close()
-		runtime.GC()
-		debug.FreeOSMemory()
-
-		db, s = open()
-		resetPeakRSS()
-		b.StartTimer()
-		start = time.Now()
-		set, err := Build(ctx, s, subs, from, to)
-		if err != nil {
-			b.Fatal(err)
-		}
-		build := time.Since(start)
-		// Every report, on as many goroutines as there are cores: the
-		// Set is safe for concurrent reading.
-		var (
-			next    atomic.Int64
-			written atomic.Int64
-			wg      sync.WaitGroup
-		)
-		for range runtime.GOMAXPROCS(0) {
-			wg.Go(func() {
-				for i := int(next.Add(1) - 1); i < set.Len(); i = int(next.Add(1) - 1) {
-					r := set.Report(i)
-					if err := (CSV{}).Write(io.Discard, r); err != nil {
-						b.Error(err)
-						return
-					}
-					written.Add(int64(r.Len()))
+	for _, engine := range chbench.Engines(b) {
+		b.Run("engine="+engine, func(b *testing.B) {
+			// open returns the engine's reader, and what closes it.
+			var (
+				open func() (Source, func())
+				ch   *chtest.Cluster
+			)
+			switch engine {
+			case "duckdb":
+				open = func() (Source, func()) {
+					db, s := openDuckDB()
+					return s, func() { s.Close(); db.Close() }
 				}
-			})
-		}
-		wg.Wait()
-		total := time.Since(start)
-		b.StopTimer()
-		peak := peakRSS()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		b.ReportMetric(total.Seconds(), "s/reports")
-		b.ReportMetric(build.Seconds(), "s/build")
-		b.ReportMetric((total - build).Seconds(), "s/csv")
-		b.ReportMetric(scan.Seconds(), "s/scan")
-		b.ReportMetric(float64(peak)/(1<<20), "MiB/peak-rss")
-		b.ReportMetric(float64(ms.HeapSys)/(1<<20), "MiB/go-heap")
-		b.ReportMetric(float64(written.Load()), "rows/csv")
-		b.Logf("%d hosts (%d scanned), %d kept, %d subscribers, %d CSV rows; DuckDB memory_limit %d MB",
-			set.Hosts, scanned, set.Kept, set.Len(), written.Load(), memMB)
-		s.Close()
-		db.Close()
-		b.StartTimer()
+			default:
+				chDir := ""
+				if keep {
+					chDir = filepath.Join(dir, fmt.Sprintf("%s-%d-%d", engine, d.Hosts, d.ASNs))
+				}
+				var cs *chstore.Store
+				ch, cs = openClickHouse(b, engine, chDir)
+				db, s := openDuckDB()
+				st, err := s.Stats(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				n, err := chbench.Fill(ctx, ch, st.Events, func(path string) error {
+					_, err := db.ExecContext(ctx, chbench.DuckDBExport(path))
+					return err
+				})
+				s.Close()
+				db.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n > 0 {
+					b.Logf("loaded %d events into %s in %s", n, engine, time.Since(start).Round(time.Millisecond))
+				}
+				open = func() (Source, func()) { return cs, func() {} }
+			}
+			for range b.N {
+				b.StopTimer()
+				src, closeSrc := open()
+				runtime.GC()
+				debug.FreeOSMemory()
+				// The floor: the store's aggregation alone.
+				start := time.Now()
+				scanned := 0
+				if err := src.HostRows(ctx, eventstore.HostRowQuery{From: from, To: to}, func(*eventstore.HostRow) error { scanned++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				scan := time.Since(start)
+				closeSrc()
+				runtime.GC()
+				debug.FreeOSMemory()
+
+				src, closeSrc = open()
+				resetPeakRSS()
+				var serverCPU time.Duration
+				if ch != nil {
+					chbench.ResetServerPeakRSS(ch)
+					serverCPU = -chbench.ServerCPU(ch)
+				}
+				b.StartTimer()
+				start = time.Now()
+				set, err := Build(ctx, src, subs, from, to)
+				if err != nil {
+					b.Fatal(err)
+				}
+				build := time.Since(start)
+				// Every report, on as many goroutines as there are cores: the
+				// Set is safe for concurrent reading.
+				var (
+					next    atomic.Int64
+					written atomic.Int64
+					wg      sync.WaitGroup
+				)
+				for range runtime.GOMAXPROCS(0) {
+					wg.Go(func() {
+						for i := int(next.Add(1) - 1); i < set.Len(); i = int(next.Add(1) - 1) {
+							r := set.Report(i)
+							if err := (CSV{}).Write(io.Discard, r); err != nil {
+								b.Error(err)
+								return
+							}
+							written.Add(int64(r.Len()))
+						}
+					})
+				}
+				wg.Wait()
+				total := time.Since(start)
+				b.StopTimer()
+				peak := peakRSS()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(total.Seconds(), "s/reports")
+				b.ReportMetric(build.Seconds(), "s/build")
+				b.ReportMetric((total - build).Seconds(), "s/csv")
+				b.ReportMetric(scan.Seconds(), "s/scan")
+				b.ReportMetric(float64(peak)/(1<<20), "MiB/peak-rss")
+				b.ReportMetric(float64(ms.HeapSys)/(1<<20), "MiB/go-heap")
+				b.ReportMetric(float64(written.Load()), "rows/csv")
+				if ch != nil {
+					serverCPU += chbench.ServerCPU(ch)
+					b.ReportMetric(float64(chbench.ServerPeakRSS(ch))/(1<<20), "MiB/server-peak-rss")
+					b.ReportMetric(serverCPU.Seconds(), "s/server-cpu")
+				}
+				b.Logf("%s: %d hosts (%d scanned), %d kept, %d subscribers, %d CSV rows; DuckDB memory_limit %d MB; load %s",
+					engine, set.Hosts, scanned, set.Kept, set.Len(), written.Load(), memMB, chbench.LoadAvg())
+				closeSrc()
+				b.StartTimer()
+			}
+		})
 	}
+}
+
+// openClickHouse starts engine's servers (clickhouse: one, clickhouse2: a
+// cluster of two shards) with their data in dir (a temporary one when
+// empty), max_threads from $TAKEDOWN_BENCH_CH_THREADS, and opens the
+// engine on them; both end with the benchmark.
+func openClickHouse(b *testing.B, engine, dir string) (*chtest.Cluster, *chstore.Store) {
+	c := chtest.Start(b, chtest.Options{Shards: chbench.Shards(engine), Dir: dir})
+	chbench.SetMaxThreads(b, c)
+	cfg := chstore.Config{Addrs: c.Addrs(), Database: chbench.Database, Username: c.User(), Password: c.Password()}
+	if c.Shards() > 1 {
+		cfg.Cluster, cfg.Shards = c.Name(), c.Addrs()
+	}
+	s, err := chstore.Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return c, s
 }
 
 // BenchmarkCSV writes one report of 100,000 rows.
