@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -298,6 +299,8 @@ func Shards(engine string) int {
 	return 1
 }
 
+var maxThreadsRE = regexp.MustCompile(`\n\s*<max_threads>\d+</max_threads>`)
+
 // SetMaxThreads sets max_threads, the threads a query may use, in the
 // default profile of c's servers, from $TAKEDOWN_BENCH_CH_THREADS when
 // set (else it does nothing), and waits until every server answers with
@@ -325,6 +328,8 @@ func SetMaxThreads(tb testing.TB, c *chtest.Cluster) {
 		if !bytes.Contains(b, []byte(at)) {
 			tb.Fatalf("%s: no default profile where chrun writes it", path)
 		}
+		// chrun writes max_threads (the CPUs): replace it, or add it.
+		b = maxThreadsRE.ReplaceAll(b, nil)
 		b = bytes.Replace(b, []byte(at), []byte(at+"\n            <max_threads>"+strconv.Itoa(n)+"</max_threads>"), 1)
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			tb.Fatal(err)
