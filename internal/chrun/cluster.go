@@ -59,15 +59,8 @@ type Cluster struct {
 
 type node struct {
 	conf    NodeConfig
-	outPath string // the process's stdout and stderr
-	proc    *proc  // nil while stopped
-}
-
-// proc is one run of a node's process.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process exited
-	err  error         // its exit status, once done
+	outPath string      // the process's stdout and stderr
+	proc    *spawn.Proc // nil while stopped
 }
 
 // Start writes each node's configuration into cfg.Dir, starts the
@@ -234,15 +227,12 @@ func (c *Cluster) startNode(i int) error {
 	cmd := exec.Command(c.bin, c.args(n)...)
 	cmd.Dir = n.conf.Dir
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := spawn.Start(cmd); err != nil {
+	p, err := spawn.Run(cmd, func(err error) {
+		c.log.Info("clickhouse node exited", "node", i, "pid", cmd.Process.Pid, "status", err)
+	})
+	if err != nil {
 		return fmt.Errorf("chrun: starting %s: %w", c.bin, err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-		c.log.Info("clickhouse node exited", "node", i, "pid", cmd.Process.Pid, "status", p.err)
-	}()
 	n.proc = p
 	c.log.Info("clickhouse node started", "node", i, "pid", cmd.Process.Pid, "port", n.conf.TCPPort)
 	return nil
@@ -266,7 +256,7 @@ func (c *Cluster) waitReady(ctx context.Context, idx []int) error {
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("chrun: node %d (%s) not ready after %s: %v", i, c.Addr(i), c.cfg.ReadyTimeout, last)
-			case <-p.done:
+			case <-p.Done():
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
@@ -312,7 +302,7 @@ func (c *Cluster) Version(ctx context.Context) (string, error) {
 }
 
 // running returns node i's process, nil if it is not running.
-func (c *Cluster) running(i int) *proc {
+func (c *Cluster) running(i int) *spawn.Proc {
 	c.mu.Lock()
 	p := c.nodes[i].proc
 	c.mu.Unlock()
@@ -320,7 +310,7 @@ func (c *Cluster) running(i int) *proc {
 		return nil
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return nil
 	default:
 		return p
@@ -391,25 +381,14 @@ func (c *Cluster) stop(i int, sig syscall.Signal, wait time.Duration) error {
 		return nil
 	}
 	c.log.Info("clickhouse node stopping", "node", i, "signal", sig.String())
-	_ = p.cmd.Process.Signal(sig)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		return nil
-	case <-t.C:
+	killed, err := p.Stop(sig, wait)
+	if killed {
+		c.log.Warn("clickhouse node did not stop in time; killed it", "node", i, "after", wait)
 	}
-	if sig == syscall.SIGKILL {
-		return fmt.Errorf("chrun: node %d did not exit %s after SIGKILL", i, wait)
+	if err != nil {
+		return fmt.Errorf("chrun: node %d %w", i, err)
 	}
-	c.log.Warn("clickhouse node did not stop in time; killing it", "node", i, "after", wait)
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("chrun: node %d did not exit after SIGKILL", i)
-	}
+	return nil
 }
 
 // Restart starts node i again, stopped or killed, with the same ports,

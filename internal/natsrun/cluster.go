@@ -62,14 +62,7 @@ type node struct {
 	conf     NodeConfig
 	confPath string
 	logPath  string
-	proc     *proc // nil while stopped
-}
-
-// proc is one run of a node's process.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process exited
-	err  error         // its exit status, once done
+	proc     *spawn.Proc // nil while stopped
 }
 
 // Start writes the credentials, the TLS files and each node's
@@ -264,22 +257,19 @@ func (c *Cluster) startNode(i int) error {
 	fmt.Fprintf(logf, "--- natsrun: starting %s at %s\n", n.conf.Name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(c.bin, "-c", n.confPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := spawn.Start(cmd); err != nil {
+	p, err := spawn.Run(cmd, func(err error) {
+		c.log.Info("nats node exited", "node", i, "pid", cmd.Process.Pid, "status", err)
+	})
+	if err != nil {
 		return fmt.Errorf("natsrun: starting %s: %w", c.bin, err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-		c.log.Info("nats node exited", "node", i, "pid", cmd.Process.Pid, "status", p.err)
-	}()
 	n.proc = p
 	c.log.Info("nats node started", "node", i, "pid", cmd.Process.Pid, "port", n.conf.Port)
 	return nil
 }
 
 // running returns node i's process, nil if it is not running.
-func (c *Cluster) running(i int) *proc {
+func (c *Cluster) running(i int) *spawn.Proc {
 	c.mu.Lock()
 	p := c.nodes[i].proc
 	c.mu.Unlock()
@@ -287,7 +277,7 @@ func (c *Cluster) running(i int) *proc {
 		return nil
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return nil
 	default:
 		return p
@@ -375,25 +365,14 @@ func (c *Cluster) stop(i int, sig syscall.Signal, wait time.Duration) error {
 		return nil
 	}
 	c.log.Info("nats node stopping", "node", i, "signal", sig.String())
-	_ = p.cmd.Process.Signal(sig)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		return nil
-	case <-t.C:
+	killed, err := p.Stop(sig, wait)
+	if killed {
+		c.log.Warn("nats node did not stop in time; killed it", "node", i, "after", wait)
 	}
-	if sig == syscall.SIGKILL {
-		return fmt.Errorf("natsrun: node %d did not exit %s after SIGKILL", i, wait)
+	if err != nil {
+		return fmt.Errorf("natsrun: node %d %w", i, err)
 	}
-	c.log.Warn("nats node did not stop in time; killing it", "node", i, "after", wait)
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("natsrun: node %d did not exit after SIGKILL", i)
-	}
+	return nil
 }
 
 // Restart starts node i again, stopped or killed, with the same ports,

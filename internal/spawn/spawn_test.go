@@ -45,3 +45,32 @@ func TestChildOutlivesThreads(t *testing.T) {
 		t.Error("no parent-death signal set")
 	}
 }
+
+// TestStop: a child that obeys SIGTERM exits; one that ignores it is
+// killed after the wait, and says so.
+func TestStop(t *testing.T) {
+	exited := make(chan error, 1)
+	p, err := Run(exec.Command("sleep", "30"), func(err error) { exited <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if killed, err := p.Stop(syscall.SIGTERM, 5*time.Second); killed || err != nil {
+		t.Errorf("sleep under SIGTERM: killed %v, err %v", killed, err)
+	}
+	if err := <-exited; err == nil {
+		t.Error("the exit callback saw no signal status")
+	}
+	p, err = Run(exec.Command("sh", "-c", `trap "" TERM; exec sleep 30`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the shell set its trap
+	if killed, err := p.Stop(syscall.SIGTERM, 200*time.Millisecond); !killed || err != nil {
+		t.Errorf("a child that ignores SIGTERM: killed %v, err %v", killed, err)
+	}
+	select {
+	case <-p.Done():
+	default:
+		t.Error("Done is not closed after Stop")
+	}
+}
