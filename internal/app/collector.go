@@ -163,14 +163,7 @@ func (s *server) watchServed(context.Context) (func() error, error) {
 // sensors, once the served set has arrived: before, every event would be
 // refused as for a zone not served.
 func (s *server) startCollectorRole(ctx context.Context) (func() error, error) {
-	n := s.cfg.NATS
-	c, err := collect.New(collect.Config{
-		JS: s.js, Sensors: s.cfg.Central.Sensors, Name: s.cfg.Central.Name,
-		Replicas: n.Replicas, MaxBytes: int64(n.MaxStreamMB) << 20,
-		Store: s.coll.store, Zones: s.coll.zones, Classifier: s.rules, Enricher: s.enr, Quarantine: s.quar,
-		BatchSize: s.cfg.Pipeline.BatchSize,
-		Logger:    s.log.With("component", "collect"), Registerer: s.metrics,
-	})
+	c, err := collect.New(s.collectConfig(s.coll.store, s.coll.zones))
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}

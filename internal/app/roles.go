@@ -266,14 +266,9 @@ func (s *server) sensorStatus(ctx context.Context) (api.Status, error) {
 // startCollector makes sure the events stream exists and starts storing
 // what the sensors publish to it.
 func (s *server) startCollector(ctx context.Context) (func() error, error) {
-	n := s.cfg.NATS
-	c, err := collect.New(collect.Config{
-		JS: s.js, Sensors: s.cfg.Central.Sensors, Name: s.cfg.Central.Name,
-		Replicas: n.Replicas, MaxBytes: int64(n.MaxStreamMB) << 20,
-		Store: s.local.Store, Zones: &seizedZones{served: s.served, reg: s.local.Registry}, Classifier: s.rules, Enricher: s.enr, Observer: s.hosts, Quarantine: s.quar,
-		BatchSize: s.cfg.Pipeline.BatchSize,
-		Logger:    s.log.With("component", "collect"), Registerer: s.metrics,
-	})
+	cc := s.collectConfig(s.local.Store, &seizedZones{served: s.served, reg: s.local.Registry})
+	cc.Observer = s.hosts
+	c, err := collect.New(cc)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
@@ -284,6 +279,20 @@ func (s *server) startCollector(ctx context.Context) (func() error, error) {
 			s.log.Error("collector", "err", err)
 		}
 	})(ctx)
+}
+
+// collectConfig is the collector's config of a central or a collector
+// (collector.go): the events of its sensors into store, with zones as its
+// check of the events' zones.
+func (s *server) collectConfig(store collect.Store, zones collect.Zones) collect.Config {
+	n := s.cfg.NATS
+	return collect.Config{
+		JS: s.js, Sensors: s.cfg.Central.Sensors, Name: s.cfg.Central.Name,
+		Replicas: n.Replicas, MaxBytes: int64(n.MaxStreamMB) << 20,
+		Store: store, Zones: zones, Classifier: s.rules, Enricher: s.enr, Quarantine: s.quar,
+		BatchSize: s.cfg.Pipeline.BatchSize,
+		Logger:    s.log.With("component", "collect"), Registerer: s.metrics,
+	}
 }
 
 // startServedSync publishes the served set and the rules to the sensors.
