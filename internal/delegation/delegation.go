@@ -396,11 +396,16 @@ func (c *checker) exchange(ctx context.Context, network string, m *dns.Msg) (*dn
 	}
 	defer conn.Close()
 	// ExchangeWithConnContext obeys the deadline but not cancellation:
-	// unblock the read when ctx ends.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	// close the connection when ctx ends. (A deadline set to now is not
+	// enough: the exchange sets its own read deadline after the write, and
+	// a cancellation between the two would be lost.)
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	resp, _, err := cl.ExchangeWithConnContext(ctx, m, conn)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %w", errTimeout, err)
+		}
 		return nil, wrapTimeout(err)
 	}
 	if len(resp.Question) > 0 {
