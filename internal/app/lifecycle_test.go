@@ -587,12 +587,12 @@ pipeline: {batch_size: 10, flush_ms: 10}
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz during the replay: %d", code)
 	}
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if code, b = get("/readyz"); code == 200 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 15 s: %d %+v", code, b)
+			t.Fatalf("not ready after 60 s: %d %+v", code, b)
 		}
 	}
 	if !b.Ready || len(b.NotReady) != 0 || b.Checks["spool"] != "ok" {
