@@ -3,7 +3,6 @@ package chstore
 import (
 	"context"
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -12,15 +11,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
-)
-
-// The protocols and transports as the small numbers that HostRows packs
-// into one value per event; 0 is none.
-var (
-	protoCodes = []event.Protocol{"", event.ProtoDNS, event.ProtoHTTP, event.ProtoHTTPS, event.ProtoSMTP, event.ProtoTCP, event.ProtoUDP}
-	transCodes = []event.Transport{"", event.TransportTCP, event.TransportUDP}
 )
 
 // lastPacked packs the last callback's source and destination ports,
@@ -46,23 +37,86 @@ var bigQuery = clickhouse.WithSettings(clickhouse.Settings{
 // calls: fn must copy what it keeps. HostRows stops at the first error of
 // fn and returns it as it is.
 //
-// The hosts come from one query, so they are of one snapshot of the
-// events (ClickHouse chooses the parts a query reads when it starts); q's
-// PartitionEvents is ignored: where DuckDB cuts a day into address ranges
-// to stay within its memory, ClickHouse spills its aggregation to disk
-// (bigQuery). The aggregation runs in two steps: per address, family and
-// bot id first, then per address and family, so that the distinct bot ids
-// are a count of rows, not a hash set per host. The most called ports come
-// from a query before it; an event stored between the two can at worst
-// leave a port of the list out of the names, flagged as another port.
+// A Conficker-sized day is 7 million hosts and 21 million events, and one
+// GROUP BY over all of them is what 18.16 does worst: its state passes the
+// memory limit and spills, and argMin over tuples of strings keeps a
+// variant per host. So, as the DuckDB engine does:
+//
+//   - the day is cut into ranges of addresses of about q.PartitionEvents
+//     events each (hostKey, from sampled quantiles), one query a range, so
+//     each aggregation stays in memory;
+//   - every string is aggregated as its cityHash64, and read back through
+//     dictionaries that small queries build first (families, the first
+//     callback's name, case and tag, and the network and place without the
+//     coordinates, which are often of the host); a hash a dictionary lacks
+//     (an event stored after it was built) is looked up alone;
+//   - the aggregation runs in two steps, per address, family and bot id
+//     first, then per address and family, so that the distinct bot ids are
+//     a count of rows, not a hash set per host. Every key and state is of
+//     fixed size.
+//
+// Each host's row comes from one query, so it is of one snapshot of the
+// events (ClickHouse chooses the parts a query reads when it starts); two
+// ranges may be of different snapshots. The most called ports come from a
+// query before them; an event stored between the two can at worst leave a
+// port of the list out of the names, flagged as another port.
 func (s *Store) HostRows(ctx context.Context, q eventstore.HostRowQuery, fn func(*eventstore.HostRow) error) error {
 	var w where
 	w.timeRange(q.From, q.To)
 	w.add(infected)
-	ports, err := s.topPorts(ctx, &w)
+	err := s.hostRows(ctx, &w, q.PartitionEvents, fn)
+	if stop, ok := err.(errStop); ok {
+		return stop.err
+	}
 	if err != nil {
 		return fmt.Errorf("chstore: host rows: %w", err)
 	}
+	return nil
+}
+
+// hostKey orders hosts as HostRows does, as one UInt64 that ranges of
+// hosts are cut on: an IPv4 address is its number (src_ip), an IPv6
+// address (src_ip has its top bit set) the top bit and the first 63 bits of
+// its address. Addresses that share the key are in the same range.
+const hostKey = `if(src_ip < 9223372036854775808, src_ip,
+	bitOr(toUInt64(9223372036854775808), bitShiftRight(reinterpretAsUInt64(reverse(substring(src_ip6, 1, 8))), 1)))`
+
+// The hashes HostRows aggregates instead of strings.
+const (
+	famHash   = "cityHash64(" + familyOrUnknown + ")"
+	firstHash = "cityHash64(domain, case_name, tag)"
+	placeHash = "cityHash64(asn, as_name, country_code, region, city)"
+)
+
+// defaultPartition is the events of one range of hosts when the query does
+// not say: about 1.4 million hosts of a Conficker-like day, whose states
+// stay well under the gigabyte bigQuery spills at.
+const defaultPartition = 1 << 22
+
+type firstEntry struct{ domain, caseName, tag string }
+
+type placeEntry struct {
+	asn                      uint32
+	asName, cc, region, city string
+}
+
+func (s *Store) hostRows(ctx context.Context, w *where, per int64, fn func(*eventstore.HostRow) error) error {
+	if per <= 0 {
+		per = defaultPartition
+	}
+	ports, err := s.topPorts(ctx, w)
+	if err != nil {
+		return err
+	}
+	bounds, err := s.hostRanges(ctx, w, per)
+	if err != nil || bounds == nil {
+		return err
+	}
+	d := hostDicts{s: s, w: w}
+	if err := d.load(ctx); err != nil {
+		return err
+	}
+
 	// A port's bit is its place in the list; bit 63 is any other port.
 	portBit := "toUInt64(9223372036854775808)"
 	if len(ports) > 0 {
@@ -73,61 +127,293 @@ func (s *Store) HostRows(ctx context.Context, q eventstore.HostRowQuery, fn func
 		arr := "CAST([" + strings.Join(list, ",") + "] AS Array(UInt16))"
 		portBit = "toUInt64(bitShiftLeft(toUInt64(1), if(indexOf(" + arr + ", dst_port) = 0, 63, indexOf(" + arr + ", dst_port) - 1)))"
 	}
-	query := `SELECT src_ip, any(ip6) AS a6, fam, min(t0), max(t1), toInt64(sum(n)), toInt64(countIf(bot_id != '')), groupBitOr(ports),
-	argMax(lst, t1), tupleElement(argMin(fst, t0), 1), tupleElement(argMin(fst, t0), 2), tupleElement(argMin(fst, t0), 3),
-	tupleElement(argMin(place, t0), 1), tupleElement(argMin(place, t0), 2), tupleElement(argMin(place, t0), 3),
-	tupleElement(argMin(place, t0), 4), tupleElement(argMin(place, t0), 5), tupleElement(argMin(place, t0), 6), tupleElement(argMin(place, t0), 7)
+	sel := `SELECT a6, any(ip) AS addr, fh, min(t0), max(t1), toInt64(sum(n)), toInt64(countIf(bh != cityHash64(''))), groupBitOr(ports),
+	argMax(lst, t1), argMin(fst, t0), argMin(place, t0), argMin(lat, t0), argMin(lon, t0)
 FROM (
-	SELECT src_ip, any(src_ip6) AS ip6, ` + familyOrUnknown + ` AS fam, bot_id, min(time_ns) AS t0, max(time_ns) AS t1, count() AS n,
-		groupBitOr(` + portBit + `) AS ports, argMax(` + lastPacked + `, time_ns) AS lst,
-		argMin((domain, case_name, tag), time_ns) AS fst,
-		argMin((asn, as_name, country_code, region, city, latitude, longitude), time_ns) AS place
-	FROM events` + w.sql() + `
-	GROUP BY src_ip, fam, bot_id
+	SELECT src_ip6 AS a6, any(src_ip) AS ip, ` + famHash + ` AS fh, cityHash64(bot_id) AS bh, min(time_ns) AS t0, max(time_ns) AS t1,
+		count() AS n, groupBitOr(` + portBit + `) AS ports, argMax(` + lastPacked + `, time_ns) AS lst,
+		argMin(` + firstHash + `, time_ns) AS fst, argMin(` + placeHash + `, time_ns) AS place,
+		argMin(latitude, time_ns) AS lat, argMin(longitude, time_ns) AS lon
+	FROM events%s
+	GROUP BY a6, fh, bh
 )
-GROUP BY src_ip, fam
-ORDER BY src_ip >= 9223372036854775808, a6, fam`
-	rows, err := s.conn.Query(clickhouse.Context(ctx, bigQuery), query, w.args...)
-	if err != nil {
-		return fmt.Errorf("chstore: host rows: %w", err)
-	}
-	defer rows.Close()
+GROUP BY a6, fh
+ORDER BY addr >= 9223372036854775808, a6`
+
+	// The rows of one address, sorted by family before fn sees them; their
+	// DstPorts are kept from address to address.
 	var (
-		row        eventstore.HostRow
-		src        uint64
-		a6, fam    string
-		first, lst int64
-		mask, last uint64
+		group        []eventstore.HostRow
+		n            int
+		prev, a6     string
+		src, fh      uint64
+		first, lst   int64
+		events, bots int64
+		mask, last   uint64
+		fstH, placeH uint64
+		lat, lon     float64
+		stopped      error
 	)
-	dest := []any{&src, &a6, &fam, &first, &lst, &row.Events, &row.BotIDs, &mask, &last,
-		&row.Domain, &row.Case, &row.Tag,
-		&row.ASN, &row.ASName, &row.Country, &row.Region, &row.City, &row.Latitude, &row.Longitude}
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("chstore: host rows: %w", err)
+	flush := func() error {
+		g := group[:n]
+		n = 0
+		if len(g) > 1 {
+			slices.SortFunc(g, func(a, b eventstore.HostRow) int { return strings.Compare(a.Family, b.Family) })
 		}
-		if row.IP, err = srcAddr(a6); err != nil {
-			return fmt.Errorf("chstore: host rows: %w", err)
+		for i := range g {
+			if err := fn(&g[i]); err != nil {
+				stopped = err
+				return err
+			}
 		}
-		row.Family = fam
-		row.FirstSeen, row.LastSeen = time.Unix(0, first).UTC(), time.Unix(0, lst).UTC()
-		row.DstPorts = row.DstPorts[:0]
-		for m := mask &^ (1 << 63); m != 0; m &= m - 1 {
-			row.DstPorts = append(row.DstPorts, ports[bits.TrailingZeros64(m)])
+		return nil
+	}
+	dest := []any{&a6, &src, &fh, &first, &lst, &events, &bots, &mask, &last, &fstH, &placeH, &lat, &lon}
+	for _, r := range bounds {
+		cw := w.clone()
+		cw.keyRange(r)
+		err := func() error {
+			rs, err := s.conn.Query(clickhouse.Context(ctx, bigQuery), fmt.Sprintf(sel, cw.sql()), cw.args...)
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			for rs.Next() {
+				if err := rs.Scan(dest...); err != nil {
+					return err
+				}
+				if a6 != prev && n > 0 {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+				prev = a6
+				if n == len(group) {
+					group = append(group, eventstore.HostRow{})
+				}
+				row := &group[n]
+				n++
+				if row.IP, err = srcAddr(a6); err != nil {
+					return err
+				}
+				if row.Family, err = d.family(ctx, fh); err != nil {
+					return err
+				}
+				fe, err := d.first(ctx, fstH)
+				if err != nil {
+					return err
+				}
+				pe, err := d.place(ctx, placeH)
+				if err != nil {
+					return err
+				}
+				row.FirstSeen, row.LastSeen = time.Unix(0, first).UTC(), time.Unix(0, lst).UTC()
+				row.Events, row.BotIDs = events, bots
+				row.Unpack(ports, mask, last)
+				row.Domain, row.Case, row.Tag = fe.domain, fe.caseName, fe.tag
+				row.ASN, row.ASName, row.Country, row.Region, row.City = pe.asn, pe.asName, pe.cc, pe.region, pe.city
+				row.Latitude, row.Longitude = lat, lon
+			}
+			return rs.Err()
+		}()
+		if stopped != nil {
+			return errStop{stopped}
 		}
-		slices.Sort(row.DstPorts)
-		row.OtherPorts = mask&(1<<63) != 0
-		row.SrcPort, row.DstPort = uint16(last>>32), uint16(last>>16)
-		row.Protocol = protoCodes[min(int(last>>8&0xff), len(protoCodes)-1)]
-		row.Transport = transCodes[min(int(last&0xff), len(transCodes)-1)]
-		if err := fn(&row); err != nil {
+		if err != nil {
 			return err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("chstore: host rows: %w", err)
+	if err := flush(); err != nil {
+		return errStop{err}
 	}
 	return nil
+}
+
+// errStop carries fn's error out of HostRows as it is.
+type errStop struct{ err error }
+
+func (e errStop) Error() string { return e.err.Error() }
+
+// hostRanges returns the ranges of hostKey that HostRows queries one by
+// one, about per events each, in order; nil if w has no events.
+func (s *Store) hostRanges(ctx context.Context, w *where, per int64) ([]keyRange, error) {
+	var count uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM events"+w.sql(), w.args...).Scan(&count); err != nil {
+		return nil, fmt.Errorf("ranges: %w", err)
+	}
+	if count == 0 {
+		return nil, nil
+	}
+	parts := (int64(count) + per - 1) / per
+	if parts <= 1 {
+		return []keyRange{{}}, nil
+	}
+	levels := make([]string, parts-1)
+	for i := range levels {
+		levels[i] = strconv.FormatFloat(float64(i+1)/float64(parts), 'f', -1, 64)
+	}
+	var cuts []uint64
+	query := "SELECT quantiles(" + strings.Join(levels, ", ") + ")(" + hostKey + ") FROM events" + w.sql()
+	if err := s.conn.QueryRow(ctx, query, w.args...).Scan(&cuts); err != nil {
+		return nil, fmt.Errorf("ranges: %w", err)
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	out := make([]keyRange, 0, len(cuts)+1)
+	var lo uint64
+	for _, c := range cuts {
+		if c == 0 {
+			continue
+		}
+		out = append(out, keyRange{lo: lo, hi: c, bounded: true})
+		lo = c
+	}
+	return append(out, keyRange{lo: lo}), nil
+}
+
+// keyRange is [lo, hi) of hostKey, or [lo, ∞) if not bounded.
+type keyRange struct {
+	lo, hi  uint64
+	bounded bool
+}
+
+// keyRange adds the terms of r. A range of IPv4 hosts only is a range of
+// src_ip, which ClickHouse reads alone before the other columns.
+func (w *where) keyRange(r keyRange) {
+	const top = uint64(1) << 63
+	switch {
+	case r.bounded && r.hi <= top:
+		w.add("src_ip >= ?", r.lo)
+		w.add("src_ip < ?", r.hi)
+	case r.bounded:
+		w.add(hostKey+" >= ?", r.lo)
+		w.add(hostKey+" < ?", r.hi)
+	case r.lo > 0:
+		w.add(hostKey+" >= ?", r.lo)
+	}
+}
+
+// clone returns a copy of w that terms can be added to.
+func (w *where) clone() *where {
+	return &where{terms: slices.Clone(w.terms), args: slices.Clone(w.args)}
+}
+
+// hostDicts reads back the hashes HostRows aggregates.
+type hostDicts struct {
+	s        *Store
+	w        *where
+	families map[uint64]string
+	firsts   map[uint64]firstEntry
+	places   map[uint64]placeEntry
+}
+
+// load builds the dictionaries of the events of w.
+func (d *hostDicts) load(ctx context.Context) error {
+	d.families, d.firsts, d.places = map[uint64]string{}, map[uint64]firstEntry{}, map[uint64]placeEntry{}
+	if err := d.query(ctx, "", famHash); err != nil {
+		return err
+	}
+	if err := d.query(ctx, "", firstHash); err != nil {
+		return err
+	}
+	return d.query(ctx, "", placeHash)
+}
+
+// query adds to the dictionary of hash the entries of w's events, or of
+// the one hash h when term is set ("= ?").
+func (d *hostDicts) query(ctx context.Context, term string, hash string, h ...any) error {
+	w := d.w.clone()
+	if term != "" {
+		w.add(hash+term, h...)
+	}
+	var cols string
+	switch hash {
+	case famHash:
+		cols = "any(" + familyOrUnknown + ")"
+	case firstHash:
+		cols = "any(domain), any(case_name), any(tag)"
+	default:
+		cols = "any(asn), any(as_name), any(country_code), any(region), any(city)"
+	}
+	rows, err := d.s.conn.Query(ctx, "SELECT "+hash+" AS h, "+cols+" FROM events"+w.sql()+" GROUP BY h", w.args...)
+	if err != nil {
+		return fmt.Errorf("dictionary: %w", err)
+	}
+	defer rows.Close()
+	var (
+		k  uint64
+		f  string
+		fe firstEntry
+		pe placeEntry
+	)
+	for rows.Next() {
+		switch hash {
+		case famHash:
+			err = rows.Scan(&k, &f)
+			d.families[k] = f
+		case firstHash:
+			err = rows.Scan(&k, &fe.domain, &fe.caseName, &fe.tag)
+			d.firsts[k] = fe
+		default:
+			err = rows.Scan(&k, &pe.asn, &pe.asName, &pe.cc, &pe.region, &pe.city)
+			d.places[k] = pe
+		}
+		if err != nil {
+			return fmt.Errorf("dictionary: %w", err)
+		}
+	}
+	return rows.Err()
+}
+
+// miss looks up a hash that the dictionary of hash lacks: one of an event
+// stored after the dictionaries were built.
+func (d *hostDicts) miss(ctx context.Context, hash string, h uint64) error {
+	if err := d.query(ctx, " = ?", hash, h); err != nil {
+		return err
+	}
+	var ok bool
+	switch hash {
+	case famHash:
+		_, ok = d.families[h]
+	case firstHash:
+		_, ok = d.firsts[h]
+	default:
+		_, ok = d.places[h]
+	}
+	if !ok {
+		return fmt.Errorf("dictionary: no event has the hash %d of %s", h, hash)
+	}
+	return nil
+}
+
+func (d *hostDicts) family(ctx context.Context, h uint64) (string, error) {
+	if f, ok := d.families[h]; ok {
+		return f, nil
+	}
+	if err := d.miss(ctx, famHash, h); err != nil {
+		return "", err
+	}
+	return d.families[h], nil
+}
+
+func (d *hostDicts) first(ctx context.Context, h uint64) (firstEntry, error) {
+	if e, ok := d.firsts[h]; ok {
+		return e, nil
+	}
+	if err := d.miss(ctx, firstHash, h); err != nil {
+		return firstEntry{}, err
+	}
+	return d.firsts[h], nil
+}
+
+func (d *hostDicts) place(ctx context.Context, h uint64) (placeEntry, error) {
+	if e, ok := d.places[h]; ok {
+		return e, nil
+	}
+	if err := d.miss(ctx, placeHash, h); err != nil {
+		return placeEntry{}, err
+	}
+	return d.places[h], nil
 }
 
 // topPorts returns the MaxPorts most called destination ports of w's

@@ -634,11 +634,13 @@ func clone[S ~[]E, E any](s S) S {
 const maxCached = 512
 
 // warm computes the answers the dashboard's overview of all families and
-// today's map ask first, so that they are read from memory.
+// today's map (of all families and of each) ask first, so that they are
+// read from memory.
 func (r *Rollup) warm(ctx context.Context, now time.Time) {
 	today := now.Truncate(24 * time.Hour)
 	tomorrow := today.AddDate(0, 0, 1)
 	r.Families(ctx)
+	r.RollupDays(ctx)
 	r.Spans(ctx, now, []int{1, 7, 30}, "")
 	for _, span := range []int{1, 7, 30} {
 		from := tomorrow.AddDate(0, 0, -span)
@@ -646,8 +648,12 @@ func (r *Rollup) warm(ctx context.Context, now time.Time) {
 			r.Hosts(ctx, eventstore.HostQuery{From: from, To: tomorrow, GroupBy: []eventstore.Dimension{dim}, Limit: 20})
 		}
 	}
-	r.Hosts(ctx, eventstore.HostQuery{From: today, To: tomorrow, GroupBy: []eventstore.Dimension{eventstore.DimCountry}})
-	r.Cities(ctx, eventstore.CityQuery{From: today, To: tomorrow, Limit: 300})
+	// Today's map, of all families and of each (the dashboard's filter).
+	fams, _ := r.Families(ctx)
+	for _, f := range append([]string{""}, fams...) {
+		r.Hosts(ctx, eventstore.HostQuery{From: today, To: tomorrow, Family: f, GroupBy: []eventstore.Dimension{eventstore.DimCountry}})
+		r.Cities(ctx, eventstore.CityQuery{From: today, To: tomorrow, Family: f, Limit: 300})
+	}
 }
 
 // rollupDays adds the terms of whole days: From's day included, To's day
@@ -851,21 +857,24 @@ FROM rollup_hosts` + w.sql() + ` GROUP BY cc, ci ORDER BY ips DESC, cc, ci`
 
 // RollupDays returns the UTC days the rollup holds, oldest first: those of
 // any shard.
+// The map asks at every request: kept until the next change.
 func (r *Rollup) RollupDays(ctx context.Context) ([]time.Time, error) {
-	var out []time.Time
-	for _, sh := range r.shards {
-		states, err := r.states(ctx, sh)
-		if err != nil {
-			return nil, fmt.Errorf("chstore: rollup days: %w", err)
-		}
-		for day, st := range states {
-			if st.events > 0 {
-				out = append(out, day)
+	return cached(r, "days", func() ([]time.Time, error) {
+		var out []time.Time
+		for _, sh := range r.shards {
+			states, err := r.states(ctx, sh)
+			if err != nil {
+				return nil, fmt.Errorf("chstore: rollup days: %w", err)
+			}
+			for day, st := range states {
+				if st.events > 0 {
+					out = append(out, day)
+				}
 			}
 		}
-	}
-	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
-	return slices.Compact(out), nil
+		slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+		return slices.Compact(out), nil
+	})
 }
 
 // Families returns the families of the rollup's hosts, by name.

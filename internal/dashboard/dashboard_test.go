@@ -30,7 +30,11 @@ import (
 	"github.com/takedown-project/takedown/internal/users"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The benchmarks on ClickHouse start its servers through package spawn,
+// whose goroutine lives as long as the process, on purpose.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/takedown-project/takedown/internal/spawn.Start.func1.1"))
+}
 
 // fixture is a dashboard over an in-memory database with a case, its
 // domains, a subscriber, events of infected hosts and three users.

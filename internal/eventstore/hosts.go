@@ -1,7 +1,9 @@
 package eventstore
 
 import (
+	"math/bits"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
@@ -24,8 +26,34 @@ type HostRowQuery struct {
 	// PartitionEvents is about how many events an engine that aggregates
 	// a range of addresses at a time takes in one part (the DuckDB engine:
 	// 4,194,304 when 0); an engine may ignore it. Tests set it low to
-	// exercise the partitioning.
+	// exercise the partitioning. Both engines cut at about 4,194,304 when
+	// it is 0.
 	PartitionEvents int64
+}
+
+// The protocols and transports as the small numbers that an engine packs
+// into one value per event for HostRow.Unpack; 0 is none.
+var (
+	PackedProtocols  = []event.Protocol{"", event.ProtoDNS, event.ProtoHTTP, event.ProtoHTTPS, event.ProtoSMTP, event.ProtoTCP, event.ProtoUDP}
+	PackedTransports = []event.Transport{"", event.TransportTCP, event.TransportUDP}
+)
+
+// Unpack sets the ports and protocols of r from what an engine aggregated
+// in two numbers: mask has bit i set for a call to ports[i] and bit 63 for
+// a call to any other port; last is the last callback's source port <<
+// 32 | destination port << 16 | protocol code << 8 | transport code (the
+// codes are places in PackedProtocols and PackedTransports). DstPorts is
+// reused.
+func (r *HostRow) Unpack(ports []uint16, mask, last uint64) {
+	r.DstPorts = r.DstPorts[:0]
+	for m := mask &^ (1 << 63); m != 0; m &= m - 1 {
+		r.DstPorts = append(r.DstPorts, ports[bits.TrailingZeros64(m)])
+	}
+	slices.Sort(r.DstPorts)
+	r.OtherPorts = mask&(1<<63) != 0
+	r.SrcPort, r.DstPort = uint16(last>>32), uint16(last>>16)
+	r.Protocol = PackedProtocols[min(int(last>>8&0xff), len(PackedProtocols)-1)]
+	r.Transport = PackedTransports[min(int(last&0xff), len(PackedTransports)-1)]
 }
 
 // HostRow is one infected host: the events of one source address and one

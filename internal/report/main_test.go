@@ -6,4 +6,8 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The benchmarks on ClickHouse start its servers through package spawn,
+// whose goroutine lives as long as the process, on purpose.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/takedown-project/takedown/internal/spawn.Start.func1.1"))
+}

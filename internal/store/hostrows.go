@@ -6,22 +6,12 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"math/bits"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
-)
-
-// The protocols and transports as the small numbers that HostRows packs
-// into one value per event; 0 is none.
-var (
-	protoCodes = []event.Protocol{"", event.ProtoDNS, event.ProtoHTTP, event.ProtoHTTPS, event.ProtoSMTP, event.ProtoTCP, event.ProtoUDP}
-	transCodes = []event.Transport{"", event.TransportTCP, event.TransportUDP}
 )
 
 // infected selects the events of infected hosts: those the classifier
@@ -140,15 +130,7 @@ FROM events WHERE ` + cond
 					return err
 				}
 				row.FirstSeen, row.LastSeen = first.UTC(), lastT.UTC()
-				row.DstPorts = row.DstPorts[:0]
-				for m := mask &^ (1 << 63); m != 0; m &= m - 1 {
-					row.DstPorts = append(row.DstPorts, ports[bits.TrailingZeros64(m)])
-				}
-				slices.Sort(row.DstPorts)
-				row.OtherPorts = mask&(1<<63) != 0
-				row.SrcPort, row.DstPort = uint16(last>>32), uint16(last>>16)
-				row.Protocol = protoCodes[min(int(last>>8&0xff), len(protoCodes)-1)]
-				row.Transport = transCodes[min(int(last&0xff), len(transCodes)-1)]
+				row.Unpack(ports, mask, last)
 				f := &firsts.entries[firsts.index[fh]]
 				row.Domain, row.Case, row.Tag = f.domain, f.caseName, f.tag
 				if ph != lastPH || pl == nil { // neighbouring addresses are mostly in one network
