@@ -140,6 +140,7 @@ which of its machines are infected.`,
 		e.mapCommand(),
 		e.reportCommand(),
 		e.usersCommand(),
+		e.evidenceCommand(),
 	)
 	root.AddCommand(newWorldDBCmd(), newEnrichCmd())
 	return root
