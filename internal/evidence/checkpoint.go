@@ -126,7 +126,7 @@ func Cosign(signed []byte, prev *Checkpoint, proof tlog.TreeProof, logVerifier n
 			return nil, &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: fmt.Sprintf("the tree has %d leaves, fewer than the %d of the last checkpoint cosigned: the log was truncated", c.Size, prev.Size)}
 		case c.Size == prev.Size && c.Root != prev.Root:
 			return nil, &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: "same size as the last checkpoint cosigned but another root: the log forked"}
-		case c.Size > prev.Size:
+		case c.Size > prev.Size && prev.Size > 0:
 			if err := tlog.CheckTree(proof, c.Size, c.Root, prev.Size, prev.Root); err != nil {
 				return nil, &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: fmt.Sprintf("not consistent with the last checkpoint cosigned (size %d): %v", prev.Size, err)}
 			}
