@@ -53,9 +53,13 @@ func signCheckpoint(s note.Signer, origin string, size int64, root tlog.Hash, at
 func ParseCheckpoint(signed []byte, v note.Verifiers) (Checkpoint, error) {
 	n, err := note.Open(signed, v)
 	if err != nil {
-		var unknown *note.UnknownVerifierError
-		if errors.As(err, &unknown) {
-			return Checkpoint{}, fmt.Errorf("checkpoint: signed by %s+%08x, not by the log's key: %w", unknown.Name, unknown.KeyHash, err)
+		var unverified *note.UnverifiedNoteError
+		if errors.As(err, &unverified) {
+			var by []string
+			for _, s := range unverified.Note.UnverifiedSigs {
+				by = append(by, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+			}
+			return Checkpoint{}, fmt.Errorf("checkpoint: no signature by a known key (signed only by %s): %w", strings.Join(by, ", "), err)
 		}
 		return Checkpoint{}, fmt.Errorf("checkpoint: %w", err)
 	}

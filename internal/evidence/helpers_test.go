@@ -96,11 +96,16 @@ func batch(k, n int) []event.Event {
 	return out
 }
 
-// appendBatches appends n leaves of batches of 3 events each.
+// appendBatches appends n leaves of batches of 3 events each, the events
+// numbered on from the log's size so that no two leaves are the same.
 func appendBatches(t testing.TB, l *evidence.Log, n int) {
 	t.Helper()
+	size, err := l.Size(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
-		if _, err := l.AppendBatch(context.Background(), batch(3*i, 3)); err != nil {
+		if _, err := l.AppendBatch(context.Background(), batch(3*(int(size)+i), 3)); err != nil {
 			t.Fatal(err)
 		}
 	}

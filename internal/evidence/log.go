@@ -482,7 +482,11 @@ func (l *Log) parseStored(msg []byte) (Checkpoint, error) {
 		c, err = parseUnverified(msg)
 	}
 	if err != nil {
-		return Checkpoint{}, &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: fmt.Sprintf("stored checkpoint does not verify: %v", err)}
+		size := int64(-1)
+		if u, uerr := parseUnverified(msg); uerr == nil {
+			size = u.Size
+		}
+		return Checkpoint{}, &TamperError{Leaf: -1, Checkpoint: size, Reason: fmt.Sprintf("stored checkpoint does not verify: %v", err)}
 	}
 	return c, nil
 }
