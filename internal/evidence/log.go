@@ -98,10 +98,14 @@ type Log struct {
 	now      func() time.Time
 	logger   *slog.Logger
 
-	// mu serialises appends and checkpoints, so that leaves are numbered
-	// in one line and a checkpoint sees a whole tree.
+	// mu serialises appends, so that leaves are numbered in one line.
 	mu   sync.Mutex
 	size int64 // number of leaves; under mu
+	// cpMu serialises checkpoints. A checkpoint holds mu only to read the
+	// size: the stored hashes of a committed tree never change, so
+	// appends go on while it is computed and signed (an external signer
+	// may take seconds).
+	cpMu sync.Mutex
 }
 
 // Open brings the log's schema up to date and checks the log against its
@@ -161,6 +165,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 			return nil, fmt.Errorf("evidence log is damaged, refusing to go on (run takedown evidence verify): %w", err)
 		}
 	}
+	lastSize := int64(-1)
+	if last != nil {
+		lastSize = last.Size
+	}
+	l.logger.Info("evidence log opened", "origin", l.origin, "leaves", size, "last_checkpoint", lastSize, "signing", l.signer != nil)
 	return l, nil
 }
 
@@ -405,25 +414,28 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if l.signer == nil {
 		return Checkpoint{}, errors.New("evidence log: no signing key configured; cannot sign a checkpoint")
 	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	size := l.size
+	l.mu.Unlock()
 	last, err := l.lastCheckpoint(ctx, l.db)
 	if err != nil {
 		return Checkpoint{}, err
 	}
 	if last != nil {
-		if err := l.checkAgainst(ctx, l.db, *last, l.size); err != nil {
+		if err := l.checkAgainst(ctx, l.db, *last, size); err != nil {
 			return Checkpoint{}, err
 		}
-		if last.Size == l.size {
+		if last.Size == size {
 			return *last, nil
 		}
 	}
-	root, err := tlog.TreeHash(l.size, hashReader{ctx: ctx, q: l.db})
+	root, err := tlog.TreeHash(size, hashReader{ctx: ctx, q: l.db})
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("evidence log: tree hash of size %d: %w", l.size, err)
+		return Checkpoint{}, fmt.Errorf("evidence log: tree hash of size %d: %w", size, err)
 	}
-	c, err := signCheckpoint(l.signer, l.origin, l.size, root, l.now())
+	c, err := signCheckpoint(l.signer, l.origin, size, root, l.now())
 	if err != nil {
 		return Checkpoint{}, err
 	}
