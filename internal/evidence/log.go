@@ -240,6 +240,9 @@ func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		for _, i := range pos[x] {
 			out[i] = tlog.Hash(h)
 		}
+		if r.pending != nil {
+			r.pending[x] = tlog.Hash(h) // stored hashes never change
+		}
 		found++
 	}
 	if err := rows.Err(); err != nil {
@@ -273,6 +276,7 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 	at := l.now().UTC()
 	var hashIdx []int64
 	var hashVals []string // hex: the driver binds no BLOB[]
+	var bulk leafColumns
 	for i, lf := range leaves {
 		n := first + int64(i)
 		rh := tlog.RecordHash(lf.data)
@@ -286,10 +290,20 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 			hashIdx = append(hashIdx, base+int64(j))
 			hashVals = append(hashVals, hex.EncodeToString(h[:]))
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, lf.data, rh[:]); err != nil {
-			return 0, fmt.Errorf("evidence log: storing leaf %d: %w", n, err)
+		if len(leaves) == 1 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, lf.data, rh[:]); err != nil {
+				return 0, fmt.Errorf("evidence log: storing leaf %d: %w", n, err)
+			}
+		} else {
+			if lf.kind != KindAudit {
+				return 0, fmt.Errorf("evidence log: leaf %d: only audit leaves are appended several at a time", n)
+			}
+			bulk.add(n, lf, rh)
 		}
+	}
+	if err := bulk.insert(ctx, tx, at); err != nil {
+		return 0, fmt.Errorf("evidence log: storing leaves %d to %d: %w", first, first+int64(len(leaves))-1, err)
 	}
 	for start := 0; start < len(hashIdx); start += bulkRows {
 		end := min(start+bulkRows, len(hashIdx))
@@ -303,6 +317,38 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 	}
 	l.size += int64(len(leaves))
 	return first, nil
+}
+
+// leafColumns are the columns of audit leaves appended together (one
+// INSERT for thousands of entries rather than one each). Every leaf in
+// it is an audit leaf: time range NULL, no events.
+type leafColumns struct {
+	idx, seq    []int64
+	kind        []string
+	data, hashe []string // hex: the driver binds no BLOB[]
+}
+
+func (c *leafColumns) add(n int64, lf newLeaf, rh tlog.Hash) {
+	c.idx = append(c.idx, n)
+	c.seq = append(c.seq, lf.auditSeq.Int64)
+	c.kind = append(c.kind, lf.kind)
+	c.data = append(c.data, hex.EncodeToString(lf.data))
+	c.hashe = append(c.hashe, hex.EncodeToString(rh[:]))
+}
+
+func (c *leafColumns) insert(ctx context.Context, tx *sql.Tx, at time.Time) error {
+	for start := 0; start < len(c.idx); start += bulkRows {
+		end := min(start+bulkRows, len(c.idx))
+		_, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
+			SELECT i, k, ?::TIMESTAMP, NULL, NULL, 0, s, unhex(d), unhex(h)
+			FROM (SELECT unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS s,
+				unnest(?::VARCHAR[]) AS d, unnest(?::VARCHAR[]) AS h)`,
+			at, c.idx[start:end], c.kind[start:end], c.seq[start:end], c.data[start:end], c.hashe[start:end])
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bulkRows is how many rows one INSERT … SELECT unnest(…) writes.
