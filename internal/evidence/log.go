@@ -604,6 +604,20 @@ func (l *Log) Leaf(ctx context.Context, idx int64) ([]byte, error) {
 	return data, nil
 }
 
+// AuditLeafIndex returns the index of the leaf that logs audit entry seq,
+// an error when the entry is not logged (yet).
+func (l *Log) AuditLeafIndex(ctx context.Context, seq int64) (int64, error) {
+	var idx int64
+	err := l.db.QueryRowContext(ctx, `SELECT idx FROM evidence_leaves WHERE kind = 'audit' AND audit_seq = ? ORDER BY idx LIMIT 1`, seq).Scan(&idx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("evidence log: audit entry %d is not logged (FollowAudit logs new entries at each checkpoint)", seq)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("evidence log: finding the leaf of audit entry %d: %w", seq, err)
+	}
+	return idx, nil
+}
+
 // Leaves calls fn with the index and data of each batch leaf whose events'
 // time range meets [fromNs, toNs), in index order. Pruned leaves are
 // passed with nil data.

@@ -436,3 +436,19 @@ func TestFollowAuditMany(t *testing.T) {
 	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 7000`, evidence.AuditLeaf("", entries[6998]))
 	wantTamper(t, l.Verify(ctx), 7000, -1, "does not match its hash")
 }
+
+func TestAuditLeafIndex(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	appendBatches(t, l, 2)
+	if _, err := l.FollowAudit(ctx, auditList{exampleAudit()}); err != nil {
+		t.Fatal(err)
+	}
+	if idx, err := l.AuditLeafIndex(ctx, 1); err != nil || idx != 2 {
+		t.Errorf("AuditLeafIndex(1) = %d, %v; want 2", idx, err)
+	}
+	if _, err := l.AuditLeafIndex(ctx, 2); err == nil || !strings.Contains(err.Error(), "not logged") {
+		t.Errorf("AuditLeafIndex of an entry not logged: %v", err)
+	}
+}

@@ -18,8 +18,15 @@ type Appender interface {
 
 // Store puts the log in front of an event store, write-ahead: a batch's
 // leaf is appended before the batch is stored, so that every stored event
-// is in a leaf. A crash between the two leaves a leaf whose events the
-// replay stores later, maybe in another batch and so in a second leaf.
+// is in a leaf. The converse does not hold: a crash between the two leaves
+// a leaf whose events the replay stores later, maybe in another batch and
+// so in a second leaf, and a batch the store refuses (the pipeline then
+// stores its events one by one and quarantines the bad ones) leaves a leaf
+// naming events that are stored under other leaves or not at all.
+//
+// The batch is hashed before it is stored, in parallel on the process's
+// CPUs; concurrent callers hash outside the log's lock, so one batch is
+// hashed while another is stored.
 type Store struct {
 	next Appender
 	log  *Log
