@@ -179,3 +179,36 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStoreErrors: an event no engine takes is refused before its leaf,
+// as the engine refuses it; a failing log is a transient error.
+func TestStoreErrors(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	es, err := store.Open(ctx, store.Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	l := openLog(t, db)
+	s := evidence.NewStore(es, l)
+	bad := batch(0, 3)
+	bad[1].Bytes = -1
+	err = s.AppendMarked(ctx, bad, "spool", []byte("1"))
+	var ee *eventstore.EventError
+	if !errors.As(err, &ee) || ee.Index != 1 {
+		t.Fatalf("a batch with a bad event: %v", err)
+	}
+	if size, _ := l.Size(ctx); size != 0 {
+		t.Errorf("a refused batch left %d leaves", size)
+	}
+	exec(t, db, `DROP TABLE evidence_hashes`)
+	err = s.AppendMarked(ctx, batch(0, 3), "spool", []byte("1"))
+	var te *eventstore.TransientError
+	if !errors.As(err, &te) {
+		t.Fatalf("a failing log: %v, want a transient error", err)
+	}
+	if mark, _ := es.Mark(ctx, "spool"); mark != nil {
+		t.Errorf("the batch was stored although its leaf was not written")
+	}
+}
