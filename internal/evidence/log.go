@@ -41,6 +41,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the log's messages. Zero: slog.Default().
 	Logger *slog.Logger
+	// Signed, when not nil, is called after a checkpoint is signed and
+	// before it is stored: the crash tests hold the process there to kill
+	// it in the middle of a checkpoint.
+	Signed func(Checkpoint)
 }
 
 // ErrTampered: the log, a checkpoint or a bundle does not verify.
@@ -90,6 +94,9 @@ type AuditSource interface {
 // Log is the transparency log: an append-only Merkle tree of batch and
 // audit leaves with signed checkpoints, kept in DuckDB tables. Its methods
 // are safe for concurrent use; appends and checkpoints are serialised.
+// One process keeps one Log per database: a Log holds the tree's size, so
+// a second Log appending to the same tables would not see the first's
+// leaves (read-only Logs, without a Signer, may be opened beside it).
 type Log struct {
 	db       *sql.DB
 	origin   string
@@ -97,6 +104,7 @@ type Log struct {
 	verifier note.Verifier
 	now      func() time.Time
 	logger   *slog.Logger
+	signed   func(Checkpoint)
 
 	// mu serialises appends, so that leaves are numbered in one line.
 	mu   sync.Mutex
@@ -119,7 +127,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := migrate.Apply(ctx, cfg.DB, Component, migrations); err != nil {
 		return nil, err
 	}
-	l := &Log{db: cfg.DB, origin: cfg.Origin, signer: cfg.Signer, verifier: cfg.Verifier, now: cfg.Now, logger: cfg.Logger}
+	l := &Log{db: cfg.DB, origin: cfg.Origin, signer: cfg.Signer, verifier: cfg.Verifier, now: cfg.Now, logger: cfg.Logger, signed: cfg.Signed}
 	if l.origin == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -484,6 +492,9 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	c, err := signCheckpoint(l.signer, l.origin, size, root, l.now())
 	if err != nil {
 		return Checkpoint{}, err
+	}
+	if l.signed != nil {
+		l.signed(c)
 	}
 	if _, err := l.db.ExecContext(ctx, `INSERT INTO evidence_checkpoints (size, signed_at, note) VALUES (?, ?, ?)`, c.Size, c.Time, c.Note); err != nil {
 		return Checkpoint{}, fmt.Errorf("evidence log: storing checkpoint of size %d: %w", c.Size, err)
