@@ -333,7 +333,7 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 type leafColumns struct {
 	idx, seq    []int64
 	kind        []string
-	data, hashe []string // hex: the driver binds no BLOB[]
+	data, hash  []string // hex: the driver binds no BLOB[]
 }
 
 func (c *leafColumns) add(n int64, lf newLeaf, rh tlog.Hash) {
@@ -341,7 +341,7 @@ func (c *leafColumns) add(n int64, lf newLeaf, rh tlog.Hash) {
 	c.seq = append(c.seq, lf.auditSeq.Int64)
 	c.kind = append(c.kind, lf.kind)
 	c.data = append(c.data, hex.EncodeToString(lf.data))
-	c.hashe = append(c.hashe, hex.EncodeToString(rh[:]))
+	c.hash = append(c.hash, hex.EncodeToString(rh[:]))
 }
 
 func (c *leafColumns) insert(ctx context.Context, tx *sql.Tx, at time.Time) error {
@@ -351,7 +351,7 @@ func (c *leafColumns) insert(ctx context.Context, tx *sql.Tx, at time.Time) erro
 			SELECT i, k, ?::TIMESTAMP, NULL, NULL, 0, s, unhex(d), unhex(h)
 			FROM (SELECT unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS s,
 				unnest(?::VARCHAR[]) AS d, unnest(?::VARCHAR[]) AS h)`,
-			at, c.idx[start:end], c.kind[start:end], c.seq[start:end], c.data[start:end], c.hashe[start:end])
+			at, c.idx[start:end], c.kind[start:end], c.seq[start:end], c.data[start:end], c.hash[start:end])
 		if err != nil {
 			return err
 		}
