@@ -331,9 +331,9 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 // INSERT for thousands of entries rather than one each). Every leaf in
 // it is an audit leaf: time range NULL, no events.
 type leafColumns struct {
-	idx, seq    []int64
-	kind        []string
-	data, hash  []string // hex: the driver binds no BLOB[]
+	idx, seq   []int64
+	kind       []string
+	data, hash []string // hex: the driver binds no BLOB[]
 }
 
 func (c *leafColumns) add(n int64, lf newLeaf, rh tlog.Hash) {
