@@ -28,13 +28,14 @@
 // one leaf. After a crash between the two the replay may store the events
 // under a second leaf too, so checks count event hashes as sets.
 //
-// Hashing a batch of 20,000 simulated events (its canonical JSON lines and
-// their SHA-256) takes about 45 ms of CPU here, the leaf's transaction
-// about 20 ms, against about 200 ms for DuckDB to append the batch: logging
-// first and storing after cost 24 % of the ingest rate. With the DuckDB
-// engine (a PreCommitAppender) Store hashes and logs the batch while the
-// engine appends it and lets the engine commit only after the leaf, which
-// keeps the write-ahead and brought the cost to 9 % on a loaded 2-core
-// machine (BenchmarkIngest; see BENCHMARKS.md for the figures on a quiet
-// one).
+// Hashing a batch of 20,000 simulated events (their canonical JSON lines
+// and SHA-256) takes about 45 ms of CPU, the leaf's transaction about
+// 20 ms, against 150 to 200 ms for DuckDB to append and commit the batch:
+// logging first and storing after cost 24 % of the ingest rate. With the
+// DuckDB engine (a PreCommitAppender) Store hashes and logs the batch
+// while the engine appends it, and lets the engine commit only once the
+// leaf is committed: the write-ahead holds, the leaf is ready before the
+// rows (the commit waits for it about 2 µs), and what remains is the CPU
+// the hashing takes from DuckDB: 9 to 16 % (median 13 %) on a shared
+// 2-core machine, less where a core is spare (BenchmarkIngest).
 package evidence
