@@ -172,6 +172,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		if err := l.checkAgainst(ctx, l.db, *last, size); err != nil {
 			return nil, fmt.Errorf("evidence log is damaged, refusing to go on (run takedown evidence verify): %w", err)
 		}
+		if l.signer != nil {
+			if err := l.checkOrigin(*last); err != nil {
+				return nil, err
+			}
+		}
 	}
 	lastSize := int64(-1)
 	if last != nil {
@@ -478,6 +483,9 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, err
 	}
 	if last != nil {
+		if err := l.checkOrigin(*last); err != nil {
+			return Checkpoint{}, err
+		}
 		if err := l.checkAgainst(ctx, l.db, *last, size); err != nil {
 			return Checkpoint{}, err
 		}
@@ -500,6 +508,15 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("evidence log: storing checkpoint of size %d: %w", c.Size, err)
 	}
 	return c, nil
+}
+
+// checkOrigin refuses to extend a log under another name than its last
+// checkpoint's: witnesses and mirrors know a log by its origin.
+func (l *Log) checkOrigin(last Checkpoint) error {
+	if last.Origin != l.origin {
+		return fmt.Errorf("evidence log: its checkpoints name the log %q, but the configured origin is %q; set the origin back to %q (a log keeps one name)", last.Origin, l.origin, last.Origin)
+	}
+	return nil
 }
 
 // checkAgainst checks that the tree of size leaves extends checkpoint c:

@@ -476,3 +476,26 @@ func keysSigner(t *testing.T) note.Signer {
 	s, _ := keys(t, "log.example", 1)
 	return s
 }
+
+// TestOriginIsKept: a log is not extended under another name.
+func TestOriginIsKept(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	appendBatches(t, l, 2)
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, v := keys(t, "log.example", 1)
+	_, err := evidence.Open(ctx, evidence.Config{DB: db, Origin: "takedown/renamed", Signer: s, Verifier: v, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), `set the origin back to "takedown/test"`) {
+		t.Fatalf("Open under another origin: %v", err)
+	}
+	ro, err := evidence.Open(ctx, evidence.Config{DB: db, Origin: "takedown/renamed", Verifier: v})
+	if err != nil {
+		t.Fatalf("a read-only Open under another origin: %v", err)
+	}
+	if err := ro.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

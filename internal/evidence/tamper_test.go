@@ -3,6 +3,7 @@ package evidence_test
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -172,4 +173,21 @@ func TestCheckpointRefusesRewrittenLog(t *testing.T) {
 	if cps, _ := l.Checkpoints(context.Background()); len(cps) != 3 {
 		t.Errorf("%d checkpoints after a refused one", len(cps))
 	}
+}
+
+// TestTamperOtherOrigin: a checkpoint of another log, signed by the same
+// key, slipped among the log's.
+func TestTamperOtherOrigin(t *testing.T) {
+	db, l := tamperLog(t)
+	s, _ := keys(t, "log.example", 1)
+	root, err := l.TreeHash(t.Context(), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := note.Sign(&note.Note{Text: "takedown/other\n8\n" + base64.StdEncoding.EncodeToString(root[:]) + "\ntime 2010-02-22T12:00:00Z\n"}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db, `UPDATE evidence_checkpoints SET note = ? WHERE size = 8`, msg)
+	wantTamper(t, l.Verify(t.Context()), -1, 8, `checkpoint of the log "takedown/other"`)
 }

@@ -38,8 +38,8 @@ func (l *Log) VerifyProgress(ctx context.Context, progress func(done, total int6
 	mem := memHashes(computed)
 	good := int64(0)
 	for _, c := range cps {
-		if c.Origin != l.origin {
-			return &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: fmt.Sprintf("checkpoint of log %q in the log %q", c.Origin, l.origin)}
+		if c.Origin != cps[0].Origin {
+			return &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: fmt.Sprintf("checkpoint of the log %q among checkpoints of the log %q", c.Origin, cps[0].Origin)}
 		}
 		if c.Size > size {
 			return &TamperError{Leaf: size, Checkpoint: c.Size, Reason: fmt.Sprintf("the log has %d leaves, fewer than this checkpoint's %d: leaves %d to %d were removed", size, c.Size, size, c.Size-1)}
