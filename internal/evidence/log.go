@@ -278,7 +278,16 @@ type newLeaf struct {
 
 // append adds leaves in one transaction, with their stored hashes, and
 // returns the index of the first. The caller holds l.mu.
+//
+// The transaction does not heed ctx's cancellation: it is short, and a
+// commit that was interrupted may have been made durable all the same
+// (DuckDB), which would leave the size the log holds behind the table.
+// Should a commit still fail, the size is read back from the table.
 func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("evidence log: appending: %w", err)
+	}
+	ctx = context.WithoutCancel(ctx)
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("evidence log: starting transaction: %w", err)
@@ -326,7 +335,16 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("evidence log: committing leaves %d to %d: %w", first, first+int64(len(leaves))-1, err)
+		err = fmt.Errorf("evidence log: committing leaves %d to %d: %w", first, first+int64(len(leaves))-1, err)
+		var n sql.NullInt64
+		if rerr := l.db.QueryRowContext(ctx, `SELECT max(idx) FROM evidence_leaves`).Scan(&n); rerr != nil {
+			return 0, errors.Join(err, fmt.Errorf("evidence log: reading its size back: %w", rerr))
+		}
+		l.size = n.Int64 + 1
+		if !n.Valid {
+			l.size = 0
+		}
+		return 0, err
 	}
 	l.size += int64(len(leaves))
 	return first, nil
