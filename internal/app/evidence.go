@@ -134,16 +134,16 @@ func openEvidenceLog(ctx context.Context, cfg config.Config, local *Local, logge
 		ev.hold = &holdSigner{Signer: signer, path: path, log: logger}
 		signer = ev.hold
 	}
-	ev.log, err = evidence.Open(ctx, evidence.Config{DB: local.DB, Origin: ec.Origin, Signer: signer, Logger: logger})
+	ev.log, err = evidence.Open(ctx, evidence.Config{DB: local.DB, Origin: ec.Origin, Signer: signer, Verifier: verifier, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("evidence log: %w", err)
-	}
-	if err := ev.log.Verify(ctx); err != nil {
-		return nil, fmt.Errorf("evidence log does not verify, serve refuses to extend it: %w", err)
 	}
 	cps, err := ev.log.Checkpoints(ctx)
+	if err == nil {
+		err = ev.checkCheckpoints(ctx, cps)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("evidence log: %w", err)
+		return nil, fmt.Errorf("evidence log does not verify, serve refuses to extend it (`takedown evidence check` says more): %w", err)
 	}
 	if len(cps) > 0 {
 		ev.last.Store(&cps[len(cps)-1])
@@ -238,6 +238,30 @@ func (ev *evidenceLog) republish(cps []evidence.Checkpoint) error {
 		}
 		if err := ev.publish(c, latest); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkCheckpoints checks that every stored checkpoint (whose signature
+// Checkpoints checked) is of this log and has the root of the tree of its
+// size: a checkpoint swapped for one of another tree, signed by the same
+// key, is refused. Open checked the last one, and the leaves' count; the
+// leaves' data is checked by `takedown evidence check` (Log.Verify), which
+// reads all of it.
+func (ev *evidenceLog) checkCheckpoints(ctx context.Context, cps []evidence.Checkpoint) error {
+	for _, c := range cps {
+		if c.Origin != ev.cfg.Origin {
+			return &evidence.TamperError{Leaf: -1, Checkpoint: c.Size,
+				Reason: fmt.Sprintf("stored checkpoint is of log %q, evidence.origin is %q", c.Origin, ev.cfg.Origin)}
+		}
+		root, err := ev.log.TreeHash(ctx, c.Size)
+		if err != nil {
+			return err
+		}
+		if root != c.Root {
+			return &evidence.TamperError{Leaf: -1, Checkpoint: c.Size,
+				Reason: fmt.Sprintf("stored checkpoint has root %s, the tree of its size %s: it was swapped for a checkpoint of another tree", c.Root, root)}
 		}
 	}
 	return nil
