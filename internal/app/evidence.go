@@ -576,3 +576,45 @@ func (s *server) evidencePruner() func(context.Context, time.Time) (int64, error
 	}
 	return s.evid.prune
 }
+
+// EvidenceKey returns the note verifier key of cfg's evidence log:
+// evidence.public_key with a signer command, else the .pub file beside
+// the key file, else the one derived from the key file itself.
+func EvidenceKey(cfg config.Config) (string, error) {
+	ec := cfg.Evidence
+	if len(ec.SignerCommand) > 0 {
+		return ec.PublicKey, nil
+	}
+	if b, err := os.ReadFile(pubFile(ec.KeyFile)); err == nil && strings.HasSuffix(ec.KeyFile, ".key") {
+		vkey := strings.TrimSpace(string(b))
+		if _, err := note.NewVerifier(vkey); err != nil {
+			return "", fmt.Errorf("evidence: %s: %w", pubFile(ec.KeyFile), err)
+		}
+		return vkey, nil
+	}
+	b, err := os.ReadFile(ec.KeyFile)
+	if err != nil {
+		return "", fmt.Errorf("evidence: the log's verifier key: %w (no %s beside it)", err, pubFile(ec.KeyFile))
+	}
+	return VerifierKey(strings.TrimSpace(string(b)))
+}
+
+// OpenEvidence opens the evidence log in local's database file to read
+// and verify it (it cannot sign), with the verifier key of cfg, which it
+// returns too.
+func OpenEvidence(ctx context.Context, cfg config.Config, local *Local) (*evidence.Log, string, error) {
+	vkey, err := EvidenceKey(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, "", fmt.Errorf("evidence: verifier key %q: %w", vkey, err)
+	}
+	l, err := evidence.Open(ctx, evidence.Config{DB: local.DB, Origin: cfg.Evidence.Origin, Verifier: v,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, "", fmt.Errorf("evidence log: %w", err)
+	}
+	return l, vkey, nil
+}
