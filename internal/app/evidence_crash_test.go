@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/base64"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/evidence"
@@ -158,10 +160,41 @@ func TestEvidenceKill9InCheckpoint(t *testing.T) {
 	}
 	consistent("the checkpoint signed at the kill", evidence.Checkpoint{Size: hsize, Root: tlog.Hash(root)})
 
-	stored := 0
+	local.Close()
+	logMatchesStore(t, cfg, 250)
+}
+
+// logMatchesStore checks that the store holds n events and that the
+// hashes of the stored events and those the log's batch leaves list are
+// the same set.
+func logMatchesStore(t *testing.T, cfg config.Config, n int) {
+	t.Helper()
+	ctx := context.Background()
+	local, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	lg, _, err := OpenEvidence(ctx, cfg, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[[32]byte]int64{}
+	err = lg.Leaves(ctx, math.MinInt64, math.MaxInt64, func(idx int64, data []byte) error {
+		lf, err := evidence.ParseLeaf(data)
+		for _, h := range lf.Events {
+			listed[h] = idx
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[[32]byte]bool{}
 	err = local.Store.Scan(ctx, eventstore.ScanQuery{}, func(e *event.Event) error {
-		stored++
-		if h := evidence.EventHash(e); !inLeaves[h] {
+		h := evidence.EventHash(e)
+		stored[h] = true
+		if _, ok := listed[h]; !ok {
 			t.Errorf("stored event of %s from %s (%x) is in no leaf", e.Time, e.SrcIP, h)
 		}
 		return nil
@@ -169,7 +202,12 @@ func TestEvidenceKill9InCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored != 250 {
-		t.Errorf("%d events stored, want 250", stored)
+	if len(stored) != n {
+		t.Errorf("%d events stored, want %d", len(stored), n)
+	}
+	for h, idx := range listed {
+		if !stored[h] {
+			t.Errorf("leaf %d lists %x, which is not stored", idx, h)
+		}
 	}
 }
