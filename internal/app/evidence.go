@@ -216,6 +216,11 @@ func (ev *evidenceLog) checkpointFile(size int64) string {
 // publish writes c to checkpoints/SIZE.note and, if latest, to
 // checkpoint, each whole (writeFileAtomic).
 func (ev *evidenceLog) publish(c evidence.Checkpoint, latest bool) error {
+	for _, dir := range []string{ev.cfg.PublishDir, filepath.Dir(ev.checkpointFile(0))} {
+		if err := publicDir(dir); err != nil {
+			return fmt.Errorf("evidence.publish_dir: %w", err)
+		}
+	}
 	if err := writeFileAtomic(ev.checkpointFile(c.Size), c.Note); err != nil {
 		return fmt.Errorf("publishing checkpoint %d: %w", c.Size, err)
 	}
@@ -488,6 +493,19 @@ func VerifierKey(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+// publicDir makes dir, when missing, readable by all (0755, whatever the
+// umask: serve's keeps everything else private): what it holds is meant to
+// be mirrored. An existing directory keeps its mode.
+func publicDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
 
 // writeFileAtomic writes b to path whole or not at all: a temporary file
