@@ -393,10 +393,9 @@ func (ev *evidenceLog) handler() http.Handler {
 		text(w, c.Note, "no-cache")
 	})
 	mux.HandleFunc("GET /api/v1/evidence/checkpoints/{size}", func(w http.ResponseWriter, r *http.Request) {
-		name := strings.TrimSuffix(r.PathValue("size"), ".note")
-		size, err := strconv.ParseInt(name, 10, 64)
-		if err != nil || size < 0 || strconv.FormatInt(size, 10) != name {
-			http.Error(w, fmt.Sprintf("%q is not a tree size", r.PathValue("size")), http.StatusBadRequest)
+		size, err := parseTreeSize(r.PathValue("size"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		b, err := os.ReadFile(ev.checkpointFile(size))
@@ -410,6 +409,18 @@ func (ev *evidenceLog) handler() http.Handler {
 		text(w, []byte(ev.vkey+"\n"), "no-cache")
 	})
 	return mux
+}
+
+// parseTreeSize parses the SIZE of /api/v1/evidence/checkpoints/SIZE (or
+// SIZE.note, as the published file is named): a decimal number without
+// sign or leading zeros.
+func parseTreeSize(s string) (int64, error) {
+	name := strings.TrimSuffix(s, ".note")
+	size, err := strconv.ParseInt(name, 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != name {
+		return 0, fmt.Errorf("%q is not a tree size (a decimal number)", s)
+	}
+	return size, nil
 }
 
 // evidenceSigner returns the log's signer, its verifier and verifier key:

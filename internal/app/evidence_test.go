@@ -341,3 +341,23 @@ func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzParseTreeSize: a size of the API's path parses back to the text it
+// came from, or is refused with an error that quotes it.
+func FuzzParseTreeSize(f *testing.F) {
+	for _, s := range []string{"0", "42", "42.note", "-1", "007", "+3", "9223372036854775808", "", ".note", "1e3", "12 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseTreeSize(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), fmt.Sprintf("%q", s)) {
+				t.Errorf("error %q does not quote %q", err, s)
+			}
+			return
+		}
+		if n < 0 || strings.TrimSuffix(s, ".note") != fmt.Sprint(n) {
+			t.Errorf("%q parsed as %d", s, n)
+		}
+	})
+}
