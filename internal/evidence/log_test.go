@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -395,5 +396,59 @@ func exec(t *testing.T, db *sql.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := db.ExecContext(t.Context(), q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// TestFollowAuditMany logs more audit entries than one round reads.
+func TestFollowAuditMany(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	appendBatches(t, l, 1)
+	var entries auditList
+	prev := ""
+	at := time.Date(2010, 2, 22, 9, 0, 0, 0, time.UTC)
+	for i := range 12_345 {
+		e := registry.AuditEntry{Seq: int64(i + 1), At: at, Actor: "import", Action: "domain.import",
+			Object: fmt.Sprintf("domain:d%d.example", i), Detail: `{"state":"seized"}`}
+		e.Hash = registry.EntryHash(prev, e)
+		prev = e.Hash
+		entries = append(entries, e)
+	}
+	start := time.Now()
+	n, err := l.FollowAudit(ctx, entries)
+	if err != nil || n != len(entries) {
+		t.Fatalf("FollowAudit: %d %v", n, err)
+	}
+	t.Logf("%d audit entries logged in %s", n, time.Since(start))
+	appendBatches(t, l, 1)
+	if size, _ := l.Size(ctx); size != int64(len(entries))+2 {
+		t.Fatalf("size %d", size)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := l.Leaf(ctx, 12_345)
+	if lf, err := evidence.ParseLeaf(data); err != nil || lf.AuditHash() != entries[12_344].Hash {
+		t.Fatalf("leaf 12345: %v", err)
+	}
+	// A leaf's data altered among them is found.
+	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 7000`, evidence.AuditLeaf("", entries[6998]))
+	wantTamper(t, l.Verify(ctx), 7000, -1, "does not match its hash")
+}
+
+func TestAuditLeafIndex(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	appendBatches(t, l, 2)
+	if _, err := l.FollowAudit(ctx, auditList{exampleAudit()}); err != nil {
+		t.Fatal(err)
+	}
+	if idx, err := l.AuditLeafIndex(ctx, 1); err != nil || idx != 2 {
+		t.Errorf("AuditLeafIndex(1) = %d, %v; want 2", idx, err)
+	}
+	if _, err := l.AuditLeafIndex(ctx, 2); err == nil || !strings.Contains(err.Error(), "not logged") {
+		t.Errorf("AuditLeafIndex of an entry not logged: %v", err)
 	}
 }

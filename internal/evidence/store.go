@@ -2,8 +2,10 @@ package evidence
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/eventstore"
 )
 
 // Appender is the event store the write path feeds: pipeline.Store's
@@ -18,8 +20,15 @@ type Appender interface {
 
 // Store puts the log in front of an event store, write-ahead: a batch's
 // leaf is appended before the batch is stored, so that every stored event
-// is in a leaf. A crash between the two leaves a leaf whose events the
-// replay stores later, maybe in another batch and so in a second leaf.
+// is in a leaf. The converse does not hold: a crash between the two leaves
+// a leaf whose events the replay stores later, maybe in another batch and
+// so in a second leaf, and a batch the store refuses (the pipeline then
+// stores its events one by one and quarantines the bad ones) leaves a leaf
+// naming events that are stored under other leaves or not at all.
+//
+// The batch is hashed before it is stored, in parallel on the process's
+// CPUs; concurrent callers hash outside the log's lock, so one batch is
+// hashed while another is stored.
 type Store struct {
 	next Appender
 	log  *Log
@@ -33,10 +42,21 @@ func NewStore(next Appender, log *Log) *Store { return &Store{next: next, log: l
 
 // AppendMarked appends the batch's leaf, then stores the batch and the
 // mark. A batch without events only moves the mark.
+//
+// A batch with an event that no engine takes (eventstore.Check) is refused
+// before its leaf is written, with the engines' *eventstore.EventError, so
+// that the caller sets that event aside as it would without the log. A
+// failure of the log is an *eventstore.TransientError: no event is to
+// blame, and the batch is to be taken again later.
 func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error {
+	for i := range batch {
+		if err := eventstore.Check(&batch[i]); err != nil {
+			return fmt.Errorf("evidence: appending batch: %w", &eventstore.EventError{Index: i, Err: err})
+		}
+	}
 	if len(batch) > 0 {
 		if _, err := s.log.AppendBatch(ctx, batch); err != nil {
-			return err
+			return &eventstore.TransientError{Err: err}
 		}
 	}
 	return s.next.AppendMarked(ctx, batch, source, mark)
