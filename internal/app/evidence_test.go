@@ -361,3 +361,28 @@ func FuzzParseTreeSize(f *testing.F) {
 		}
 	})
 }
+
+// fakeRetention counts DeleteBefore's calls.
+type fakeRetention struct{ cutoff time.Time }
+
+func (f *fakeRetention) DeleteBefore(_ context.Context, cutoff time.Time) (int64, error) {
+	f.cutoff = cutoff
+	return 5, nil
+}
+
+// TestRetentionPrunesTheLog: retention prunes the evidence log's batches
+// with the same cutoff as the events it deletes.
+func TestRetentionPrunesTheLog(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &fakeRetention{}
+	var pruned time.Time
+	prune := func(_ context.Context, cutoff time.Time) (int64, error) {
+		pruned = cutoff
+		cancel() // one round
+		return 1, nil
+	}
+	runRetention(ctx, st, prune, 30, slog.New(slog.DiscardHandler))
+	if pruned.IsZero() || !pruned.Equal(st.cutoff) {
+		t.Errorf("pruned before %v, deleted before %v", pruned, st.cutoff)
+	}
+}
