@@ -161,6 +161,12 @@ type Leaf struct {
 	Audit []byte
 }
 
+// Contains reports whether a batch leaf names the event hash h.
+func (l Leaf) Contains(h [32]byte) bool {
+	_, ok := slices.BinarySearchFunc(l.Events, h, compareHashes)
+	return ok
+}
+
 // AuditFields returns the eight fields of an audit leaf (prev, seq, at,
 // actor, action, object, detail, reason).
 func (l Leaf) AuditFields() ([]string, error) { return parseAuditFields(l.Audit) }

@@ -41,6 +41,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the log's messages. Zero: slog.Default().
 	Logger *slog.Logger
+	// Signed, when not nil, is called after a checkpoint is signed and
+	// before it is stored: the crash tests hold the process there to kill
+	// it in the middle of a checkpoint.
+	Signed func(Checkpoint)
 }
 
 // ErrTampered: the log, a checkpoint or a bundle does not verify.
@@ -90,6 +94,9 @@ type AuditSource interface {
 // Log is the transparency log: an append-only Merkle tree of batch and
 // audit leaves with signed checkpoints, kept in DuckDB tables. Its methods
 // are safe for concurrent use; appends and checkpoints are serialised.
+// One process keeps one Log per database: a Log holds the tree's size, so
+// a second Log appending to the same tables would not see the first's
+// leaves (read-only Logs, without a Signer, may be opened beside it).
 type Log struct {
 	db       *sql.DB
 	origin   string
@@ -97,6 +104,7 @@ type Log struct {
 	verifier note.Verifier
 	now      func() time.Time
 	logger   *slog.Logger
+	signed   func(Checkpoint)
 
 	// mu serialises appends, so that leaves are numbered in one line.
 	mu   sync.Mutex
@@ -119,7 +127,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := migrate.Apply(ctx, cfg.DB, Component, migrations); err != nil {
 		return nil, err
 	}
-	l := &Log{db: cfg.DB, origin: cfg.Origin, signer: cfg.Signer, verifier: cfg.Verifier, now: cfg.Now, logger: cfg.Logger}
+	l := &Log{db: cfg.DB, origin: cfg.Origin, signer: cfg.Signer, verifier: cfg.Verifier, now: cfg.Now, logger: cfg.Logger, signed: cfg.Signed}
 	if l.origin == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -323,9 +331,9 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 // INSERT for thousands of entries rather than one each). Every leaf in
 // it is an audit leaf: time range NULL, no events.
 type leafColumns struct {
-	idx, seq    []int64
-	kind        []string
-	data, hashe []string // hex: the driver binds no BLOB[]
+	idx, seq   []int64
+	kind       []string
+	data, hash []string // hex: the driver binds no BLOB[]
 }
 
 func (c *leafColumns) add(n int64, lf newLeaf, rh tlog.Hash) {
@@ -333,7 +341,7 @@ func (c *leafColumns) add(n int64, lf newLeaf, rh tlog.Hash) {
 	c.seq = append(c.seq, lf.auditSeq.Int64)
 	c.kind = append(c.kind, lf.kind)
 	c.data = append(c.data, hex.EncodeToString(lf.data))
-	c.hashe = append(c.hashe, hex.EncodeToString(rh[:]))
+	c.hash = append(c.hash, hex.EncodeToString(rh[:]))
 }
 
 func (c *leafColumns) insert(ctx context.Context, tx *sql.Tx, at time.Time) error {
@@ -343,7 +351,7 @@ func (c *leafColumns) insert(ctx context.Context, tx *sql.Tx, at time.Time) erro
 			SELECT i, k, ?::TIMESTAMP, NULL, NULL, 0, s, unhex(d), unhex(h)
 			FROM (SELECT unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS s,
 				unnest(?::VARCHAR[]) AS d, unnest(?::VARCHAR[]) AS h)`,
-			at, c.idx[start:end], c.kind[start:end], c.seq[start:end], c.data[start:end], c.hashe[start:end])
+			at, c.idx[start:end], c.kind[start:end], c.seq[start:end], c.data[start:end], c.hash[start:end])
 		if err != nil {
 			return err
 		}
@@ -484,6 +492,9 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	c, err := signCheckpoint(l.signer, l.origin, size, root, l.now())
 	if err != nil {
 		return Checkpoint{}, err
+	}
+	if l.signed != nil {
+		l.signed(c)
 	}
 	if _, err := l.db.ExecContext(ctx, `INSERT INTO evidence_checkpoints (size, signed_at, note) VALUES (?, ?, ?)`, c.Size, c.Time, c.Note); err != nil {
 		return Checkpoint{}, fmt.Errorf("evidence log: storing checkpoint of size %d: %w", c.Size, err)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,24 @@ func TestCheckpointOnlyWhenGrown(t *testing.T) {
 		t.Errorf("a second checkpoint of the same tree was signed anew: %v", err)
 	}
 	appendBatches(t, l, 5)
+	// The Signed hook sees the checkpoint before it is stored.
+	var held []int64
+	hooked, err := evidence.Open(ctx, evidence.Config{DB: db, Origin: "takedown/test", Signer: keysSigner(t), Logger: slog.New(slog.DiscardHandler),
+		Signed: func(c evidence.Checkpoint) {
+			held = append(held, c.Size)
+			if cps, _ := l.Checkpoints(ctx); len(cps) != 1 {
+				t.Errorf("%d checkpoints stored when the hook runs, want 1", len(cps))
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hooked.Checkpoint(ctx); err != nil || len(held) != 1 || held[0] != 5 {
+		t.Fatalf("the Signed hook saw %v (%v), want the checkpoint of size 5", held, err)
+	}
+	if _, err := hooked.Checkpoint(ctx); err != nil || len(held) != 1 {
+		t.Errorf("the Signed hook ran %v for a tree that did not grow (%v)", held, err)
+	}
 	c1, err := l.Checkpoint(ctx)
 	if err != nil || c1.Size != 5 {
 		t.Fatalf("checkpoint after 5 leaves: %+v %v", c1, err)
@@ -111,7 +130,7 @@ func TestCheckpointOnlyWhenGrown(t *testing.T) {
 		t.Fatal(err)
 	}
 	cps, err := l.Checkpoints(ctx)
-	if err != nil || len(cps) != 2 || cps[0].Size != 0 || cps[1].Size != 5 {
+	if err != nil || len(cps) != 2 || cps[0].Size != 0 || cps[1].Size != 5 || !bytes.Equal(cps[1].Note, c1.Note) {
 		t.Fatalf("checkpoints %+v %v", cps, err)
 	}
 	// Without a signer the log is read-only.
@@ -451,4 +470,9 @@ func TestAuditLeafIndex(t *testing.T) {
 	if _, err := l.AuditLeafIndex(ctx, 2); err == nil || !strings.Contains(err.Error(), "not logged") {
 		t.Errorf("AuditLeafIndex of an entry not logged: %v", err)
 	}
+}
+
+func keysSigner(t *testing.T) note.Signer {
+	s, _ := keys(t, "log.example", 1)
+	return s
 }

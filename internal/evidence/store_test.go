@@ -23,6 +23,8 @@ type crashing struct {
 
 var errCrash = errors.New("killed")
 
+var _ evidence.PreCommitAppender = (*crashingBefore)(nil)
+
 func (c *crashing) AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error {
 	if c.crash {
 		c.crash = false
@@ -31,10 +33,38 @@ func (c *crashing) AppendMarked(ctx context.Context, batch []event.Event, source
 	return c.Appender.AppendMarked(ctx, batch, source, mark)
 }
 
+// crashingBefore is crashing for an engine that logs while it appends:
+// its next append fails after the leaf is committed, before the commit.
+type crashingBefore struct {
+	*store.Store
+	crash bool
+}
+
+func (c *crashingBefore) AppendMarkedBefore(ctx context.Context, batch []event.Event, source string, mark []byte, before func(context.Context) error) error {
+	return c.Store.AppendMarkedBefore(ctx, batch, source, mark, func(ctx context.Context) error {
+		if err := before(ctx); err != nil {
+			return err
+		}
+		if c.crash {
+			c.crash = false
+			return errCrash
+		}
+		return nil
+	})
+}
+
 // TestWriteAheadCrash: the store fails after a batch's leaf is written;
 // the replay stores the events in another grouping. Every stored event is
-// stored once and its hash is in a leaf.
+// stored once and its hash is in a leaf. Both ways of the write path:
+// leaf then store (an engine without AppendMarkedBefore), and leaf while
+// storing.
 func TestWriteAheadCrash(t *testing.T) {
+	for _, name := range []string{"serial", "before-commit"} {
+		t.Run(name, func(t *testing.T) { testWriteAheadCrash(t, name) })
+	}
+}
+
+func testWriteAheadCrash(t *testing.T, way string) {
 	ctx := t.Context()
 	db, _ := openDB(t)
 	es, err := store.Open(ctx, store.Config{DB: db})
@@ -44,7 +74,11 @@ func TestWriteAheadCrash(t *testing.T) {
 	defer es.Close()
 	l := openLog(t, db)
 	events := batch(0, 15)
-	s := evidence.NewStore(&crashing{Appender: es, crash: true}, l)
+	var engine evidence.Appender = &crashing{Appender: es, crash: true}
+	if way == "before-commit" {
+		engine = &crashingBefore{Store: es, crash: true}
+	}
+	s := evidence.NewStore(engine, l)
 	if err := s.AppendMarked(ctx, events[:10], "spool", []byte("10")); !errors.Is(err, errCrash) {
 		t.Fatalf("the crashing append: %v", err)
 	}
@@ -57,7 +91,7 @@ func TestWriteAheadCrash(t *testing.T) {
 
 	// Restart: a new log over the same file, and the replay from the mark.
 	l = openLog(t, db)
-	s = evidence.NewStore(es, l)
+	s = evidence.NewStore(engine, l)
 	if err := s.AppendMarked(ctx, events[:7], "spool", []byte("7")); err != nil {
 		t.Fatal(err)
 	}
