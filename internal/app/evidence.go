@@ -81,13 +81,13 @@ func (s *server) openEvidence(ctx context.Context) (func() error, error) {
 		return nil, nil
 	}
 	t0 := time.Now()
-	ev, err := openEvidenceLog(ctx, s.cfg, s.local, s.log.With("component", "evidence"))
+	ev, err := openEvidenceLog(ctx, s.cfg, s.local, s.log)
 	if err != nil {
 		return nil, err
 	}
 	s.evid = ev
 	ev.tick(ctx)
-	s.log.Info("evidence log open", "origin", ev.cfg.Origin, "size", ev.size(ctx), "key", ev.vkey,
+	ev.logger.Info("evidence log checked and checkpointed", "origin", ev.cfg.Origin, "size", ev.size(ctx), "key", ev.vkey,
 		"took", time.Since(t0).Round(time.Microsecond))
 	if ev.hold != nil {
 		ev.hold.armed.Store(true)
@@ -122,9 +122,11 @@ func (s *server) openEvidence(ctx context.Context) (func() error, error) {
 // openEvidenceLog opens the log of cfg in local's database file with its
 // signer (making the key file at the first start), verifies it and the
 // published checkpoint, and publishes the stored checkpoints that the
-// publish directory lacks.
-func openEvidenceLog(ctx context.Context, cfg config.Config, local *Local, logger *slog.Logger) (*evidenceLog, error) {
+// publish directory lacks. log is serve's: the log's messages name their
+// component.
+func openEvidenceLog(ctx context.Context, cfg config.Config, local *Local, log *slog.Logger) (*evidenceLog, error) {
 	ec := cfg.Evidence
+	logger := log.With("component", "evidence")
 	signer, verifier, vkey, err := evidenceSigner(ec, logger)
 	if err != nil {
 		return nil, err
@@ -134,7 +136,7 @@ func openEvidenceLog(ctx context.Context, cfg config.Config, local *Local, logge
 		ev.hold = &holdSigner{Signer: signer, path: path, log: logger}
 		signer = ev.hold
 	}
-	ev.log, err = evidence.Open(ctx, evidence.Config{DB: local.DB, Origin: ec.Origin, Signer: signer, Verifier: verifier, Logger: logger})
+	ev.log, err = evidence.Open(ctx, evidence.Config{DB: local.DB, Origin: ec.Origin, Signer: signer, Verifier: verifier, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("evidence log: %w", err)
 	}
