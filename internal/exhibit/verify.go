@@ -19,6 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/takedown-project/takedown/internal/event"
+	"github.com/takedown-project/takedown/internal/evidence"
 )
 
 // Finding is one thing wrong with an exhibit.
@@ -376,16 +377,17 @@ func (v *verifier) checkpoints() {
 		if v.verifier == nil {
 			continue
 		}
-		cp, err := parseCheckpoint(v.files[p], v.verifier)
+		cp, err := evidence.ParseCheckpoint(v.files[p], note.VerifierList(v.verifier))
 		if err != nil {
-			v.find(p, 0, -1, size, "%v", err)
+			v.find(p, 0, -1, size, "%v", noteError(err))
 			continue
 		}
 		if cp.Size != size {
 			v.find(p, 0, -1, size, "the note's tree size is %d, not the %d of the file's name", cp.Size, size)
 			continue
 		}
-		cps = append(cps, checkpointFile{path: p, info: cp.CheckpointInfo, root: cp.root})
+		cps = append(cps, checkpointFile{path: p, root: cp.Root, info: CheckpointInfo{
+			Origin: cp.Origin, Size: cp.Size, Root: base64.StdEncoding.EncodeToString(cp.Root[:]), Time: cp.Time}})
 	}
 	if len(cps) == 0 {
 		if v.verifier != nil {
@@ -408,16 +410,16 @@ func (v *verifier) checkpoints() {
 			v.find(p, 0, -1, cp.info.Size, "missing: no proof that checkpoint %d is consistent with checkpoint %d", cp.info.Size, last.info.Size)
 			continue
 		}
-		pr, err := parseProof(raw, consistencyHeader, "old", "new")
+		old, size, pr, err := evidence.ReadConsistency(bytes.NewReader(raw))
 		if err != nil {
 			v.find(p, 0, -1, cp.info.Size, "%v", err)
 			continue
 		}
-		if pr.A != cp.info.Size || pr.B != last.info.Size {
-			v.find(p, 0, -1, cp.info.Size, "proves %d to %d, not %d to %d", pr.A, pr.B, cp.info.Size, last.info.Size)
+		if old != cp.info.Size || size != last.info.Size {
+			v.find(p, 0, -1, cp.info.Size, "proves %d to %d, not %d to %d", old, size, cp.info.Size, last.info.Size)
 			continue
 		}
-		if err := tlog.CheckTree(pr.Hashes, last.info.Size, last.root, cp.info.Size, cp.root); err != nil {
+		if err := tlog.CheckTree(pr, last.info.Size, last.root, cp.info.Size, cp.root); err != nil {
 			v.find(p, 0, -1, cp.info.Size, "checkpoint %d is not consistent with checkpoint %d: the log was forked or rewritten between them (%v)", cp.info.Size, last.info.Size, err)
 			continue
 		}
@@ -428,54 +430,6 @@ func (v *verifier) checkpoints() {
 			v.findf(p, "proves no checkpoint of the exhibit consistent with checkpoint %d", last.info.Size)
 		}
 	}
-}
-
-// checkpoint is a checkpoint note as read.
-type checkpoint struct {
-	CheckpointInfo
-	root tlog.Hash
-}
-
-// parseCheckpoint opens a signed checkpoint note with v and reads its
-// body: origin, size, base64 root hash, then extension lines of which
-// "time RFC3339" is required.
-func parseCheckpoint(data []byte, v note.Verifier) (checkpoint, error) {
-	var cp checkpoint
-	n, err := note.Open(data, note.VerifierList(v))
-	if err != nil {
-		return cp, fmt.Errorf("the signature does not verify with %s: %s", v.Name(), noteError(err))
-	}
-	lines := strings.Split(strings.TrimSuffix(n.Text, "\n"), "\n")
-	if len(lines) < 4 {
-		return cp, fmt.Errorf("the checkpoint has %d lines; want origin, size, root hash and time", len(lines))
-	}
-	cp.Origin = lines[0]
-	if cp.Origin == "" {
-		return cp, errors.New("line 1: the origin is empty")
-	}
-	size, err := strconv.ParseInt(lines[1], 10, 64)
-	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
-		return cp, fmt.Errorf("line 2 %q is not the tree size", cut(lines[1]))
-	}
-	cp.Size = size
-	raw, err := base64.StdEncoding.Strict().DecodeString(lines[2])
-	if err != nil || len(raw) != tlog.HashSize {
-		return cp, fmt.Errorf("line 3 %q is not a base64 SHA-256 root hash", cut(lines[2]))
-	}
-	cp.root, cp.Root = tlog.Hash(raw), lines[2]
-	for _, ext := range lines[3:] {
-		if s, ok := strings.CutPrefix(ext, "time "); ok {
-			t, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				return cp, fmt.Errorf("extension line %q: not an RFC 3339 time", cut(ext))
-			}
-			cp.Time = t.UTC()
-		}
-	}
-	if cp.Time.IsZero() {
-		return cp, errors.New("no \"time\" extension line")
-	}
-	return cp, nil
 }
 
 // numbered reads NUMBER+suffix.
@@ -497,20 +451,20 @@ func (v *verifier) included(file, proofPath string, idx int64, data []byte) bool
 		v.find(proofPath, 0, idx, v.size, "missing: no inclusion proof for %s", file)
 		return false
 	}
-	p, err := parseProof(raw, inclusionHeader, "index", "size")
+	pidx, size, p, err := evidence.ReadInclusion(bytes.NewReader(raw))
 	if err != nil {
 		v.find(proofPath, 0, idx, v.size, "%v", err)
 		return false
 	}
-	if p.A != idx || p.B != v.size {
-		v.find(proofPath, 0, idx, v.size, "proves leaf %d in a tree of %d, not leaf %d in the checkpoint's %d", p.A, p.B, idx, v.size)
+	if pidx != idx || size != v.size {
+		v.find(proofPath, 0, idx, v.size, "proves leaf %d in a tree of %d, not leaf %d in the checkpoint's %d", pidx, size, idx, v.size)
 		return false
 	}
 	if idx >= v.size {
 		v.find(file, 0, idx, v.size, "leaf %d is past the checkpoint's tree of %d leaves", idx, v.size)
 		return false
 	}
-	if err := tlog.CheckRecord(p.Hashes, v.size, v.root, idx, tlog.RecordHash(data)); err != nil {
+	if err := tlog.CheckRecord(p, v.size, v.root, idx, tlog.RecordHash(data)); err != nil {
 		v.find(file, 0, idx, v.size, "not included in the checkpoint: the leaf's data, the proof %s or the checkpoint was changed (%v)", proofPath, err)
 		return false
 	}
@@ -531,7 +485,10 @@ func (v *verifier) leaves() {
 		}
 		proof := fmt.Sprintf("%s/%d.inclusion", DirProofs, idx)
 		proven[proof] = true
-		hashes, err := parseBatchLeaf(v.files[p])
+		leaf, err := evidence.ParseLeaf(v.files[p])
+		if err == nil && leaf.Kind != evidence.KindBatch {
+			err = errors.New("an audit leaf among the batch leaves")
+		}
 		if err != nil {
 			v.find(p, 0, idx, -1, "not a batch leaf: %v", err)
 			continue
@@ -539,7 +496,7 @@ func (v *verifier) leaves() {
 		if v.proven && !v.included(p, proof, idx, v.files[p]) {
 			continue
 		}
-		for _, h := range hashes {
+		for _, h := range leaf.Events {
 			v.eventHashes[h] = struct{}{}
 		}
 		v.r.Leaves++
@@ -577,11 +534,16 @@ func (v *verifier) audit() {
 		}
 		seen[seq] = true
 		proof := fmt.Sprintf("%s/%d.inclusion", DirAudit, seq)
-		fields, chain, err := parseAuditLeaf(v.files[p])
+		leaf, err := evidence.ParseLeaf(v.files[p])
+		if err == nil && leaf.Kind != evidence.KindAudit {
+			err = errors.New("a batch leaf among the audit leaves")
+		}
 		if err != nil {
 			v.findf(p, "not an audit leaf: %v", err)
 			continue
 		}
+		f, _ := leaf.AuditFields()
+		fields, chain := [8]string(f), leaf.AuditHash()
 		if fields[1] != strconv.FormatInt(seq, 10) {
 			v.findf(p, "holds audit entry %q, not %d", cut(fields[1]), seq)
 			continue
@@ -601,12 +563,12 @@ func (v *verifier) audit() {
 			v.findf(proof, "missing: no inclusion proof for %s", p)
 			continue
 		}
-		pr, err := parseProof(raw, inclusionHeader, "index", "size")
+		idx, _, _, err := evidence.ReadInclusion(bytes.NewReader(raw))
 		if err != nil {
 			v.findf(proof, "%v", err)
 			continue
 		}
-		if v.proven && v.included(p, proof, pr.A, v.files[p]) {
+		if v.proven && v.included(p, proof, idx, v.files[p]) {
 			v.r.AuditLeaves++
 		}
 	}
