@@ -92,7 +92,7 @@ func newWorld(t *testing.T, events int) *world {
 
 	now := time.Now().UTC()
 	w.from = now.Truncate(24*time.Hour).AddDate(0, 0, -2)
-	w.to = now.Truncate(24 * time.Hour).AddDate(0, 0, 1)
+	w.to = now.Truncate(24*time.Hour).AddDate(0, 0, 1)
 	es := evidence.NewStore(st, log)
 	batch := make([]event.Event, 0, 50)
 	flush := func(mark int) {
