@@ -120,12 +120,15 @@ func parseManifestNoteText(text string) (manifestNote, error) {
 	if !ok {
 		return m, fmt.Errorf("the text does not begin with %q", strings.TrimSpace(manifestNoteHeader))
 	}
+	if !strings.HasSuffix(rest, "\n") {
+		return m, errors.New("the text does not end in a newline")
+	}
 	lines := strings.Split(strings.TrimSuffix(rest, "\n"), "\n")
 	if len(lines) != 3 {
 		return m, fmt.Errorf("the text has %d lines after the header; want 3 (case, %s, %s)", len(lines), FileManifest, FileSummary)
 	}
 	c, ok := strings.CutPrefix(lines[0], "case ")
-	if !ok || c == "" {
+	if !ok || c == "" || strings.ContainsAny(c, " \t\r") {
 		return m, fmt.Errorf("line 2 %q is not \"case NAME\"", cut(lines[0]))
 	}
 	m.Case = c
