@@ -53,9 +53,13 @@ func signCheckpoint(s note.Signer, origin string, size int64, root tlog.Hash, at
 func ParseCheckpoint(signed []byte, v note.Verifiers) (Checkpoint, error) {
 	n, err := note.Open(signed, v)
 	if err != nil {
-		var unknown *note.UnknownVerifierError
-		if errors.As(err, &unknown) {
-			return Checkpoint{}, fmt.Errorf("checkpoint: signed by %s+%08x, not by the log's key: %w", unknown.Name, unknown.KeyHash, err)
+		var unverified *note.UnverifiedNoteError
+		if errors.As(err, &unverified) {
+			var by []string
+			for _, s := range unverified.Note.UnverifiedSigs {
+				by = append(by, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+			}
+			return Checkpoint{}, fmt.Errorf("checkpoint: no signature by a known key (signed only by %s): %w", strings.Join(by, ", "), err)
 		}
 		return Checkpoint{}, fmt.Errorf("checkpoint: %w", err)
 	}
@@ -126,7 +130,7 @@ func Cosign(signed []byte, prev *Checkpoint, proof tlog.TreeProof, logVerifier n
 			return nil, &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: fmt.Sprintf("the tree has %d leaves, fewer than the %d of the last checkpoint cosigned: the log was truncated", c.Size, prev.Size)}
 		case c.Size == prev.Size && c.Root != prev.Root:
 			return nil, &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: "same size as the last checkpoint cosigned but another root: the log forked"}
-		case c.Size > prev.Size:
+		case c.Size > prev.Size && prev.Size > 0:
 			if err := tlog.CheckTree(proof, c.Size, c.Root, prev.Size, prev.Root); err != nil {
 				return nil, &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: fmt.Sprintf("not consistent with the last checkpoint cosigned (size %d): %v", prev.Size, err)}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -262,7 +263,7 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 	first := l.size
 	at := l.now().UTC()
 	var hashIdx []int64
-	var hashVals [][]byte
+	var hashVals []string // hex: the driver binds no BLOB[]
 	for i, lf := range leaves {
 		n := first + int64(i)
 		rh := tlog.RecordHash(lf.data)
@@ -274,7 +275,7 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 		for j, h := range hs {
 			r.pending[base+int64(j)] = h
 			hashIdx = append(hashIdx, base+int64(j))
-			hashVals = append(hashVals, bytes.Clone(h[:]))
+			hashVals = append(hashVals, hex.EncodeToString(h[:]))
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, lf.data, rh[:]); err != nil {
@@ -283,7 +284,7 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 	}
 	for start := 0; start < len(hashIdx); start += bulkRows {
 		end := min(start+bulkRows, len(hashIdx))
-		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_hashes (idx, hash) SELECT unnest(?::BIGINT[]), unnest(?::BLOB[])`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_hashes (idx, hash) SELECT i, unhex(h) FROM (SELECT unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS h)`,
 			hashIdx[start:end], hashVals[start:end]); err != nil {
 			return 0, fmt.Errorf("evidence log: storing hashes of leaves %d to %d: %w", first, first+int64(len(leaves))-1, err)
 		}
@@ -481,7 +482,11 @@ func (l *Log) parseStored(msg []byte) (Checkpoint, error) {
 		c, err = parseUnverified(msg)
 	}
 	if err != nil {
-		return Checkpoint{}, &TamperError{Leaf: -1, Checkpoint: c.Size, Reason: fmt.Sprintf("stored checkpoint does not verify: %v", err)}
+		size := int64(-1)
+		if u, uerr := parseUnverified(msg); uerr == nil {
+			size = u.Size
+		}
+		return Checkpoint{}, &TamperError{Leaf: -1, Checkpoint: size, Reason: fmt.Sprintf("stored checkpoint does not verify: %v", err)}
 	}
 	return c, nil
 }
@@ -584,13 +589,18 @@ func (l *Log) ProveInclusion(ctx context.Context, idx, size int64) (tlog.RecordP
 }
 
 // ProveConsistency returns the proof that the tree of old leaves is a
-// prefix of the tree of size leaves.
+// prefix of the tree of size leaves; from the empty tree (old 0) it has no
+// hashes.
 func (l *Log) ProveConsistency(ctx context.Context, old, size int64) (tlog.TreeProof, error) {
 	if err := l.checkSize(size); err != nil {
 		return nil, err
 	}
 	if old < 0 || old > size {
 		return nil, fmt.Errorf("evidence log: old size %d is not from 0 to %d", old, size)
+	}
+	if old == 0 {
+		// Every tree extends the empty one: the proof has no hashes.
+		return tlog.TreeProof{}, nil
 	}
 	p, err := tlog.ProveTree(size, old, hashReader{ctx: ctx, q: l.db})
 	if err != nil {

@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -93,7 +94,7 @@ func verifierOf(skey string) (note.Verifier, error) {
 	if err != nil || len(raw) != 33 || raw[0] != 1 {
 		return nil, errors.New("signer key is not an Ed25519 key")
 	}
-	vkey, err := note.NewEd25519VerifierKey(parts[2], ed25519Public(raw[1:]))
+	vkey, err := note.NewEd25519VerifierKey(parts[2], ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey))
 	if err != nil {
 		return nil, err
 	}

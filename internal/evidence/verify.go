@@ -50,7 +50,7 @@ func (l *Log) VerifyProgress(ctx context.Context, progress func(done, total int6
 		}
 		if root != c.Root {
 			return &TamperError{Leaf: good, Checkpoint: c.Size, Reason: fmt.Sprintf(
-				"the tree of the first %d leaves has root %s, not the checkpoint's %s: leaves and their hashes were rewritten, somewhere in leaves %d to %d (the last checkpoint that still matches has size %d)",
+				"the tree of the first %d leaves has root %s, not the checkpoint's %s: leaves and their hashes were rewritten somewhere in leaves %d to %d (the last checkpoint that still matches has size %d), or this checkpoint is of another tree (a fork)",
 				c.Size, root, c.Root, good, c.Size-1, good)}
 		}
 		good = c.Size
