@@ -367,7 +367,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's census lacks %q (the store's %+v):\n%s", want, r, out)
 		}
 	}
-	checkDemoExhibit(t, cfg, out)
+	checkDemoExhibit(t, cfg, data, out)
 	r := run(t, cfg, "--data-dir", data, "demo")
 	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
 		t.Errorf("demo into a used directory: %+v", r)

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,7 +12,7 @@ import (
 // checkDemoExhibit checks the end of the demo's output: the exhibit it
 // printed verifies with `evidence verify`, and no longer once one byte of
 // any file changes.
-func checkDemoExhibit(t *testing.T, cfg, out string) {
+func checkDemoExhibit(t *testing.T, cfg, data, out string) {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^6\. exhibit  (\S+): `).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "verified: ") {
@@ -39,5 +40,25 @@ func checkDemoExhibit(t *testing.T, cfg, out string) {
 		if err := os.WriteFile(p, orig, 0o640); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// The command itself: a sample of the case's events, as JSON; an
+	// existing folder refused.
+	x := filepath.Join(t.TempDir(), "x")
+	js := mustRun(t, cfg, "--data-dir", data, "evidence", "export", "--case", "waledac-2010", "--from", "2000-01-01", "--to", "2100-01-01",
+		"--out", x, "--sample", "50", "--json")
+	var res struct {
+		Events, Written int64
+		Checkpoint      struct{ Size int64 }
+	}
+	if err := json.Unmarshal([]byte(js), &res); err != nil || res.Written != 50 || res.Events < 50 || res.Checkpoint.Size == 0 {
+		t.Errorf("evidence export --json: %v %s", err, js)
+	}
+	if got := mustRun(t, cfg, "evidence", "verify", x, "--json"); !strings.Contains(got, `"findings": []`) {
+		t.Errorf("evidence verify --json: %s", got)
+	}
+	r := run(t, cfg, "--data-dir", data, "evidence", "export", "--case", "waledac-2010", "--from", "2000-01-01", "--to", "2100-01-01", "--out", x)
+	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
+		t.Errorf("export into a used folder: %+v", r)
 	}
 }
