@@ -423,7 +423,10 @@ func (x *exporter) dayMap(d DayCounts) (*worldmap.Map, error) {
 	}
 	dm := worldmap.Day{Day: day, Family: x.caseFile.Case.Family, Hosts: hosts, Source: x.c.MapSource, Demo: x.c.Demo}
 	o := dm.Options()
-	o.Subtitle = strings.Join(nonEmpty(o.Subtitle, "case "+x.caseFile.Case.Name), " · ")
+	if o.Subtitle != "" {
+		o.Subtitle += " · "
+	}
+	o.Subtitle += "case " + x.caseFile.Case.Name
 	return worldmap.New(o)
 }
 

@@ -93,16 +93,6 @@ func progressBar(w io.Writer, label, unit string, total int64) *progress.Bar {
 	return progress.New(w, label, unit, total)
 }
 
-func nonEmpty(ss ...string) []string {
-	var out []string
-	for _, s := range ss {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // stripXMLDecl drops an SVG file's XML declaration, to inline it in HTML.
 func stripXMLDecl(svg []byte) []byte {
 	if bytes.HasPrefix(svg, []byte("<?xml")) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -364,16 +365,7 @@ type checkpointFile struct {
 
 func (v *verifier) checkpoints() {
 	var cps []checkpointFile
-	for _, p := range sortedKeys(v.files) {
-		name, ok := strings.CutPrefix(p, DirCheckpoints+"/")
-		if !ok {
-			continue
-		}
-		size, ok := numbered(name, ".note")
-		if !ok {
-			v.findf(p, "not a checkpoint's name: SIZE.note")
-			continue
-		}
+	for p, size := range v.numberedFiles(DirCheckpoints, ".note", "SIZE.note") {
 		if v.verifier == nil {
 			continue
 		}
@@ -432,6 +424,28 @@ func (v *verifier) checkpoints() {
 	}
 }
 
+// numberedFiles yields the files of folder dir, in path order, whose names
+// are a number and suffix, with the number; any other file of dir is a
+// finding that names the form (e.g. "SIZE.note").
+func (v *verifier) numberedFiles(dir, suffix, form string) iter.Seq2[string, int64] {
+	return func(yield func(string, int64) bool) {
+		for _, p := range sortedKeys(v.files) {
+			name, ok := strings.CutPrefix(p, dir+"/")
+			if !ok {
+				continue
+			}
+			n, ok := numbered(name, suffix)
+			if !ok {
+				v.findf(p, "not named as the files of %s/ are: %s", dir, form)
+				continue
+			}
+			if !yield(p, n) {
+				return
+			}
+		}
+	}
+}
+
 // numbered reads NUMBER+suffix.
 func numbered(name, suffix string) (int64, bool) {
 	s, ok := strings.CutSuffix(name, suffix)
@@ -473,16 +487,7 @@ func (v *verifier) included(file, proofPath string, idx int64, data []byte) bool
 
 func (v *verifier) leaves() {
 	proven := map[string]bool{}
-	for _, p := range sortedKeys(v.files) {
-		name, ok := strings.CutPrefix(p, DirLeaves+"/")
-		if !ok {
-			continue
-		}
-		idx, ok := numbered(name, ".txt")
-		if !ok {
-			v.findf(p, "not a leaf's name: INDEX.txt")
-			continue
-		}
+	for p, idx := range v.numberedFiles(DirLeaves, ".txt", "INDEX.txt") {
 		proof := fmt.Sprintf("%s/%d.inclusion", DirProofs, idx)
 		proven[proof] = true
 		leaf, err := evidence.ParseLeaf(v.files[p])
