@@ -276,3 +276,80 @@ func findings(r *exhibit.Report) string {
 	}
 	return b.String()
 }
+
+// TestExportEmptyPeriod: a period without events of the case still makes
+// a whole exhibit, with the case's audit leaves proven.
+func TestExportEmptyPeriod(t *testing.T) {
+	w := newWorld(t, 40)
+	dir, res := w.export(t, func(c *exhibit.Config) {
+		c.From, c.To = time.Date(2010, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2010, 3, 1, 0, 0, 0, 0, time.UTC)
+	})
+	if res.Events != 0 || res.Leaves != 0 || res.Audit != 6 || res.Days != 0 {
+		t.Errorf("empty period: %+v", res)
+	}
+	if r := verify(t, dir, w.vkey); !r.OK() || r.Events != 0 {
+		t.Fatalf("the exhibit of an empty period does not verify:\n%s", findings(r))
+	}
+	if code, out := runNode(t, dir, w.vkey); code != 0 {
+		t.Errorf("node verifier: exit %d\n%s", code, out)
+	}
+}
+
+// TestExportRefusals: what cannot be proven is refused, naming why.
+func TestExportRefusals(t *testing.T) {
+	w := newWorld(t, 40)
+	for _, c := range []struct {
+		name string
+		mod  func(*exhibit.Config)
+		want string
+	}{
+		{"unknown case", func(c *exhibit.Config) { c.Case = "nope" }, "not found"},
+		{"empty period", func(c *exhibit.Config) { c.To = c.From }, "is empty"},
+		{"another key", func(c *exhibit.Config) { _, c.VerifierKey, _ = evidence.GenerateKey("test-log") }, "is not the signer's"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := w.cfg
+			c.mod(&cfg)
+			_, err := exhibit.Export(context.Background(), cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error with %q", err, c.want)
+			}
+			if _, err := os.Stat(cfg.Out); err == nil {
+				t.Error("a refused export left its folder")
+			}
+		})
+	}
+	// Events stored while the log was off are in no leaf.
+	ctx := context.Background()
+	if err := w.st.AppendMarked(ctx, []event.Event{{Time: w.from.Add(time.Hour), SrcIP: netip.MustParseAddr("10.9.9.9"), Case: caseName,
+		Protocol: event.ProtoDNS, Transport: event.TransportUDP, Sensor: "s1"}}, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := exhibit.Export(ctx, w.cfg)
+	if err == nil || !strings.Contains(err.Error(), "1 of the case's events are in no leaf") || !strings.Contains(err.Error(), "10.9.9.9") {
+		t.Fatalf("an event outside the log: %v", err)
+	}
+}
+
+// TestExportNeedsCheckpoint: a leaf newer than the last checkpoint cannot
+// be proven yet.
+func TestExportNeedsCheckpoint(t *testing.T) {
+	w := newWorld(t, 40)
+	ctx := context.Background()
+	e := event.Event{Time: w.from.Add(time.Hour), SrcIP: netip.MustParseAddr("10.9.9.9"), Case: caseName,
+		Protocol: event.ProtoDNS, Transport: event.TransportUDP, Sensor: "s1"}
+	if err := evidence.NewStore(w.st, w.log).AppendMarked(ctx, []event.Event{e}, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := exhibit.Export(ctx, w.cfg)
+	if err == nil || !strings.Contains(err.Error(), "does not cover leaf") {
+		t.Fatalf("a leaf past the last checkpoint: %v", err)
+	}
+	if _, err := w.log.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := w.export(t, nil)
+	if r := verify(t, dir, w.vkey); !r.OK() {
+		t.Fatalf("after the next checkpoint:\n%s", findings(r))
+	}
+}
