@@ -39,6 +39,12 @@ if (!dir) { console.error('usage: node verify.mjs FOLDER [--key NAME+HASH+BASE64
 
 // ---- every file of the folder, by its '/' path
 const files = new Map();
+try {
+  if (!statSync(dir).isDirectory()) throw new Error('not a folder');
+} catch (e) {
+  console.error(`verify.mjs: ${dir}: ${e.message}`);
+  process.exit(2);
+}
 (function walk(d) {
   for (const ent of readdirSync(d, { withFileTypes: true })) {
     const p = join(d, ent.name);
