@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -201,13 +203,16 @@ func (x *exporter) caseJSON(ctx context.Context) error {
 	for _, o := range c.Orders {
 		objects["order:"+strconv.FormatInt(o.ID, 10)] = true
 	}
-	domains := make([]registry.Domain, 0, len(ds))
+	domains := make([]registry.Domain, len(ds))
+	err = parallel(ctx, len(ds), func(ctx context.Context, i int) error {
+		d, err := x.c.Registry.GetDomain(ctx, ds[i].Name)
+		domains[i] = d
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	for _, d := range ds {
-		full, err := x.c.Registry.GetDomain(ctx, d.Name)
-		if err != nil {
-			return err
-		}
-		domains = append(domains, full)
 		objects["domain:"+d.Name] = true
 	}
 	all, err := x.c.Registry.Audit(ctx, registry.AuditFilter{})
@@ -565,7 +570,7 @@ func (x *exporter) proofs(ctx context.Context) error {
 	}
 	bar := progressBar(x.c.Progress, "exhibit: proving leaves", "leaves", int64(len(x.leaves)+len(x.audit)))
 	defer bar.Done()
-	prove := func(idx int64, rel string) error {
+	prove := func(ctx context.Context, idx int64, rel string) error {
 		p, err := x.c.Log.ProveInclusion(ctx, idx, last.Size)
 		if err != nil {
 			return err
@@ -577,15 +582,19 @@ func (x *exporter) proofs(ctx context.Context) error {
 		bar.Add(1)
 		return x.write(rel, b.Bytes())
 	}
+	type job struct {
+		idx  int64
+		file string
+	}
+	jobs := make([]job, 0, len(x.leaves)+len(x.audit))
 	for _, idx := range x.leaves {
-		if err := prove(idx, fmt.Sprintf("%s/%d.inclusion", DirProofs, idx)); err != nil {
-			return err
-		}
+		jobs = append(jobs, job{idx, fmt.Sprintf("%s/%d.inclusion", DirProofs, idx)})
 	}
 	for seq, idx := range x.audit {
-		if err := prove(idx, fmt.Sprintf("%s/%d.inclusion", DirAudit, seq)); err != nil {
-			return err
-		}
+		jobs = append(jobs, job{idx, fmt.Sprintf("%s/%d.inclusion", DirAudit, seq)})
+	}
+	if err := parallel(ctx, len(jobs), func(ctx context.Context, i int) error { return prove(ctx, jobs[i].idx, jobs[i].file) }); err != nil {
+		return err
 	}
 	return x.write(FileKey, []byte(x.c.VerifierKey+"\n"))
 }
@@ -595,4 +604,36 @@ func (x *exporter) proofs(ctx context.Context) error {
 func matchesSigner(vkey string, s note.Signer) bool {
 	v, err := note.NewVerifier(vkey)
 	return err == nil && s != nil && v.Name() == s.Name() && v.KeyHash() == s.KeyHash()
+}
+
+// workers is how many registry reads and proofs run at once: DuckDB
+// answers small queries from several connections faster than from one.
+const workers = 4
+
+// parallel runs fn for 0 ≤ i < n on a few goroutines and returns the
+// first error, after which the rest stop.
+func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
 }
