@@ -3,11 +3,14 @@ package evidence
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/registry"
@@ -57,15 +60,36 @@ func EventHash(e *event.Event) [32]byte {
 	return sha256.Sum256(EventLine(buf[:0], e))
 }
 
-// hashEvents returns the event hashes of batch, reusing buf for the lines.
+// hashEvents returns the event hashes of batch. A large batch is hashed in
+// parallel, in as many parts as the process may use CPUs: the write path
+// waits for the hashes before it stores the batch (write-ahead), so their
+// time is the log's cost to ingest.
 func hashEvents(batch []event.Event) [][32]byte {
 	out := make([][32]byte, len(batch))
+	parts := min(runtime.GOMAXPROCS(0), len(batch)/minHashPart)
+	if parts <= 1 {
+		hashInto(out, batch)
+		return out
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(batch)/parts, (p+1)*len(batch)/parts
+		wg.Go(func() { hashInto(out[lo:hi], batch[lo:hi]) })
+	}
+	wg.Wait()
+	return out
+}
+
+// minHashPart is the fewest events worth a goroutine of their own.
+const minHashPart = 2048
+
+// hashInto sets out[i] to the event hash of batch[i].
+func hashInto(out [][32]byte, batch []event.Event) {
 	buf := make([]byte, 0, 2048)
 	for i := range batch {
 		buf = EventLine(buf[:0], &batch[i])
 		out[i] = sha256.Sum256(buf)
 	}
-	return out
 }
 
 // BatchLeaf returns the leaf data of a batch whose events have hashes: the
@@ -73,7 +97,7 @@ func hashEvents(batch []event.Event) [][32]byte {
 // own line (duplicates kept). hashes is not changed.
 func BatchLeaf(hashes [][32]byte) []byte {
 	s := slices.Clone(hashes)
-	slices.SortFunc(s, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(s, compareHashes)
 	out := make([]byte, 0, len(batchHeader)+65*len(s))
 	out = append(out, batchHeader...)
 	for _, h := range s {
@@ -81,6 +105,21 @@ func BatchLeaf(hashes [][32]byte) []byte {
 		out = append(out, '\n')
 	}
 	return out
+}
+
+// compareHashes orders hashes as bytes.Compare does, eight bytes at a
+// time: a third of the time of bytes.Compare on a batch's hashes.
+func compareHashes(a, b [32]byte) int {
+	for i := 0; i < 32; i += 8 {
+		x, y := binary.BigEndian.Uint64(a[i:]), binary.BigEndian.Uint64(b[i:])
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
 }
 
 // AuditLeaf returns the leaf data of audit entry e, whose predecessor has
@@ -120,6 +159,12 @@ type Leaf struct {
 	// Audit is the audit entry of an audit leaf: the data after the header
 	// line, whose SHA-256 is the entry's chain hash.
 	Audit []byte
+}
+
+// Contains reports whether a batch leaf names the event hash h.
+func (l Leaf) Contains(h [32]byte) bool {
+	_, ok := slices.BinarySearchFunc(l.Events, h, compareHashes)
+	return ok
 }
 
 // AuditFields returns the eight fields of an audit leaf (prev, seq, at,

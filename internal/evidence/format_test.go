@@ -75,6 +75,9 @@ func TestBatchLeafVector(t *testing.T) {
 	if l.Kind != evidence.KindBatch || len(l.Events) != 4 || l.Events[0] != c || l.Events[3] != a {
 		t.Errorf("parsed %+v", l)
 	}
+	if !l.Contains(a) || !l.Contains(b) || !l.Contains(c) || l.Contains(h("d")) {
+		t.Error("Contains is wrong")
+	}
 	// An empty batch's leaf is the header alone.
 	if got := string(evidence.BatchLeaf(nil)); got != "takedown-evidence/batch/v1\n" {
 		t.Errorf("empty batch leaf %q", got)

@@ -7,9 +7,11 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,9 +53,17 @@ func keys(t testing.TB, name string, b byte) (note.Signer, note.Verifier) {
 }
 
 // clock is a test clock that moves a second at each reading.
-type clock struct{ t time.Time }
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time { c.t = c.t.Add(time.Second); return c.t }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
 
 // openDB opens a fresh DuckDB file, closed when the test ends.
 func openDB(t testing.TB) (*sql.DB, string) {
@@ -73,7 +83,7 @@ func openLog(t testing.TB, db *sql.DB) *evidence.Log {
 	t.Helper()
 	s, v := keys(t, "log.example", 1)
 	c := &clock{t: time.Date(2010, 2, 22, 12, 0, 0, 0, time.UTC)}
-	l, err := evidence.Open(context.Background(), evidence.Config{DB: db, Origin: "takedown/test", Signer: s, Verifier: v, Now: c.now})
+	l, err := evidence.Open(context.Background(), evidence.Config{DB: db, Origin: "takedown/test", Signer: s, Verifier: v, Now: c.now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

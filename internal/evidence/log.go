@@ -41,6 +41,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the log's messages. Zero: slog.Default().
 	Logger *slog.Logger
+	// Signed, when not nil, is called after a checkpoint is signed and
+	// before it is stored: the crash tests hold the process there to kill
+	// it in the middle of a checkpoint.
+	Signed func(Checkpoint)
 }
 
 // ErrTampered: the log, a checkpoint or a bundle does not verify.
@@ -90,6 +94,9 @@ type AuditSource interface {
 // Log is the transparency log: an append-only Merkle tree of batch and
 // audit leaves with signed checkpoints, kept in DuckDB tables. Its methods
 // are safe for concurrent use; appends and checkpoints are serialised.
+// One process keeps one Log per database: a Log holds the tree's size, so
+// a second Log appending to the same tables would not see the first's
+// leaves (read-only Logs, without a Signer, may be opened beside it).
 type Log struct {
 	db       *sql.DB
 	origin   string
@@ -97,11 +104,16 @@ type Log struct {
 	verifier note.Verifier
 	now      func() time.Time
 	logger   *slog.Logger
+	signed   func(Checkpoint)
 
-	// mu serialises appends and checkpoints, so that leaves are numbered
-	// in one line and a checkpoint sees a whole tree.
+	// mu serialises appends, so that leaves are numbered in one line.
 	mu   sync.Mutex
 	size int64 // number of leaves; under mu
+	// cpMu serialises checkpoints. A checkpoint holds mu only to read the
+	// size: the stored hashes of a committed tree never change, so
+	// appends go on while it is computed and signed (an external signer
+	// may take seconds).
+	cpMu sync.Mutex
 }
 
 // Open brings the log's schema up to date and checks the log against its
@@ -115,7 +127,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := migrate.Apply(ctx, cfg.DB, Component, migrations); err != nil {
 		return nil, err
 	}
-	l := &Log{db: cfg.DB, origin: cfg.Origin, signer: cfg.Signer, verifier: cfg.Verifier, now: cfg.Now, logger: cfg.Logger}
+	l := &Log{db: cfg.DB, origin: cfg.Origin, signer: cfg.Signer, verifier: cfg.Verifier, now: cfg.Now, logger: cfg.Logger, signed: cfg.Signed}
 	if l.origin == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -161,6 +173,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 			return nil, fmt.Errorf("evidence log is damaged, refusing to go on (run takedown evidence verify): %w", err)
 		}
 	}
+	lastSize := int64(-1)
+	if last != nil {
+		lastSize = last.Size
+	}
+	l.logger.Info("evidence log opened", "origin", l.origin, "leaves", size, "last_checkpoint", lastSize, "signing", l.signer != nil)
 	return l, nil
 }
 
@@ -231,6 +248,9 @@ func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		for _, i := range pos[x] {
 			out[i] = tlog.Hash(h)
 		}
+		if r.pending != nil {
+			r.pending[x] = tlog.Hash(h) // stored hashes never change
+		}
 		found++
 	}
 	if err := rows.Err(); err != nil {
@@ -264,6 +284,7 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 	at := l.now().UTC()
 	var hashIdx []int64
 	var hashVals []string // hex: the driver binds no BLOB[]
+	var bulk leafColumns
 	for i, lf := range leaves {
 		n := first + int64(i)
 		rh := tlog.RecordHash(lf.data)
@@ -277,10 +298,20 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 			hashIdx = append(hashIdx, base+int64(j))
 			hashVals = append(hashVals, hex.EncodeToString(h[:]))
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, lf.data, rh[:]); err != nil {
-			return 0, fmt.Errorf("evidence log: storing leaf %d: %w", n, err)
+		if len(leaves) == 1 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, lf.data, rh[:]); err != nil {
+				return 0, fmt.Errorf("evidence log: storing leaf %d: %w", n, err)
+			}
+		} else {
+			if lf.kind != KindAudit {
+				return 0, fmt.Errorf("evidence log: leaf %d: only audit leaves are appended several at a time", n)
+			}
+			bulk.add(n, lf, rh)
 		}
+	}
+	if err := bulk.insert(ctx, tx, at); err != nil {
+		return 0, fmt.Errorf("evidence log: storing leaves %d to %d: %w", first, first+int64(len(leaves))-1, err)
 	}
 	for start := 0; start < len(hashIdx); start += bulkRows {
 		end := min(start+bulkRows, len(hashIdx))
@@ -294,6 +325,38 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 	}
 	l.size += int64(len(leaves))
 	return first, nil
+}
+
+// leafColumns are the columns of audit leaves appended together (one
+// INSERT for thousands of entries rather than one each). Every leaf in
+// it is an audit leaf: time range NULL, no events.
+type leafColumns struct {
+	idx, seq   []int64
+	kind       []string
+	data, hash []string // hex: the driver binds no BLOB[]
+}
+
+func (c *leafColumns) add(n int64, lf newLeaf, rh tlog.Hash) {
+	c.idx = append(c.idx, n)
+	c.seq = append(c.seq, lf.auditSeq.Int64)
+	c.kind = append(c.kind, lf.kind)
+	c.data = append(c.data, hex.EncodeToString(lf.data))
+	c.hash = append(c.hash, hex.EncodeToString(rh[:]))
+}
+
+func (c *leafColumns) insert(ctx context.Context, tx *sql.Tx, at time.Time) error {
+	for start := 0; start < len(c.idx); start += bulkRows {
+		end := min(start+bulkRows, len(c.idx))
+		_, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
+			SELECT i, k, ?::TIMESTAMP, NULL, NULL, 0, s, unhex(d), unhex(h)
+			FROM (SELECT unnest(?::BIGINT[]) AS i, unnest(?::VARCHAR[]) AS k, unnest(?::BIGINT[]) AS s,
+				unnest(?::VARCHAR[]) AS d, unnest(?::VARCHAR[]) AS h)`,
+			at, c.idx[start:end], c.kind[start:end], c.seq[start:end], c.data[start:end], c.hash[start:end])
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bulkRows is how many rows one INSERT … SELECT unnest(…) writes.
@@ -405,27 +468,33 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if l.signer == nil {
 		return Checkpoint{}, errors.New("evidence log: no signing key configured; cannot sign a checkpoint")
 	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	size := l.size
+	l.mu.Unlock()
 	last, err := l.lastCheckpoint(ctx, l.db)
 	if err != nil {
 		return Checkpoint{}, err
 	}
 	if last != nil {
-		if err := l.checkAgainst(ctx, l.db, *last, l.size); err != nil {
+		if err := l.checkAgainst(ctx, l.db, *last, size); err != nil {
 			return Checkpoint{}, err
 		}
-		if last.Size == l.size {
+		if last.Size == size {
 			return *last, nil
 		}
 	}
-	root, err := tlog.TreeHash(l.size, hashReader{ctx: ctx, q: l.db})
+	root, err := tlog.TreeHash(size, hashReader{ctx: ctx, q: l.db})
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("evidence log: tree hash of size %d: %w", l.size, err)
+		return Checkpoint{}, fmt.Errorf("evidence log: tree hash of size %d: %w", size, err)
 	}
-	c, err := signCheckpoint(l.signer, l.origin, l.size, root, l.now())
+	c, err := signCheckpoint(l.signer, l.origin, size, root, l.now())
 	if err != nil {
 		return Checkpoint{}, err
+	}
+	if l.signed != nil {
+		l.signed(c)
 	}
 	if _, err := l.db.ExecContext(ctx, `INSERT INTO evidence_checkpoints (size, signed_at, note) VALUES (?, ?, ?)`, c.Size, c.Time, c.Note); err != nil {
 		return Checkpoint{}, fmt.Errorf("evidence log: storing checkpoint of size %d: %w", c.Size, err)
@@ -544,6 +613,20 @@ func (l *Log) Leaf(ctx context.Context, idx int64) ([]byte, error) {
 		return nil, fmt.Errorf("evidence log: leaf %d: %w", idx, ErrPruned)
 	}
 	return data, nil
+}
+
+// AuditLeafIndex returns the index of the leaf that logs audit entry seq,
+// an error when the entry is not logged (yet).
+func (l *Log) AuditLeafIndex(ctx context.Context, seq int64) (int64, error) {
+	var idx int64
+	err := l.db.QueryRowContext(ctx, `SELECT idx FROM evidence_leaves WHERE kind = 'audit' AND audit_seq = ? ORDER BY idx LIMIT 1`, seq).Scan(&idx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("evidence log: audit entry %d is not logged (FollowAudit logs new entries at each checkpoint)", seq)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("evidence log: finding the leaf of audit entry %d: %w", seq, err)
+	}
+	return idx, nil
 }
 
 // Leaves calls fn with the index and data of each batch leaf whose events'

@@ -7,6 +7,8 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +104,24 @@ func TestCheckpointOnlyWhenGrown(t *testing.T) {
 		t.Errorf("a second checkpoint of the same tree was signed anew: %v", err)
 	}
 	appendBatches(t, l, 5)
+	// The Signed hook sees the checkpoint before it is stored.
+	var held []int64
+	hooked, err := evidence.Open(ctx, evidence.Config{DB: db, Origin: "takedown/test", Signer: keysSigner(t), Logger: slog.New(slog.DiscardHandler),
+		Signed: func(c evidence.Checkpoint) {
+			held = append(held, c.Size)
+			if cps, _ := l.Checkpoints(ctx); len(cps) != 1 {
+				t.Errorf("%d checkpoints stored when the hook runs, want 1", len(cps))
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hooked.Checkpoint(ctx); err != nil || len(held) != 1 || held[0] != 5 {
+		t.Fatalf("the Signed hook saw %v (%v), want the checkpoint of size 5", held, err)
+	}
+	if _, err := hooked.Checkpoint(ctx); err != nil || len(held) != 1 {
+		t.Errorf("the Signed hook ran %v for a tree that did not grow (%v)", held, err)
+	}
 	c1, err := l.Checkpoint(ctx)
 	if err != nil || c1.Size != 5 {
 		t.Fatalf("checkpoint after 5 leaves: %+v %v", c1, err)
@@ -110,7 +130,7 @@ func TestCheckpointOnlyWhenGrown(t *testing.T) {
 		t.Fatal(err)
 	}
 	cps, err := l.Checkpoints(ctx)
-	if err != nil || len(cps) != 2 || cps[0].Size != 0 || cps[1].Size != 5 {
+	if err != nil || len(cps) != 2 || cps[0].Size != 0 || cps[1].Size != 5 || !bytes.Equal(cps[1].Note, c1.Note) {
 		t.Fatalf("checkpoints %+v %v", cps, err)
 	}
 	// Without a signer the log is read-only.
@@ -396,4 +416,63 @@ func exec(t *testing.T, db *sql.DB, q string, args ...any) {
 	if _, err := db.ExecContext(t.Context(), q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
+}
+
+// TestFollowAuditMany logs more audit entries than one round reads.
+func TestFollowAuditMany(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	appendBatches(t, l, 1)
+	var entries auditList
+	prev := ""
+	at := time.Date(2010, 2, 22, 9, 0, 0, 0, time.UTC)
+	for i := range 12_345 {
+		e := registry.AuditEntry{Seq: int64(i + 1), At: at, Actor: "import", Action: "domain.import",
+			Object: fmt.Sprintf("domain:d%d.example", i), Detail: `{"state":"seized"}`}
+		e.Hash = registry.EntryHash(prev, e)
+		prev = e.Hash
+		entries = append(entries, e)
+	}
+	start := time.Now()
+	n, err := l.FollowAudit(ctx, entries)
+	if err != nil || n != len(entries) {
+		t.Fatalf("FollowAudit: %d %v", n, err)
+	}
+	t.Logf("%d audit entries logged in %s", n, time.Since(start))
+	appendBatches(t, l, 1)
+	if size, _ := l.Size(ctx); size != int64(len(entries))+2 {
+		t.Fatalf("size %d", size)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := l.Leaf(ctx, 12_345)
+	if lf, err := evidence.ParseLeaf(data); err != nil || lf.AuditHash() != entries[12_344].Hash {
+		t.Fatalf("leaf 12345: %v", err)
+	}
+	// A leaf's data altered among them is found.
+	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 7000`, evidence.AuditLeaf("", entries[6998]))
+	wantTamper(t, l.Verify(ctx), 7000, -1, "does not match its hash")
+}
+
+func TestAuditLeafIndex(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	appendBatches(t, l, 2)
+	if _, err := l.FollowAudit(ctx, auditList{exampleAudit()}); err != nil {
+		t.Fatal(err)
+	}
+	if idx, err := l.AuditLeafIndex(ctx, 1); err != nil || idx != 2 {
+		t.Errorf("AuditLeafIndex(1) = %d, %v; want 2", idx, err)
+	}
+	if _, err := l.AuditLeafIndex(ctx, 2); err == nil || !strings.Contains(err.Error(), "not logged") {
+		t.Errorf("AuditLeafIndex of an entry not logged: %v", err)
+	}
+}
+
+func keysSigner(t *testing.T) note.Signer {
+	s, _ := keys(t, "log.example", 1)
+	return s
 }

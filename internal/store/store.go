@@ -162,6 +162,16 @@ func (s *Store) Append(ctx context.Context, batch []event.Event) error {
 // neither is. An empty source sets no mark. A batch may be empty, to move
 // the mark alone.
 func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source string, mark []byte) error {
+	return s.AppendMarkedBefore(ctx, batch, source, mark, nil)
+}
+
+// AppendMarkedBefore is AppendMarked that, when before is not nil, calls
+// it inside the transaction once the rows and the mark are written, just
+// before the commit: if it fails, nothing is stored and its error is
+// returned. The evidence log (package evidence) commits a batch's leaf
+// there, so that the leaf is durable before the batch while hashing the
+// batch overlaps appending it.
+func (s *Store) AppendMarkedBefore(ctx context.Context, batch []event.Event, source string, mark []byte, before func(context.Context) error) error {
 	for i := range batch {
 		if err := eventstore.Check(&batch[i]); err != nil {
 			return fmt.Errorf("store: appending batch: %w", &eventstore.EventError{Index: i, Err: err})
@@ -198,6 +208,14 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 			s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 			s.dropAppender()
 			return transient(fmt.Errorf("store: appending batch: setting the mark of %q: %w", source, err))
+		}
+	}
+	if before != nil {
+		if err := before(ctx); err != nil {
+			s.clearAppenders()
+			s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			s.dropAppender()
+			return err
 		}
 	}
 	// The commit is never interrupted: DuckDB may report an interrupted

@@ -1,0 +1,4 @@
+package evidence
+
+// HashEvents is hashEvents, for the benchmarks.
+var HashEvents = hashEvents
