@@ -65,10 +65,12 @@ type child struct {
 	done chan error
 }
 
-func startServe(t *testing.T, cfgPath string) *child {
+// startServe starts serve with the config file cfgPath in a child
+// process, with env (NAME=VALUE) added to its environment.
+func startServe(t *testing.T, cfgPath string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serveEnv+"="+cfgPath)
+	cmd.Env = append(append(os.Environ(), serveEnv+"="+cfgPath), env...)
 	cmd.Stderr = new(testnet.Buffer) // kept for the failure message
 	// The child dies with the test binary, even one killed by -timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -216,6 +216,11 @@ func (ev *evidenceLog) checkpointFile(size int64) string {
 // publish writes c to checkpoints/SIZE.note and, if latest, to
 // checkpoint, each whole (writeFileAtomic).
 func (ev *evidenceLog) publish(c evidence.Checkpoint, latest bool) error {
+	for _, dir := range []string{ev.cfg.PublishDir, filepath.Dir(ev.checkpointFile(0))} {
+		if err := publicDir(dir); err != nil {
+			return fmt.Errorf("evidence.publish_dir: %w", err)
+		}
+	}
 	if err := writeFileAtomic(ev.checkpointFile(c.Size), c.Note); err != nil {
 		return fmt.Errorf("publishing checkpoint %d: %w", c.Size, err)
 	}
@@ -243,13 +248,24 @@ func (ev *evidenceLog) republish(cps []evidence.Checkpoint) error {
 	return nil
 }
 
-// checkCheckpoints checks that every stored checkpoint (whose signature
-// Checkpoints checked) is of this log and has the root of the tree of its
-// size: a checkpoint swapped for one of another tree, signed by the same
-// key, is refused. Open checked the last one, and the leaves' count; the
-// leaves' data is checked by `takedown evidence check` (Log.Verify), which
-// reads all of it.
+// startChecked bounds how many of the latest checkpoints serve checks at
+// start (a tree hash each, about a millisecond): a year of them at the
+// default interval would take minutes. `takedown evidence check` checks
+// them all.
+const startChecked = 10_000
+
+// checkCheckpoints checks that the latest stored checkpoints (whose
+// signatures Checkpoints checked) are of this log and have the root of the
+// tree of their size: a checkpoint swapped for one of another tree, signed
+// by the same key, is refused. Open checked the last one, and the leaves'
+// count; the leaves' data is checked by `takedown evidence check`
+// (Log.Verify), which reads all of it.
 func (ev *evidenceLog) checkCheckpoints(ctx context.Context, cps []evidence.Checkpoint) error {
+	if len(cps) > startChecked {
+		ev.logger.Info("checking the latest checkpoints at start; `takedown evidence check` checks the older ones",
+			"checked", startChecked, "stored", len(cps))
+		cps = cps[len(cps)-startChecked:]
+	}
 	for _, c := range cps {
 		if c.Origin != ev.cfg.Origin {
 			return &evidence.TamperError{Leaf: -1, Checkpoint: c.Size,
@@ -377,10 +393,9 @@ func (ev *evidenceLog) handler() http.Handler {
 		text(w, c.Note, "no-cache")
 	})
 	mux.HandleFunc("GET /api/v1/evidence/checkpoints/{size}", func(w http.ResponseWriter, r *http.Request) {
-		name := strings.TrimSuffix(r.PathValue("size"), ".note")
-		size, err := strconv.ParseInt(name, 10, 64)
-		if err != nil || size < 0 || strconv.FormatInt(size, 10) != name {
-			http.Error(w, fmt.Sprintf("%q is not a tree size", r.PathValue("size")), http.StatusBadRequest)
+		size, err := parseTreeSize(r.PathValue("size"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		b, err := os.ReadFile(ev.checkpointFile(size))
@@ -394,6 +409,18 @@ func (ev *evidenceLog) handler() http.Handler {
 		text(w, []byte(ev.vkey+"\n"), "no-cache")
 	})
 	return mux
+}
+
+// parseTreeSize parses the SIZE of /api/v1/evidence/checkpoints/SIZE (or
+// SIZE.note, as the published file is named): a decimal number without
+// sign or leading zeros.
+func parseTreeSize(s string) (int64, error) {
+	name := strings.TrimSuffix(s, ".note")
+	size, err := strconv.ParseInt(name, 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != name {
+		return 0, fmt.Errorf("%q is not a tree size (a decimal number)", s)
+	}
+	return size, nil
 }
 
 // evidenceSigner returns the log's signer, its verifier and verifier key:
@@ -488,6 +515,19 @@ func VerifierKey(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+// publicDir makes dir, when missing, readable by all (0755, whatever the
+// umask: serve's keeps everything else private): what it holds is meant to
+// be mirrored. An existing directory keeps its mode.
+func publicDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
 
 // writeFileAtomic writes b to path whole or not at all: a temporary file

@@ -3,8 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,8 +16,10 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/takedown-project/takedown/internal/config"
+	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/evidence"
 	"github.com/takedown-project/takedown/internal/testnet"
@@ -204,5 +209,180 @@ func TestEvidenceOverdue(t *testing.T) {
 	ev.lastErr.Store(&msg)
 	if p := ev.overdue(now); !strings.Contains(p, "size 42") || !strings.Contains(p, "4m0s ago") || !strings.Contains(p, msg) {
 		t.Errorf("4 minutes old: %q", p)
+	}
+}
+
+// copyDir copies the files under src to dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o700)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fi, _ := d.Info()
+		return os.WriteFile(to, b, fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// forkedCheckpoint is a checkpoint of the log's origin and size with
+// another root, signed with the log's key: what a forked log would show.
+func forkedCheckpoint(t *testing.T, cfg config.Config, size int64, at time.Time) []byte {
+	t.Helper()
+	s, _, err := evidence.LoadSigner(evidence.SignerConfig{KeyFile: cfg.Evidence.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tlog.RecordHash([]byte("another tree"))
+	body := fmt.Sprintf("%s\n%d\n%s\ntime %s\n", cfg.Evidence.Origin, size, base64.StdEncoding.EncodeToString(root[:]), at.UTC().Format(time.RFC3339))
+	msg, err := note.Sign(&note.Note{Text: body}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// TestEvidenceRefusesTamperedLog: serve refuses to start on a log whose
+// end was cut off (with or without its checkpoints), or one of whose
+// checkpoints, stored or published, was swapped for one of a forked tree,
+// and its error names the checkpoint or the file.
+func TestEvidenceRefusesTamperedLog(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := evidenceConfig(t, dir)
+	seize(t, cfg, "wal", "waledac", seizedZone)
+	stop := serveInProcess(t, cfg)
+	ingestEvents(t, cfg, 0, 60)
+	storedAfterStop(t, cfg, 60, stop)
+	ctx := context.Background()
+	local, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, _, err := OpenEvidence(ctx, cfg, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := lg.Checkpoints(ctx)
+	local.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) < 2 {
+		t.Fatalf("%d checkpoints, want at least 2 (at start and at shutdown)", len(cps))
+	}
+	first, last := cps[0], cps[len(cps)-1]
+	cut := last.Size - 1
+	published := filepath.Join("evidence", "published", "checkpoint")
+
+	for _, c := range []struct {
+		name   string
+		tamper func(db *sql.DB, cfg config.Config)
+		want   []string
+	}{
+		{"truncated", func(db *sql.DB, cfg config.Config) {
+			mustExec(t, db, `DELETE FROM evidence_leaves WHERE idx >= ?`, cut)
+			mustExec(t, db, `DELETE FROM evidence_hashes WHERE idx >= ?`, tlog.StoredHashCount(cut))
+		}, []string{fmt.Sprintf("checkpoint of size %d", last.Size), "truncated"}},
+		{"truncated with its checkpoints", func(db *sql.DB, cfg config.Config) {
+			mustExec(t, db, `DELETE FROM evidence_leaves WHERE idx >= ?`, cut)
+			mustExec(t, db, `DELETE FROM evidence_hashes WHERE idx >= ?`, tlog.StoredHashCount(cut))
+			mustExec(t, db, `DELETE FROM evidence_checkpoints WHERE size > ?`, cut)
+		}, []string{"file {published}", "truncated"}},
+		{"stored checkpoint forked", func(db *sql.DB, cfg config.Config) {
+			mustExec(t, db, `UPDATE evidence_checkpoints SET note = ? WHERE size = ?`, forkedCheckpoint(t, cfg, first.Size, first.Time), first.Size)
+		}, []string{fmt.Sprintf("checkpoint of size %d", first.Size), "another tree"}},
+		{"published checkpoint forked", func(db *sql.DB, cfg config.Config) {
+			if err := os.WriteFile(filepath.Join(cfg.DataDir, published), forkedCheckpoint(t, cfg, last.Size, last.Time), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"file {published}", fmt.Sprintf("checkpoint of size %d", last.Size), "forked"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cdir := t.TempDir()
+			copyDir(t, cfg.DataDir, cdir)
+			ccfg, err := config.WithDataDir(cfg, cdir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := dbfile.Open(ctx, ccfg.Store.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.tamper(db, ccfg)
+			db.Close()
+			err = Serve(ctx, ccfg, slog.New(slog.DiscardHandler), func(string) { t.Error("serve started") })
+			if err == nil {
+				t.Fatal("serve started on a tampered log")
+			}
+			for _, w := range c.want {
+				w = strings.ReplaceAll(w, "{published}", filepath.Join(ccfg.DataDir, published))
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("the error does not say %q: %v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzParseTreeSize: a size of the API's path parses back to the text it
+// came from, or is refused with an error that quotes it.
+func FuzzParseTreeSize(f *testing.F) {
+	for _, s := range []string{"0", "42", "42.note", "-1", "007", "+3", "9223372036854775808", "", ".note", "1e3", "12 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseTreeSize(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), fmt.Sprintf("%q", s)) {
+				t.Errorf("error %q does not quote %q", err, s)
+			}
+			return
+		}
+		if n < 0 || strings.TrimSuffix(s, ".note") != fmt.Sprint(n) {
+			t.Errorf("%q parsed as %d", s, n)
+		}
+	})
+}
+
+// fakeRetention counts DeleteBefore's calls.
+type fakeRetention struct{ cutoff time.Time }
+
+func (f *fakeRetention) DeleteBefore(_ context.Context, cutoff time.Time) (int64, error) {
+	f.cutoff = cutoff
+	return 5, nil
+}
+
+// TestRetentionPrunesTheLog: retention prunes the evidence log's batches
+// with the same cutoff as the events it deletes.
+func TestRetentionPrunesTheLog(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &fakeRetention{}
+	var pruned time.Time
+	prune := func(_ context.Context, cutoff time.Time) (int64, error) {
+		pruned = cutoff
+		cancel() // one round
+		return 1, nil
+	}
+	runRetention(ctx, st, prune, 30, slog.New(slog.DiscardHandler))
+	if pruned.IsZero() || !pruned.Equal(st.cutoff) {
+		t.Errorf("pruned before %v, deleted before %v", pruned, st.cutoff)
 	}
 }

@@ -45,7 +45,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 
 // ServeWith runs `takedown serve` with Effective(cfg) until ctx is
 // cancelled: it starts its components (server.components) in order — the
-// database, enrichment, the spool and the pipeline, the served set, the
+// database, the evidence log, enrichment, the spool and the pipeline, the served set, the
 // DNS sinkhole, the transfer server, the listeners, the API and the
 // dashboard, the daily reports, retention — and reloads when h.Reloads
 // asks (SIGHUP, see Hooks). At the end it stops them in reverse order,
