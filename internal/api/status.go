@@ -43,6 +43,24 @@ type Status struct {
 	Stream *StreamStatus `json:"stream,omitempty"`
 	// Uplink is, on a sensor, its link to the central.
 	Uplink *UplinkStatus `json:"uplink,omitempty"`
+	// Evidence is the transparency log, where it is on (evidence.enabled).
+	Evidence *EvidenceStatus `json:"evidence,omitempty"`
+}
+
+// EvidenceStatus is the transparency log: its size and its last signed
+// checkpoint.
+type EvidenceStatus struct {
+	Origin string `json:"origin"`
+	// Key is the note verifier key of its checkpoints.
+	Key string `json:"key,omitempty"`
+	// Size is the number of leaves; CheckpointSize the tree size of the
+	// last checkpoint, signed at CheckpointAt, CheckpointAge seconds ago.
+	Size           int64     `json:"size"`
+	CheckpointSize int64     `json:"checkpoint_size"`
+	CheckpointAt   time.Time `json:"checkpoint_at,omitzero"`
+	CheckpointAge  float64   `json:"checkpoint_age_seconds,omitempty"`
+	// Error is why the last checkpoint or append failed; empty when none did.
+	Error string `json:"error,omitempty"`
 }
 
 // SensorStatus is one sensor, seen from the central.

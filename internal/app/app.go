@@ -154,8 +154,9 @@ type retention interface {
 	DeleteBefore(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
-// runRetention deletes events older than days, at start and then hourly.
-func runRetention(ctx context.Context, st retention, days int, log *slog.Logger) {
+// runRetention deletes events older than days, at start and then hourly,
+// and with prune (when not nil) the evidence log's data of their batches.
+func runRetention(ctx context.Context, st retention, prune func(context.Context, time.Time) (int64, error), days int, log *slog.Logger) {
 	if days <= 0 {
 		return
 	}
@@ -169,6 +170,14 @@ func runRetention(ctx context.Context, st retention, days int, log *slog.Logger)
 			log.Error("deleting old events", "err", err)
 		case n > 0:
 			log.Info("deleted old events", "events", n, "before", cutoff.Format(time.DateOnly))
+		}
+		if prune != nil {
+			switch n, err := prune(ctx, cutoff); {
+			case err != nil && ctx.Err() == nil:
+				log.Error("pruning the evidence log's old batches", "err", err)
+			case n > 0:
+				log.Info("pruned the evidence log's old batches (their hashes stay)", "leaves", n, "before", cutoff.Format(time.DateOnly))
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -184,4 +184,7 @@ func TestClickHouseGoneDuringLoad(t *testing.T) {
 			t.Errorf("%s stored %d times", a, n)
 		}
 	}
+	// The evidence log (in the DuckDB file) lists exactly the events
+	// ClickHouse holds, the batches retried while it was away included.
+	logMatchesStore(t, cfg, 800)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/spawn"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/testnet"
 )
@@ -65,14 +66,16 @@ type child struct {
 	done chan error
 }
 
-func startServe(t *testing.T, cfgPath string) *child {
+// startServe starts serve with the config file cfgPath in a child
+// process, with env (NAME=VALUE) added to its environment.
+func startServe(t *testing.T, cfgPath string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serveEnv+"="+cfgPath)
+	cmd.Env = append(append(os.Environ(), serveEnv+"="+cfgPath), env...)
 	cmd.Stderr = new(testnet.Buffer) // kept for the failure message
-	// The child dies with the test binary, even one killed by -timeout.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// The child dies with the test binary, even one killed by -timeout
+	// (spawn forks it from a thread that lives as long as the binary).
+	if err := spawn.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	c := &child{cmd: cmd, done: make(chan error, 1)}

@@ -168,6 +168,9 @@ pipeline: {batch_size: 100, flush_ms: 10}
 		t.Fatalf("quarantine after the replay: %+v", st.Quarantine)
 	}
 	s.stop(t)
+	// The evidence log lists exactly the stored events: not the one
+	// refused.
+	logMatchesStore(t, cfg, 299)
 
 	// Without a serve the replay goes to the spool, and keeps what is
 	// still invalid.

@@ -29,6 +29,8 @@ type readiness struct {
 	store interface{ Ping(context.Context) error }
 	pipe  *pipeline.Pipeline
 	sp    *spool.Spool
+	// evid is the evidence log; nil when it is off.
+	evid *evidenceLog
 	// listening is set once every listener is bound, and cleared when the
 	// shutdown starts.
 	listening atomic.Bool
@@ -107,6 +109,9 @@ func (rd *readiness) check(ctx context.Context) *readyBody {
 		default:
 			set("spool", fmt.Sprintf("replaying: %d events stored since the start", rd.pipe.Stats().Stored))
 		}
+	}
+	if rd.evid != nil {
+		set("evidence", rd.evid.overdue(time.Now()))
 	}
 	b.Ready = len(b.NotReady) == 0
 	return b

@@ -266,7 +266,7 @@ func (s *server) sensorStatus(ctx context.Context) (api.Status, error) {
 // startCollector makes sure the events stream exists and starts storing
 // what the sensors publish to it.
 func (s *server) startCollector(ctx context.Context) (func() error, error) {
-	cc := s.collectConfig(s.local.Store, &seizedZones{served: s.served, reg: s.local.Registry})
+	cc := s.collectConfig(s.eventWriter(), &seizedZones{served: s.served, reg: s.local.Registry})
 	cc.Observer = s.hosts
 	c, err := collect.New(cc)
 	if err != nil {

@@ -45,7 +45,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(
 
 // ServeWith runs `takedown serve` with Effective(cfg) until ctx is
 // cancelled: it starts its components (server.components) in order — the
-// database, enrichment, the spool and the pipeline, the served set, the
+// database, the evidence log, enrichment, the spool and the pipeline, the served set, the
 // DNS sinkhole, the transfer server, the listeners, the API and the
 // dashboard, the daily reports, retention — and reloads when h.Reloads
 // asks (SIGHUP, see Hooks). At the end it stops them in reverse order,
@@ -116,6 +116,8 @@ type server struct {
 	col      *collect.Collector
 	// coll is the collector role's (collector.go).
 	coll *collectorRole
+	// evid is the evidence log (evidence.go); nil when it is off.
+	evid *evidenceLog
 }
 
 // components are the parts of the serve of s.cfg.Role, in the order they
@@ -137,6 +139,7 @@ func (s *server) components() []component {
 func (s *server) singleComponents() []component {
 	cs := []component{
 		{name: "database open", stopped: "database closed", start: s.openDatabase},
+		{stopped: "evidence log closed", start: s.openEvidence},
 		{stopped: "enrichment stopped", start: s.startEnrichment},
 		{stopped: "spool closed", start: s.openSpool},
 		{stopped: "rules watcher stopped", start: s.loadRules},
@@ -154,7 +157,7 @@ func (s *server) singleComponents() []component {
 		{stopped: "api stopped", start: s.startAPI},
 		{stopped: "daily reports stopped", start: s.startDailyReports},
 		{stopped: "retention stopped", start: loop(func(ctx context.Context) {
-			runRetention(ctx, s.local.Store, s.cfg.Store.RetentionDays, s.log.With("component", "retention"))
+			runRetention(ctx, s.local.Store, s.evidencePruner(), s.cfg.Store.RetentionDays, s.log.With("component", "retention"))
 		})},
 	}
 	return cs
@@ -245,7 +248,7 @@ func (s *server) startPipeline(ctx context.Context) (func() error, error) {
 	cfg := s.cfg.Pipeline
 	pipe, err := pipeline.New(pipeline.Config{
 		Spool: s.sp, SpoolMaxBytes: int64(cfg.SpoolMaxMB) << 20, Saturated: load.Saturated,
-		Store: s.local.Store, Classifier: s.rules, Enricher: s.enr, Observer: s.hosts, Quarantine: s.quar,
+		Store: s.eventWriter(), Classifier: s.rules, Enricher: s.enr, Observer: s.hosts, Quarantine: s.quar,
 		BatchSize: cfg.BatchSize, FlushInterval: time.Duration(cfg.FlushMS) * time.Millisecond,
 		MaxLag: time.Duration(cfg.MaxLagS) * time.Second,
 		Logger: s.log.With("component", "pipeline"), Registerer: s.metrics,
@@ -260,6 +263,8 @@ func (s *server) startPipeline(ctx context.Context) (func() error, error) {
 	go func() { ran <- pipe.Run(pctx, time.Duration(cfg.DrainTimeoutMS)*time.Millisecond) }()
 	s.rd.store, s.rd.pipe, s.rd.sp = s.local.Store, pipe, s.sp
 	s.status = newStatusSource(s.cfg, s.local.Store, s.sp, pipe, s.enr, s.hosts, s.quar, s.began)
+	s.status.evid = s.evid
+	s.rd.evid = s.evid
 	return func() error {
 		stop()
 		err := <-ran
@@ -389,6 +394,10 @@ func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 	subFeed := pull.New(pullConfig(s.cfg, s.local.Registry, s.local.Store, s.reps, s.log.With("component", "feed")))
 	mux.Handle("/api/", subFeed)
 	mux.Handle("GET /readyz", s.rd)
+	if s.evid != nil {
+		// Public: a log's checkpoints are meant to be mirrored.
+		mux.Handle("GET /api/v1/evidence/", s.evid.handler())
+	}
 	// The web dashboard, under /ui/. It stops after the API.
 	dash, stopDash, err := startDashboard(ctx, s.cfg, s.local, token, s.log.With("component", "dashboard"))
 	if err != nil {

@@ -101,6 +101,8 @@ type statusSource struct {
 	start time.Time
 	// col is the central's collector; nil elsewhere.
 	col *collect.Collector
+	// evid is the evidence log; nil when it is off.
+	evid *evidenceLog
 
 	mu   sync.Mutex
 	prev pipeline.Stats // at prevT, for the rates
@@ -168,6 +170,9 @@ func (s *statusSource) status(ctx context.Context) (api.Status, error) {
 		out.Sensors = sensorsStatus(s.col.Sensors(), now)
 		st := s.col.Stats()
 		out.Stream = &api.StreamStatus{Pending: uint64(max(st.Pending, 0)), Error: st.LastError}
+	}
+	if s.evid != nil {
+		out.Evidence = s.evid.status(ctx, now)
 	}
 	var err error
 	out.Store, err = storeStatus(ctx, s.cfg, s.st)

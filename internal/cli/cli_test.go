@@ -367,6 +367,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's census lacks %q (the store's %+v):\n%s", want, r, out)
 		}
 	}
+	checkDemoExhibit(t, cfg, data, out)
 	r := run(t, cfg, "--data-dir", data, "demo")
 	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
 		t.Errorf("demo into a used directory: %+v", r)
@@ -570,7 +571,7 @@ func TestStatus(t *testing.T) {
 	}
 	startServer(t, cfg, addr)
 	on := mustRun(t, cfg, "status")
-	for _, want := range []string{"serve: running as sensor test-1", "waiting in spool", "dropped", "store lag", "enrichment databases", "takedown.duckdb"} {
+	for _, want := range []string{"serve: running as sensor test-1", "waiting in spool", "dropped", "store lag", "enrichment databases", "takedown.duckdb", "evidence log takedown/"} {
 		if !strings.Contains(on, want) {
 			t.Errorf("status lacks %q:\n%s", want, on)
 		}
@@ -578,6 +579,11 @@ func TestStatus(t *testing.T) {
 	var st map[string]any
 	if err := json.Unmarshal([]byte(mustRun(t, cfg, "status", "--json")), &st); err != nil || st["serving"] != true {
 		t.Fatalf("status --json: %v %v", st, err)
+	}
+	// serve holds the database file: the latest checkpoint comes from
+	// its API.
+	if cp := mustRun(t, cfg, "evidence", "checkpoint"); !strings.HasPrefix(cp, "takedown/") || !strings.Contains(cp, "\n\n\u2014 takedown/") {
+		t.Errorf("evidence checkpoint while serve runs:\n%s", cp)
 	}
 }
 

@@ -39,6 +39,10 @@ func (e *env) configCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cfg.Evidence.Enabled == nil { // its default depends on the role
+				on := cfg.Evidence.On(cfg.Role)
+				cfg.Evidence.Enabled = &on
+			}
 			enc := yaml.NewEncoder(e.stdout)
 			enc.SetIndent(2)
 			return enc.Encode(cfg)

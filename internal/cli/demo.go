@@ -297,6 +297,9 @@ loop:
 		return err
 	}
 	fmt.Fprintf(w, "\n5. prove    audit log: %s entries, hash chain verified\n", thousands(n))
+	if err := e.demoExhibit(wctx, w, cfg, local, now.AddDate(0, 0, -o.backfill-1)); err != nil {
+		return err
+	}
 	if ch != nil {
 		local.Close()
 		ch.stop(w)

@@ -103,6 +103,19 @@ func printStatus(w io.Writer, st api.Status) error {
 		fmt.Fprintf(w, "store duckdb %s: %s, %s events, %s to %s\n", st.Store.Path, mib(st.Store.Bytes),
 			thousands(st.Store.Events), stamp(st.Store.Oldest), stamp(st.Store.Newest))
 	}
+	if ev := st.Evidence; ev != nil {
+		fmt.Fprintf(w, "evidence log %s: %s leaves", ev.Origin, thousands(ev.Size))
+		if ev.CheckpointAt.IsZero() {
+			fmt.Fprint(w, ", no checkpoint yet")
+		} else {
+			fmt.Fprintf(w, ", last checkpoint of %s leaves signed %s ago", thousands(ev.CheckpointSize),
+				(time.Duration(ev.CheckpointAge) * time.Second).String())
+		}
+		fmt.Fprintf(w, "; key %s\n", ev.Key)
+		if ev.Error != "" {
+			fmt.Fprintf(w, "  CHECKPOINTS FAIL: %s\n", ev.Error)
+		}
+	}
 	if st.Serving {
 		fmt.Fprintln(w, "\nenrichment databases")
 		if len(st.Databases) == 0 {

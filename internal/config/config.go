@@ -88,6 +88,9 @@ type Config struct {
 	Mail Mail `yaml:"mail"`
 	// Dashboard configures the web dashboard under /ui/ of the API.
 	Dashboard Dashboard `yaml:"dashboard"`
+	// Evidence configures the transparency log of the events and the
+	// audit log (evidence.go).
+	Evidence Evidence `yaml:"evidence"`
 }
 
 // The roles of serve (Config.Role).
@@ -683,6 +686,7 @@ func (c *Config) fill() {
 	if c.NATS.MaxStreamMB == 0 {
 		c.NATS.MaxStreamMB = 10240
 	}
+	c.fillEvidence()
 }
 
 // Validate checks the values; every problem is reported with its key.
@@ -897,6 +901,7 @@ func (c *Config) Validate() error {
 		bad("sensor", "%q must be at most 64 characters without spaces, commas or quotes", c.Sensor)
 	}
 	c.checkRole(bad)
+	c.checkEvidence(bad)
 	return errors.Join(errs...)
 }
 
@@ -976,6 +981,12 @@ func WithDataDir(c Config, dir string) (Config, error) {
 	}
 	if c.API.TokenFile == filepath.Join(old, "api.token") {
 		c.API.TokenFile = filepath.Join(dir, "api.token")
+	}
+	if c.Evidence.KeyFile == filepath.Join(old, "evidence.key") {
+		c.Evidence.KeyFile = filepath.Join(dir, "evidence.key")
+	}
+	if c.Evidence.PublishDir == filepath.Join(old, "evidence", "published") {
+		c.Evidence.PublishDir = filepath.Join(dir, "evidence", "published")
 	}
 	return c, c.Validate()
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/spawn"
 	"github.com/takedown-project/takedown/internal/store"
 	"github.com/takedown-project/takedown/internal/users"
 )
@@ -33,7 +34,7 @@ import (
 // The benchmarks on ClickHouse start its servers through package spawn,
 // whose goroutine lives as long as the process, on purpose.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/takedown-project/takedown/internal/spawn.Start.func1.1"))
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(spawn.Forker))
 }
 
 // fixture is a dashboard over an in-memory database with a case, its

@@ -308,7 +308,25 @@ func testFleet(t *testing.T, natsBin string) {
 		f.compareHosts(t, tr, began.Add(-time.Hour))
 		t.Logf("chaos: %d callbacks answered (%d events), %d failed while s1 was down for %v; stored %d",
 			tr.Callbacks, tr.Events, tr.Errors, sensorDown[1].Sub(sensorDown[0]).Round(time.Millisecond), got)
+
+		// The central's evidence log (on by default), killed in the
+		// middle of its work too, lists exactly the events it stored.
+		total := f.storedEvents(t)
+		f.central.signal(t, syscall.SIGTERM)
+		out, err := exec.Command(f.central.bin, "-c", f.central.path, "evidence", "check").CombinedOutput()
+		if want := fmt.Sprintf("%s stored events all in the log's", thousands(total)); err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("evidence check of the central after the chaos: %v\n%s\nwant %q", err, out, want)
+		}
 	})
+}
+
+// thousands formats n as the CLI does: 1,234,567.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // waitAll waits (5 s at most) until cond holds for every sensor, and

@@ -23,6 +23,7 @@ import (
 	"github.com/takedown-project/takedown/internal/enrich/demoworld"
 	"github.com/takedown-project/takedown/internal/freeport"
 	"github.com/takedown-project/takedown/internal/natstest"
+	"github.com/takedown-project/takedown/internal/spawn"
 )
 
 // The fleet tests run takedown as its users run it on several machines:
@@ -81,9 +82,9 @@ func (p *proc) start(t *testing.T) {
 	if p.env != nil {
 		cmd.Env = append(os.Environ(), p.env...)
 	}
-	// It dies with the test process, however that ends.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// It dies with the test process, however that ends (spawn forks it
+	// from a thread that lives as long as the process).
+	if err := spawn.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

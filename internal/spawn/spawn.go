@@ -36,12 +36,7 @@ var (
 func Start(cmd *exec.Cmd) error {
 	once.Do(func() {
 		requests = make(chan request)
-		go func() {
-			runtime.LockOSThread() // never unlocked: this thread lives as long as the process
-			for r := range requests {
-				r.done <- r.cmd.Start()
-			}
-		}()
+		go forker(requests)
 	})
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -50,4 +45,16 @@ func Start(cmd *exec.Cmd) error {
 	r := request{cmd: cmd, done: make(chan error, 1)}
 	requests <- r
 	return <-r.done
+}
+
+// Forker is the name of the function of the goroutine that forks every
+// child, for tests that look for leaked goroutines (goleak's
+// IgnoreTopFunction): it lives as long as the process, on purpose.
+const Forker = "github.com/takedown-project/takedown/internal/spawn.forker"
+
+func forker(requests <-chan request) {
+	runtime.LockOSThread() // never unlocked: this thread lives as long as the process
+	for r := range requests {
+		r.done <- r.cmd.Start()
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/takedown-project/takedown/internal/spawn"
 	"github.com/takedown-project/takedown/internal/testnet"
 )
 
@@ -50,8 +51,8 @@ func startDaemon(t *testing.T, bin string, args ...string) *daemon {
 	d := &daemon{name: filepath.Base(bin), out: &testnet.Buffer{}, done: make(chan struct{})}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = d.out, d.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// In a process group of its own, dying with the test binary.
+	if err := spawn.Start(cmd); err != nil {
 		t.Fatalf("starting %s: %v", d.name, err)
 	}
 	go func() { d.err = cmd.Wait(); close(d.done) }()
