@@ -45,7 +45,8 @@ import (
 //	tag            the classifier's sub-classification
 //	application    dns, http, https, smtp, tcp or udp
 //	version        TLS version of an HTTPS callback
-//	http_url       path and query of the request
+//	http_url       path and query of the request; without a Host, a URL on
+//	               the sinkhole's address (http://192.0.2.53/path)
 //	http_host      the seized name called (Host header, TLS SNI)
 //	http_agent, http_referer   the request's User-Agent and Referer
 //	forwarded_by   the request's X-Forwarded-For (a proxy in front of the bot)
@@ -274,6 +275,20 @@ func appendSinkholeFields(b []byte, ends []int, e *event.Event, http bool, c *cl
 	end() // event_id
 	if !http {
 		return b, ends
+	}
+	if e.Domain == "" && e.HTTPPath != "" && e.DstIP.IsValid() {
+		// No Host: a URL on the sinkhole's address, which readers
+		// take as it is (IntelMQ builds one from http_host and the
+		// path only when a host is there).
+		b = append(b, e.Protocol...)
+		b = append(b, "://"...)
+		if a := e.DstIP.Unmap(); a.Is6() {
+			b = append(b, '[')
+			b = a.WithZone("").AppendTo(b)
+			b = append(b, ']')
+		} else {
+			b = a.AppendTo(b)
+		}
 	}
 	b = append(b, e.HTTPPath...)
 	end()

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"io"
 	"maps"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -53,6 +55,10 @@ func fixtureEvents() []event.Event {
 			SrcIP: netip.MustParseAddr("2001:db8:5::1"), SrcPort: 50000, DstIP: sink6, DstPort: 80,
 			Domain: "c2.waledac.example", Case: "waledac-2024", Family: "waledac", Tag: "v2",
 			HTTPMethod: "GET", HTTPPath: "/gate.php", HTTPUserAgent: "bot/1.0", ASN: 64502, CountryCode: "FR", City: "Paris"},
+		// No Host header: the classifier knew the family from the path.
+		{Time: at(3, 0, 2), Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
+			SrcIP: netip.MustParseAddr("2001:db8:5::1"), SrcPort: 50001, DstIP: sink6, DstPort: 80,
+			Family: "waledac", HTTPMethod: "POST", HTTPPath: "/gate.php?v=2", ASN: 64502, CountryCode: "FR", City: "Paris"},
 		// A scanner: no family, no case.
 		alpha(event.Event{Time: at(4, 0, 0), Protocol: event.ProtoTCP, Transport: event.TransportTCP,
 			SrcIP: netip.MustParseAddr("192.0.2.66"), SrcPort: 1234, DstIP: sink4, DstPort: 22}),
@@ -139,8 +145,8 @@ func TestSinkholeRows(t *testing.T) {
 			}
 		}
 	}
-	if count != 7 {
-		t.Errorf("%d rows, want the 7 events of infected hosts in scope", count)
+	if count != 8 {
+		t.Errorf("%d rows, want the 8 events of infected hosts in scope", count)
 	}
 }
 
@@ -157,4 +163,135 @@ func TestSinkholeFileName(t *testing.T) {
 			t.Errorf("SinkholeFileName(%q) = %q, want %q", sub, got, want)
 		}
 	}
+}
+
+// TestSinkholeIntelMQ: IntelMQ's Shadowserver parser (intelmq_test.go)
+// takes every row of every report.
+func TestSinkholeIntelMQ(t *testing.T) {
+	total := 0
+	for name, b := range writeSinkholeFixture(t) {
+		n, err := intelmqCheckSinkhole(name, b)
+		if err != nil {
+			t.Error(err)
+		}
+		total += n
+	}
+	if total != 8 {
+		t.Errorf("%d rows checked, want 8", total)
+	}
+}
+
+// TestIntelMQCheckRejects: the port of IntelMQ's checks refuses what
+// IntelMQ refuses, so that its silence above means something.
+func TestIntelMQCheckRejects(t *testing.T) {
+	header := strings.Join(sinkholeHTTPColumns, ",") + "\n"
+	good := "2024-05-01 00:00:02,tcp,192.0.2.7,41002,64500,DE,Berlin,Berlin,,,,,,,192.0.2.53,80,,,,,,,,,waledac,waledac,v2,http,,,/x,c2.waledac.example,a,,,\n"
+	if _, err := intelmqCheckSinkhole("2024-05-01-event4_sinkhole_http-isp-a.csv", []byte(header+good)); err != nil {
+		t.Fatalf("a good row: %v", err)
+	}
+	for _, c := range []struct{ what, name, from, to string }{
+		{"time with T", "2024-05-01-event4_sinkhole_http-isp-a.csv", "2024-05-01 00:00:02", "2024-05-01T00:00:02Z"},
+		{"no source address", "2024-05-01-event4_sinkhole_http-isp-a.csv", "192.0.2.7", ""},
+		{"source 0.0.0.0", "2024-05-01-event4_sinkhole_http-isp-a.csv", "192.0.2.7", "0.0.0.0"},
+		{"port not a number", "2024-05-01-event4_sinkhole_http-isp-a.csv", "41002", "x"},
+		{"country of three letters", "2024-05-01-event4_sinkhole_http-isp-a.csv", ",DE,", ",DEU,"},
+		{"host with a port", "2024-05-01-event4_sinkhole_http-isp-a.csv", "c2.waledac.example", "c2.waledac.example:80"},
+		{"non-ASCII family", "2024-05-01-event4_sinkhole_http-isp-a.csv", "waledac,waledac", "waledac,wäledac"},
+		{"file name with a dot", "2024-05-01-event4_sinkhole_http-isp.a.csv", "", ""},
+		{"other report", "2024-05-01-scan_http-isp-a.csv", "", ""},
+	} {
+		data := header + good
+		if c.from != "" {
+			data = header + strings.Replace(good, c.from, c.to, 1)
+		}
+		if _, err := intelmqCheckSinkhole(c.name, []byte(data)); err == nil {
+			t.Errorf("%s: accepted", c.what)
+		}
+	}
+}
+
+// TestJSONIntelMQ: every line of the JSON report, at every TLP label,
+// has a TLP that IntelMQ's TLP type takes and canonical times.
+func TestJSONIntelMQ(t *testing.T) {
+	for _, label := range []string{"CLEAR", "WHITE", "GREEN", "AMBER", "AMBER+STRICT", "RED", "", "tlp:amber+strict"} {
+		r, _ := fixtureReport(t)
+		r.Subscriber.TLP = label
+		var b bytes.Buffer
+		if err := (JSONLines{Options: fixtureOptions()}).Write(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+		for i, line := range lines {
+			var o map[string]any
+			if err := json.Unmarshal([]byte(line), &o); err != nil {
+				t.Fatalf("TLP %q line %d: %v", label, i+1, err)
+			}
+			if tlp, _ := o["tlp"].(string); !slices.Contains(intelmqTLPs, tlp) {
+				t.Errorf("TLP %q line %d: tlp %q, which IntelMQ refuses", label, i+1, o["tlp"])
+			}
+			for _, k := range []string{"time.source", "extra.first_seen", "extra.last_seen"} {
+				if err := imqCanonicalTime(o[k].(string)); err != nil {
+					t.Errorf("TLP %q line %d: %s: %v", label, i+1, k, err)
+				}
+			}
+		}
+	}
+	for label, want := range map[string]string{"CLEAR": "WHITE", "AMBER+STRICT": "AMBER", "GREEN": "GREEN", "RED": "RED", "AMBER": "AMBER"} {
+		if got := intelmqTLP(label); got != want {
+			t.Errorf("intelmqTLP(%q) = %q, want %q", label, got, want)
+		}
+	}
+}
+
+// FuzzSinkholeCSV: whatever the bots send and whatever the subscriber is
+// called, every report reads back as CSV of its header's width, its file
+// name is one IntelMQ takes, and IntelMQ's checks take every row whose
+// names are the kind that reach the store.
+func FuzzSinkholeCSV(f *testing.F) {
+	for _, e := range fixtureEvents() {
+		f.Add("isp-a", e.SrcIP.String(), uint16(e.SrcPort), string(e.Protocol), e.Family, e.Tag, e.Domain, e.HTTPPath, e.HTTPUserAgent, e.City)
+	}
+	f.Add("a.b c", "::ffff:192.0.2.1", uint16(0), "https", "", "", "", "GET / HTTP/1.1", "\r\n\"", "")
+	f.Fuzz(func(t *testing.T, sub, ip string, port uint16, proto, family, tag, domain, path, agent, city string) {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return
+		}
+		e := event.Event{Time: fxDay.Add(time.Hour), Protocol: event.Protocol(proto), Transport: event.TransportTCP,
+			SrcIP: a, SrcPort: port, DstIP: netip.MustParseAddr("192.0.2.53"), DstPort: 80, Case: "c",
+			Family: family, Tag: tag, Domain: domain, HTTPPath: path, HTTPUserAgent: agent, City: city}
+		files := map[string]*bytes.Buffer{}
+		w := NewSinkholeCSV(Subscriber{Name: sub}, fxDay, func(name string) (io.Writer, error) {
+			files[name] = new(bytes.Buffer)
+			return files[name], nil
+		})
+		if _, err := w.Add(&e); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range files {
+			if !intelmqFileName.MatchString(name) {
+				t.Errorf("file name %q: IntelMQ takes no report from it", name)
+			}
+			recs, err := csv.NewReader(bytes.NewReader(b.Bytes())).ReadAll()
+			if err != nil || len(recs) != 2 {
+				t.Fatalf("%q reads back as %d records: %v", b.String(), len(recs), err)
+			}
+			if _, err := intelmqCheckSinkhole(name, b.Bytes()); err != nil && storable(&e) {
+				t.Errorf("%v", err)
+			}
+		}
+	})
+}
+
+// storable: the event's names are as the sinkhole records them (a
+// lower-case printable family and tag, a domain name, a TLS/HTTP
+// protocol), which is what reaches the store.
+func storable(e *event.Event) bool {
+	printable := regexp.MustCompile(`^[ -~]*$`)
+	name := regexp.MustCompile(`^([a-z0-9-]+\.)*[a-z0-9-]+$`)
+	return printable.MatchString(e.Family) && e.Family == strings.ToLower(e.Family) &&
+		(e.Domain == "" || name.MatchString(e.Domain))
 }
