@@ -144,12 +144,12 @@ reports: {feed_per_minute: 6000, feed_burst: 1000}
 			t.Fatalf("%s report: %d %s", s.name, code, body)
 		}
 		rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
-		if err != nil || len(rows) == 0 || rows[0][1] != "ip" {
+		if err != nil || len(rows) == 0 || rows[0][2] != "src_ip" {
 			t.Fatalf("%s report: %v\n%s", s.name, err, body)
 		}
 		got := map[string]bool{}
 		for _, row := range rows[1:] {
-			got[row[1]] = true
+			got[row[2]] = true
 		}
 		checkSame(t, s.name+" report", got, want)
 
