@@ -17,7 +17,7 @@ package report
 // Later releases read the same maps from a schema Shadowserver publishes
 // for download. CI reaches neither IntelMQ's source nor Python's registry,
 // so the checks live here; the golden files were also fed to IntelMQ 3.2.1's
-// parser bot itself (see the package README), which took every row.
+// parser bot itself (testdata/intelmq/check.py), which took every row.
 //
 // Stricter than the parser in one way: a value that fails its type is an
 // error here, where the parser would quietly move it to "extra".

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"flag"
 	"io"
 	"maps"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -210,9 +212,19 @@ func TestIntelMQCheckRejects(t *testing.T) {
 	}
 }
 
+var jsonDump = flag.String("jsondump", "", "TestJSONIntelMQ writes the JSON lines it checks to this file, for testdata/intelmq/check.py")
+
 // TestJSONIntelMQ: every line of the JSON report, at every TLP label,
 // has a TLP that IntelMQ's TLP type takes and canonical times.
 func TestJSONIntelMQ(t *testing.T) {
+	var all bytes.Buffer
+	defer func() {
+		if *jsonDump != "" {
+			if err := os.WriteFile(*jsonDump, all.Bytes(), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
 	for _, label := range []string{"CLEAR", "WHITE", "GREEN", "AMBER", "AMBER+STRICT", "RED", "", "tlp:amber+strict"} {
 		r, _ := fixtureReport(t)
 		r.Subscriber.TLP = label
@@ -220,6 +232,7 @@ func TestJSONIntelMQ(t *testing.T) {
 		if err := (JSONLines{Options: fixtureOptions()}).Write(&b, r); err != nil {
 			t.Fatal(err)
 		}
+		all.Write(b.Bytes())
 		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 		for i, line := range lines {
 			var o map[string]any
