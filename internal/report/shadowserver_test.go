@@ -308,3 +308,25 @@ func storable(e *event.Event) bool {
 	return printable.MatchString(e.Family) && e.Family == strings.ToLower(e.Family) &&
 		(e.Domain == "" || name.MatchString(e.Domain))
 }
+
+// BenchmarkSinkholeCSV writes a day of callbacks of the fixture's kinds as
+// the sinkhole event reports.
+func BenchmarkSinkholeCSV(b *testing.B) {
+	evs := fixtureEvents()
+	sub := fixtureSubscriber()
+	b.ReportAllocs()
+	for b.Loop() {
+		w := NewSinkholeCSV(sub, fxDay, func(string) (io.Writer, error) { return io.Discard, nil })
+		for range 1000 {
+			for i := range evs {
+				if _, err := w.Add(&evs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if _, err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000*len(evs)), "ns/event")
+}
