@@ -141,8 +141,8 @@ func TestReportThroughClient(t *testing.T) {
 			t.Fatalf("%s: %d rows, %v", sub, len(rows), err)
 		}
 		for _, r := range rows[1:] {
-			if !strings.HasPrefix(r[1], prefix) {
-				t.Errorf("%s's report holds %s", sub, r[1])
+			if !strings.HasPrefix(r[2], prefix) {
+				t.Errorf("%s's report holds %s", sub, r[2])
 			}
 		}
 	}

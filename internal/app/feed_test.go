@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -143,14 +144,43 @@ reports: {feed_per_minute: 6000, feed_burst: 1000}
 			t.Fatalf("%s report: %d %s", s.name, code, body)
 		}
 		rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
-		if err != nil || len(rows) == 0 || rows[0][1] != "ip" {
+		if err != nil || len(rows) == 0 || rows[0][2] != "src_ip" {
 			t.Fatalf("%s report: %v\n%s", s.name, err, body)
 		}
 		got := map[string]bool{}
 		for _, row := range rows[1:] {
-			got[row[1]] = true
+			got[row[2]] = true
 		}
 		checkSame(t, s.name+" report", got, want)
+
+		// Shadowserver's sinkhole HTTP event report: a row per callback.
+		path := "/api/v1/reports/" + day.Format(time.DateOnly) + "?format=event4_sinkhole_http"
+		req, _ := http.NewRequest("GET", "http://"+cfg.API.Listen+path, nil)
+		req.Header.Set("Authorization", "Bearer "+s.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantName := `attachment; filename="` + day.Format(time.DateOnly) + "-event4_sinkhole_http-" + s.name + `.csv"`
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Disposition") != wantName {
+			t.Fatalf("%s sinkhole report: %d %q %s", s.name, resp.StatusCode, resp.Header.Get("Content-Disposition"), b)
+		}
+		rows, err = csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil || len(rows) == 0 || !slices.Equal(rows[0][:3], []string{"timestamp", "protocol", "src_ip"}) {
+			t.Fatalf("%s sinkhole report: %v\n%s", s.name, err, b)
+		}
+		got = map[string]bool{}
+		callbacks := 0
+		for _, row := range rows[1:] {
+			got[row[2]] = true
+			callbacks++
+		}
+		checkSame(t, s.name+" sinkhole report", got, want)
+		if n := countIn(evs, want); callbacks != n {
+			t.Errorf("%s sinkhole report: %d rows, want %d callbacks", s.name, callbacks, n)
+		}
 
 		code, body = get(s.key, "/api/v1/events?since="+day.Add(-time.Second).Format(time.RFC3339))
 		if code != 200 {
@@ -181,8 +211,8 @@ reports: {feed_per_minute: 6000, feed_burst: 1000}
 		}
 	}
 	for _, s := range subs {
-		if reads["subscriber:"+s.name] != 2 {
-			t.Errorf("%s: %d feed reads audited, want 2", s.name, reads["subscriber:"+s.name])
+		if reads["subscriber:"+s.name] != 3 {
+			t.Errorf("%s: %d feed reads audited, want 3", s.name, reads["subscriber:"+s.name])
 		}
 	}
 }
@@ -208,4 +238,15 @@ func checkSame(t *testing.T, what string, got, want map[string]bool) {
 	if len(missing) > 0 {
 		t.Errorf("%s: %d hosts of the scope missing, e.g. %v", what, len(missing), missing[:min(5, len(missing))])
 	}
+}
+
+// countIn counts the events from the addresses of in.
+func countIn(evs []event.Event, in map[string]bool) int {
+	n := 0
+	for _, e := range evs {
+		if in[e.SrcIP.String()] {
+			n++
+		}
+	}
+	return n
 }

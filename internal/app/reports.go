@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	netmail "net/mail"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,7 +77,23 @@ func pullConfig(cfg config.Config, reg *registry.Registry, st eventstore.Reader,
 			return reg.RecordAccess(ctx, registry.Change{Actor: "subscriber:" + sub.Name}, action, object, detail)
 		},
 		Report: func(ctx context.Context, sub pull.Subscriber, day time.Time, format string, w io.Writer) (int, error) {
-			rep, err := reps.One(ctx, report.Subscriber{Name: sub.Name, Org: sub.Org, Scope: sub.Scope, TLP: sub.TLP}, day)
+			rs := report.Subscriber{Name: sub.Name, Org: sub.Org, Scope: sub.Scope, TLP: sub.TLP}
+			if slices.Contains(report.SinkholeReports(), format) {
+				// One of Shadowserver's sinkhole event reports: the
+				// day's events of the others are dropped.
+				want := report.SinkholeFileName(format, sub.Name, day)
+				rows, err := report.WriteSinkholeEvents(ctx, st, rs, day, func(name string) (io.Writer, error) {
+					if name == want {
+						return w, nil
+					}
+					return io.Discard, nil
+				})
+				if err == nil && rows[want] == 0 {
+					_, err = fmt.Fprintln(w, strings.Join(report.SinkholeColumns(format), ","))
+				}
+				return rows[want], err
+			}
+			rep, err := reps.One(ctx, rs, day)
 			if err != nil {
 				return 0, err
 			}
@@ -85,6 +102,12 @@ func pullConfig(cfg config.Config, reg *registry.Registry, st eventstore.Reader,
 				return 0, err
 			}
 			return rep.Len(), wr.Write(w, rep)
+		},
+		FileName: func(sub pull.Subscriber, day time.Time, format string) string {
+			if slices.Contains(report.SinkholeReports(), format) {
+				return report.SinkholeFileName(format, sub.Name, day)
+			}
+			return ""
 		},
 		Events: func(ctx context.Context, from, to time.Time, fn func(*event.Event) error) error {
 			return st.Scan(ctx, eventstore.ScanQuery{From: from, To: to}, fn)

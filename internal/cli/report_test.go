@@ -210,12 +210,12 @@ func csvIPs(t *testing.T, path string) string {
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) == 0 || rows[0][1] != "ip" {
+	if err != nil || len(rows) == 0 || rows[0][2] != "src_ip" {
 		t.Fatalf("%s: %v", path, err)
 	}
 	var ips []string
 	for _, r := range rows[1:] {
-		ips = append(ips, r[1])
+		ips = append(ips, r[2])
 	}
 	slices.Sort(ips)
 	return strings.Join(ips, " ")

@@ -191,23 +191,23 @@ mail: {relay: "%s", tls: required, ca_file: %q, from: "E2E CERT <cert@e2e.exampl
 		got := map[string]int64{}
 		seen := map[string]bool{}
 		for _, row := range attachedCSV(t, s.name, m.Msg) {
-			ip, err := netip.ParseAddr(row["ip"])
+			ip, err := netip.ParseAddr(row["src_ip"])
 			if err != nil {
-				t.Fatalf("%s: ip %q", s.name, row["ip"])
+				t.Fatalf("%s: ip %q", s.name, row["src_ip"])
 			}
-			if seen[row["ip"]+"/"+row["family"]] {
-				t.Errorf("%s: %s %s twice", s.name, row["ip"], row["family"])
+			if seen[row["src_ip"]+"/"+row["family"]] {
+				t.Errorf("%s: %s %s twice", s.name, row["src_ip"], row["family"])
 			}
-			seen[row["ip"]+"/"+row["family"]] = true
+			seen[row["src_ip"]+"/"+row["family"]] = true
 			got[row["family"]]++
 			n, ok := world.NetworkOf(ip)
 			switch {
 			case !ok:
 				t.Errorf("%s: %s is in no network of the demo world", s.name, ip)
-			case s.asn != 0 && (n.ASN != s.asn || row["asn"] != strconv.FormatUint(uint64(s.asn), 10)):
-				t.Errorf("%s: %s of AS%d (asn column %q) in its report", s.name, ip, n.ASN, row["asn"])
-			case s.cc != "" && (n.CountryCode != s.cc || row["geo"] != s.cc):
-				t.Errorf("%s: %s of %s (geo column %q) in its report", s.name, ip, n.CountryCode, row["geo"])
+			case s.asn != 0 && (n.ASN != s.asn || row["src_asn"] != strconv.FormatUint(uint64(s.asn), 10)):
+				t.Errorf("%s: %s of AS%d (asn column %q) in its report", s.name, ip, n.ASN, row["src_asn"])
+			case s.cc != "" && (n.CountryCode != s.cc || row["src_geo"] != s.cc):
+				t.Errorf("%s: %s of %s (geo column %q) in its report", s.name, ip, n.CountryCode, row["src_geo"])
 			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(s.want) {

@@ -4,6 +4,8 @@
 // nothing outside its scope.
 //
 //	GET /api/v1/reports/{date}?format=csv|json|stix   one day's report
+//	GET /api/v1/reports/{date}?format=event4_sinkhole|event4_sinkhole_http|event6_sinkhole|event6_sinkhole_http
+//	                                                  one day's events as Shadowserver's sinkhole report of that name
 //	GET /api/v1/events?since=RFC3339[&limit=N|&follow=1]  events since a time, IntelMQ JSON lines; follow keeps streaming
 //	GET /api/v1/trend?from=&to=                       unique infected hosts per day, remediation
 //
@@ -62,6 +64,9 @@ type Config struct {
 	// Report writes sub's report of day in format to w and returns the
 	// rows written. It must apply sub.Scope.
 	Report func(ctx context.Context, sub Subscriber, day time.Time, format string, w io.Writer) (int, error)
+	// FileName, if set, names the file of a report for its
+	// Content-Disposition; nil or "" is "{subscriber}-{date}.{ext}".
+	FileName func(sub Subscriber, day time.Time, format string) string
 	// Events calls fn with each stored event of [from, to) in time order;
 	// the feed filters them by scope.
 	Events func(ctx context.Context, from, to time.Time, fn func(*event.Event) error) error
@@ -214,12 +219,20 @@ func (f *Feed) limiter(name string) *rate.Limiter {
 	return l
 }
 
-// formats are what the pull API serves; X-ARF is e-mail only.
+// formats are what the pull API serves; X-ARF is e-mail only. The
+// event*_sinkhole* formats are Shadowserver's sinkhole event reports.
 var formats = map[string]string{
-	"csv":  "text/csv; charset=utf-8",
-	"json": "application/x-ndjson",
-	"stix": "application/stix+json;version=2.1",
+	"csv":                  "text/csv; charset=utf-8",
+	"json":                 "application/x-ndjson",
+	"stix":                 "application/stix+json;version=2.1",
+	"event4_sinkhole":      "text/csv; charset=utf-8",
+	"event4_sinkhole_http": "text/csv; charset=utf-8",
+	"event6_sinkhole":      "text/csv; charset=utf-8",
+	"event6_sinkhole_http": "text/csv; charset=utf-8",
 }
+
+// formatNames lists formats for errors.
+const formatNames = "csv, json, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http"
 
 func (f *Feed) report(w http.ResponseWriter, r *http.Request, sub Subscriber) error {
 	if err := onlyParams(r, "format"); err != nil {
@@ -239,10 +252,21 @@ func (f *Feed) report(w http.ResponseWriter, r *http.Request, sub Subscriber) er
 	}
 	ctype, ok := formats[format]
 	if !ok {
-		return errBad(fmt.Sprintf("format %q is not one of csv, json, stix", clip(format)))
+		return errBad(fmt.Sprintf("format %q is not one of %s", clip(format), formatNames))
 	}
 	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.%s"`, sub.Name, day.Format(time.DateOnly), map[string]string{"csv": "csv", "json": "jsonl", "stix": "json"}[format]))
+	name := ""
+	if f.cfg.FileName != nil {
+		name = f.cfg.FileName(sub, day, format)
+	}
+	if name == "" {
+		ext := map[string]string{"json": "jsonl", "stix": "json"}[format]
+		if ext == "" {
+			ext = "csv"
+		}
+		name = sub.Name + "-" + day.Format(time.DateOnly) + "." + ext
+	}
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, name))
 	if sub.TLP != "" {
 		w.Header().Set("X-TLP", sub.TLP)
 	}

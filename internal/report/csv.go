@@ -13,28 +13,32 @@ import (
 )
 
 // CSV writes a report as CSV with a header row: one row per infected host
-// (address and family), with the column names of Shadowserver's reports
-// that abuse desks already parse, then takedown's own.
+// (address and family) and day, the daily aggregate of the sinkhole event
+// reports (SinkholeCSV). The columns the two share come first, with
+// Shadowserver's names and value formats, then takedown's own:
 //
 //	timestamp    time of the last callback, "2006-01-02 15:04:05", UTC
-//	ip           source address
-//	port         source port of the last callback (with timestamp and ip
-//	             it finds the customer behind a carrier-grade NAT)
-//	asn          AS number ("" if unknown)
-//	geo          ISO 3166-1 alpha-2 country code
-//	region, city geolocation
-//	hostname     reverse DNS: always empty, the sinkhole makes no lookups
-//	type         transport of the last callback: tcp or udp
+//	protocol     transport of the last callback: tcp or udp
+//	src_ip       source address
+//	src_port     source port of the last callback (with timestamp and
+//	             src_ip it finds the customer behind a carrier-grade NAT)
+//	src_asn      AS number ("" if unknown)
+//	src_geo      ISO 3166-1 alpha-2 country code
+//	src_region, src_city   geolocation
+//	src_hostname reverse DNS: always empty, the sinkhole makes no lookups
+//	dst_port     destination port of the last callback
 //	infection    the family, as Shadowserver repeats it
 //	family       malware family; "unknown" for a host that called a seized
 //	             name the classifier did not attribute
 //	tag          the classifier's sub-classification (first callback)
 //	application  protocol of the last callback: dns, http, https, smtp, tcp, udp
-//	dst_port     destination port of the last callback
+//
+// and takedown's:
+//
 //	dst_ports    distinct destination ports called, ascending, separated by
 //	             spaces, ending in "+" when less common ports were called too
 //	domain       the seized name of the first callback (DNS name, HTTP Host,
-//	             TLS SNI); the events export calls it http_host
+//	             TLS SNI); the sinkhole HTTP event report calls it http_host
 //	case         the takedown case that seized the domain
 //	first_seen   time of the first callback, as timestamp
 //	last_seen    time of the last callback, as timestamp
@@ -54,9 +58,9 @@ var _ Writer = CSV{}
 func CSVColumns() []string { return slices.Clone(csvColumns) }
 
 var csvColumns = []string{
-	"timestamp", "ip", "port", "asn", "geo", "region", "city", "hostname",
-	"type", "infection", "family", "tag", "application", "dst_port", "dst_ports",
-	"domain", "case", "first_seen", "last_seen", "callbacks", "bot_ids",
+	"timestamp", "protocol", "src_ip", "src_port", "src_asn", "src_geo", "src_region", "src_city",
+	"src_hostname", "dst_port", "infection", "family", "tag", "application",
+	"dst_ports", "domain", "case", "first_seen", "last_seen", "callbacks", "bot_ids",
 	"as_name", "latitude", "longitude",
 }
 
@@ -107,6 +111,8 @@ func appendCSVFields(b []byte, ends []int, r *eventstore.HostRow, c *clock) ([]b
 	b = c.append(b, r.LastSeen)
 	last := b[len(b)-len(CSVTime):]
 	end()
+	b = append(b, r.Transport...)
+	end()
 	b = r.IP.AppendTo(b)
 	end()
 	b = appendNonZero(b, uint64(r.SrcPort))
@@ -119,8 +125,8 @@ func appendCSVFields(b []byte, ends []int, r *eventstore.HostRow, c *clock) ([]b
 	end()
 	b = append(b, r.City...)
 	end()
-	end() // hostname
-	b = append(b, r.Transport...)
+	end() // src_hostname
+	b = appendNonZero(b, uint64(r.DstPort))
 	end()
 	b = append(b, r.Family...)
 	end()
@@ -129,8 +135,6 @@ func appendCSVFields(b []byte, ends []int, r *eventstore.HostRow, c *clock) ([]b
 	b = append(b, r.Tag...)
 	end()
 	b = append(b, r.Protocol...)
-	end()
-	b = appendNonZero(b, uint64(r.DstPort))
 	end()
 	b = appendPorts(b, r.DstPorts, r.OtherPorts, ' ')
 	end()

@@ -124,16 +124,16 @@ func TestCSVReadsBack(t *testing.T) {
 		for i, c := range recs[0] {
 			f[c] = rec[i]
 		}
-		if f["timestamp"] != f["last_seen"] || f["infection"] != f["family"] || f["hostname"] != "" {
-			t.Errorf("timestamp %q, last_seen %q, infection %q, family %q, hostname %q", f["timestamp"], f["last_seen"], f["infection"], f["family"], f["hostname"])
+		if f["timestamp"] != f["last_seen"] || f["infection"] != f["family"] || f["src_hostname"] != "" {
+			t.Errorf("timestamp %q, last_seen %q, infection %q, family %q, src_hostname %q", f["timestamp"], f["last_seen"], f["infection"], f["family"], f["src_hostname"])
 		}
 		row := eventstore.HostRow{
-			IP: netip.MustParseAddr(f["ip"]), Family: f["family"], Tag: f["tag"], Domain: f["domain"], Case: f["case"],
-			Protocol: event.Protocol(f["application"]), Transport: event.Transport(f["type"]),
-			ASName: f["as_name"], Country: f["geo"], Region: f["region"], City: f["city"],
+			IP: netip.MustParseAddr(f["src_ip"]), Family: f["family"], Tag: f["tag"], Domain: f["domain"], Case: f["case"],
+			Protocol: event.Protocol(f["application"]), Transport: event.Transport(f["protocol"]),
+			ASName: f["as_name"], Country: f["src_geo"], Region: f["src_region"], City: f["src_city"],
 			FirstSeen: csvTime(t, f["first_seen"]), LastSeen: csvTime(t, f["last_seen"]),
 			Events: atoi(t, f["callbacks"]), BotIDs: atoi(t, f["bot_ids"]),
-			SrcPort: uint16(atoi(t, f["port"])), DstPort: uint16(atoi(t, f["dst_port"])), ASN: uint32(atoi(t, f["asn"])),
+			SrcPort: uint16(atoi(t, f["src_port"])), DstPort: uint16(atoi(t, f["dst_port"])), ASN: uint32(atoi(t, f["src_asn"])),
 			Latitude: atof(t, f["latitude"]), Longitude: atof(t, f["longitude"]),
 		}
 		for _, p := range strings.Fields(f["dst_ports"]) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/takedown-project/takedown/internal/event"
@@ -30,7 +31,9 @@ import (
 //	source.geolocation.cc, .region, .city, .latitude, .longitude
 //	destination.port               destination port of the last callback
 //	destination.fqdn               the seized name of the first callback
-//	tlp                            the report's TLP 2.0 label, e.g. "AMBER"
+//	tlp                            the report's TLP as IntelMQ's TLP type takes
+//	                               it (WHITE, GREEN, AMBER, RED): CLEAR is
+//	                               WHITE, AMBER+STRICT is AMBER
 //	extra.first_seen, extra.last_seen   as time.source
 //	extra.callbacks                number of callbacks
 //	extra.bot_ids                  distinct bot ids (NAT: more than 1)
@@ -55,7 +58,7 @@ func (JSONLines) Extension() string   { return "jsonl" }
 // Write writes one line per host.
 func (j JSONLines) Write(w io.Writer, r *Report) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	tlp := r.TLP()
+	tlp := intelmqTLP(r.TLP())
 	var b []byte
 	c := &clock{sep: "T", suffix: "+00:00"}
 	for row := range r.Rows() {
@@ -153,4 +156,10 @@ func (o *jsonObject) time(k string, t time.Time, c *clock) {
 	o.b = append(o.b, '"')
 	o.b = c.append(o.b, t)
 	o.b = append(o.b, '"')
+}
+
+// intelmqTLP maps a TLP 2.0 label onto the four of IntelMQ's TLP type,
+// which refuses CLEAR and AMBER+STRICT, as xarfTLP does for X-ARF.
+func intelmqTLP(tlp string) string {
+	return strings.ToUpper(xarfTLP(tlp))
 }

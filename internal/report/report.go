@@ -1,8 +1,9 @@
 // Package report makes the reports that network owners and CERTs receive
 // about the infected hosts in their networks: per subscriber and day, in
-// the formats their abuse desks parse (CSV with Shadowserver-style columns,
-// IntelMQ JSON lines, X-ARF mails, STIX 2.1 bundles), and the remediation
-// trend of their networks.
+// the formats their abuse desks parse (CSV with Shadowserver's column names,
+// IntelMQ JSON lines, X-ARF mails, STIX 2.1 bundles), their callbacks one
+// by one as Shadowserver's sinkhole event reports (WriteSinkholeEvents),
+// and the remediation trend of their networks.
 //
 // Build reads a day's infected hosts from the event store once and sorts
 // them into every subscriber's report with a scope.Index, holding the hosts
