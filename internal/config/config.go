@@ -88,7 +88,8 @@ type Config struct {
 	Mail Mail `yaml:"mail"`
 	// Feed configures the address of the subscribers' pull feed.
 	Feed Feed `yaml:"feed"`
-	// Dashboard configures the web dashboard under /ui/ of the API.
+	// Dashboard configures the web dashboard under /ui/ of the API, and
+	// its own listener.
 	Dashboard Dashboard `yaml:"dashboard"`
 	// Evidence configures the transparency log of the events and the
 	// audit log (evidence.go).
@@ -147,7 +148,8 @@ type Central struct {
 }
 
 // Dashboard configures the web dashboard that serve offers on the API's
-// address under /ui/. Its users are added with `takedown users add`.
+// address under /ui/, and on Listen when set. Its users are added with
+// `takedown users add`.
 type Dashboard struct {
 	// Disabled turns the dashboard off.
 	Disabled bool `yaml:"disabled"`
