@@ -41,6 +41,13 @@ func NewClient(addr, token, actor string) *Client {
 	}
 }
 
+// WithHTTPClient makes c call through hc (for TLS to the API) and
+// returns it.
+func (c *Client) WithHTTPClient(hc *http.Client) *Client {
+	c.http = hc
+	return c
+}
+
 // ErrUnreachable reports that no server answers at the address.
 var ErrUnreachable = errors.New("no takedown server answers")
 

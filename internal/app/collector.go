@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -208,14 +207,11 @@ func (s *server) startSmallAPI(ready http.Handler, status func(context.Context) 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("GET /readyz", ready)
 	mux.Handle("/", api.New(api.Config{Sensor: true, Token: token, Status: status, Logger: s.log.With("component", "api")}))
-	ln, err := net.Listen("tcp", s.cfg.API.Listen)
+	srv, ln, err := s.startHTTP(httpListener{key: "api", addr: s.cfg.API.Listen, tls: s.cfg.API.TLS, handler: mux})
 	if err != nil {
-		return nil, fmt.Errorf("api.listen %s: %w", s.cfg.API.Listen, err)
+		return nil, err
 	}
 	s.ln = ln
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go func() { s.errc <- srv.Serve(ln) }()
-	s.log.Info("api listening", "addr", ln.Addr().String())
 	return within(10*time.Second, srv.Shutdown), nil
 }
 

@@ -382,8 +382,9 @@ func (s *server) openReports(ctx context.Context) (func() error, error) {
 	return nil, nil
 }
 
-// startAPI starts the API with /metrics, /readyz, the subscribers' pull
-// API and the dashboard beside it.
+// startAPI starts the admin API with /metrics, /readyz, the subscribers'
+// pull API and the dashboard beside it, and the feed's and the
+// dashboard's own listeners when the config names them (publish.go).
 func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 	token, err := EnsureToken(s.cfg.API.TokenFile)
 	if err != nil {
@@ -394,19 +395,27 @@ func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 	subFeed := pull.New(pullConfig(s.cfg, s.local.Registry, s.local.Store, s.reps, s.log.With("component", "feed")))
 	mux.Handle("/api/", subFeed)
 	mux.Handle("GET /readyz", s.rd)
+	feedMux := s.publicMux()
+	feedMux.Handle("/api/", subFeed)
 	if s.evid != nil {
 		// Public: a log's checkpoints are meant to be mirrored.
 		mux.Handle("GET /api/v1/evidence/", s.evid.handler())
+		feedMux.Handle("GET /api/v1/evidence/", s.evid.handler())
 	}
 	// The web dashboard, under /ui/. It stops after the API.
 	dash, stopDash, err := startDashboard(ctx, s.cfg, s.local, token, s.log.With("component", "dashboard"))
 	if err != nil {
 		return nil, err
 	}
+	dashMux := s.publicMux()
 	if dash != nil {
 		mux.Handle("/ui/", dash)
 		mux.Handle("GET /ui", dash)
 		mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+		pub := withoutBearer(dash)
+		dashMux.Handle("/ui/", pub)
+		dashMux.Handle("GET /ui", pub)
+		dashMux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	}
 	in := ingest.New(ingest.Config{Pipeline: s.pipe, Spool: s.sp, Zones: s.served, Classifier: s.rules,
 		Busy: ingest.SpoolBusy(s.sp, int64(s.cfg.Pipeline.SpoolMaxMB)<<20), Registerer: s.metrics})
@@ -415,26 +424,16 @@ func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 		Ingest: in.Ingest, Quarantine: &servedQuarantine{q: s.quar, pipe: s.pipe, sp: s.sp},
 		Logger: s.log.With("component", "api"),
 	}))
-	ln, err := net.Listen("tcp", s.cfg.API.Listen)
-	if err != nil {
-		if stopDash != nil {
-			stopDash()
-		}
-		return nil, fmt.Errorf("api.listen %s: %w", s.cfg.API.Listen, err)
+	listeners := []httpListener{{key: "api", addr: s.cfg.API.Listen, tls: s.cfg.API.TLS, handler: mux}}
+	if s.cfg.Feed.Listen != "" {
+		listeners = append(listeners, httpListener{key: "feed", addr: s.cfg.Feed.Listen, tls: s.cfg.Feed.TLS, handler: feedMux})
 	}
-	s.ln = ln
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	if s.cfg.Dashboard.Listen != "" && dash != nil {
+		listeners = append(listeners, httpListener{key: "dashboard", addr: s.cfg.Dashboard.Listen, tls: s.cfg.Dashboard.TLS, handler: dashMux})
 	}
-	srv.RegisterOnShutdown(subFeed.Close)
-	go func() { s.errc <- srv.Serve(ln) }()
-	s.log.Info("api listening", "addr", ln.Addr().String(), "db", s.cfg.Store.Path)
-	shutdown := within(10*time.Second, srv.Shutdown)
-	return func() error {
-		err := shutdown()
+	var srvs []*http.Server
+	stop = func() error {
+		err := shutdownAll(srvs)
 		if stopDash != nil {
 			t0 := time.Now()
 			if err := stopDash(); err != nil {
@@ -443,7 +442,22 @@ func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 			s.log.Info("dashboard stopped", "took", time.Since(t0).Round(time.Microsecond))
 		}
 		return err
-	}, nil
+	}
+	for _, l := range listeners {
+		srv, ln, err := s.startHTTP(l)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		// The followed event streams end before the shutdown waits for
+		// them.
+		srv.RegisterOnShutdown(subFeed.Close)
+		srvs = append(srvs, srv)
+		if l.key == "api" {
+			s.ln = ln
+		}
+	}
+	return stop, nil
 }
 
 // startDailyReports mails the previous day's reports at each subscriber's

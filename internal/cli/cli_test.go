@@ -100,6 +100,20 @@ func setup(t *testing.T) (cfgPath, dataDir, addr string) {
 // stops it (the test's end does too).
 func startServer(t *testing.T, cfg, addr string) (stop func()) {
 	t.Helper()
+	return startServerWith(t, cfg, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// startServerWith runs `takedown serve` and waits until answers says that
+// it answers.
+func startServerWith(t *testing.T, cfg string, answers func() bool) (stop func()) {
+	t.Helper()
 	cmd := exec.Command(bin, "--config", cfg, "serve")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
@@ -130,12 +144,8 @@ func startServer(t *testing.T, cfg, addr string) (stop func()) {
 	t.Cleanup(stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return stop
-			}
+		if answers() {
+			return stop
 		}
 		select {
 		case err := <-exited:

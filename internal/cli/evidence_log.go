@@ -201,12 +201,13 @@ func (e *env) remoteCheckpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	hc := app.APIHTTPClient(cfg, 0)
 	get := func(path string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+cfg.API.Listen+"/api/v1/evidence/"+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, app.APIBase(cfg)+"/api/v1/evidence/"+path, nil)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return nil, err
 		}

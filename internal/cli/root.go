@@ -243,7 +243,7 @@ func (e *env) remote(ctx context.Context, cfg config.Config) (*api.Client, error
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	c := api.NewClient(cfg.API.Listen, tok, e.actorName())
+	c := app.NewAPIClient(cfg, tok, e.actorName())
 	if err := c.Ping(ctx); err != nil {
 		return nil, err
 	}

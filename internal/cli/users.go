@@ -273,7 +273,7 @@ func (e *env) withUsers(ctx context.Context, fn func(ctx context.Context, b user
 			if err != nil {
 				return err
 			}
-			return fn(ctx, remoteUsers{base: "http://" + cfg.API.Listen, token: tok, actor: e.actorName()})
+			return fn(ctx, remoteUsers{base: app.APIBase(cfg), http: app.APIHTTPClient(cfg, 0), token: tok, actor: e.actorName()})
 		}
 		if e.mode == "remote" || !errors.Is(err, api.ErrUnreachable) {
 			return err
@@ -327,7 +327,10 @@ func (l localUsers) update(ctx context.Context, name string, ch userChange) (use
 
 // remoteUsers asks the running serve's dashboard, with the API token and
 // the actor for its audit log.
-type remoteUsers struct{ base, token, actor string }
+type remoteUsers struct {
+	base, token, actor string
+	http               *http.Client
+}
 
 func (r remoteUsers) call(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
@@ -347,7 +350,7 @@ func (r remoteUsers) call(ctx context.Context, method, path string, body, out an
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	req.Header.Set(api.ActorHeader, r.actor)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := r.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("calling takedown server: %w", err)
 	}

@@ -86,7 +86,10 @@ type Config struct {
 	Reports Reports `yaml:"reports"`
 	// Mail is the SMTP relay that reports are sent through.
 	Mail Mail `yaml:"mail"`
-	// Dashboard configures the web dashboard under /ui/ of the API.
+	// Feed configures the address of the subscribers' pull feed.
+	Feed Feed `yaml:"feed"`
+	// Dashboard configures the web dashboard under /ui/ of the API, and
+	// its own listener.
 	Dashboard Dashboard `yaml:"dashboard"`
 	// Evidence configures the transparency log of the events and the
 	// audit log (evidence.go).
@@ -145,7 +148,8 @@ type Central struct {
 }
 
 // Dashboard configures the web dashboard that serve offers on the API's
-// address under /ui/. Its users are added with `takedown users add`.
+// address under /ui/, and on Listen when set. Its users are added with
+// `takedown users add`.
 type Dashboard struct {
 	// Disabled turns the dashboard off.
 	Disabled bool `yaml:"disabled"`
@@ -167,6 +171,13 @@ type Dashboard struct {
 	// while someone watches (every 15 s otherwise). Default 2000
 	// (dashboard.DefaultRefresh).
 	RefreshMS int `yaml:"refresh_ms"`
+	// Listen is the host:port of a listener that serves only the
+	// dashboard (/ui/), /healthz and /readyz. Empty (the default): the
+	// dashboard is served on api.listen only. It stays there too, for
+	// `takedown users`; the API token is not accepted here.
+	Listen string `yaml:"listen"`
+	// TLS is this listener's certificate; empty: plain HTTP.
+	TLS ListenerTLS `yaml:"tls"`
 }
 
 // Reports configures the daily per-subscriber reports: their e-mail
@@ -333,6 +344,9 @@ type API struct {
 	// TokenFile holds the local bearer token; serve creates it (mode 0600)
 	// when missing and the CLI reads it. Default <data_dir>/api.token.
 	TokenFile string `yaml:"token_file"`
+	// TLS is the admin API's certificate (files only); empty: plain HTTP.
+	// The CLI then checks that the server presents this certificate.
+	TLS ListenerTLS `yaml:"tls"`
 }
 
 // Store configures the database file and the event store. The registry,
@@ -604,6 +618,7 @@ func (c *Config) fill() {
 	if c.API.TokenFile == "" {
 		c.API.TokenFile = filepath.Join(c.DataDir, "api.token")
 	}
+	c.setListenerDefaults()
 	if c.Store.Path == "" {
 		c.Store.Path = filepath.Join(c.DataDir, "takedown.duckdb")
 	}
@@ -902,6 +917,7 @@ func (c *Config) Validate() error {
 	}
 	c.checkRole(bad)
 	c.checkEvidence(bad)
+	c.checkHTTPListeners(bad)
 	return errors.Join(errs...)
 }
 

@@ -68,11 +68,33 @@ func TestDefaultDataDirXDG(t *testing.T) {
 	}
 }
 
+// parseErrorCase is a config that Parse refuses, with substrings of its
+// error.
+type parseErrorCase struct {
+	name, doc string
+	want      []string
+}
+
+// checkParseErrors runs Parse on each case's doc and checks the error.
+func checkParseErrors(t *testing.T, cases []parseErrorCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tc.doc))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name, doc string
-		want      []string // substrings of the error
-	}{
+	checkParseErrors(t, []parseErrorCase{
 		{"unknown top key", "data_dir: x\nlistn: 1\n", []string{"t.yaml:2:1", `unknown key "listn"`, "at the top level"}},
 		{"unknown nested key", "api:\n  listen: 127.0.0.1:1\n  tokn: x\n", []string{"t.yaml:3:3", `unknown key "tokn"`, "in api", "token_file"}},
 		{"duplicate key", "sensor: a\nsensor: b\n", []string{`t.yaml:2:1: key "sensor" given twice at the top level (first on line 1)`}},
@@ -92,19 +114,7 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", "sensor: a\n---\nsensor: b\n", []string{"t.yaml:2: a second YAML document; a config file holds one"}},
 		{"bad second document", "sensor: a\n---\n[\n", []string{"t.yaml: ", "did not find expected node content"}},
 		{"top level list", "- a\n- b\n", []string{"t.yaml:1", "the top level must be a mapping"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("t.yaml", []byte(tc.doc))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
-		})
-	}
+	})
 }
 
 func TestLoadMissingFile(t *testing.T) {
@@ -132,6 +142,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("log:\n  level: debug\n  format: json\n"))
 	f.Add([]byte("a: &x {b: 1}\nc: *x\n"))
 	f.Add([]byte("store: {retention_days: 3, path: p}\n"))
+	f.Add([]byte("feed: {listen: '[::]:443', tls: {acme: {domains: [feed.example.org], directory_url: 'https://ca.example/d'}}}\n"))
+	f.Add([]byte("dashboard: {listen: 127.0.0.1:8443, tls: {cert_file: c, key_file: k}}\napi: {tls: {cert_file: c}}\n"))
 	f.Add([]byte("store: {engine: clickhouse, clickhouse: {addrs: [127.0.0.1:9000], database: td, cluster: c, shards: [127.0.0.1:9000]}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.yaml", data)
