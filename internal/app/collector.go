@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/chstore"
 	"github.com/takedown-project/takedown/internal/collect"
@@ -205,9 +203,9 @@ func (s *server) startSmallAPI(ready http.Handler, status func(context.Context) 
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("GET /readyz", ready)
-	mux.Handle("/", api.New(api.Config{Sensor: true, Token: token, Status: status, Logger: s.log.With("component", "api")}))
+	mux.Handle("/", api.New(api.Config{Sensor: true, Token: token, Status: status, Metrics: s.apiMetrics(),
+		Logger: s.log.With("component", "api")}))
 	ln, err := net.Listen("tcp", s.cfg.API.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("api.listen %s: %w", s.cfg.API.Listen, err)
