@@ -201,9 +201,10 @@ func rulesExprs(t *testing.T) []string {
 }
 
 // roleOnly are the metric families that a single serve, as this test
-// starts it, does not export: those of a sensor's uplink, of a central's
-// or collector's stream consumer, and of the reports' mail delivery
-// (counted only once a report goes out).
+// starts it, does not export: those of a sensor's uplink and of a
+// central's or collector's stream consumer (TestFleetMetricsExported
+// checks them), and of the reports' mail delivery, whose series appear
+// once a report goes out (not checked against a serve).
 var roleOnly = []string{"takedown_uplink_", "takedown_collect_", "takedown_deliver_"}
 
 // TestMetricsExported starts a serve with its sinks, calls each, and
