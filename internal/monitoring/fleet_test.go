@@ -17,6 +17,7 @@ import (
 // metrics.listen: every metric of a sensor's uplink and a central's
 // stream consumer that the rules read must be exported.
 func TestFleetMetricsExported(t *testing.T) {
+	t.Parallel()
 	nats := natstest.Start(t, natstest.Options{Nodes: 1, Sensors: []string{"fra-1"}})
 	dir := t.TempDir()
 	servers := `["` + strings.Join(nats.URLs(), `", "`) + `"]`

@@ -51,6 +51,7 @@ func promtool(t *testing.T, wantFail bool, args ...string) string {
 // promtool's checks, the rules its unit tests, and the unit tests notice a
 // rule that changes.
 func TestRules(t *testing.T) {
+	t.Parallel()
 	promtool(t, false, "check", "config", scrapeFile)
 	promtool(t, false, "check", "rules", rulesFile)
 	promtool(t, false, "test", "rules", rulesTestFile)
@@ -130,6 +131,7 @@ func readDashboard(t *testing.T) (dashboard, []string) {
 // panel queries the chosen Prometheus, and every query is valid PromQL
 // (promtool checks them as recording rules).
 func TestDashboard(t *testing.T) {
+	t.Parallel()
 	d, exprs := readDashboard(t)
 	if d.Title == "" || d.UID == "" {
 		t.Errorf("title %q, uid %q: both are needed to import and link the dashboard", d.Title, d.UID)
@@ -211,6 +213,7 @@ var roleOnly = []string{"takedown_uplink_", "takedown_collect_", "takedown_deliv
 // scrapes metrics.listen: every metric the dashboard queries must be
 // there, and every one the rules read, but those of roleOnly.
 func TestMetricsExported(t *testing.T) {
+	t.Parallel()
 	ports := make([]int, 4)
 	for i := range ports {
 		ports[i] = testnet.FreePort(t)
