@@ -49,19 +49,9 @@ nats: {servers: %s, credentials: %s, replicas: 1, max_stream_mb: 64}
 	for name := range scrape(t, sensor.Metrics.Listen) {
 		exported[name] = true
 	}
-	n := 0
-	for _, e := range rulesExprs(t) {
-		for _, name := range metricName.FindAllString(e, -1) {
-			if !strings.HasPrefix(name, "takedown_uplink_") && !strings.HasPrefix(name, "takedown_collect_") {
-				continue
-			}
-			n++
-			if !exported[name] {
-				t.Errorf("%s reads %s, which neither the central nor the sensor exports", rulesFile, name)
-			}
-		}
-	}
-	if n < 5 {
+	if n := checkNames(t, rulesFile, rulesExprs(t), exported, func(name string) bool {
+		return strings.HasPrefix(name, "takedown_uplink_") || strings.HasPrefix(name, "takedown_collect_")
+	}); n < 5 {
 		t.Errorf("only %d names of the uplink and the central's consumer found in the rules", n)
 	}
 }
