@@ -74,6 +74,9 @@ type Config struct {
 	Sensor bool
 	// Token is the bearer token every request but /healthz must carry.
 	Token string
+	// Metrics, if set, answers GET /metrics (Prometheus's text format),
+	// behind the token like every other call; a sensor's API too.
+	Metrics http.Handler
 	// Logger receives one line per failed request; nil discards.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -104,6 +107,12 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	if cfg.Metrics != nil {
+		m.HandleFunc("GET /metrics", h.auth(func(w http.ResponseWriter, r *http.Request, _ registry.Change) error {
+			cfg.Metrics.ServeHTTP(w, r)
+			return nil
+		}))
+	}
 	if cfg.Sensor {
 		m.HandleFunc("GET /v1/status", h.auth(h.status))
 		m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -146,7 +146,7 @@ listen: {http: [], https: [], smtp: []}
 		}
 	}
 	time.Sleep(idleFor)
-	idle, idleGo := procMem(t, pid), goMem(t, cfg.API.Listen)
+	idle, idleGo := procMem(t, pid), goMem(t, cfg.API.Listen, cfg.API.TokenFile)
 	t.Logf("idle after %s: RSS %d MiB (peak %d MiB); Go heap in use %d MiB, goal %d MiB", idleFor, idle.rss>>20, idle.hwm>>20, idleGo.inUse>>20, idleGo.goal>>20)
 	if idle.rss >= avalancheIdleRSS {
 		t.Errorf("idle RSS %d MiB with %d names, want under %d MiB", idle.rss>>20, n, avalancheIdleRSS>>20)

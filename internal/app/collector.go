@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/chstore"
 	"github.com/takedown-project/takedown/internal/collect"
@@ -195,7 +193,7 @@ func (s *server) startCollectorAPI(ctx context.Context) (func() error, error) {
 }
 
 // startSmallAPI serves the API of a role without registry or store
-// reader (a sensor, a collector): /metrics, /readyz with ready, /healthz
+// reader (a sensor, a collector): /metrics (behind the token), /readyz with ready, /healthz
 // and /v1/status with status; every other endpoint says to ask the
 // central.
 func (s *server) startSmallAPI(ready http.Handler, status func(context.Context) (api.Status, error)) (func() error, error) {
@@ -204,9 +202,9 @@ func (s *server) startSmallAPI(ready http.Handler, status func(context.Context) 
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("GET /readyz", ready)
-	mux.Handle("/", api.New(api.Config{Sensor: true, Token: token, Status: status, Logger: s.log.With("component", "api")}))
+	mux.Handle("/", api.New(api.Config{Sensor: true, Token: token, Status: status, Metrics: s.apiMetrics(),
+		Logger: s.log.With("component", "api")}))
 	srv, ln, err := s.startHTTP(httpListener{key: "api", addr: s.cfg.API.Listen, tls: s.cfg.API.TLS, handler: mux})
 	if err != nil {
 		return nil, err

@@ -388,10 +388,10 @@ func queryLoad(t *testing.T, dnsAddr string, n int) {
 }
 
 // scrape returns the value of a metric (summed over its series) from
-// serve's /metrics.
-func scrape(t *testing.T, addr, name string) float64 {
+// serve's /metrics on the API at addr, with the token of cfg.
+func scrape(t *testing.T, cfg config.Config, addr, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	resp, err := getMetrics(http.DefaultClient, addr, cfg.API.TokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +484,7 @@ pipeline: {flush_ms: 20, disk_reserve_mb: %d}
 			}
 			// The counts agree with /metrics, and the backlog is what
 			// the spool's files hold, not what was recorded.
-			if m := scrape(t, s.api, "takedown_spool_records_dropped_total"); uint64(m) < st.Pipeline.Dropped {
+			if m := scrape(t, cfg, s.api, "takedown_spool_records_dropped_total"); uint64(m) < st.Pipeline.Dropped {
 				t.Errorf("status dropped %d, /metrics %v", st.Pipeline.Dropped, m)
 			}
 			if waiting := st.Pipeline.Recorded - st.Pipeline.Stored; st.Pipeline.Backlog > waiting+waiting/20+10 || st.Pipeline.BacklogBytes > st.Spool.Bytes {

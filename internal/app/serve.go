@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/classify"
@@ -63,7 +62,7 @@ func ServeWith(ctx context.Context, cfg config.Config, log *slog.Logger, h Hooks
 		l.stop()
 		log.Info("stopped", "uptime", time.Since(s.began).Round(time.Millisecond))
 	}()
-	for _, c := range s.components() {
+	for _, c := range append([]component{{stopped: "metrics stopped", start: s.startMetrics}}, s.components()...) {
 		if err := l.run(ctx, c); err != nil {
 			return err
 		}
@@ -382,7 +381,8 @@ func (s *server) openReports(ctx context.Context) (func() error, error) {
 	return nil, nil
 }
 
-// startAPI starts the admin API with /metrics, /readyz, the subscribers'
+// startAPI starts the admin API with /metrics (behind the token, unless
+// metrics.listen gives it an address of its own), /readyz, the subscribers'
 // pull API and the dashboard beside it, and the feed's and the
 // dashboard's own listeners when the config names them (publish.go).
 func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
@@ -391,7 +391,6 @@ func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	subFeed := pull.New(pullConfig(s.cfg, s.local.Registry, s.local.Store, s.reps, s.log.With("component", "feed")))
 	mux.Handle("/api/", subFeed)
 	mux.Handle("GET /readyz", s.rd)
@@ -422,7 +421,7 @@ func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 	mux.Handle("/", api.New(api.Config{
 		Registry: s.local.Registry, Events: s.local.Store, Token: token, Status: s.status.status, Reports: s.reps,
 		Ingest: in.Ingest, Quarantine: &servedQuarantine{q: s.quar, pipe: s.pipe, sp: s.sp},
-		Logger: s.log.With("component", "api"),
+		Metrics: s.apiMetrics(), Logger: s.log.With("component", "api"),
 	}))
 	listeners := []httpListener{{key: "api", addr: s.cfg.API.Listen, tls: s.cfg.API.TLS, handler: mux}}
 	if s.cfg.Feed.Listen != "" {

@@ -101,7 +101,7 @@ listen: {http: ["127.0.0.1:%d"], https: [], smtp: []}
 	pid := srv.cmd.Process.Pid
 	api := cfg.API.Listen
 	waitReady(t, srv, api)
-	base, baseGo := procMem(t, pid), goMem(t, api)
+	base, baseGo := procMem(t, pid), goMem(t, api, cfg.API.TokenFile)
 	t.Logf("ready: RSS %d MiB; Go: heap in use %d MiB, goal %d MiB", base.rss>>20, baseGo.inUse>>20, baseGo.goal>>20)
 
 	// A line every 5 s (VmHWM keeps the true peak).
@@ -118,7 +118,7 @@ listen: {http: ["127.0.0.1:%d"], https: [], smtp: []}
 			case <-tick.C:
 			}
 			m, ok := readProcMem(pid)
-			g, gok := readGoMem(api)
+			g, gok := readGoMem(api, cfg.API.TokenFile)
 			if ok && gok {
 				t.Logf("RSS %d MiB (peak %d MiB); Go: obtained from the OS %d MiB, heap in use %d MiB, goal %d MiB",
 					m.rss>>20, m.hwm>>20, g.sys>>20, g.inUse>>20, g.goal>>20)
@@ -151,7 +151,7 @@ listen: {http: ["127.0.0.1:%d"], https: [], smtp: []}
 	var after memStatus
 	start := time.Now()
 	settled := pollUntil(soakSettle, func() bool {
-		g, after = goMem(t, api), procMem(t, pid)
+		g, after = goMem(t, api, cfg.API.TokenFile), procMem(t, pid)
 		return g.goal/2 <= baseGo.goal/2+keep
 	})
 	t.Logf("%v after the load: RSS %d MiB, peak %d MiB; Go: obtained from the OS %d MiB, heap in use %d MiB, goal %d MiB",
@@ -368,8 +368,8 @@ type goMemStats struct{ sys, inUse, goal int64 }
 // soakClient asks serve's API during the soak.
 var soakClient = &http.Client{Timeout: 5 * time.Second}
 
-func readGoMem(api string) (goMemStats, bool) {
-	resp, err := soakClient.Get("http://" + api + "/metrics")
+func readGoMem(api, tokenFile string) (goMemStats, bool) {
+	resp, err := getMetrics(soakClient, api, tokenFile)
 	if err != nil {
 		return goMemStats{}, false
 	}
@@ -395,9 +395,9 @@ func readGoMem(api string) (goMemStats, bool) {
 	return g, g.sys > 0 && g.goal > 0
 }
 
-func goMem(t *testing.T, api string) goMemStats {
+func goMem(t *testing.T, api, tokenFile string) goMemStats {
 	t.Helper()
-	g, ok := readGoMem(api)
+	g, ok := readGoMem(api, tokenFile)
 	if !ok {
 		t.Fatalf("no Go memory statistics in http://%s/metrics", api)
 	}

@@ -198,7 +198,7 @@ func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 	defer shutdown()
 	fmt.Fprintf(w, "            dashboard http://%s/ui/   (user demo, password %s)\n", cfg.API.Listen, password)
 	fmt.Fprintf(w, "            API      http://%s/v1/status   (token in %s)\n", cfg.API.Listen, cfg.API.TokenFile)
-	fmt.Fprintf(w, "            metrics  http://%s/metrics\n", cfg.API.Listen)
+	fmt.Fprintf(w, "            metrics  http://%s/metrics   (the same token)\n", cfg.API.Listen)
 
 	// 3. Simulate.
 	sc := sim.Config{

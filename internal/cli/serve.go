@@ -20,7 +20,8 @@ func (e *env) serveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the takedown server: registry API, DNS sinkhole, zone transfers and the RPZ feed",
-		Long: `Run the takedown server: the registry API (with /metrics), the authoritative
+		Long: `Run the takedown server: the registry API (with /metrics,
+or /metrics alone on metrics.listen), the authoritative
 DNS sinkhole of every seized zone in a served state, and the transfer server
 (AXFR/IXFR of the sinkhole zones and the RPZ feed, NOTIFY, TSIG). Registry
 changes reach the answers within a second; every query for a seized name is

@@ -94,6 +94,19 @@ type Config struct {
 	// Evidence configures the transparency log of the events and the
 	// audit log (evidence.go).
 	Evidence Evidence `yaml:"evidence"`
+	// Metrics configures where Prometheus scrapes GET /metrics.
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Metrics configures the Prometheus endpoint, GET /metrics. Its series
+// carry no addresses, names or URLs of the hosts that call the sinkhole.
+type Metrics struct {
+	// Listen is a host:port that serves GET /metrics alone, without a
+	// token, for a Prometheus scraper: bind it to loopback or to the
+	// monitoring network (deploy/prometheus/README.md). Empty, the
+	// default: /metrics is on api.listen and needs the API's bearer token
+	// there, like every call but /healthz.
+	Listen string `yaml:"listen"`
 }
 
 // The roles of serve (Config.Role).
@@ -722,6 +735,11 @@ func (c *Config) Validate() error {
 	}
 	if err := checkHostPort(c.API.Listen); err != nil {
 		bad("api.listen", "%q: %v", c.API.Listen, err)
+	}
+	if c.Metrics.Listen != "" {
+		if err := checkHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%q: %v", c.Metrics.Listen, err)
+		}
 	}
 	for i, l := range c.DNS.Listen {
 		if err := checkHostPort(l); err != nil {

@@ -139,6 +139,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("data_dir: /x\napi:\n  listen: 127.0.0.1:1\n"))
 	f.Add([]byte("api: 5\n"))
+	f.Add([]byte("metrics: {listen: '127.0.0.1:9480'}\napi: {listen: '127.0.0.1:9480'}\n"))
 	f.Add([]byte("log:\n  level: debug\n  format: json\n"))
 	f.Add([]byte("a: &x {b: 1}\nc: *x\n"))
 	f.Add([]byte("store: {retention_days: 3, path: p}\n"))

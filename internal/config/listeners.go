@@ -15,7 +15,7 @@ type listener struct {
 	port      int
 }
 
-// listeners lists every address serve binds: the API, the sinkhole listeners
+// listeners lists every address serve binds: the API and metrics, the sinkhole listeners
 // on TCP, listen.udp on UDP, and the DNS and transfer servers on both.
 // Addresses that are not host:port (reported elsewhere) and port 0 (the
 // system picks a free one) are left out.
@@ -36,6 +36,7 @@ func (c *Config) listeners() []listener {
 		}
 	}
 	one("api.listen", c.API.Listen, true, false)
+	one("metrics.listen", c.Metrics.Listen, true, false)
 	add("dns.listen", c.DNS.Listen, true, true)
 	add("transfer.listen", c.Transfer.Listen, true, true)
 	add("listen.http", c.Listen.HTTP, true, false)

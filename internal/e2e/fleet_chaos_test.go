@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/takedown-project/takedown/internal/app"
 	"github.com/takedown-project/takedown/internal/app/apptest"
 	"github.com/takedown-project/takedown/internal/bus"
 	"github.com/takedown-project/takedown/internal/config"
@@ -441,7 +442,16 @@ func (f *fleet) waitStored(t *testing.T, want int64) {
 // rejected sums the central's takedown_collect_rejected_total.
 func (f *fleet) rejected(t *testing.T) int {
 	t.Helper()
-	resp, err := http.Get("http://" + f.cfg.API.Listen + "/metrics")
+	token, err := app.ReadToken(f.cfg.API.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+f.cfg.API.Listen+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0
 	}

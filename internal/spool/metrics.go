@@ -38,6 +38,7 @@ func newMetrics(s *Spool, reg prometheus.Registerer) (*metrics, error) {
 	m.collectors = []prometheus.Collector{
 		m.fsync,
 		gauge("bytes", "Bytes in segment files plus the buffer.", func(st Stats) float64 { return float64(st.Bytes) }),
+		gauge("max_bytes", "The size limit (MaxBytes): records that would grow bytes past it are dropped.", func(Stats) float64 { return float64(s.opt.MaxBytes) }),
 		gauge("buffered_bytes", "Bytes buffered in memory, not yet written.", func(st Stats) float64 { return float64(st.Buffered) }),
 		gauge("segments", "Segment files.", func(st Stats) float64 { return float64(st.Segments) }),
 		counter("records_appended_total", "Records accepted by Append.", nil, s.appended.Load),
