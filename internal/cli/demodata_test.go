@@ -85,3 +85,43 @@ func TestDemoNamesReserved(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoExploreCommand: the commands after a `go run` say how to get
+// the command, and paths with spaces or quotes are quoted for a shell.
+func TestDemoExploreCommand(t *testing.T) {
+	for in, want := range map[string]string{
+		"/tmp/takedown-demo-1/takedown.yaml": "/tmp/takedown-demo-1/takedown.yaml",
+		"/home/ana/my demo/takedown.yaml":    "'/home/ana/my demo/takedown.yaml'",
+		"/tmp/it's/x":                        `'/tmp/it'\''s/x'`,
+		"":                                   "''",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+	var b strings.Builder
+	demoExplore(&b, "go run ./cmd/takedown", "/tmp/my demo/takedown.yaml", nil)
+	out := b.String()
+	for _, want := range []string{"not on your PATH: `go install ./cmd/takedown`", "\n  go run ./cmd/takedown -c '/tmp/my demo/takedown.yaml' cases show waledac-2010\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Explore it lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	demoExplore(&b, "takedown", "/tmp/d/takedown.yaml", nil)
+	if strings.Contains(b.String(), "PATH") || !strings.Contains(b.String(), "\n  takedown -c /tmp/d/takedown.yaml serve &") {
+		t.Errorf("with takedown on the PATH:\n%s", b.String())
+	}
+	// The test binary, like `go run`'s, is in a go-build directory.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := shellQuote(exe)
+	if strings.Contains(exe, "/go-build") {
+		want = "go run ./cmd/takedown"
+	}
+	if td := takedownCommand(); td != want {
+		t.Errorf("takedownCommand() = %q for the test binary %s, want %q", td, exe, want)
+	}
+}
