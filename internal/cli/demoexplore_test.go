@@ -158,8 +158,9 @@ done:
 	if sums["TRUTH CALLBACKS"] != callbacks || sums["TRUTH EVENTS"] != events || sums["EVENTS"] != events {
 		t.Errorf("the census columns sum to %v; the demo says %d callbacks, %d events:\n%s", sums, callbacks, events, out)
 	}
-	if strings.Contains(out, " CALLBACKS ") && !strings.Contains(out, "TRUTH CALLBACKS") {
-		t.Errorf("a CALLBACKS column that is not the simulator's callbacks:\n%s", out)
+	// The store counts events; only the simulator knows callbacks.
+	if regexp.MustCompile(`(?m)(^|  )CALLBACKS\b`).MatchString(out) {
+		t.Errorf("a CALLBACKS column of the store's counts (its events):\n%s", out)
 	}
 }
 

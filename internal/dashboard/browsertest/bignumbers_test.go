@@ -110,13 +110,7 @@ dashboard: {refresh_ms: 300}
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	var waledac, dga []string
-	for i := range 20 {
-		waledac = append(waledac, fmt.Sprintf("seized-%02d.example", i))
-	}
-	for d := -2; d <= 1; d++ {
-		dga = append(dga, sim.DGANames(now.AddDate(0, 0, d), sim.DGANamesPerDay)[:25]...)
-	}
+	waledac, dga := seizedNames(now, 20, -2, 1)
 	seed(t, cfg, map[string][]string{sim.Waledac: waledac, sim.Conficker: apptest.Dedupe(dga)})
 	client := apptest.Serve(t, cfg, "browser-test")
 	base := "http://" + apiAddr
@@ -212,4 +206,16 @@ dashboard: {refresh_ms: 300}
 		chromedp.WaitVisible(chromedp.CSS("#country-networks")), chromedp.Click(chromedp.CSS("#country-hosts")),
 		chromedp.WaitVisible(chromedp.CSS("#hosts-table tbody tr")))
 	check("", "#hosts-table tbody tr", 0)
+}
+
+// seizedNames are n Waledac names and 25 DGA names of each day from
+// fromDay to toDay around now.
+func seizedNames(now time.Time, n, fromDay, toDay int) (waledac, dga []string) {
+	for i := range n {
+		waledac = append(waledac, fmt.Sprintf("seized-%02d.example.com", i))
+	}
+	for d := fromDay; d <= toDay; d++ {
+		dga = append(dga, sim.DGANames(now.AddDate(0, 0, d), sim.DGANamesPerDay)[:25]...)
+	}
+	return waledac, dga
 }
