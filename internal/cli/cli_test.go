@@ -352,6 +352,7 @@ func TestHelp(t *testing.T) {
 // afterwards.
 func TestDemo(t *testing.T) {
 	cfg, _, _ := setup(t)
+	withBinOnPath(t)
 	data := filepath.Join(t.TempDir(), "demo")
 	out := mustRun(t, cfg, "--data-dir", data, "demo", "--bots", "2000", "--speed", "3000", "--duration", "4s", "--backfill", "1")
 	for _, w := range []string{"276 domains imported", "restrained, then sinkholed", "DGA names seized", "serve is up",
@@ -377,7 +378,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's census lacks %q (the store's %+v):\n%s", want, r, out)
 		}
 	}
+	checkDemoCounts(t, out)
 	checkDemoExhibit(t, cfg, data, out)
+	checkExplore(t, out, data)
 	r := run(t, cfg, "--data-dir", data, "demo")
 	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
 		t.Errorf("demo into a used directory: %+v", r)

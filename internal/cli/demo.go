@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/app"
@@ -150,14 +152,16 @@ func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "takedown demo: a Waledac-sized takedown (fictional data) in %s\n\n", dir)
-	explore := "--data-dir " + dir
 	var ch *demoCH
 	if o.store == config.EngineClickHouse {
 		if ch, err = demoClickHouse(ctx, w, &cfg, dir); err != nil {
 			return err
 		}
 		defer ch.stop(w)
-		explore = "-c " + ch.config
+	}
+	cfgFile := filepath.Join(dir, "takedown.yaml")
+	if err := writeConfig(cfgFile, cfg); err != nil {
+		return err
 	}
 
 	// 1. Seize.
@@ -304,13 +308,77 @@ loop:
 		local.Close()
 		ch.stop(w)
 	}
-	fmt.Fprintf(w, "\nExplore it:\n")
+	demoExplore(w, takedownCommand(), cfgFile, ch)
+	return nil
+}
+
+// demoExplore prints the commands to run after the demo, each as it can be
+// pasted into a shell: td is how to call this program, cfgFile the demo's
+// config.
+func demoExplore(w io.Writer, td, cfgFile string, ch *demoCH) {
+	c := td + " -c " + shellQuote(cfgFile)
+	fmt.Fprintf(w, "\nExplore it (its config: %s):\n", cfgFile)
+	if td != "takedown" {
+		fmt.Fprintf(w, "  # takedown is not on your PATH: `go install ./cmd/takedown` puts it in $(go env GOPATH)/bin;\n  # until then, these call it as %s\n", td)
+	}
 	if ch != nil {
 		fmt.Fprintf(w, "  %s &    # first: the demo's ClickHouse, which keeps the events\n", ch.command)
 	}
-	fmt.Fprintf(w, "  takedown %s cases show waledac-2010\n  takedown %s deadlines --within 30d\n  takedown %s stats hosts --by family,country\n  takedown %s serve    # and run `takedown simulate` beside it\n",
-		explore, explore, explore, explore)
-	return nil
+	for _, l := range []string{
+		"cases show waledac-2010",
+		"domains list --state sinkholed --case waledac-2010",
+		"deadlines --within 30d",
+		"stats hosts --by family,country",
+		"audit verify",
+		"serve &    # the sinkhole again, on the demo's ports; then, beside it:",
+		"simulate --bots 2000 --speed 100 --duration 10s",
+		"status",
+	} {
+		fmt.Fprintf(w, "  %s %s\n", c, l)
+	}
+	fmt.Fprintf(w, "  kill %%1    # stops serve (as Ctrl-C would)\n")
+}
+
+// takedownCommand is how a user calls this program from a shell: takedown
+// when the PATH finds this very executable; after `go run`, whose
+// executable goes away when it ends, `go run ./cmd/takedown`, valid where
+// the user ran it; else the executable's absolute path.
+func takedownCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "takedown"
+	}
+	if p, err := exec.LookPath("takedown"); err == nil {
+		a, errA := os.Stat(p)
+		b, errB := os.Stat(exe)
+		if errA == nil && errB == nil && os.SameFile(a, b) {
+			return "takedown"
+		}
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/takedown"
+	}
+	return shellQuote(exe)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// writeConfig writes cfg as a config file at path, for the commands run
+// after the demo.
+func writeConfig(path string, cfg config.Config) error {
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
 }
 
 // demoServe starts serve in this process, logging to logFile, and
@@ -443,15 +511,17 @@ func demoSeize(ctx context.Context, w io.Writer, cfg config.Config, now time.Tim
 		return nil, nil, err
 	}
 	seen := map[string]bool{}
+	list := []string{"name,registry"}
 	for day := today.AddDate(0, 0, -backfillDays-1); !day.After(now.Add(horizon)); day = day.AddDate(0, 0, 1) {
 		for _, n := range sim.DGANames(day, sim.DGANamesPerDay)[:demoDGASeized] {
 			if !seen[n] {
 				seen[n] = true
 				dga = append(dga, n)
+				list = append(list, n+","+demoRegistry(n))
 			}
 		}
 	}
-	res, err = reg.ImportDomains(ctx, dc.Name, "dga-names.txt", []byte(strings.Join(dga, "\n")), ch)
+	res, err = reg.ImportDomains(ctx, dc.Name, "dga-names.csv", []byte(strings.Join(list, "\n")), ch)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -460,6 +530,13 @@ func demoSeize(ctx context.Context, w io.Writer, cfg config.Config, now time.Tim
 	}
 	fmt.Fprintf(w, "            case %s: %s DGA names seized ahead (%d a day), sinkholed\n", dc.Name, thousands(int64(len(dga))), demoDGASeized)
 	return waledac, dga, nil
+}
+
+// demoRegistry names the fictional registry of a demo name's TLD, as the
+// demo's Waledac list does: the names are under reserved TLDs, which no
+// real registry runs.
+func demoRegistry(name string) string {
+	return "Fictional ." + name[strings.LastIndexByte(name, '.')+1:] + " Registry"
 }
 
 // sinkhole moves freshly imported domains through restrained to sinkholed.
@@ -554,15 +631,20 @@ func demoMeasure(ctx context.Context, w io.Writer, c *api.Client, truth *sim.Tru
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "4. measure  %s callbacks sent; infected hosts counted by the sinkhole and by the simulator:\n\n", thousands(truth.Callbacks))
-	t := newTable(w, "FAMILY", "IPS", "BOTS", "CALLBACKS", "TRUTH IPS", "TRUTH BOTS", "")
+	// A callback is what a bot does to call home once, and may leave more
+	// than one event at the sinkhole (a Waledac bot's DNS query, then its
+	// HTTP POST): the simulator counts both, the store only events.
+	fmt.Fprintf(w, "4. measure  %s callbacks sent, %s events recorded for them (a Waledac callback is two: its DNS query and its HTTP POST);\n"+
+		"            infected hosts counted by the sinkhole and by the simulator:\n\n", thousands(truth.Callbacks), thousands(truth.Events))
+	t := newTable(w, "FAMILY", "IPS", "BOTS", "EVENTS", "TRUTH IPS", "TRUTH BOTS", "TRUTH EVENTS", "TRUTH CALLBACKS", "")
 	for _, r := range fams {
 		tf := truth.Families[r.Family]
 		ok := "✓"
 		if r.IPs != tf.IPs || (tf.Bots > 0 && r.Bots != tf.Bots) {
 			ok = "✗ differs"
 		}
-		t.row(orDash(r.Family), thousands(r.IPs), thousands(r.Bots), thousands(r.Events), thousands(tf.IPs), thousands(tf.Bots), ok)
+		t.row(orDash(r.Family), thousands(r.IPs), thousands(r.Bots), thousands(r.Events), thousands(tf.IPs), thousands(tf.Bots),
+			thousands(tf.Events), thousands(tf.Callbacks), ok)
 	}
 	if err := t.flush(); err != nil {
 		return err

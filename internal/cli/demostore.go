@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/takedown-project/takedown/internal/chrun"
 	"github.com/takedown-project/takedown/internal/config"
 )
@@ -18,11 +16,11 @@ import (
 // demoCH is the demo's own clickhouse-server (demo --store clickhouse).
 type demoCH struct {
 	cluster *chrun.Cluster
-	// config is a takedown config file of the demo's serve, events in
-	// this ClickHouse, for the commands run after the demo; command
-	// starts the server again by hand.
-	config, command string
-	stopped         bool
+	// command starts the server again by hand, for the commands run
+	// after the demo (their config, written by runDemo, has the events
+	// in this ClickHouse).
+	command string
+	stopped bool
 }
 
 // demoClickHouse starts a clickhouse-server with its data in dir/clickhouse
@@ -35,7 +33,7 @@ func demoClickHouse(ctx context.Context, w io.Writer, cfg *config.Config, dir st
 	if err != nil {
 		return nil, fmt.Errorf("--store clickhouse: %w", err)
 	}
-	ch := &demoCH{cluster: cl, config: filepath.Join(dir, "takedown.yaml")}
+	ch := &demoCH{cluster: cl}
 	ok := false
 	defer func() {
 		if !ok {
@@ -49,13 +47,6 @@ func demoClickHouse(ctx context.Context, w io.Writer, cfg *config.Config, dir st
 	cfg.Store.Engine = config.EngineClickHouse
 	cfg.Store.ClickHouse = config.ClickHouse{Addrs: cl.Addrs(), Username: cl.User(), PasswordFile: pw}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(ch.config, b, 0o600); err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(cl.NodeDir(0), "config.xml")

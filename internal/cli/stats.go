@@ -86,7 +86,7 @@ func printHosts(w io.Writer, q eventstore.HostQuery, rows []eventstore.HostCount
 			head = append(head, "COUNTRY")
 		}
 	}
-	head = append(head, "IPS", "BOTS", "CALLBACKS")
+	head = append(head, "IPS", "BOTS", "EVENTS")
 	t := newTable(w, head...)
 	for _, r := range rows {
 		var cells []string

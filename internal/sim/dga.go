@@ -9,12 +9,14 @@ import (
 // DGANamesPerDay is how many names the Conficker-like DGA makes a day.
 const DGANamesPerDay = 250
 
-// dgaTLDs are the short TLDs the DGA's names fall under.
-var dgaTLDs = [...]string{"com", "net", "org", "info", "biz", "cn", "ws"}
+// dgaTLDs are the TLDs the DGA's names fall under: only .test, the one
+// name that RFC 2606 reserves which is as short as the TLDs a real DGA
+// picks (the default rule conficker-dga-dns matches 2 to 6 letters).
+var dgaTLDs = [...]string{"test"}
 
 // DGANames returns the first n distinct names of the DGA for day's UTC
-// date: 4 to 12 lower-case letters under a short TLD, such as
-// "qxkvhe.info". The list depends only on the date, as a real DGA's does,
+// date: 4 to 12 lower-case letters under a TLD reserved by RFC 2606, such
+// as "qxkvhe.test", so that no name of the simulation can be anyone's. The list depends only on the date, as a real DGA's does,
 // so that a takedown can seize (some of) tomorrow's names today.
 func DGANames(day time.Time, n int) []string {
 	if n <= 0 {

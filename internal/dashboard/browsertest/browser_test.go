@@ -226,13 +226,7 @@ dashboard: {refresh_ms: 300}
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	var waledac, dga []string
-	for i := range 30 {
-		waledac = append(waledac, fmt.Sprintf("seized-%02d.example.com", i))
-	}
-	for d := -1; d <= 2; d++ {
-		dga = append(dga, sim.DGANames(now.AddDate(0, 0, d), sim.DGANamesPerDay)[:25]...)
-	}
+	waledac, dga := seizedNames(now, 30, -1, 2)
 	seed(t, cfg, map[string][]string{sim.Waledac: waledac, sim.Conficker: apptest.Dedupe(dga)})
 
 	client := apptest.Serve(t, cfg, "browser-test")

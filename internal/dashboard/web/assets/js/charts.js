@@ -45,18 +45,26 @@ export function figure(container, title, chartNode, tableHtml) {
   container.append(fig);
 }
 
-// bars draws a column chart of values with labels under some of them.
+// axisCharWidth is the widest character of an axis label (12px digits and
+// separators of the common sans-serif faces), in the chart's units.
+const axisCharWidth = 7.5;
+
+// bars draws a column chart of values with labels under some of them. The
+// left margin fits the widest y-axis label, so that a count of any size
+// (Conficker's millions) shows all its digits.
 export function bars(values, labels, { width = 960, height = 200, label = "" } = {}) {
   const max = Math.max(1, ...values);
-  const pad = { l: 44, r: 6, t: 8, b: 22 };
+  const ticks = [0, 0.5, 1].map((frac) => [frac, n(Math.round(max * frac))]);
+  const widest = Math.max(...ticks.map(([, t]) => t.length));
+  const pad = { l: Math.max(44, Math.ceil(widest * axisCharWidth) + 10), r: 6, t: 8, b: 22 };
   const s = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
   const w = (width - pad.l - pad.r) / Math.max(1, values.length);
   const ih = height - pad.t - pad.b;
-  for (const frac of [0, 0.5, 1]) {
+  for (const [frac, text] of ticks) {
     const y = pad.t + ih * (1 - frac);
     s.append(svg("line", { x1: pad.l, x2: width - pad.r, y1: y, y2: y, stroke: "#ddd" }));
     const t = svg("text", { x: pad.l - 4, y: y + 4, "text-anchor": "end", class: "axis" });
-    t.textContent = n(Math.round(max * frac));
+    t.textContent = text;
     s.append(t);
   }
   values.forEach((v, i) => {

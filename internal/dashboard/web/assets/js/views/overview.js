@@ -1,5 +1,5 @@
 // Overview: unique infected hosts today, in 7 and 30 days, per family;
-// callbacks per hour; the top 20 networks and countries.
+// events per hour; the top 20 networks and countries.
 import { get, query, n, h } from "../api.js";
 import { bars, figure, tableHTML, barCell, sizeBars } from "../charts.js";
 
@@ -24,7 +24,7 @@ export async function render(root, { params }) {
       <div id="ov-families" class="side"></div>
     </section>
     <section aria-labelledby="ov-hours-h" class="card side">
-      <h2 id="ov-hours-h">Callbacks per hour, last 48 hours</h2>
+      <h2 id="ov-hours-h">Events per hour, last 48 hours</h2>
       <div id="ov-hours"></div>
     </section>
     <div class="grid2 side">
@@ -61,15 +61,15 @@ async function load() {
     [["Family", "family"], ["Today", (r) => r.hosts[0], true], ["7 days", (r) => r.hosts[1], true], ["30 days", (r) => r.hosts[2], true]],
     d.per_family, "ov-family-table");
 
-  // Callbacks per hour: every hour of the 48, none left out.
+  // Events per hour (the API's "callbacks"): every hour of the 48, none left out.
   const byHour = new Map(d.hours.map((x) => [new Date(x.hour).getTime(), x.callbacks]));
   const end = Math.floor(Date.now() / 3600000) * 3600000;
   const hours = [];
   for (let t = end - 47 * 3600000; t <= end; t += 3600000) hours.push({ t, v: byHour.get(t) || 0 });
   const labels = hours.map((x) => new Date(x.t).toISOString().slice(0, 13).replace("T", " ") + ":00");
-  const chart = bars(hours.map((x) => x.v), labels, { label: "Callbacks per hour, last 48 hours (UTC)" });
-  figure(root.querySelector("#ov-hours"), "Hours in UTC; bots' callbacks to the sinkhole.", chart,
-    tableHTML("Callbacks per hour (UTC)", [["Hour", "hour"], ["Callbacks", "v", true]], hours.map((x, i) => ({ hour: labels[i], v: x.v }))));
+  const chart = bars(hours.map((x) => x.v), labels, { label: "Events per hour, last 48 hours (UTC)" });
+  figure(root.querySelector("#ov-hours"), "Hours in UTC; an event is one DNS query, HTTP request or SMTP session of a bot at the sinkhole (a Waledac callback is two).", chart,
+    tableHTML("Events per hour (UTC)", [["Hour", "hour"], ["Events", "v", true]], hours.map((x, i) => ({ hour: labels[i], v: x.v }))));
 
   const span = { 1: "today", 7: "7 days", 30: "30 days" }[d.top_span];
   const maxN = Math.max(0, ...d.top_networks.map((x) => x.hosts));
