@@ -69,7 +69,7 @@ func (e *env) statsCommand() *cobra.Command {
 // strip turns the API's parameter errors into flag errors.
 func strip(err error) error {
 	msg := strings.Replace(err.Error(), "parameter ", "--", 1)
-	return fmt.Errorf("%s", msg)
+	return usage(fmt.Errorf("%s", msg))
 }
 
 func printHosts(w io.Writer, q eventstore.HostQuery, rows []eventstore.HostCount) error {
