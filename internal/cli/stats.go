@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +47,7 @@ func (e *env) statsCommand() *cobra.Command {
 					return err
 				}
 				if e.jsonOut {
-					return writeJSON(e.stdout, nonNil(rows))
+					return writeJSON(e.stdout, hostRows(q, rows))
 				}
 				return printHosts(e.stdout, q, rows)
 			})
@@ -64,6 +65,40 @@ func (e *env) statsCommand() *cobra.Command {
 	e.jsonFlag(hosts)
 	cmd.AddCommand(hosts)
 	return cmd
+}
+
+// hostRow is a row of `stats hosts --json`: the keys of the dimensions
+// grouped by (family and country "" when unknown, asn 0), then the counts.
+type hostRow struct {
+	Day     *time.Time `json:"day,omitempty"`
+	Family  *string    `json:"family,omitempty"`
+	ASN     *uint32    `json:"asn,omitempty"`
+	ASName  string     `json:"as_name,omitempty"`
+	Country *string    `json:"country,omitempty"`
+	IPs     int64      `json:"ips"`
+	Bots    int64      `json:"bots"`
+	Events  int64      `json:"events"`
+}
+
+func hostRows(q eventstore.HostQuery, rows []eventstore.HostCount) []hostRow {
+	out := make([]hostRow, len(rows))
+	for i, r := range rows {
+		o := hostRow{IPs: r.IPs, Bots: r.Bots, Events: r.Events}
+		for _, d := range q.GroupBy {
+			switch d {
+			case eventstore.DimDay:
+				o.Day = &r.Day
+			case eventstore.DimFamily:
+				o.Family = &r.Family
+			case eventstore.DimASN:
+				o.ASN, o.ASName = &r.ASN, r.ASName
+			case eventstore.DimCountry:
+				o.Country = &r.Country
+			}
+		}
+		out[i] = o
+	}
+	return out
 }
 
 // strip turns the API's parameter errors into flag errors.
