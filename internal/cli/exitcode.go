@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"syscall"
@@ -97,7 +98,7 @@ func exitCode(err error) int {
 	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrIllegalTransition),
 		errors.Is(err, users.ErrExists), httpStatus(err) == http.StatusConflict:
 		return ExitConflict
-	case unreachable(err):
+	case errors.Is(err, api.ErrUnreachable):
 		return ExitUnreachable
 	}
 	return ExitFailure
@@ -112,14 +113,19 @@ func httpStatus(err error) int {
 	return 0
 }
 
-// unreachable reports whether err says that no server answered: the API
-// client's ErrUnreachable, or a connection refused, reset or not made.
-func unreachable(err error) bool {
-	if errors.Is(err, api.ErrUnreachable) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) ||
-		errors.Is(err, syscall.ENETUNREACH) {
-		return true
+// lostServer marks, as ErrUnreachable, an error of a call to the server's
+// API that failed for want of a connection (refused, reset, no route):
+// the server stopped after the CLI found it. Other connections (a
+// ClickHouse store, a mail relay) failing are failures, not this.
+func lostServer(err error) error {
+	if errors.Is(err, api.ErrUnreachable) {
+		return err
 	}
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+		(errors.As(err, &op) && op.Op == "dial") {
+		return fmt.Errorf("%w: %w", api.ErrUnreachable, err)
+	}
+	return err
 }

@@ -129,7 +129,7 @@ func TestJSONOutputEveryCommand(t *testing.T) {
 	step("--version", "--json")
 	step("version", "--json")
 	step("cases", "add", "waledac-2010", "--court", "E.D. Va.", "--docket", "1:10-cv-00156", "--json")
-	step("cases", "add-order", "waledac-2010", "--type", "tro", "--issued", "2010-02-22", "--expires", "2010-03-08", "--json")
+	step("cases", "add-order", "waledac-2010", "--type", "tro", "--issued", d, "--expires", day.AddDate(0, 0, 7).Format("2006-01-02"), "--json")
 	step("cases", "list", "--json")
 	step("cases", "show", "waledac-2010", "--json")
 	step("domains", "import", "--case", "waledac-2010", list, "--json")
@@ -137,7 +137,9 @@ func TestJSONOutputEveryCommand(t *testing.T) {
 	step("domains", "list", "--json")
 	step("domains", "show", "bad-example.com", "--json")
 	step("domains", "verify", "--case", "waledac-2010", "--resolver", nxResolver(t), "--json")
-	step("deadlines", "--json")
+	if out := step("deadlines", "--within", "30d", "--json"); !strings.Contains(out, `"kind": "expiry"`) {
+		t.Errorf("deadlines --json lists no expiry:\n%s", out)
+	}
 	step("audit", "list", "--json")
 	step("audit", "verify", "--json")
 	step("status", "--json")

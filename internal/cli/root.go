@@ -133,7 +133,7 @@ which of its machines are infected.
 		},
 	}
 	root.Flags().BoolVar(&showVersion, "version", false, "print the version and exit (with --json: as JSON)")
-	e.jsonFlag(root)
+	root.Flags().BoolVar(&e.jsonOut, "json", false, "with --version: print JSON")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	pf := root.PersistentFlags()
 	pf.StringVarP(&e.configPath, "config", "c", os.Getenv("TAKEDOWN_CONFIG"), "config file (YAML); default: none, built-in defaults ($TAKEDOWN_CONFIG)")
@@ -281,6 +281,9 @@ func (e *env) withBackend(cmd *cobra.Command, fn func(ctx context.Context, b Bac
 		return err
 	}
 	err = fn(ctx, b)
+	if _, remote := b.(*api.Client); remote && err != nil {
+		err = lostServer(err)
+	}
 	if cerr := closeFn(); err == nil && cerr != nil {
 		err = cerr
 	}
