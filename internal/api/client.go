@@ -73,12 +73,17 @@ func (c *Client) Ping(ctx context.Context) error {
 // remoteError is an error the server reported; it unwraps to the sentinel
 // that its kind names, so errors.Is works as with a local registry.
 type remoteError struct {
-	msg  string
-	kind error
+	msg    string
+	kind   error
+	status int
 }
 
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.kind }
+
+// HTTPStatus is the status code the server answered with, for errors of a
+// kind the client does not know (the CLI's exit codes tell 404 and 409).
+func (e *remoteError) HTTPStatus() int { return e.status }
 
 // maxErrorBody bounds an error answer read: MaxProblems problems fit.
 const maxErrorBody = 16 << 20
@@ -147,7 +152,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		"illegal_transition": registry.ErrIllegalTransition, "invalid": registry.ErrInvalid,
 		"unauthorized": ErrUnauthorized, "no_mail": ErrNoMail,
 	}
-	return nil, &remoteError{msg: eb.Error, kind: kinds[eb.Kind]}
+	return nil, &remoteError{msg: eb.Error, kind: kinds[eb.Kind], status: resp.StatusCode}
 }
 
 // long returns a client whose requests only its context bounds: mailing a

@@ -58,7 +58,7 @@ anew. Keep the head elsewhere (a ticket, a filing, another machine); later,
 			if pinned != "" {
 				var err error
 				if pin, err = registry.ParseAuditHead(pinned); err != nil {
-					return fmt.Errorf("--head: %w", err)
+					return usage(fmt.Errorf("--head: %w", err))
 				}
 			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {

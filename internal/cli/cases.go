@@ -122,7 +122,7 @@ default-judgement or transfer. Dates are YYYY-MM-DD.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ot, err := registry.ParseOrderType(typ)
 			if err != nil {
-				return fmt.Errorf("--type: %w", err)
+				return usage(fmt.Errorf("--type: %w", err))
 			}
 			o := registry.NewOrder{Type: ot, Reference: ref, Notes: notes}
 			for _, d := range []struct {

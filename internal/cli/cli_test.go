@@ -34,7 +34,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bin = filepath.Join(dir, "takedown")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/takedown").CombinedOutput()
+	// Built as a release is, with the version set at link time.
+	const pkg = "github.com/takedown-project/takedown/internal/cli."
+	out, err := exec.Command("go", "build", "-o", bin, "-ldflags",
+		"-X "+pkg+"version="+testVersion+" -X "+pkg+"commit="+testCommit+" -X "+pkg+"date="+testDate,
+		"../../cmd/takedown").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building takedown: %v\n%s", err, out)
 		os.Exit(1)
@@ -43,6 +47,13 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// The version, commit and date linked into bin.
+const (
+	testVersion = "1.2.3-test"
+	testCommit  = "0123456789abcdef0123456789abcdef01234567"
+	testDate    = "2026-11-30T12:00:00Z"
+)
 
 type result struct {
 	stdout, stderr string
@@ -189,17 +200,23 @@ func scenario(t *testing.T, cfg string) map[string]any {
 	mustRun(t, cfg, "domains", "set-state", "--state", "sinkholed", "BAD-EXAMPLE.com", "xn--bcher-demo-9db.de")
 
 	obs := map[string]any{}
-	// Rejected operations: same message, exit code 1, nothing changed.
-	for name, args := range map[string][]string{
-		"dup-case":   {"cases", "add", "waledac-2010", "--court", "x", "--docket", "y"},
-		"bad-import": {"domains", "import", "--case", "waledac-2010", bad},
-		"illegal":    {"domains", "set-state", "--state", "listed", "bad-example.com"},
-		"no-case":    {"domains", "import", "--case", "nope", list},
-		"no-domain":  {"domains", "show", "missing-example.com"},
+	// Rejected operations: same message, the exit code of README's table,
+	// nothing changed.
+	for name, c := range map[string]struct {
+		code int
+		args []string
+	}{
+		"dup-case":     {4, []string{"cases", "add", "waledac-2010", "--court", "x", "--docket", "y"}},
+		"bad-import":   {1, []string{"domains", "import", "--case", "waledac-2010", bad}},
+		"illegal":      {4, []string{"domains", "set-state", "--state", "listed", "bad-example.com"}},
+		"no-case":      {3, []string{"domains", "import", "--case", "nope", list}},
+		"no-domain":    {3, []string{"domains", "show", "missing-example.com"}},
+		"no-case-show": {3, []string{"cases", "show", "nope"}},
+		"usage":        {2, []string{"cases", "show"}},
 	} {
-		r := run(t, cfg, args...)
-		if r.code == 0 {
-			t.Errorf("%s: exit 0, want an error", name)
+		r := run(t, cfg, c.args...)
+		if r.code != c.code {
+			t.Errorf("%s: exit %d, want %d\n%s", name, r.code, c.code, r.stderr)
 		}
 		obs["err:"+name] = strings.ReplaceAll(r.stderr, dir, "DIR")
 	}
@@ -294,7 +311,7 @@ func TestCLISameWithAndWithoutServer(t *testing.T) {
 func TestRemoteModeWithoutServer(t *testing.T) {
 	cfg, _, addr := setup(t)
 	r := run(t, cfg, "--mode", "remote", "cases", "list")
-	if r.code == 0 || !strings.Contains(r.stderr, addr) {
+	if r.code != 5 || !strings.Contains(r.stderr, addr) {
 		t.Errorf("remote mode without a server: exit %d, %q", r.code, r.stderr)
 	}
 }

@@ -28,7 +28,7 @@ then nothing is imported. "-" reads standard input.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if caseName == "" {
-				return fmt.Errorf("--case: give the case to import into")
+				return usage(fmt.Errorf("--case: give the case to import into"))
 			}
 			var data []byte
 			var err error
@@ -69,7 +69,7 @@ then nothing is imported. "-" reads standard input.`,
 			if state != "" {
 				s, err := registry.ParseState(state)
 				if err != nil {
-					return fmt.Errorf("--state: %w", err)
+					return usage(fmt.Errorf("--state: %w", err))
 				}
 				f.State = s
 			}
@@ -150,7 +150,7 @@ with --file (one a line), or all of a case's domains in one state with
 		RunE: func(cmd *cobra.Command, args []string) error {
 			to, err := registry.ParseState(toState)
 			if err != nil {
-				return fmt.Errorf("--state: %w", err)
+				return usage(fmt.Errorf("--state: %w", err))
 			}
 			names := append([]string(nil), args...)
 			if fromFile != "" {
@@ -169,7 +169,7 @@ with --file (one a line), or all of a case's domains in one state with
 					var from registry.State
 					if fs, _ := cmd.Flags().GetString("from-state"); fs != "" {
 						if from, err = registry.ParseState(fs); err != nil {
-							return fmt.Errorf("--from-state: %w", err)
+							return usage(fmt.Errorf("--from-state: %w", err))
 						}
 					}
 					ds, err := b.ListDomains(ctx, registry.DomainFilter{Case: setCase, State: from})
@@ -219,7 +219,7 @@ func (e *env) deadlinesCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			span, err := api.ParseSpan(within)
 			if err != nil {
-				return fmt.Errorf("--within: %w", err)
+				return usage(fmt.Errorf("--within: %w", err))
 			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				now := e.now()

@@ -277,7 +277,7 @@ so the event) is in the log, or that the log of B leaves extends that of A.`,
 			case fs.Changed("event"):
 				b, err := hex.DecodeString(strings.ToLower(strings.TrimSpace(eventHash)))
 				if err != nil || len(b) != 32 {
-					return fmt.Errorf("--event %q: not the hex SHA-256 of an event line (64 hex digits)", eventHash)
+					return usage(fmt.Errorf("--event %q: not the hex SHA-256 of an event line (64 hex digits)", eventHash))
 				}
 				copy(want[:], b)
 			case fs.Changed("event-line"):
@@ -538,7 +538,7 @@ func parseWhen(flag, s string, end bool) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s %q: not a day (YYYY-MM-DD) or an RFC 3339 time", flag, s)
+		return time.Time{}, usage(fmt.Errorf("--%s %q: not a day (YYYY-MM-DD) or an RFC 3339 time", flag, s))
 	}
 	return t.UTC(), nil
 }

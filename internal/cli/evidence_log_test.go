@@ -26,26 +26,36 @@ import (
 // evidence log, as serve does (evidence.Store, write-ahead), signing a
 // checkpoint after each batch, and returns the events, their batches in
 // order.
-func loggedEvents(t *testing.T, cfgPath string, batches, per int) []event.Event {
+// openEvidenceLog opens the database and the evidence log of the config at
+// cfgPath, as serve does; the caller closes local.
+func openEvidenceLog(t *testing.T, cfgPath string) (*app.Local, *evidence.Log) {
 	t.Helper()
-	ctx := context.Background()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := app.Open(ctx, cfg)
+	local, err := app.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer local.Close()
 	signer, verifier, err := evidence.LoadSigner(evidence.SignerConfig{KeyFile: cfg.Evidence.KeyFile})
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		var lg *evidence.Log
+		lg, err = evidence.Open(context.Background(), evidence.Config{DB: local.DB, Origin: cfg.Evidence.Origin, Signer: signer, Verifier: verifier})
+		if err == nil {
+			return local, lg
+		}
 	}
-	lg, err := evidence.Open(ctx, evidence.Config{DB: local.DB, Origin: cfg.Evidence.Origin, Signer: signer, Verifier: verifier})
-	if err != nil {
-		t.Fatal(err)
-	}
+	local.Close()
+	t.Fatal(err)
+	return nil, nil
+}
+
+func loggedEvents(t *testing.T, cfgPath string, batches, per int) []event.Event {
+	t.Helper()
+	ctx := context.Background()
+	local, lg := openEvidenceLog(t, cfgPath)
+	defer local.Close()
 	st := evidence.NewStore(local.Store, lg)
 	t0 := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
 	var all []event.Event

@@ -44,10 +44,10 @@ fictional bots says so under the title.`,
 			}
 			ext := strings.ToLower(filepath.Ext(out))
 			if out == "" {
-				return fmt.Errorf("--out: give the file to write, ending in .svg or .png")
+				return usage(fmt.Errorf("--out: give the file to write, ending in .svg or .png"))
 			}
 			if ext != ".svg" && ext != ".png" {
-				return fmt.Errorf("--out %s: the name must end in .svg or .png", out)
+				return usage(fmt.Errorf("--out %s: the name must end in .svg or .png", out))
 			}
 			cfg, err := e.config()
 			if err != nil {
@@ -136,7 +136,7 @@ func mapDay(s string, now time.Time) (time.Time, error) {
 	}
 	day, err := time.Parse(time.DateOnly, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--date: %q is not a day (YYYY-MM-DD)", s)
+		return time.Time{}, usage(fmt.Errorf("--date: %q is not a day (YYYY-MM-DD)", s))
 	}
 	return day, nil
 }

@@ -104,7 +104,7 @@ func TestMap(t *testing.T) {
 	if svg := read("all.svg"); !strings.Contains(svg, `data-cc="DE" data-hosts="4"`) {
 		t.Errorf("all.svg: Germany is not 4 hosts (3 waledac, 1 conficker, no scanner)")
 	}
-	for flags, want := range map[string]string{"": `"IPs": 8`, "--all": `"IPs": 9`} {
+	for flags, want := range map[string]string{"": `"ips": 8`, "--all": `"ips": 9`} {
 		args := []string{"--mode", "local", "stats", "hosts", "--from", "2026-11-26", "--to", "2026-11-27", "--json"}
 		if flags != "" {
 			args = append(args, flags)
@@ -138,17 +138,18 @@ func TestMap(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
+		code int // 2: a usage error
 	}{
-		{[]string{"--date", "2026-11-26", "--out", out("map.jpg")}, "--out " + out("map.jpg") + ": the name must end in .svg or .png"},
-		{[]string{"--date", "2026-11-26"}, "--out: give the file"},
-		{[]string{"--date", "26.11.2026", "--out", out("x.svg")}, `--date: "26.11.2026" is not a day (YYYY-MM-DD)`},
-		{[]string{"--date", "2026-11-26", "--out", out("x.svg"), "--width", "10"}, "size 10×900"},
-		{[]string{"--date", "2026-11-26", "--out", out("x.svg"), "--classes", "9"}, "9 classes: want 5 to 7"},
-		{[]string{"--date", "2026-11-26", "--out", filepath.Join(dir, "no", "such", "dir.svg")}, "no such file or directory"},
+		{[]string{"--date", "2026-11-26", "--out", out("map.jpg")}, "--out " + out("map.jpg") + ": the name must end in .svg or .png", 2},
+		{[]string{"--date", "2026-11-26"}, "--out: give the file", 2},
+		{[]string{"--date", "26.11.2026", "--out", out("x.svg")}, `--date: "26.11.2026" is not a day (YYYY-MM-DD)`, 2},
+		{[]string{"--date", "2026-11-26", "--out", out("x.svg"), "--width", "10"}, "size 10×900", 1},
+		{[]string{"--date", "2026-11-26", "--out", out("x.svg"), "--classes", "9"}, "9 classes: want 5 to 7", 1},
+		{[]string{"--date", "2026-11-26", "--out", filepath.Join(dir, "no", "such", "dir.svg")}, "no such file or directory", 1},
 	} {
 		r := run(t, cfg, append([]string{"--mode", "local", "map"}, tc.args...)...)
-		if r.code != 1 || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
-			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, r.code, r.stderr, tc.want)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+			t.Errorf("%v: exit %d (want %d), stderr %q, want %q", tc.args, r.code, tc.code, r.stderr, tc.want)
 		}
 	}
 	if _, err := os.Stat(out("x.svg")); err == nil {

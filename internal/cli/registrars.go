@@ -19,10 +19,10 @@ func (e *env) registrarsCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if caseName == "" {
-				return fmt.Errorf("--case: give the case")
+				return usage(fmt.Errorf("--case: give the case"))
 			}
 			if format != "csv" && format != "txt" && format != "both" {
-				return fmt.Errorf("--format: %q is not one of csv, txt, both", format)
+				return usage(fmt.Errorf("--format: %q is not one of csv, txt, both", format))
 			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				ps, err := b.Packages(ctx, caseName)

@@ -46,7 +46,7 @@ func (e *env) parseDay(flag, s string) (time.Time, error) {
 	today := e.now().UTC().Truncate(24 * time.Hour)
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "":
-		return time.Time{}, fmt.Errorf("--%s: missing; give the UTC day, YYYY-MM-DD", flag)
+		return time.Time{}, usage(fmt.Errorf("--%s: missing; give the UTC day, YYYY-MM-DD", flag))
 	case "today":
 		return today, nil
 	case "yesterday":
@@ -54,7 +54,7 @@ func (e *env) parseDay(flag, s string) (time.Time, error) {
 	}
 	d, err := time.Parse(time.DateOnly, strings.TrimSpace(s))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s %q: not a day, YYYY-MM-DD (or today, yesterday)", flag, s)
+		return time.Time{}, usage(fmt.Errorf("--%s %q: not a day, YYYY-MM-DD (or today, yesterday)", flag, s))
 	}
 	return d, nil
 }
@@ -107,7 +107,7 @@ day so far.`,
 			if format != "" {
 				format = strings.ToLower(format)
 				if !slices.Contains(report.Formats(), format) {
-					return fmt.Errorf("--format %q: not one of %s", format, strings.Join(report.Formats(), ", "))
+					return usage(fmt.Errorf("--format %q: not one of %s", format, strings.Join(report.Formats(), ", ")))
 				}
 			}
 			if out == "" {
@@ -346,12 +346,12 @@ report is one mail per host), newest day first, with its state:
 			for _, s := range statuses {
 				s = strings.ToLower(strings.TrimSpace(s))
 				if !slices.Contains(deliveryStatuses, s) {
-					return fmt.Errorf("--status %q: not one of %s", s, strings.Join(deliveryStatuses, ", "))
+					return usage(fmt.Errorf("--status %q: not one of %s", s, strings.Join(deliveryStatuses, ", ")))
 				}
 				f.Status = append(f.Status, s)
 			}
 			if limit < 0 {
-				return fmt.Errorf("--limit %d: want 0 (all) or more", limit)
+				return usage(fmt.Errorf("--limit %d: want 0 (all) or more", limit))
 			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				ds, err := b.Deliveries(ctx, f)
@@ -510,7 +510,7 @@ they have halved). For a subscriber, each of its networks too.`,
 			case asn != "":
 				n, err := scope.ParseASN(asn)
 				if err != nil {
-					return fmt.Errorf("--asn: %w", err)
+					return usage(fmt.Errorf("--asn: %w", err))
 				}
 				q.ASN = n
 			}
@@ -531,7 +531,7 @@ they have halved). For a subscriber, each of its networks too.`,
 				q.From = d
 			}
 			if q.From.After(last) {
-				return fmt.Errorf("--from %s is after --to %s", q.From.Format(time.DateOnly), last.Format(time.DateOnly))
+				return usage(fmt.Errorf("--from %s is after --to %s", q.From.Format(time.DateOnly), last.Format(time.DateOnly)))
 			}
 			q.To = last.AddDate(0, 0, 1)
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {

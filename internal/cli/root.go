@@ -79,11 +79,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	// Add cobra's help and completion commands now, so that their errors
+	// too count as run errors.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	markRunErrors(root)
 	if err := root.ExecuteContext(ctx); err != nil {
 		printError(stderr, err)
-		return 1
+		return exitCode(err)
 	}
-	return 0
+	return ExitOK
 }
 
 func printError(w io.Writer, err error) {
@@ -108,15 +113,28 @@ func printError(w io.Writer, err error) {
 }
 
 func (e *env) rootCommand() *cobra.Command {
+	var showVersion bool
 	root := &cobra.Command{
 		Use:   "takedown",
 		Short: "Botnet takedown platform: seized domains, DNS sinkhole, bot census, remediation reports",
 		Long: `takedown tracks the domains a court order seizes, serves them from a DNS
 sinkhole, records every bot that calls home, and tells each network owner
-which of its machines are infected.`,
+which of its machines are infected.
+
+` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if showVersion {
+				return e.showVersion(cmd.Context())
+			}
+			return cmd.Help()
+		},
 	}
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version and exit (with --json: as JSON)")
+	root.Flags().BoolVar(&e.jsonOut, "json", false, "with --version: print JSON")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	pf := root.PersistentFlags()
 	pf.StringVarP(&e.configPath, "config", "c", os.Getenv("TAKEDOWN_CONFIG"), "config file (YAML); default: none, built-in defaults ($TAKEDOWN_CONFIG)")
 	pf.StringVar(&e.dataDir, "data-dir", "", "data directory, overriding data_dir of the config")
@@ -141,6 +159,8 @@ which of its machines are infected.`,
 		e.reportCommand(),
 		e.usersCommand(),
 		e.evidenceCommand(),
+		e.versionCommand(),
+		e.docsCommand(),
 	)
 	root.AddCommand(newWorldDBCmd(), newEnrichCmd())
 	return root
@@ -217,7 +237,7 @@ func (e *env) backend(ctx context.Context) (b Backend, close func() error, err e
 	switch e.mode {
 	case "auto", "local", "remote":
 	default:
-		return nil, nil, fmt.Errorf("--mode: %q is not one of auto, local, remote", e.mode)
+		return nil, nil, usage(fmt.Errorf("--mode: %q is not one of auto, local, remote", e.mode))
 	}
 	if e.mode != "local" {
 		c, err := e.remote(ctx, cfg)
@@ -261,6 +281,9 @@ func (e *env) withBackend(cmd *cobra.Command, fn func(ctx context.Context, b Bac
 		return err
 	}
 	err = fn(ctx, b)
+	if _, remote := b.(*api.Client); remote && err != nil {
+		err = lostServer(err)
+	}
 	if cerr := closeFn(); err == nil && cerr != nil {
 		err = cerr
 	}

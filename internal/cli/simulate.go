@@ -241,7 +241,7 @@ func parseSpan(s string) (time.Duration, error) {
 	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 && d <= 3660*24*time.Hour {
 		return d, nil
 	}
-	return 0, fmt.Errorf("--backfill: %q is not a span of days (30d) or hours (12h) up to ten years", s)
+	return 0, usage(fmt.Errorf("--backfill: %q is not a span of days (30d) or hours (12h) up to ten years", s))
 }
 
 // parseASNs reads "AS64512,64513".
@@ -254,7 +254,7 @@ func parseASNs(s string) ([]uint32, error) {
 		}
 		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(p), "AS"), 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("--notified: %q is not an AS number", p)
+			return nil, usage(fmt.Errorf("--notified: %q is not an AS number", p))
 		}
 		out = append(out, uint32(n))
 	}

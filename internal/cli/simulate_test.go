@@ -82,6 +82,7 @@ listen: {http: [%q], https: ["127.0.0.1:0"], smtp: [%q]}
 	if r.code != 0 {
 		t.Fatalf("simulate: exit %d\n%s", r.code, r.stderr)
 	}
+	checkScriptJSON(t, "simulate --json", r.stdout)
 	var truth sim.Truth
 	if err := json.Unmarshal([]byte(r.stdout), &truth); err != nil {
 		t.Fatalf("stdout is not the truth JSON: %v\n%s", err, r.stdout)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +47,7 @@ func (e *env) statsCommand() *cobra.Command {
 					return err
 				}
 				if e.jsonOut {
-					return writeJSON(e.stdout, nonNil(rows))
+					return writeJSON(e.stdout, hostRows(q, rows))
 				}
 				return printHosts(e.stdout, q, rows)
 			})
@@ -66,10 +67,44 @@ func (e *env) statsCommand() *cobra.Command {
 	return cmd
 }
 
+// hostRow is a row of `stats hosts --json`: the keys of the dimensions
+// grouped by (family and country "" when unknown, asn 0), then the counts.
+type hostRow struct {
+	Day     *time.Time `json:"day,omitempty"`
+	Family  *string    `json:"family,omitempty"`
+	ASN     *uint32    `json:"asn,omitempty"`
+	ASName  string     `json:"as_name,omitempty"`
+	Country *string    `json:"country,omitempty"`
+	IPs     int64      `json:"ips"`
+	Bots    int64      `json:"bots"`
+	Events  int64      `json:"events"`
+}
+
+func hostRows(q eventstore.HostQuery, rows []eventstore.HostCount) []hostRow {
+	out := make([]hostRow, len(rows))
+	for i, r := range rows {
+		o := hostRow{IPs: r.IPs, Bots: r.Bots, Events: r.Events}
+		for _, d := range q.GroupBy {
+			switch d {
+			case eventstore.DimDay:
+				o.Day = &r.Day
+			case eventstore.DimFamily:
+				o.Family = &r.Family
+			case eventstore.DimASN:
+				o.ASN, o.ASName = &r.ASN, r.ASName
+			case eventstore.DimCountry:
+				o.Country = &r.Country
+			}
+		}
+		out[i] = o
+	}
+	return out
+}
+
 // strip turns the API's parameter errors into flag errors.
 func strip(err error) error {
 	msg := strings.Replace(err.Error(), "parameter ", "--", 1)
-	return fmt.Errorf("%s", msg)
+	return usage(fmt.Errorf("%s", msg))
 }
 
 func printHosts(w io.Writer, q eventstore.HostQuery, rows []eventstore.HostCount) error {

@@ -55,7 +55,7 @@ func (e *env) userAddCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := users.ParseRole(role)
 			if err != nil {
-				return fmt.Errorf("--role: %w", err)
+				return usage(fmt.Errorf("--role: %w", err))
 			}
 			if err := users.CheckName(args[0]); err != nil {
 				return err
@@ -132,7 +132,7 @@ func (e *env) userSetCommand() *cobra.Command {
 			if role != "" {
 				r, err := users.ParseRole(role)
 				if err != nil {
-					return fmt.Errorf("--role: %w", err)
+					return usage(fmt.Errorf("--role: %w", err))
 				}
 				ch.Role = (*string)(&r)
 			}
