@@ -143,6 +143,7 @@ which of its machines are infected.`,
 		e.evidenceCommand(),
 	)
 	root.AddCommand(newWorldDBCmd(), newEnrichCmd())
+	root.AddCommand(e.backupCommands()...)
 	return root
 }
 
