@@ -144,6 +144,15 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 		t.Errorf("evidence check on the restored copy: %s", v)
 	}
 
+	// Without a server the backup copies the file itself: the same rows.
+	var local backupJSON
+	if err := json.Unmarshal([]byte(mustRun(t, cfg2, "backup", "--out", filepath.Join(t.TempDir(), "again.duckdb"), "--json")), &local); err != nil {
+		t.Fatal(err)
+	}
+	if local.Via != "file" || !local.Counts.Equal(got) {
+		t.Errorf("backup without a server: via %q, %s", local.Via, got.Diff(local.Counts))
+	}
+
 	// Restore never overwrites; a file that is not a backup is refused.
 	if r := run(t, cfg2, "restore", out); r.code == 0 || !strings.Contains(r.stderr, "is not empty") {
 		t.Errorf("restore into a non-empty directory: exit %d, %s", r.code, r.stderr)
