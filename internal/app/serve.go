@@ -394,6 +394,7 @@ func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 	subFeed := pull.New(pullConfig(s.cfg, s.local.Registry, s.local.Store, s.reps, s.log.With("component", "feed")))
 	mux.Handle("/api/", subFeed)
 	mux.Handle("GET /readyz", s.rd)
+	mux.Handle("GET /v1/backup", backupHandler(s.local, s.cfg.Store.Path, token, s.log.With("component", "backup")))
 	feedMux := s.publicMux()
 	feedMux.Handle("/api/", subFeed)
 	if s.evid != nil {

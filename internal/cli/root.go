@@ -163,6 +163,7 @@ which of its machines are infected.
 		e.docsCommand(),
 	)
 	root.AddCommand(newWorldDBCmd(), newEnrichCmd())
+	root.AddCommand(e.backupCommands()...)
 	return root
 }
 
