@@ -54,7 +54,12 @@ func backupHandler(l *Local, dbPath, token string, log *slog.Logger) http.Handle
 		os.Remove(tmp)
 		defer os.Remove(tmp)
 		t0 := time.Now()
-		counts, err := backup.Snapshot(r.Context(), l.DB, tmp)
+		// With the DuckDB engine, the snapshot begins between two batches.
+		var between func(func() error) error
+		if h, ok := l.Store.(interface{ Hold(func() error) error }); ok {
+			between = h.Hold
+		}
+		counts, err := backup.Snapshot(r.Context(), l.DB, tmp, between)
 		if err != nil {
 			fail(err)
 			return

@@ -122,7 +122,13 @@ func literal(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + 
 // file at path (which must not exist; it is created mode 0600) and returns
 // the rows of every table in the copy, counted in the same transaction. On
 // failure it removes what it wrote.
-func Snapshot(ctx context.Context, db *sql.DB, path string) (c Counts, err error) {
+//
+// between, if not nil, runs its function while no batch of events is
+// being stored (the DuckDB store's Hold): the copy's transaction begins
+// there, so that it holds whole batches, and no evidence leaf whose batch
+// was still being committed (the log commits a batch's leaf just before
+// the batch).
+func Snapshot(ctx context.Context, db *sql.DB, path string, between func(func() error) error) (c Counts, err error) {
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("backup %s: the file exists already", path)
 	}
@@ -162,17 +168,26 @@ func Snapshot(ctx context.Context, db *sql.DB, path string) (c Counts, err error
 	if err := os.Chmod(path, 0o600); err != nil {
 		return nil, fmt.Errorf("backup %s: %w", path, err)
 	}
-	if _, err := conn.ExecContext(ctx, `BEGIN TRANSACTION`); err != nil {
-		return nil, err
+	if between == nil {
+		between = func(fn func() error) error { return fn() }
 	}
-	committed := false
+	begun, committed := false, false
 	defer func() {
-		if !committed {
+		if begun && !committed {
 			conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
 		}
 	}()
-	// The counts and the copy read the same snapshot: the transaction's.
-	if c, err = count(ctx, conn, catalog); err != nil {
+	// The counts and the copy read the same snapshot: the transaction's,
+	// fixed by its first read.
+	err = between(func() error {
+		if _, err := conn.ExecContext(ctx, `BEGIN TRANSACTION`); err != nil {
+			return err
+		}
+		begun = true
+		c, err = count(ctx, conn, catalog)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`COPY FROM DATABASE %s TO %s`, ident(catalog), alias)); err != nil {

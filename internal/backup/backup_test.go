@@ -71,7 +71,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 		}()
 	}
 	out := filepath.Join(t.TempDir(), "b.duckdb")
-	c, err := backup.Snapshot(ctx, db, out)
+	c, err := backup.Snapshot(ctx, db, out, nil)
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -104,7 +104,7 @@ func TestSnapshotWhileWriting(t *testing.T) {
 	if idx != 1 {
 		t.Errorf("index rows_v not in the copy")
 	}
-	if _, err := backup.Snapshot(ctx, db, out); err == nil || !strings.Contains(err.Error(), "exists") {
+	if _, err := backup.Snapshot(ctx, db, out, nil); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("snapshot over an existing file: %v", err)
 	}
 }
@@ -113,7 +113,7 @@ func TestRestore(t *testing.T) {
 	ctx := context.Background()
 	db, _ := open(t)
 	out := filepath.Join(t.TempDir(), "b.duckdb")
-	c, err := backup.Snapshot(ctx, db, out)
+	c, err := backup.Snapshot(ctx, db, out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

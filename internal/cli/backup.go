@@ -124,7 +124,7 @@ func backupLocal(ctx context.Context, cfg config.Config, out string, res *backup
 		return err
 	}
 	defer db.Close()
-	res.Counts, err = backup.Snapshot(ctx, db, out)
+	res.Counts, err = backup.Snapshot(ctx, db, out, nil) // nobody else writes: the file is ours
 	return err
 }
 

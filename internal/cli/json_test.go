@@ -179,6 +179,9 @@ func TestJSONOutputEveryCommand(t *testing.T) {
 	exhibit := filepath.Join(dir, "exhibit")
 	step("evidence", "export", "--case", "waledac-2010", "--from", "2026-11-01", "--to", "2026-11-30", "--out", exhibit, "--json")
 	step("evidence", "verify", exhibit, "--json")
+	backupFile := filepath.Join(dir, "takedown.backup")
+	step("backup", "--out", backupFile, "--json")
+	step("restore", backupFile, "--data-dir", filepath.Join(dir, "restored"), "--json")
 
 	for _, c := range cli.JSONCommands() {
 		if !covered[c] {

@@ -229,6 +229,15 @@ func (s *Store) AppendMarkedBefore(ctx context.Context, batch []event.Event, sou
 	return nil
 }
 
+// Hold runs fn while no batch is being appended. A transaction that fn
+// begins and reads from sees whole batches, and with the evidence log no
+// batch leaf whose batch is not committed yet (a backup's snapshot).
+func (s *Store) Hold(fn func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fn()
+}
+
 // Mark returns the mark of source that AppendMarked stored last, or nil
 // when it has none.
 func (s *Store) Mark(ctx context.Context, source string) ([]byte, error) {
