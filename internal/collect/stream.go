@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,6 +58,12 @@ func StreamConfig(replicas int, maxBytes int64, dupWindow time.Duration) jetstre
 // error says so.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, maxBytes int64, dupWindow time.Duration) error {
 	cfg := StreamConfig(replicas, maxBytes, dupWindow)
+	// A stream that is already as wanted is left alone: every central and
+	// collector calls this at start, and an update that changes nothing
+	// still rewrites the stream's store under its consumers.
+	if s, err := js.Stream(ctx, bus.EventsStream); err == nil && sameStream(s.CachedInfo().Config, cfg) {
+		return nil
+	}
 	_, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err == nil {
 		return nil
@@ -70,6 +77,14 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, max
 		}
 	}
 	return fmt.Errorf("collect: creating or updating stream %s: %w", bus.EventsStream, err)
+}
+
+// sameStream reports whether have already holds what StreamConfig sets.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Discard == want.Discard && have.MaxBytes == want.MaxBytes &&
+		have.MaxMsgs == want.MaxMsgs && have.MaxAge == want.MaxAge && have.Storage == want.Storage &&
+		have.Replicas == want.Replicas && have.Duplicates == want.Duplicates
 }
 
 // consumerConfig is the central's durable pull consumer of the events
