@@ -3,8 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -504,20 +502,8 @@ func MakeEvidenceKey(path, name string) (string, error) {
 	return vkey, nil
 }
 
-// VerifierKey is the note verifier key (name+hash+base64) of the Ed25519
-// note signer key skey (PRIVATE+KEY+name+hash+base64).
-func VerifierKey(skey string) (string, error) {
-	parts := strings.SplitN(skey, "+", 5)
-	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
-		return "", errors.New("not a note signer key (PRIVATE+KEY+name+hash+base64)")
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return "", errors.New("not an Ed25519 note signer key")
-	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
-	return note.NewEd25519VerifierKey(parts[2], pub)
-}
+// VerifierKey is evidence.VerifierKey: the verifier key of a signer key.
+func VerifierKey(skey string) (string, error) { return evidence.VerifierKey(skey) }
 
 // publicDir makes dir, when missing, readable by all (0755, whatever the
 // umask: serve's keeps everything else private): what it holds is meant to

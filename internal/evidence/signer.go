@@ -86,19 +86,25 @@ func loadKeyFile(path string) (note.Signer, note.Verifier, error) {
 // verifierOf derives the verifier of a note signer key
 // (PRIVATE+KEY+name+hash+base64 of the algorithm byte and the seed).
 func verifierOf(skey string) (note.Verifier, error) {
-	parts := strings.SplitN(skey, "+", 5)
-	if len(parts) != 5 {
-		return nil, errors.New("malformed signer key")
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(raw) != 33 || raw[0] != 1 {
-		return nil, errors.New("signer key is not an Ed25519 key")
-	}
-	vkey, err := note.NewEd25519VerifierKey(parts[2], ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey))
+	vkey, err := VerifierKey(skey)
 	if err != nil {
 		return nil, err
 	}
 	return note.NewVerifier(vkey)
+}
+
+// VerifierKey returns the note verifier key (name+hash+base64) of a note
+// signer key (PRIVATE+KEY+name+hash+base64), as published beside the log.
+func VerifierKey(skey string) (string, error) {
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("not a note signer key (PRIVATE+KEY+name+hash+base64)")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", errors.New("not an Ed25519 note signer key")
+	}
+	return note.NewEd25519VerifierKey(parts[2], ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey))
 }
 
 // commandSigner signs by running an external program.
