@@ -93,17 +93,41 @@ func ParsePrivate(data []byte, file string) (alg uint8, key crypto.Signer, err e
 	if err != nil {
 		return fail(pline, "PrivateKey is not base64: %v", err)
 	}
+	if key, err = SignerOf(alg, raw); err != nil {
+		return fail(pline, "PrivateKey: %v", err)
+	}
+	return alg, key, nil
+}
+
+// SignerOf returns the private key of algorithm alg whose raw form is raw:
+// the 32-byte scalar of ECDSA P-256, the 32-byte seed of Ed25519 (what
+// PrivateBytes returns, and BIND's PrivateKey line holds).
+func SignerOf(alg uint8, raw []byte) (crypto.Signer, error) {
 	if len(raw) != 32 {
-		return fail(pline, "PrivateKey of %d bytes, want 32 for algorithm %d", len(raw), alg)
+		return nil, fmt.Errorf("%d bytes, want 32 for algorithm %d", len(raw), alg)
 	}
-	if alg == ED25519 {
-		return alg, ed25519.NewKeyFromSeed(raw), nil
+	switch alg {
+	case ED25519:
+		return ed25519.NewKeyFromSeed(raw), nil
+	case ECDSAP256SHA256:
+		k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), raw)
+		if err != nil {
+			return nil, fmt.Errorf("not a P-256 private key: %v", err)
+		}
+		return k, nil
 	}
-	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), raw)
-	if err != nil {
-		return fail(pline, "PrivateKey is not a P-256 private key: %v", err)
+	return nil, fmt.Errorf("algorithm %d: want 13 (ECDSAP256SHA256) or 15 (ED25519)", alg)
+}
+
+// PrivateBytes returns the raw form of k's private key (see SignerOf).
+func (k *Key) PrivateBytes() ([]byte, error) {
+	switch p := k.Signer.(type) {
+	case ed25519.PrivateKey:
+		return p.Seed(), nil
+	case *ecdsa.PrivateKey:
+		return p.Bytes()
 	}
-	return alg, k, nil
+	return nil, fmt.Errorf("dnssec: key %d: a %T is not a private key of algorithm 13 or 15", k.Tag(), k.Signer)
 }
 
 // FormatPrivate returns the private key file of k, as dnssec-keygen writes

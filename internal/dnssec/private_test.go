@@ -51,9 +51,9 @@ func TestParsePrivateErrors(t *testing.T) {
 		{"algorithm", "Private-key-format: v1.3\nAlgorithm: thirteen\n", `f:2: Algorithm "thirteen" is not a number`},
 		{"no key", "Private-key-format: v1.3\nAlgorithm: 13\n", "f: no PrivateKey line"},
 		{"no algorithm", "Private-key-format: v1.3\nPrivateKey: AAAA\n", "f: no Algorithm line"},
-		{"short", "Private-key-format: v1.3\nAlgorithm: 15\n\nPrivateKey: AAAA\n", "f:4: PrivateKey of 3 bytes, want 32 for algorithm 15"},
+		{"short", "Private-key-format: v1.3\nAlgorithm: 15\n\nPrivateKey: AAAA\n", "f:4: PrivateKey: 3 bytes, want 32 for algorithm 15"},
 		{"twice", "Private-key-format: v1.3\nAlgorithm: 15\nAlgorithm: 13\n", "f:3: a second Algorithm (the first on line 2)"},
-		{"zero scalar", "Private-key-format: v1.3\nAlgorithm: 13\nPrivateKey: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", "f:3: PrivateKey is not a P-256 private key"},
+		{"zero scalar", "Private-key-format: v1.3\nAlgorithm: 13\nPrivateKey: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", "f:3: PrivateKey: not a P-256 private key"},
 		{"huge", strings.Repeat(";\n", maxKeyFile), "f: 32768 bytes, more than"},
 	} {
 		_, _, err := ParsePrivate([]byte(tc.text), "f")
