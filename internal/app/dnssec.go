@@ -47,10 +47,16 @@ func (k *Keys) ForCase(ctx context.Context, caseName string) ([]dnssec.Key, erro
 	if !d.Signs(caseName) {
 		return nil, nil
 	}
-	if _, err := k.Store.Ensure(ctx, caseName, d.AlgorithmNumber()); err != nil {
+	made, err := k.Store.Ensure(ctx, caseName, d.AlgorithmNumber())
+	if err != nil {
 		return nil, err
 	}
-	return k.Store.Keys(ctx, caseName)
+	keys, err := k.Store.Keys(ctx, caseName)
+	if err == nil && made && len(keys) == 1 {
+		err = k.Registry.RecordAccess(ctx, registry.Change{Actor: "serve", Reason: "dns.dnssec signs the case"}, "dnssec.key-made",
+			"case:"+caseName, map[string]any{"tag": keys[0].Tag(), "algorithm": keys[0].Algorithm})
+	}
+	return keys, err
 }
 
 // keyError maps the store's errors to the registry's, which the API and
@@ -124,11 +130,20 @@ func (k *Keys) DNSSECDS(ctx context.Context, caseName, zone string) ([]api.DSRec
 	return out, nil
 }
 
+// keyFile names the private key file of a request in errors.
+func keyFile(req api.RolloverRequest) string {
+	if req.KeyFile != "" {
+		return req.KeyFile
+	}
+	return "the private key given"
+}
+
 func dsRecord(caseName, zone string, in dnssec.Info) api.DSRecord {
 	key := dnssec.Key{Algorithm: in.Algorithm, Flags: in.Flags, PublicKey: in.PublicKey}
 	ds := key.DS(zone)
 	return api.DSRecord{Case: caseName, Zone: zone, KeyTag: ds.KeyTag, Algorithm: ds.Algorithm, DigestType: ds.DigestType,
-		Digest: ds.Digest, KeyState: in.State, Record: ds.String()}
+		Digest: ds.Digest, KeyState: in.State,
+		Record: fmt.Sprintf("%s IN DS %d %d %d %s", ds.Hdr.Name, ds.KeyTag, ds.Algorithm, ds.DigestType, ds.Digest)}
 }
 
 // DNSSECRollover starts or finishes a rollover of a case's key.
@@ -139,8 +154,23 @@ func (k *Keys) DNSSECRollover(ctx context.Context, req api.RolloverRequest, ch r
 	}
 	d := k.Cfg.DNS.DNSSEC
 	switch req.Step {
-	case "start":
-		in, err := k.Store.Start(ctx, req.Case, d.AlgorithmNumber(), nil)
+	case "start", "import":
+		var next *dnssec.Key
+		if req.PrivateKey != "" {
+			var err error
+			if next, err = dnssec.ReadKey([]byte(req.PrivateKey), keyFile(req)); err != nil {
+				return res, fmt.Errorf("%w (%w)", err, registry.ErrInvalid)
+			}
+		}
+		var in dnssec.Info
+		var err error
+		if req.Step == "start" {
+			in, err = k.Store.Start(ctx, req.Case, d.AlgorithmNumber(), next)
+		} else if next == nil {
+			err = fmt.Errorf("import: no private key given: %w", registry.ErrInvalid)
+		} else {
+			in, err = k.Store.Import(ctx, req.Case, []byte(req.PrivateKey), keyFile(req))
+		}
 		if err != nil {
 			return res, keyError(err)
 		}
@@ -157,6 +187,23 @@ func (k *Keys) DNSSECRollover(ctx context.Context, req api.RolloverRequest, ch r
 	}
 	if k.Changed != nil {
 		k.Changed(req.Case)
+	}
+	detail := map[string]any{}
+	if res.Added != nil {
+		detail["added"] = map[string]any{"tag": res.Added.Tag, "algorithm": res.Added.Algorithm}
+	}
+	if len(res.Removed) > 0 {
+		var tags []uint16
+		for _, r := range res.Removed {
+			tags = append(tags, r.Tag)
+		}
+		detail["removed"] = tags
+	}
+	if req.Force {
+		detail["forced"] = true
+	}
+	if err := k.Registry.RecordAccess(ctx, ch, "dnssec."+req.Step, "case:"+req.Case, detail); err != nil {
+		return res, err
 	}
 	var err error
 	res.DS, err = k.DNSSECDS(ctx, req.Case, "")

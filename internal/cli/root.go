@@ -161,6 +161,7 @@ which of its machines are infected.
 		e.reportCommand(),
 		e.usersCommand(),
 		e.evidenceCommand(),
+		e.dnssecCommand(),
 		e.versionCommand(),
 		e.docsCommand(),
 	)

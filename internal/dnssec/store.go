@@ -339,11 +339,7 @@ func (s *Store) Ensure(ctx context.Context, caseName string, alg uint8) (made bo
 // so that its zones are signed with it; else refused (start a rollover to
 // it instead: Start with the key).
 func (s *Store) Import(ctx context.Context, caseName string, data []byte, file string) (Info, error) {
-	alg, signer, err := ParsePrivate(data, file)
-	if err != nil {
-		return Info{}, err
-	}
-	k, err := keyOf(alg, signer)
+	k, err := ReadKey(data, file)
 	if err != nil {
 		return Info{}, err
 	}
