@@ -230,6 +230,19 @@ func TestSignedAnswers(t *testing.T) {
 				}
 			}
 			s.noFast = false
+			// The fast path takes the DO queries of bots (the general
+			// path above is its reference, TestFastPathMatchesGeneralPath
+			// compares the two).
+			for _, name := range []string{"seized.test.", "Bot-7.Seized.test.", "a.b.bot.co.test."} {
+				for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeSRV, dns.TypeDS} {
+					m := question(name, qt)
+					m.SetEdns0(1232, true)
+					raw, _ := m.Pack()
+					if _, ok := s.fastAnswer(nil, raw, &packetInfo{tcp: true}, s.now()); !ok {
+						t.Errorf("%s %s with DO: not taken by the fast path", name, dns.TypeToString[qt])
+					}
+				}
+			}
 			// Without DO: no signatures, the DNSKEY all the same.
 			r := doQuery(t, s, "seized.test.", dns.TypeA, false)
 			if len(r.Answer) != 1 {
