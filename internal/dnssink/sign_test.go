@@ -308,3 +308,89 @@ func TestSignedZoneTransferVerifies(t *testing.T) {
 		t.Error("a zone of a case without keys is signed")
 	}
 }
+
+// TestSignerFollows follows a signed zone through the steps of its served
+// set and of time: a zone put and one removed, a key published beside the
+// active one (a rollover's first step), half the validity passed, the
+// case's keys gone. After each, the DO answers verify with what the
+// DNSKEY query gives.
+func TestSignerFollows(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	key := testKey(t, dns.ECDSAP256SHA256)
+	s, set := signedTestServer(t, key, now)
+	check := func(step string, keys int) *signedZone {
+		t.Helper()
+		r := doQuery(t, s, "seized.test.", dns.TypeDNSKEY, true)
+		var dks []*dns.DNSKEY
+		for _, rr := range r.Answer {
+			if k, ok := rr.(*dns.DNSKEY); ok {
+				dks = append(dks, k)
+			}
+		}
+		if len(dks) != keys {
+			t.Fatalf("%s: %d DNSKEY, want %d:\n%s", step, len(dks), keys, r)
+		}
+		for _, q := range []struct {
+			name  string
+			qtype uint16
+		}{{"seized.test.", dns.TypeSOA}, {"bot.seized.test.", dns.TypeA}, {"bot.seized.test.", dns.TypeSRV}} {
+			r := doQuery(t, s, q.name, q.qtype, true)
+			for _, dk := range dks {
+				if dk.Algorithm == key.Algorithm && dk.PublicKey == key.PublicKey {
+					verifySection(t, step+": "+q.name, append(r.Answer, r.Ns...), dk, now())
+				}
+			}
+		}
+		return s.sign.zones.get("seized.test")
+	}
+	apply := func(d *servedset.Delta) {
+		t.Helper()
+		d.From, d.To = set.Load().Serial(), set.Load().Serial()+1
+		if err := set.Apply(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := check("start", 1)
+
+	apply(&servedset.Delta{Put: []servedset.Zone{{Name: "New.test", Case: "waledac"}}, Remove: []string{"third.test"}})
+	waitFor(t, "new.test signed, third.test forgotten", func() bool {
+		return s.sign.zones.get("new.test") != nil && s.sign.zones.get("third.test") == nil
+	})
+	if got := s.sign.zones.get("seized.test"); got != first {
+		t.Error("a step that did not touch seized.test signed it again")
+	}
+
+	next := newTestKey(t, dns.ECDSAP256SHA256)
+	next.State = dnssec.StatePublished
+	apply(&servedset.Delta{Cases: []servedset.Case{{Name: "waledac", Family: "waledac", TXT: signZones[0].TXT, Keys: []dnssec.Key{key, next}}}})
+	waitFor(t, "the zones signed again with the new DNSKEY RRset", func() bool {
+		return s.sign.zones.get("seized.test").zk != first.zk
+	})
+	rolled := check("key published", 2)
+	if !servedset.SerialLess(first.serial, rolled.serial) {
+		t.Errorf("serial %d after the DNSKEY change, was %d", rolled.serial, first.serial)
+	}
+
+	mu.Lock()
+	clock = clock.Add(sigValidity/2 + time.Minute)
+	mu.Unlock()
+	s.sign.kick()
+	waitFor(t, "signatures refreshed", func() bool {
+		return s.sign.zones.get("seized.test").inception != rolled.inception
+	})
+	refreshed := check("half the validity passed", 2)
+	if !servedset.SerialLess(rolled.serial, refreshed.serial) {
+		t.Errorf("serial %d after a refresh, was %d", refreshed.serial, rolled.serial)
+	}
+	if r := doQuery(t, s, "seized.test.", dns.TypeSOA, false); r.Answer[0].(*dns.SOA).Serial != refreshed.serial {
+		t.Errorf("SOA without DO has serial %d, the signed zone %d", r.Answer[0].(*dns.SOA).Serial, refreshed.serial)
+	}
+
+	apply(&servedset.Delta{Cases: []servedset.Case{{Name: "waledac", Family: "waledac", TXT: signZones[0].TXT}}})
+	waitSigned(t, s, 0)
+	if r := doQuery(t, s, "bot.seized.test.", dns.TypeA, true); len(r.Answer) != 1 || len(r.Ns) != 0 {
+		t.Errorf("signing off, DO answer:\n%s", r)
+	}
+}

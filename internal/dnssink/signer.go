@@ -97,6 +97,17 @@ func (g *signer) loop() {
 	}
 }
 
+// kick makes the signer pass over every zone now, as its timer does.
+func (g *signer) kick() {
+	g.mu.Lock()
+	g.full = true
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
 // stopped reports whether shutdown began.
 func (g *signer) stopped() bool {
 	select {
