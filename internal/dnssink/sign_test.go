@@ -394,3 +394,84 @@ func TestSignerFollows(t *testing.T) {
 		t.Errorf("signing off, DO answer:\n%s", r)
 	}
 }
+
+// TestSignedSizeAndRRL keeps the size rules and the rate limit for signed
+// answers, which are larger: with two signing keys (a rollover by double
+// signature) a signed answer does not fit 512 bytes and goes out with TC,
+// fits 1232 whole, and TCP is never truncated; a flood of DO queries for
+// made-up names below one zone is limited as one response (keyed by the
+// zone), slipped answers carrying no records, on both paths.
+func TestSignedSizeAndRRL(t *testing.T) {
+	second := newTestKey(t, dns.ED25519)
+	cfg := testConfig()
+	cfg.Listen = nil
+	cfg.RRL = RRLConfig{ResponsesPerSecond: 5, Slip: 2}
+	cfg.Served = signedSet(t, testSinkhole(), signZones, map[string][]dnssec.Key{"waledac": {testKey(t, dns.ECDSAP256SHA256), second}})
+	fixed := time.Now()
+	cfg.Now = func() time.Time { return fixed }
+	s, _ := startServer(t, cfg)
+	waitSigned(t, s, 3)
+	ask := func(name string, qtype uint16, size uint16, pi *packetInfo) (*dns.Msg, int) {
+		t.Helper()
+		m := question(name, qtype)
+		m.SetEdns0(size, true)
+		raw, _ := m.Pack()
+		b := s.handlePacket(nil, raw, pi)
+		if b == nil {
+			return nil, 0
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		return r, len(b)
+	}
+	for i, q := range []struct {
+		name  string
+		qtype uint16
+	}{{"bot.seized.test.", dns.TypeTXT}, {"bot.seized.test.", dns.TypeA}, {"bot.seized.test.", dns.TypeSRV}} {
+		for _, fast := range []bool{true, false} {
+			s.noFast = !fast
+			// A client prefix of its own per query: no limit here.
+			udp := &packetInfo{src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, byte(i), byte(len(q.name))}), 53)}
+			r, n := ask(q.name, q.qtype, 512, udp)
+			if !r.Truncated || n > 512 {
+				t.Errorf("%s %s with DO in 512 bytes: TC %v, %d bytes", q.name, dns.TypeToString[q.qtype], r.Truncated, n)
+			}
+			udp.src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 1, byte(i), byte(len(q.name))}), 53)
+			r, n = ask(q.name, q.qtype, 1232, udp)
+			if r.Truncated || n > 1232 || len(r.Answer)+len(r.Ns) < 3 {
+				t.Errorf("%s %s with DO in 1232 bytes: TC %v, %d bytes:\n%s", q.name, dns.TypeToString[q.qtype], r.Truncated, n, r)
+			}
+			r, _ = ask(q.name, q.qtype, 512, &packetInfo{tcp: true})
+			if r.Truncated {
+				t.Errorf("%s %s over TCP: truncated", q.name, dns.TypeToString[q.qtype])
+			}
+		}
+	}
+	for _, fast := range []bool{true, false} {
+		s.noFast = !fast
+		pi := &packetInfo{src: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), 4000)}
+		if !fast {
+			pi.src = netip.AddrPortFrom(netip.MustParseAddr("198.51.101.7"), 4000)
+		}
+		var full, slipped, dropped int
+		for i := range 40 {
+			r, _ := ask(fmt.Sprintf("made-up-%d.seized.test.", i), dns.TypeA, 1232, pi)
+			switch {
+			case r == nil:
+				dropped++
+			case r.Truncated:
+				slipped++
+				if len(r.Answer)+len(r.Ns) != 0 {
+					t.Errorf("slipped answer with records:\n%s", r)
+				}
+			default:
+				full++
+			}
+		}
+		if full > 6 || slipped == 0 || dropped == 0 {
+			t.Errorf("fast path %v: 40 DO queries below one zone: %d answered, %d slipped, %d dropped; want at most a second's budget answered", fast, full, slipped, dropped)
+		}
+	}
+}
