@@ -1,6 +1,7 @@
 package dnssink
 
 import (
+	"context"
 	"crypto"
 	"fmt"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/servedset"
+	"github.com/takedown-project/takedown/internal/xfr"
 )
 
 // testKeys caches a key per algorithm: making one is cheap, but the tests
@@ -261,8 +263,10 @@ func TestSignedAnswers(t *testing.T) {
 	}
 }
 
-// TestSignedZoneTransferVerifies checks the whole signed zone, as a
-// transfer gives it, with dnssec-verify (BIND's zone checker).
+// TestSignedZoneTransferVerifies transfers signed zones (AXFR over TCP
+// from the transfer server, internal/xfr) from a sinkhole's ZoneRecords
+// and from a ZoneSource, and checks each with dnssec-verify (BIND's zone
+// checker).
 func TestSignedZoneTransferVerifies(t *testing.T) {
 	bin, err := exec.LookPath("dnssec-verify")
 	if err != nil {
@@ -270,38 +274,62 @@ func TestSignedZoneTransferVerifies(t *testing.T) {
 	}
 	key := testKey(t, dns.ECDSAP256SHA256)
 	s, set := signedTestServer(t, key, nil)
-	src := NewZoneSource(set)
-	for _, z := range []struct {
+	for _, src := range []struct {
 		name   string
-		zr     func(string) ([]dns.RR, bool)
-		source string
+		source xfr.Source
+		zones  []string
 	}{
-		{"seized.test", s.ZoneRecords, "server"}, {"Bot.Co.Test.", s.ZoneRecords, "server"},
-		{"seized.test", src.ZoneRecords, "zone source"}, {"third.test", src.ZoneRecords, "zone source"},
+		{"server", s, []string{"seized.test.", "Bot.Co.Test."}},
+		{"zone source", NewZoneSource(set), []string{"seized.test.", "third.test."}},
 	} {
-		rrs, ok := z.zr(z.name)
-		if !ok {
-			t.Fatalf("%s from the %s: not served", z.name, z.source)
-		}
-		if _, ok := rrs[0].(*dns.SOA); !ok {
-			t.Fatalf("%s from the %s: first record %s", z.name, z.source, rrs[0])
-		}
-		var sb strings.Builder
-		for _, rr := range rrs {
-			sb.WriteString(rr.String() + "\n")
-		}
-		file := filepath.Join(t.TempDir(), "zone")
-		if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+		xs, err := xfr.New(xfr.Config{Listen: []string{"127.0.0.1:0"}, AllowUnsigned: xfr.DefaultAllowFrom(), Fallback: src.source})
+		if err != nil {
 			t.Fatal(err)
 		}
-		// -z: a combined signing key signs everything, so that the KSK
-		// flag (SEP) says nothing about which key signs what.
-		out, err := exec.Command(bin, "-z", "-o", lowerName(z.name), file).CombinedOutput()
-		if err != nil {
-			t.Fatalf("dnssec-verify %s from the %s: %v\n%s\n%s", z.name, z.source, err, out, sb.String())
+		if err := xs.Start(t.Context()); err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(string(out), "Zone fully signed") {
-			t.Fatalf("dnssec-verify %s from the %s:\n%s", z.name, z.source, out)
+		t.Cleanup(func() { _ = xs.Shutdown(context.Background()) })
+		var tcp string
+		for _, a := range xs.Addrs() {
+			if a.Network() == "tcp" {
+				tcp = a.String()
+			}
+		}
+		for _, zone := range src.zones {
+			m := new(dns.Msg)
+			m.SetAxfr(zone)
+			env, err := (&dns.Transfer{}).In(m, tcp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sb strings.Builder
+			n := 0
+			for e := range env {
+				if e.Error != nil {
+					t.Fatalf("AXFR of %s from the %s: %v", zone, src.name, e.Error)
+				}
+				for _, rr := range e.RR {
+					sb.WriteString(rr.String() + "\n")
+					n++
+				}
+			}
+			if n < 20 {
+				t.Fatalf("AXFR of %s from the %s: %d records:\n%s", zone, src.name, n, sb.String())
+			}
+			file := filepath.Join(t.TempDir(), "zone")
+			if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// -z: a combined signing key signs everything, so that the KSK
+			// flag (SEP) says nothing about which key signs what.
+			out, err := exec.Command(bin, "-z", "-o", lowerName(zone), file).CombinedOutput()
+			if err != nil {
+				t.Fatalf("dnssec-verify %s from the %s: %v\n%s\n%s", zone, src.name, err, out, sb.String())
+			}
+			if !strings.Contains(string(out), "Zone fully signed") {
+				t.Fatalf("dnssec-verify %s from the %s:\n%s", zone, src.name, out)
+			}
 		}
 	}
 	if rrs, _ := s.ZoneRecords("plain.test"); slices.ContainsFunc(rrs, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeRRSIG }) {
