@@ -374,6 +374,9 @@ type signedZones struct {
 	seed   maphash.Seed
 	shards [64]signedShard
 	n      atomic.Int64
+	// urgent, if not nil, takes the apexes of zones asked for before
+	// their turn to be signed came (a server's signer signs them first).
+	urgent chan string
 }
 
 type signedShard struct {
@@ -443,6 +446,20 @@ func (v *view) signedFor(m servedset.Match) *signedZone {
 		return nil
 	}
 	return v.signed.get(m.Apex)
+}
+
+// signedOrAsk is signedFor for the query path: a zone of a signing case
+// that is not signed yet (a sinkhole just started with many zones) is
+// handed to the signer to sign before the others, without waiting.
+func (v *view) signedOrAsk(m servedset.Match) *signedZone {
+	sz := v.signedFor(m)
+	if sz == nil && v.signed.urgent != nil && int(m.Case) < len(v.signs) && v.signs[m.Case] != nil && !v.signs[m.Case].ans.holdsNS(m.Apex) {
+		select {
+		case v.signed.urgent <- m.Apex:
+		default:
+		}
+	}
+	return sz
 }
 
 // lowerName returns name in lower case without the trailing dot.

@@ -503,3 +503,36 @@ func TestSignedSizeAndRRL(t *testing.T) {
 		}
 	}
 }
+
+// TestSignerSignsAskedZonesFirst starts a sinkhole on many zones of a
+// signing case: zones asked for while the first pass is under way are
+// signed before their turn.
+func TestSignerSignsAskedZonesFirst(t *testing.T) {
+	const n = 2000
+	zones := make([]testZone, n)
+	for i := range zones {
+		zones[i] = testZone{Name: fmt.Sprintf("z%04d.test", i), Case: "waledac", TXT: "sinkholed"}
+	}
+	cfg := testConfig()
+	cfg.Listen = nil
+	cfg.Served = signedSet(t, testSinkhole(), zones, map[string][]dnssec.Key{"waledac": {testKey(t, dns.ED25519)}})
+	s, _ := startServer(t, cfg)
+	asked := []string{"z0007.test", "z0500.test", "z1000.test", "z1500.test", "z1999.test"}
+	for _, z := range asked {
+		doQuery(t, s, "bot."+z+".", dns.TypeA, true)
+	}
+	waitFor(t, "the zones asked for signed", func() bool {
+		for _, z := range asked {
+			if s.sign.zones.get(z) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if got := s.sign.zones.n.Load(); got >= n/2 {
+		t.Errorf("%d of %d zones signed by the time the 5 asked for were: not signed first", got, n)
+	}
+	r := doQuery(t, s, "bot.z1999.test.", dns.TypeA, true)
+	key := testKey(t, dns.ED25519)
+	verifySection(t, "bot.z1999.test A", r.Answer, key.DNSKEY("z1999.test", DefaultTTL), time.Now())
+}

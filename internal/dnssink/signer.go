@@ -31,8 +31,12 @@ type signer struct {
 }
 
 // maxDeltas bounds the steps queued while the signer is busy; beyond it a
-// pass over every zone replaces them.
-const maxDeltas = 1024
+// pass over every zone replaces them. urgentQueue bounds the zones asked
+// for before their turn (more are dropped: asked again, they come back).
+const (
+	maxDeltas   = 1024
+	urgentQueue = 4096
+)
 
 func newSigner(s *Server, zones *signedZones, every time.Duration) *signer {
 	return &signer{
@@ -85,14 +89,21 @@ func (g *signer) loop() {
 	defer t.Stop()
 	for {
 		g.run()
-		select {
-		case <-g.stop:
-			return
-		case <-g.wake:
-		case <-t.C:
-			g.mu.Lock()
-			g.full = true
-			g.mu.Unlock()
+	wait:
+		for {
+			select {
+			case <-g.stop:
+				return
+			case apex := <-g.zones.urgent:
+				g.signUrgent(apex)
+			case <-g.wake:
+				break wait
+			case <-t.C:
+				g.mu.Lock()
+				g.full = true
+				g.mu.Unlock()
+				break wait
+			}
 		}
 	}
 }
@@ -108,13 +119,25 @@ func (g *signer) kick() {
 	}
 }
 
-// stopped reports whether shutdown began.
+// stopped reports whether shutdown began; on the way it signs the zones
+// that queries asked for before their turn.
 func (g *signer) stopped() bool {
-	select {
-	case <-g.stop:
-		return true
-	default:
-		return false
+	for {
+		select {
+		case <-g.stop:
+			return true
+		case apex := <-g.zones.urgent:
+			g.signUrgent(apex)
+		default:
+			return false
+		}
+	}
+}
+
+// signUrgent signs a zone a query asked for, in the current view.
+func (g *signer) signUrgent(apex string) {
+	if g.check(g.s.view.Load(), apex, g.s.now()) > 0 {
+		g.s.m.signedZones.Set(float64(g.zones.n.Load()))
 	}
 }
 
