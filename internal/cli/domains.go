@@ -81,9 +81,9 @@ then nothing is imported. "-" reads standard input.`,
 				if e.jsonOut {
 					return writeJSON(e.stdout, nonNil(ds))
 				}
-				t := newTable(e.stdout, "DOMAIN", "CASE", "STATE", "SINCE", "REGISTRAR", "REGISTRY", "FAMILY")
+				t := newTable(e.stdout, "DOMAIN", "CASE", "STATE", "SINCE", "DS", "REGISTRAR", "REGISTRY", "FAMILY")
 				for _, d := range ds {
-					t.row(d.Name, d.Case, string(d.State), stamp(d.StateSince), orDash(d.Registrar), orDash(d.Registry), orDash(d.Family))
+					t.row(d.Name, d.Case, string(d.State), stamp(d.StateSince), orDash(string(d.DSState)), orDash(d.Registrar), orDash(d.Registry), orDash(d.Family))
 				}
 				return t.flush()
 			})
@@ -123,7 +123,9 @@ then nothing is imported. "-" reads standard input.`,
 					if dl.Problem != "" {
 						fmt.Fprintf(w, ": %s", dl.Problem)
 					}
-					fmt.Fprint(w, "\n\n")
+					fmt.Fprint(w, "\n")
+					writeDSState(w, dl)
+					fmt.Fprint(w, "\n")
 				} else {
 					fmt.Fprint(w, "delegation: never checked (takedown domains verify)\n\n")
 				}
@@ -256,4 +258,24 @@ func readAllLimited(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("input larger than %d bytes", max)
 	}
 	return data, err
+}
+
+// writeDSState writes the "dnssec:" lines of domains show: what the DS
+// records at the parent mean, and the records.
+func writeDSState(w io.Writer, dl *registry.DelegationCheck) {
+	switch dl.DSState {
+	case registry.DSUnsigned:
+		fmt.Fprint(w, "dnssec:     unsigned (no DS record at the parent that resolvers use): resolvers take the sinkhole's answers as insecure\n")
+	case registry.DSSigned:
+		fmt.Fprint(w, "dnssec:     signed (a DS record at the parent is one of our keys)\n")
+	case registry.DSStale:
+		fmt.Fprint(w, "dnssec:     STALE DS at the parent, none of them ours: validating resolvers answer SERVFAIL; the registry must remove or replace them (takedown registrars package)\n")
+	case registry.DSError:
+		fmt.Fprintf(w, "dnssec:     DS records could not be read: %s\n", dl.DSProblem)
+	default:
+		fmt.Fprint(w, "dnssec:     DS records not checked (takedown domains verify)\n")
+	}
+	for _, ds := range dl.DS {
+		fmt.Fprintf(w, "            DS %s\n", ds)
+	}
 }
