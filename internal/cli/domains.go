@@ -234,15 +234,18 @@ func (e *env) deadlinesCommand() *cobra.Command {
 				}
 				if len(ds) == 0 {
 					fmt.Fprintf(e.stdout, "no deadlines within %s\n", within)
-					return nil
+				} else {
+					t := newTable(e.stdout, "DUE", "IN", "CASE", "KIND", "ORDER", "REFERENCE")
+					for _, d := range ds {
+						left := d.Due.Sub(now)
+						days := int(left.Hours() / 24)
+						t.row(day(d.Due), fmt.Sprintf("%dd", days), d.Case, d.Kind, fmt.Sprintf("%d %s", d.OrderID, d.OrderType), orDash(d.Reference))
+					}
+					if err := t.flush(); err != nil {
+						return err
+					}
 				}
-				t := newTable(e.stdout, "DUE", "IN", "CASE", "KIND", "ORDER", "REFERENCE")
-				for _, d := range ds {
-					left := d.Due.Sub(now)
-					days := int(left.Hours() / 24)
-					t.row(day(d.Due), fmt.Sprintf("%dd", days), d.Case, d.Kind, fmt.Sprintf("%d %s", d.OrderID, d.OrderType), orDash(d.Reference))
-				}
-				return t.flush()
+				return warnStaleDS(ctx, e.stdout, b)
 			})
 		},
 	}
@@ -278,4 +281,28 @@ func writeDSState(w io.Writer, dl *registry.DelegationCheck) {
 	for _, ds := range dl.DS {
 		fmt.Fprintf(w, "            DS %s\n", ds)
 	}
+}
+
+// warnStaleDS warns, after the deadlines, of the domains whose last check
+// found stale DS records at the parent: until the registry removes them,
+// validating resolvers answer SERVFAIL and the census misses their bots.
+func warnStaleDS(ctx context.Context, w io.Writer, b Backend) error {
+	ds, err := b.ListDomains(ctx, registry.DomainFilter{})
+	if err != nil {
+		return err
+	}
+	var stale []string
+	for _, d := range ds {
+		if d.DSState == registry.DSStale && d.State != registry.StateReleased {
+			stale = append(stale, d.Name+" ("+d.Case+")")
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nwarning: %d domain(s) with stale DS records at the parent (validating resolvers answer SERVFAIL; takedown registrars package says what to ask the registries):\n", len(stale))
+	for _, s := range stale {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
+	return nil
 }

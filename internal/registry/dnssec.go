@@ -6,12 +6,15 @@ package registry
 // docs/dnssec-registry.md.
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // FormatDS writes a DS record's data as DelegationCheck.DS keeps it:
@@ -159,4 +162,74 @@ func (r *Registry) ourDSText(name string) []string {
 		}
 	}
 	return out
+}
+
+// dsStateLabels are the values of the state label of
+// takedown_registry_domains_ds: the DS states, and "unchecked" for domains
+// whose DS records no check has read.
+var dsStateLabels = []string{string(DSUnsigned), string(DSSigned), string(DSStale), string(DSError), "unchecked"}
+
+// DSStateCounts counts the domains that are not released by the DS state
+// of their last delegation check ("unchecked": none looked at it); every
+// state is in the map, zero or not.
+func (r *Registry) DSStateCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := r.db.QueryContext(ctx, `WITH cur AS (`+currentStateSQL("")+`),
+		ds AS (SELECT domain, arg_max(ds_state, audit_seq) AS ds_state FROM registry_delegation GROUP BY domain)
+		SELECT coalesce(nullif(ds.ds_state, ''), 'unchecked'), count(*)
+		FROM registry_domains d JOIN cur ON cur.domain = d.name LEFT JOIN ds ON ds.domain = d.name
+		WHERE cur.state <> ? GROUP BY 1`, string(StateReleased))
+	if err != nil {
+		return nil, fmt.Errorf("counting domains by DS state: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int, len(dsStateLabels))
+	for _, l := range dsStateLabels {
+		out[l] = 0
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("counting domains by DS state: %w", err)
+		}
+		out[st] += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("counting domains by DS state: %w", err)
+	}
+	return out, nil
+}
+
+// dsCollector is takedown_registry_domains_ds, read from the database at
+// each scrape.
+type dsCollector struct {
+	r       *Registry
+	desc    *prometheus.Desc
+	timeout time.Duration
+}
+
+// RegisterMetrics registers the registry's gauges with reg:
+// takedown_registry_domains_ds{state} counts the domains that are not
+// released by the DS state of their last check (see DSState; "unchecked"
+// for none), so an alert can fire on state="stale" > 0.
+func (r *Registry) RegisterMetrics(reg prometheus.Registerer) error {
+	return reg.Register(&dsCollector{r: r, timeout: 5 * time.Second, desc: prometheus.NewDesc("takedown_registry_domains_ds",
+		"Seized domains (not released) by the DS records their parent publishes, as the last delegation check found them: "+
+			"unsigned, signed (our key), stale (validating resolvers SERVFAIL), error (not read), unchecked.",
+		[]string{"state"}, nil)})
+}
+
+func (c *dsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *dsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	counts, err := c.r.DSStateCounts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, l := range dsStateLabels {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[l]), l)
+	}
 }

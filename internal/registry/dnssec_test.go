@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // testKey is a DNSKEY with a fixed public key (any 64 bytes hash the same
@@ -182,6 +184,20 @@ func TestRecordDelegationDS(t *testing.T) {
 		if d.DSState != want[d.Name] {
 			t.Errorf("list: %s is %q, want %q", d.Name, d.DSState, want[d.Name])
 		}
+	}
+	preg := prometheus.NewRegistry()
+	if err := r.RegisterMetrics(preg); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(preg, strings.NewReader(`# HELP takedown_registry_domains_ds Seized domains (not released) by the DS records their parent publishes, as the last delegation check found them: unsigned, signed (our key), stale (validating resolvers SERVFAIL), error (not read), unchecked.
+# TYPE takedown_registry_domains_ds gauge
+takedown_registry_domains_ds{state="error"} 1
+takedown_registry_domains_ds{state="signed"} 1
+takedown_registry_domains_ds{state="stale"} 2
+takedown_registry_domains_ds{state="unchecked"} 1
+takedown_registry_domains_ds{state="unsigned"} 1
+`)); err != nil {
+		t.Error(err)
 	}
 	d, err := r.GetDomain(ctxBack, "stale-example.com")
 	if err != nil || d.DSState != DSStale || d.Delegation.DSState != DSStale || !slices.Equal(d.Delegation.DS, []string{theirs}) {
