@@ -233,3 +233,27 @@ func (c *dsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[l]), l)
 	}
 }
+
+// ParentDS returns the DS records the last delegation check found at a
+// zone's parent, and whether that check read them (false: never checked,
+// or the parent could not be asked — DSError). A key rollover asks it
+// before it retires the old key: the parent must hold the new key's DS.
+func (r *Registry) ParentDS(ctx context.Context, zone string) (ds []*dns.DS, checked bool, err error) {
+	n, err := NormalizeName(zone)
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := r.lastDelegation(ctx, n)
+	if err != nil || c == nil || c.DSState == "" || c.DSState == DSError {
+		return nil, false, err
+	}
+	for _, s := range c.DS {
+		d, err := ParseDS(s)
+		if err != nil {
+			return nil, false, fmt.Errorf("delegation check of %s: %w", n, err)
+		}
+		d.Hdr.Name = n + "."
+		ds = append(ds, d)
+	}
+	return ds, true, nil
+}

@@ -203,6 +203,18 @@ takedown_registry_domains_ds{state="unsigned"} 1
 	if err != nil || d.DSState != DSStale || d.Delegation.DSState != DSStale || !slices.Equal(d.Delegation.DS, []string{theirs}) {
 		t.Errorf("show stale-example.com: %+v %+v, %v", d, d.Delegation, err)
 	}
+	if got, checked, err := r.ParentDS(ctxBack, "Stale-Example.com."); err != nil || !checked || len(got) != 1 || FormatDS(got[0]) != theirs ||
+		got[0].Hdr.Name != "stale-example.com." {
+		t.Errorf("ParentDS(stale-example.com) = %v, %v, %v", got, checked, err)
+	}
+	for _, n := range []string{"failed-example.com", "old-example.com"} {
+		if got, checked, err := r.ParentDS(ctxBack, n); err != nil || checked || got != nil {
+			t.Errorf("ParentDS(%s) = %v, %v, %v; want not checked", n, got, checked, err)
+		}
+	}
+	if _, checked, err := r.ParentDS(ctxBack, "unsigned-example.com"); err != nil || !checked {
+		t.Errorf("ParentDS(unsigned-example.com): checked %v, %v", checked, err)
+	}
 	d, _ = r.GetDomain(ctxBack, "failed-example.com")
 	if d.Delegation.DSProblem != "SERVFAIL" || d.Delegation.DSState != DSError {
 		t.Errorf("show failed-example.com: %+v", d.Delegation)
