@@ -1,6 +1,7 @@
 package servedset
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -10,6 +11,10 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/dnssec"
 )
 
 // NameServer is an NS name of every seized zone, with its glue addresses.
@@ -47,6 +52,17 @@ type Case struct {
 	// "sinkholed by order of E.D. Va. 1:10-cv-00156 (case waledac-2010)";
 	// "" for no TXT record.
 	TXT string
+	// Keys are the case's DNSSEC keys that are not removed; empty, the
+	// case's zones are unsigned. Published keys go in each zone's DNSKEY
+	// RRset, active keys sign.
+	Keys []dnssec.Key
+}
+
+// Equal reports whether c and o are the same case with the same keys (see
+// dnssec.Key.Equal).
+func (c *Case) Equal(o *Case) bool {
+	return c.Name == o.Name && c.Family == o.Family && c.TXT == o.TXT &&
+		slices.EqualFunc(c.Keys, o.Keys, func(a, b dnssec.Key) bool { return a.Equal(&b) })
 }
 
 // Zone is a seized zone and the case that seized it, as a Delta names it.
@@ -373,7 +389,7 @@ func (n *Snapshot) putCases(cases []Case, to uint32) error {
 			return fmt.Errorf("servedset: delta to serial %d: case %d: %w", to, i+1, err)
 		}
 		idx, ok := n.caseIdx[c.Name]
-		if ok && n.cases[idx] == c {
+		if ok && n.cases[idx].Equal(&c) {
 			continue
 		}
 		if !copied {
@@ -438,7 +454,54 @@ func checkCase(c Case) (Case, error) {
 	if len(c.TXT) > maxTXTLen || !utf8.ValidString(c.TXT) {
 		return c, fmt.Errorf("case %s: TXT of %d bytes: want valid UTF-8 of at most %d bytes", c.Name, len(c.TXT), maxTXTLen)
 	}
+	if err := checkKeys(c.Keys); err != nil {
+		return c, fmt.Errorf("case %s: %w", c.Name, err)
+	}
+	c.Keys = slices.Clip(slices.Clone(c.Keys))
 	return c, nil
+}
+
+// checkKeys checks a case's keys: at most maxKeysPerCase, of algorithm 13
+// or 15, zone keys, their public keys of the algorithm's size, in a state
+// the sinks serve, a private key that matches, and one active key at
+// least (else nothing would sign the zones).
+func checkKeys(keys []dnssec.Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if len(keys) > maxKeysPerCase {
+		return fmt.Errorf("%d DNSSEC keys, more than %d", len(keys), maxKeysPerCase)
+	}
+	active := false
+	for i := range keys {
+		k := &keys[i]
+		size := map[uint8]int{dnssec.ECDSAP256SHA256: 64, dnssec.ED25519: 32}[k.Algorithm]
+		if size == 0 {
+			return fmt.Errorf("key %d: algorithm %d: want 13 (ECDSAP256SHA256) or 15 (ED25519)", i+1, k.Algorithm)
+		}
+		if pub, err := base64.StdEncoding.DecodeString(k.PublicKey); err != nil || len(pub) != size {
+			return fmt.Errorf("key %d: public key %q is not the base64 of %d bytes", i+1, cut(k.PublicKey), size)
+		}
+		if k.Flags&dns.ZONE == 0 || k.Flags&^(dns.ZONE|dns.SEP) != 0 {
+			return fmt.Errorf("key %d (tag %d): flags %d: want 256 or 257 (a zone key)", i+1, k.Tag(), k.Flags)
+		}
+		switch k.State {
+		case dnssec.StateActive:
+			active = true
+		case dnssec.StatePublished, dnssec.StateRetired:
+		default:
+			return fmt.Errorf("key %d (tag %d): state %q: want published, active or retired", i+1, k.Tag(), k.State)
+		}
+		if k.Signer != nil {
+			if pub, err := dnssec.PublicKeyOf(k.Algorithm, k.Signer); err != nil || pub != k.PublicKey {
+				return fmt.Errorf("key %d (tag %d): the private key is not that of the public key", i+1, k.Tag())
+			}
+		}
+	}
+	if !active {
+		return fmt.Errorf("%d DNSSEC keys and none active: nothing would sign the zones", len(keys))
+	}
+	return nil
 }
 
 // checkSinkhole returns a checked copy of sh: names in lower case without
