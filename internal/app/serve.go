@@ -172,6 +172,10 @@ func (s *server) openDatabase(ctx context.Context) (func() error, error) {
 		return nil, err
 	}
 	s.local = local
+	if err := local.Registry.RegisterMetrics(s.metrics); err != nil {
+		local.Close()
+		return nil, fmt.Errorf("registry metrics: %w", err)
+	}
 	return local.Close, nil
 }
 

@@ -15,11 +15,12 @@ func currentStateSQL(where string) string {
 		FROM registry_transitions ` + where + ` GROUP BY domain`
 }
 
-const domainColumns = `d.name, d.case_name, d.tld, d.registrar, d.registry, d.family, cur.state, cur.since, d.added`
+const domainColumns = `d.name, d.case_name, d.tld, d.registrar, d.registry, d.family, cur.state, cur.since, d.added,
+	coalesce((SELECT arg_max(ds_state, audit_seq) FROM registry_delegation WHERE domain = d.name), '')`
 
 func scanDomain(rows *sql.Rows) (Domain, error) {
 	var d Domain
-	err := rows.Scan(&d.Name, &d.Case, &d.TLD, &d.Registrar, &d.Registry, &d.Family, &d.State, &d.StateSince, &d.Added)
+	err := rows.Scan(&d.Name, &d.Case, &d.TLD, &d.Registrar, &d.Registry, &d.Family, &d.State, &d.StateSince, &d.Added, &d.DSState)
 	d.StateSince = d.StateSince.UTC()
 	d.Added = d.Added.UTC()
 	return d, err
