@@ -18,7 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/miekg/dns"
 	"github.com/takedown-project/takedown/internal/config"
+
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/event"
@@ -63,15 +65,15 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Local, err
 			return nil, fmt.Errorf("store.memory_limit_mb: %w", err)
 		}
 	}
-	reg, err := registry.New(ctx, registry.Config{DB: db})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening registry: %w", err)
-	}
 	keys, err := dnssec.Open(ctx, dnssec.Config{DB: db, Dir: KeyDir(cfg)})
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	reg, err := registry.New(ctx, registry.Config{DB: db, OurDS: func(zone string) []*dns.DS { return ourDS(keys, zone) }})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening registry: %w", err)
 	}
 	st, err := openEvents(ctx, cfg, db, log)
 	if err != nil {

@@ -96,7 +96,7 @@ func TestRolloverThroughUnbound(t *testing.T) {
 	ds := dsOf()
 
 	parent := dnssectest.StartParent(t, "com.")
-	parent.Delegate(t, zone+".", dnsAddr, nil, ds[old])
+	parent.Delegate(t, zone+".", dnsAddr, []string{"ns1.sinkhole.invalid."}, ds[old])
 	u := dnssectest.StartUnbound(t, parent)
 	secure := func(step string, wantAD bool) {
 		t.Helper()
@@ -124,9 +124,16 @@ func TestRolloverThroughUnbound(t *testing.T) {
 	}
 	waitKeys(old, next)
 	secure("rollover started, the parent with the old DS", true)
+	// The parent without the new DS, as domains verify saw it: finish
+	// refuses, naming the zone.
+	mustRun(t, cfg, "domains", "verify", "--case", "c1", "--resolver", parent.Addr)
+	if r := run(t, cfg, "dnssec", "rollover", "finish", "--case", "c1"); r.code != 4 || !strings.Contains(r.stderr, "the parents of "+zone+" hold no DS of the new key") {
+		t.Fatalf("finish with the parent's DS old: exit %d %s", r.code, r.stderr)
+	}
 	parent.SetDS(t, zone, ds[old], ds[next])
 	secure("rollover started, the parent with both DS", true)
-	if r := run(t, cfg, "dnssec", "rollover", "finish", "--case", "c1"); r.code != 4 {
+	mustRun(t, cfg, "domains", "verify", "--case", "c1", "--resolver", parent.Addr)
+	if r := run(t, cfg, "dnssec", "rollover", "finish", "--case", "c1"); r.code != 4 || !strings.Contains(r.stderr, "caches may hold the old DS") {
 		t.Fatalf("finish before the DS TTL: exit %d %s", r.code, r.stderr)
 	}
 
