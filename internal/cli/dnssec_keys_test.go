@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +80,26 @@ func TestDNSSECCommands(t *testing.T) {
 	out = mustRun(t, cfg, "dnssec", "rollover", "start", "--case", "c1")
 	if !strings.Contains(out, "published and active") || strings.Count(out, " IN DS ") != 4 || !strings.Contains(out, "seized-example.com. IN DS "+strconv.Itoa(int(k.Tag))+" 13 2 ") {
 		t.Errorf("rollover start:\n%s", out)
+	}
+	// status and /metrics count the served set's keys once the step
+	// reached it.
+	tok, _ := os.ReadFile(filepath.Join(dataDir, "api.token"))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out := mustRun(t, cfg, "status")
+		req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		var metrics []byte
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			metrics, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if strings.Contains(out, "dnssec: 1 case(s) signed; keys 2 active, 0 published, 0 retired") &&
+			strings.Contains(string(metrics), `takedown_dnssec_keys{state="active"} 2`) && strings.Contains(string(metrics), "takedown_dnssec_signed_cases 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status and metrics do not count the keys:\n%s\n%s", out, metrics)
+		}
 	}
 	for name, tc := range map[string]struct {
 		code int
