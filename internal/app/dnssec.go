@@ -240,7 +240,7 @@ func (k *Keys) DNSSECRollover(ctx context.Context, req api.RolloverRequest, ch r
 		}
 		res.Added = &in
 	case "finish":
-		wait := max(d.DSTTL, d.DNSKEYTTL, time.Duration(k.Cfg.DNS.TTL)*time.Second)
+		wait := max(d.DSTTL, time.Duration(k.Cfg.DNS.TTL)*time.Second)
 		gone, err := k.Store.Finish(ctx, req.Case, dnssec.FinishOptions{Wait: wait, Force: req.Force, Check: k.checkParents})
 		if err != nil {
 			return res, keyError(err)
