@@ -180,6 +180,21 @@ func testFleet(t *testing.T, natsBin string, partitionSecs int) {
 			t.Error("a sensor restarted without NATS does not answer from the served set it kept")
 		}
 		f.nats.StartAll()
+		// The queries above wait in s1's spool until it is back on NATS:
+		// wait for a heartbeat of each sensor sent after NATS came back
+		// with nothing left behind, or the next step's count would move
+		// under it on a loaded machine.
+		back := time.Now()
+		waitUntil(t, "both sensors to report an empty backlog after NATS came back", time.Minute, func() bool {
+			st := f.centralStatus(t)
+			n := 0
+			for _, s := range st.Sensors {
+				if s.LastSeen.After(back) && s.BacklogBytes == 0 {
+					n++
+				}
+			}
+			return n == len(f.sensors)
+		})
 	})
 
 	t.Run("bad input", func(t *testing.T) {
