@@ -79,7 +79,7 @@ func TestDemoNamesReserved(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []string{"partystore.com", "bestcards.de", "example.com.evil.net", "notexample.com", "example.co"} {
+	for _, n := range []string{"c-fictional.de", "d-fictional.ru", "example.com.evil.net", "notexample.com", "example.co"} {
 		if reservedName(n) {
 			t.Errorf("reservedName(%q) = true", n)
 		}
