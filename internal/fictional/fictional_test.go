@@ -103,22 +103,6 @@ func realTLD(tld string) bool {
 	return registry.RegistryOf(tld) != "" || otherTLDs[tld]
 }
 
-// reserved reports whether name (lower case, A-labels) can never be
-// anyone's: under a TLD that RFC 2606 and RFC 6761 reserve or under
-// example.com, example.net or example.org.
-func reserved(name string) bool {
-	switch name[strings.LastIndexByte(name, '.')+1:] {
-	case "example", "test", "invalid", "localhost":
-		return true
-	}
-	for _, d := range []string{"example.com", "example.net", "example.org"} {
-		if name == d || strings.HasSuffix(name, "."+d) {
-			return true
-		}
-	}
-	return false
-}
-
 // allowed reports whether name is on the allow-lists.
 func allowed(name string) bool {
 	for p := range allowedPrefixes {
@@ -172,14 +156,14 @@ func realNames(text string) []string {
 			name = m
 		}
 		name = strings.ToLower(name)
-		if reserved(name) {
+		if Reserved(name) {
 			continue
 		}
 		// The name and the names it begins with: an RPZ owner name
 		// carries the seized name first, before the policy zone's name.
 		labels := strings.Split(name, ".")
 		for i := len(labels); i >= 2; i-- {
-			if n := strings.Join(labels[:i], "."); realTLD(labels[i-1]) && !reserved(n) && !allowed(n) {
+			if n := strings.Join(labels[:i], "."); realTLD(labels[i-1]) && !Reserved(n) && !allowed(n) {
 				out = append(out, m)
 				break
 			}
@@ -242,13 +226,13 @@ func goLines(path string, src []byte) map[int]string {
 
 // scanned reports whether the walk reads path (slash-separated, relative
 // to the repository's root): Go files (their strings and comments), test
-// data, documentation, example configurations and scripts.
+// data, documentation, configurations, scripts, CSV, text and JSON files.
 func scanned(path string) bool {
 	if strings.Contains("/"+path, "/testdata/") {
 		return true
 	}
 	switch filepath.Ext(path) {
-	case ".go", ".md", ".yaml", ".yml", ".sh", ".py":
+	case ".go", ".md", ".yaml", ".yml", ".sh", ".py", ".conf", ".service", ".example", ".csv", ".txt", ".json", ".html":
 		return true
 	}
 	return false
