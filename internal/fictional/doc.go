@@ -18,8 +18,8 @@
 // config keys and NATS subjects), unless the name is on the test's short
 // allow-list, each entry with its reason: import paths, specifications a
 // format names, a registrar's legal name, two names kept under .de and .ru
-// because their registries are what the tests check, and the negative
-// cases of the reserved-name checks. The packages other branches are
-// changing in the same session are skipped until those merge
-// (pendingDirs). It takes about a second.
+// because their registries are what the tests check, and a negative case
+// of a suffix check. The packages other branches are changing in the same
+// session are skipped until those merge (pendingDirs). It takes about a
+// second.
 package fictional
