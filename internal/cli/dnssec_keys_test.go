@@ -26,7 +26,7 @@ func TestDNSSECCommands(t *testing.T) {
 	os.WriteFile(cfg, []byte(strings.Replace(string(raw), "  rrl: {responses_per_second: -1}\n",
 		"  rrl: {responses_per_second: -1}\n  dnssec: {cases: [c1]}\n", 1)), 0o600)
 	list := filepath.Join(t.TempDir(), "l.txt")
-	os.WriteFile(list, []byte("seized-example.com\nother-example.net\n"), 0o600)
+	os.WriteFile(list, []byte("seized.example.com\nother.example.net\n"), 0o600)
 	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1:10-cv-00156")
 	mustRun(t, cfg, "cases", "add", "c2", "--court", "E.D. Va.", "--docket", "2")
 	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
@@ -60,7 +60,7 @@ func TestDNSSECCommands(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("dnssec ds:\n%s", out)
 	}
-	for i, zone := range []string{"other-example.net", "seized-example.com"} {
+	for i, zone := range []string{"other.example.net", "seized.example.com"} {
 		rr, err := dns.NewRR(lines[i])
 		if err != nil {
 			t.Fatalf("%q: %v", lines[i], err)
@@ -71,14 +71,14 @@ func TestDNSSECCommands(t *testing.T) {
 		}
 	}
 	var dsj []map[string]any
-	json.Unmarshal([]byte(mustRun(t, cfg, "dnssec", "ds", "--zone", "seized-example.com", "--json")), &dsj)
-	if len(dsj) != 1 || dsj[0]["zone"] != "seized-example.com" || dsj[0]["digest_type"] != 2.0 || dsj[0]["key_tag"] != float64(k.Tag) {
+	json.Unmarshal([]byte(mustRun(t, cfg, "dnssec", "ds", "--zone", "seized.example.com", "--json")), &dsj)
+	if len(dsj) != 1 || dsj[0]["zone"] != "seized.example.com" || dsj[0]["digest_type"] != 2.0 || dsj[0]["key_tag"] != float64(k.Tag) {
 		t.Errorf("dnssec ds --json: %v", dsj)
 	}
 
 	// A rollover: start, finish refused before the DS TTL, then forced.
 	out = mustRun(t, cfg, "dnssec", "rollover", "start", "--case", "c1")
-	if !strings.Contains(out, "published and active") || strings.Count(out, " IN DS ") != 4 || !strings.Contains(out, "seized-example.com. IN DS "+strconv.Itoa(int(k.Tag))+" 13 2 ") {
+	if !strings.Contains(out, "published and active") || strings.Count(out, " IN DS ") != 4 || !strings.Contains(out, "seized.example.com. IN DS "+strconv.Itoa(int(k.Tag))+" 13 2 ") {
 		t.Errorf("rollover start:\n%s", out)
 	}
 	// status and /metrics count the served set's keys once the step
@@ -110,7 +110,7 @@ func TestDNSSECCommands(t *testing.T) {
 		"too early":   {4, []string{"dnssec", "rollover", "finish", "--case", "c1"}, "caches may hold the old DS"},
 		"no case":     {2, []string{"dnssec", "rollover", "finish"}, "--case"},
 		"unknown":     {3, []string{"dnssec", "keys", "--case", "nope"}, "nope"},
-		"zone":        {3, []string{"dnssec", "ds", "--case", "c2", "--zone", "seized-example.com"}, "not c2"},
+		"zone":        {3, []string{"dnssec", "ds", "--case", "c2", "--zone", "seized.example.com"}, "not c2"},
 		"no keys":     {3, []string{"dnssec", "rollover", "start", "--case", "c2"}, "has no keys"},
 		"bad keyfile": {1, []string{"dnssec", "import", "--case", "c2", list}, `l.txt`},
 	} {

@@ -15,7 +15,7 @@ import (
 )
 
 // TestRolloverThroughUnbound rolls a case's key while `takedown serve`
-// signs its zone behind a signed parent (com., served by the test) and a
+// signs its zone behind a signed parent (example.com., served by the test) and a
 // validating Unbound: the answer stays secure (AD) at every step as the
 // parent's DS set moves from the old key, to both, to the new one. Once
 // the old key is gone, a parent still holding only its DS is bogus
@@ -31,7 +31,7 @@ func TestRolloverThroughUnbound(t *testing.T) {
 	}
 	os.WriteFile(cfg, []byte(strings.Replace(string(raw), "  rrl: {responses_per_second: -1}\n",
 		"  rrl: {responses_per_second: -1}\n  dnssec: {cases: [c1]}\n", 1)), 0o600)
-	const zone = "seized-example.com"
+	const zone = "seized.example.com"
 	list := filepath.Join(t.TempDir(), "l.txt")
 	os.WriteFile(list, []byte(zone+"\n"), 0o600)
 	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1:10-cv-00156")
@@ -95,7 +95,7 @@ func TestRolloverThroughUnbound(t *testing.T) {
 	waitKeys(old)
 	ds := dsOf()
 
-	parent := dnssectest.StartParent(t, "com.")
+	parent := dnssectest.StartParent(t, "example.com.")
 	parent.Delegate(t, zone+".", dnsAddr, []string{"ns1.sinkhole.invalid."}, ds[old])
 	u := dnssectest.StartUnbound(t, parent)
 	secure := func(step string, wantAD bool) {
