@@ -287,7 +287,7 @@ func (s *server) startPipeline(ctx context.Context) (func() error, error) {
 // load on; the stop ends that.
 func (s *server) startServedSet(ctx context.Context) (func() error, error) {
 	s.served = servedset.NewSet()
-	s.keys = &Keys{Cfg: s.cfg, Store: s.local.Keys, Registry: s.local.Registry}
+	s.keys = &Keys{Cfg: s.cfg, Store: s.local.Keys, Registry: s.local.Registry, ParentDS: s.local.Registry.ParentDS}
 	s.pub = s.local.Registry.NewPublisher(registry.PublisherConfig{
 		Served: s.served, Sinkhole: sinkholeConfig(s.cfg), Operator: s.cfg.Operator, Logger: s.log,
 		Keys: s.keys.ForCase,

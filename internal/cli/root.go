@@ -259,7 +259,7 @@ func (e *env) backend(ctx context.Context) (b Backend, close func() error, err e
 	// The CLI prints what it did; of the reports' log only warnings (a
 	// delivery attempt failed) go to stderr.
 	repLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	keys := &app.Keys{Cfg: cfg, Store: l.Keys, Registry: l.Registry}
+	keys := &app.Keys{Cfg: cfg, Store: l.Keys, Registry: l.Registry, ParentDS: l.Registry.ParentDS}
 	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), app.LocalQuarantine{Cfg: cfg, Log: repLog}, keys, cfg}, l.Close, nil
 }
 
