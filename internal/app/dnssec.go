@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 // KeyDir is where the DNSSEC private key files of cfg live.
@@ -38,6 +40,46 @@ type Keys struct {
 }
 
 var _ api.DNSSEC = (*Keys)(nil)
+
+// keyCounts counts the cases of a served set that sign, and their keys
+// by state.
+func keyCounts(snap *servedset.Snapshot) *api.DNSSECStatus {
+	st := &api.DNSSECStatus{Keys: map[string]int{}}
+	for _, c := range snap.Cases() {
+		if len(c.Keys) > 0 {
+			st.SignedCases++
+		}
+		for _, k := range c.Keys {
+			st.Keys[string(k.State)]++
+		}
+	}
+	return st
+}
+
+// keyCollector is takedown_dnssec_keys{state} and
+// takedown_dnssec_signed_cases, read from the served set at each scrape:
+// what this sinkhole signs with, on a sensor too.
+type keyCollector struct {
+	set         *servedset.Set
+	keys, cases *prometheus.Desc
+}
+
+func registerKeyMetrics(reg prometheus.Registerer, set *servedset.Set) error {
+	return reg.Register(&keyCollector{set: set,
+		keys: prometheus.NewDesc("takedown_dnssec_keys", "DNSSEC keys of the cases in the served set, by state (published, active, retired).",
+			[]string{"state"}, nil),
+		cases: prometheus.NewDesc("takedown_dnssec_signed_cases", "Cases of the served set whose zones are signed.", nil, nil)})
+}
+
+func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keys; ch <- c.cases }
+
+func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
+	st := keyCounts(c.set.Load())
+	for _, s := range []dnssec.State{dnssec.StatePublished, dnssec.StateActive, dnssec.StateRetired} {
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(st.Keys[string(s)]), string(s))
+	}
+	ch <- prometheus.MustNewConstMetric(c.cases, prometheus.GaugeValue, float64(st.SignedCases))
+}
 
 // ForCase gives the keys of a case for the served set: none for a case
 // that dns.dnssec does not sign; for one it signs, a key is made at the
@@ -176,7 +218,7 @@ func (k *Keys) DNSSECRollover(ctx context.Context, req api.RolloverRequest, ch r
 		}
 		res.Added = &in
 	case "finish":
-		wait := max(d.DSTTL, d.DNSKEYTTL, time.Duration(k.Cfg.DNS.TTL)*time.Second)
+		wait := max(d.DSTTL, time.Duration(k.Cfg.DNS.TTL)*time.Second)
 		gone, err := k.Store.Finish(ctx, req.Case, dnssec.FinishOptions{Wait: wait, Force: req.Force, Check: k.checkParents})
 		if err != nil {
 			return res, keyError(err)

@@ -287,6 +287,12 @@ func (s *server) startPipeline(ctx context.Context) (func() error, error) {
 // load on; the stop ends that.
 func (s *server) startServedSet(ctx context.Context) (func() error, error) {
 	s.served = servedset.NewSet()
+	if err := registerKeyMetrics(s.metrics, s.served); err != nil {
+		return nil, err
+	}
+	if s.status != nil {
+		s.status.served = s.served
+	}
 	s.keys = &Keys{Cfg: s.cfg, Store: s.local.Keys, Registry: s.local.Registry, ParentDS: s.local.Registry.ParentDS}
 	s.pub = s.local.Registry.NewPublisher(registry.PublisherConfig{
 		Served: s.served, Sinkhole: sinkholeConfig(s.cfg), Operator: s.cfg.Operator, Logger: s.log,

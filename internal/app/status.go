@@ -15,6 +15,7 @@ import (
 	"github.com/takedown-project/takedown/internal/enrich"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/quarantine"
+	"github.com/takedown-project/takedown/internal/servedset"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/uniq"
 )
@@ -103,6 +104,8 @@ type statusSource struct {
 	col *collect.Collector
 	// evid is the evidence log; nil when it is off.
 	evid *evidenceLog
+	// served is the served set, for the DNSSEC line; nil before it is made.
+	served *servedset.Set
 
 	mu   sync.Mutex
 	prev pipeline.Stats // at prevT, for the rates
@@ -173,6 +176,11 @@ func (s *statusSource) status(ctx context.Context) (api.Status, error) {
 	}
 	if s.evid != nil {
 		out.Evidence = s.evid.status(ctx, now)
+	}
+	if s.served != nil {
+		if st := keyCounts(s.served.Load()); st.SignedCases > 0 {
+			out.DNSSEC = st
+		}
 	}
 	var err error
 	out.Store, err = storeStatus(ctx, s.cfg, s.st)

@@ -129,8 +129,8 @@ start publishes a new key beside the old one and signs with both, so the
 zones validate whichever DS records a parent holds. Have the registries add
 the new key's DS (takedown dnssec ds --case CASE), and later remove the old.
 
-finish retires and removes the old key once dns.dnssec.ds_ttl (or the DNSKEY
-or answer TTL, if longer) has passed since start, and no parent holds only
+finish retires and removes the old key once dns.dnssec.ds_ttl (or dns.ttl,
+the DNSKEY set's TTL, if longer) has passed since start, and no parent holds only
 the old key's DS as the last 'takedown domains verify' found it; --force
 finishes anyway.`,
 	}

@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +26,7 @@ func TestDNSSECCommands(t *testing.T) {
 	os.WriteFile(cfg, []byte(strings.Replace(string(raw), "  rrl: {responses_per_second: -1}\n",
 		"  rrl: {responses_per_second: -1}\n  dnssec: {cases: [c1]}\n", 1)), 0o600)
 	list := filepath.Join(t.TempDir(), "l.txt")
-	os.WriteFile(list, []byte("seized-example.com\nother-example.net\n"), 0o600)
+	os.WriteFile(list, []byte("seized.example.com\nother.example.net\n"), 0o600)
 	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1:10-cv-00156")
 	mustRun(t, cfg, "cases", "add", "c2", "--court", "E.D. Va.", "--docket", "2")
 	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
@@ -58,7 +60,7 @@ func TestDNSSECCommands(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("dnssec ds:\n%s", out)
 	}
-	for i, zone := range []string{"other-example.net", "seized-example.com"} {
+	for i, zone := range []string{"other.example.net", "seized.example.com"} {
 		rr, err := dns.NewRR(lines[i])
 		if err != nil {
 			t.Fatalf("%q: %v", lines[i], err)
@@ -69,15 +71,35 @@ func TestDNSSECCommands(t *testing.T) {
 		}
 	}
 	var dsj []map[string]any
-	json.Unmarshal([]byte(mustRun(t, cfg, "dnssec", "ds", "--zone", "seized-example.com", "--json")), &dsj)
-	if len(dsj) != 1 || dsj[0]["zone"] != "seized-example.com" || dsj[0]["digest_type"] != 2.0 || dsj[0]["key_tag"] != float64(k.Tag) {
+	json.Unmarshal([]byte(mustRun(t, cfg, "dnssec", "ds", "--zone", "seized.example.com", "--json")), &dsj)
+	if len(dsj) != 1 || dsj[0]["zone"] != "seized.example.com" || dsj[0]["digest_type"] != 2.0 || dsj[0]["key_tag"] != float64(k.Tag) {
 		t.Errorf("dnssec ds --json: %v", dsj)
 	}
 
 	// A rollover: start, finish refused before the DS TTL, then forced.
 	out = mustRun(t, cfg, "dnssec", "rollover", "start", "--case", "c1")
-	if !strings.Contains(out, "published and active") || strings.Count(out, " IN DS ") != 4 || !strings.Contains(out, "seized-example.com. IN DS "+strconv.Itoa(int(k.Tag))+" 13 2 ") {
+	if !strings.Contains(out, "published and active") || strings.Count(out, " IN DS ") != 4 || !strings.Contains(out, "seized.example.com. IN DS "+strconv.Itoa(int(k.Tag))+" 13 2 ") {
 		t.Errorf("rollover start:\n%s", out)
+	}
+	// status and /metrics count the served set's keys once the step
+	// reached it.
+	tok, _ := os.ReadFile(filepath.Join(dataDir, "api.token"))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out := mustRun(t, cfg, "status")
+		req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		var metrics []byte
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			metrics, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if strings.Contains(out, "dnssec: 1 case(s) signed; keys 2 active, 0 published, 0 retired") &&
+			strings.Contains(string(metrics), `takedown_dnssec_keys{state="active"} 2`) && strings.Contains(string(metrics), "takedown_dnssec_signed_cases 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status and metrics do not count the keys:\n%s\n%s", out, metrics)
+		}
 	}
 	for name, tc := range map[string]struct {
 		code int
@@ -88,7 +110,7 @@ func TestDNSSECCommands(t *testing.T) {
 		"too early":   {4, []string{"dnssec", "rollover", "finish", "--case", "c1"}, "caches may hold the old DS"},
 		"no case":     {2, []string{"dnssec", "rollover", "finish"}, "--case"},
 		"unknown":     {3, []string{"dnssec", "keys", "--case", "nope"}, "nope"},
-		"zone":        {3, []string{"dnssec", "ds", "--case", "c2", "--zone", "seized-example.com"}, "not c2"},
+		"zone":        {3, []string{"dnssec", "ds", "--case", "c2", "--zone", "seized.example.com"}, "not c2"},
 		"no keys":     {3, []string{"dnssec", "rollover", "start", "--case", "c2"}, "has no keys"},
 		"bad keyfile": {1, []string{"dnssec", "import", "--case", "c2", list}, `l.txt`},
 	} {

@@ -116,6 +116,10 @@ func printStatus(w io.Writer, st api.Status) error {
 			fmt.Fprintf(w, "  CHECKPOINTS FAIL: %s\n", ev.Error)
 		}
 	}
+	if d := st.DNSSEC; d != nil {
+		fmt.Fprintf(w, "dnssec: %d case(s) signed; keys %d active, %d published, %d retired\n", d.SignedCases,
+			d.Keys["active"], d.Keys["published"], d.Keys["retired"])
+	}
 	if st.Serving {
 		fmt.Fprintln(w, "\nenrichment databases")
 		if len(st.Databases) == 0 {
