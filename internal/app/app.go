@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/miekg/dns"
 	"github.com/takedown-project/takedown/internal/config"
 
 	"github.com/takedown-project/takedown/internal/dbfile"
@@ -65,16 +64,20 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Local, err
 			return nil, fmt.Errorf("store.memory_limit_mb: %w", err)
 		}
 	}
+	// The registry tells our DS records from stale ones with the keys,
+	// which are opened after it (ourDS).
+	var ds ourDS
+	reg, err := registry.New(ctx, registry.Config{DB: db, OurDS: ds.of})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening registry: %w", err)
+	}
 	keys, err := dnssec.Open(ctx, dnssec.Config{DB: db, Dir: KeyDir(cfg)})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	reg, err := registry.New(ctx, registry.Config{DB: db, OurDS: func(zone string) []*dns.DS { return ourDS(keys, zone) }})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening registry: %w", err)
-	}
+	ds.keys = &Keys{Cfg: cfg, Store: keys, Registry: reg}
 	st, err := openEvents(ctx, cfg, db, log)
 	if err != nil {
 		db.Close()

@@ -81,28 +81,6 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.cases, prometheus.GaugeValue, float64(st.SignedCases))
 }
 
-// ourDS returns the DS records for zone of every published key, of every
-// case (registry.Config.OurDS): a parent's DS that is one of them makes
-// the zone "signed" in `domains verify`.
-func ourDS(keys *dnssec.Store, zone string) []*dns.DS {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	infos, err := keys.List(ctx, "")
-	if err != nil {
-		return nil
-	}
-	var out []*dns.DS
-	for _, in := range infos {
-		if in.State != dnssec.StateRemoved {
-			k := dnssec.Key{Algorithm: in.Algorithm, Flags: in.Flags, PublicKey: in.PublicKey}
-			if ds := k.DS(zone); ds != nil {
-				out = append(out, ds)
-			}
-		}
-	}
-	return out
-}
-
 // ForCase gives the keys of a case for the served set: none for a case
 // that dns.dnssec does not sign; for one it signs, a key is made at the
 // first call (PublisherConfig.Keys).

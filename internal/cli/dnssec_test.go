@@ -21,7 +21,10 @@ import (
 // is still in the parent zone is SERVFAIL through a validating Unbound, and
 // domains verify says stale with the record; once the registry removes it
 // the name resolves to the sinkhole (insecure) and verify says unsigned.
-// The parent is a com. zone the test signs; the sinkhole is takedown serve.
+// Of a case that signs (dns.dnssec), the package asks to replace the stale
+// DS with ours; once replaced, the name resolves with the AD bit and verify
+// says signed. The parent is a com. zone the test signs; the sinkhole is
+// takedown serve.
 func TestStaleDSThroughUnbound(t *testing.T) {
 	cfg, _, addr := setup(t)
 	text, err := os.ReadFile(cfg)
@@ -33,26 +36,35 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 		t.Fatalf("no dns.listen in the test config:\n%s", text)
 	}
 	sinkhole := string(m[1])
+	text = []byte(strings.Replace(string(text), "dns:\n", "dns:\n  dnssec: {cases: [c2]}\n", 1))
+	if err := os.WriteFile(cfg, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	parent := dnssectest.StartParent(t, "com.")
 	stale := dnssectest.StaleDS(t, "seized-example.com")
+	stale2 := dnssectest.StaleDS(t, "signing-example.com")
 	parent.Delegate(t, "seized-example.com", sinkhole, []string{"ns1.sinkhole.invalid."}, stale)
 	parent.Delegate(t, "clean-example.com", sinkhole, []string{"ns1.sinkhole.invalid."})
+	parent.Delegate(t, "signing-example.com", sinkhole, []string{"ns1.sinkhole.invalid."}, stale2)
 
-	list := filepath.Join(t.TempDir(), "l.txt")
-	if err := os.WriteFile(list, []byte("seized-example.com\nclean-example.com\n"), 0o600); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	for c, names := range map[string]string{"c1": "seized-example.com\nclean-example.com\n", "c2": "signing-example.com\n"} {
+		list := filepath.Join(dir, c+".txt")
+		if err := os.WriteFile(list, []byte(names), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, cfg, "cases", "add", c, "--court", "E.D. Va.", "--docket", "1")
+		mustRun(t, cfg, "domains", "import", "--case", c, list)
+		mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "--case", c)
 	}
-	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1")
-	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
-	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "--case", "c1")
 	startServer(t, cfg, addr)
 	u := dnssectest.StartUnbound(t, parent)
 
-	resolves := func(name string) error {
+	resolves := func(name string, ad bool) error {
 		r := u.Query(t, name, dns.TypeA)
-		if r.Rcode != dns.RcodeSuccess || r.AuthenticatedData {
-			return fmt.Errorf("%s: %s, AD %v, want NOERROR without AD", name, dns.RcodeToString[r.Rcode], r.AuthenticatedData)
+		if r.Rcode != dns.RcodeSuccess || r.AuthenticatedData != ad {
+			return fmt.Errorf("%s: %s, AD %v, want NOERROR with AD %v", name, dns.RcodeToString[r.Rcode], r.AuthenticatedData, ad)
 		}
 		for _, rr := range r.Answer {
 			if a, ok := rr.(*dns.A); ok && a.A.Equal(net.IPv4(127, 0, 0, 2)) {
@@ -61,15 +73,17 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 		}
 		return fmt.Errorf("%s: no A 127.0.0.2 in %v", name, r.Answer)
 	}
-	testnet.WaitFor(t, "the sinkhole to answer through Unbound", func() bool { return resolves("www.clean-example.com") == nil })
-	if r := u.Query(t, "www.seized-example.com", dns.TypeA); r.Rcode != dns.RcodeServerFailure {
-		t.Errorf("stale DS: %s through Unbound, want SERVFAIL:\n%v", dns.RcodeToString[r.Rcode], r)
+	testnet.WaitFor(t, "the sinkhole to answer through Unbound", func() bool { return resolves("www.clean-example.com", false) == nil })
+	for _, name := range []string{"www.seized-example.com", "www.signing-example.com"} {
+		if r := u.Query(t, name, dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+			t.Errorf("stale DS: %s through Unbound, want SERVFAIL:\n%v", dns.RcodeToString[r.Rcode], r)
+		}
 	}
 
 	verify := func() map[string]registry.DelegationCheck {
 		t.Helper()
 		var checks []registry.DelegationCheck
-		out := mustRun(t, cfg, "domains", "verify", "--case", "c1", "--resolver", parent.Addr, "--json")
+		out := mustRun(t, cfg, "domains", "verify", "--resolver", parent.Addr, "--json")
 		if err := json.Unmarshal([]byte(out), &checks); err != nil {
 			t.Fatalf("verify --json: %v\n%s", err, out)
 		}
@@ -86,6 +100,38 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 	if c := got["clean-example.com"]; c.DSState != registry.DSUnsigned || len(c.DS) != 0 {
 		t.Errorf("verify clean-example.com: %+v, want unsigned", c)
 	}
+	if c := got["signing-example.com"]; c.DSState != registry.DSStale || len(c.DS) != 1 || c.DS[0] != registry.FormatDS(stale2) {
+		t.Errorf("verify signing-example.com: %+v, want stale with %s", c, registry.FormatDS(stale2))
+	}
+	// Ours, as takedown dnssec ds gives them.
+	var dsj []struct{ Record string }
+	if err := json.Unmarshal([]byte(mustRun(t, cfg, "dnssec", "ds", "--zone", "signing-example.com", "--json")), &dsj); err != nil || len(dsj) != 1 {
+		t.Fatalf("dnssec ds: %v %v", dsj, err)
+	}
+	rr, err := dns.NewRR(dsj[0].Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := rr.(*dns.DS)
+	pkgs := filepath.Join(dir, "packages")
+	mustRun(t, cfg, "registrars", "package", "--case", "c1", "--out", pkgs)
+	mustRun(t, cfg, "registrars", "package", "--case", "c2", "--out", pkgs)
+	for file, want := range map[string][]string{
+		"c1_registry_verisign.txt": {"  seized-example.com\n    Remove all DS records (do not add any):\n      seized-example.com. IN DS " + registry.FormatDS(stale) + "\n"},
+		"c2_registry_verisign.txt": {"  signing-example.com\n    Replace the DS records with ours. Remove:\n      signing-example.com. IN DS " + registry.FormatDS(stale2) +
+			"\n    Publish:\n      signing-example.com. IN DS " + registry.FormatDS(ours) + "\n"},
+		"c2_registry_verisign.csv": {",replace," + registry.FormatDS(stale2) + "," + registry.FormatDS(ours) + "\n"},
+	} {
+		b, err := os.ReadFile(filepath.Join(pkgs, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s lacks %q:\n%s", file, w, b)
+			}
+		}
+	}
 	out := mustRun(t, cfg, "domains", "verify", "--case", "c1", "--resolver", parent.Addr)
 	if !strings.Contains(out, "stale DS at the parent: 1") || !regexp.MustCompile(`seized-example\.com\s+verified\s+stale`).MatchString(out) {
 		t.Errorf("verify:\n%s", out)
@@ -97,18 +143,28 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 		!strings.Contains(out, "DS "+registry.FormatDS(stale)) {
 		t.Errorf("show:\n%s", out)
 	}
-	if out := mustRun(t, cfg, "deadlines"); !strings.Contains(out, "warning: 1 domain(s) with stale DS records") || !strings.Contains(out, "  seized-example.com (c1)") {
+	if out := mustRun(t, cfg, "deadlines"); !strings.Contains(out, "warning: 2 domain(s) with stale DS records") || !strings.Contains(out, "  seized-example.com (c1)") {
 		t.Errorf("deadlines:\n%s", out)
 	}
 
-	// The registry removes the DS record.
+	// The registries remove the one DS record, and replace the other with
+	// ours.
 	parent.SetDS(t, "seized-example.com")
+	parent.SetDS(t, "signing-example.com", ours)
 	u.Flush(t, "seized-example.com")
-	if err := resolves("www.seized-example.com"); err != nil {
+	u.Flush(t, "signing-example.com")
+	if err := resolves("www.seized-example.com", false); err != nil {
 		t.Error(err)
 	}
-	if c := verify()["seized-example.com"]; c.DSState != registry.DSUnsigned || len(c.DS) != 0 {
+	if err := resolves("www.signing-example.com", true); err != nil {
+		t.Error(err)
+	}
+	got = verify()
+	if c := got["seized-example.com"]; c.DSState != registry.DSUnsigned || len(c.DS) != 0 {
 		t.Errorf("verify after the fix: %+v, want unsigned", c)
+	}
+	if c := got["signing-example.com"]; c.DSState != registry.DSSigned || len(c.DS) != 1 || c.DS[0] != registry.FormatDS(ours) {
+		t.Errorf("verify after the fix: %+v, want signed with %s", c, registry.FormatDS(ours))
 	}
 	if out := mustRun(t, cfg, "deadlines"); strings.Contains(out, "stale DS") {
 		t.Errorf("deadlines still warn:\n%s", out)

@@ -25,7 +25,13 @@ func (e *env) verifyCommand() *cobra.Command {
 result in the registry ("delegation verified at T" when every NS is one of
 dns.nameservers), and list the domains that still point elsewhere, with what
 they point to. Without names, every domain of --case (or of all cases) that
-is not released is checked.`,
+is not released is checked.
+
+It also asks for each domain's DS records at the parent (with DO and CD) and
+records one of: unsigned (none: fine), signed (one is of our keys, dns.dnssec:
+fine), stale (DS records, none ours: validating resolvers answer SERVFAIL,
+and takedown registrars package asks the registry to remove or replace them)
+or error (the DS question failed). See docs/dnssec-registry.md.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := e.config()
 			if err != nil {

@@ -140,7 +140,11 @@ func (r *Registry) classify(name string, c *DelegationCheck) error {
 		found[i] = ds
 		c.DS[i] = FormatDS(ds)
 	}
-	c.DSState = ClassifyDS(found, r.ourDS(name))
+	var ours []*dns.DS
+	if len(found) > 0 { // our keys are looked up only when needed
+		ours = r.ourDS(name)
+	}
+	c.DSState = ClassifyDS(found, ours)
 	return nil
 }
 

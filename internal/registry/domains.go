@@ -15,12 +15,11 @@ func currentStateSQL(where string) string {
 		FROM registry_transitions ` + where + ` GROUP BY domain`
 }
 
-const domainColumns = `d.name, d.case_name, d.tld, d.registrar, d.registry, d.family, cur.state, cur.since, d.added,
-	coalesce((SELECT arg_max(ds_state, audit_seq) FROM registry_delegation WHERE domain = d.name), '')`
+const domainColumns = `d.name, d.case_name, d.tld, d.registrar, d.registry, d.family, cur.state, cur.since, d.added`
 
 func scanDomain(rows *sql.Rows) (Domain, error) {
 	var d Domain
-	err := rows.Scan(&d.Name, &d.Case, &d.TLD, &d.Registrar, &d.Registry, &d.Family, &d.State, &d.StateSince, &d.Added, &d.DSState)
+	err := rows.Scan(&d.Name, &d.Case, &d.TLD, &d.Registrar, &d.Registry, &d.Family, &d.State, &d.StateSince, &d.Added)
 	d.StateSince = d.StateSince.UTC()
 	d.Added = d.Added.UTC()
 	return d, err
@@ -64,7 +63,45 @@ func (r *Registry) ListDomains(ctx context.Context, f DomainFilter) ([]Domain, e
 	if f.Limit > 0 {
 		q += ` LIMIT ` + strconv.Itoa(f.Limit)
 	}
-	return queryDomains(ctx, r.db, q, args...)
+	ds, err := queryDomains(ctx, r.db, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return ds, r.fillDSStates(ctx, ds)
+}
+
+// fillDSStates sets the DSState of each domain from its newest delegation
+// check: a second query over the domains found, as a join over every
+// check would cost as much for a page of a hundred as for all.
+func (r *Registry) fillDSStates(ctx context.Context, ds []Domain) error {
+	for start := 0; start < len(ds); start += bulkRows {
+		part := ds[start:min(start+bulkRows, len(ds))]
+		names := make([]string, len(part))
+		idx := make(map[string]int, len(part))
+		for i, d := range part {
+			names[i], idx[d.Name] = d.Name, start+i
+		}
+		rows, err := r.db.QueryContext(ctx, `SELECT domain, arg_max(ds_state, audit_seq) FROM registry_delegation
+			WHERE domain IN (SELECT unnest(?::VARCHAR[])) GROUP BY domain`, names)
+		if err != nil {
+			return fmt.Errorf("reading DS states: %w", err)
+		}
+		for rows.Next() {
+			var name string
+			var st DSState
+			if err := rows.Scan(&name, &st); err != nil {
+				rows.Close()
+				return fmt.Errorf("reading DS states: %w", err)
+			}
+			ds[idx[name]].DSState = st
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("reading DS states: %w", err)
+		}
+	}
+	return nil
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -145,6 +182,9 @@ func (r *Registry) GetDomain(ctx context.Context, name string) (Domain, error) {
 	}
 	if d.Delegation, err = r.lastDelegation(ctx, n); err != nil {
 		return Domain{}, err
+	}
+	if d.Delegation != nil {
+		d.DSState = d.Delegation.DSState
 	}
 	return d, nil
 }

@@ -119,7 +119,8 @@ type Domain struct {
 	// Delegation is the last delegation check. Filled by GetDomain only.
 	Delegation *DelegationCheck `json:"delegation,omitempty"`
 	// DSState is what the last delegation check found of the domain's DS
-	// records at its parent; empty when no check looked at them.
+	// records at its parent; empty when no check looked at them. Filled
+	// by ListDomains and GetDomain.
 	DSState DSState `json:"ds_state,omitempty"`
 }
 
