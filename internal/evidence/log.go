@@ -690,6 +690,59 @@ func (l *Log) Leaves(ctx context.Context, fromNs, toNs int64, fn func(idx int64,
 	return nil
 }
 
+// Span is the time range of a batch leaf's events, in Unix nanoseconds:
+// the first and the last event's time.
+type Span struct{ First, Last int64 }
+
+// LeafSpans returns the time range of the events of each batch leaf whose
+// range meets [fromNs, toNs), by leaf index: the leaves Leaves passes.
+func (l *Log) LeafSpans(ctx context.Context, fromNs, toNs int64) (map[int64]Span, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT idx, first_ns, last_ns FROM evidence_leaves
+		WHERE kind = 'batch' AND first_ns < ? AND last_ns >= ?`, toNs, fromNs)
+	if err != nil {
+		return nil, fmt.Errorf("evidence log: reading the leaves' time ranges: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]Span{}
+	for rows.Next() {
+		var idx int64
+		var sp Span
+		if err := rows.Scan(&idx, &sp.First, &sp.Last); err != nil {
+			return nil, fmt.Errorf("evidence log: reading the leaves' time ranges: %w", err)
+		}
+		out[idx] = sp
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evidence log: reading the leaves' time ranges: %w", err)
+	}
+	return out, nil
+}
+
+// AuditLeaves calls fn with the index, the audit entry's seq and the data
+// of each audit leaf, in index order. An entry is logged once; should it
+// be in two leaves, both are passed.
+func (l *Log) AuditLeaves(ctx context.Context, fn func(idx, seq int64, data []byte) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT idx, audit_seq, data FROM evidence_leaves WHERE kind = 'audit' ORDER BY idx`)
+	if err != nil {
+		return fmt.Errorf("evidence log: reading the audit leaves: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx, seq int64
+		var data []byte
+		if err := rows.Scan(&idx, &seq, &data); err != nil {
+			return fmt.Errorf("evidence log: reading the audit leaves: %w", err)
+		}
+		if err := fn(idx, seq, data); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("evidence log: reading the audit leaves: %w", err)
+	}
+	return nil
+}
+
 // ProveInclusion returns the proof that leaf idx is in the tree of size
 // leaves.
 func (l *Log) ProveInclusion(ctx context.Context, idx, size int64) (tlog.RecordProof, error) {

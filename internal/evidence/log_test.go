@@ -378,6 +378,11 @@ func TestPrune(t *testing.T) {
 	if len(seen) != 1 || seen[0] != 1 {
 		t.Errorf("Leaves of [3 s, 3 s + 1 ns): %v", seen)
 	}
+	spans, err := l.LeafSpans(ctx, from, from+1)
+	t0 := time.Date(2010, 2, 22, 0, 0, 0, 0, time.UTC).UnixNano()
+	if want := (evidence.Span{First: t0 + 3e9, Last: t0 + 5e9}); err != nil || len(spans) != 1 || spans[1] != want {
+		t.Errorf("LeafSpans of [3 s, 3 s + 1 ns): %v, %v; want leaf 1 %v", spans, err, want)
+	}
 }
 
 // TestOpenChecksLastCheckpoint: a log whose tree no longer extends its
@@ -469,6 +474,14 @@ func TestAuditLeafIndex(t *testing.T) {
 	}
 	if _, err := l.AuditLeafIndex(ctx, 2); err == nil || !strings.Contains(err.Error(), "not logged") {
 		t.Errorf("AuditLeafIndex of an entry not logged: %v", err)
+	}
+	var got []string
+	err := l.AuditLeaves(ctx, func(idx, seq int64, data []byte) error {
+		got = append(got, fmt.Sprintf("%d %d %s", idx, seq, strings.SplitN(string(data), "\n", 2)[0]))
+		return nil
+	})
+	if want := "2 1 takedown-evidence/audit/v1"; err != nil || len(got) != 1 || got[0] != want {
+		t.Errorf("AuditLeaves: %q, %v; want [%q]", got, err, want)
 	}
 }
 

@@ -150,7 +150,7 @@ func newWorld(t *testing.T, events int) *world {
 	}
 	w.cfg = exhibit.Config{
 		Case: caseName, From: w.from, To: w.to, Out: filepath.Join(dir, "exhibit"),
-		Registry: reg, Events: st, Log: log, DB: db, Signer: signer, VerifierKey: vkey,
+		Registry: reg, Events: st, Log: log, Signer: signer, VerifierKey: vkey,
 		MapSource: []string{"s1", "test"},
 	}
 	return w
