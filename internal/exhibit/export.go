@@ -35,7 +35,10 @@ import (
 type Registry interface {
 	GetCase(ctx context.Context, name string) (registry.Case, error)
 	ListDomains(ctx context.Context, f registry.DomainFilter) ([]registry.Domain, error)
-	GetDomain(ctx context.Context, name string) (registry.Domain, error)
+	// Histories and LastDelegations give what GetDomain adds to
+	// ListDomains' domains, for all the case's domains at once.
+	Histories(ctx context.Context, names []string) (map[string][]registry.Transition, error)
+	LastDelegations(ctx context.Context, names []string) (map[string]registry.DelegationCheck, error)
 	Audit(ctx context.Context, f registry.AuditFilter) ([]registry.AuditEntry, error)
 }
 
@@ -199,17 +202,26 @@ func (x *exporter) caseJSON(ctx context.Context) error {
 	for _, o := range c.Orders {
 		objects["order:"+strconv.FormatInt(o.ID, 10)] = true
 	}
-	domains := make([]registry.Domain, len(ds))
-	err = parallel(ctx, len(ds), func(ctx context.Context, i int) error {
-		d, err := x.c.Registry.GetDomain(ctx, ds[i].Name)
-		domains[i] = d
-		return err
-	})
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.Name
+		objects["domain:"+d.Name] = true
+	}
+	hist, err := x.c.Registry.Histories(ctx, names)
 	if err != nil {
 		return err
 	}
-	for _, d := range ds {
-		objects["domain:"+d.Name] = true
+	dels, err := x.c.Registry.LastDelegations(ctx, names)
+	if err != nil {
+		return err
+	}
+	domains := make([]registry.Domain, len(ds))
+	for i, d := range ds {
+		d.History = hist[d.Name]
+		if c, ok := dels[d.Name]; ok {
+			d.Delegation = &c
+		}
+		domains[i] = d
 	}
 	all, err := x.c.Registry.Audit(ctx, registry.AuditFilter{})
 	if err != nil {
@@ -590,7 +602,7 @@ func matchesSigner(vkey string, s note.Signer) bool {
 	return err == nil && s != nil && v.Name() == s.Name() && v.KeyHash() == s.KeyHash()
 }
 
-// workers is how many registry reads and proofs run at once: DuckDB
+// workers is how many proofs are read at once: DuckDB
 // answers small queries from several connections faster than from one.
 const workers = 4
 
