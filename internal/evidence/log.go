@@ -186,6 +186,35 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	return l, nil
 }
 
+// Summary is what Peek reads of a log.
+type Summary struct {
+	// Size is the number of leaves.
+	Size int64
+	// Last is the newest checkpoint, its signature not checked; nil when
+	// none was signed yet.
+	Last *Checkpoint
+}
+
+// Peek reads the size and the last checkpoint of the log in db without
+// opening it: it changes nothing in the file (Open brings the schema up to
+// date) and checks nothing (Verify does). It returns nil when db holds no
+// log. `takedown status` without a serve shows it.
+func Peek(ctx context.Context, db *sql.DB) (*Summary, error) {
+	v, err := migrate.Version(ctx, db, Component)
+	if err != nil || v == 0 {
+		return nil, err
+	}
+	var sum Summary
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM evidence_leaves`).Scan(&sum.Size); err != nil {
+		return nil, fmt.Errorf("evidence log: counting leaves: %w", err)
+	}
+	sum.Last, err = (&Log{}).lastCheckpoint(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return &sum, nil
+}
+
 // Origin returns the log's name in its checkpoints.
 func (l *Log) Origin() string { return l.origin }
 
