@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/chstore"
+	"github.com/takedown-project/takedown/internal/chtest"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/evidence"
 	"github.com/takedown-project/takedown/internal/store"
@@ -49,9 +51,8 @@ func ingestBatches(b testing.TB, n int) [][]event.Event {
 //
 //	go test -run '^$' -bench Ingest -benchtime 40x ./internal/evidence/
 func BenchmarkIngest(b *testing.B) {
-	batches := ingestBatches(b, 8)
 	ctx := context.Background()
-	open := func(on bool) evidence.Appender {
+	benchIngest(b, func(on bool) evidence.Appender {
 		db, _ := openDB(b)
 		es, err := store.Open(ctx, store.Config{DB: db})
 		if err != nil {
@@ -62,7 +63,36 @@ func BenchmarkIngest(b *testing.B) {
 			return evidence.NewStore(es, openLog(b, db))
 		}
 		return es
-	}
+	})
+}
+
+// BenchmarkIngestClickHouse is BenchmarkIngest with the ClickHouse engine
+// (one clickhouse-server, a database each way; the log in a DuckDB file):
+// the leaf is logged, then the batch stored.
+//
+//	go test -run '^$' -bench IngestClickHouse -benchtime 20x ./internal/evidence/
+func BenchmarkIngestClickHouse(b *testing.B) {
+	c := chtest.Start(b, chtest.Options{})
+	ctx := context.Background()
+	benchIngest(b, func(on bool) evidence.Appender {
+		ch, err := chstore.Open(ctx, chstore.Config{Addrs: c.Addrs(), Database: fmt.Sprintf("bench_%v", on), Username: c.User(), Password: c.Password()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ch.Close() })
+		if on {
+			db, _ := openDB(b)
+			return evidence.NewStore(ch, openLog(b, db))
+		}
+		return ch
+	})
+}
+
+// benchIngest stores the same batches through the store open(false) gives
+// (off) and the one open(true) gives (on), alternating, and reports both.
+func benchIngest(b *testing.B, open func(on bool) evidence.Appender) {
+	batches := ingestBatches(b, 8)
+	ctx := context.Background()
 	stores := [2]evidence.Appender{open(false), open(true)}
 	var took, cpu [2][]time.Duration
 	b.ReportAllocs()
