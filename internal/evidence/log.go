@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -302,7 +303,10 @@ type newLeaf struct {
 	firstNs, lastNs sql.NullInt64
 	events          int
 	auditSeq        sql.NullInt64
-	data            []byte
+	// data is the leaf data; stored, when not nil, what the table keeps
+	// of it (packed), and hash its record hash.
+	data, stored []byte
+	hash         tlog.Hash
 }
 
 // append adds leaves in one transaction, with their stored hashes, and
@@ -330,7 +334,14 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 	var bulk leafColumns
 	for i, lf := range leaves {
 		n := first + int64(i)
-		rh := tlog.RecordHash(lf.data)
+		rh := lf.hash
+		if lf.data != nil {
+			rh = tlog.RecordHash(lf.data)
+		}
+		keep := lf.stored
+		if keep == nil {
+			keep = lf.data
+		}
 		hs, err := tlog.StoredHashesForRecordHash(n, rh, r)
 		if err != nil {
 			return 0, fmt.Errorf("evidence log: hashing leaf %d: %w", n, err)
@@ -343,7 +354,7 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 		}
 		if len(leaves) == 1 {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, lf.data, rh[:]); err != nil {
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, keep, rh[:]); err != nil {
 				return 0, fmt.Errorf("evidence log: storing leaf %d: %w", n, err)
 			}
 		} else {
@@ -425,7 +436,9 @@ func (l *Log) appendHashed(ctx context.Context, hashes [][32]byte, tr [2]int64) 
 	if len(hashes) == 0 {
 		return 0, errors.New("evidence log: an empty batch has no leaf")
 	}
-	lf := newLeaf{kind: KindBatch, events: len(hashes), data: BatchLeaf(hashes),
+	sorted := slices.Clone(hashes)
+	slices.SortFunc(sorted, compareHashes)
+	lf := newLeaf{kind: KindBatch, events: len(hashes), stored: packBatch(sorted), hash: batchRecordHash(sorted),
 		firstNs: sql.NullInt64{Int64: tr[0], Valid: true}, lastNs: sql.NullInt64{Int64: tr[1], Valid: true}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -676,7 +689,11 @@ func (l *Log) Leaf(ctx context.Context, idx int64) ([]byte, error) {
 	if data == nil {
 		return nil, fmt.Errorf("evidence log: leaf %d: %w", idx, ErrPruned)
 	}
-	return data, nil
+	doc, err := unpack(data)
+	if err != nil {
+		return nil, fmt.Errorf("evidence log: leaf %d: %w", idx, err)
+	}
+	return doc, nil
 }
 
 // AuditLeafIndex returns the index of the leaf that logs audit entry seq,
@@ -695,7 +712,8 @@ func (l *Log) AuditLeafIndex(ctx context.Context, seq int64) (int64, error) {
 
 // Leaves calls fn with the index and data of each batch leaf whose events'
 // time range meets [fromNs, toNs), in index order. Pruned leaves are
-// passed with nil data.
+// passed with nil data; stored data that does not unpack is passed as it
+// is stored, which ParseLeaf refuses.
 func (l *Log) Leaves(ctx context.Context, fromNs, toNs int64, fn func(idx int64, data []byte) error) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT idx, data FROM evidence_leaves
 		WHERE kind = 'batch' AND first_ns < ? AND last_ns >= ? ORDER BY idx`, toNs, fromNs)
@@ -708,6 +726,9 @@ func (l *Log) Leaves(ctx context.Context, fromNs, toNs int64, fn func(idx int64,
 		var data []byte
 		if err := rows.Scan(&idx, &data); err != nil {
 			return fmt.Errorf("evidence log: reading leaves: %w", err)
+		}
+		if doc, err := unpack(data); err == nil {
+			data = doc
 		}
 		if err := fn(idx, data); err != nil {
 			return err

@@ -512,3 +512,49 @@ func TestOriginIsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPackedBatchLeaves: the log keeps a batch leaf's hashes packed (32
+// bytes each, not 65), gives them back in the documented form, still reads
+// leaves stored in the documented form, and names a packed leaf that was
+// altered.
+func TestPackedBatchLeaves(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	appendBatches(t, l, 2)
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT octet_length(data) FROM evidence_leaves WHERE idx = 0`).Scan(&n); err != nil || n != 1+3*32 {
+		t.Fatalf("leaf 0 stored in %d bytes (%v), want %d", n, err, 1+3*32)
+	}
+	doc, err := l.Leaf(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := evidence.ParseLeaf(doc)
+	if err != nil || len(doc) != 27+3*65 || !bytes.Equal(doc, evidence.BatchLeaf(lf.Events)) {
+		t.Fatalf("leaf 0 read back: %q, %v", doc, err)
+	}
+	var rh []byte
+	db.QueryRowContext(ctx, `SELECT hash FROM evidence_leaves WHERE idx = 0`).Scan(&rh)
+	if h := tlog.RecordHash(doc); !bytes.Equal(rh, h[:]) {
+		t.Fatal("the stored record hash is not that of the documented form")
+	}
+	// A leaf stored in the documented form, as logs of before kept them.
+	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 0`, doc)
+	if again, err := l.Leaf(ctx, 0); err != nil || !bytes.Equal(again, doc) {
+		t.Fatalf("a leaf stored documented: %q, %v", again, err)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var packed []byte
+	db.QueryRowContext(ctx, `SELECT data FROM evidence_leaves WHERE idx = 1`).Scan(&packed)
+	packed[5] ^= 1
+	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 1`, packed)
+	wantTamper(t, l.Verify(ctx), 1, -1, "does not match its hash")
+	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 1`, packed[:len(packed)-5])
+	wantTamper(t, l.Verify(ctx), 1, -1, "not a whole number of 32-byte hashes")
+	if _, err := l.Leaf(ctx, 1); err == nil || !strings.Contains(err.Error(), "leaf 1") {
+		t.Errorf("Leaf of a damaged packed leaf: %v", err)
+	}
+}
