@@ -35,19 +35,21 @@
 // about 1 KB each, and SHA-256) takes about 45 ms of CPU, a third each for
 // the lines, the SHA-256 and the rest (sorting, hex, the leaf's bytes);
 // the leaf's transaction about 20 ms more when its data was stored in the
-// documented form (1.3 MB), about half that packed (640 KB). DuckDB takes 150 to 200 ms to append and commit
-// the batch, about 220 ms of CPU: logging first and storing after cost
-// 24 % of the ingest rate. With the DuckDB engine (a PreCommitAppender)
-// Store hashes and logs the batch on one goroutine while the engine
-// appends it on another, and lets the engine commit only once the leaf is
-// committed: the write-ahead holds, the leaf is ready before the rows (the
-// commit waits for it about 2 µs), and the log takes a CPU that the append
-// leaves idle. Hashing in parallel on every CPU, as before, finished the
-// leaf sooner but took CPU from the append: the log cost 46 to 55 % more
-// CPU time than the store alone, one goroutine 27 %. What the log costs
-// in time then depends on the machine: on a quiet two-CPU machine little
-// (the second CPU is idle during an append), on one whose CPUs are busy
-// with other work up to its CPU cost (BenchmarkIngest reports both;
+// documented form (1.3 MB), about half that packed (640 KB). DuckDB takes
+// 150 to 200 ms to append and commit the batch, about 220 ms of CPU:
+// logging first and storing after cost 24 % of the ingest rate. With the
+// DuckDB engine (a PreCommitAppender) Store hashes and logs the batch on
+// one goroutine while the engine appends it on another, and lets the
+// engine commit only once the leaf is committed: the write-ahead holds,
+// the leaf is ready before the rows (the commit waits for it about 3 µs),
+// and the log takes a CPU that the append leaves idle. Hashing in parallel
+// on every CPU, as before, finished the leaf sooner but took CPU from the
+// append: the log took (medians of series on a loaded machine) 47 % more
+// CPU time than the store alone, on one goroutine 36 %. What the log costs
+// in time then depends on the machine: on a quiet two-CPU machine it
+// should be little, the second CPU being idle during an append (not
+// measured yet: no quiet machine in session 14), on one whose CPUs are
+// busy with other work up to its CPU cost (BenchmarkIngest reports both;
 // BENCHMARKS.md, session 14).
 //
 // The ClickHouse engine has no hook before its commit (the server commits
