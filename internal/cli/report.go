@@ -111,7 +111,7 @@ day so far.`,
 				}
 			}
 			if out == "" {
-				return errors.New("--out: empty; give the directory the files go to")
+				return usage(errors.New("--out: empty; give the directory the files go to"))
 			}
 			if err := os.MkdirAll(out, 0o700); err != nil {
 				return fmt.Errorf("--out: %w", err)
@@ -504,9 +504,9 @@ they have halved). For a subscriber, each of its networks too.`,
 			q := api.TrendQuery{Subscriber: sub}
 			switch {
 			case sub == "" && asn == "":
-				return errors.New("give --subscriber S or --asn N: the scope to measure")
+				return usage(errors.New("give --subscriber S or --asn N: the scope to measure"))
 			case sub != "" && asn != "":
-				return errors.New("--subscriber and --asn: give one, not both")
+				return usage(errors.New("--subscriber and --asn: give one, not both"))
 			case asn != "":
 				n, err := scope.ParseASN(asn)
 				if err != nil {

@@ -94,7 +94,7 @@ func reportScenario(t *testing.T, cfg string, day time.Time, relay *testnet.Exim
 	out := filepath.Join(t.TempDir(), "out")
 
 	// The exit codes of README's table, the same locally and remotely.
-	wantCode := map[string]int{"bad-date": 2, "bad-format": 2, "bad-key": 1, "bad-status": 2, "missing-key": 3, "no-date": 2, "no-subscriber": 3, "send-nobody": 3, "send-today": 1, "trend-bad-asn": 2, "trend-both": 1, "trend-no-scope": 1, "trend-nobody": 3, "trend-reversed": 2}
+	wantCode := map[string]int{"bad-date": 2, "bad-format": 2, "bad-key": 1, "bad-status": 2, "missing-key": 3, "no-date": 2, "no-subscriber": 3, "send-nobody": 3, "send-today": 1, "trend-bad-asn": 2, "trend-both": 2, "trend-no-scope": 2, "trend-nobody": 3, "trend-reversed": 2}
 	for name, args := range map[string][]string{
 		"no-date":        {"report", "generate"},
 		"bad-date":       {"report", "generate", "--date", "2026-13-01"},

@@ -42,6 +42,13 @@ named.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ns.Name = args[0]
+			if err := missingFlags(
+				required{"--org", ns.Org != ""},
+				required{"--contact", len(ns.Contacts) > 0},
+				required{"--asn, --cidr or --country (the scope)", len(ns.ASNs)+len(ns.CIDRs)+len(ns.Countries) > 0},
+			); err != nil {
+				return err
+			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				s, err := b.AddSubscriber(ctx, ns, e.change(reason))
 				if err != nil {
@@ -230,8 +237,13 @@ replaces the formats.`,
 			u.Org, u.SendAt, u.TLP = set("org", &org), set("send-at", &sendAt), set("tlp", &tlp)
 			u.Contacts, u.ASNs, u.CIDRs = setList("contact", &contacts), setList("asn", &asns), setList("cidr", &cidrs)
 			u.Countries, u.Formats = setList("country", &countries), setList("format", &formats)
+			for _, l := range []string{"contact", "asn", "cidr", "country"} {
+				if f.Changed(l) && (f.Changed("add-"+l) || f.Changed("remove-"+l)) {
+					return usage(fmt.Errorf("--%s replaces the list, --add-%[1]s and --remove-%[1]s edit it: give one or the other", l))
+				}
+			}
 			if u.Empty() {
-				return fmt.Errorf("subscribers update %s: no flag says what to change (see --help)", args[0])
+				return usage(fmt.Errorf("subscribers update %s: no flag says what to change (see --help)", args[0]))
 			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				s, err := b.UpdateSubscriber(ctx, args[0], u, e.change(reason))
