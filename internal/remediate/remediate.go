@@ -689,19 +689,11 @@ func (r *Service) Trend(ctx context.Context, q api.TrendQuery) (api.Trend, error
 		return t, err
 	}
 	t.Scope, t.From, t.To = sc.String(), rem.From, rem.To
-	t.Total = trendSeries(rem.Scope)
-	t.ByASN = make([]api.TrendSeries, len(rem.ByASN))
-	for i, s := range rem.ByASN {
-		t.ByASN[i] = trendSeries(s)
+	t.Total, t.ByASN = rem.Scope, rem.ByASN
+	if t.ByASN == nil {
+		t.ByASN = []api.TrendSeries{}
 	}
 	return t, nil
-}
-
-func trendSeries(s report.Series) api.TrendSeries {
-	return api.TrendSeries{
-		ASN: s.ASN, ASName: s.ASName, Hosts: s.Hosts,
-		Remaining7: s.Remaining7, Remaining30: s.Remaining30, HalvedAfter: s.HalvedAfter, HalfLife: s.HalfLife,
-	}
 }
 
 // relayDown is a delivery that is still pending after its attempts: the
