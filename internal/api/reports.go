@@ -63,7 +63,7 @@ type ReportQuery struct {
 	// Day is the UTC day reported.
 	Day        time.Time
 	Subscriber string
-	// Format is csv, json, xarf or stix; empty means the subscriber's
+	// Format is one of report.SubscriberFormats; empty means the subscriber's
 	// first format.
 	Format string
 }

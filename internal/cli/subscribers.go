@@ -69,7 +69,7 @@ named.`,
 	f.StringSliceVar(&ns.ASNs, "asn", nil, "AS numbers, e.g. AS64512,AS64513")
 	f.StringSliceVar(&ns.CIDRs, "cidr", nil, "address blocks, IPv4 or IPv6, e.g. 192.0.2.0/24,2001:db8::/32")
 	f.StringSliceVar(&ns.Countries, "country", nil, "ISO 3166-1 alpha-2 country codes, e.g. DE,AT")
-	f.StringSliceVar(&ns.Formats, "format", nil, "report formats, of csv, json, xarf, stix (default csv)")
+	f.StringSliceVar(&ns.Formats, "format", nil, "report formats, of csv, json, xarf, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http (default csv)")
 	f.StringVar(&ns.SendAt, "send-at", "", "time of day, UTC, at which the daily report goes out, HH:MM (default "+registry.DefaultSendAt+")")
 	f.StringVar(&ns.TLP, "tlp", "", "TLP label of the reports: CLEAR, GREEN, AMBER, AMBER+STRICT or RED (default "+registry.DefaultTLP+")")
 	f.StringVar(&reason, "reason", "", "why, for the audit log")
@@ -262,7 +262,7 @@ replaces the formats.`,
 	f.StringVar(&org, "org", "", "the organisation's name")
 	f.StringVar(&sendAt, "send-at", "", "time of day, UTC, of the daily report, HH:MM")
 	f.StringVar(&tlp, "tlp", "", "TLP label: CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
-	f.StringSliceVar(&formats, "format", nil, "replace the report formats, of csv, json, xarf, stix")
+	f.StringSliceVar(&formats, "format", nil, "replace the report formats, of csv, json, xarf, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http")
 	for _, l := range []struct {
 		flag, what           string
 		replace, add, remove *[]string
