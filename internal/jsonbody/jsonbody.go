@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 )
 
 // Error is a body that is not the JSON object wanted; its message is for
@@ -36,11 +37,14 @@ func Decode(r io.Reader, v any) error {
 		}
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
+		var pe *time.ParseError
 		switch {
+		case errors.As(err, &pe):
+			return &Error{fmt.Sprintf("request body: time %q is not RFC 3339, e.g. 2010-02-22T15:04:05Z", pe.Value)}
 		case errors.As(err, &te) && te.Field == "":
 			return &Error{"request body: want a JSON object, not " + article(te.Value)}
 		case errors.As(err, &te):
-			return &Error{fmt.Sprintf("request body: field %q: want %s, not %s", te.Field, kindOf(te.Type), article(te.Value))}
+			return &Error{fmt.Sprintf("request body: field %q: want %s, not %s", fieldPath(te.Field), kindOf(te.Type), article(te.Value))}
 		case errors.As(err, &se):
 			return &Error{fmt.Sprintf("request body: not JSON (byte %d): %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))}
 		}
@@ -50,6 +54,21 @@ func Decode(r io.Reader, v any) error {
 		return &Error{"request body: data after the JSON object"}
 	}
 	return nil
+}
+
+// fieldPath is UnmarshalTypeError.Field as the client wrote it: without
+// the Go names of embedded structs ("NewCase.name" is "name"), which are
+// capitalised where the keys of the bodies are snake_case.
+func fieldPath(f string) string {
+	parts := strings.Split(f, ".")
+	keep := parts[:0]
+	for i, p := range parts {
+		if i < len(parts)-1 && p != "" && 'A' <= p[0] && p[0] <= 'Z' {
+			continue
+		}
+		keep = append(keep, p)
+	}
+	return strings.Join(keep, ".")
 }
 
 // article names a JSON value of UnmarshalTypeError.Value ("string",

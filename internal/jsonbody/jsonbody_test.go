@@ -7,13 +7,15 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecode(t *testing.T) {
 	type body struct {
-		Name string   `json:"name"`
-		N    uint     `json:"n"`
-		Tags []string `json:"tags"`
+		Name string    `json:"name"`
+		N    uint      `json:"n"`
+		Tags []string  `json:"tags"`
+		At   time.Time `json:"at"`
 	}
 	for in, want := range map[string]string{
 		`{"name":"a"}`:            "",
@@ -21,6 +23,7 @@ func TestDecode(t *testing.T) {
 		`{"name":"a","x":1}`:      `request body: unknown field "x"`,
 		`{"name":"a"} {"name":1}`: "request body: data after the JSON object",
 		`{"name":1}`:              `request body: field "name": want a string, not a number`,
+		`{"at":"2026-01-01"}`:     `request body: time "2026-01-01" is not RFC 3339, e.g. 2010-02-22T15:04:05Z`,
 		`{"n":-1}`:                `request body: field "n": want a whole number ≥ 0, not the number -1`,
 		`{"tags":{}}`:             `request body: field "tags": want an array, not an object`,
 		`"a"`:                     "request body: want a JSON object, not a string",
