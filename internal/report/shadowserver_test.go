@@ -293,6 +293,9 @@ func FuzzSinkholeCSV(f *testing.F) {
 			if err != nil || len(recs) != 2 {
 				t.Fatalf("%q reads back as %d records: %v", b.String(), len(recs), err)
 			}
+			if got := recs[1][7]; !strings.ContainsRune(city, '\r') && got != strings.ToUpper(city) {
+				t.Errorf("src_city %q of %q: want it in upper case", got, city)
+			}
 			if _, err := intelmqCheckSinkhole(name, b.Bytes()); err != nil && storable(&e) {
 				t.Errorf("%v", err)
 			}
