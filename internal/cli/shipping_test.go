@@ -85,6 +85,7 @@ func TestExitCodes(t *testing.T) {
 		{2, []string{"subscribers", "update", "s1", "--asn", "AS1", "--add-asn", "AS2"}},
 		{2, []string{"subscribers", "update", "s1", "--contact", "a@b.example", "--remove-contact", "c@d.example"}},
 		{2, []string{"users", "set", "ana", "--disable", "--enable"}},
+		{2, []string{"domains", "verify", "--case", "c1", "a.example"}},
 		{2, []string{"report", "trend", "--subscriber", "s1", "--asn", "AS1"}},
 		{2, []string{"simulate", "--live=false"}},
 		{2, []string{"simulate", "--http", "192.0.2.1:80"}},
