@@ -118,7 +118,7 @@ func TestAPIJSONKeys(t *testing.T) {
 	// answer with data.
 	params := strings.NewReplacer("{case}", "waledac-2010", "{date}", d, "{cc}", "DE", "{asn}", "64500")
 	query := map[string]string{
-		"GET /v1/domains/{name}":           "/v1/domains/bad-example.com",
+		"GET /v1/domains/{name}":           "/v1/domains/bad.example.com",
 		"GET /v1/subscribers/{name}":       "/v1/subscribers/isp-a",
 		"GET /v1/stats/unique-hosts":       "/v1/stats/unique-hosts?by=day,family,asn,country&from=" + d,
 		"GET /v1/stats/callbacks-per-hour": "/v1/stats/callbacks-per-hour?from=" + d,
