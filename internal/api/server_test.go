@@ -73,6 +73,11 @@ func TestAPIBadInput(t *testing.T) {
 		{"unknown endpoint", "GET", "/v1/nope", "", true, 404, "/v1/nope"},
 		{"unknown field", "POST", "/v1/cases", `{"name":"c2","court":"x","docket":"y","judge":"z"}`, true, 400, `"judge"`},
 		{"empty body", "POST", "/v1/cases", ``, true, 400, "empty"},
+		{"wrong type", "POST", "/v1/cases", `{"name":1,"court":"x","docket":"y"}`, true, 400, `request body: field "name": want a string, not a number`},
+		{"not an object", "POST", "/v1/domains/state", `["a.example"]`, true, 400, "request body: want a JSON object, not an array"},
+		{"bad time", "POST", "/v1/cases/c1/orders", `{"type":"tro","issued":"2026-01-01"}`, true, 400, `request body: time "2026-01-01" is not RFC 3339`},
+		{"bad order type", "POST", "/v1/cases/c1/orders", `{"type":"edict","issued":"2026-01-01T00:00:00Z"}`, true, 400, `order type "edict"`},
+		{"order of no case", "POST", "/v1/cases/zz/orders", `{"type":"tro","issued":"2026-01-01T00:00:00Z"}`, true, 404, `case "zz": not found`},
 		{"trailing data", "POST", "/v1/cases", `{"name":"c2","court":"x","docket":"y"} {}`, true, 400, "after the JSON"},
 		{"duplicate case", "POST", "/v1/cases", `{"name":"c1","court":"x","docket":"y"}`, true, 409, "c1"},
 		{"missing case", "GET", "/v1/cases/zz", "", true, 404, "zz"},
@@ -90,7 +95,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"bad asn", "GET", "/v1/stats/unique-hosts?asn=ASx", "", true, 400, `"ASx"`},
 		{"bad country", "GET", "/v1/stats/unique-hosts?country=ZZZ", "", true, 400, `"ZZZ"`},
 		{"no names", "POST", "/v1/domains/state", `{"state":"restrained"}`, true, 400, "names"},
-		{"bad import", "POST", "/v1/cases/c1/domains?file=l.txt", "good-example.com\nbad..com\n", true, 422, "l.txt"},
+		{"bad import", "POST", "/v1/cases/c1/domains?file=l.txt", "good.example.com\nbad..com\n", true, 422, "l.txt"},
 		{"verify", "GET", "/v1/audit/verify", "", true, 200, `"head": {`},
 		{"bad head", "GET", "/v1/audit/verify?head=1:abc", "", true, 400, `parameter head: audit head "1:abc": hash "abc" is not 64 hex digits`},
 		{"head without seq", "GET", "/v1/audit/verify?head=abc", "", true, 400, `parameter head: audit head "abc" is not SEQ:HASH`},
@@ -166,13 +171,13 @@ func TestClientErrorsMatchLocal(t *testing.T) {
 	if !errors.Is(remoteErr, registry.ErrExists) || remoteErr.Error() != localErr.Error() {
 		t.Errorf("remote %v, local %v", remoteErr, localErr)
 	}
-	_, remoteErr = c.ImportDomains(ctx, "c1", "f.txt", []byte("ok-example.com\n-bad-.com\n"), ch)
-	_, localErr = reg.ImportDomains(ctx, "c1", "f.txt", []byte("ok-example.com\n-bad-.com\n"), ch)
+	_, remoteErr = c.ImportDomains(ctx, "c1", "f.txt", []byte("ok.example.com\n-bad-.com\n"), ch)
+	_, localErr = reg.ImportDomains(ctx, "c1", "f.txt", []byte("ok.example.com\n-bad-.com\n"), ch)
 	var ie *registry.ImportError
 	if !errors.As(remoteErr, &ie) || ie.Problems[0].Line != 2 || remoteErr.Error() != localErr.Error() {
 		t.Errorf("remote %v, local %v", remoteErr, localErr)
 	}
-	if _, err := c.GetDomain(ctx, "nothing-example.com"); !errors.Is(err, registry.ErrNotFound) {
+	if _, err := c.GetDomain(ctx, "nothing.example.com"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("missing domain: %v", err)
 	}
 	bad := api.NewClient(srv.URL, "wrong", "x")

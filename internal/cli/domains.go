@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -145,12 +146,15 @@ then nothing is imported. "-" reads standard input.`,
 transferred, or released from any of them. Name the domains as arguments,
 with --file (one a line), or all of a case's domains in one state with
 --case and --from-state. An illegal transition of any domain changes nothing.`,
-		Example: `  takedown domains set-state --state sinkholed --reason "registry confirmed redirect" bad.com worse.net
+		Example: `  takedown domains set-state --state sinkholed --reason "registry confirmed redirect" bad.example worse.example
   takedown domains set-state --state restrained --case waledac-2010 --from-state listed`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			to, err := registry.ParseState(toState)
 			if err != nil {
 				return usage(fmt.Errorf("--state: %w", err))
+			}
+			if cmd.Flags().Changed("from-state") && setCase == "" {
+				return usage(errors.New("--from-state picks among the domains of --case: give --case too"))
 			}
 			names := append([]string(nil), args...)
 			if fromFile != "" {
@@ -184,7 +188,7 @@ with --file (one a line), or all of a case's domains in one state with
 					}
 				}
 				if len(names) == 0 {
-					return fmt.Errorf("name the domains: as arguments, with --file, or with --case")
+					return usage(errors.New("name the domains: as arguments, with --file, or with --case"))
 				}
 				ds, err := b.SetState(ctx, names, to, e.change(setReason))
 				if err != nil {
