@@ -87,7 +87,7 @@ func newWorld(t *testing.T, events int) *world {
 	if _, err := reg.SetState(ctx, res.Domains, registry.StateRestrained, ch); err != nil {
 		t.Fatal(err)
 	}
-	checked := registry.DelegationCheck{Domain: "bad-one.com", CheckedAt: time.Date(2010, 2, 23, 0, 0, 0, 0, time.UTC), Verified: true, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.53"}}
+	checked := registry.DelegationCheck{Domain: "bad-one.example.com", CheckedAt: time.Date(2010, 2, 23, 0, 0, 0, 0, time.UTC), Verified: true, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.53"}}
 	if err := reg.RecordDelegation(ctx, []registry.DelegationCheck{checked}, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestExportVerify(t *testing.T) {
 		}
 	}
 	if cf.Domains[0].Delegation == nil || cf.Domains[1].Delegation != nil {
-		t.Errorf("delegation checks: %+v, %+v; want bad-one.com's only", cf.Domains[0].Delegation, cf.Domains[1].Delegation)
+		t.Errorf("delegation checks: %+v, %+v; want bad-one.example.com's only", cf.Domains[0].Delegation, cf.Domains[1].Delegation)
 	}
 	for _, f := range []string{"README.txt", "summary.html", "case.json", "counts.csv", "counts.json", "events.csv", "key.pub", "MANIFEST.sha256.note"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
