@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -48,11 +49,12 @@ type localBackend struct {
 	app.LocalQuarantine
 	*app.Keys
 	cfg config.Config
+	db  *sql.DB // the takedown database file, for the evidence log
 }
 
 // Status describes the files, since no server runs.
 func (l localBackend) Status(ctx context.Context) (api.Status, error) {
-	return app.OfflineStatus(ctx, l.cfg, l.EventStore)
+	return app.OfflineStatus(ctx, l.cfg, l.EventStore, l.db)
 }
 
 // env is what every command shares: the global flags, the config, the
@@ -260,7 +262,7 @@ func (e *env) backend(ctx context.Context) (b Backend, close func() error, err e
 	// delivery attempt failed) go to stderr.
 	repLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	keys := &app.Keys{Cfg: cfg, Store: l.Keys, Registry: l.Registry, ParentDS: l.Registry.ParentDS}
-	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), app.LocalQuarantine{Cfg: cfg, Log: repLog}, keys, cfg}, l.Close, nil
+	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), app.LocalQuarantine{Cfg: cfg, Log: repLog}, keys, cfg, l.DB}, l.Close, nil
 }
 
 func (e *env) remote(ctx context.Context, cfg config.Config) (*api.Client, error) {

@@ -111,7 +111,10 @@ func printStatus(w io.Writer, st api.Status) error {
 			fmt.Fprintf(w, ", last checkpoint of %s leaves signed %s ago", thousands(ev.CheckpointSize),
 				(time.Duration(ev.CheckpointAge) * time.Second).String())
 		}
-		fmt.Fprintf(w, "; key %s\n", ev.Key)
+		if ev.Key != "" {
+			fmt.Fprintf(w, "; key %s", ev.Key)
+		}
+		fmt.Fprintln(w)
 		if ev.Error != "" {
 			fmt.Fprintf(w, "  CHECKPOINTS FAIL: %s\n", ev.Error)
 		}

@@ -163,23 +163,11 @@ func (r *Registry) GetDomain(ctx context.Context, name string) (Domain, error) {
 	if !ok {
 		return Domain{}, fmt.Errorf("domain %s: %w", n, ErrNotFound)
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT from_state, to_state, changed_at, actor, reason FROM registry_transitions
-		WHERE domain = ? ORDER BY audit_seq`, n)
+	hist, err := r.Histories(ctx, []string{n})
 	if err != nil {
-		return Domain{}, fmt.Errorf("reading history of %s: %w", n, err)
+		return Domain{}, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var t Transition
-		if err := rows.Scan(&t.From, &t.To, &t.At, &t.Actor, &t.Reason); err != nil {
-			return Domain{}, fmt.Errorf("reading history of %s: %w", n, err)
-		}
-		t.At = t.At.UTC()
-		d.History = append(d.History, t)
-	}
-	if err := rows.Err(); err != nil {
-		return Domain{}, fmt.Errorf("reading history of %s: %w", n, err)
-	}
+	d.History = hist[n]
 	if d.Delegation, err = r.lastDelegation(ctx, n); err != nil {
 		return Domain{}, err
 	}
@@ -187,6 +175,37 @@ func (r *Registry) GetDomain(ctx context.Context, name string) (Domain, error) {
 		d.DSState = d.Delegation.DSState
 	}
 	return d, nil
+}
+
+// Histories returns the state changes of each of the named domains
+// (normalised names, as ListDomains gives them) that has any, oldest
+// first, keyed by name: GetDomain's History for many domains at once.
+func (r *Registry) Histories(ctx context.Context, names []string) (map[string][]Transition, error) {
+	out := make(map[string][]Transition, len(names))
+	for start := 0; start < len(names); start += bulkRows {
+		part := names[start:min(start+bulkRows, len(names))]
+		rows, err := r.db.QueryContext(ctx, `SELECT domain, from_state, to_state, changed_at, actor, reason FROM registry_transitions
+			WHERE domain IN (SELECT unnest(?::VARCHAR[])) ORDER BY domain, audit_seq`, part)
+		if err != nil {
+			return nil, fmt.Errorf("reading domain histories: %w", err)
+		}
+		for rows.Next() {
+			var name string
+			var t Transition
+			if err := rows.Scan(&name, &t.From, &t.To, &t.At, &t.Actor, &t.Reason); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("reading the history of %s: %w", name, err)
+			}
+			t.At = t.At.UTC()
+			out[name] = append(out[name], t)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading domain histories: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // SetState moves the named domains to state to, all or nothing.
