@@ -23,7 +23,7 @@ import (
 // the name resolves to the sinkhole (insecure) and verify says unsigned.
 // Of a case that signs (dns.dnssec), the package asks to replace the stale
 // DS with ours; once replaced, the name resolves with the AD bit and verify
-// says signed. The parent is a com. zone the test signs; the sinkhole is
+// says signed. The parent is an example. zone the test signs; the sinkhole is
 // takedown serve.
 func TestStaleDSThroughUnbound(t *testing.T) {
 	cfg, _, addr := setup(t)
@@ -41,15 +41,15 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	parent := dnssectest.StartParent(t, "com.")
-	stale := dnssectest.StaleDS(t, "seized-example.com")
-	stale2 := dnssectest.StaleDS(t, "signing-example.com")
-	parent.Delegate(t, "seized-example.com", sinkhole, []string{"ns1.sinkhole.invalid."}, stale)
-	parent.Delegate(t, "clean-example.com", sinkhole, []string{"ns1.sinkhole.invalid."})
-	parent.Delegate(t, "signing-example.com", sinkhole, []string{"ns1.sinkhole.invalid."}, stale2)
+	parent := dnssectest.StartParent(t, "example.")
+	stale := dnssectest.StaleDS(t, "seized.example")
+	stale2 := dnssectest.StaleDS(t, "signing.example")
+	parent.Delegate(t, "seized.example", sinkhole, []string{"ns1.sinkhole.invalid."}, stale)
+	parent.Delegate(t, "clean.example", sinkhole, []string{"ns1.sinkhole.invalid."})
+	parent.Delegate(t, "signing.example", sinkhole, []string{"ns1.sinkhole.invalid."}, stale2)
 
 	dir := t.TempDir()
-	for c, names := range map[string]string{"c1": "seized-example.com\nclean-example.com\n", "c2": "signing-example.com\n"} {
+	for c, names := range map[string]string{"c1": "seized.example\nclean.example\n", "c2": "signing.example\n"} {
 		list := filepath.Join(dir, c+".txt")
 		if err := os.WriteFile(list, []byte(names), 0o600); err != nil {
 			t.Fatal(err)
@@ -73,8 +73,8 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 		}
 		return fmt.Errorf("%s: no A 127.0.0.2 in %v", name, r.Answer)
 	}
-	testnet.WaitFor(t, "the sinkhole to answer through Unbound", func() bool { return resolves("www.clean-example.com", false) == nil })
-	for _, name := range []string{"www.seized-example.com", "www.signing-example.com"} {
+	testnet.WaitFor(t, "the sinkhole to answer through Unbound", func() bool { return resolves("www.clean.example", false) == nil })
+	for _, name := range []string{"www.seized.example", "www.signing.example"} {
 		if r := u.Query(t, name, dns.TypeA); r.Rcode != dns.RcodeServerFailure {
 			t.Errorf("stale DS: %s through Unbound, want SERVFAIL:\n%v", dns.RcodeToString[r.Rcode], r)
 		}
@@ -94,18 +94,18 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 		return byName
 	}
 	got := verify()
-	if c := got["seized-example.com"]; c.DSState != registry.DSStale || len(c.DS) != 1 || c.DS[0] != registry.FormatDS(stale) || !c.Verified {
-		t.Errorf("verify seized-example.com: %+v, want stale with %s", c, registry.FormatDS(stale))
+	if c := got["seized.example"]; c.DSState != registry.DSStale || len(c.DS) != 1 || c.DS[0] != registry.FormatDS(stale) || !c.Verified {
+		t.Errorf("verify seized.example: %+v, want stale with %s", c, registry.FormatDS(stale))
 	}
-	if c := got["clean-example.com"]; c.DSState != registry.DSUnsigned || len(c.DS) != 0 {
-		t.Errorf("verify clean-example.com: %+v, want unsigned", c)
+	if c := got["clean.example"]; c.DSState != registry.DSUnsigned || len(c.DS) != 0 {
+		t.Errorf("verify clean.example: %+v, want unsigned", c)
 	}
-	if c := got["signing-example.com"]; c.DSState != registry.DSStale || len(c.DS) != 1 || c.DS[0] != registry.FormatDS(stale2) {
-		t.Errorf("verify signing-example.com: %+v, want stale with %s", c, registry.FormatDS(stale2))
+	if c := got["signing.example"]; c.DSState != registry.DSStale || len(c.DS) != 1 || c.DS[0] != registry.FormatDS(stale2) {
+		t.Errorf("verify signing.example: %+v, want stale with %s", c, registry.FormatDS(stale2))
 	}
 	// Ours, as takedown dnssec ds gives them.
 	var dsj []struct{ Record string }
-	if err := json.Unmarshal([]byte(mustRun(t, cfg, "dnssec", "ds", "--zone", "signing-example.com", "--json")), &dsj); err != nil || len(dsj) != 1 {
+	if err := json.Unmarshal([]byte(mustRun(t, cfg, "dnssec", "ds", "--zone", "signing.example", "--json")), &dsj); err != nil || len(dsj) != 1 {
 		t.Fatalf("dnssec ds: %v %v", dsj, err)
 	}
 	rr, err := dns.NewRR(dsj[0].Record)
@@ -117,10 +117,10 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 	mustRun(t, cfg, "registrars", "package", "--case", "c1", "--out", pkgs)
 	mustRun(t, cfg, "registrars", "package", "--case", "c2", "--out", pkgs)
 	for file, want := range map[string][]string{
-		"c1_registry_verisign.txt": {"  seized-example.com\n    Remove all DS records (do not add any):\n      seized-example.com. IN DS " + registry.FormatDS(stale) + "\n"},
-		"c2_registry_verisign.txt": {"  signing-example.com\n    Replace the DS records with ours. Remove:\n      signing-example.com. IN DS " + registry.FormatDS(stale2) +
-			"\n    Publish:\n      signing-example.com. IN DS " + registry.FormatDS(ours) + "\n"},
-		"c2_registry_verisign.csv": {",replace," + registry.FormatDS(stale2) + "," + registry.FormatDS(ours) + "\n"},
+		"c1_registry_registry-of-example.txt": {"  seized.example\n    Remove all DS records (do not add any):\n      seized.example. IN DS " + registry.FormatDS(stale) + "\n"},
+		"c2_registry_registry-of-example.txt": {"  signing.example\n    Replace the DS records with ours. Remove:\n      signing.example. IN DS " + registry.FormatDS(stale2) +
+			"\n    Publish:\n      signing.example. IN DS " + registry.FormatDS(ours) + "\n"},
+		"c2_registry_registry-of-example.csv": {",replace," + registry.FormatDS(stale2) + "," + registry.FormatDS(ours) + "\n"},
 	} {
 		b, err := os.ReadFile(filepath.Join(pkgs, file))
 		if err != nil {
@@ -133,37 +133,37 @@ func TestStaleDSThroughUnbound(t *testing.T) {
 		}
 	}
 	out := mustRun(t, cfg, "domains", "verify", "--case", "c1", "--resolver", parent.Addr)
-	if !strings.Contains(out, "stale DS at the parent: 1") || !regexp.MustCompile(`seized-example\.com\s+verified\s+stale`).MatchString(out) {
+	if !strings.Contains(out, "stale DS at the parent: 1") || !regexp.MustCompile(`seized\.example\s+verified\s+stale`).MatchString(out) {
 		t.Errorf("verify:\n%s", out)
 	}
-	if out := mustRun(t, cfg, "domains", "list"); !regexp.MustCompile(`seized-example\.com\s+c1\s+restrained\s+\S+ \S+\s+stale`).MatchString(out) {
+	if out := mustRun(t, cfg, "domains", "list"); !regexp.MustCompile(`seized\.example\s+c1\s+restrained\s+\S+ \S+\s+stale`).MatchString(out) {
 		t.Errorf("list lacks the DS state:\n%s", out)
 	}
-	if out := mustRun(t, cfg, "domains", "show", "seized-example.com"); !strings.Contains(out, "dnssec:     STALE DS") ||
+	if out := mustRun(t, cfg, "domains", "show", "seized.example"); !strings.Contains(out, "dnssec:     STALE DS") ||
 		!strings.Contains(out, "DS "+registry.FormatDS(stale)) {
 		t.Errorf("show:\n%s", out)
 	}
-	if out := mustRun(t, cfg, "deadlines"); !strings.Contains(out, "warning: 2 domain(s) with stale DS records") || !strings.Contains(out, "  seized-example.com (c1)") {
+	if out := mustRun(t, cfg, "deadlines"); !strings.Contains(out, "warning: 2 domain(s) with stale DS records") || !strings.Contains(out, "  seized.example (c1)") {
 		t.Errorf("deadlines:\n%s", out)
 	}
 
 	// The registries remove the one DS record, and replace the other with
 	// ours.
-	parent.SetDS(t, "seized-example.com")
-	parent.SetDS(t, "signing-example.com", ours)
-	u.Flush(t, "seized-example.com")
-	u.Flush(t, "signing-example.com")
-	if err := resolves("www.seized-example.com", false); err != nil {
+	parent.SetDS(t, "seized.example")
+	parent.SetDS(t, "signing.example", ours)
+	u.Flush(t, "seized.example")
+	u.Flush(t, "signing.example")
+	if err := resolves("www.seized.example", false); err != nil {
 		t.Error(err)
 	}
-	if err := resolves("www.signing-example.com", true); err != nil {
+	if err := resolves("www.signing.example", true); err != nil {
 		t.Error(err)
 	}
 	got = verify()
-	if c := got["seized-example.com"]; c.DSState != registry.DSUnsigned || len(c.DS) != 0 {
+	if c := got["seized.example"]; c.DSState != registry.DSUnsigned || len(c.DS) != 0 {
 		t.Errorf("verify after the fix: %+v, want unsigned", c)
 	}
-	if c := got["signing-example.com"]; c.DSState != registry.DSSigned || len(c.DS) != 1 || c.DS[0] != registry.FormatDS(ours) {
+	if c := got["signing.example"]; c.DSState != registry.DSSigned || len(c.DS) != 1 || c.DS[0] != registry.FormatDS(ours) {
 		t.Errorf("verify after the fix: %+v, want signed with %s", c, registry.FormatDS(ours))
 	}
 	if out := mustRun(t, cfg, "deadlines"); strings.Contains(out, "stale DS") {

@@ -68,9 +68,11 @@ const unboundConfig = `server:
 	cache-max-negative-ttl: 0
 	val-bogus-ttl: 0
 	infra-host-ttl: 1
-	# test. and invalid. are default local zones (always NXDOMAIN).
+	# test. and invalid. are default local zones (always NXDOMAIN); tests
+	# use example. as a TLD too.
 	local-zone: "test." nodefault
 	local-zone: "invalid." nodefault
+	local-zone: "example." nodefault
 	qname-minimisation: no
 	aggressive-nsec: no
 	harden-referral-path: no

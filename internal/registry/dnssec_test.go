@@ -34,7 +34,7 @@ func dsOf(key *dns.DNSKEY, zone string, digest uint8) *dns.DS {
 
 func TestClassifyDS(t *testing.T) {
 	ours, theirs := testKey(1), testKey(99)
-	z := "seized-example.com"
+	z := "seized.example"
 	ourDS := []*dns.DS{dsOf(ours, z, dns.SHA256)}
 	otherAlg := dsOf(theirs, z, dns.SHA256)
 	otherAlg.Algorithm = dns.RSAMD5
@@ -57,7 +57,7 @@ func TestClassifyDS(t *testing.T) {
 		{"ours in lower case", []*dns.DS{lower}, ourDS, DSSigned},
 		{"ours beside theirs", []*dns.DS{dsOf(theirs, z, dns.SHA256), dsOf(ours, z, dns.SHA256)}, ourDS, DSSigned},
 		{"ours as SHA-384", []*dns.DS{dsOf(ours, z, dns.SHA384)}, ourDS, DSSigned},
-		{"ours for another zone", []*dns.DS{dsOf(ours, "other-example.com", dns.SHA256)}, ourDS, DSStale},
+		{"ours for another zone", []*dns.DS{dsOf(ours, "other.example", dns.SHA256)}, ourDS, DSStale},
 		{"our tag, another digest", []*dns.DS{sameTagOtherDigest}, ourDS, DSStale},
 		{"only an algorithm no resolver uses", []*dns.DS{otherAlg}, nil, DSUnsigned},
 		{"only a digest no resolver knows", []*dns.DS{unknownDigest}, ourDS, DSUnsigned},
@@ -70,7 +70,7 @@ func TestClassifyDS(t *testing.T) {
 }
 
 func TestParseDS(t *testing.T) {
-	ds := dsOf(testKey(1), "a-example.com", dns.SHA256)
+	ds := dsOf(testKey(1), "a.example", dns.SHA256)
 	text := FormatDS(ds)
 	got, err := ParseDS(strings.ToLower(text[:20]) + " " + text[20:])
 	if err != nil || FormatDS(got) != text {
@@ -97,9 +97,9 @@ func TestParseDS(t *testing.T) {
 // unsigned, signed and stale; ours always make it signed; a record that
 // parses formats to text that parses to the same record.
 func FuzzClassifyDS(f *testing.F) {
-	ours := dsOf(testKey(1), "a-example.com", dns.SHA256)
+	ours := dsOf(testKey(1), "a.example", dns.SHA256)
 	f.Add(FormatDS(ours), "")
-	f.Add(FormatDS(dsOf(testKey(2), "a-example.com", dns.SHA1)), FormatDS(ours))
+	f.Add(FormatDS(dsOf(testKey(2), "a.example", dns.SHA1)), FormatDS(ours))
 	f.Add("1 1 2 "+strings.Repeat("00", 32), "65535 255 255 ff")
 	f.Add("1 13 2 AB", "x y z")
 	f.Fuzz(func(t *testing.T, a, b string) {
@@ -147,35 +147,35 @@ func TestRecordDelegationDS(t *testing.T) {
 		return nil
 	}
 	mustCase(t, r)
-	names := "stale-example.com\nsigning-stale-example.com\nsigning-ours-example.com\nunsigned-example.com\nfailed-example.com\nold-example.com\n"
+	names := "stale.example\nsigning-stale.example\nsigning-ours.example\nunsigned.example\nfailed.example\nold.example\n"
 	if _, err := r.ImportDomains(ctxBack, waledac.Name, "l", []byte(names), alice); err != nil {
 		t.Fatal(err)
 	}
-	theirs := FormatDS(dsOf(testKey(50), "stale-example.com", dns.SHA256))
-	theirs2 := FormatDS(dsOf(testKey(60), "signing-stale-example.com", dns.SHA256))
-	ourText := FormatDS(dsOf(ours, "signing-ours-example.com", dns.SHA256))
+	theirs := FormatDS(dsOf(testKey(50), "stale.example", dns.SHA256))
+	theirs2 := FormatDS(dsOf(testKey(60), "signing-stale.example", dns.SHA256))
+	ourText := FormatDS(dsOf(ours, "signing-ours.example", dns.SHA256))
 	check := func(name string, st DSState, ds []string, problem string) DelegationCheck {
 		return DelegationCheck{Domain: name, CheckedAt: t0, Verified: true, NS: []string{"ns1.sinkhole.example"},
 			DSState: st, DS: ds, DSProblem: problem}
 	}
 	// A bad DS record refuses the batch, naming domain and record.
-	err := r.RecordDelegation(ctxBack, []DelegationCheck{check("stale-example.com", DSStale, []string{"1 13 2 zz"}, "")}, alice)
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "stale-example.com") || !strings.Contains(err.Error(), `"1 13 2 zz"`) {
+	err := r.RecordDelegation(ctxBack, []DelegationCheck{check("stale.example", DSStale, []string{"1 13 2 zz"}, "")}, alice)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "stale.example") || !strings.Contains(err.Error(), `"1 13 2 zz"`) {
 		t.Fatalf("bad DS: %v", err)
 	}
 	err = r.RecordDelegation(ctxBack, []DelegationCheck{
-		check("stale-example.com", DSStale, []string{strings.ToLower(theirs)}, ""),
-		check("signing-stale-example.com", DSUnsigned, []string{theirs2}, ""), // the caller's state is not trusted
-		check("signing-ours-example.com", DSStale, []string{ourText}, ""),
-		check("unsigned-example.com", DSUnsigned, nil, ""),
-		check("failed-example.com", DSError, nil, "SERVFAIL"),
-		check("old-example.com", "", nil, ""), // a client that did not look
+		check("stale.example", DSStale, []string{strings.ToLower(theirs)}, ""),
+		check("signing-stale.example", DSUnsigned, []string{theirs2}, ""), // the caller's state is not trusted
+		check("signing-ours.example", DSStale, []string{ourText}, ""),
+		check("unsigned.example", DSUnsigned, nil, ""),
+		check("failed.example", DSError, nil, "SERVFAIL"),
+		check("old.example", "", nil, ""), // a client that did not look
 	}, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]DSState{"stale-example.com": DSStale, "signing-stale-example.com": DSStale, "signing-ours-example.com": DSSigned,
-		"unsigned-example.com": DSUnsigned, "failed-example.com": DSError, "old-example.com": ""}
+	want := map[string]DSState{"stale.example": DSStale, "signing-stale.example": DSStale, "signing-ours.example": DSSigned,
+		"unsigned.example": DSUnsigned, "failed.example": DSError, "old.example": ""}
 	ds, err := r.ListDomains(ctxBack, DomainFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -199,25 +199,25 @@ takedown_registry_domains_ds{state="unsigned"} 1
 `)); err != nil {
 		t.Error(err)
 	}
-	d, err := r.GetDomain(ctxBack, "stale-example.com")
+	d, err := r.GetDomain(ctxBack, "stale.example")
 	if err != nil || d.DSState != DSStale || d.Delegation.DSState != DSStale || !slices.Equal(d.Delegation.DS, []string{theirs}) {
-		t.Errorf("show stale-example.com: %+v %+v, %v", d, d.Delegation, err)
+		t.Errorf("show stale.example: %+v %+v, %v", d, d.Delegation, err)
 	}
-	if got, checked, err := r.ParentDS(ctxBack, "Stale-Example.com."); err != nil || !checked || len(got) != 1 || FormatDS(got[0]) != theirs ||
-		got[0].Hdr.Name != "stale-example.com." {
-		t.Errorf("ParentDS(stale-example.com) = %v, %v, %v", got, checked, err)
+	if got, checked, err := r.ParentDS(ctxBack, "Stale.Example."); err != nil || !checked || len(got) != 1 || FormatDS(got[0]) != theirs ||
+		got[0].Hdr.Name != "stale.example." {
+		t.Errorf("ParentDS(stale.example) = %v, %v, %v", got, checked, err)
 	}
-	for _, n := range []string{"failed-example.com", "old-example.com"} {
+	for _, n := range []string{"failed.example", "old.example"} {
 		if got, checked, err := r.ParentDS(ctxBack, n); err != nil || checked || got != nil {
 			t.Errorf("ParentDS(%s) = %v, %v, %v; want not checked", n, got, checked, err)
 		}
 	}
-	if _, checked, err := r.ParentDS(ctxBack, "unsigned-example.com"); err != nil || !checked {
-		t.Errorf("ParentDS(unsigned-example.com): checked %v, %v", checked, err)
+	if _, checked, err := r.ParentDS(ctxBack, "unsigned.example"); err != nil || !checked {
+		t.Errorf("ParentDS(unsigned.example): checked %v, %v", checked, err)
 	}
-	d, _ = r.GetDomain(ctxBack, "failed-example.com")
+	d, _ = r.GetDomain(ctxBack, "failed.example")
 	if d.Delegation.DSProblem != "SERVFAIL" || d.Delegation.DSState != DSError {
-		t.Errorf("show failed-example.com: %+v", d.Delegation)
+		t.Errorf("show failed.example: %+v", d.Delegation)
 	}
 
 	ps, err := r.Packages(ctxBack, waledac.Name)
@@ -226,9 +226,9 @@ takedown_registry_domains_ds{state="unsigned"} 1
 	}
 	p := ps[0] // the unknown registrar's: every domain
 	wantInstr := []DSInstruction{
-		{Domain: "signing-stale-example.com", Action: DSActionReplace, Remove: []string{theirs2},
-			Add: []string{FormatDS(dsOf(ours, "signing-stale-example.com", dns.SHA256))}},
-		{Domain: "stale-example.com", Action: DSActionRemove, Remove: []string{theirs}},
+		{Domain: "signing-stale.example", Action: DSActionReplace, Remove: []string{theirs2},
+			Add: []string{FormatDS(dsOf(ours, "signing-stale.example", dns.SHA256))}},
+		{Domain: "stale.example", Action: DSActionRemove, Remove: []string{theirs}},
 	}
 	if fmt.Sprint(p.DNSSEC) != fmt.Sprint(wantInstr) {
 		t.Errorf("instructions:\n%+v\nwant\n%+v", p.DNSSEC, wantInstr)
@@ -242,15 +242,15 @@ DNSSEC: the parent zone still publishes DS records for 2 domain names that
 match no key of the name servers it now points to. Resolvers that validate
 DNSSEC answer SERVFAIL for these names until the DS records change:
 
-  signing-stale-example.com
+  signing-stale.example
     Replace the DS records with ours. Remove:
-      signing-stale-example.com. IN DS %s
+      signing-stale.example. IN DS %s
     Publish:
-      signing-stale-example.com. IN DS %s
+      signing-stale.example. IN DS %s
 
-  stale-example.com
+  stale.example
     Remove all DS records (do not add any):
-      stale-example.com. IN DS %s
+      stale.example. IN DS %s
 `, theirs2, wantInstr[0].Add[0], theirs)
 	if !strings.HasSuffix(text.String(), wantText) {
 		t.Errorf("cover letter:\n%s\nwant it to end in:\n%s", text.String(), wantText)
@@ -259,9 +259,9 @@ DNSSEC answer SERVFAIL for these names until the DS records change:
 		t.Fatal(err)
 	}
 	for _, line := range []string{
-		"stale-example.com,com,,Verisign,listed,waledac-2010,\"U.S. District Court, E.D. Virginia\",1:10-cv-00156,tro,Dkt. 12,2010-02-22,remove," + theirs + ",\n",
-		"signing-stale-example.com,com,,Verisign,listed,waledac-2010,\"U.S. District Court, E.D. Virginia\",1:10-cv-00156,tro,Dkt. 12,2010-02-22,replace," + theirs2 + "," + wantInstr[0].Add[0] + "\n",
-		"unsigned-example.com,com,,Verisign,listed,waledac-2010,\"U.S. District Court, E.D. Virginia\",1:10-cv-00156,tro,Dkt. 12,2010-02-22,,,\n",
+		"stale.example,example,,,listed,waledac-2010,\"U.S. District Court, E.D. Virginia\",1:10-cv-00156,tro,Dkt. 12,2010-02-22,remove," + theirs + ",\n",
+		"signing-stale.example,example,,,listed,waledac-2010,\"U.S. District Court, E.D. Virginia\",1:10-cv-00156,tro,Dkt. 12,2010-02-22,replace," + theirs2 + "," + wantInstr[0].Add[0] + "\n",
+		"unsigned.example,example,,,listed,waledac-2010,\"U.S. District Court, E.D. Virginia\",1:10-cv-00156,tro,Dkt. 12,2010-02-22,,,\n",
 	} {
 		if !strings.Contains(csvOut.String(), line) {
 			t.Errorf("CSV lacks %q:\n%s", line, csvOut.String())
@@ -270,11 +270,11 @@ DNSSEC answer SERVFAIL for these names until the DS records change:
 
 	// The stale DS is removed at the parent: the next check says unsigned,
 	// and the package says nothing more.
-	if err := r.RecordDelegation(ctxBack, []DelegationCheck{check("stale-example.com", DSUnsigned, nil, "")}, alice); err != nil {
+	if err := r.RecordDelegation(ctxBack, []DelegationCheck{check("stale.example", DSUnsigned, nil, "")}, alice); err != nil {
 		t.Fatal(err)
 	}
 	ps, _ = r.Packages(ctxBack, waledac.Name)
-	if len(ps[0].DNSSEC) != 1 || ps[0].DNSSEC[0].Domain != "signing-stale-example.com" {
+	if len(ps[0].DNSSEC) != 1 || ps[0].DNSSEC[0].Domain != "signing-stale.example" {
 		t.Errorf("after the fix: %+v", ps[0].DNSSEC)
 	}
 }
