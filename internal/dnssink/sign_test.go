@@ -536,3 +536,63 @@ func TestSignerSignsAskedZonesFirst(t *testing.T) {
 	key := testKey(t, dns.ED25519)
 	verifySection(t, "bot.z1999.test A", r.Answer, key.DNSKEY("z1999.test", DefaultTTL), time.Now())
 }
+
+// TestZoneSourceSignsAgain follows a zone of the transfer server's source
+// (which signs when asked, having no signer of its own): the same signed
+// zone while nothing changes, signed again with a later serial when its
+// case publishes another key and when half the validity has passed, and
+// unsigned once the case has no keys.
+func TestZoneSourceSignsAgain(t *testing.T) {
+	key := testKey(t, dns.ECDSAP256SHA256)
+	set := signedSet(t, testSinkhole(), signZones, map[string][]dnssec.Key{"waledac": {key}})
+	src := NewZoneSource(set)
+	clock := time.Now()
+	src.now = func() time.Time { return clock }
+	soa := func(step string, dnskeys int) *dns.SOA {
+		t.Helper()
+		rrs, ok := src.ZoneRecords("seized.test.")
+		if !ok {
+			t.Fatalf("%s: not served", step)
+		}
+		n, sigs := 0, 0
+		for _, rr := range rrs {
+			switch rr.Header().Rrtype {
+			case dns.TypeDNSKEY:
+				n++
+			case dns.TypeRRSIG:
+				sigs++
+			}
+		}
+		if n != dnskeys || (dnskeys > 0) != (sigs > 0) {
+			t.Fatalf("%s: %d DNSKEY and %d RRSIG, want %d DNSKEY", step, n, sigs, dnskeys)
+		}
+		return rrs[0].(*dns.SOA)
+	}
+	apply := func(c servedset.Case) {
+		t.Helper()
+		cur := set.Load()
+		if err := set.Apply(&servedset.Delta{From: cur.Serial(), To: cur.Serial() + 1, Cases: []servedset.Case{c}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := soa("start", 1)
+	if again := soa("asked again", 1); again.Serial != first.Serial {
+		t.Errorf("serial %d asked again, was %d", again.Serial, first.Serial)
+	}
+	next := newTestKey(t, dns.ED25519)
+	next.State = dnssec.StatePublished
+	apply(servedset.Case{Name: "waledac", Family: "waledac", TXT: signZones[0].TXT, Keys: []dnssec.Key{key, next}})
+	rolled := soa("key published", 2)
+	if !servedset.SerialLess(first.Serial, rolled.Serial) {
+		t.Errorf("serial %d after a key was published, was %d", rolled.Serial, first.Serial)
+	}
+	clock = clock.Add(sigValidity/2 + time.Minute)
+	if refreshed := soa("half the validity passed", 2); !servedset.SerialLess(rolled.Serial, refreshed.Serial) {
+		t.Errorf("serial %d after a refresh, was %d", refreshed.Serial, rolled.Serial)
+	}
+	apply(servedset.Case{Name: "waledac", Family: "waledac", TXT: signZones[0].TXT})
+	soa("signing off", 0)
+	if n := src.signed.n.Load(); n != 0 {
+		t.Errorf("%d zones kept signed after signing was turned off", n)
+	}
+}

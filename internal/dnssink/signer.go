@@ -1,6 +1,7 @@
 package dnssink
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,8 @@ import (
 // answers of every zone change, and when half the validity of its
 // signatures has passed; it forgets zones that are no longer served or
 // signed. A step of the served set costs it the zones the step names; a
-// change of keys or answers, and the periodic check, a pass over the zones.
+// change of keys or answers, and the periodic check, a pass over the zones,
+// signed by half the Ps (at least one).
 type signer struct {
 	s     *Server
 	zones *signedZones
@@ -192,14 +194,33 @@ func sameSigns(a, b []*zoneKeys) bool {
 // pass checks every zone of v and forgets the signed zones v no longer
 // serves; it returns the number of zones it signed.
 func (g *signer) pass(v *view) int {
-	signed := 0
+	var signed atomic.Int64
 	if v.signs != nil {
+		// Half the Ps sign (at least one): the rest answer queries.
 		now := g.s.now()
+		work := make(chan string, 64)
+		var wg sync.WaitGroup
+		for range max(1, runtime.GOMAXPROCS(0)/2) {
+			wg.Go(func() {
+				for apex := range work {
+					select {
+					case <-g.stop:
+					default:
+						signed.Add(int64(g.check(v, apex, now)))
+					}
+				}
+			})
+		}
 		for apex := range v.set.All() {
 			if g.stopped() {
-				return signed
+				break
 			}
-			signed += g.check(v, apex, now)
+			work <- apex
+		}
+		close(work)
+		wg.Wait()
+		if g.stopped() {
+			return int(signed.Load())
 		}
 	}
 	for _, apex := range g.zones.apexes() {
@@ -207,7 +228,7 @@ func (g *signer) pass(v *view) int {
 			g.zones.del(apex)
 		}
 	}
-	return signed
+	return int(signed.Load())
 }
 
 // check signs zone apex (lower case) if it needs it, forgets it if it is
