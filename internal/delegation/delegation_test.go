@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/dnssectest"
 )
 
 var (
@@ -120,43 +122,7 @@ func startFake(t *testing.T) *fakeServer {
 		_ = w.WriteMsg(m)
 	})
 
-	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
-	)
-	for range 20 { // the TCP port of the random UDP port may be taken
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err = net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-	}
-	if err != nil {
-		t.Fatalf("no UDP+TCP port pair: %v", err)
-	}
-	f.addr = pc.LocalAddr().String()
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		served := make(chan error, 1)
-		go func() { served <- srv.ActivateAndServe() }()
-		select {
-		case <-started:
-		case err := <-served:
-			t.Fatalf("fake server: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := srv.Shutdown(); err != nil {
-				t.Errorf("shutting down fake server: %v", err)
-			}
-			<-served
-		})
-	}
+	f.addr = dnssectest.Serve(t, handler)
 	return f
 }
 

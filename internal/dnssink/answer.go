@@ -314,6 +314,17 @@ func (v *view) answerZone(resp *dns.Msg, qu *query, zm servedset.Match) []byte {
 	if kind == nodeHost {
 		rrlOwner = qu.lname
 	}
+	var sz *signedZone
+	if kind == nodeApex || kind == nodeWildcard {
+		sz = v.signedFor(zm)
+	}
+	if sz != nil {
+		// A signed zone's serial is the one it was signed at.
+		serial = sz.serial
+		if qu.do {
+			return v.answerSigned(resp, qu, zm, sz, kind == nodeWildcard)
+		}
+	}
 	qt := qu.q.Qtype
 	if qt == dns.TypeANY && kind != nodeEmpty {
 		// RFC 8482 section 4.2: one synthesized HINFO instead of the set.
@@ -350,6 +361,14 @@ func (v *view) answerZone(resp *dns.Msg, qu *query, zm servedset.Match) []byte {
 		case dns.TypeSOA:
 			if kind == nodeApex {
 				resp.Answer = append(resp.Answer, s.soa(owner, zm.Apex, serial, s.ttl))
+			}
+		case dns.TypeDNSKEY:
+			if kind == nodeApex && sz != nil {
+				for i := range sz.zk.keys {
+					k := sz.zk.keys[i].DNSKEY(zm.Apex, s.ttl)
+					k.Hdr.Name = owner
+					resp.Answer = append(resp.Answer, k)
+				}
 			}
 		case dns.TypeNS:
 			if kind == nodeApex {

@@ -180,18 +180,30 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 		rcode = dns.RcodeRefused
 		s.m.refused.Inc()
 	} else {
-		if kind, _ := ans.classify(zm.Apex, lname[:zm.Start]); kind != nodeApex && kind != nodeWildcard {
+		kind, _ := ans.classify(zm.Apex, lname[:zm.Start])
+		if kind != nodeApex && kind != nodeWildcard {
 			return nil, false
 		}
+		serial := v.set.Serial()
+		sz := v.signedFor(zm)
+		if sz != nil {
+			switch fq.qtype {
+			case dns.TypeDNSKEY, dns.TypeNSEC, dns.TypeRRSIG:
+				return nil, false
+			}
+			serial = sz.serial
+		}
 		b[2] |= 0x04 // AA
-		switch fq.qtype {
-		case dns.TypeA:
+		switch {
+		case sz != nil && fq.do:
+			b, an, ns = sz.appendFast(b, raw, &fq, zm, kind == nodeWildcard)
+		case fq.qtype == dns.TypeA:
 			b = append(b, ans.fast.a...)
 			an = uint16(ans.fast.nA)
-		case dns.TypeAAAA:
+		case fq.qtype == dns.TypeAAAA:
 			b = append(b, ans.fast.aaaa...)
 			an = uint16(ans.fast.nAAAA)
-		case dns.TypeTXT:
+		case fq.qtype == dns.TypeTXT:
 			if txt := v.txtWire[zm.Case]; len(txt) > 0 {
 				b = append(b, 0xC0, 12)
 				b = appendRRHeader(b, dns.TypeTXT, ans.ttl, len(txt))
@@ -199,8 +211,8 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 				an = 1
 			}
 		}
-		if an == 0 {
-			b = ans.appendFastSOA(b, raw, &fq, zm, v.set.Serial())
+		if an == 0 && ns == 0 {
+			b = ans.appendFastSOA(b, raw, &fq, zm, serial)
 			ns = 1
 		}
 	}

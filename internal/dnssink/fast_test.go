@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/servedset"
 )
 
@@ -25,14 +26,18 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		"two A": func(c *servedset.Sinkhole) {
 			c.A = append(c.A, netip.MustParseAddr("192.0.2.2"))
 		},
+		// The case waledac signs: seized.test is signed (example.com
+		// holds a name server and is not).
+		"signed": func(*servedset.Sinkhole) {},
 	}
 	names := []string{
 		"example.com.", "EXAMPLE.com.", "a.b.ExAmPlE.cOm.", "x-1_y.example.com.", "deep.example.com.",
 		"q.DEEP.example.com.", "seized.test.", "www.Seized.Test.", "notxt.test.", "a.notxt.test.",
-		"foreign.org.", "com.", "ns1.sinkhole.example.", "ns2.example.com.", "a.ns2.example.com.",
+		"x-1.seized.test.", "foreign.org.", "com.", "ns1.sinkhole.example.", "ns2.example.com.", "a.ns2.example.com.",
 		strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + ".example.com.",
 	}
-	qtypes := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeHINFO, dns.TypeCAA, dns.TypeHTTPS, 65000}
+	qtypes := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeHINFO, dns.TypeCAA, dns.TypeHTTPS, 65000,
+		dns.TypeDS, dns.TypeDNSKEY, dns.TypeNSEC}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for cname, mod := range configs {
 		cfg := testConfig()
@@ -40,9 +45,18 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		sh := testSinkhole()
 		mod(&sh)
 		cfg.Served = servedSet(t, sh, testZones)
+		if cname == "signed" {
+			cfg.Served = signedSet(t, sh, testZones, map[string][]dnssec.Key{"waledac": {testKey(t, dns.ECDSAP256SHA256)}})
+		}
 		fast, frec := startServer(t, cfg)
 		slow, srec := startServer(t, cfg)
 		slow.noFast = true
+		if cname == "signed" {
+			// One set of signatures for both (ECDSA signatures differ
+			// each time).
+			waitSigned(t, fast, 1)
+			slow.view.Store(fast.view.Load())
+		}
 		fixed := time.Date(2010, 2, 24, 12, 0, 0, 0, time.UTC)
 		slow.now = func() time.Time { return fixed }
 		fast.now = slow.now

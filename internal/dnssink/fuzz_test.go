@@ -1,10 +1,13 @@
 package dnssink
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/takedown-project/takedown/internal/dnssec"
 )
 
 // FuzzHandlePacket feeds raw bytes to the packet handler: it must not
@@ -76,6 +79,63 @@ func FuzzHandlePacket(f *testing.F) {
 		}
 		if m.Rcode == dns.RcodeFormatError && len(resp) > len(raw) {
 			t.Fatalf("FORMERR of %d bytes to a query of %d", len(resp), len(raw))
+		}
+	})
+}
+
+// FuzzSignedAnswers feeds raw bytes to a sinkhole whose zones are signed,
+// twice: through the fast path and through the general path alone, which
+// is its reference. Both must answer alike (over TCP, where no rate limit
+// makes them differ), every response must parse, and none over UDP may be
+// larger than allowed.
+func FuzzSignedAnswers(f *testing.F) {
+	for _, name := range []string{"seized.test.", "www.Seized.test.", "x.bot.co.test.", "!.seized.test.", "plain.test."} {
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeMX, dns.TypeSRV, dns.TypeDS, dns.TypeDNSKEY, dns.TypeANY} {
+			for _, size := range []uint16{0, 512, 1232} {
+				m := question(name, qt)
+				if size > 0 {
+					m.SetEdns0(size, true)
+				}
+				raw, err := m.Pack()
+				if err != nil {
+					f.Fatal(err)
+				}
+				f.Add(raw, size == 512)
+			}
+		}
+	}
+	cfg := testConfig()
+	cfg.Listen = nil
+	cfg.RRL = RRLConfig{ResponsesPerSecond: 1000, Slip: 2}
+	cfg.Recorder = discard{}
+	cfg.Served = signedSet(f, testSinkhole(), signZones, map[string][]dnssec.Key{"waledac": {testKey(f, dns.ECDSAP256SHA256)}})
+	fast, _ := startServer(f, cfg)
+	slow, _ := startServer(f, cfg)
+	waitSigned(f, fast, 3)
+	slow.view.Store(fast.view.Load())
+	slow.cookieSecret = fast.cookieSecret
+	slow.noFast = true
+	f.Fuzz(func(t *testing.T, raw []byte, tcp bool) {
+		pi := &packetInfo{src: netip.MustParseAddrPort("192.0.2.7:4242"), tcp: tcp}
+		resp := fast.handlePacket(nil, raw, pi)
+		if tcp {
+			want := slow.handlePacket(nil, raw, pi)
+			if (resp == nil) != (want == nil) {
+				t.Fatalf("fast path answered %v, general path %v", resp != nil, want != nil)
+			}
+			if resp != nil && len(raw) >= 12 {
+				compareAnswers(t, fmt.Sprintf("%x", raw), resp, want)
+			}
+		}
+		if resp == nil {
+			return
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(resp); err != nil {
+			t.Fatalf("response %x to %x does not parse: %v", resp, raw, err)
+		}
+		if !tcp && len(resp) > fast.maxUDP {
+			t.Fatalf("udp response of %d bytes", len(resp))
 		}
 	})
 }

@@ -19,6 +19,10 @@ type metrics struct {
 	swaps     prometheus.Counter
 	serial    prometheus.Gauge
 	recorded  prometheus.Counter
+	// signing
+	signedZones prometheus.Gauge
+	signatures  prometheus.Counter
+	signErrors  prometheus.Counter
 	// collectors are registered by the server's sink.Lifecycle.
 	collectors []prometheus.Collector
 }
@@ -62,6 +66,18 @@ func newMetrics() *metrics {
 			Namespace: ns, Subsystem: sub, Name: "events_total",
 			Help: "Events handed to the recorder.",
 		}),
+		signedZones: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "signed_zones",
+			Help: "Zones whose DNSSEC signatures are ready (their case signs).",
+		}),
+		signatures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "signatures_total",
+			Help: "RRSIGs made (one per RRset and signing key).",
+		}),
+		signErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "sign_errors_total",
+			Help: "Zones whose signing failed (logged).",
+		}),
 	}
 	for c, name := range rrlClassNames {
 		m.rrlDrop[c] = rrlDrop.WithLabelValues(name)
@@ -77,7 +93,7 @@ func newMetrics() *metrics {
 	}
 	m.collectors = []prometheus.Collector{
 		m.queries, rrlDrop, rrlSlip, m.malformed, m.refused,
-		m.zones, m.swaps, m.serial, m.recorded,
+		m.zones, m.swaps, m.serial, m.recorded, m.signedZones, m.signatures, m.signErrors,
 	}
 	return m
 }

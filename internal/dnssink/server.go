@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -65,6 +64,8 @@ type Server struct {
 	unsubscribe func()
 	// own replaces the served set's A and AAAA (Config.A, Config.AAAA).
 	own *servedset.Sinkhole
+	// sign keeps the signed zones (a goroutine once a case signs).
+	sign *signer
 
 	// life binds, accepts, keeps the TCP connections and shuts down;
 	// the blocking UDP readers (raw) leave when it is closing.
@@ -147,30 +148,33 @@ func New(cfg Config) (*Server, error) {
 	}
 	// Follow the served set from now on; then take its current snapshot
 	// (a step in between is taken twice, which changes nothing).
-	s.unsubscribe = cfg.Served.Subscribe(func(u servedset.Update) { s.follow(u.New) })
+	s.sign = newSigner(s, newSignedZones(), DefaultResignCheck)
+	s.unsubscribe = cfg.Served.Subscribe(func(u servedset.Update) { s.follow(u.New, u.Delta) })
 	if len(cfg.A)+len(cfg.AAAA) > 0 {
 		s.own = &servedset.Sinkhole{A: cfg.A, AAAA: cfg.AAAA}
 	}
-	v, err := newView(cfg.Served.Load(), nil, s.own)
+	v, err := newView(cfg.Served.Load(), nil, s.own, s.sign.zones)
 	if err != nil {
 		s.unsubscribe()
 		return nil, fmt.Errorf("dnssink: served set: %w", err)
 	}
 	s.setView(v)
+	s.sign.note(nil, v)
 	return s, nil
 }
 
 // follow makes the sinkhole answer from set, a new snapshot of the served
 // set. What cannot be answered from (the served set checks what it takes,
 // so it never happens) is logged and the answers stay as they were.
-func (s *Server) follow(set *servedset.Snapshot) {
+func (s *Server) follow(set *servedset.Snapshot, d *servedset.Delta) {
 	start := time.Now()
-	v, err := newView(set, s.view.Load(), s.own)
+	v, err := newView(set, s.view.Load(), s.own, s.sign.zones)
 	if err != nil {
 		s.log.Error("served set refused", "serial", set.Serial(), "err", err)
 		return
 	}
 	s.setView(v)
+	s.sign.note(d, v)
 	s.log.Info("zones swapped", "zones", set.Len(), "serial", set.Serial(), "took", time.Since(start))
 }
 
@@ -198,26 +202,59 @@ func (s *Server) ZoneRecords(name string) ([]dns.RR, bool) {
 // ZoneSource gives the zone-transfer server the content of the sinkhole
 // zones straight from the served set, whether or not a sinkhole answers
 // queries in this process (a central with `dns.listen: []` still serves
-// its secondaries); its ZoneRecords is Server.ZoneRecords.
+// its secondaries); its ZoneRecords is Server.ZoneRecords. It signs the
+// zones of signing cases when a transfer (or a query of the transfer
+// server) first asks for them, and again when their keys, TXT or answers
+// changed or half their signatures' validity has passed.
 type ZoneSource struct {
 	served *servedset.Set
+	now    func() time.Time
 	view   atomic.Pointer[view] // of the last snapshot asked for
+	signed *signedZones
+	mu     sync.Mutex // serialises the signing
 }
 
 // NewZoneSource returns the zone source of served.
-func NewZoneSource(served *servedset.Set) *ZoneSource { return &ZoneSource{served: served} }
+func NewZoneSource(served *servedset.Set) *ZoneSource {
+	return &ZoneSource{served: served, now: time.Now, signed: newSignedZones()}
+}
 
 // ZoneRecords is Server.ZoneRecords for the current snapshot of the set.
 func (z *ZoneSource) ZoneRecords(name string) ([]dns.RR, bool) {
 	set, v := z.served.Load(), z.view.Load()
 	if v == nil || v.set != set {
 		var err error
-		if v, err = newView(set, v, nil); err != nil {
+		if v, err = newView(set, v, nil, z.signed); err != nil {
 			return nil, false
 		}
 		z.view.Store(v)
+		z.forget(v)
+	}
+	if m, ok := v.set.Lookup([]byte(lowerName(name))); ok && m.Start == 0 && int(m.Case) < len(v.signs) {
+		if zk := v.signs[m.Case]; zk != nil && !zk.ans.holdsNS(m.Apex) {
+			z.mu.Lock()
+			now := z.now()
+			if prev := z.signed.get(m.Apex); prev == nil || prev.zk != zk || prev.refreshDue(now) {
+				if sz, err := zk.sign(m.Apex, nextSerial(prev, set.Serial()), now); err == nil {
+					z.signed.put(m.Apex, sz)
+				}
+			}
+			z.mu.Unlock()
+		}
 	}
 	return v.zoneRecords(name)
+}
+
+// forget drops the signed zones that v no longer signs.
+func (z *ZoneSource) forget(v *view) {
+	if z.signed.n.Load() == 0 {
+		return
+	}
+	for _, apex := range z.signed.apexes() {
+		if m, ok := v.set.Lookup([]byte(apex)); !ok || m.Start != 0 || int(m.Case) >= len(v.signs) || v.signs[m.Case] == nil {
+			z.signed.del(apex)
+		}
+	}
 }
 
 func (v *view) zoneRecords(name string) ([]dns.RR, bool) {
@@ -226,7 +263,12 @@ func (v *view) zoneRecords(name string) ([]dns.RR, bool) {
 		return nil, false
 	}
 	s := v.ans
-	apex := strings.ToLower(strings.TrimSuffix(name, "."))
+	apex := lowerName(name)
+	if m, ok := v.set.Lookup([]byte(apex)); ok && m.Start == 0 {
+		if sz := v.signedFor(m); sz != nil {
+			return sz.records(m.Apex), true
+		}
+	}
 	fqdn := apex + "."
 	rrs := []dns.RR{s.soa(fqdn, apex, v.set.Serial(), s.ttl)}
 	for i := range s.ns {
@@ -335,6 +377,7 @@ func (s *Server) TCPAddr(i int) netip.AddrPort {
 // are closed again.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.unsubscribe()
+	s.sign.shutdown()
 	return s.life.Shutdown(ctx, sink.Stop{Halt: func(context.Context) {
 		for _, r := range s.raw {
 			r.wake()

@@ -30,13 +30,20 @@ type view struct {
 	// fast path.
 	txts    [][]string
 	txtWire [][]byte
+	// signs is, by the case's index, what the case's zones are signed
+	// from, nil for a case that does not sign; signed holds the signed
+	// zones (shared by every view of a server).
+	signs  []*zoneKeys
+	signed *signedZones
 }
 
 // newView derives the view of set; prev (nil at first) lends its answers
-// when the sinkhole part of the set did not change. own, if not nil,
-// replaces the set's A and AAAA (Config.A, Config.AAAA).
-func newView(set *servedset.Snapshot, prev *view, own *servedset.Sinkhole) (*view, error) {
-	v := &view{set: set}
+// when the sinkhole part of the set did not change, and what its signed
+// cases are signed from when their keys and TXT did not either. own, if
+// not nil, replaces the set's A and AAAA (Config.A, Config.AAAA). signed
+// holds the signed zones.
+func newView(set *servedset.Snapshot, prev *view, own *servedset.Sinkhole, signed *signedZones) (*view, error) {
+	v := &view{set: set, signed: signed}
 	sh := set.Sinkhole()
 	if prev != nil && prev.ans.src == sh {
 		v.ans = prev.ans
@@ -64,6 +71,20 @@ func newView(set *servedset.Snapshot, prev *view, own *servedset.Sinkhole) (*vie
 		}
 		v.txts[i] = splitTXT(c.TXT)
 		v.txtWire[i] = packTXT(v.txts[i])
+	}
+	for i := range cases {
+		c := &cases[i]
+		if len(c.Keys) == 0 {
+			continue
+		}
+		if v.signs == nil {
+			v.signs = make([]*zoneKeys, len(cases))
+		}
+		if prev != nil && i < len(prev.signs) && prev.signs[i] != nil && prev.signs[i].sameAs(c, v.ans, v.txtWire[i]) {
+			v.signs[i] = prev.signs[i]
+			continue
+		}
+		v.signs[i] = newZoneKeys(c, v.ans, v.txts[i], v.txtWire[i])
 	}
 	return v, nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/takedown-project/takedown/internal/dnssec"
 )
 
 // NameServer is an NS name of every seized zone, with its glue addresses.
@@ -47,6 +49,17 @@ type Case struct {
 	// "sinkholed by order of E.D. Va. 1:10-cv-00156 (case waledac-2010)";
 	// "" for no TXT record.
 	TXT string
+	// Keys are the case's DNSSEC keys that are not removed; empty, the
+	// case's zones are unsigned. Published keys go in each zone's DNSKEY
+	// RRset, active keys sign.
+	Keys []dnssec.Key
+}
+
+// Equal reports whether c and o are the same case with the same keys (see
+// dnssec.Key.Equal).
+func (c *Case) Equal(o *Case) bool {
+	return c.Name == o.Name && c.Family == o.Family && c.TXT == o.TXT &&
+		slices.EqualFunc(c.Keys, o.Keys, func(a, b dnssec.Key) bool { return a.Equal(&b) })
 }
 
 // Zone is a seized zone and the case that seized it, as a Delta names it.
@@ -373,7 +386,7 @@ func (n *Snapshot) putCases(cases []Case, to uint32) error {
 			return fmt.Errorf("servedset: delta to serial %d: case %d: %w", to, i+1, err)
 		}
 		idx, ok := n.caseIdx[c.Name]
-		if ok && n.cases[idx] == c {
+		if ok && n.cases[idx].Equal(&c) {
 			continue
 		}
 		if !copied {
