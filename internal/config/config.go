@@ -267,6 +267,9 @@ type DNS struct {
 	// RRL limits UDP responses per client prefix and response, so that a
 	// spoofed flood cannot reflect off the sinkhole.
 	RRL RRL `yaml:"rrl"`
+	// DNSSEC chooses the cases whose zones are signed, and how
+	// (dnssec.go).
+	DNSSEC DNSSEC `yaml:"dnssec"`
 }
 
 // NameServer is an NS name with its glue addresses.
@@ -662,6 +665,7 @@ func (c *Config) fill() {
 	if c.DNS.RRL.Slip == 0 {
 		c.DNS.RRL.Slip = 2
 	}
+	c.fillDNSSEC()
 	if c.Transfer.Listen == nil {
 		c.Transfer.Listen = []string{"127.0.0.1:5301"}
 	}
@@ -768,6 +772,7 @@ func (c *Config) Validate() error {
 		bad("dns.rrl.errors_per_second", "%d is negative", c.DNS.RRL.ErrorsPerSecond)
 	}
 	checkPrefixes(bad, "dns.rrl.exempt", c.DNS.RRL.Exempt)
+	c.checkDNSSEC(bad)
 	for i, l := range c.Transfer.Listen {
 		if err := checkHostPort(l); err != nil {
 			bad(fmt.Sprintf("transfer.listen[%d]", i), "%q: %v", l, err)

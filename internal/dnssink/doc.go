@@ -7,6 +7,11 @@
 // It answers from the served set (internal/servedset): the seized zones,
 // their cases and what every zone answers, an immutable snapshot read
 // through an atomic pointer, so that the query path takes no lock.
+//
+// The zones of a case with an active DNSSEC key are signed ahead of the
+// queries, once per zone and key (every name below a zone is the
+// wildcard's expansion), by a goroutine that keeps the signatures fresh;
+// queries with the DO bit get them (README.md, "DNSSEC").
 package dnssink
 
 import (

@@ -48,6 +48,8 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		if cname == "signed" {
 			cfg.Served = signedSet(t, sh, testZones, map[string][]dnssec.Key{"waledac": {testKey(t, dns.ECDSAP256SHA256)}})
 		}
+		fixed := time.Date(2010, 2, 24, 12, 0, 0, 0, time.UTC)
+		cfg.Now = func() time.Time { return fixed }
 		fast, frec := startServer(t, cfg)
 		slow, srec := startServer(t, cfg)
 		slow.noFast = true
@@ -57,9 +59,6 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 			waitSigned(t, fast, 1)
 			slow.view.Store(fast.view.Load())
 		}
-		fixed := time.Date(2010, 2, 24, 12, 0, 0, 0, time.UTC)
-		slow.now = func() time.Time { return fixed }
-		fast.now = slow.now
 		handled := 0
 		for _, name := range names {
 			for _, qt := range qtypes {

@@ -192,9 +192,12 @@ func (s *Server) Serial() uint32 { return s.view.Load().set.Serial() }
 // ZoneRecords returns the whole content of the served zone name (any case,
 // trailing dot optional) for a zone transfer, and whether it is served:
 // the SOA first, then NS, the glue of NS names inside the zone, apex A,
-// AAAA, MX and TXT, and the wildcard *.<zone> A, AAAA, MX and TXT. The
-// SOA carries the serial of the snapshot the records come from; use it
-// rather than Serial, which may have moved on. Owner names are lower case.
+// AAAA, MX and TXT, and the wildcard *.<zone> A, AAAA, MX and TXT; a
+// signed zone also its DNSKEY, the NSEC chain <zone> → *.<zone> → <zone>
+// and every RRset's RRSIGs. The SOA carries the serial of the snapshot the
+// records come from (of a signed zone: the serial it was signed at); use
+// it rather than Serial, which may have moved on. Owner names are lower
+// case.
 func (s *Server) ZoneRecords(name string) ([]dns.RR, bool) {
 	return s.view.Load().zoneRecords(name)
 }

@@ -1,6 +1,7 @@
 package dnssink
 
 import (
+	"context"
 	"crypto"
 	"fmt"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/servedset"
+	"github.com/takedown-project/takedown/internal/xfr"
 )
 
 // testKeys caches a key per algorithm: making one is cheap, but the tests
@@ -261,8 +263,10 @@ func TestSignedAnswers(t *testing.T) {
 	}
 }
 
-// TestSignedZoneTransferVerifies checks the whole signed zone, as a
-// transfer gives it, with dnssec-verify (BIND's zone checker).
+// TestSignedZoneTransferVerifies transfers signed zones (AXFR over TCP
+// from the transfer server, internal/xfr) from a sinkhole's ZoneRecords
+// and from a ZoneSource, and checks each with dnssec-verify (BIND's zone
+// checker).
 func TestSignedZoneTransferVerifies(t *testing.T) {
 	bin, err := exec.LookPath("dnssec-verify")
 	if err != nil {
@@ -270,38 +274,62 @@ func TestSignedZoneTransferVerifies(t *testing.T) {
 	}
 	key := testKey(t, dns.ECDSAP256SHA256)
 	s, set := signedTestServer(t, key, nil)
-	src := NewZoneSource(set)
-	for _, z := range []struct {
+	for _, src := range []struct {
 		name   string
-		zr     func(string) ([]dns.RR, bool)
-		source string
+		source xfr.Source
+		zones  []string
 	}{
-		{"seized.test", s.ZoneRecords, "server"}, {"Bot.Co.Test.", s.ZoneRecords, "server"},
-		{"seized.test", src.ZoneRecords, "zone source"}, {"third.test", src.ZoneRecords, "zone source"},
+		{"server", s, []string{"seized.test.", "Bot.Co.Test."}},
+		{"zone source", NewZoneSource(set), []string{"seized.test.", "third.test."}},
 	} {
-		rrs, ok := z.zr(z.name)
-		if !ok {
-			t.Fatalf("%s from the %s: not served", z.name, z.source)
-		}
-		if _, ok := rrs[0].(*dns.SOA); !ok {
-			t.Fatalf("%s from the %s: first record %s", z.name, z.source, rrs[0])
-		}
-		var sb strings.Builder
-		for _, rr := range rrs {
-			sb.WriteString(rr.String() + "\n")
-		}
-		file := filepath.Join(t.TempDir(), "zone")
-		if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+		xs, err := xfr.New(xfr.Config{Listen: []string{"127.0.0.1:0"}, AllowUnsigned: xfr.DefaultAllowFrom(), Fallback: src.source})
+		if err != nil {
 			t.Fatal(err)
 		}
-		// -z: a combined signing key signs everything, so that the KSK
-		// flag (SEP) says nothing about which key signs what.
-		out, err := exec.Command(bin, "-z", "-o", lowerName(z.name), file).CombinedOutput()
-		if err != nil {
-			t.Fatalf("dnssec-verify %s from the %s: %v\n%s\n%s", z.name, z.source, err, out, sb.String())
+		if err := xs.Start(t.Context()); err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(string(out), "Zone fully signed") {
-			t.Fatalf("dnssec-verify %s from the %s:\n%s", z.name, z.source, out)
+		t.Cleanup(func() { _ = xs.Shutdown(context.Background()) })
+		var tcp string
+		for _, a := range xs.Addrs() {
+			if a.Network() == "tcp" {
+				tcp = a.String()
+			}
+		}
+		for _, zone := range src.zones {
+			m := new(dns.Msg)
+			m.SetAxfr(zone)
+			env, err := (&dns.Transfer{}).In(m, tcp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sb strings.Builder
+			n := 0
+			for e := range env {
+				if e.Error != nil {
+					t.Fatalf("AXFR of %s from the %s: %v", zone, src.name, e.Error)
+				}
+				for _, rr := range e.RR {
+					sb.WriteString(rr.String() + "\n")
+					n++
+				}
+			}
+			if n < 20 {
+				t.Fatalf("AXFR of %s from the %s: %d records:\n%s", zone, src.name, n, sb.String())
+			}
+			file := filepath.Join(t.TempDir(), "zone")
+			if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// -z: a combined signing key signs everything, so that the KSK
+			// flag (SEP) says nothing about which key signs what.
+			out, err := exec.Command(bin, "-z", "-o", lowerName(zone), file).CombinedOutput()
+			if err != nil {
+				t.Fatalf("dnssec-verify %s from the %s: %v\n%s\n%s", zone, src.name, err, out, sb.String())
+			}
+			if !strings.Contains(string(out), "Zone fully signed") {
+				t.Fatalf("dnssec-verify %s from the %s:\n%s", zone, src.name, out)
+			}
 		}
 	}
 	if rrs, _ := s.ZoneRecords("plain.test"); slices.ContainsFunc(rrs, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeRRSIG }) {
@@ -392,5 +420,86 @@ func TestSignerFollows(t *testing.T) {
 	waitSigned(t, s, 0)
 	if r := doQuery(t, s, "bot.seized.test.", dns.TypeA, true); len(r.Answer) != 1 || len(r.Ns) != 0 {
 		t.Errorf("signing off, DO answer:\n%s", r)
+	}
+}
+
+// TestSignedSizeAndRRL keeps the size rules and the rate limit for signed
+// answers, which are larger: with two signing keys (a rollover by double
+// signature) a signed answer does not fit 512 bytes and goes out with TC,
+// fits 1232 whole, and TCP is never truncated; a flood of DO queries for
+// made-up names below one zone is limited as one response (keyed by the
+// zone), slipped answers carrying no records, on both paths.
+func TestSignedSizeAndRRL(t *testing.T) {
+	second := newTestKey(t, dns.ED25519)
+	cfg := testConfig()
+	cfg.Listen = nil
+	cfg.RRL = RRLConfig{ResponsesPerSecond: 5, Slip: 2}
+	cfg.Served = signedSet(t, testSinkhole(), signZones, map[string][]dnssec.Key{"waledac": {testKey(t, dns.ECDSAP256SHA256), second}})
+	fixed := time.Now()
+	cfg.Now = func() time.Time { return fixed }
+	s, _ := startServer(t, cfg)
+	waitSigned(t, s, 3)
+	ask := func(name string, qtype uint16, size uint16, pi *packetInfo) (*dns.Msg, int) {
+		t.Helper()
+		m := question(name, qtype)
+		m.SetEdns0(size, true)
+		raw, _ := m.Pack()
+		b := s.handlePacket(nil, raw, pi)
+		if b == nil {
+			return nil, 0
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		return r, len(b)
+	}
+	for i, q := range []struct {
+		name  string
+		qtype uint16
+	}{{"bot.seized.test.", dns.TypeTXT}, {"bot.seized.test.", dns.TypeA}, {"bot.seized.test.", dns.TypeSRV}} {
+		for _, fast := range []bool{true, false} {
+			s.noFast = !fast
+			// A client prefix of its own per query: no limit here.
+			udp := &packetInfo{src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, byte(i), byte(len(q.name))}), 53)}
+			r, n := ask(q.name, q.qtype, 512, udp)
+			if !r.Truncated || n > 512 {
+				t.Errorf("%s %s with DO in 512 bytes: TC %v, %d bytes", q.name, dns.TypeToString[q.qtype], r.Truncated, n)
+			}
+			udp.src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 1, byte(i), byte(len(q.name))}), 53)
+			r, n = ask(q.name, q.qtype, 1232, udp)
+			if r.Truncated || n > 1232 || len(r.Answer)+len(r.Ns) < 3 {
+				t.Errorf("%s %s with DO in 1232 bytes: TC %v, %d bytes:\n%s", q.name, dns.TypeToString[q.qtype], r.Truncated, n, r)
+			}
+			r, _ = ask(q.name, q.qtype, 512, &packetInfo{tcp: true})
+			if r.Truncated {
+				t.Errorf("%s %s over TCP: truncated", q.name, dns.TypeToString[q.qtype])
+			}
+		}
+	}
+	for _, fast := range []bool{true, false} {
+		s.noFast = !fast
+		pi := &packetInfo{src: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), 4000)}
+		if !fast {
+			pi.src = netip.AddrPortFrom(netip.MustParseAddr("198.51.101.7"), 4000)
+		}
+		var full, slipped, dropped int
+		for i := range 40 {
+			r, _ := ask(fmt.Sprintf("made-up-%d.seized.test.", i), dns.TypeA, 1232, pi)
+			switch {
+			case r == nil:
+				dropped++
+			case r.Truncated:
+				slipped++
+				if len(r.Answer)+len(r.Ns) != 0 {
+					t.Errorf("slipped answer with records:\n%s", r)
+				}
+			default:
+				full++
+			}
+		}
+		if full > 6 || slipped == 0 || dropped == 0 {
+			t.Errorf("fast path %v: 40 DO queries below one zone: %d answered, %d slipped, %d dropped; want at most a second's budget answered", fast, full, slipped, dropped)
+		}
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/servedset"
 )
 
@@ -33,6 +35,10 @@ type PublisherConfig struct {
 	Logger *slog.Logger
 	// Now gives the time that serials are made of; nil means time.Now.
 	Now func() time.Time
+	// Keys, if set, gives the DNSSEC keys of a case for the sinks (none:
+	// its zones are unsigned); an error stops the load, or the step, that
+	// asked. Touch makes the next step ask again.
+	Keys func(ctx context.Context, caseName string) ([]dnssec.Key, error)
 }
 
 // Publisher is the registry's side of the served set: it loads the set
@@ -51,6 +57,9 @@ type Publisher struct {
 	lastErr  string
 	errAt    time.Time
 	repeated int
+	// touched are the cases whose keys changed, for the next Poll.
+	mu      sync.Mutex
+	touched []string
 }
 
 // NewPublisher returns a publisher of r's served domains into cfg.Served.
@@ -69,8 +78,26 @@ func (r *Registry) NewPublisher(cfg PublisherConfig) *Publisher {
 }
 
 // servedCase is c as the sinks see it.
-func (p *Publisher) servedCase(c Case) servedset.Case {
-	return servedset.Case{Name: c.Name, Family: strings.ToLower(c.Family), TXT: SinkholeTXT(c, p.cfg.Operator)}
+func (p *Publisher) servedCase(ctx context.Context, c Case) (servedset.Case, error) {
+	sc := servedset.Case{Name: c.Name, Family: strings.ToLower(c.Family), TXT: SinkholeTXT(c, p.cfg.Operator)}
+	if p.cfg.Keys != nil {
+		keys, err := p.cfg.Keys(ctx, c.Name)
+		if err != nil {
+			return sc, fmt.Errorf("the DNSSEC keys of case %s: %w", c.Name, err)
+		}
+		sc.Keys = keys
+	}
+	return sc, nil
+}
+
+// Touch makes the next Poll put the case named again, with its keys as
+// PublisherConfig.Keys gives them then (after a key rollover).
+func (p *Publisher) Touch(caseName string) {
+	p.mu.Lock()
+	if !slices.Contains(p.touched, caseName) {
+		p.touched = append(p.touched, caseName)
+	}
+	p.mu.Unlock()
 }
 
 // Load reads every served domain and every case, and replaces the set with
@@ -93,7 +120,11 @@ func (p *Publisher) Load(ctx context.Context) error {
 		return err
 	}
 	for _, c := range cases {
-		d.Cases = append(d.Cases, p.servedCase(c))
+		sc, err := p.servedCase(ctx, c)
+		if err != nil {
+			return err
+		}
+		d.Cases = append(d.Cases, sc)
 	}
 	snap, err := servedset.Empty().Apply(d)
 	if err != nil {
@@ -110,13 +141,24 @@ func (p *Publisher) Load(ctx context.Context) error {
 // as one step; it reports whether the set changed.
 func (p *Publisher) Poll(ctx context.Context) (bool, error) {
 	t0 := time.Now()
+	p.mu.Lock()
+	touched := p.touched
+	p.touched = nil
+	p.mu.Unlock()
 	ch, err := p.r.ChangesSince(ctx, p.seq)
-	if err != nil || ch.Seq == p.seq {
+	if err != nil || (ch.Seq == p.seq && len(touched) == 0) {
+		p.retouch(touched)
 		return false, err
 	}
 	cur := p.cfg.Served.Load()
 	d := &servedset.Delta{From: cur.Serial(), To: servedset.NextSerial(cur.Serial(), p.cfg.Now().Unix())}
-	need := ch.Cases // added, and those of the domains put that the set lacks
+	// Added, those of the domains put that the set lacks, those touched.
+	need := slices.Clone(ch.Cases)
+	for _, name := range touched {
+		if _, ok := cur.CaseNamed(name); ok && !slices.Contains(need, name) {
+			need = append(need, name)
+		}
+	}
 	for _, dc := range ch.Domains {
 		c, served := cur.Has(dc.Name)
 		switch {
@@ -132,10 +174,16 @@ func (p *Publisher) Poll(ctx context.Context) (bool, error) {
 	if len(need) > 0 {
 		cases, err := p.r.casesNamed(ctx, need)
 		if err != nil {
+			p.retouch(touched)
 			return false, err
 		}
 		for _, c := range cases {
-			d.Cases = append(d.Cases, p.servedCase(c))
+			sc, err := p.servedCase(ctx, c)
+			if err != nil {
+				p.retouch(touched)
+				return false, err
+			}
+			d.Cases = append(d.Cases, sc)
 		}
 	}
 	if d.Empty() {
@@ -143,6 +191,7 @@ func (p *Publisher) Poll(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	if err := p.cfg.Served.Apply(d); err != nil {
+		p.retouch(touched)
 		if errors.Is(err, servedset.ErrSerial) {
 			// Someone else moved the set: start again from the registry.
 			return true, p.Load(ctx)
@@ -153,6 +202,13 @@ func (p *Publisher) Poll(ctx context.Context) (bool, error) {
 	p.log.Info("served set stepped", "put", len(d.Put), "removed", len(d.Remove), "cases", len(d.Cases),
 		"serial", d.To, "audit_seq", ch.Seq, "took", time.Since(t0).Round(time.Microsecond))
 	return true, nil
+}
+
+// retouch gives back the cases touched to a Poll that failed.
+func (p *Publisher) retouch(names []string) {
+	for _, n := range names {
+		p.Touch(n)
+	}
 }
 
 // Run polls every Every until ctx is done. Load first.

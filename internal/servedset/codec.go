@@ -10,6 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/takedown-project/takedown/internal/dnssec"
 )
 
 // The binary forms. Both are one record: a 4-byte magic, the format
@@ -18,32 +22,50 @@ import (
 // a varint length and the bytes.
 //
 //	magic       "TDSF" (full form) or "TDSD" (delta)
-//	version     1 byte: 1
+//	version     1 byte: 1, or 2 when a case has DNSSEC keys
 //	from, to    4 bytes each, big-endian (from is 0 in a full form)
 //	sinkhole    1 byte: 0 absent, 1 present (always in a full form), then
 //	            name servers (count; name, addresses), A, AAAA (count;
 //	            addresses), TTL, negative TTL, hostmaster
-//	cases       count; name, family, TXT
+//	cases       count; name, family, TXT, and in version 2 the keys
+//	            (count; each: algorithm 1 byte, flags, public key (the
+//	            base64 of a DNSKEY), state 1 byte (1 published, 2 active,
+//	            3 retired), created, activated, retired (unix seconds, 0
+//	            for none), private key (its 32 raw bytes, or none))
 //	case names  count; names: the cases that puts refer to, by index
 //	removals    count; names
 //	puts        count; name, index into the case names
 //	crc         4 bytes, big-endian: CRC-32C (Castagnoli) of all the above
 //
-// An address is its length (4 or 16) and its bytes.
+// An address is its length (4 or 16) and its bytes. A record without keys
+// is written in version 1, which takedown before DNSSEC reads.
 const (
 	magicFull     = "TDSF"
 	magicDelta    = "TDSD"
 	formatVersion = 1
+	keysVersion   = 2
 )
+
+// version is the format version of a record with these cases.
+func version(cs []Case) byte {
+	for _, c := range cs {
+		if len(c.Keys) > 0 {
+			return keysVersion
+		}
+	}
+	return formatVersion
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // MarshalBinary returns d in the delta form (the full form if d.From is 0).
 func (d *Delta) MarshalBinary() ([]byte, error) {
-	var e encoder
+	e := encoder{version: version(d.Cases)}
 	e.header(d.From == 0, d.From, d.To)
 	e.sinkhole(d.Sinkhole)
-	e.cases(d.Cases)
+	if err := e.cases(d.Cases); err != nil {
+		return nil, err
+	}
 	// The case names puts refer to, each once.
 	refs := map[string]uint64{}
 	var names []string
@@ -66,10 +88,12 @@ func (d *Delta) MarshalBinary() ([]byte, error) {
 // WriteTo writes s in the full form: a Delta from serial 0 that names every
 // zone, which ReadFull (and UnmarshalDelta, then Empty().Apply) reads back.
 func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
-	var e encoder
+	e := encoder{version: version(s.cases)}
 	e.header(true, 0, s.serial)
 	e.sinkhole(s.sinkhole)
-	e.cases(s.cases)
+	if err := e.cases(s.cases); err != nil {
+		return 0, err
+	}
 	names := make([]string, len(s.cases))
 	for i, c := range s.cases {
 		names[i] = c.Name
@@ -200,14 +224,14 @@ func decode(b []byte) (*Delta, bool, error) {
 	default:
 		return fail("magic %q is neither %q nor %q", b[:4], magicFull, magicDelta)
 	}
-	if b[4] != formatVersion {
-		return fail("format version %d, want %d", b[4], formatVersion)
+	if b[4] != formatVersion && b[4] != keysVersion {
+		return fail("format version %d, want %d or %d", b[4], formatVersion, keysVersion)
 	}
 	body := b[:len(b)-4]
 	if want, got := binary.BigEndian.Uint32(b[len(b)-4:]), crc32.Checksum(body, castagnoli); want != got {
 		return fail("CRC-32C %08x does not match the record's %08x (damaged or cut short)", got, want)
 	}
-	dec := decoder{b: body, off: 5}
+	dec := decoder{b: body, off: 5, version: b[4]}
 	d := &Delta{From: dec.u32(), To: dec.u32()}
 	if full && d.From != 0 {
 		return fail("a full form from serial %d, not 0", d.From)
@@ -226,6 +250,7 @@ func decode(b []byte) (*Delta, bool, error) {
 			Name:   dec.string("case name", maxCaseLen),
 			Family: dec.string("case family", maxCaseLen),
 			TXT:    dec.string("case TXT", maxTXTLen),
+			Keys:   dec.keys(),
 		})
 	}
 	var refs []string
@@ -263,7 +288,10 @@ func decode(b []byte) (*Delta, bool, error) {
 }
 
 // encoder appends the binary form to b.
-type encoder struct{ b []byte }
+type encoder struct {
+	b       []byte
+	version byte
+}
 
 func (e *encoder) header(full bool, from, to uint32) {
 	m := magicDelta
@@ -271,7 +299,7 @@ func (e *encoder) header(full bool, from, to uint32) {
 		m = magicFull
 	}
 	e.b = append(e.b, m...)
-	e.b = append(e.b, formatVersion)
+	e.b = append(e.b, e.version)
 	e.b = binary.BigEndian.AppendUint32(e.b, from)
 	e.b = binary.BigEndian.AppendUint32(e.b, to)
 }
@@ -317,13 +345,59 @@ func (e *encoder) sinkhole(sh *Sinkhole) {
 	e.string(sh.Hostmaster)
 }
 
-func (e *encoder) cases(cs []Case) {
+func (e *encoder) cases(cs []Case) error {
 	e.uvarint(uint64(len(cs)))
 	for _, c := range cs {
 		e.string(c.Name)
 		e.string(c.Family)
 		e.string(c.TXT)
+		if e.version < keysVersion {
+			continue
+		}
+		e.uvarint(uint64(len(c.Keys)))
+		for i := range c.Keys {
+			if err := e.key(&c.Keys[i]); err != nil {
+				return fmt.Errorf("servedset: case %s: %w", c.Name, err)
+			}
+		}
 	}
+	return nil
+}
+
+// The states of a key in the binary forms.
+var keyStates = []dnssec.State{1: dnssec.StatePublished, 2: dnssec.StateActive, 3: dnssec.StateRetired}
+
+func (e *encoder) key(k *dnssec.Key) error {
+	st := slices.Index(keyStates, k.State)
+	if st < 1 {
+		return fmt.Errorf("key %d in state %q, not one the sinks serve", k.Tag(), k.State)
+	}
+	e.b = append(e.b, k.Algorithm)
+	e.uvarint(uint64(k.Flags))
+	e.string(k.PublicKey)
+	e.b = append(e.b, byte(st))
+	for _, t := range []time.Time{k.Created, k.Activated, k.Retired} {
+		e.uvarint(unixSeconds(t))
+	}
+	if k.Signer == nil {
+		e.string("")
+		return nil
+	}
+	raw, err := k.PrivateBytes()
+	if err != nil {
+		return err
+	}
+	e.string(string(raw))
+	return nil
+}
+
+// unixSeconds is t in unix seconds, 0 for the zero time or a time before
+// 1970.
+func unixSeconds(t time.Time) uint64 {
+	if t.IsZero() || t.Unix() < 0 {
+		return 0
+	}
+	return uint64(t.Unix())
 }
 
 // finish appends the CRC and returns the record.
@@ -334,9 +408,10 @@ func (e *encoder) finish() []byte {
 // decoder reads the parts of a record; after the first error every read
 // returns zero values and err says what and where.
 type decoder struct {
-	b   []byte
-	off int
-	err error
+	b       []byte
+	off     int
+	err     error
+	version byte
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -433,6 +508,60 @@ func (d *decoder) addrs(what string) []netip.Addr {
 		a, _ := netip.AddrFromSlice(d.b[d.off : d.off+l])
 		out = append(out, a)
 		d.off += l
+	}
+	return out
+}
+
+// keys reads a case's keys (none before version 2). A private key must be
+// the one of the public key.
+func (d *decoder) keys() []dnssec.Key {
+	if d.version < keysVersion {
+		return nil
+	}
+	var out []dnssec.Key
+	for range d.most("keys", 9, maxKeysPerCase) {
+		k := dnssec.Key{Algorithm: d.byte("key algorithm")}
+		flags := d.uvarint("key flags")
+		if flags > 1<<16-1 {
+			d.fail("key flags %d do not fit 16 bits", flags)
+		}
+		k.Flags = uint16(flags)
+		k.PublicKey = d.string("public key", maxPublicKey)
+		st := int(d.byte("key state"))
+		if d.err != nil {
+			return nil
+		}
+		if st < 1 || st >= len(keyStates) {
+			d.fail("key state %d is not one of 1 to %d", st, len(keyStates)-1)
+			return nil
+		}
+		k.State = keyStates[st]
+		for _, t := range []*time.Time{&k.Created, &k.Activated, &k.Retired} {
+			s := d.uvarint("key time")
+			if s > maxUnix {
+				d.fail("key time %d is past the year 9999", s)
+			}
+			if s > 0 {
+				*t = time.Unix(int64(s), 0).UTC()
+			}
+		}
+		raw := d.string("private key", 32)
+		if d.err != nil {
+			return nil
+		}
+		if raw != "" {
+			signer, err := dnssec.SignerOf(k.Algorithm, []byte(raw))
+			if err != nil {
+				d.fail("private key of key %d: %v", k.Tag(), err)
+				return nil
+			}
+			if pub, err := dnssec.PublicKeyOf(k.Algorithm, signer); err != nil || pub != k.PublicKey {
+				d.fail("the private key of key %d is not that of its public key", k.Tag())
+				return nil
+			}
+			k.Signer = signer
+		}
+		out = append(out, k)
 	}
 	return out
 }

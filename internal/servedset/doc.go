@@ -10,7 +10,10 @@
 // the RPZ feed and the transfer server follow its steps. A sensor that has
 // no registry (the next step of takedown) will receive it over the network
 // and keep the last one on disk: so it is serialisable, whole (the full
-// form) and by step (the delta form), and imports nothing of ours.
+// form) and by step (the delta form), and imports nothing of ours but the
+// DNSSEC key type (internal/dnssec): a case that signs carries its keys,
+// private parts included, so that one central rolls the keys of every
+// sensor's sinkhole. The file WriteFile writes is mode 0600 for that.
 //
 // # Snapshots
 //

@@ -18,6 +18,11 @@ func fuzzSeeds(f *testing.F) {
 	f.Add(mustMarshal(f, &Delta{From: 100, To: 101, Remove: []string{"example.com"}, Put: []Zone{{Name: "x.example", Case: "other"}}}))
 	f.Add(mustMarshal(f, &Delta{From: 100, To: 102, Cases: []Case{{Name: "new", Family: "dga"}}, Put: []Zone{{Name: "Bad Name", Case: "new"}}}))
 	f.Add(mustMarshal(f, &Delta{From: 100, To: 103, Sinkhole: &Sinkhole{}}))
+	keyed := testFull()
+	keyed.Cases[0].Keys = testKeys(f)
+	keyed.Cases[1].Keys = testKeys(f)[1:2]
+	keyed.Cases[1].Keys[0].Signer = nil
+	f.Add(mustMarshal(f, keyed))
 	f.Add([]byte(magicDelta))
 	f.Add([]byte("TDSF\x01\x00\x00\x00\x00\x00\x00\x00\x01\x01"))
 }

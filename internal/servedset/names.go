@@ -17,6 +17,11 @@ const (
 	maxMailbox   = 254  // the SOA contact
 	maxNSPerSet  = 16   // name servers
 	maxAddrsEach = 256  // addresses of one name server, and sinkhole addresses of one family
+	// maxKeysPerCase bounds a case's DNSSEC keys: one, two during a
+	// rollover, a few more for one that was forced.
+	maxKeysPerCase = 8
+	maxPublicKey   = 88           // the base64 of an ECDSA P-256 public key (64 bytes)
+	maxUnix        = 253402300799 // 9999-12-31T23:59:59Z
 )
 
 // hostName returns name as a zone name: lower case, without a trailing

@@ -1,6 +1,7 @@
 package servedset
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/miekg/dns"
 
 	"github.com/takedown-project/takedown/internal/dnssec"
 )
@@ -451,7 +454,54 @@ func checkCase(c Case) (Case, error) {
 	if len(c.TXT) > maxTXTLen || !utf8.ValidString(c.TXT) {
 		return c, fmt.Errorf("case %s: TXT of %d bytes: want valid UTF-8 of at most %d bytes", c.Name, len(c.TXT), maxTXTLen)
 	}
+	if err := checkKeys(c.Keys); err != nil {
+		return c, fmt.Errorf("case %s: %w", c.Name, err)
+	}
+	c.Keys = slices.Clip(slices.Clone(c.Keys))
 	return c, nil
+}
+
+// checkKeys checks a case's keys: at most maxKeysPerCase, of algorithm 13
+// or 15, zone keys, their public keys of the algorithm's size, in a state
+// the sinks serve, a private key that matches, and one active key at
+// least (else nothing would sign the zones).
+func checkKeys(keys []dnssec.Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if len(keys) > maxKeysPerCase {
+		return fmt.Errorf("%d DNSSEC keys, more than %d", len(keys), maxKeysPerCase)
+	}
+	active := false
+	for i := range keys {
+		k := &keys[i]
+		size := map[uint8]int{dnssec.ECDSAP256SHA256: 64, dnssec.ED25519: 32}[k.Algorithm]
+		if size == 0 {
+			return fmt.Errorf("key %d: algorithm %d: want 13 (ECDSAP256SHA256) or 15 (ED25519)", i+1, k.Algorithm)
+		}
+		if pub, err := base64.StdEncoding.DecodeString(k.PublicKey); err != nil || len(pub) != size {
+			return fmt.Errorf("key %d: public key %q is not the base64 of %d bytes", i+1, cut(k.PublicKey), size)
+		}
+		if k.Flags&dns.ZONE == 0 || k.Flags&^(dns.ZONE|dns.SEP) != 0 {
+			return fmt.Errorf("key %d (tag %d): flags %d: want 256 or 257 (a zone key)", i+1, k.Tag(), k.Flags)
+		}
+		switch k.State {
+		case dnssec.StateActive:
+			active = true
+		case dnssec.StatePublished, dnssec.StateRetired:
+		default:
+			return fmt.Errorf("key %d (tag %d): state %q: want published, active or retired", i+1, k.Tag(), k.State)
+		}
+		if k.Signer != nil {
+			if pub, err := dnssec.PublicKeyOf(k.Algorithm, k.Signer); err != nil || pub != k.PublicKey {
+				return fmt.Errorf("key %d (tag %d): the private key is not that of the public key", i+1, k.Tag())
+			}
+		}
+	}
+	if !active {
+		return fmt.Errorf("%d DNSSEC keys and none active: nothing would sign the zones", len(keys))
+	}
+	return nil
 }
 
 // checkSinkhole returns a checked copy of sh: names in lower case without
