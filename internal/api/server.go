@@ -68,6 +68,9 @@ type Config struct {
 	// reports for /v1/reports, /v1/deliveries and /v1/trend; without it
 	// they answer 503.
 	Reports Reports
+	// DNSSEC, if set, lists the keys and DS records and rolls the keys
+	// for /v1/dnssec/…; without it they answer 503.
+	DNSSEC DNSSEC
 	// Sensor makes the API of a serve with no registry and no store (a
 	// sensor): only /healthz and /v1/status answer, and every other
 	// endpoint says to ask the central.
@@ -152,6 +155,15 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("POST /v1/deliveries/mark-sent", h.auth(h.markSent))
 	m.HandleFunc("POST /v1/deliveries/resend", h.auth(h.resend))
 	m.HandleFunc("GET /v1/trend", h.auth(h.trend))
+	if cfg.DNSSEC != nil {
+		m.HandleFunc("GET /v1/dnssec/keys", h.auth(h.dnssecKeys))
+		m.HandleFunc("GET /v1/dnssec/ds", h.auth(h.dnssecDS))
+		m.HandleFunc("POST /v1/dnssec/rollover", h.auth(h.dnssecRollover))
+	} else {
+		m.HandleFunc("/v1/dnssec/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "this server keeps no DNSSEC keys", nil)
+		})
+	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path), nil)
 	})

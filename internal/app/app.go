@@ -20,6 +20,7 @@ import (
 
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/dbfile"
+	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/registry"
@@ -34,6 +35,8 @@ type Local struct {
 	Registry *registry.Registry
 	// Store is the event store of store.engine.
 	Store EventStore
+	// Keys are the DNSSEC keys of the cases (KeyDir, and the database).
+	Keys *dnssec.Store
 }
 
 // Open opens (creating if needed) the database file that cfg names, with its
@@ -65,12 +68,17 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Local, err
 		db.Close()
 		return nil, fmt.Errorf("opening registry: %w", err)
 	}
+	keys, err := dnssec.Open(ctx, dnssec.Config{DB: db, Dir: KeyDir(cfg)})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	st, err := openEvents(ctx, cfg, db, log)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Local{DB: db, Registry: reg, Store: st}, nil
+	return &Local{DB: db, Registry: reg, Store: st, Keys: keys}, nil
 }
 
 // Close closes the store and the database.

@@ -89,6 +89,7 @@ type server struct {
 	rd      *readiness
 
 	local  *Local
+	keys   *Keys // the DNSSEC keys, with the registry (single and central roles)
 	enr    *enrich.Enricher
 	sp     *spool.Spool
 	quar   *quarantine.Quarantine
@@ -282,9 +283,12 @@ func (s *server) startPipeline(ctx context.Context) (func() error, error) {
 // load on; the stop ends that.
 func (s *server) startServedSet(ctx context.Context) (func() error, error) {
 	s.served = servedset.NewSet()
+	s.keys = &Keys{Cfg: s.cfg, Store: s.local.Keys, Registry: s.local.Registry}
 	s.pub = s.local.Registry.NewPublisher(registry.PublisherConfig{
 		Served: s.served, Sinkhole: sinkholeConfig(s.cfg), Operator: s.cfg.Operator, Logger: s.log,
+		Keys: s.keys.ForCase,
 	})
+	s.keys.Changed = s.pub.Touch
 	if len(s.cfg.Transfer.Listen) == 0 {
 		return nil, nil
 	}
@@ -421,7 +425,7 @@ func (s *server) startAPI(ctx context.Context) (stop func() error, err error) {
 		Busy: ingest.SpoolBusy(s.sp, int64(s.cfg.Pipeline.SpoolMaxMB)<<20), Registerer: s.metrics})
 	mux.Handle("/", api.New(api.Config{
 		Registry: s.local.Registry, Events: s.local.Store, Token: token, Status: s.status.status, Reports: s.reps,
-		Ingest: in.Ingest, Quarantine: &servedQuarantine{q: s.quar, pipe: s.pipe, sp: s.sp},
+		Ingest: in.Ingest, Quarantine: &servedQuarantine{q: s.quar, pipe: s.pipe, sp: s.sp}, DNSSEC: s.keys,
 		Metrics: s.apiMetrics(), Logger: s.log.With("component", "api"),
 	}))
 	listeners := []httpListener{{key: "api", addr: s.cfg.API.Listen, tls: s.cfg.API.TLS, handler: mux}}

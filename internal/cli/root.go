@@ -30,6 +30,7 @@ type Backend interface {
 	api.Events
 	api.Reports
 	api.Quarantine
+	api.DNSSEC
 	Status(ctx context.Context) (api.Status, error)
 }
 
@@ -45,6 +46,7 @@ type localBackend struct {
 	app.EventStore
 	api.Reports
 	app.LocalQuarantine
+	*app.Keys
 	cfg config.Config
 }
 
@@ -256,7 +258,8 @@ func (e *env) backend(ctx context.Context) (b Backend, close func() error, err e
 	// The CLI prints what it did; of the reports' log only warnings (a
 	// delivery attempt failed) go to stderr.
 	repLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), app.LocalQuarantine{Cfg: cfg, Log: repLog}, cfg}, l.Close, nil
+	keys := &app.Keys{Cfg: cfg, Store: l.Keys, Registry: l.Registry}
+	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), app.LocalQuarantine{Cfg: cfg, Log: repLog}, keys, cfg}, l.Close, nil
 }
 
 func (e *env) remote(ctx context.Context, cfg config.Config) (*api.Client, error) {
