@@ -8,7 +8,7 @@
 #   bench/http-ours.sh stop      # waits for the store to catch up, prints serve's CPU and what was stored
 #   bench/http-ours.sh wait      # only waits for the store to catch up
 #
-# The benchmark's host (conficker-c2-001.net) is imported and restrained, so
+# The benchmark's host (conficker-c2-001.example) is imported and restrained, so
 # requests are attributed to a seized zone and classified by the shipped rules.
 # Env: DIR (default /tmp/takedown-http-bench), PORT (default 18090), HTTP_LOOPS
 # (listen.http_loops, default 0: one per two CPUs), STORE_MB (store.memory_limit_mb,
@@ -36,7 +36,7 @@ listen: {http: ["127.0.0.1:$PORT"], https: [], smtp: [], max_conns_per_ip: -1, h
 store: {memory_limit_mb: ${STORE_MB:-0}}
 CFG
 	"$BIN" -c "$CFG" --actor bench cases add bench --court "Bench Court" --docket 0 --family conficker >/dev/null
-	echo conficker-c2-001.net > "$DIR/domains.txt"
+	echo conficker-c2-001.example > "$DIR/domains.txt"
 	"$BIN" -c "$CFG" --actor bench domains import --case bench "$DIR/domains.txt" >/dev/null
 	"$BIN" -c "$CFG" --actor bench domains set-state --state restrained --case bench --from-state listed >/dev/null
 	# shellcheck disable=SC2086 # SERVE_FLAGS are words

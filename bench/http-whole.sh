@@ -25,7 +25,7 @@ RUNS=${RUNS:-1} DURATION=${DURATION:-30} LOAD=${LOAD:-close} DEFERRED=${DEFERRED
 HZ=$(getconf CLK_TCK)
 RESULTS=$(mktemp)
 trap 'rm -f "$RESULTS"' EXIT
-W=(-t1 -d"${DURATION}s" -H "Host: conficker-c2-001.net" -H "User-Agent: Mozilla/5.0")
+W=(-t1 -d"${DURATION}s" -H "Host: conficker-c2-001.example" -H "User-Agent: Mozilla/5.0")
 if [ "$LOAD" = ka ]; then W+=(-c100); else W+=(-c50 -H "Connection: close"); fi
 
 # ticks PID... prints the user and the system clock ticks of the processes.

@@ -90,7 +90,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"bad asn", "GET", "/v1/stats/unique-hosts?asn=ASx", "", true, 400, `"ASx"`},
 		{"bad country", "GET", "/v1/stats/unique-hosts?country=ZZZ", "", true, 400, `"ZZZ"`},
 		{"no names", "POST", "/v1/domains/state", `{"state":"restrained"}`, true, 400, "names"},
-		{"bad import", "POST", "/v1/cases/c1/domains?file=l.txt", "good-example.com\nbad..com\n", true, 422, "l.txt"},
+		{"bad import", "POST", "/v1/cases/c1/domains?file=l.txt", "good.example.com\nbad..com\n", true, 422, "l.txt"},
 		{"verify", "GET", "/v1/audit/verify", "", true, 200, `"head": {`},
 		{"bad head", "GET", "/v1/audit/verify?head=1:abc", "", true, 400, `parameter head: audit head "1:abc": hash "abc" is not 64 hex digits`},
 		{"head without seq", "GET", "/v1/audit/verify?head=abc", "", true, 400, `parameter head: audit head "abc" is not SEQ:HASH`},
@@ -166,13 +166,13 @@ func TestClientErrorsMatchLocal(t *testing.T) {
 	if !errors.Is(remoteErr, registry.ErrExists) || remoteErr.Error() != localErr.Error() {
 		t.Errorf("remote %v, local %v", remoteErr, localErr)
 	}
-	_, remoteErr = c.ImportDomains(ctx, "c1", "f.txt", []byte("ok-example.com\n-bad-.com\n"), ch)
-	_, localErr = reg.ImportDomains(ctx, "c1", "f.txt", []byte("ok-example.com\n-bad-.com\n"), ch)
+	_, remoteErr = c.ImportDomains(ctx, "c1", "f.txt", []byte("ok.example.com\n-bad-.com\n"), ch)
+	_, localErr = reg.ImportDomains(ctx, "c1", "f.txt", []byte("ok.example.com\n-bad-.com\n"), ch)
 	var ie *registry.ImportError
 	if !errors.As(remoteErr, &ie) || ie.Problems[0].Line != 2 || remoteErr.Error() != localErr.Error() {
 		t.Errorf("remote %v, local %v", remoteErr, localErr)
 	}
-	if _, err := c.GetDomain(ctx, "nothing-example.com"); !errors.Is(err, registry.ErrNotFound) {
+	if _, err := c.GetDomain(ctx, "nothing.example.com"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("missing domain: %v", err)
 	}
 	bad := api.NewClient(srv.URL, "wrong", "x")

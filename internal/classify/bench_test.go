@@ -56,8 +56,8 @@ func BenchmarkClassify(b *testing.B) {
 	mixed := benchRules(b, n, false)
 	unkeyed := benchRules(b, n, true)
 	hdr := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"*/*"}}
-	waledac := &Request{Protocol: event.ProtoHTTP, Transport: event.TransportTCP, Port: 80, Domain: "partystore.com",
-		Zone: "partystore.com", CaseFamily: "waledac", Method: "POST", Path: "/kq7w2z.htm", UserAgent: "Mozilla", Headers: hdr,
+	waledac := &Request{Protocol: event.ProtoHTTP, Transport: event.TransportTCP, Port: 80, Domain: "partystore.example",
+		Zone: "partystore.example", CaseFamily: "waledac", Method: "POST", Path: "/kq7w2z.htm", UserAgent: "Mozilla", Headers: hdr,
 		Body: []byte("a=" + strings.Repeat("QUJDRA", 40) + "&b=Ym90LTAwMQ==")}
 	waledacGet := *waledac
 	waledacGet.Method, waledacGet.Body = "GET", nil
@@ -73,11 +73,11 @@ func BenchmarkClassify(b *testing.B) {
 			Method: "GET", Path: "/gate204?x", Headers: hdr}, "r204"},
 		{"mixed/https-ja4-hit", mixed, &Request{Protocol: event.ProtoHTTPS, Port: 443, Domain: "x.example",
 			TLSFingerprint: fmt.Sprintf("t13d1516h2_8daaf6152771_%012x", 306)}, "r306"},
-		{"mixed/http-miss", mixed, &Request{Protocol: event.ProtoHTTP, Port: 80, Domain: "www.partystore.com", CaseFamily: "waledac",
+		{"mixed/http-miss", mixed, &Request{Protocol: event.ProtoHTTP, Port: 80, Domain: "www.partystore.example", CaseFamily: "waledac",
 			Method: "GET", Path: "/index.html", UserAgent: "Mozilla/5.0 (Windows NT 10.0)", Headers: hdr}, ""},
-		{"mixed/dns-dga", mixed, &Request{Protocol: event.ProtoDNS, Transport: event.TransportUDP, Port: 53, Domain: "qwkrtpz.info",
-			Zone: "qwkrtpz.info", CaseFamily: "conficker"}, "conficker-dga-dns"},
-		{"mixed/smtp-helo", mixed, &Request{Protocol: event.ProtoSMTP, Port: 25, Domain: "partystore.com", HELO: "[192.0.2.7]"}, "spambot-smtp-helo"},
+		{"mixed/dns-dga", mixed, &Request{Protocol: event.ProtoDNS, Transport: event.TransportUDP, Port: 53, Domain: "qwkrtpz.test",
+			Zone: "qwkrtpz.test", CaseFamily: "conficker"}, "conficker-dga-dns"},
+		{"mixed/smtp-helo", mixed, &Request{Protocol: event.ProtoSMTP, Port: 25, Domain: "partystore.example", HELO: "[192.0.2.7]"}, "spambot-smtp-helo"},
 		{"mixed/waledac-get", mixed, &waledacGet, "waledac-http-get"},
 		{"mixed/waledac-post-botid", mixed, waledac, "waledac-http-post"},
 		{"unkeyed/http-last", unkeyed, &Request{Protocol: event.ProtoHTTP, Port: 80, Method: "GET", Path: "/panel/gate495.php",

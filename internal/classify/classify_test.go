@@ -22,7 +22,7 @@ func mustDefault(t testing.TB) *Rules {
 func waledacPost(path, botID string) *Request {
 	return &Request{
 		Protocol: event.ProtoHTTP, Transport: event.TransportTCP, Port: 80,
-		Domain: "partystore.com", Zone: "partystore.com", Case: "waledac-2010", CaseFamily: "waledac",
+		Domain: "partystore.example", Zone: "partystore.example", Case: "waledac-2010", CaseFamily: "waledac",
 		Method: "POST", Path: path, UserAgent: "Mozilla",
 		Headers: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 		Body:    []byte("a=" + strings.Repeat("QUJD", 20) + "&b=" + botID),
@@ -44,7 +44,7 @@ func TestDefaultRules(t *testing.T) {
 		return &Request{Protocol: event.ProtoDNS, Transport: event.TransportUDP, Port: 53, Domain: name, Zone: name, CaseFamily: fam}
 	}
 	smtp := func(helo string) *Request {
-		return &Request{Protocol: event.ProtoSMTP, Transport: event.TransportTCP, Port: 25, Domain: "partystore.com", HELO: helo}
+		return &Request{Protocol: event.ProtoSMTP, Transport: event.TransportTCP, Port: 25, Domain: "partystore.example", HELO: helo}
 	}
 	for _, c := range []struct {
 		name string
@@ -56,9 +56,9 @@ func TestDefaultRules(t *testing.T) {
 		{"waledac-get", get, Result{Family: "waledac", Tag: "http-get", Rule: "waledac-http-get"}},
 		{"waledac-post-no-b", noBotID, Result{Family: "waledac", Tag: "http-get", Rule: ""}},
 		{"browser-falls-back-to-case", browser, Result{Family: "waledac"}},
-		{"dga", dns("qwkrtpz.info", "conficker"), Result{Family: "conficker", Tag: "dga-dns", Rule: "conficker-dga-dns"}},
-		{"dga-subdomain", dns("www.qwkrtpz.info", "conficker"), Result{Family: "conficker", Tag: "dga-dns", Rule: "conficker-dga-dns"}},
-		{"dga-shape-unknown-case", dns("qwkrtpz.info", ""), Result{Family: Unknown}},
+		{"dga", dns("qwkrtpz.test", "conficker"), Result{Family: "conficker", Tag: "dga-dns", Rule: "conficker-dga-dns"}},
+		{"dga-subdomain", dns("www.qwkrtpz.test", "conficker"), Result{Family: "conficker", Tag: "dga-dns", Rule: "conficker-dga-dns"}},
+		{"dga-shape-unknown-case", dns("qwkrtpz.test", ""), Result{Family: Unknown}},
 		{"not-dga-shape", dns("x1-2.example.com", "conficker"), Result{Family: "conficker"}},
 		{"spam-ip-literal", smtp("[192.0.2.7]"), Result{Family: "rustock", Tag: "smtp-spam", Rule: "spambot-smtp-helo"}},
 		{"spam-bare-word", smtp("xkqwpz"), Result{Family: "rustock", Tag: "smtp-spam", Rule: "spambot-smtp-helo"}},
@@ -284,7 +284,7 @@ func TestClassifyAllocs(t *testing.T) {
 	get.Method = "GET"
 	for name, r := range map[string]*Request{
 		"waledac-get":  get,
-		"dns":          {Protocol: event.ProtoDNS, Domain: "qwkrtpz.info", CaseFamily: "conficker"},
+		"dns":          {Protocol: event.ProtoDNS, Domain: "qwkrtpz.test", CaseFamily: "conficker"},
 		"smtp":         {Protocol: event.ProtoSMTP, HELO: "[192.0.2.1]"},
 		"miss":         {Protocol: event.ProtoHTTP, Domain: "a.b.c.example", Method: "GET", Path: "/", UserAgent: "curl/8"},
 		"header-check": {Protocol: event.ProtoHTTP, Headers: http.Header{"Content-Type": {"x"}}},

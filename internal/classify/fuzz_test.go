@@ -71,11 +71,11 @@ rules:
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add("http", uint16(80), "partystore.com", "waledac", "POST", "/abc.htm", "Mozilla", "", []byte("a=QUJD&b=Ym90"), "")
+	f.Add("http", uint16(80), "partystore.example", "waledac", "POST", "/abc.htm", "Mozilla", "", []byte("a=QUJD&b=Ym90"), "")
 	f.Add("http", uint16(80), "c2-x.example", "", "GET", "/PANEL/gate12.php", "BOTKIT/2", "ID:1", []byte("GET cmd=run"), "[x")
 	f.Add("smtp", uint16(25), "a.evil.example", "", "", "/xfooyz", "Mozilla", "id-beef", []byte("Cmd=STOP"), "DESK\u212a")
 	f.Add("tcp", uint16(9), "", "", "", "q\xff\xfez", "bot\u212ait/1", "", []byte("GETcmd=run"), "[")
-	f.Add("dns", uint16(53), "qwkrtpz.info", "conficker", "", "", "", "", []byte(nil), "")
+	f.Add("dns", uint16(53), "qwkrtpz.test", "conficker", "", "", "", "", []byte(nil), "")
 	f.Add("smtp", uint16(25), "x.example", "", "", "", "", "", []byte("DATA"), "[192.0.2.1]")
 	f.Add("https", uint16(443), "c2.evil.example", "", "GET", "/g?id=1", "x", "v", []byte("id=\x00\xff"), "")
 	f.Add("http", uint16(80), "", "", "GET", "/q?id=\x01&id=2", "", "", []byte(nil), "")

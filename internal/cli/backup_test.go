@@ -52,7 +52,7 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 			cl := &http.Client{Timeout: 5 * time.Second}
 			for i := 0; ctx.Err() == nil && i < 1_000_000; i++ {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://%s/gate.php?bot=%d-%d", httpAddr, w, i), strings.NewReader("id=1"))
-				req.Host = "bad-example.com"
+				req.Host = "bad.example.com"
 				if resp, err := cl.Do(req); err == nil {
 					resp.Body.Close()
 					mu.Lock()

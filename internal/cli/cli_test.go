@@ -170,15 +170,15 @@ func startServerWith(t *testing.T, cfg string, answers func() bool) (stop func()
 
 const domainList = `# court-order list
 name,registrar,family
-Bad-Example.COM.,Registrar A,waledac
-bücher-demo.de,Registrar B,waledac
-worse-example.net,Registrar A,waledac
+Bad.Example.COM.,Registrar A,waledac
+bücher-demo.example,Registrar B,waledac
+worse.example.net,Registrar A,waledac
 `
 
 const badList = `name,registrar,family
-fine-example.org,Registrar A,waledac
+fine.example.org,Registrar A,waledac
 bad_label!.com,Registrar A,waledac
-fine-example.org,Registrar A,waledac
+fine.example.org,Registrar A,waledac
 `
 
 // scenario runs the same operations through whichever backend the CLI picks
@@ -197,7 +197,7 @@ func scenario(t *testing.T, cfg string) map[string]any {
 		t.Errorf("import said %q", out)
 	}
 	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "--case", "waledac-2010", "--from-state", "listed")
-	mustRun(t, cfg, "domains", "set-state", "--state", "sinkholed", "BAD-EXAMPLE.com", "xn--bcher-demo-9db.de")
+	mustRun(t, cfg, "domains", "set-state", "--state", "sinkholed", "BAD.EXAMPLE.com", "xn--bcher-demo-9db.example")
 
 	obs := map[string]any{}
 	// Rejected operations: same message, the exit code of README's table,
@@ -208,9 +208,9 @@ func scenario(t *testing.T, cfg string) map[string]any {
 	}{
 		"dup-case":     {4, []string{"cases", "add", "waledac-2010", "--court", "x", "--docket", "y"}},
 		"bad-import":   {1, []string{"domains", "import", "--case", "waledac-2010", bad}},
-		"illegal":      {4, []string{"domains", "set-state", "--state", "listed", "bad-example.com"}},
+		"illegal":      {4, []string{"domains", "set-state", "--state", "listed", "bad.example.com"}},
 		"no-case":      {3, []string{"domains", "import", "--case", "nope", list}},
-		"no-domain":    {3, []string{"domains", "show", "missing-example.com"}},
+		"no-domain":    {3, []string{"domains", "show", "missing.example.com"}},
 		"no-case-show": {3, []string{"cases", "show", "nope"}},
 		"usage":        {2, []string{"cases", "show"}},
 	} {
@@ -232,7 +232,7 @@ func scenario(t *testing.T, cfg string) map[string]any {
 	obs["domains"] = states
 
 	var show registry.Domain
-	json.Unmarshal([]byte(mustRun(t, cfg, "domains", "show", "bad-example.com", "--json")), &show)
+	json.Unmarshal([]byte(mustRun(t, cfg, "domains", "show", "bad.example.com", "--json")), &show)
 	var hist []string
 	for _, h := range show.History {
 		hist = append(hist, fmt.Sprintf("%s>%s by %s", h.From, h.To, h.Actor))
@@ -289,7 +289,7 @@ func TestCLISameWithAndWithoutServer(t *testing.T) {
 		t.Errorf("local and remote runs differ\nlocal:  %s\nremote: %s", lj, rj)
 	}
 	// And the results are the right ones, not just equal.
-	want := []string{"bad-example.com=sinkholed", "worse-example.net=restrained", "xn--bcher-demo-9db.de=sinkholed"}
+	want := []string{"bad.example.com=sinkholed", "worse.example.net=restrained", "xn--bcher-demo-9db.example=sinkholed"}
 	if got := fmt.Sprint(local["domains"]); got != fmt.Sprint(want) {
 		t.Errorf("domains %s, want %v", got, want)
 	}
@@ -437,15 +437,15 @@ func TestServeSinkholeFollowsRegistry(t *testing.T) {
 	}
 	startServer(t, cfg, addr)
 	list := filepath.Join(t.TempDir(), "l.txt")
-	os.WriteFile(list, []byte("seized-example.com\nother-example.net\n"), 0o600)
+	os.WriteFile(list, []byte("seized.example.com\nother.example.net\n"), 0o600)
 	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1:10-cv-00156")
 	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
 
 	// Listed is not served yet.
-	if out := dig(t, dnsAddr, "www.seized-example.com", "A"); !strings.Contains(out, "status: REFUSED") {
+	if out := dig(t, dnsAddr, "www.seized.example.com", "A"); !strings.Contains(out, "status: REFUSED") {
 		t.Fatalf("listed domain answered:\n%s", out)
 	}
-	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "seized-example.com")
+	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "seized.example.com")
 	// answered counts the answers for the served name: each is an event.
 	answered := 0
 	ask := func(name, qtype string) string {
@@ -458,7 +458,7 @@ func TestServeSinkholeFollowsRegistry(t *testing.T) {
 	start := time.Now()
 	var out string
 	for time.Since(start) < 5*time.Second {
-		out = ask("www.seized-example.com", "A")
+		out = ask("www.seized.example.com", "A")
 		if strings.Contains(out, "status: NOERROR") {
 			break
 		}
@@ -471,14 +471,14 @@ func TestServeSinkholeFollowsRegistry(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("the change took %s to reach the answers, want ≤ 1 s", took)
 	}
-	txt := ask("seized-example.com", "TXT")
+	txt := ask("seized.example.com", "TXT")
 	if !strings.Contains(txt, "sinkholed by order of E.D. Va. 1:10-cv-00156") || !strings.Contains(txt, "Test CERT") {
 		t.Errorf("TXT does not name the order and operator:\n%s", txt)
 	}
 	// Released is served no more.
-	mustRun(t, cfg, "domains", "set-state", "--state", "released", "seized-example.com")
+	mustRun(t, cfg, "domains", "set-state", "--state", "released", "seized.example.com")
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(ask("seized-example.com", "A"), "status: REFUSED") {
+	for !strings.Contains(ask("seized.example.com", "A"), "status: REFUSED") {
 		if time.Now().After(deadline) {
 			t.Fatal("released domain still answered")
 		}
@@ -507,20 +507,20 @@ func TestServeSinkholeFollowsRegistry(t *testing.T) {
 func TestRPZExport(t *testing.T) {
 	cfg, _, _ := setup(t)
 	list := filepath.Join(t.TempDir(), "l.txt")
-	os.WriteFile(list, []byte("seized-example.com\nlisted-example.net\n"), 0o600)
+	os.WriteFile(list, []byte("seized.example.com\nlisted.example.net\n"), 0o600)
 	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1")
 	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
-	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "seized-example.com")
+	mustRun(t, cfg, "domains", "set-state", "--state", "restrained", "seized.example.com")
 	out := filepath.Join(t.TempDir(), "rpz.zone")
 	mustRun(t, cfg, "rpz", "export", "--out", out)
 	data, _ := os.ReadFile(out)
 	zone := string(data)
-	for _, w := range []string{"SOA", "seized-example.com.rpz.takedown.local.", "*.seized-example.com.rpz.takedown.local.", "CNAME\t."} {
+	for _, w := range []string{"SOA", "seized.example.com.rpz.takedown.local.", "*.seized.example.com.rpz.takedown.local.", "CNAME\t."} {
 		if !strings.Contains(zone, w) {
 			t.Errorf("zone lacks %q:\n%s", w, zone)
 		}
 	}
-	if strings.Contains(zone, "listed-example.net") {
+	if strings.Contains(zone, "listed.example.net") {
 		t.Errorf("a listed (not yet restrained) domain is in the feed:\n%s", zone)
 	}
 	if c, err := exec.LookPath("named-checkzone"); err == nil {
@@ -543,7 +543,7 @@ func TestDomainsVerify(t *testing.T) {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		q := r.Question[0]
-		ns := map[string]string{"seized-example.com.": "ns1.sinkhole.invalid.", "parked-example.net.": "ns1.parking-registrar.example."}[q.Name]
+		ns := map[string]string{"seized.example.com.": "ns1.sinkhole.invalid.", "parked.example.net.": "ns1.parking-registrar.example."}[q.Name]
 		switch {
 		case ns == "":
 			m.Rcode = dns.RcodeNameError
@@ -559,18 +559,18 @@ func TestDomainsVerify(t *testing.T) {
 
 	cfg, _, _ := setup(t)
 	list := filepath.Join(t.TempDir(), "l.txt")
-	os.WriteFile(list, []byte("seized-example.com\nparked-example.net\n"), 0o600)
+	os.WriteFile(list, []byte("seized.example.com\nparked.example.net\n"), 0o600)
 	mustRun(t, cfg, "cases", "add", "c1", "--court", "E.D. Va.", "--docket", "1")
 	mustRun(t, cfg, "domains", "import", "--case", "c1", list)
 	out := mustRun(t, cfg, "domains", "verify", "--case", "c1", "--resolver", pc.LocalAddr().String())
 	if !strings.Contains(out, "1 of 2 delegations verified") || !strings.Contains(out, "ns1.parking-registrar.example") {
 		t.Errorf("verify said:\n%s", out)
 	}
-	show := mustRun(t, cfg, "domains", "show", "seized-example.com")
+	show := mustRun(t, cfg, "domains", "show", "seized.example.com")
 	if !strings.Contains(show, "delegation: verified at") {
 		t.Errorf("show does not tell the verification:\n%s", show)
 	}
-	show = mustRun(t, cfg, "domains", "show", "parked-example.net")
+	show = mustRun(t, cfg, "domains", "show", "parked.example.net")
 	if !strings.Contains(show, "points elsewhere") || !strings.Contains(show, "ns1.parking-registrar.example") {
 		t.Errorf("show does not tell where it points:\n%s", show)
 	}

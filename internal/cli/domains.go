@@ -145,7 +145,7 @@ then nothing is imported. "-" reads standard input.`,
 transferred, or released from any of them. Name the domains as arguments,
 with --file (one a line), or all of a case's domains in one state with
 --case and --from-state. An illegal transition of any domain changes nothing.`,
-		Example: `  takedown domains set-state --state sinkholed --reason "registry confirmed redirect" bad.com worse.net
+		Example: `  takedown domains set-state --state sinkholed --reason "registry confirmed redirect" bad.example worse.example
   takedown domains set-state --state restrained --case waledac-2010 --from-state listed`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			to, err := registry.ParseState(toState)

@@ -135,7 +135,7 @@ func TestJSONOutputEveryCommand(t *testing.T) {
 	step("domains", "import", "--case", "waledac-2010", list, "--json")
 	step("domains", "set-state", "--state", "restrained", "--case", "waledac-2010", "--from-state", "listed", "--json")
 	step("domains", "list", "--json")
-	step("domains", "show", "bad-example.com", "--json")
+	step("domains", "show", "bad.example.com", "--json")
 	step("domains", "verify", "--case", "waledac-2010", "--resolver", nxResolver(t), "--json")
 	if out := step("deadlines", "--within", "30d", "--json"); !strings.Contains(out, `"kind": "expiry"`) {
 		t.Errorf("deadlines --json lists no expiry:\n%s", out)

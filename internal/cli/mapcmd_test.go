@@ -38,7 +38,7 @@ func storeEvents(t *testing.T, cfgPath string) {
 	add := func(at time.Time, ip, family, country string) {
 		batch = append(batch, event.Event{
 			Time: at, Sensor: "test-1", Protocol: event.ProtoDNS, Transport: event.TransportUDP,
-			SrcIP: netip.MustParseAddr(ip), SrcPort: 5353, Domain: "bad-example.com", Family: family,
+			SrcIP: netip.MustParseAddr(ip), SrcPort: 5353, Domain: "bad.example.com", Family: family,
 			DNSQType: "A", DNSRcode: "NOERROR", CountryCode: country,
 		})
 	}

@@ -45,9 +45,9 @@ listen: {http: [%q], https: ["127.0.0.1:0"], smtp: [%q]}
 		t.Errorf("nothing seized: exit %d, %q", r.code, r.stderr)
 	}
 	lists := map[string]string{
-		"waledac-2010":   "bad-example.com\nworse-example.net\nevil-example.org\n",
+		"waledac-2010":   "bad.example.com\nworse.example.net\nevil.example.org\n",
 		"conficker-2009": "",
-		"probe":          "probe-example.net\n",
+		"probe":          "probe.example.net\n",
 	}
 	today := time.Now().UTC()
 	for d := -2; d <= 1; d++ {
@@ -71,7 +71,7 @@ listen: {http: [%q], https: ["127.0.0.1:0"], smtp: [%q]}
 	// last, is in no family the simulator counts.
 	testnet.WaitFor(t, "the sinkhole to serve the seized names", func() bool {
 		m := new(dns.Msg)
-		m.SetQuestion("probe-example.net.", dns.TypeA)
+		m.SetQuestion("probe.example.net.", dns.TypeA)
 		r, err := dns.Exchange(m, dnsAddr)
 		return err == nil && r.Rcode == dns.RcodeSuccess
 	})

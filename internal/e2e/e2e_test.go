@@ -23,8 +23,8 @@ import (
 )
 
 // TestGroundTruth: serve plus a simulated botnet of a few thousand bots of
-// three families, with two days of history backfilled through the ingest
-// endpoint and then ~20 s of live callbacks at compressed time. The
+// three families, with a day of history backfilled through the ingest
+// endpoint (it spans two calendar days) and then ~20 s of live callbacks at compressed time. The
 // sinkhole's unique hosts per family, per family and network, and per
 // family and country equal the simulator's ground truth: unique IPs
 // exactly, and bot ids (behind NAT) for the family that carries them.
@@ -56,7 +56,7 @@ pipeline: {flush_ms: 100}
 		t.Fatal(err)
 	}
 
-	const backfillDays = 2
+	const backfillDays = 1
 	now := time.Now().UTC()
 	var waledac []string
 	for i := range 40 {

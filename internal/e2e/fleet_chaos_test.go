@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/mod/semver"
 
 	"github.com/takedown-project/takedown/internal/app"
 	"github.com/takedown-project/takedown/internal/app/apptest"
@@ -48,15 +50,35 @@ import (
 //     the sensors answered, none twice, and counts the simulator's ground
 //     truth.
 //
-// TAKEDOWN_PARTITION_S sets the partition's length (default 60 s, as the
-// issue asks; shorter for a quick run).
+// The partition lasts 60 s, as the issue asks, on the newest nats-server
+// the machine has, and 15 s on an older one (the same code paths: the
+// sensors' spools, their reconnects); TAKEDOWN_PARTITION_S sets it for
+// every server.
 func TestFleet(t *testing.T) {
-	for version, bin := range natstest.Binaries(t) {
-		t.Run("nats-"+version, func(t *testing.T) { testFleet(t, bin) })
+	bins := natstest.Binaries(t)
+	newest := ""
+	for version := range bins {
+		if newest == "" || semver.Compare("v"+version, "v"+newest) > 0 {
+			newest = version
+		}
+	}
+	for version, bin := range bins {
+		secs := 15
+		if version == newest {
+			secs = 60
+		}
+		if v := os.Getenv("TAKEDOWN_PARTITION_S"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				t.Fatalf("TAKEDOWN_PARTITION_S=%q: want a whole number of seconds", v)
+			}
+			secs = n
+		}
+		t.Run("nats-"+version, func(t *testing.T) { testFleet(t, bin, secs) })
 	}
 }
 
-func testFleet(t *testing.T, natsBin string) {
+func testFleet(t *testing.T, natsBin string, partitionSecs int) {
 	waledac, dga := fleetNames(time.Now().UTC())
 	f := newFleet(t, natsBin, 2, []string{"s9"}, func(cfg config.Config) {
 		apptest.Seize(t, cfg, "wal", sim.Waledac, waledac)
@@ -158,6 +180,21 @@ func testFleet(t *testing.T, natsBin string) {
 			t.Error("a sensor restarted without NATS does not answer from the served set it kept")
 		}
 		f.nats.StartAll()
+		// The queries above wait in s1's spool until it is back on NATS:
+		// wait for a heartbeat of each sensor sent after NATS came back
+		// with nothing left behind, or the next step's count would move
+		// under it on a loaded machine.
+		back := time.Now()
+		waitUntil(t, "both sensors to report an empty backlog after NATS came back", time.Minute, func() bool {
+			st := f.centralStatus(t)
+			n := 0
+			for _, s := range st.Sensors {
+				if s.LastSeen.After(back) && s.BacklogBytes == 0 {
+					n++
+				}
+			}
+			return n == len(f.sensors)
+		})
 	})
 
 	t.Run("bad input", func(t *testing.T) {
@@ -212,10 +249,7 @@ func testFleet(t *testing.T, natsBin string) {
 	})
 
 	t.Run("partition", func(t *testing.T) {
-		secs := 60
-		if v := os.Getenv("TAKEDOWN_PARTITION_S"); v != "" {
-			fmt.Sscan(v, &secs) //nolint:errcheck // the default stays
-		}
+		secs := partitionSecs
 		before := f.settled(t)
 		s := f.newSim(t, time.Duration(secs+10)*time.Second, 11)
 		done := make(chan error, 1)

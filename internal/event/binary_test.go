@@ -120,7 +120,7 @@ func TestBinaryDNSQueryIsSmall(t *testing.T) {
 	e := Event{
 		Time: time.Now(), Sensor: "ns1", Protocol: ProtoDNS, Transport: TransportUDP,
 		SrcIP: netip.MustParseAddr("127.3.4.5"), SrcPort: 40000, DstIP: netip.MustParseAddr("127.0.0.1"), DstPort: 53,
-		Domain: "a1b2.example-seized.com", Zone: "example-seized.com", Case: "waledac", Family: "waledac",
+		Domain: "a1b2.seized.example.com", Zone: "seized.example.com", Case: "waledac", Family: "waledac",
 		DNSQType: "A", DNSRcode: "NOERROR",
 	}
 	if n := len(AppendBinary(nil, &e)); n > 128 {

@@ -18,10 +18,10 @@ func full() Event {
 		Protocol: ProtoHTTP, Transport: TransportTCP,
 		SrcIP: netip.MustParseAddr("198.51.100.7"), SrcPort: 49152,
 		DstIP: netip.MustParseAddr("192.0.2.1"), DstPort: 80,
-		Domain: "partystore.com", Zone: "partystore.com", Case: "waledac-2010",
+		Domain: "partystore.example", Zone: "partystore.example", Case: "waledac-2010",
 		Family: "waledac", Tag: "v2", BotID: "a1b2c3",
 		HTTPMethod: "POST", HTTPPath: "/index.php?x=1&y=\"2\"", HTTPUserAgent: "Mozilla/4.0 (compatible; MSIE 7.0)",
-		HTTPReferer: "http://partystore.com/", HTTPForwardedBy: "203.0.113.9, 10.0.0.1", HTTPContentType: "application/x-www-form-urlencoded",
+		HTTPReferer: "http://partystore.example/", HTTPForwardedBy: "203.0.113.9, 10.0.0.1", HTTPContentType: "application/x-www-form-urlencoded",
 		TLSALPN: "h2,http/1.1", SMTPHelo: "bot.example", SMTPFrom: "a@b.example", SMTPRcptDomains: "example.net,example.org",
 		SMTPRcptCount: 7, SMTPSubject: "Happy \"Valentine\"", SMTPMessageID: "<1@b.example>", Error: "body too large",
 		TLSVersion: "1.3", TLSCipher: "TLS_AES_128_GCM_SHA256", TLSFingerprint: "t13d1516h2_8daaf6152771_e5627efa2ab1",
@@ -153,13 +153,13 @@ func TestGolden(t *testing.T) {
 		`"classification.taxonomy":"malicious-code","classification.type":"infected-system",` +
 		`"malware.name":"waledac","classification.identifier":"waledac","protocol.application":"http",` +
 		`"protocol.transport":"tcp","source.ip":"198.51.100.7","source.port":49152,"destination.ip":"192.0.2.1",` +
-		`"destination.port":80,"destination.fqdn":"partystore.com","destination.urlpath":"/index.php?x=1&y=\"2\"",` +
+		`"destination.port":80,"destination.fqdn":"partystore.example","destination.urlpath":"/index.php?x=1&y=\"2\"",` +
 		`"source.asn":64500,"source.as_name":"EXAMPLE-NET, Inc.","source.geolocation.cc":"DE",` +
 		`"source.geolocation.region":"Baden-Württemberg","source.geolocation.city":"Zürich \"Nord\"",` +
 		`"source.geolocation.latitude":47.3769,"source.geolocation.longitude":8.5417,"extra.sensor":"fra-1",` +
-		`"extra.zone":"partystore.com","extra.case":"waledac-2010","extra.tag":"v2","extra.bot_id":"a1b2c3",` +
+		`"extra.zone":"partystore.example","extra.case":"waledac-2010","extra.tag":"v2","extra.bot_id":"a1b2c3",` +
 		`"extra.http_method":"POST","extra.user_agent":"Mozilla/4.0 (compatible; MSIE 7.0)",` +
-		`"extra.http_referer":"http://partystore.com/","extra.forwarded_by":"203.0.113.9, 10.0.0.1",` +
+		`"extra.http_referer":"http://partystore.example/","extra.forwarded_by":"203.0.113.9, 10.0.0.1",` +
 		`"extra.content_type":"application/x-www-form-urlencoded","extra.tls_version":"1.3",` +
 		`"extra.tls_cipher":"TLS_AES_128_GCM_SHA256","extra.ja4":"t13d1516h2_8daaf6152771_e5627efa2ab1",` +
 		`"extra.tls_alpn":"h2,http/1.1","extra.smtp_helo":"bot.example","extra.smtp_mail_from":"a@b.example",` +
@@ -179,10 +179,10 @@ func TestGolden(t *testing.T) {
 		"http_referer,forwarded_by,content_type,alpn,smtp_helo,smtp_from,smtp_rcpt_domains," +
 		"smtp_rcpt_count,smtp_subject,smtp_message_id,error\n" +
 		`2010-02-25T13:55:00.123456789Z,198.51.100.7,49152,64500,DE,Baden-Württemberg,"Zürich ""Nord""",,tcp,waledac,waledac,v2,http,` +
-		`192.0.2.1,80,partystore.com,"/index.php?x=1&y=""2""",Mozilla/4.0 (compatible; MSIE 7.0),fra-1,partystore.com,waledac-2010,a1b2c3,POST,` +
+		`192.0.2.1,80,partystore.example,"/index.php?x=1&y=""2""",Mozilla/4.0 (compatible; MSIE 7.0),fra-1,partystore.example,waledac-2010,a1b2c3,POST,` +
 		`1.3,TLS_AES_128_GCM_SHA256,t13d1516h2_8daaf6152771_e5627efa2ab1,A,NOERROR,true,198.51.100.0/24,` +
 		`true,1234,9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,UE9TVCAvAAEsIgoN/w==,"EXAMPLE-NET, Inc.",47.3769,8.5417,` +
-		`http://partystore.com/,"203.0.113.9, 10.0.0.1",application/x-www-form-urlencoded,"h2,http/1.1",bot.example,a@b.example,` +
+		`http://partystore.example/,"203.0.113.9, 10.0.0.1",application/x-www-form-urlencoded,"h2,http/1.1",bot.example,a@b.example,` +
 		`"example.net,example.org",7,"Happy ""Valentine""",<1@b.example>,body too large` + "\n"
 	var buf bytes.Buffer
 	w := NewCSVWriter(&buf)

@@ -79,7 +79,7 @@ func newWorld(t *testing.T, events int) *world {
 	if _, err := reg.AddOrder(ctx, caseName, registry.NewOrder{Type: registry.OrderTRO, Reference: "Dkt. 12", Issued: time.Date(2010, 2, 22, 0, 0, 0, 0, time.UTC)}, ch); err != nil {
 		t.Fatal(err)
 	}
-	res, err := reg.ImportDomains(ctx, caseName, "list.txt", []byte("bad-one.com\nbad-two.net\n"), ch)
+	res, err := reg.ImportDomains(ctx, caseName, "list.txt", []byte("bad-one.example.com\nbad-two.example.net\n"), ch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func newWorld(t *testing.T, events int) *world {
 		}
 		switch i % 4 {
 		case 0, 1:
-			e.Domain, e.Zone, e.Case, e.Family = "bad-one.com", "bad-one.com", caseName, "waledac"
+			e.Domain, e.Zone, e.Case, e.Family = "bad-one.example.com", "bad-one.example.com", caseName, "waledac"
 		case 2:
 			e.Domain, e.Family = "x.example", "waledac" // the family, no seized name
 		case 3:
@@ -202,7 +202,7 @@ func TestExportVerify(t *testing.T) {
 		}
 	}
 	html, _ := os.ReadFile(filepath.Join(dir, "summary.html"))
-	for _, want := range []string{res.Manifest, "<svg", caseName, "Dkt. 12", "bad-one.com"} {
+	for _, want := range []string{res.Manifest, "<svg", caseName, "Dkt. 12", "bad-one.example.com"} {
 		if !strings.Contains(string(html), want) {
 			t.Errorf("summary.html lacks %q", want)
 		}

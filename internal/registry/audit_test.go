@@ -38,7 +38,7 @@ func auditLog(t *testing.T) (*Registry, *sql.DB) {
 	t.Helper()
 	r, db, _ := newTestRegistry(t)
 	mustCase(t, r)
-	if _, err := r.ImportDomains(ctxBack, waledac.Name, "list.txt", []byte("a.com\nb.net\nc.org\nd.info\ne.biz"), alice); err != nil {
+	if _, err := r.ImportDomains(ctxBack, waledac.Name, "list.txt", []byte("a.example.com\nb.example.net\nc.example.org\nd.test\ne.example"), alice); err != nil {
 		t.Fatal(err)
 	}
 	return r, db

@@ -15,15 +15,15 @@ func TestRecordDelegation(t *testing.T) {
 	if _, err := r.AddCase(ctx, NewCase{Name: "c1", Court: "E.D. Va.", Docket: "1"}, ch); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.ImportDomains(ctx, "c1", "l", []byte("ours-example.com\nelsewhere-example.com\n"), ch); err != nil {
+	if _, err := r.ImportDomains(ctx, "c1", "l", []byte("ours.example.com\nelsewhere.example.com\n"), ch); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := r.LastSeq(ctx)
 	at := time.Date(2010, 2, 25, 10, 0, 0, 0, time.UTC)
 	// An unknown domain refuses the whole batch.
 	err := r.RecordDelegation(ctx, []DelegationCheck{
-		{Domain: "ours-example.com", CheckedAt: at, Verified: true},
-		{Domain: "unknown-example.com", CheckedAt: at},
+		{Domain: "ours.example.com", CheckedAt: at, Verified: true},
+		{Domain: "unknown.example.com", CheckedAt: at},
 	}, ch)
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown domain: %v", err)
@@ -32,17 +32,17 @@ func TestRecordDelegation(t *testing.T) {
 		t.Fatalf("refused batch wrote audit entries: %d → %d", before, seq)
 	}
 	err = r.RecordDelegation(ctx, []DelegationCheck{
-		{Domain: "OURS-example.com.", CheckedAt: at, Verified: true, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.1"}},
-		{Domain: "elsewhere-example.com", CheckedAt: at, NS: []string{"ns1.parking.example"}, Problem: "NS points elsewhere: ns1.parking.example"},
+		{Domain: "OURS.example.com.", CheckedAt: at, Verified: true, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.1"}},
+		{Domain: "elsewhere.example.com", CheckedAt: at, NS: []string{"ns1.parking.example"}, Problem: "NS points elsewhere: ns1.parking.example"},
 	}, ch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := r.GetDomain(ctx, "ours-example.com")
+	d, err := r.GetDomain(ctx, "ours.example.com")
 	if err != nil || d.Delegation == nil || !d.Delegation.Verified || !d.Delegation.CheckedAt.Equal(at) || d.Delegation.NS[0] != "ns1.sinkhole.example" {
 		t.Fatalf("ours: %+v %v", d.Delegation, err)
 	}
-	d, _ = r.GetDomain(ctx, "elsewhere-example.com")
+	d, _ = r.GetDomain(ctx, "elsewhere.example.com")
 	if d.Delegation == nil || d.Delegation.Verified || d.Delegation.Problem == "" {
 		t.Fatalf("elsewhere: %+v", d.Delegation)
 	}
@@ -64,26 +64,26 @@ func TestLastDelegations(t *testing.T) {
 	if _, err := r.AddCase(ctx, NewCase{Name: "c1", Court: "E.D. Va.", Docket: "1"}, ch); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.ImportDomains(ctx, "c1", "l", []byte("a-example.com\nb-example.com\nc-example.com\n"), ch); err != nil {
+	if _, err := r.ImportDomains(ctx, "c1", "l", []byte("a.example.com\nb.example.com\nc.example.com\n"), ch); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2010, 2, 25, 10, 0, 0, 0, time.UTC)
 	for i, verified := range []bool{false, true} {
 		if err := r.RecordDelegation(ctx, []DelegationCheck{
-			{Domain: "a-example.com", CheckedAt: at.Add(time.Duration(i) * time.Hour), Verified: verified, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.1"}},
-			{Domain: "b-example.com", CheckedAt: at, Problem: "no answer"},
+			{Domain: "a.example.com", CheckedAt: at.Add(time.Duration(i) * time.Hour), Verified: verified, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.1"}},
+			{Domain: "b.example.com", CheckedAt: at, Problem: "no answer"},
 		}, ch); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := r.LastDelegations(ctx, []string{"a-example.com", "b-example.com", "c-example.com", "unknown-example.com"})
+	got, err := r.LastDelegations(ctx, []string{"a.example.com", "b.example.com", "c.example.com", "unknown.example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 {
 		t.Fatalf("%d checks, want 2: %+v", len(got), got)
 	}
-	for _, n := range []string{"a-example.com", "b-example.com"} {
+	for _, n := range []string{"a.example.com", "b.example.com"} {
 		d, err := r.GetDomain(ctx, n)
 		if err != nil {
 			t.Fatal(err)
@@ -92,7 +92,7 @@ func TestLastDelegations(t *testing.T) {
 			t.Errorf("%s: %+v, GetDomain has %+v", n, got[n], *d.Delegation)
 		}
 	}
-	if !got["a-example.com"].Verified {
-		t.Error("a-example.com: not the newest check")
+	if !got["a.example.com"].Verified {
+		t.Error("a.example.com: not the newest check")
 	}
 }

@@ -16,16 +16,18 @@ func TestParseDomainListFormats(t *testing.T) {
 		name, data string
 		want       []ImportLine
 	}{
-		{"plain", "a.com\nB.NET.\n", []ImportLine{{Line: 1, Input: "a.com", Name: "a.com", Registry: "Verisign"}, {Line: 2, Input: "B.NET.", Name: "b.net", Registry: "Verisign"}}},
-		{"crlf bom comments blanks", "\ufeff# list\r\n\r\n  a.com  \r\n#b.com\r\nc.xyz", []ImportLine{{Line: 3, Input: "a.com", Name: "a.com", Registry: "Verisign"}, {Line: 5, Input: "c.xyz", Name: "c.xyz"}}},
-		{"csv no header", "a.com,GoDaddy,waledac\nb.org,,rustock\nc.de,DENIC member\n", []ImportLine{
-			{Line: 1, Input: "a.com", Name: "a.com", Registrar: "GoDaddy", Registry: "Verisign", Family: "waledac"},
-			{Line: 2, Input: "b.org", Name: "b.org", Registry: "Public Interest Registry", Family: "rustock"},
-			{Line: 3, Input: "c.de", Name: "c.de", Registrar: "DENIC member", Registry: "DENIC"}}},
-		{"header", "Name,Registrar,Family\na.com,\"GoDaddy.com, LLC\",waledac\n", []ImportLine{
-			{Line: 2, Input: "a.com", Name: "a.com", Registrar: "GoDaddy.com, LLC", Registry: "Verisign", Family: "waledac"}}},
-		{"header reordered with registry", "# x\ndomain,family,registry\nbücher.de,waledac,Some Registry\n", []ImportLine{
-			{Line: 3, Input: "bücher.de", Name: "xn--bcher-kva.de", Registry: "Some Registry", Family: "waledac"}}},
+		{"plain", "a.example.com\nB.EXAMPLE.NET.\n", []ImportLine{{Line: 1, Input: "a.example.com", Name: "a.example.com", Registry: "Verisign"}, {Line: 2, Input: "B.EXAMPLE.NET.", Name: "b.example.net", Registry: "Verisign"}}},
+		{"crlf bom comments blanks", "\ufeff# list\r\n\r\n  a.example.com  \r\n#b.example.com\r\nc.test", []ImportLine{{Line: 3, Input: "a.example.com", Name: "a.example.com", Registry: "Verisign"}, {Line: 5, Input: "c.test", Name: "c.test"}}},
+		// c-fictional.de: a registry outside Verisign and PIR (.de → DENIC) needs
+		// a real TLD; the label says the name is made up.
+		{"csv no header", "a.example.com,GoDaddy,waledac\nb.example.org,,rustock\nc-fictional.de,DENIC member\n", []ImportLine{
+			{Line: 1, Input: "a.example.com", Name: "a.example.com", Registrar: "GoDaddy", Registry: "Verisign", Family: "waledac"},
+			{Line: 2, Input: "b.example.org", Name: "b.example.org", Registry: "Public Interest Registry", Family: "rustock"},
+			{Line: 3, Input: "c-fictional.de", Name: "c-fictional.de", Registrar: "DENIC member", Registry: "DENIC"}}},
+		{"header", "Name,Registrar,Family\na.example.com,\"GoDaddy.com, LLC\",waledac\n", []ImportLine{
+			{Line: 2, Input: "a.example.com", Name: "a.example.com", Registrar: "GoDaddy.com, LLC", Registry: "Verisign", Family: "waledac"}}},
+		{"header reordered with registry", "# x\ndomain,family,registry\nbücher.example,waledac,Some Registry\n", []ImportLine{
+			{Line: 3, Input: "bücher.example", Name: "xn--bcher-kva.example", Registry: "Some Registry", Family: "waledac"}}},
 		{"empty", "", nil},
 		{"only comments", "# nothing\n\n", nil},
 	} {
@@ -42,13 +44,13 @@ func TestParseDomainListFormats(t *testing.T) {
 
 func TestParseDomainListProblems(t *testing.T) {
 	data := "name,registrar,family\n" + // 1
-		"a.com\n" + // 2
-		"A.COM.\n" + // 3: duplicate of line 2
-		"a.com,x,y,z\n" + // 4: wrong column count
-		"bad_x.com\n" + // 5
+		"a.example.com\n" + // 2
+		"A.EXAMPLE.COM.\n" + // 3: duplicate of line 2
+		"a.example.com,x,y,z\n" + // 4: wrong column count
+		"bad_x.example.com\n" + // 5
 		",GoDaddy\n" + // 6: no name
-		"\"unterminated.com,x\n" + // 7: malformed CSV
-		"b.com,Go\x01Daddy\n" // 8: control character
+		"\"unterminated.example.com,x\n" + // 7: malformed CSV
+		"b.example.com,Go\x01Daddy\n" // 8: control character
 	_, perr := ParseDomainList("t.csv", []byte(data))
 	if perr == nil {
 		t.Fatal("no problems found")
@@ -68,11 +70,11 @@ func TestParseDomainListProblems(t *testing.T) {
 	if !errors.Is(perr, ErrInvalid) {
 		t.Error("ImportError does not wrap ErrInvalid")
 	}
-	if msg := perr.Error(); !strings.HasPrefix(msg, "importing t.csv: 6 problems, nothing imported: t.csv:3: a.com: duplicate of line 2; t.csv:4:") ||
+	if msg := perr.Error(); !strings.HasPrefix(msg, "importing t.csv: 6 problems, nothing imported: t.csv:3: a.example.com: duplicate of line 2; t.csv:4:") ||
 		!strings.HasSuffix(msg, "; and 1 more") {
 		t.Errorf("Error() = %q", msg)
 	}
-	if _, perr := ParseDomainList("", []byte("a.com,b,c,d\n")); perr == nil || !strings.Contains(perr.Problems[0].Msg, "want 1 to 3") {
+	if _, perr := ParseDomainList("", []byte("a.example.com,b,c,d\n")); perr == nil || !strings.Contains(perr.Problems[0].Msg, "want 1 to 3") {
 		t.Errorf("no header, 4 fields: %v", perr)
 	}
 	if _, perr := ParseDomainList("", []byte("name,owner\n")); perr == nil || !strings.Contains(perr.Error(), `unknown column "owner"`) {
@@ -138,7 +140,7 @@ func TestImportWaledac277(t *testing.T) {
 	if res.Added != 277 || len(res.Domains) != 277 {
 		t.Fatalf("added %d (%d names); want 277", res.Added, len(res.Domains))
 	}
-	for i, n := range map[int]string{0: "xn--bcher-kva.de", 1: "xn--e1afmkfd.xn--p1ai", 2: "xn--bcher-botnet-dlb.de", 5: "xn--fa-hia.de", 8: "upper-case.com", 9: "mixed-case.net", 11: "quoted-csv.com"} {
+	for i, n := range map[int]string{0: "xn--bcher-kva.example", 1: "xn--e1afmkfd.xn--80akhbyknj4f", 2: "xn--bcher-botnet-dlb.example", 5: "xn--fa-hia.example", 8: "upper-case.example.com", 9: "mixed-case.example.net", 11: "quoted-csv.example.com"} {
 		if res.Domains[i] != n {
 			t.Errorf("domain %d = %q; want %q", i, res.Domains[i], n)
 		}
@@ -147,7 +149,7 @@ func TestImportWaledac277(t *testing.T) {
 	if after.domains != before.domains+277 || after.transitions != before.transitions+277 || after.audit != before.audit+277 {
 		t.Errorf("after import: %+v (before %+v)", after, before)
 	}
-	d, err := r.GetDomain(ctxBack, "QUOTED-CSV.com.")
+	d, err := r.GetDomain(ctxBack, "QUOTED-CSV.example.com.")
 	if err != nil || d.Registrar != "Xin Net Technology Corp., Ltd" || d.Family != "waledac" || d.Registry != "Verisign" || d.TLD != "com" || d.State != StateListed {
 		t.Errorf("GetDomain = %+v, %v", d, err)
 	}
@@ -166,31 +168,31 @@ func TestImportWaledac277(t *testing.T) {
 		t.Fatal(err)
 	}
 	before = takeSnapshot(t, db)
-	_, err = r.ImportDomains(ctxBack, "other", "o.txt", []byte("new.com\nbücher.de\n"), alice)
-	if !errors.As(err, &ie) || len(ie.Problems) != 1 || ie.Problems[0].Line != 2 || ie.Problems[0].Msg != "xn--bcher-kva.de: already in case waledac-2010" {
+	_, err = r.ImportDomains(ctxBack, "other", "o.txt", []byte("new.example.com\nbücher.example\n"), alice)
+	if !errors.As(err, &ie) || len(ie.Problems) != 1 || ie.Problems[0].Line != 2 || ie.Problems[0].Msg != "xn--bcher-kva.example: already in case waledac-2010" {
 		t.Errorf("other case: %v", err)
 	}
 	// Problems of both kinds together, in line order.
-	_, err = r.ImportDomains(ctxBack, "other", "o.txt", []byte("bücher.de\nbad_.com\n"), alice)
+	_, err = r.ImportDomains(ctxBack, "other", "o.txt", []byte("bücher.example\nbad_.example.com\n"), alice)
 	if !errors.As(err, &ie) || len(ie.Problems) != 2 || ie.Problems[0].Line != 1 || ie.Problems[1].Line != 2 {
 		t.Errorf("mixed problems: %v", err)
 	}
-	if _, err := r.ImportDomains(ctxBack, "nosuch", "o.txt", []byte("x.com\n"), alice); !errors.Is(err, ErrNotFound) {
+	if _, err := r.ImportDomains(ctxBack, "nosuch", "o.txt", []byte("x.example.com\n"), alice); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown case: %v", err)
 	}
 	if _, err := r.ImportDomains(ctxBack, "other", "o.txt", []byte("# empty\n"), alice); !errors.Is(err, ErrInvalid) {
 		t.Errorf("empty file: %v", err)
 	}
-	if _, err := r.ImportDomains(ctxBack, "other", "o.txt", []byte("x.com\n"), Change{}); !errors.Is(err, ErrInvalid) {
+	if _, err := r.ImportDomains(ctxBack, "other", "o.txt", []byte("x.example.com\n"), Change{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("no actor: %v", err)
 	}
 	unchanged(t, db, before, "refused imports")
 }
 
 func FuzzParseDomainList(f *testing.F) {
-	f.Add([]byte("a.com\nB.NET.\n"))
-	f.Add([]byte("\ufeffname,registrar,family\r\na.com,\"x, y\",z\r\n# c\r\n\r\nbücher.de\n"))
-	f.Add([]byte("domain,registry\nfoo.xyz,Bar\nfoo.xyz\n,,\n\"\n"))
+	f.Add([]byte("a.example.com\nB.EXAMPLE.NET.\n"))
+	f.Add([]byte("\ufeffname,registrar,family\r\na.example.com,\"x, y\",z\r\n# c\r\n\r\nbücher.example\n"))
+	f.Add([]byte("domain,registry\nfoo.test,Bar\nfoo.test\n,,\n\"\n"))
 	for _, tt := range normalizeTests {
 		f.Add([]byte(tt.in + "\n" + tt.in + ",r,f\n"))
 	}
@@ -242,7 +244,7 @@ func bigList(n int) []byte {
 	var b bytes.Buffer
 	b.Grow(n * 32)
 	for i := range n {
-		fmt.Fprintf(&b, "dga-%07d-waledac.com,Registrar %d\n", i, i%50)
+		fmt.Fprintf(&b, "dga-%07d-waledac.example,Registrar %d\n", i, i%50)
 	}
 	return b.Bytes()
 }

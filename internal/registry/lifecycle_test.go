@@ -118,21 +118,21 @@ func TestSetStateAllPairs(t *testing.T) {
 func TestSetStateAllOrNothing(t *testing.T) {
 	r, db, _ := newTestRegistry(t)
 	mustCase(t, r)
-	if _, err := r.ImportDomains(ctxBack, waledac.Name, "", []byte("a.com\nb.com\nc.com\n"), alice); err != nil {
+	if _, err := r.ImportDomains(ctxBack, waledac.Name, "", []byte("a.example.com\nb.example.com\nc.example.com\n"), alice); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.SetState(ctxBack, []string{"c.com"}, StateRestrained, alice); err != nil {
+	if _, err := r.SetState(ctxBack, []string{"c.example.com"}, StateRestrained, alice); err != nil {
 		t.Fatal(err)
 	}
 	before := takeSnapshot(t, db)
-	// c.com is restrained already: the whole batch is refused.
-	_, err := r.SetState(ctxBack, []string{"a.com", "b.com", "c.com"}, StateRestrained, alice)
-	if !errors.Is(err, ErrIllegalTransition) || !strings.Contains(err.Error(), "domain c.com: cannot go from restrained to restrained") {
+	// c.example.com is restrained already: the whole batch is refused.
+	_, err := r.SetState(ctxBack, []string{"a.example.com", "b.example.com", "c.example.com"}, StateRestrained, alice)
+	if !errors.Is(err, ErrIllegalTransition) || !strings.Contains(err.Error(), "domain c.example.com: cannot go from restrained to restrained") {
 		t.Errorf("err = %v", err)
 	}
 	// Unknown names are named.
-	_, err = r.SetState(ctxBack, []string{"a.com", "nope.com", "Nix.org."}, StateRestrained, alice)
-	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope.com, nix.org") {
+	_, err = r.SetState(ctxBack, []string{"a.example.com", "nope.example.com", "Nix.Example.org."}, StateRestrained, alice)
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope.example.com, nix.example.org") {
 		t.Errorf("err = %v", err)
 	}
 	// Invalid names, bad state, no actor, no names.
@@ -141,9 +141,9 @@ func TestSetStateAllOrNothing(t *testing.T) {
 		to    State
 		ch    Change
 	}{
-		{[]string{"a.com", "bad_name.com"}, StateRestrained, alice},
-		{[]string{"a.com"}, "seized", alice},
-		{[]string{"a.com"}, StateRestrained, Change{Actor: "  "}},
+		{[]string{"a.example.com", "bad_name.example.com"}, StateRestrained, alice},
+		{[]string{"a.example.com"}, "seized", alice},
+		{[]string{"a.example.com"}, StateRestrained, Change{Actor: "  "}},
 		{nil, StateRestrained, alice},
 	} {
 		if _, err := r.SetState(ctxBack, tc.names, tc.to, tc.ch); !errors.Is(err, ErrInvalid) {
@@ -152,16 +152,16 @@ func TestSetStateAllOrNothing(t *testing.T) {
 	}
 	unchanged(t, db, before, "refused SetState")
 	// Several at once, with repeats, all or nothing.
-	ds, err := r.SetState(ctxBack, []string{"a.com", "B.COM", "a.com."}, StateRestrained, alice)
-	if err != nil || len(ds) != 2 || ds[0].Name != "a.com" || ds[1].Name != "b.com" {
+	ds, err := r.SetState(ctxBack, []string{"a.example.com", "B.EXAMPLE.COM", "a.example.com."}, StateRestrained, alice)
+	if err != nil || len(ds) != 2 || ds[0].Name != "a.example.com" || ds[1].Name != "b.example.com" {
 		t.Fatalf("SetState = %+v, %v", ds, err)
 	}
 	// Waledac: restrained and sinkholed at once, two recorded steps.
-	ds, err = r.Advance(ctxBack, []string{"a.com", "b.com", "c.com"}, []State{StateSinkholed, StateTransferred}, alice)
+	ds, err = r.Advance(ctxBack, []string{"a.example.com", "b.example.com", "c.example.com"}, []State{StateSinkholed, StateTransferred}, alice)
 	if err != nil || len(ds) != 3 || ds[2].State != StateTransferred {
 		t.Fatalf("Advance = %+v, %v", ds, err)
 	}
-	d, _ := r.GetDomain(ctxBack, "c.com")
+	d, _ := r.GetDomain(ctxBack, "c.example.com")
 	var got []string
 	for _, h := range d.History {
 		got = append(got, string(h.From)+">"+string(h.To))

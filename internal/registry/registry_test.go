@@ -108,7 +108,7 @@ func TestAuditComplete(t *testing.T) {
 	if _, err := r.AddOrder(ctxBack, waledac.Name, NewOrder{Type: OrderPreliminaryInjunction, Reference: "Dkt. 30", Issued: dateTRO.AddDate(0, 0, 1)}, alice); err != nil {
 		t.Fatal(err)
 	}
-	names := []string{"a.com", "b.net", "bücher.de", "c.org", "d.info"}
+	names := []string{"a.example.com", "b.example.net", "bücher.example", "c.example.org", "d.test"}
 	if _, err := r.ImportDomains(ctxBack, waledac.Name, "list.txt", []byte(strings.Join(names, "\n")), Change{Actor: "bob", Reason: "exhibit A"}); err != nil {
 		t.Fatal(err)
 	}
@@ -116,10 +116,10 @@ func TestAuditComplete(t *testing.T) {
 		names []string
 		to    State
 	}{
-		{[]string{"a.com", "b.net", "bücher.de"}, StateRestrained},
-		{[]string{"a.com", "b.net"}, StateSinkholed},
-		{[]string{"c.org"}, StateReleased},
-		{[]string{"a.com"}, StateTransferred},
+		{[]string{"a.example.com", "b.example.net", "bücher.example"}, StateRestrained},
+		{[]string{"a.example.com", "b.example.net"}, StateSinkholed},
+		{[]string{"c.example.org"}, StateReleased},
+		{[]string{"a.example.com"}, StateTransferred},
 	}
 	for _, s := range steps {
 		clk.Advance(time.Minute)
@@ -128,8 +128,8 @@ func TestAuditComplete(t *testing.T) {
 		}
 	}
 	// Rejected operations leave no trace.
-	r.SetState(ctxBack, []string{"c.org"}, StateListed, alice)
-	r.ImportDomains(ctxBack, waledac.Name, "x", []byte("a.com"), alice)
+	r.SetState(ctxBack, []string{"c.example.org"}, StateListed, alice)
+	r.ImportDomains(ctxBack, waledac.Name, "x", []byte("a.example.com"), alice)
 	r.AddCase(ctxBack, waledac, alice)
 
 	es, err := r.Audit(ctxBack, AuditFilter{})
@@ -145,10 +145,10 @@ func TestAuditComplete(t *testing.T) {
 	}
 	want := map[string]int{
 		"case.add case:waledac-2010": 1, "order.add order:1": 1, "order.add order:2": 1,
-		"domain.import domain:a.com": 1, "domain.import domain:b.net": 1, "domain.import domain:xn--bcher-kva.de": 1,
-		"domain.import domain:c.org": 1, "domain.import domain:d.info": 1,
-		"domain.state domain:a.com": 3, "domain.state domain:b.net": 2, "domain.state domain:xn--bcher-kva.de": 1,
-		"domain.state domain:c.org": 1,
+		"domain.import domain:a.example.com": 1, "domain.import domain:b.example.net": 1, "domain.import domain:xn--bcher-kva.example": 1,
+		"domain.import domain:c.example.org": 1, "domain.import domain:d.test": 1,
+		"domain.state domain:a.example.com": 3, "domain.state domain:b.example.net": 2, "domain.state domain:xn--bcher-kva.example": 1,
+		"domain.state domain:c.example.org": 1,
 	}
 	if len(count) != len(want) {
 		t.Errorf("audit objects: %v; want %v", count, want)
@@ -164,13 +164,13 @@ func TestAuditComplete(t *testing.T) {
 	if transitions != 7 {
 		t.Errorf("transitions = %d; want 7", transitions)
 	}
-	d, _ := r.GetDomain(ctxBack, "a.com")
+	d, _ := r.GetDomain(ctxBack, "a.example.com")
 	if len(d.History) != 4 || d.History[3].To != StateTransferred || d.History[0].Actor != "bob" || d.History[0].Reason != "exhibit A" {
 		t.Errorf("history = %+v", d.History)
 	}
 	// Filters.
-	if got, _ := r.Audit(ctxBack, AuditFilter{Object: "domain:a.com"}); len(got) != 4 {
-		t.Errorf("audit of a.com: %d entries", len(got))
+	if got, _ := r.Audit(ctxBack, AuditFilter{Object: "domain:a.example.com"}); len(got) != 4 {
+		t.Errorf("audit of a.example.com: %d entries", len(got))
 	}
 	if got, _ := r.Audit(ctxBack, AuditFilter{AfterSeq: 3, Limit: 2}); len(got) != 2 || got[0].Seq != 4 {
 		t.Errorf("audit after 3, limit 2: %+v", got)
@@ -268,14 +268,16 @@ func TestDeadlines(t *testing.T) {
 func TestPackages(t *testing.T) {
 	r, _, _ := newTestRegistry(t)
 	mustCase(t, r)
-	list := "b.com,\"GoDaddy.com, LLC\"\na.com,\"GoDaddy.com, LLC\"\nc.net\nd.ru,RU-CENTER\ne.xyz,RU-CENTER\ngone.com,\"GoDaddy.com, LLC\"\n"
+	// d-fictional.ru: the package of a registry other than Verisign needs a
+	// real TLD (.ru → its Coordination Center); the label says it is made up.
+	list := "b.example.com,\"GoDaddy.com, LLC\"\na.example.com,\"GoDaddy.com, LLC\"\nc.example.net\nd-fictional.ru,RU-CENTER\ne.test,RU-CENTER\ngone.example.com,\"GoDaddy.com, LLC\"\n"
 	if _, err := r.ImportDomains(ctxBack, waledac.Name, "p.csv", []byte(list), alice); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.SetState(ctxBack, []string{"gone.com"}, StateReleased, alice); err != nil {
+	if _, err := r.SetState(ctxBack, []string{"gone.example.com"}, StateReleased, alice); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.SetState(ctxBack, []string{"a.com", "d.ru"}, StateRestrained, alice); err != nil {
+	if _, err := r.SetState(ctxBack, []string{"a.example.com", "d-fictional.ru"}, StateRestrained, alice); err != nil {
 		t.Fatal(err)
 	}
 	ps, err := r.Packages(ctxBack, waledac.Name)
@@ -291,12 +293,12 @@ func TestPackages(t *testing.T) {
 		got = append(got, p.FileName()+"="+strings.Join(names, ","))
 	}
 	want := []string{
-		"waledac-2010_registrar_godaddy-com-llc.csv=a.com,b.com",
-		"waledac-2010_registrar_ru-center.csv=d.ru,e.xyz",
-		"waledac-2010_registrar_unknown-registrar.csv=c.net",
-		"waledac-2010_registry_coordination-center-for-tld-ru.csv=d.ru",
-		"waledac-2010_registry_registry-of-xyz.csv=e.xyz",
-		"waledac-2010_registry_verisign.csv=a.com,b.com,c.net",
+		"waledac-2010_registrar_godaddy-com-llc.csv=a.example.com,b.example.com",
+		"waledac-2010_registrar_ru-center.csv=d-fictional.ru,e.test",
+		"waledac-2010_registrar_unknown-registrar.csv=c.example.net",
+		"waledac-2010_registry_coordination-center-for-tld-ru.csv=d-fictional.ru",
+		"waledac-2010_registry_registry-of-test.csv=e.test",
+		"waledac-2010_registry_verisign.csv=a.example.com,b.example.com,c.example.net",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("packages:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -310,8 +312,8 @@ func TestPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCSV := `domain,tld,registrar,registry,state,case,court,docket,order_type,order_reference,order_issued
-a.com,com,"GoDaddy.com, LLC",Verisign,restrained,waledac-2010,"U.S. District Court, E.D. Virginia",1:10-cv-00156,preliminary-injunction,Dkt. 30,2010-02-23
-b.com,com,"GoDaddy.com, LLC",Verisign,listed,waledac-2010,"U.S. District Court, E.D. Virginia",1:10-cv-00156,preliminary-injunction,Dkt. 30,2010-02-23
+a.example.com,com,"GoDaddy.com, LLC",Verisign,restrained,waledac-2010,"U.S. District Court, E.D. Virginia",1:10-cv-00156,preliminary-injunction,Dkt. 30,2010-02-23
+b.example.com,com,"GoDaddy.com, LLC",Verisign,listed,waledac-2010,"U.S. District Court, E.D. Virginia",1:10-cv-00156,preliminary-injunction,Dkt. 30,2010-02-23
 `
 	if csvOut.String() != wantCSV {
 		t.Errorf("WriteCSV:\n%s\nwant:\n%s", csvOut.String(), wantCSV)
@@ -332,8 +334,8 @@ Court orders:
   - Preliminary injunction, Dkt. 30, issued 2010-02-23
 
 Domain names (2):
-  a.com  restrained
-  b.com  listed
+  a.example.com  restrained
+  b.example.com  listed
 `
 	if text.String() != wantText {
 		t.Errorf("WriteText:\n%s\nwant:\n%s", text.String(), wantText)
@@ -349,22 +351,22 @@ Domain names (2):
 func TestListDomainsFilters(t *testing.T) {
 	r, _, _ := newTestRegistry(t)
 	mustCase(t, r)
-	if _, err := r.ImportDomains(ctxBack, waledac.Name, "", []byte("a.com,GoDaddy,waledac\nb.net,godaddy,Rustock\nc.ru,RU-CENTER,waledac\n"), alice); err != nil {
+	if _, err := r.ImportDomains(ctxBack, waledac.Name, "", []byte("a.example.com,GoDaddy,waledac\nb.example.net,godaddy,Rustock\nc.test,RU-CENTER,waledac\n"), alice); err != nil {
 		t.Fatal(err)
 	}
-	r.SetState(ctxBack, []string{"b.net"}, StateRestrained, alice)
+	r.SetState(ctxBack, []string{"b.example.net"}, StateRestrained, alice)
 	for _, tc := range []struct {
 		f    DomainFilter
 		want string
 	}{
-		{DomainFilter{}, "a.com b.net c.ru"},
-		{DomainFilter{Case: waledac.Name, Limit: 2}, "a.com b.net"},
+		{DomainFilter{}, "a.example.com b.example.net c.test"},
+		{DomainFilter{Case: waledac.Name, Limit: 2}, "a.example.com b.example.net"},
 		{DomainFilter{Case: "other"}, ""},
-		{DomainFilter{State: StateRestrained}, "b.net"},
-		{DomainFilter{State: "LISTED"}, "a.com c.ru"},
-		{DomainFilter{Registrar: "GODADDY"}, "a.com b.net"},
-		{DomainFilter{TLD: ".RU"}, "c.ru"},
-		{DomainFilter{Family: "waledac", TLD: "com"}, "a.com"},
+		{DomainFilter{State: StateRestrained}, "b.example.net"},
+		{DomainFilter{State: "LISTED"}, "a.example.com c.test"},
+		{DomainFilter{Registrar: "GODADDY"}, "a.example.com b.example.net"},
+		{DomainFilter{TLD: ".TEST"}, "c.test"},
+		{DomainFilter{Family: "waledac", TLD: "com"}, "a.example.com"},
 	} {
 		ds, err := r.ListDomains(ctxBack, tc.f)
 		var got []string
@@ -378,11 +380,11 @@ func TestListDomainsFilters(t *testing.T) {
 	if _, err := r.ListDomains(ctxBack, DomainFilter{State: "gone"}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bad state filter: %v", err)
 	}
-	if _, err := r.GetDomain(ctxBack, "nope.com"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope.com") {
-		t.Errorf("GetDomain(nope.com) = %v", err)
+	if _, err := r.GetDomain(ctxBack, "nope.example.com"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope.example.com") {
+		t.Errorf("GetDomain(nope.example.com) = %v", err)
 	}
-	if _, err := r.GetDomain(ctxBack, "bad_.com"); !errors.Is(err, ErrInvalid) {
-		t.Errorf("GetDomain(bad_.com) = %v", err)
+	if _, err := r.GetDomain(ctxBack, "bad_.example.com"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("GetDomain(bad_.example.com) = %v", err)
 	}
 }
 
@@ -402,7 +404,7 @@ func TestPersistence(t *testing.T) {
 	}
 	r, done := open()
 	mustCase(t, r)
-	if _, err := r.ImportDomains(ctxBack, waledac.Name, "", []byte("bücher.de\nexample.com\n"), alice); err != nil {
+	if _, err := r.ImportDomains(ctxBack, waledac.Name, "", []byte("bücher.example\nexample.com\n"), alice); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.SetState(ctxBack, []string{"example.com"}, StateRestrained, alice); err != nil {

@@ -32,23 +32,23 @@ func fixtureRows() []eventstore.HostRow {
 			Domain: "k1.kelihos.example", Case: "kelihos-2024", Tag: "dns"}),
 		alpha(eventstore.HostRow{IP: netip.MustParseAddr("192.0.2.7"), Family: "waledac", FirstSeen: at(10, 0, 0), LastSeen: at(23, 59, 59), Events: 36, BotIDs: 2,
 			DstPorts: []uint16{80, 443}, SrcPort: 41002, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
-			Domain: "bestmirabella.com", Case: "waledac-2024", Tag: "v2"}),
+			Domain: "bestmirabella.example", Case: "waledac-2024", Tag: "v2"}),
 		alpha(eventstore.HostRow{IP: netip.MustParseAddr("192.0.2.9"), Family: eventstore.UnknownFamily, FirstSeen: at(12, 0, 0), LastSeen: at(12, 5, 0), Events: 2,
 			DstPorts: []uint16{80}, SrcPort: 2000, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
-			Domain: "bestmirabella.com", Case: "waledac-2024"}),
+			Domain: "bestmirabella.example", Case: "waledac-2024"}),
 		{IP: netip.MustParseAddr("198.51.100.20"), Family: "waledac", FirstSeen: at(1, 2, 3), LastSeen: at(4, 5, 6), Events: 1200,
 			DstPorts: []uint16{25, 80, 443, 8080}, OtherPorts: true, SrcPort: 61000, DstPort: 8080, Protocol: event.ProtoTCP, Transport: event.TransportTCP,
-			Domain: "lovelifeportal.com", Case: "waledac-2024", Tag: "v2",
+			Domain: "lovelifeportal.example", Case: "waledac-2024", Tag: "v2",
 			ASN: 64501, ASName: `Beta "Quoted", Ltd — Zürich`, Country: "CH", Region: "Zurich", City: "Zürich", Latitude: 47.3769, Longitude: 8.5417},
 		{IP: netip.MustParseAddr("198.51.100.21"), Family: "waledac", FirstSeen: at(6, 0, 0), LastSeen: at(6, 0, 0), Events: 1,
 			DstPorts: []uint16{80}, SrcPort: 1025, DstPort: 80, Protocol: event.ProtoHTTP, Transport: event.TransportTCP,
-			Domain: "lovelifeportal.com", Case: "waledac-2024", Tag: "v2", ASN: 64501, Country: "CH"},
+			Domain: "lovelifeportal.example", Case: "waledac-2024", Tag: "v2", ASN: 64501, Country: "CH"},
 		{IP: netip.MustParseAddr("2001:db8:5::1"), Family: "kelihos", FirstSeen: at(13, 0, 0), LastSeen: at(13, 0, 0), Events: 1, BotIDs: 1,
 			DstPorts: []uint16{25}, SrcPort: 4000, DstPort: 25, Protocol: event.ProtoSMTP, Transport: event.TransportTCP,
 			Domain: "k1.kelihos.example", Case: "kelihos-2024", Tag: "spam", ASN: 64502, ASName: "GAMMA", Country: "FR", City: "Paris", Latitude: 48.8566, Longitude: 2.3522},
 		// Out of scope.
 		{IP: netip.MustParseAddr("203.0.113.5"), Family: "waledac", FirstSeen: at(8, 0, 0), LastSeen: at(8, 0, 0), Events: 1,
-			DstPorts: []uint16{80}, Domain: "bestmirabella.com", Case: "waledac-2024", ASN: 64999, Country: "US"},
+			DstPorts: []uint16{80}, Domain: "bestmirabella.example", Case: "waledac-2024", ASN: 64999, Country: "US"},
 	}
 }
 

@@ -59,7 +59,7 @@ func ParsePolicy(s string) (Policy, error) {
 // name and every name below it. Names are host names in A-label form
 // (IDNs as xn--…); anything else is refused.
 type Entry struct {
-	// Name is the seized domain, e.g. "waledac-cc.com" (trailing dot
+	// Name is the seized domain, e.g. "waledac-cc.example" (trailing dot
 	// optional, case-insensitive).
 	Name   string
 	Policy Policy

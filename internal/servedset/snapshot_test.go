@@ -169,7 +169,7 @@ func TestApplyRefuses(t *testing.T) {
 		{Delta{From: 100, To: 101, Remove: []string{"nothere.example"}}, "removal 1 nothere.example is not served"},
 		{Delta{From: 100, To: 101, Remove: []string{"bad name.example"}}, "not a host name"},
 		{Delta{From: 100, To: 101, Put: []Zone{{Name: "x.example", Case: "nocase"}}}, `case "nocase" is not in the served set`},
-		{Delta{From: 100, To: 101, Put: []Zone{{Name: "ex*ample.com", Case: "other"}}}, "put 1"},
+		{Delta{From: 100, To: 101, Put: []Zone{{Name: "ex*ample.test", Case: "other"}}}, "put 1"},
 		{Delta{From: 100, To: 101, Put: []Zone{{Name: strings.Repeat("a", 64) + ".com", Case: "other"}}}, "not a host name"},
 		{Delta{From: 100, To: 101, Cases: []Case{{Name: "Bad Case"}}}, "case 1: name"},
 		{Delta{From: 100, To: 101, Cases: []Case{{Name: "c", Family: "bad family"}}}, "family"},

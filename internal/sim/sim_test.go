@@ -29,7 +29,7 @@ var testWorld = func() *demoworld.World {
 	return w
 }()
 
-var testNames = []string{"bad-example.com", "worse-example.net", "evil-example.org"}
+var testNames = []string{"bad.example.com", "worse.example.net", "evil.example.org"}
 
 // testStart is a fixed start at 06:00 UTC, so that a short run stays in
 // one simulated day.

@@ -57,7 +57,7 @@ func serveForBench(addr string) int {
 		Sensor:     "bench",
 		Classifier: rules,
 		Recorder:   rec,
-		Zones:      fakeZones{"conficker-c2-001.net": {"bench", "conficker"}},
+		Zones:      fakeZones{"conficker-c2-001.example": {"bench", "conficker"}},
 		// wrk opens its connections from one address.
 		MaxConnsPerIP: -1,
 	})
@@ -152,8 +152,8 @@ func BenchmarkHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct{ name, req string }{
-		{"get", "GET /gate.php?id=4f2a9c&v=2 HTTP/1.1\r\nHost: conficker-c2-001.net\r\nUser-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)\r\nAccept: */*\r\n\r\n"},
-		{"post-waledac", "POST /abcdef.htm HTTP/1.1\r\nHost: conficker-c2-001.net\r\nUser-Agent: Mozilla\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1024\r\n\r\na=" + strings.Repeat("Q", 1012) + "&b=botid42"},
+		{"get", "GET /gate.php?id=4f2a9c&v=2 HTTP/1.1\r\nHost: conficker-c2-001.example\r\nUser-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)\r\nAccept: */*\r\n\r\n"},
+		{"post-waledac", "POST /abcdef.htm HTTP/1.1\r\nHost: conficker-c2-001.example\r\nUser-Agent: Mozilla\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1024\r\n\r\na=" + strings.Repeat("Q", 1012) + "&b=botid42"},
 	} {
 		for _, rec := range []struct {
 			name string
@@ -161,7 +161,7 @@ func BenchmarkHandler(b *testing.B) {
 		}{{"recorder=count", &countRecorder{}}, {"recorder=binary", &binaryRecorder{}}} {
 			b.Run("req="+bc.name+"/"+rec.name, func(b *testing.B) {
 				s, err := New(Config{Classifier: rules, Recorder: rec.r,
-					Zones: fakeZones{"conficker-c2-001.net": {"bench", "conficker"}}})
+					Zones: fakeZones{"conficker-c2-001.example": {"bench", "conficker"}}})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -184,7 +184,7 @@ func BenchmarkLoopback(b *testing.B) {
 	}
 	defer conn.Close()
 	br := bufio.NewReader(conn)
-	req := []byte("GET /gate.php?id=1 HTTP/1.1\r\nHost: conficker-c2-001.net\r\n\r\n")
+	req := []byte("GET /gate.php?id=1 HTTP/1.1\r\nHost: conficker-c2-001.example\r\n\r\n")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := conn.Write(req); err != nil {

@@ -82,7 +82,7 @@ func TestSoakIdleConns(t *testing.T) {
 				src := &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/perAddr/250), byte(i/perAddr%250+1))}
 				c, err := (&net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}).Dial("tcp", addr)
 				if err == nil {
-					_, err = c.Write([]byte("GET /gate.php?id=1 HTTP/1.1\r\nHost: conficker-c2-001.net\r\n\r\n"))
+					_, err = c.Write([]byte("GET /gate.php?id=1 HTTP/1.1\r\nHost: conficker-c2-001.example\r\n\r\n"))
 				}
 				if err == nil {
 					c.SetReadDeadline(time.Now().Add(10 * time.Second))

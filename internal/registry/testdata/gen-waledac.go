@@ -18,25 +18,27 @@ import (
 
 func main() {
 	rng := rand.New(rand.NewPCG(2010, 277))
-	tlds := []string{"com", "com", "com", "net", "net", "org", "info", "biz", "ru", "cn", "de", "xyz"}
+	// Names under the TLDs RFC 2606 and RFC 6761 reserve, and under
+	// example.com, .net and .org: a list that can never block anyone.
+	tlds := []string{"example.com", "example.com", "example.com", "example.net", "example.net", "example.org", "test", "test", "invalid", "example", "example", "test"}
 	registrars := []string{"", "GoDaddy.com, LLC", "Network Solutions", "eNom", "Tucows", "Xin Net Technology Corp.", "RU-CENTER", "1&1 Internet AG"}
 	syll := []string{"ka", "lo", "mi", "ze", "tor", "va", "qui", "net", "bo", "xa", "lin", "dro", "fe", "gu", "pri"}
 
 	var good []string
 	good = append(good,
-		"bücher.de",
-		"ПРИМЕР.рф",
-		"BÜCHER-botnet.DE.",
-		"münchen-c2.de,DENIC eG member,waledac",
-		"例え.jp",
-		"faß.de",
-		"παράδειγμα.gr,,waledac",
-		"  spaced-out.org  ",
-		"UPPER-CASE.COM",
-		"MiXeD-CaSe.NeT.",
-		"trailing-dot.info.",
-		`"quoted-csv.com","Xin Net Technology Corp., Ltd",waledac`,
-		"xn--mnchen-botnet-wob.de",
+		"bücher.example",
+		"ПРИМЕР.испытание", // an IDN TLD ICANN reserves for tests
+		"BÜCHER-botnet.EXAMPLE.",
+		"münchen-c2.example,Fictional Registrar eG,waledac",
+		"例え.テスト", // an IDN TLD ICANN reserves for tests
+		"faß.example",
+		"παράδειγμα.δοκιμή,,waledac", // an IDN TLD ICANN reserves for tests
+		"  spaced-out.example.org  ",
+		"UPPER-CASE.EXAMPLE.COM",
+		"MiXeD-CaSe.ExAmPlE.NeT.",
+		"trailing-dot.test.",
+		`"quoted-csv.example.com","Xin Net Technology Corp., Ltd",waledac`,
+		"xn--mnchen-botnet-wob.example",
 	)
 	seen := map[string]bool{}
 	for len(good) < 277 {
@@ -82,21 +84,21 @@ func main() {
 		after      int
 		line, want string
 	}{
-		{5, "BÜCHER.de.", "duplicate of line 4"},
-		{20, "bad_label.com", "underscore"},
-		{40, "-leading.com", "begins or ends with '-'"},
-		{41, "trailing-.net", "begins or ends with '-'"},
-		{60, "empty..label.org", "empty label"},
-		{80, strings.Repeat("a", 64) + ".com", "more than 63"},
-		{100, strings.Repeat("abcdefghi.", 26) + "com", "more than 253"},
+		{5, "BÜCHER.example.", "duplicate of line 4"},
+		{20, "bad_label.example.com", "underscore"},
+		{40, "-leading.example.com", "begins or ends with '-'"},
+		{41, "trailing-.example.net", "begins or ends with '-'"},
+		{60, "empty..label.example.org", "empty label"},
+		{80, strings.Repeat("a", 64) + ".example.com", "more than 63"},
+		{100, strings.Repeat("abcdefghi.", 26) + "example", "more than 253"},
 		{120, "localhost", "single label"},
 		{140, "192.0.2.1", "IP address"},
 		{160, "example.123", "all-numeric"},
-		{180, "four.com,a,b,c", "wrong column count"},
-		{200, "sp ace.com", "character ' '"},
-		{220, "UPPER-CASE.com", "duplicate of line 13"},
-		{240, "ab--cd.com", "positions 3 and 4"},
-		{276, "xn--zz.com", "not a valid A-label"},
+		{180, "four.example.com,a,b,c", "wrong column count"},
+		{200, "sp ace.example.com", "character ' '"},
+		{220, "UPPER-CASE.example.com", "duplicate of line 13"},
+		{240, "ab--cd.example.com", "positions 3 and 4"},
+		{276, "xn--zz.example.com", "not a valid A-label"},
 	}
 	var lines []string
 	var want []string
@@ -115,7 +117,7 @@ func main() {
 
 	one := append([]string(nil), header...)
 	one = append(one, good[:150]...)
-	one = append(one, "not_a_hostname.com")
+	one = append(one, "not_a_hostname.example.com")
 	one = append(one, good[150:]...)
 	write("waledac-277-onebad.txt", nil, one, "\n")
 }

@@ -237,9 +237,9 @@ func (w Waledac) hosts(r *rand.Rand) []host {
 }
 
 var domains = []string{
-	"bestmirabella.com", "bestlovehome.com", "chatloveonline.com", "freeflashhome.com",
-	"greatsnowblog.com", "happycloudinc.com", "kissflowerhome.com", "loveisaroundyou.com",
-	"lovelifeportal.com", "mirabellaonline.com", "superchatonline.com", "youareonlyloveme.com",
+	"bestmirabella.example", "bestlovehome.example", "chatloveonline.example", "freeflashhome.example",
+	"greatsnowblog.example", "happycloudinc.example", "kissflowerhome.example", "loveisaroundyou.example",
+	"lovelifeportal.example", "mirabellaonline.example", "superchatonline.example", "youareonlyloveme.example",
 }
 
 var pages = []string{"index.php", "main.php", "default.php", "login.php", "page.php"}
