@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/report"
 )
 
 // The subscribers' reports, for the operator (the subscribers themselves
@@ -62,7 +63,7 @@ type ReportQuery struct {
 	// Day is the UTC day reported.
 	Day        time.Time
 	Subscriber string
-	// Format is csv, json, xarf or stix; empty means the subscriber's
+	// Format is one of report.SubscriberFormats; empty means the subscriber's
 	// first format.
 	Format string
 }
@@ -183,23 +184,9 @@ type Trend struct {
 }
 
 // TrendSeries is the unique infected hosts per day of a scope or a
-// network. Figures that cannot be known are -1.
-type TrendSeries struct {
-	ASN    uint32 `json:"asn,omitempty"`
-	ASName string `json:"as_name,omitempty"`
-	// Hosts has one count per day from Trend.From.
-	Hosts []int64 `json:"hosts"`
-	// Remaining7 and Remaining30 are the hosts of the 7th and 30th day
-	// after the first as a share of the first day's.
-	Remaining7  float64 `json:"remaining_7d"`
-	Remaining30 float64 `json:"remaining_30d"`
-	// HalvedAfter is the days until the hosts were at most half the
-	// first day's.
-	HalvedAfter int `json:"halved_after_days"`
-	// HalfLife is the days in which the hosts halve, from a fit of all
-	// days: an estimate before HalvedAfter is reached.
-	HalfLife float64 `json:"half_life_days"`
-}
+// network, and what they say about remediation (report.Series). Figures
+// that cannot be known are -1.
+type TrendSeries = report.Series
 
 // The headers of a report file's answer.
 const (

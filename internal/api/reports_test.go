@@ -86,7 +86,7 @@ func TestReportEndpointsBadInput(t *testing.T) {
 		{"no subscriber", "GET", "/v1/reports/" + d, "", 400, "parameter subscriber: missing"},
 		{"unknown subscriber", "GET", "/v1/reports/" + d + "?subscriber=nobody", "", 404, `subscriber "nobody": not found`},
 		{"bad subscriber name", "GET", "/v1/reports/" + d + "?subscriber=ISP%20A", "", 400, `"ISP A"`},
-		{"bad format", "GET", "/v1/reports/" + d + "?subscriber=isp-a&format=pdf", "", 400, `format "pdf" is not one of csv, json, xarf, stix`},
+		{"bad format", "GET", "/v1/reports/" + d + "?subscriber=isp-a&format=pdf", "", 400, `format "pdf" is not one of csv, json, xarf, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http`},
 		{"unknown parameter", "GET", "/v1/reports/" + d + "?subscriber=isp-a&fmt=csv", "", 400, `unknown parameter "fmt"`},
 		{"send bad date", "POST", "/v1/reports/26-11-2026/send", `{}`, 400, `date "26-11-2026"`},
 		{"send unknown field", "POST", "/v1/reports/" + d + "/send", `{"subscriber":["isp-a"]}`, 400, `"subscriber"`},

@@ -30,8 +30,17 @@ const (
 // copy of the database file, taken in one transaction while serve goes on
 // writing (package backup). The copy is written to a temporary file in the
 // database's directory first (it needs as much free space as the file's
-// data), then streamed and removed.
+// data), then streamed and removed, whether the transfer ends or not. The
+// copies of backups that a killed serve left behind are removed when the
+// handler is made, at serve's start.
 func backupHandler(l *Local, dbPath, token string, log *slog.Logger) http.HandlerFunc {
+	removed, err := backup.RemoveStale(filepath.Dir(dbPath))
+	if len(removed) > 0 {
+		log.Warn("removed the copies of backups that did not end", "files", removed)
+	}
+	if err != nil {
+		log.Error("unfinished backups", "err", err)
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
@@ -44,7 +53,7 @@ func backupHandler(l *Local, dbPath, token string, log *slog.Logger) http.Handle
 			w.WriteHeader(http.StatusInternalServerError)
 			json.NewEncoder(w).Encode(map[string]string{"error": err.Error(), "kind": "internal"})
 		}
-		f, err := os.CreateTemp(filepath.Dir(dbPath), ".backup-*.duckdb")
+		f, err := os.CreateTemp(filepath.Dir(dbPath), backup.TempPattern)
 		if err != nil {
 			fail(fmt.Errorf("backup: temporary file: %w", err))
 			return
@@ -52,7 +61,10 @@ func backupHandler(l *Local, dbPath, token string, log *slog.Logger) http.Handle
 		tmp := f.Name()
 		f.Close()
 		os.Remove(tmp)
-		defer os.Remove(tmp)
+		defer func() {
+			os.Remove(tmp)
+			os.Remove(tmp + ".wal")
+		}()
 		t0 := time.Now()
 		// With the DuckDB engine, the snapshot begins between two batches.
 		var between func(func() error) error

@@ -27,7 +27,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -205,6 +207,34 @@ func Snapshot(ctx context.Context, db *sql.DB, path string, between func(func() 
 		return nil, err
 	}
 	return c, nil
+}
+
+// TempPattern is the name (os.CreateTemp's pattern) of the copy that a
+// server writes beside its database before it sends it to the client;
+// DuckDB keeps the copy's WAL beside it, under the name with ".wal".
+const TempPattern = ".backup-*.duckdb"
+
+// RemoveStale removes from dir the copies of backups that did not end
+// (the process was killed while it wrote or sent one) and their WALs, and
+// returns the names it removed. The caller holds the database of dir
+// open, so that no backup of another process is under way there.
+func RemoveStale(dir string) ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, pattern := range []string{TempPattern, TempPattern + ".wal"} {
+		names, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("removing an unfinished backup: %w", err))
+				continue
+			}
+			removed = append(removed, filepath.Base(n))
+		}
+	}
+	return removed, errors.Join(errs...)
 }
 
 // CountFile counts the rows of every table of the DuckDB file at path,

@@ -167,3 +167,26 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestRemoveStale: the copies and WALs of unfinished backups go, the
+// database and other files stay.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"takedown.duckdb", "takedown.duckdb.wal", ".backup-1.duckdb", ".backup-1.duckdb.wal", ".backup-22.duckdb", "backup-3.duckdb", "api.token"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := backup.RemoveStale(dir)
+	if err != nil || strings.Join(removed, " ") != ".backup-1.duckdb .backup-22.duckdb .backup-1.duckdb.wal" {
+		t.Errorf("removed %q, %v", removed, err)
+	}
+	left, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "api.token backup-3.duckdb takedown.duckdb takedown.duckdb.wal" {
+		t.Errorf("left %v", names)
+	}
+}

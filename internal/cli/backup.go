@@ -64,7 +64,7 @@ Shows progress with an ETA on a terminal.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return errors.New("--out FILE is required")
+				return usage(errors.New("--out FILE is required"))
 			}
 			if _, err := os.Lstat(out); err == nil {
 				return fmt.Errorf("--out %s: the file exists; backup writes a new file", out)

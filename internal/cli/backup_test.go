@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/takedown-project/takedown/internal/backup"
+	"github.com/takedown-project/takedown/internal/testnet"
 )
 
 type backupJSON struct {
@@ -163,5 +164,52 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 	}
 	if r := run(t, cfg, "backup", "--out", out); r.code == 0 || !strings.Contains(r.stderr, "exists") {
 		t.Errorf("backup over an existing file: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// TestServerBackupLeavesNoCopy: serve removes at its start the copies that
+// a serve killed during a backup left beside the database, and the copy of
+// a backup whose client went away mid-transfer once the transfer ends.
+func TestServerBackupLeavesNoCopy(t *testing.T) {
+	cfg, dataDir, addr := setup(t)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	copies := func() []string {
+		a, _ := filepath.Glob(filepath.Join(dataDir, backup.TempPattern))
+		b, _ := filepath.Glob(filepath.Join(dataDir, backup.TempPattern+".wal"))
+		return append(a, b...)
+	}
+	for _, n := range []string{".backup-4242.duckdb", ".backup-4242.duckdb.wal"} {
+		if err := os.WriteFile(filepath.Join(dataDir, n), []byte("left by a killed serve"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startServer(t, cfg, addr)
+	if left := copies(); len(left) != 0 {
+		t.Errorf("after serve started: %v", left)
+	}
+	scenario(t, cfg)
+	token, err := os.ReadFile(filepath.Join(dataDir, "api.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/backup: %s", resp.Status)
+	}
+	var one [1]byte
+	resp.Body.Read(one[:])
+	resp.Body.Close() // the client goes away after a byte
+	testnet.WaitFor(t, "no copy of the interrupted backup", func() bool { return len(copies()) == 0 })
+	out := filepath.Join(t.TempDir(), "b.duckdb")
+	mustRun(t, cfg, "backup", "--out", out)
+	if left := copies(); len(left) != 0 {
+		t.Errorf("after a backup: %v", left)
 	}
 }

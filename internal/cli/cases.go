@@ -25,6 +25,9 @@ func (e *env) casesCommand() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			nc.Name = args[0]
+			if err := missingFlags(required{"--court", nc.Court != ""}, required{"--docket", nc.Docket != ""}); err != nil {
+				return err
+			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				c, err := b.AddCase(ctx, nc, e.change(reason))
 				if err != nil {
@@ -124,6 +127,9 @@ default-judgement or transfer. Dates are YYYY-MM-DD.`,
 			if err != nil {
 				return usage(fmt.Errorf("--type: %w", err))
 			}
+			if err := missingFlags(required{"--issued", issued != ""}); err != nil {
+				return err
+			}
 			o := registry.NewOrder{Type: ot, Reference: ref, Notes: notes}
 			for _, d := range []struct {
 				flag, val string
@@ -138,7 +144,7 @@ default-judgement or transfer. Dates are YYYY-MM-DD.`,
 				}
 				t, err := registry.ParseDate(d.val)
 				if err != nil {
-					return fmt.Errorf("%s: %w", d.flag, err)
+					return usage(fmt.Errorf("%s: %w", d.flag, err))
 				}
 				*d.dst = t
 			}

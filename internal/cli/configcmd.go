@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -21,7 +22,7 @@ func (e *env) configCommand() *cobra.Command {
 				path = args[0]
 			}
 			if path == "" {
-				return fmt.Errorf("name the file to check: takedown config check FILE")
+				return usage(errors.New("name the file to check: takedown config check FILE"))
 			}
 			if _, err := config.Load(path); err != nil {
 				return err

@@ -94,16 +94,16 @@ const demoDGASeized = 25
 // context ends the live run, and a second signal the process).
 func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 	if o.bots <= 0 || o.bots > 1_000_000 {
-		return fmt.Errorf("--bots: %d is not from 1 to 1,000,000", o.bots)
+		return usage(fmt.Errorf("--bots: %d is not from 1 to 1,000,000", o.bots))
 	}
 	if o.speed <= 0 || o.speed > 100_000 {
-		return fmt.Errorf("--speed: %v is not above 0 and at most 100,000", o.speed)
+		return usage(fmt.Errorf("--speed: %v is not above 0 and at most 100,000", o.speed))
 	}
 	if o.backfill < 0 || o.backfill > 60 {
-		return fmt.Errorf("--backfill: %d days is not from 0 to 60", o.backfill)
+		return usage(fmt.Errorf("--backfill: %d days is not from 0 to 60", o.backfill))
 	}
 	if o.sensors < 0 || o.sensors > 8 {
-		return fmt.Errorf("--sensors: %d is not from 0 to 8", o.sensors)
+		return usage(fmt.Errorf("--sensors: %d is not from 0 to 8", o.sensors))
 	}
 	if o.sensors > 0 {
 		if _, err := natsrun.Binary(); err != nil {
@@ -117,11 +117,11 @@ func (e *env) runDemo(ctx context.Context, o demoOptions) error {
 			return fmt.Errorf("--store clickhouse: %w", err)
 		}
 	default:
-		return fmt.Errorf("--store: %q is not one of duckdb, clickhouse", o.store)
+		return usage(fmt.Errorf("--store: %q is not one of duckdb, clickhouse", o.store))
 	}
 	shares, err := sim.ParseShares(o.families)
 	if err != nil {
-		return fmt.Errorf("--families: %w", err)
+		return usage(fmt.Errorf("--families: %w", err))
 	}
 	dir := e.dataDir
 	if dir == "" {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -152,6 +153,9 @@ with --file (one a line), or all of a case's domains in one state with
 			if err != nil {
 				return usage(fmt.Errorf("--state: %w", err))
 			}
+			if cmd.Flags().Changed("from-state") && setCase == "" {
+				return usage(errors.New("--from-state picks among the domains of --case: give --case too"))
+			}
 			names := append([]string(nil), args...)
 			if fromFile != "" {
 				data, err := os.ReadFile(fromFile)
@@ -184,7 +188,7 @@ with --file (one a line), or all of a case's domains in one state with
 					}
 				}
 				if len(names) == 0 {
-					return fmt.Errorf("name the domains: as arguments, with --file, or with --case")
+					return usage(errors.New("name the domains: as arguments, with --file, or with --case"))
 				}
 				ds, err := b.SetState(ctx, names, to, e.change(setReason))
 				if err != nil {

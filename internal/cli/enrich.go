@@ -30,7 +30,7 @@ and so 127.0.0.1, stays unmapped. All of it is fiction and labelled so.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return errors.New("--out: the directory to write to is required")
+				return usage(errors.New("--out: the directory to write to is required"))
 			}
 			w, err := demoworld.New()
 			if err != nil {
@@ -72,12 +72,12 @@ in order of precedence.`,
 			for _, a := range args {
 				ip, err := netip.ParseAddr(a)
 				if err != nil {
-					return fmt.Errorf("%q is not an IP address", a)
+					return usage(fmt.Errorf("%q is not an IP address", a))
 				}
 				ips = append(ips, ip)
 			}
 			if len(dbs)+len(abuse)+len(rir) == 0 {
-				return errors.New("--db: give at least one database")
+				return usage(errors.New("--db, --abuse or --rir: give at least one database"))
 			}
 			e, err := enrich.New(enrich.Config{Databases: dbs, AbuseFiles: abuse, RIRFiles: rir, CacheSize: -1})
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -46,6 +47,31 @@ func usage(err error) error {
 		return nil
 	}
 	return usageError{err}
+}
+
+// required is a flag (or a choice of flags) that a command needs, and
+// whether it was given.
+type required struct {
+	flag  string
+	given bool
+}
+
+// missingFlags is the usage error that names every required flag not
+// given, nil when all were.
+func missingFlags(flags ...required) error {
+	var missing []string
+	for _, f := range flags {
+		if !f.given {
+			missing = append(missing, f.flag)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return usage(fmt.Errorf("missing %s", missing[0]))
+	}
+	return usage(fmt.Errorf("missing %s and %s", strings.Join(missing[:len(missing)-1], ", "), missing[len(missing)-1]))
 }
 
 // ranError marks an error that a command's RunE returned, as opposed to

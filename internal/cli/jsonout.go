@@ -20,7 +20,8 @@ import (
 //   - keys are snake_case, as the API's: a field's json tag when it has
 //     one, else its Go name in snake case (ASName → as_name, IPs → ips);
 //   - absent values are left out: nil pointers, slices and maps, zero
-//     times, and the empty strings of untagged fields;
+//     times, the empty strings of untagged fields, and what a tag's
+//     omitempty or omitzero leaves out;
 //   - a struct's fields keep their order; map keys are sorted.
 //
 // writeJSON encodes v by these rules, with reflection, so that a type
@@ -151,7 +152,8 @@ func encodeFields(b *bytes.Buffer, v reflect.Value, seen map[string]bool) error 
 		if name == "" {
 			name = snakeCase(f.Name)
 		}
-		if seen[name] || absent(fv, hasTag, slices.Contains(strings.Split(opts, ","), "omitempty")) {
+		if seen[name] || absent(fv, hasTag, slices.Contains(strings.Split(opts, ","), "omitempty")) ||
+			slices.Contains(strings.Split(opts, ","), "omitzero") && isZero(fv) {
 			continue
 		}
 		seen[name] = true
@@ -205,6 +207,18 @@ func absent(v reflect.Value, tagged, omitempty bool) bool {
 		}
 	}
 	return false
+}
+
+// isZero is omitzero's test, as encoding/json's: the value's IsZero
+// method if it has one, else the zero value of its type.
+func isZero(v reflect.Value) bool {
+	if z, ok := v.Interface().(interface{ IsZero() bool }); ok {
+		if v.Kind() == reflect.Pointer && v.IsNil() {
+			return true
+		}
+		return z.IsZero()
+	}
+	return v.IsZero()
 }
 
 // encodeMap writes a map with its keys sorted, as encoding/json does.

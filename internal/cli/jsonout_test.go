@@ -35,6 +35,8 @@ type sample struct {
 	Omitted string `json:"omitted,omitempty"`
 	IPs     int64
 	Zero    int
+	NoASN   uint32     `json:"no_asn,omitzero"`
+	NoAddr  netip.Addr `json:"no_addr,omitzero"`
 	Addr    netip.Addr
 	Names   []string
 	Counts  map[string]int

@@ -27,7 +27,9 @@ func (e *env) reportCommand() *cobra.Command {
 		Aliases: []string{"reports"},
 		Short:   "Make, mail and follow the subscribers' daily reports, and measure remediation",
 		Long: `The subscribers' reports: each subscriber's infected hosts of a UTC day, in
-its formats (csv, json, xarf, stix). "generate" writes them to files, "send"
+its formats (csv, json, xarf, stix, and Shadowserver's sinkhole event reports
+event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http).
+"generate" writes them to files, "send"
 mails them through the relay of the mail section (serve does that every day
 at each subscriber's send time), "deliveries" shows the delivery log, and
 "trend" how fast a network's infected hosts go away.
@@ -91,7 +93,9 @@ func (e *env) reportGenerateCommand() *cobra.Command {
 		Short: "Write subscribers' reports of a day to files",
 		Long: `Write each chosen subscriber's report of the UTC day --date, in each of its
 formats (or only --format), to DIR as SUBSCRIBER-YYYY-MM-DD.EXT: .csv, .jsonl
-(json), .json (stix) or .mbox (xarf: one X-ARF mail per infected host).
+(json), .json (stix) or .mbox (xarf: one X-ARF mail per infected host); a
+sinkhole event report (one row per callback, Shadowserver's layout) as
+Shadowserver names its files, YYYY-MM-DD-event4_sinkhole-SUBSCRIBER.csv.
 Without --subscriber, every subscriber's. The files hold personal data: they
 are written whole or not at all, readable by their owner only (mode 0600),
 and every report made is recorded in the audit log. --date today gives the
@@ -106,12 +110,12 @@ day so far.`,
 			}
 			if format != "" {
 				format = strings.ToLower(format)
-				if !slices.Contains(report.Formats(), format) {
-					return usage(fmt.Errorf("--format %q: not one of %s", format, strings.Join(report.Formats(), ", ")))
+				if !slices.Contains(report.SubscriberFormats(), format) {
+					return usage(fmt.Errorf("--format %q: not one of %s", format, strings.Join(report.SubscriberFormats(), ", ")))
 				}
 			}
 			if out == "" {
-				return errors.New("--out: empty; give the directory the files go to")
+				return usage(errors.New("--out: empty; give the directory the files go to"))
 			}
 			if err := os.MkdirAll(out, 0o700); err != nil {
 				return fmt.Errorf("--out: %w", err)
@@ -178,7 +182,7 @@ day so far.`,
 	f := cmd.Flags()
 	f.StringVar(&date, "date", "", "the UTC day, YYYY-MM-DD, today or yesterday (required)")
 	f.StringSliceVar(&subs, "subscriber", nil, "only these subscribers (several: comma-separated or repeated; default all)")
-	f.StringVar(&format, "format", "", "only this format, of csv, json, xarf, stix (default each subscriber's formats)")
+	f.StringVar(&format, "format", "", "only this format, of csv, json, xarf, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http (default each subscriber's formats)")
 	f.StringVar(&out, "out", ".", "directory to write the files to; made (mode 0700) if missing")
 	f.StringVar(&reason, "reason", "", "why, for the audit log")
 	e.jsonFlag(cmd)
@@ -504,9 +508,9 @@ they have halved). For a subscriber, each of its networks too.`,
 			q := api.TrendQuery{Subscriber: sub}
 			switch {
 			case sub == "" && asn == "":
-				return errors.New("give --subscriber S or --asn N: the scope to measure")
+				return usage(errors.New("give --subscriber S or --asn N: the scope to measure"))
 			case sub != "" && asn != "":
-				return errors.New("--subscriber and --asn: give one, not both")
+				return usage(errors.New("--subscriber and --asn: give one, not both"))
 			case asn != "":
 				n, err := scope.ParseASN(asn)
 				if err != nil {

@@ -94,7 +94,7 @@ func reportScenario(t *testing.T, cfg string, day time.Time, relay *testnet.Exim
 	out := filepath.Join(t.TempDir(), "out")
 
 	// The exit codes of README's table, the same locally and remotely.
-	wantCode := map[string]int{"bad-date": 2, "bad-format": 2, "bad-key": 1, "bad-status": 2, "missing-key": 3, "no-date": 2, "no-subscriber": 3, "send-nobody": 3, "send-today": 1, "trend-bad-asn": 2, "trend-both": 1, "trend-no-scope": 1, "trend-nobody": 3, "trend-reversed": 2}
+	wantCode := map[string]int{"bad-date": 2, "bad-format": 2, "bad-key": 1, "bad-status": 2, "missing-key": 3, "no-date": 2, "no-subscriber": 3, "send-nobody": 3, "send-today": 1, "trend-bad-asn": 2, "trend-both": 2, "trend-no-scope": 2, "trend-nobody": 3, "trend-reversed": 2}
 	for name, args := range map[string][]string{
 		"no-date":        {"report", "generate"},
 		"bad-date":       {"report", "generate", "--date", "2026-13-01"},
@@ -145,6 +145,28 @@ func reportScenario(t *testing.T, cfg string, day time.Time, relay *testnet.Exim
 			Bytes int64
 			Path  string
 		}
+	}
+	// Shadowserver's sinkhole event reports: one row per callback, the
+	// file named as Shadowserver names it; a report without events is its
+	// header.
+	ev := filepath.Join(t.TempDir(), "events")
+	mustRun(t, cfg, "report", "generate", "--date", d, "--subscriber", "isp-b", "--format", "event4_sinkhole_http", "--out", ev)
+	mustRun(t, cfg, "report", "generate", "--date", d, "--subscriber", "isp-b", "--format", "EVENT6_SINKHOLE", "--out", ev)
+	for _, name := range []string{d + "-event4_sinkhole_http-isp-b.csv", d + "-event6_sinkhole-isp-b.csv"} {
+		f, err := os.Open(filepath.Join(ev, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil || len(rows) == 0 || rows[0][0] != "timestamp" || rows[0][2] != "src_ip" {
+			t.Fatalf("%s: %v %v", name, err, rows)
+		}
+		ips := map[string]int{}
+		for _, r := range rows[1:] {
+			ips[r[2]]++
+		}
+		obs["events:"+strings.TrimPrefix(name, d)] = fmt.Sprint(len(rows[0]), " columns, ", len(rows)-1, " rows, ", ips)
 	}
 	if err := json.Unmarshal([]byte(mustRun(t, cfg, "report", "generate", "--date", d, "--subscriber", "isp-b", "--format", "JSON", "--out", out, "--json")), &g); err != nil {
 		t.Fatal(err)
@@ -242,34 +264,36 @@ func TestReportCommandsLocalAndRemote(t *testing.T) {
 		t.Errorf("local and remote runs differ\nlocal:  %s\nremote: %s", lj, rj)
 	}
 	for k, want := range map[string][]string{
-		"err:no-date":        {"--date: missing"},
-		"err:bad-date":       {`--date "2026-13-01": not a day, YYYY-MM-DD`},
-		"err:bad-format":     {`--format "pdf": not one of csv, json, xarf, stix`},
-		"err:no-subscriber":  {`--subscriber: subscriber "nobody": not found`},
-		"err:send-today":     {"--date: date TODAY: the day is not over"},
-		"err:send-nobody":    {`--subscriber: subscriber "nobody": not found`},
-		"err:bad-status":     {`--status "lost": not one of pending, sending, sent, failed, unknown`},
-		"err:bad-key":        {`delivery key "isp-a/csv" is not SUBSCRIBER/YYYY-MM-DD/FORMAT`},
-		"err:missing-key":    {"delivery isp-a/2001-01-01/csv: not in the delivery log"},
-		"err:trend-no-scope": {"give --subscriber S or --asn N"},
-		"err:trend-both":     {"not both"},
-		"err:trend-bad-asn":  {`--asn: ASN "AS-1" is not an AS number`},
-		"err:trend-nobody":   {`--subscriber: subscriber "nobody": not found`},
-		"err:trend-reversed": {"--from DAY is after --to 2001-01-01"},
-		"generate":           {"cert-fr 4 cert-fr-DAY.json\n", "isp-a 6 isp-a-DAY.csv isp-a-DAY.jsonl isp-a-DAY.mbox isp-a-DAY.json\n", "isp-b 4 isp-b-DAY.csv\n", "wrote 6 files of 3 subscribers, 14 rows, to OUT"},
-		"files":              {"cert-fr-DAY.json isp-a-DAY.csv isp-a-DAY.json isp-a-DAY.jsonl isp-a-DAY.mbox isp-b-DAY.csv"},
-		"csv:isp-a":          {"192.0.2.10 192.0.2.11 192.0.2.12 192.0.2.13 192.0.2.14 192.0.2.15"},
-		"csv:isp-b":          {"198.51.100.20 198.51.100.21 198.51.100.22 198.51.100.23"},
-		"mbox":               {"6 X-ARF mails, 198.51.100 in it: false"},
-		"send":               {"DAY, 3 subscribers: 11 mails sent, 0 skipped (in the delivery log already), 0 without data, 0 failed"},
-		"mails":              {"map[abuse@isp-a.example:9 abuse@isp-b.example:1 reports@cert-fr.example:1]"},
-		"send-again":         {`"mails": 0`, `"skipped": 11`, `"failed": 0`},
-		"deliveries":         {"cert-fr/DAY/stix=sent isp-a/DAY/csv=sent isp-a/DAY/json=sent isp-a/DAY/stix=sent isp-a/DAY/xarf-H=sent", "isp-b/DAY/csv=sent"},
-		"deliveries-table":   {"KEY STATUS ATTEMPTS TO BYTES UPDATED RESPONSE OR ERROR\nisp-b/DAY/csv sent 1 abuse@isp-b.example "},
-		"mark-sent":          {"delivery isp-b/DAY/csv is recorded as sent"},
-		"resend":             {"delivery isp-b/DAY/csv: sent again"},
-		"trend":              {"remediation of isp-a (AS64500), DAY to TODAY", "DAY 6 100 %\nTODAY 0 0 %", "halved after: 1 day;", "AS64500 NET-64500 6 0 - - 1 day -"},
-		"trend-asn":          {`"scope": "AS64501"`, "\"hosts\": [\n 4\n ]"},
+		"err:no-date":                            {"--date: missing"},
+		"err:bad-date":                           {`--date "2026-13-01": not a day, YYYY-MM-DD`},
+		"err:bad-format":                         {`--format "pdf": not one of csv, json, xarf, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http`},
+		"err:no-subscriber":                      {`--subscriber: subscriber "nobody": not found`},
+		"err:send-today":                         {"--date: date TODAY: the day is not over"},
+		"err:send-nobody":                        {`--subscriber: subscriber "nobody": not found`},
+		"err:bad-status":                         {`--status "lost": not one of pending, sending, sent, failed, unknown`},
+		"err:bad-key":                            {`delivery key "isp-a/csv" is not SUBSCRIBER/YYYY-MM-DD/FORMAT`},
+		"err:missing-key":                        {"delivery isp-a/2001-01-01/csv: not in the delivery log"},
+		"err:trend-no-scope":                     {"give --subscriber S or --asn N"},
+		"err:trend-both":                         {"not both"},
+		"err:trend-bad-asn":                      {`--asn: ASN "AS-1" is not an AS number`},
+		"err:trend-nobody":                       {`--subscriber: subscriber "nobody": not found`},
+		"err:trend-reversed":                     {"--from DAY is after --to 2001-01-01"},
+		"generate":                               {"cert-fr 4 cert-fr-DAY.json\n", "isp-a 6 isp-a-DAY.csv isp-a-DAY.jsonl isp-a-DAY.mbox isp-a-DAY.json\n", "isp-b 4 isp-b-DAY.csv\n", "wrote 6 files of 3 subscribers, 14 rows, to OUT"},
+		"files":                                  {"cert-fr-DAY.json isp-a-DAY.csv isp-a-DAY.json isp-a-DAY.jsonl isp-a-DAY.mbox isp-b-DAY.csv"},
+		"csv:isp-a":                              {"192.0.2.10 192.0.2.11 192.0.2.12 192.0.2.13 192.0.2.14 192.0.2.15"},
+		"csv:isp-b":                              {"198.51.100.20 198.51.100.21 198.51.100.22 198.51.100.23"},
+		"mbox":                                   {"6 X-ARF mails, 198.51.100 in it: false"},
+		"events:-event4_sinkhole_http-isp-b.csv": {"36 columns, 10 rows, map[198.51.100.20:3 198.51.100.21:3 198.51.100.22:2 198.51.100.23:2]"},
+		"events:-event6_sinkhole-isp-b.csv":      {"30 columns, 0 rows, map[]"},
+		"send":                                   {"DAY, 3 subscribers: 11 mails sent, 0 skipped (in the delivery log already), 0 without data, 0 failed"},
+		"mails":                                  {"map[abuse@isp-a.example:9 abuse@isp-b.example:1 reports@cert-fr.example:1]"},
+		"send-again":                             {`"mails": 0`, `"skipped": 11`, `"failed": 0`},
+		"deliveries":                             {"cert-fr/DAY/stix=sent isp-a/DAY/csv=sent isp-a/DAY/json=sent isp-a/DAY/stix=sent isp-a/DAY/xarf-H=sent", "isp-b/DAY/csv=sent"},
+		"deliveries-table":                       {"KEY STATUS ATTEMPTS TO BYTES UPDATED RESPONSE OR ERROR\nisp-b/DAY/csv sent 1 abuse@isp-b.example "},
+		"mark-sent":                              {"delivery isp-b/DAY/csv is recorded as sent"},
+		"resend":                                 {"delivery isp-b/DAY/csv: sent again"},
+		"trend":                                  {"remediation of isp-a (AS64500), DAY to TODAY", "DAY 6 100 %\nTODAY 0 0 %", "halved after: 1 day;", "AS64500 NET-64500 6 0 - - 1 day -"},
+		"trend-asn":                              {`"scope": "AS64501"`, "\"hosts\": [\n 4\n ]"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(local[k], w) {
@@ -279,23 +303,22 @@ func TestReportCommandsLocalAndRemote(t *testing.T) {
 	}
 }
 
-// TestReportMailContent: the CSV attachment of a mailed report is the
-// subscriber's report.
-func TestReportMailContent(t *testing.T) {
-	cfg, _, day, relay := reportSetup(t)
-	mustRun(t, cfg, "report", "send", "--date", day.Format(time.DateOnly), "--subscriber", "isp-b")
-	m := relay.Delivered(t, 1)[0]
+// gzAttachment returns the uncompressed attachments of m whose file names
+// end in suffix, by file name.
+func gzAttachment(t *testing.T, m testnet.Mail, suffix string) map[string][]byte {
+	t.Helper()
 	_, params, err := mime.ParseMediaType(m.Msg.Header.Get("Content-Type"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := map[string][]byte{}
 	mr := multipart.NewReader(m.Msg.Body, params["boundary"])
 	for {
 		p, err := mr.NextPart()
 		if err != nil {
-			t.Fatalf("no gzip attachment: %v", err)
+			return out
 		}
-		if !strings.HasSuffix(p.FileName(), ".csv.gz") {
+		if !strings.HasSuffix(p.FileName(), suffix) {
 			continue
 		}
 		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, p))
@@ -306,11 +329,58 @@ func TestReportMailContent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(t.TempDir(), "r.csv")
-		os.WriteFile(path, data, 0o600)
-		if got := csvIPs(t, path); got != "198.51.100.20 198.51.100.21 198.51.100.22 198.51.100.23" {
-			t.Errorf("mailed report: %s", got)
+		out[p.FileName()] = data
+	}
+}
+
+// TestReportMailContent: the CSV attachment of a mailed report is the
+// subscriber's report. A subscriber who takes Shadowserver's sinkhole event
+// reports gets each report that has rows as a mail of its own, the
+// attachment named as Shadowserver names its files; a report without
+// events is not mailed.
+func TestReportMailContent(t *testing.T) {
+	cfg, _, day, relay := reportSetup(t)
+	d := day.Format(time.DateOnly)
+	mustRun(t, cfg, "subscribers", "update", "isp-b", "--format", "csv,event4_sinkhole_http,event6_sinkhole")
+	var res api.SendResult
+	if err := json.Unmarshal([]byte(mustRun(t, cfg, "report", "send", "--date", d, "--subscriber", "isp-b", "--json")), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Mails != 2 || res.NoData != 1 || res.Failed != 0 {
+		t.Errorf("send: %+v; want 2 mails (csv, event4_sinkhole_http) and 1 without data (event6_sinkhole)", res)
+	}
+	found, csvFound := false, false
+	for _, m := range relay.Delivered(t, 2) {
+		files := gzAttachment(t, m, ".csv.gz")
+		if data, ok := files["report-"+d+".csv.gz"]; ok {
+			csvFound = true
+			path := filepath.Join(t.TempDir(), "r.csv")
+			os.WriteFile(path, data, 0o600)
+			if got := csvIPs(t, path); got != "198.51.100.20 198.51.100.21 198.51.100.22 198.51.100.23" {
+				t.Errorf("mailed report: %s", got)
+			}
 		}
-		return
+		data, ok := files[d+"-event4_sinkhole_http-isp-b.csv.gz"]
+		if !ok {
+			continue
+		}
+		found = true
+		rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+		if err != nil || len(rows) != 11 || len(rows[0]) != 36 || rows[0][31] != "http_host" || rows[1][31] != "seized.example" {
+			t.Errorf("the mailed sinkhole report: %v, %d rows: %v", err, len(rows), rows)
+		}
+	}
+	if !found || !csvFound {
+		t.Errorf("no mail carries %s-event4_sinkhole_http-isp-b.csv.gz (%v) or report-%[1]s.csv.gz (%v)", d, found, csvFound)
+	}
+	var ds []api.Delivery
+	json.Unmarshal([]byte(mustRun(t, cfg, "report", "deliveries", "--subscriber", "isp-b", "--json")), &ds)
+	var keys []string
+	for _, dl := range ds {
+		keys = append(keys, dl.Key+"="+dl.Status)
+	}
+	slices.Sort(keys)
+	if want := "isp-b/" + d + "/csv=sent isp-b/" + d + "/event4_sinkhole_http=sent"; strings.Join(keys, " ") != want {
+		t.Errorf("deliveries %v, want %s", keys, want)
 	}
 }

@@ -39,8 +39,10 @@ func TestVersion(t *testing.T) {
 }
 
 // TestExitCodes: the usage errors cobra finds and those the commands find
-// exit 2; the rest of the table is checked by scenario (local and remote),
-// TestRemoteModeWithoutServer and TestUsersExitCodes.
+// (a required flag missing, flags that exclude each other or need each
+// other, a bad flag value) exit 2; the rest of the table is checked by
+// scenario (local and remote), TestRemoteModeWithoutServer and
+// TestUsersExitCodes.
 func TestExitCodes(t *testing.T) {
 	cfg, _, _ := setup(t)
 	for _, c := range []struct {
@@ -58,6 +60,35 @@ func TestExitCodes(t *testing.T) {
 		{2, []string{"--mode", "sideways", "cases", "list"}},
 		{2, []string{"docs", "man"}},
 		{2, []string{"completion", "tcsh"}},
+		// Required flags and arguments the commands check themselves.
+		{2, []string{"backup"}},
+		{2, []string{"config", "check", "--config", ""}},
+		{2, []string{"cases", "add", "c1"}},
+		{2, []string{"cases", "add", "c1", "--court", "E.D. Va."}},
+		{2, []string{"cases", "add-order", "c1", "--type", "tro"}},
+		{2, []string{"cases", "add-order", "c1", "--type", "tro", "--issued", "2026-13-01"}},
+		{2, []string{"domains", "set-state", "--state", "restrained"}},
+		{2, []string{"subscribers", "add", "s1", "--org", "S"}},
+		{2, []string{"subscribers", "update", "s1"}},
+		{2, []string{"users", "set", "ana"}},
+		{2, []string{"users", "add", "Ana!", "--role", "viewer"}},
+		{2, []string{"report", "generate", "--date", "2026-11-01", "--out", ""}},
+		{2, []string{"report", "trend"}},
+		{2, []string{"enrich", "lookup", "192.0.2.1"}},
+		{2, []string{"enrich", "lookup", "not-an-address", "--db", "x.mmdb"}},
+		{2, []string{"demo-world"}},
+		{2, []string{"demo", "--bots", "0"}},
+		{2, []string{"demo", "--store", "sqlite"}},
+		{2, []string{"simulate", "--families", "nope"}},
+		// Flags that exclude each other, or that need another.
+		{2, []string{"domains", "set-state", "--state", "restrained", "--from-state", "listed", "a.example"}},
+		{2, []string{"subscribers", "update", "s1", "--asn", "AS1", "--add-asn", "AS2"}},
+		{2, []string{"subscribers", "update", "s1", "--contact", "a@b.example", "--remove-contact", "c@d.example"}},
+		{2, []string{"users", "set", "ana", "--disable", "--enable"}},
+		{2, []string{"domains", "verify", "--case", "c1", "a.example"}},
+		{2, []string{"report", "trend", "--subscriber", "s1", "--asn", "AS1"}},
+		{2, []string{"simulate", "--live=false"}},
+		{2, []string{"simulate", "--http", "192.0.2.1:80"}},
 		{3, []string{"cases", "show", "nope"}},
 		{3, []string{"users", "set", "nobody", "--role", "viewer"}},
 	} {

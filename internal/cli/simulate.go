@@ -110,11 +110,14 @@ func (e *env) runSimulate(ctx context.Context, cmd *cobra.Command, o simOptions)
 	}
 	shares, err := sim.ParseShares(o.families)
 	if err != nil {
-		return fmt.Errorf("--%v", err)
+		return usage(fmt.Errorf("--%v", err))
 	}
 	span, err := parseSpan(o.backfill)
 	if err != nil {
 		return err
+	}
+	if !o.live && span == 0 {
+		return usage(errors.New("--live=false runs only the backfill: give --backfill SPAN too, else nothing is simulated"))
 	}
 	notified, err := parseASNs(o.notified)
 	if err != nil {
@@ -126,7 +129,7 @@ func (e *env) runSimulate(ctx context.Context, cmd *cobra.Command, o simOptions)
 		SMTP: targetOr(o.smtp, cfg.Listen.SMTP),
 	}
 	if err := targets.Check(o.allowRemote); err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "sim: "))
+		return usage(errors.New(strings.TrimPrefix(err.Error(), "sim: ")))
 	}
 	share := map[string]float64{}
 	for _, s := range shares {
@@ -137,8 +140,8 @@ func (e *env) runSimulate(ctx context.Context, cmd *cobra.Command, o simOptions)
 		{sim.Conficker, "dns", "dns.listen", targets.DNS}, {sim.Rustock, "smtp", "listen.smtp", targets.SMTP},
 	} {
 		if share[need.family] > 0 && need.addr == "" {
-			return fmt.Errorf("family %s needs the sinkhole's %s address: give --%s host:port (%s of the config has none with a fixed port)",
-				need.family, strings.ToUpper(need.flag), need.flag, need.key)
+			return usage(fmt.Errorf("family %s needs the sinkhole's %s address: give --%s host:port (%s of the config has none with a fixed port)",
+				need.family, strings.ToUpper(need.flag), need.flag, need.key))
 		}
 	}
 
@@ -181,7 +184,10 @@ func (e *env) runSimulate(ctx context.Context, cmd *cobra.Command, o simOptions)
 		Progress: e.stderr, Logger: newLogger(e.stderr, cfg),
 	})
 	if err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "sim: "))
+		// sim.New checks the values of the flags (its only other
+		// error, reading the demo world built into the binary, does
+		// not happen).
+		return usage(errors.New(strings.TrimPrefix(err.Error(), "sim: ")))
 	}
 	if span > 0 {
 		c := b.(*api.Client)

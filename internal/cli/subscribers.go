@@ -42,6 +42,13 @@ named.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ns.Name = args[0]
+			if err := missingFlags(
+				required{"--org", ns.Org != ""},
+				required{"--contact", len(ns.Contacts) > 0},
+				required{"--asn, --cidr or --country (the scope)", len(ns.ASNs)+len(ns.CIDRs)+len(ns.Countries) > 0},
+			); err != nil {
+				return err
+			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				s, err := b.AddSubscriber(ctx, ns, e.change(reason))
 				if err != nil {
@@ -62,7 +69,7 @@ named.`,
 	f.StringSliceVar(&ns.ASNs, "asn", nil, "AS numbers, e.g. AS64512,AS64513")
 	f.StringSliceVar(&ns.CIDRs, "cidr", nil, "address blocks, IPv4 or IPv6, e.g. 192.0.2.0/24,2001:db8::/32")
 	f.StringSliceVar(&ns.Countries, "country", nil, "ISO 3166-1 alpha-2 country codes, e.g. DE,AT")
-	f.StringSliceVar(&ns.Formats, "format", nil, "report formats, of csv, json, xarf, stix (default csv)")
+	f.StringSliceVar(&ns.Formats, "format", nil, "report formats, of csv, json, xarf, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http (default csv)")
 	f.StringVar(&ns.SendAt, "send-at", "", "time of day, UTC, at which the daily report goes out, HH:MM (default "+registry.DefaultSendAt+")")
 	f.StringVar(&ns.TLP, "tlp", "", "TLP label of the reports: CLEAR, GREEN, AMBER, AMBER+STRICT or RED (default "+registry.DefaultTLP+")")
 	f.StringVar(&reason, "reason", "", "why, for the audit log")
@@ -230,8 +237,13 @@ replaces the formats.`,
 			u.Org, u.SendAt, u.TLP = set("org", &org), set("send-at", &sendAt), set("tlp", &tlp)
 			u.Contacts, u.ASNs, u.CIDRs = setList("contact", &contacts), setList("asn", &asns), setList("cidr", &cidrs)
 			u.Countries, u.Formats = setList("country", &countries), setList("format", &formats)
+			for _, l := range []string{"contact", "asn", "cidr", "country"} {
+				if f.Changed(l) && (f.Changed("add-"+l) || f.Changed("remove-"+l)) {
+					return usage(fmt.Errorf("--%s replaces the list, --add-%[1]s and --remove-%[1]s edit it: give one or the other", l))
+				}
+			}
 			if u.Empty() {
-				return fmt.Errorf("subscribers update %s: no flag says what to change (see --help)", args[0])
+				return usage(fmt.Errorf("subscribers update %s: no flag says what to change (see --help)", args[0]))
 			}
 			return e.withBackend(cmd, func(ctx context.Context, b Backend) error {
 				s, err := b.UpdateSubscriber(ctx, args[0], u, e.change(reason))
@@ -250,7 +262,7 @@ replaces the formats.`,
 	f.StringVar(&org, "org", "", "the organisation's name")
 	f.StringVar(&sendAt, "send-at", "", "time of day, UTC, of the daily report, HH:MM")
 	f.StringVar(&tlp, "tlp", "", "TLP label: CLEAR, GREEN, AMBER, AMBER+STRICT or RED")
-	f.StringSliceVar(&formats, "format", nil, "replace the report formats, of csv, json, xarf, stix")
+	f.StringSliceVar(&formats, "format", nil, "replace the report formats, of csv, json, xarf, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole, event6_sinkhole_http")
 	for _, l := range []struct {
 		flag, what           string
 		replace, add, remove *[]string

@@ -25,7 +25,7 @@ func subscriberScenario(t *testing.T, cfg string) map[string]string {
 	mustRun(t, cfg, "subscribers", "add", "big", "--org", "Big Hoster", "--contact", "abuse@big.example", "--cidr", strings.Join(cidrs, ","))
 
 	// The exit codes of README's table, the same locally and remotely.
-	wantCode := map[string]int{"bad-add": 1, "both": 1, "dup": 4, "empty-scope": 1, "missing": 3, "no-flags": 1, "not-there": 1, "revoke-none": 3}
+	wantCode := map[string]int{"bad-add": 1, "both": 2, "dup": 4, "empty-scope": 2, "missing": 3, "no-flags": 2, "not-there": 1, "revoke-none": 3}
 	for name, args := range map[string][]string{
 		"bad-add": {"subscribers", "add", "isp-b", "--org", "B", "--contact", "x@", "--asn", "AS0", "--cidr", "192.0.2.1/24", "--country", "ZZ",
 			"--format", "pdf", "--tlp", "purple", "--send-at", "25:00"},
@@ -98,9 +98,9 @@ func TestSubscribersLocalAndRemote(t *testing.T) {
 	}
 	for k, want := range map[string][]string{
 		"err:bad-add":     {`contact "x@"`, `ASN "AS0"`, `did you mean 192.0.2.0/24`, `country "ZZ"`, `format "pdf"`, `TLP "purple"`, `send time "25:00"`},
-		"err:empty-scope": {"scope is empty"},
+		"err:empty-scope": {"missing --asn, --cidr or --country (the scope)"},
 		"err:dup":         {"subscriber cert-de: already exists"},
-		"err:both":        {"not both"},
+		"err:both":        {"--asn replaces the list, --add-asn and --remove-asn edit it: give one or the other"},
 		"err:not-there":   {"cannot remove ASN AS64999"},
 		"err:no-flags":    {"no flag says what to change"},
 		"err:missing":     {`subscriber "nobody": not found`},

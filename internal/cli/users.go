@@ -58,7 +58,7 @@ func (e *env) userAddCommand() *cobra.Command {
 				return usage(fmt.Errorf("--role: %w", err))
 			}
 			if err := users.CheckName(args[0]); err != nil {
-				return err
+				return usage(err)
 			}
 			pw, err := e.readPassword(cmd, passwordFile, "Password for "+args[0])
 			if err != nil {
@@ -137,7 +137,7 @@ func (e *env) userSetCommand() *cobra.Command {
 				ch.Role = (*string)(&r)
 			}
 			if disable && enable {
-				return errors.New("--disable and --enable: give one")
+				return usage(errors.New("--disable and --enable: give one, not both"))
 			}
 			if disable || enable {
 				ch.Disabled = &disable
@@ -151,7 +151,7 @@ func (e *env) userSetCommand() *cobra.Command {
 				ch.Password = &s
 			}
 			if ch.Role == nil && ch.Disabled == nil && ch.Password == nil {
-				return errors.New("nothing to change: give --role, --password, --disable or --enable")
+				return usage(errors.New("nothing to change: give --role, --password, --disable or --enable"))
 			}
 			return e.withUsers(cmd.Context(), func(ctx context.Context, b usersBackend) error {
 				u, err := b.update(ctx, args[0], ch)
@@ -364,13 +364,24 @@ func (r remoteUsers) call(ctx context.Context, method, path string, body, out an
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct{ Error string }
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("server: %s", e.Error)
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = "server: " + resp.Status
 		}
-		return fmt.Errorf("server: %s", resp.Status)
+		return serverError{msg: e.Error, status: resp.StatusCode}
 	}
 	return json.Unmarshal(data, out)
 }
+
+// serverError is the dashboard's answer to a refused request: its message
+// as the users package wrote it (the same as without a server), and the
+// status, which gives the exit code (404 not found, 409 conflict).
+type serverError struct {
+	msg    string
+	status int
+}
+
+func (e serverError) Error() string   { return e.msg }
+func (e serverError) HTTPStatus() int { return e.status }
 
 func (r remoteUsers) add(ctx context.Context, name string, role users.Role, pw []byte) (users.User, error) {
 	var u users.User

@@ -72,6 +72,23 @@ func TestUsers(t *testing.T) {
 		t.Fatalf("add through serve: %+v", r)
 	}
 	mustRun(t, cfg, "users", "set", "alice", "--role", "viewer")
+	// The server's refusals: the users package's message and the exit
+	// code of its class, as without a server.
+	for _, c := range []struct {
+		code  int
+		stdin string
+		args  []string
+		want  string
+	}{
+		{4, "another long password\n", []string{"users", "add", "alice", "--role", "viewer"}, "takedown: user alice: already exists\n"},
+		{3, "", []string{"users", "set", "nobody", "--role", "viewer"}, "takedown: user nobody: not found\n"},
+		{2, "", []string{"users", "set", "alice", "--role", "root"}, `takedown: --role: role "root": want admin, analyst or viewer: invalid input` + "\n"},
+		{1, "short\n", []string{"users", "set", "alice", "--password"}, "takedown: password: shorter than 10 characters: invalid input\n"},
+	} {
+		if r := runIn(t, cfg, c.stdin, c.args...); r.code != c.code || r.stderr != c.want {
+			t.Errorf("%v through serve: exit %d, stderr %q; want %d, %q", c.args, r.code, r.stderr, c.code, c.want)
+		}
+	}
 	var list []users.User
 	if err := json.Unmarshal([]byte(mustRun(t, cfg, "users", "list", "--json")), &list); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,7 +20,7 @@ import (
 func (e *env) verifyCommand() *cobra.Command {
 	var caseName, resolver, reason string
 	cmd := &cobra.Command{
-		Use:   "verify [--case CASE] [NAME...]",
+		Use:   "verify [--case CASE | NAME...]",
 		Short: "Check that seized domains are delegated to the sinkhole's name servers",
 		Long: `Ask a recursive resolver for each domain's NS and A/AAAA records, record the
 result in the registry ("delegation verified at T" when every NS is one of
@@ -27,6 +28,9 @@ dns.nameservers), and list the domains that still point elsewhere, with what
 they point to. Without names, every domain of --case (or of all cases) that
 is not released is checked.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if caseName != "" && len(args) > 0 {
+				return usage(errors.New("--case picks the domains to check when none is named: give names or --case, not both"))
+			}
 			cfg, err := e.config()
 			if err != nil {
 				return err

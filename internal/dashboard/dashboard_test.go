@@ -737,10 +737,13 @@ func TestNumbers(t *testing.T) {
 	}
 	var sum int64
 	for _, h := range ov.Hours {
-		sum += h.Callbacks
+		sum += h.Events
+		if h.Callbacks != h.Events {
+			t.Errorf("hour %s: callbacks %d, events %d: the old key is to say the same for one version", h.Hour, h.Callbacks, h.Events)
+		}
 	}
 	if sum != 40 {
-		t.Errorf("callbacks %d, want 40", sum)
+		t.Errorf("events %d, want 40", sum)
 	}
 	_, body = c.do("GET", "/ui/api/map?family=waledac", nil, nil)
 	var m mapData
@@ -782,5 +785,62 @@ func TestDevDir(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.DevDir = dir })
 	if _, body := f.client(t).do("GET", "/ui/login", nil, nil); string(body) != "<p>edited</p>" {
 		t.Errorf("login page %q, want the edited file", body)
+	}
+}
+
+// TestUserErrors: the callers' mistakes on the users' endpoints are 4xx
+// answers that say what is wrong, each class with its status, through a
+// session and with the API token alike; none is a 500. Several adds of one
+// new name at once give one 201 and 409s.
+func TestUserErrors(t *testing.T) {
+	f := newFixture(t, nil)
+	admin := f.login(t, "ada")
+	bearer := f.client(t)
+	token := map[string]string{"Authorization": "Bearer the-api-token"}
+	for _, c := range []struct {
+		name, method, path string
+		body               any
+		status             int
+		want               string
+	}{
+		{"unknown user", "PATCH", "/ui/api/users/nobody", map[string]any{"role": "viewer"}, 404, "user nobody: not found"},
+		{"duplicate", "POST", "/ui/api/users", map[string]any{"name": "ana", "role": "viewer", "password": password}, 409, "user ana: already exists"},
+		{"bad role", "POST", "/ui/api/users", map[string]any{"name": "eve", "role": "root", "password": password}, 400, `role "root": want admin, analyst or viewer`},
+		{"bad role of a change", "PATCH", "/ui/api/users/ana", map[string]any{"role": "root"}, 400, `role "root"`},
+		{"bad name", "POST", "/ui/api/users", map[string]any{"name": "Eve!", "role": "viewer", "password": password}, 400, `user name "Eve!"`},
+		{"short password", "POST", "/ui/api/users", map[string]any{"name": "eve", "role": "viewer", "password": "short"}, 400, "password: shorter than 10 characters"},
+		{"unknown field", "POST", "/ui/api/users", map[string]any{"name": "eve", "role": "viewer", "password": password, "admin": true}, 400, `"admin"`},
+		{"not an object", "POST", "/ui/api/users", "eve", 400, "request body: want a JSON object, not a string"},
+		{"wrong type", "PATCH", "/ui/api/users/ana", map[string]any{"disabled": "yes"}, 400, `request body: field "disabled": want true or false, not a string`},
+	} {
+		for who, cl := range map[string]*client{"session": admin, "token": bearer} {
+			var hd map[string]string
+			if who == "token" {
+				hd = token
+			}
+			resp, body := cl.do(c.method, c.path, c.body, hd)
+			var e struct{ Error string }
+			json.Unmarshal(body, &e)
+			if resp.StatusCode != c.status || !strings.Contains(e.Error, c.want) {
+				t.Errorf("%s (%s): %s %s; want %d with %q", c.name, who, resp.Status, body, c.status, c.want)
+			}
+		}
+	}
+	codes := make(chan int, 6)
+	var wg sync.WaitGroup
+	for range cap(codes) {
+		wg.Go(func() {
+			resp, _ := bearer.do("POST", "/ui/api/users", map[string]any{"name": "zoe", "role": "viewer", "password": password}, token)
+			codes <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	got := map[int]int{}
+	for c := range codes {
+		got[c]++
+	}
+	if got[201] != 1 || got[409] != cap(codes)-1 {
+		t.Errorf("adding zoe six times at once: %v; want one 201 and five 409", got)
 	}
 }

@@ -107,9 +107,14 @@ type familyHosts struct {
 	Hosts  []int64 `json:"hosts"` // per span
 }
 
+// hourRow is one hour of the overview's chart: its events (DNS queries,
+// HTTP requests, SMTP sessions), as the page names them.
 type hourRow struct {
-	Hour      time.Time `json:"hour"`
-	Callbacks int64     `json:"callbacks"`
+	Hour   time.Time `json:"hour"`
+	Events int64     `json:"events"`
+	// Callbacks is Events under the key of the previous version, for
+	// scripts that read it; it goes in the next version.
+	Callbacks int64 `json:"callbacks"`
 }
 
 type networkRow struct {
@@ -146,7 +151,7 @@ type overviewData struct {
 	Spans     []int         `json:"spans"`
 	Totals    []int64       `json:"totals"`
 	PerFamily []familyHosts `json:"per_family"`
-	// Hours are the callbacks of the last 48 hours, hour by hour.
+	// Hours are the events of the last 48 hours, hour by hour.
 	Hours []hourRow `json:"hours"`
 	// TopSpan is the days of the top lists.
 	TopSpan      int          `json:"top_span"`
@@ -155,7 +160,7 @@ type overviewData struct {
 }
 
 // overview is GET /ui/api/overview?family=&span=: unique hosts today, in
-// 7 and 30 days per family; callbacks per hour; the top 20 networks and
+// 7 and 30 days per family; events per hour; the top 20 networks and
 // countries of the span (default 7 days).
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, _ *users.Session) error {
 	p := params{r.URL.Query()}
@@ -192,7 +197,7 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, _ *users.Se
 		return err
 	}
 	for _, h := range hours {
-		out.Hours = append(out.Hours, hourRow{Hour: h.Hour, Callbacks: h.Events})
+		out.Hours = append(out.Hours, hourRow{Hour: h.Hour, Events: h.Events, Callbacks: h.Events})
 	}
 	from, to := d.spanRange(span)
 	nets, err := d.cfg.Rollup.Hosts(ctx, eventstore.HostQuery{From: from, To: to, Family: fam, GroupBy: []eventstore.Dimension{eventstore.DimASN}, Limit: 20})

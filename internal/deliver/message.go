@@ -68,6 +68,10 @@ type Report struct {
 	Day time.Time
 	// Format is the report's file extension: csv, json, …
 	Format string
+	// Name, if set, is the attachment's file name before ".gz" (e.g.
+	// Shadowserver's "2026-12-06-event4_sinkhole-isp-a.csv"); default
+	// "report-YYYY-MM-DD.FORMAT".
+	Name string
 	// ContentType of the uncompressed report, e.g. "text/csv"; it is
 	// named in the text only, the attachment is application/gzip.
 	ContentType string
@@ -94,6 +98,9 @@ func ReportMessage(r Report) (Message, error) {
 	}
 	day := r.Day.Format(time.DateOnly)
 	name := "report-" + day + "." + r.Format
+	if r.Name != "" {
+		name = r.Name
+	}
 	var z bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
 	zw.Name = name // no ModTime: the same report compresses to the same bytes

@@ -124,19 +124,19 @@ type DailyHostQuery struct {
 // DailyHosts is one UTC day of DailyHosts.
 type DailyHosts struct {
 	// Day is midnight UTC.
-	Day time.Time
+	Day time.Time `json:"day"`
 	// IPs is the number of distinct infected addresses of the filter.
-	IPs int64
+	IPs int64 `json:"ips"`
 	// ByASN counts them per network (DailyHostQuery.ByASN), most first,
 	// then by ASN.
-	ByASN []ASNHosts
+	ByASN []ASNHosts `json:"by_asn,omitempty"`
 }
 
 // ASNHosts is the number of infected addresses of one network.
 type ASNHosts struct {
-	ASN    uint32
-	ASName string
-	IPs    int64
+	ASN    uint32 `json:"asn"`
+	ASName string `json:"as_name,omitempty"`
+	IPs    int64  `json:"ips"`
 }
 
 // CityQuery asks for infected hosts per city.
@@ -156,10 +156,12 @@ type CityQuery struct {
 // CityCount is the number of infected hosts of one city.
 type CityCount struct {
 	// Country is the ISO code, City the name the enrichment gave.
-	Country, City string
+	Country string `json:"country"`
+	City    string `json:"city"`
 	// Latitude and Longitude are the city's position (of one of its
 	// events: the enrichment gives all hosts of a city the same).
-	Latitude, Longitude float64
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
 	// IPs is the number of distinct infected source addresses.
-	IPs int64
+	IPs int64 `json:"ips"`
 }

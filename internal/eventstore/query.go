@@ -50,25 +50,27 @@ type HostQuery struct {
 }
 
 // HostCount is one row of UniqueHosts. The key fields of the dimensions not
-// grouped by are zero.
+// grouped by are zero. In JSON (the API's /v1/stats/unique-hosts, the CLI's
+// --json) the keys are snake_case and zero keys are left out: a row
+// without "family" is of unclassified events or not grouped by family.
 type HostCount struct {
 	// Day is midnight UTC of the day counted (DimDay).
-	Day time.Time
+	Day time.Time `json:"day,omitzero"`
 	// Family is the malware family (DimFamily); "" for unclassified events.
-	Family string
+	Family string `json:"family,omitempty"`
 	// ASN is the network (DimASN); 0 for unknown.
-	ASN uint32
+	ASN uint32 `json:"asn,omitempty"`
 	// ASName is one of the names seen for ASN in the range (DimASN).
-	ASName string
+	ASName string `json:"as_name,omitempty"`
 	// Country is the ISO country code (DimCountry); "" for unknown.
-	Country string
+	Country string `json:"country,omitempty"`
 	// IPs is the number of distinct source addresses.
-	IPs int64
+	IPs int64 `json:"ips"`
 	// Bots is the number of distinct non-empty bot ids; more than IPs when
 	// several bots hide behind one NAT address.
-	Bots int64
+	Bots int64 `json:"bots"`
 	// Events is the number of events.
-	Events int64
+	Events int64 `json:"events"`
 }
 
 // HourQuery asks for callbacks per hour.
@@ -83,11 +85,11 @@ type HourQuery struct {
 // HourCount is one hour of CallbacksPerHour.
 type HourCount struct {
 	// Hour is the start of the hour, UTC.
-	Hour time.Time
+	Hour time.Time `json:"hour"`
 	// Events is the number of events in the hour.
-	Events int64
+	Events int64 `json:"events"`
 	// IPs is the number of distinct source addresses in the hour.
-	IPs int64
+	IPs int64 `json:"ips"`
 }
 
 // ScanQuery selects events to read back.
@@ -102,15 +104,17 @@ type ScanQuery struct {
 // Stats describes what the store holds.
 type Stats struct {
 	// Events is the number of events kept.
-	Events int64
+	Events int64 `json:"events"`
 	// Oldest and Newest are the times of the first and last events, zero
-	// when there are none.
-	Oldest, Newest time.Time
+	// (left out of JSON) when there are none.
+	Oldest time.Time `json:"oldest,omitzero"`
+	Newest time.Time `json:"newest,omitzero"`
 }
 
 // Source is one distinct source of events: an address, with the family
 // and the bot id its events named ("" when none).
 type Source struct {
-	IP            netip.Addr
-	Family, BotID string
+	IP     netip.Addr `json:"ip"`
+	Family string     `json:"family,omitempty"`
+	BotID  string     `json:"bot_id,omitempty"`
 }

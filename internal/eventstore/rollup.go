@@ -23,28 +23,30 @@ func (s RefreshStats) Changed() bool { return s.Added+s.Rebuilt+s.Dropped > 0 }
 type SpanCount struct {
 	// Family is "" for all families together (a host of two families
 	// counts once).
-	Family string
+	Family string `json:"family,omitempty"`
 	// IPs[i] counts the hosts of the last Spans[i] days.
-	IPs []int64
+	IPs []int64 `json:"ips"`
 }
 
 // ZoneActivity is the last query of a seized zone that the rollup knows.
 type ZoneActivity struct {
 	// Last is the time of the newest event that names the zone.
-	Last time.Time
+	Last time.Time `json:"last"`
 	// Queries counts its events over the rollup's days.
-	Queries int64
+	Queries int64 `json:"queries"`
 }
 
 // RollupHost is one infected address of HostList.
 type RollupHost struct {
-	IP                  netip.Addr
-	Family              string
-	ASN                 uint32
-	ASName              string
-	Country, City       string
-	Events              int64
-	FirstSeen, LastSeen time.Time
+	IP        netip.Addr `json:"ip"`
+	Family    string     `json:"family,omitempty"`
+	ASN       uint32     `json:"asn,omitempty"`
+	ASName    string     `json:"as_name,omitempty"`
+	Country   string     `json:"country,omitempty"`
+	City      string     `json:"city,omitempty"`
+	Events    int64      `json:"events"`
+	FirstSeen time.Time  `json:"first_seen"`
+	LastSeen  time.Time  `json:"last_seen"`
 }
 
 // HostListQuery selects the infected addresses of HostList.

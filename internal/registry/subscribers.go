@@ -48,8 +48,8 @@ type Subscriber struct {
 	// Scope is the AS numbers, address blocks and countries whose hosts the
 	// subscriber sees; never empty. Scopes of subscribers may overlap.
 	Scope scope.Scope `json:"scope"`
-	// Formats are the report formats, of csv, json, xarf and stix, in that
-	// order; at least one.
+	// Formats are the report formats, of Formats, in that order; at least
+	// one.
 	Formats []string `json:"formats"`
 	// SendAt is the time of day, UTC, "HH:MM", at which the daily report is
 	// sent.
@@ -143,8 +143,10 @@ const (
 var DefaultFormats = []string{"csv"}
 
 // Formats are the report formats a subscriber may choose, in the order
-// Subscriber.Formats lists them.
-var Formats = []string{"csv", "json", "xarf", "stix"}
+// Subscriber.Formats lists them: report.SubscriberFormats (a test of
+// internal/remediate holds the two lists equal), the last four
+// Shadowserver's sinkhole event reports.
+var Formats = []string{"csv", "json", "xarf", "stix", "event4_sinkhole", "event4_sinkhole_http", "event6_sinkhole", "event6_sinkhole_http"}
 
 // TLPLevels are the Traffic Light Protocol 2.0 labels.
 var TLPLevels = []string{"CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"}

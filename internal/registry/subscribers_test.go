@@ -163,7 +163,7 @@ func TestSubscriberValidation(t *testing.T) {
 			n.Formats, n.SendAt, n.TLP = []string{"csv", "pdf"}, "25:00", "PURPLE"
 		}), alice, []string{`ASN "AS0"`, `ASN "ASX"`, `CIDR "192.0.2.1/24" has host bits set; did you mean 192.0.2.0/24`, `CIDR "300.1.2.3/8"`,
 			`country "ZZ"`, `contact "Abuse <abuse@isp-b.example>"`, `contact "not-an-address"`, `contact "abuse@localhost"`,
-			`format "pdf" is not one of csv, json, xarf or stix`, `send time "25:00"`, `TLP "PURPLE" is not one of CLEAR, GREEN, AMBER, AMBER+STRICT or RED`}},
+			`format "pdf" is not one of csv, json, xarf, stix, event4_sinkhole, event4_sinkhole_http, event6_sinkhole or event6_sinkhole_http`, `send time "25:00"`, `TLP "PURPLE" is not one of CLEAR, GREEN, AMBER, AMBER+STRICT or RED`}},
 		{ok(func(n *NewSubscriber) { n.ASNs = nil }), alice, []string{"scope is empty"}},
 		{ok(func(n *NewSubscriber) { n.Contacts = nil }), alice, []string{"no contact"}},
 		{ok(func(n *NewSubscriber) { n.Org = " " }), alice, []string{"organisation name is empty"}},

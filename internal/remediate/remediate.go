@@ -12,6 +12,7 @@
 package remediate
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -52,9 +54,11 @@ type Mailer interface {
 var _ Mailer = (*deliver.Deliverer)(nil)
 
 // Store is what the service reads of the event store: the host rows of the
-// reports and the daily counts of the trend.
+// reports, the events of Shadowserver's sinkhole event reports and the
+// daily counts of the trend.
 type Store interface {
 	report.Source
+	report.EventSource
 	report.DailySource
 }
 
@@ -232,9 +236,10 @@ func (r *Service) sendSet(ctx context.Context, set *report.Set, subs []registry.
 	var errs []error
 	for i, s := range subs {
 		rep := set.Report(i)
+		ev := r.sinkholeDay(s, rep.From)
 		ok := true
 		for _, format := range s.Formats {
-			res, err := r.sendFormat(ctx, s, rep, format, resend, "")
+			res, err := r.sendFormat(ctx, s, rep, ev, format, resend, "")
 			total.Mails += res.Mails
 			total.Skipped += res.Skipped
 			total.NoData += res.NoData
@@ -257,9 +262,10 @@ func (r *Service) sendSet(ctx context.Context, set *report.Set, subs []registry.
 	return total, errors.Join(errs...)
 }
 
-// sendFormat mails rep in format. only, when set, names the one delivery
-// (the Format of its key) to send, for Resend.
-func (r *Service) sendFormat(ctx context.Context, s registry.Subscriber, rep *report.Report, format string, resend bool, only string) (Sent, error) {
+// sendFormat mails rep in format, or for one of Shadowserver's sinkhole
+// event reports, that report of ev. only, when set, names the one
+// delivery (the Format of its key) to send, for Resend.
+func (r *Service) sendFormat(ctx context.Context, s registry.Subscriber, rep *report.Report, ev *sinkholeDay, format string, resend bool, only string) (Sent, error) {
 	var n Sent
 	deliverOne := func(key deliver.Key, build func() (deliver.Message, error)) error {
 		do := r.mail.Deliver
@@ -288,8 +294,27 @@ func (r *Service) sendFormat(ctx context.Context, s registry.Subscriber, rep *re
 		return err
 	}
 	if rep.Len() == 0 {
+		// No infected host in the scope: no event of one either.
 		n.NoData++
 		return n, nil
+	}
+	if report.IsSinkholeReport(format) {
+		key := deliver.Key{Subscriber: s.Name, Day: rep.From, Format: format}
+		if only != "" && key.Format != only {
+			return n, nil
+		}
+		err := deliverOne(key, func() (deliver.Message, error) {
+			data, rows, err := ev.file(ctx, format)
+			if err != nil {
+				return deliver.Message{}, err
+			}
+			// No rows: no data, ErrNoData.
+			return deliver.ReportMessage(deliver.Report{
+				To: s.Contacts, Subscriber: s.Org, Day: rep.From, Format: "csv", ContentType: sinkholeContentType,
+				Name: report.SinkholeFileName(format, s.Name, rep.From), Data: data, Rows: rows,
+			})
+		})
+		return n, err
 	}
 	w, err := report.NewWriter(format, r.opt)
 	if err != nil {
@@ -402,8 +427,108 @@ func (r *Service) reportOf(ctx context.Context, sub registry.Subscriber, day tim
 // checkFormat returns format in lower case if it is a report format.
 func checkFormat(format string) (string, error) {
 	f := strings.ToLower(strings.TrimSpace(format))
-	if !slices.Contains(report.Formats(), f) {
-		return "", fmt.Errorf("format %q is not one of %s: %w", format, strings.Join(report.Formats(), ", "), registry.ErrInvalid)
+	if !slices.Contains(report.SubscriberFormats(), f) {
+		return "", fmt.Errorf("format %q is not one of %s: %w", format, strings.Join(report.SubscriberFormats(), ", "), registry.ErrInvalid)
+	}
+	return f, nil
+}
+
+// sinkholeContentType is the media type of Shadowserver's sinkhole event
+// reports.
+const sinkholeContentType = "text/csv; charset=utf-8; header=present"
+
+// sinkholeDay is one subscriber's Shadowserver sinkhole event reports of a
+// day, for mail: all four are written in one pass over the day's events
+// when the first is asked for, and those the subscriber takes are kept in
+// memory (a mail's attachment is).
+type sinkholeDay struct {
+	store Store
+	sub   registry.Subscriber
+	day   time.Time
+	read  bool
+	err   error
+	files map[string]*bytes.Buffer
+	rows  map[string]int
+}
+
+func (r *Service) sinkholeDay(s registry.Subscriber, day time.Time) *sinkholeDay {
+	return &sinkholeDay{store: r.store, sub: s, day: day}
+}
+
+// file returns the report of that name (event4_sinkhole, …) and its rows;
+// no rows and no data when the day had no event for it.
+func (d *sinkholeDay) file(ctx context.Context, format string) ([]byte, int, error) {
+	if !d.read {
+		d.read = true
+		d.files = map[string]*bytes.Buffer{}
+		var rows map[string]int
+		rows, d.err = report.WriteSinkholeEvents(ctx, d.store, reportSubscriber(d.sub), d.day, func(name string) (io.Writer, error) {
+			for _, f := range d.sub.Formats {
+				if name == report.SinkholeFileName(f, d.sub.Name, d.day) {
+					b := new(bytes.Buffer)
+					d.files[f] = b
+					return b, nil
+				}
+			}
+			return io.Discard, nil
+		})
+		d.rows = map[string]int{}
+		for _, f := range report.SinkholeReports() {
+			d.rows[f] = rows[report.SinkholeFileName(f, d.sub.Name, d.day)]
+		}
+	}
+	if d.err != nil {
+		return nil, 0, d.err
+	}
+	b := d.files[format]
+	if b == nil {
+		return nil, 0, nil
+	}
+	return b.Bytes(), d.rows[format], nil
+}
+
+// sinkholeReport writes one of Shadowserver's sinkhole event reports of
+// sub: a header and no rows when the day had no event for it. The rows are
+// counted before the file is handed to open (an API answer states them in
+// a header), so the report goes through a temporary file, mode 0600, that
+// is removed at the end.
+func (r *Service) sinkholeReport(ctx context.Context, sub registry.Subscriber, day time.Time, format string, ch registry.Change, open func(api.ReportFile) (io.Writer, error)) (api.ReportFile, error) {
+	f := api.ReportFile{
+		Subscriber: sub.Name, Day: day, Format: format, ContentType: sinkholeContentType,
+		Name: report.SinkholeFileName(format, sub.Name, day), TLP: sub.TLP,
+	}
+	tmp, err := os.CreateTemp("", "takedown-report-*.csv")
+	if err != nil {
+		return f, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	rows, err := report.WriteSinkholeEvents(ctx, r.store, reportSubscriber(sub), day, func(name string) (io.Writer, error) {
+		if name == f.Name {
+			return bw, nil
+		}
+		return io.Discard, nil
+	})
+	if err != nil {
+		return f, err
+	}
+	f.Rows = rows[f.Name]
+	if f.Rows == 0 {
+		bw.WriteString(strings.Join(report.SinkholeColumns(format), ",") + "\n")
+	}
+	if err := bw.Flush(); err != nil {
+		return f, fmt.Errorf("report %s: %w", f.Name, err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return f, err
+	}
+	out, err := r.openRecorded(ctx, ch, f, open)
+	if err != nil {
+		return f, err
+	}
+	if _, err := io.Copy(out, tmp); err != nil {
+		return f, fmt.Errorf("report %s: %w", f.Name, err)
 	}
 	return f, nil
 }
@@ -426,6 +551,9 @@ func (r *Service) Report(ctx context.Context, q api.ReportQuery, ch registry.Cha
 	if format, err = checkFormat(format); err != nil {
 		return api.ReportFile{}, err
 	}
+	if report.IsSinkholeReport(format) {
+		return r.sinkholeReport(ctx, sub, day, format, ch, open)
+	}
 	w, err := report.NewWriter(format, r.opt)
 	if err != nil {
 		return api.ReportFile{}, err
@@ -438,16 +566,22 @@ func (r *Service) Report(ctx context.Context, q api.ReportQuery, ch registry.Cha
 		Subscriber: sub.Name, Day: day, Format: w.Format(), ContentType: w.ContentType(),
 		Name: sub.Name + "-" + day.Format(time.DateOnly) + "." + w.Extension(), Rows: rep.Len(), TLP: rep.TLP(),
 	}
-	// The file holds personal data: its making is on the record first.
-	if err := r.reg.RecordAccess(ctx, ch, "report.generate", "subscriber:"+sub.Name,
-		map[string]any{"day": day.Format(time.DateOnly), "format": f.Format, "rows": f.Rows}); err != nil {
-		return f, err
-	}
-	out, err := open(f)
+	out, err := r.openRecorded(ctx, ch, f, open)
 	if err != nil {
 		return f, err
 	}
 	return f, w.Write(out, rep)
+}
+
+// openRecorded records in the audit log that report file f is made, then
+// opens it. The file holds personal data: its making is on the record
+// first.
+func (r *Service) openRecorded(ctx context.Context, ch registry.Change, f api.ReportFile, open func(api.ReportFile) (io.Writer, error)) (io.Writer, error) {
+	if err := r.reg.RecordAccess(ctx, ch, "report.generate", "subscriber:"+f.Subscriber,
+		map[string]any{"day": f.Day.Format(time.DateOnly), "format": f.Format, "rows": f.Rows}); err != nil {
+		return nil, err
+	}
+	return open(f)
 }
 
 // subscribers returns the named subscribers, in the order given without
@@ -637,7 +771,7 @@ func (r *Service) Resend(ctx context.Context, key string, ch registry.Change) (a
 	if strings.HasPrefix(format, "xarf-") {
 		format = "xarf"
 	}
-	sent, err := r.sendFormat(ctx, sub, rep, format, true, rec.Format)
+	sent, err := r.sendFormat(ctx, sub, rep, r.sinkholeDay(sub, rec.Day), format, true, rec.Format)
 	res.Mails, res.Skipped, res.NoData, res.Failed, res.Errors = sent.Mails, sent.Skipped, sent.NoData, sent.Failed, errorList(err)
 	if res.Mails+res.Skipped+res.NoData+res.Failed == 0 {
 		res.NoData = 1 // the host is no longer in the report
@@ -689,19 +823,11 @@ func (r *Service) Trend(ctx context.Context, q api.TrendQuery) (api.Trend, error
 		return t, err
 	}
 	t.Scope, t.From, t.To = sc.String(), rem.From, rem.To
-	t.Total = trendSeries(rem.Scope)
-	t.ByASN = make([]api.TrendSeries, len(rem.ByASN))
-	for i, s := range rem.ByASN {
-		t.ByASN[i] = trendSeries(s)
+	t.Total, t.ByASN = rem.Scope, rem.ByASN
+	if t.ByASN == nil {
+		t.ByASN = []api.TrendSeries{}
 	}
 	return t, nil
-}
-
-func trendSeries(s report.Series) api.TrendSeries {
-	return api.TrendSeries{
-		ASN: s.ASN, ASName: s.ASName, Hosts: s.Hosts,
-		Remaining7: s.Remaining7, Remaining30: s.Remaining30, HalvedAfter: s.HalvedAfter, HalfLife: s.HalfLife,
-	}
 }
 
 // relayDown is a delivery that is still pending after its attempts: the

@@ -12,6 +12,7 @@ import (
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/report"
 	"github.com/takedown-project/takedown/internal/scope"
 )
 
@@ -118,5 +119,15 @@ func TestSendDue(t *testing.T) {
 	// Without a relay nothing is due.
 	if err := New(Config{Subscribers: reg, Store: hosts{}}).sendDue(ctx, day.Add(12*time.Hour)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func (hosts) Scan(context.Context, eventstore.ScanQuery, func(*event.Event) error) error { return nil }
+
+// TestFormatsAgree: a subscriber may choose every format the service
+// makes, and no other.
+func TestFormatsAgree(t *testing.T) {
+	if !slices.Equal(registry.Formats, report.SubscriberFormats()) {
+		t.Errorf("registry.Formats %v, report.SubscriberFormats %v", registry.Formats, report.SubscriberFormats())
 	}
 }

@@ -24,7 +24,10 @@ import (
 //	             src_ip it finds the customer behind a carrier-grade NAT)
 //	src_asn      AS number ("" if unknown)
 //	src_geo      ISO 3166-1 alpha-2 country code
-//	src_region, src_city   geolocation
+//	src_region, src_city   geolocation, as the enrichment names them (the
+//	             sinkhole event reports write them in upper case, as
+//	             Shadowserver does; this aggregate keeps the names, which
+//	             read back as they were)
 //	src_hostname reverse DNS: always empty, the sinkhole makes no lookups
 //	dst_port     destination port of the last callback
 //	infection    the family, as Shadowserver repeats it

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/takedown-project/takedown/internal/event"
 	"github.com/takedown-project/takedown/internal/eventstore"
@@ -28,7 +29,9 @@ import (
 //
 // The columns, in order, are Shadowserver's (SinkholeColumns); the HTTP
 // reports add six. Values as Shadowserver writes them: timestamp
-// "2006-01-02 15:04:05" UTC, numbers in decimal, empty for unknown. What
+// "2006-01-02 15:04:05" UTC, numbers in decimal, region and city in upper
+// case ("METROPOLITANA DE LIMA", "LIMA" in Shadowserver's sample rows that
+// IntelMQ's tests keep), empty for unknown. What
 // the sinkhole does not know is left empty: reverse DNS (src_hostname,
 // dst_hostname), NAICS codes and sectors, device vendor, type and model,
 // the sinkhole's own network and place (dst_asn, dst_geo, dst_region,
@@ -77,6 +80,16 @@ var sinkholeColumns = []string{
 
 var sinkholeHTTPColumns = append(slices.Clone(sinkholeColumns),
 	"http_url", "http_host", "http_agent", "forwarded_by", "ssl_cipher", "http_referer")
+
+// IsSinkholeReport reports whether format names one of Shadowserver's
+// sinkhole event reports.
+func IsSinkholeReport(format string) bool { return slices.Contains(SinkholeReports(), format) }
+
+// SubscriberFormats lists every format a subscriber may choose, in the
+// order it is offered: the reports of NewWriter (Formats), then
+// Shadowserver's sinkhole event reports, which WriteSinkholeEvents writes
+// from the events.
+func SubscriberFormats() []string { return append(Formats(), SinkholeReports()...) }
 
 // SinkholeColumns returns the header row of a sinkhole event report, nil
 // for a name that is not one.
@@ -246,9 +259,9 @@ func appendSinkholeFields(b []byte, ends []int, e *event.Event, http bool, c *cl
 	end()
 	b = append(b, e.CountryCode...)
 	end()
-	b = append(b, e.Region...)
+	b = appendUpper(b, e.Region)
 	end()
-	b = append(b, e.City...)
+	b = appendUpper(b, e.City)
 	end()
 	empty(6) // src_hostname, src_naics, src_sector, device_vendor, device_type, device_model
 	if e.DstIP.IsValid() {
@@ -303,4 +316,22 @@ func appendSinkholeFields(b []byte, ends []int, e *event.Event, http bool, c *cl
 	b = append(b, e.HTTPReferer...)
 	end()
 	return b, ends
+}
+
+// appendUpper appends s in upper case, as Shadowserver writes regions and
+// cities; without allocating when s is ASCII.
+func appendUpper(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return append(b, strings.ToUpper(s)...)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }

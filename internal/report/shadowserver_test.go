@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -292,6 +293,9 @@ func FuzzSinkholeCSV(f *testing.F) {
 			if err != nil || len(recs) != 2 {
 				t.Fatalf("%q reads back as %d records: %v", b.String(), len(recs), err)
 			}
+			if got := recs[1][7]; !strings.ContainsRune(city, '\r') && got != strings.ToUpper(city) {
+				t.Errorf("src_city %q of %q: want it in upper case", got, city)
+			}
 			if _, err := intelmqCheckSinkhole(name, b.Bytes()); err != nil && storable(&e) {
 				t.Errorf("%v", err)
 			}
@@ -329,4 +333,39 @@ func BenchmarkSinkholeCSV(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000*len(evs)), "ns/event")
+}
+
+// TestSinkholeRegionCityUpper: region and city in upper case, as
+// Shadowserver writes them ("METROPOLITANA DE LIMA", "LIMA" in the sample
+// rows of IntelMQ 3.2.1's tests), non-ASCII letters too.
+func TestSinkholeRegionCityUpper(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "sinkhole", "*.csv"))
+	seen := map[string]bool{}
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil || len(rows) < 2 || rows[0][6] != "src_region" || rows[0][7] != "src_city" {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, r := range rows[1:] {
+			for _, v := range r[6:8] {
+				if v != strings.ToUpper(v) {
+					t.Errorf("%s: %q is not in upper case", path, v)
+				}
+				seen[v] = true
+			}
+		}
+	}
+	for _, want := range []string{"BERLIN", "ZURICH", "ZÜRICH", "PARIS"} {
+		if !seen[want] {
+			t.Errorf("no %s among the regions and cities of the golden files", want)
+		}
+	}
+	if got := string(appendUpper(nil, "Nordrhein-Westfalen")) + "|" + string(appendUpper(nil, "Köln")); got != "NORDRHEIN-WESTFALEN|KÖLN" {
+		t.Errorf("appendUpper: %q", got)
+	}
 }

@@ -20,39 +20,44 @@ type DailySource interface {
 
 // Remediation is how the infected hosts of a scope went down over a
 // period: the measure of a takedown's success in a network.
+//
+// Its JSON (the subscribers' feed, /api/v1/trend) has the keys of the
+// admin API's trend (api.Trend): the whole scope is "total".
 type Remediation struct {
 	// From is the first day, To the day after the last.
-	From, To time.Time
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
 	// Scope is the whole scope: a host in two of its networks counts once.
-	Scope Series
+	Scope Series `json:"total"`
 	// ByASN are the scope's networks that had infected hosts in the
 	// period, most hosts on the first day first, then by ASN.
-	ByASN []Series
+	ByASN []Series `json:"by_asn"`
 }
 
 // Series is the unique infected hosts (addresses) per day of a scope or a
 // network, and what they say about remediation.
 type Series struct {
 	// ASN and ASName name the network; 0 for the whole scope.
-	ASN    uint32
-	ASName string
+	ASN    uint32 `json:"asn,omitempty"`
+	ASName string `json:"as_name,omitempty"`
 	// Hosts has one count per day of the period, from its first day;
 	// days without hosts are 0.
-	Hosts []int64
+	Hosts []int64 `json:"hosts"`
 	// Remaining7 and Remaining30 are the hosts of the 7th and 30th day
 	// after the first as a share of the first day's: 0.4 is 40 % still
 	// infected. -1 when the period is too short or the first day had none.
-	Remaining7, Remaining30 float64
+	Remaining7  float64 `json:"remaining_7d"`
+	Remaining30 float64 `json:"remaining_30d"`
 	// HalvedAfter is the number of days after the first until the first
 	// day with at most half the first day's hosts; -1 if that did not
 	// happen in the period.
-	HalvedAfter int
+	HalvedAfter int `json:"halved_after_days"`
 	// HalfLife is the time in days in which the hosts halve, from a
 	// least-squares fit of ln(hosts) against the day over the days with
 	// hosts: an estimate of HalvedAfter before it is reached, and a rate
 	// to compare networks by. -1 when fewer than two days had hosts or
 	// the fit is not falling.
-	HalfLife float64
+	HalfLife float64 `json:"half_life_days"`
 }
 
 // Trend returns the remediation of the hosts of sc over the UTC days from

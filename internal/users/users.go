@@ -327,12 +327,23 @@ func (s *Store) Add(ctx context.Context, name string, role Role, pw []byte) (Use
 		return User{}, fmt.Errorf("user %s: %w", name, ErrExists)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO users VALUES (?, ?, ?, ?, false, NULL)`, name, string(role), h, u.Created); err != nil {
-		return User{}, fmt.Errorf("users: adding %s: %w", name, err)
+		return User{}, s.addFailed(ctx, name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return User{}, fmt.Errorf("users: adding %s: %w", name, err)
+		return User{}, s.addFailed(ctx, name, err)
 	}
 	return u, nil
+}
+
+// addFailed is the error of an Add whose insert or commit failed: ErrExists
+// when the name was taken meanwhile (another Add of the same name between
+// this one's check and its insert: the primary key or the commit refuses
+// it), else the database's error.
+func (s *Store) addFailed(ctx context.Context, name string, err error) error {
+	if _, gerr := getUser(ctx, s.db, name); gerr == nil {
+		return fmt.Errorf("user %s: %w", name, ErrExists)
+	}
+	return fmt.Errorf("users: adding %s: %w", name, err)
 }
 
 // Update changes a user: a role, a password or being disabled (nil: no

@@ -227,3 +227,52 @@ func TestRoles(t *testing.T) {
 		t.Error("ParseRole(root): no error")
 	}
 }
+
+// TestCallerErrors: each mistake of the caller is an error of its class,
+// whatever the timing: a name added by several at once is ErrExists for
+// all but one (not an error of the database's constraint), an unknown
+// user ErrNotFound, a bad role, name or password ErrInvalid.
+func TestCallerErrors(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	const n = 8
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := s.Add(ctx, "dana", users.Viewer, []byte("dana's long password"))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	added := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			added++
+		case !errors.Is(err, users.ErrExists) || err.Error() != "user dana: already exists":
+			t.Errorf("adding dana at once with others: %v; want ErrExists", err)
+		}
+	}
+	if added != 1 {
+		t.Errorf("dana added %d times", added)
+	}
+	role := users.Role("root")
+	pw := []byte("a long enough password")
+	for _, c := range []struct {
+		err  error
+		want error
+		msg  string
+	}{
+		{func() error { _, err := s.Update(ctx, "nobody", nil, pw, nil); return err }(), users.ErrNotFound, "user nobody: not found"},
+		{func() error { _, err := s.Add(ctx, "erin", role, pw); return err }(), users.ErrInvalid, `role "root": want admin, analyst or viewer`},
+		{func() error { _, err := s.Update(ctx, "dana", &role, nil, nil); return err }(), users.ErrInvalid, `role "root"`},
+		{func() error { _, err := s.Add(ctx, "Erin!", users.Viewer, pw); return err }(), users.ErrInvalid, `user name "Erin!"`},
+		{func() error { _, err := s.Add(ctx, "erin", users.Viewer, []byte("short")); return err }(), users.ErrInvalid, "password: shorter than"},
+	} {
+		if !errors.Is(c.err, c.want) || !strings.Contains(c.err.Error(), c.msg) {
+			t.Errorf("%v: want %v with %q", c.err, c.want, c.msg)
+		}
+	}
+}

@@ -61,8 +61,8 @@ async function load() {
     [["Family", "family"], ["Today", (r) => r.hosts[0], true], ["7 days", (r) => r.hosts[1], true], ["30 days", (r) => r.hosts[2], true]],
     d.per_family, "ov-family-table");
 
-  // Events per hour (the API's "callbacks"): every hour of the 48, none left out.
-  const byHour = new Map(d.hours.map((x) => [new Date(x.hour).getTime(), x.callbacks]));
+  // Events per hour: every hour of the 48, none left out.
+  const byHour = new Map(d.hours.map((x) => [new Date(x.hour).getTime(), x.events]));
   const end = Math.floor(Date.now() / 3600000) * 3600000;
   const hours = [];
   for (let t = end - 47 * 3600000; t <= end; t += 3600000) hours.push({ t, v: byHour.get(t) || 0 });
