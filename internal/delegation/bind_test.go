@@ -16,13 +16,13 @@ import (
 	"github.com/takedown-project/takedown/internal/testnet"
 )
 
-// comZone is a fake "com." as a registry would serve it after the court
+// testZone is a fake "test." as a registry would serve it after the court
 // order: seized domains re-delegated to the sinkhole, others not.
-const comZone = `$ORIGIN com.
+const testZone = `$ORIGIN test.
 $TTL 3600
-@               SOA   a.gtld-servers.com. hostmaster.com. 1 3600 600 86400 300
-@               NS    a.gtld-servers.com.
-a.gtld-servers  A     127.0.0.1
+@               SOA   a.nic.test. hostmaster.nic.test. 1 3600 600 86400 300
+@               NS    a.nic.test.
+a.nic           A     127.0.0.1
 
 ; seized, delegated to us
 waledac         NS    ns1.sinkhole.example.
@@ -43,20 +43,20 @@ parked          NS    ns2.parking-registrar.example.
 mixed           NS    ns1.sinkhole.example.
 mixed           NS    ns1.parking-registrar.example.
 
-; addresses in the com zone itself
+; addresses in the test zone itself
 direct          A     192.0.2.53
 direct          AAAA  2001:db8::53
 direct-foreign  A     198.51.100.7
 `
 
 // TestBIND checks domains against BIND 9.18, authoritative for the fake
-// com zone with recursion off: Check must read the referrals.
+// test zone with recursion off: Check must read the referrals.
 func TestBIND(t *testing.T) {
-	addr := startBIND(t, map[string]string{"com": comZone})
+	addr := startBIND(t, map[string]string{"test": testZone})
 
 	domains := []string{
-		"waledac.com", "CONFICKER.com.", "parked.com", "mixed.com", "notthere.com",
-		"direct.com", "direct-foreign.com", "example.org", "signedbefore.com",
+		"waledac.test", "CONFICKER.test.", "parked.test", "mixed.test", "notthere.test",
+		"direct.test", "direct-foreign.test", "example.org", "signedbefore.test",
 	}
 	cfg := Config{
 		Resolver:    addr,
@@ -73,23 +73,23 @@ func TestBIND(t *testing.T) {
 	}
 	ours := []string{"ns1.sinkhole.example", "ns2.sinkhole.example"}
 	want := []Result{
-		{Domain: "waledac.com", Verified: true, NS: ours},
-		{Domain: "CONFICKER.com.", Verified: true, NS: ours},
-		{Domain: "parked.com", NS: []string{"ns1.parking-registrar.example", "ns2.parking-registrar.example"},
+		{Domain: "waledac.test", Verified: true, NS: ours},
+		{Domain: "CONFICKER.test.", Verified: true, NS: ours},
+		{Domain: "parked.test", NS: []string{"ns1.parking-registrar.example", "ns2.parking-registrar.example"},
 			Problem: "NS points elsewhere: ns1.parking-registrar.example, ns2.parking-registrar.example"},
-		{Domain: "mixed.com", NS: []string{"ns1.parking-registrar.example", "ns1.sinkhole.example"},
+		{Domain: "mixed.test", NS: []string{"ns1.parking-registrar.example", "ns1.sinkhole.example"},
 			Problem: "NS points elsewhere: ns1.parking-registrar.example"},
-		{Domain: "notthere.com", Problem: "no NS records (NXDOMAIN)"},
-		{Domain: "direct.com", Problem: "no NS records (NODATA)",
+		{Domain: "notthere.test", Problem: "no NS records (NXDOMAIN)"},
+		{Domain: "direct.test", Problem: "no NS records (NODATA)",
 			Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("2001:db8::53")}, AddrsOurs: true},
-		{Domain: "direct-foreign.com", Problem: "no NS records (NODATA)",
+		{Domain: "direct-foreign.test", Problem: "no NS records (NODATA)",
 			Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.7")}},
 		// Not BIND's zone, and it does not recurse.
 		{Domain: "example.org", Problem: "REFUSED; address lookup: A: REFUSED; AAAA: REFUSED", DSProblem: "REFUSED"},
-		{Domain: "signedbefore.com", Verified: true, NS: []string{"ns1.sinkhole.example"}, DS: []*dns.DS{
-			{Hdr: dns.RR_Header{Name: "signedbefore.com.", Rrtype: dns.TypeDS, Class: dns.ClassINET, Ttl: 3600}, KeyTag: 2371, Algorithm: 13, DigestType: 2,
+		{Domain: "signedbefore.test", Verified: true, NS: []string{"ns1.sinkhole.example"}, DS: []*dns.DS{
+			{Hdr: dns.RR_Header{Name: "signedbefore.test.", Rrtype: dns.TypeDS, Class: dns.ClassINET, Ttl: 3600}, KeyTag: 2371, Algorithm: 13, DigestType: 2,
 				Digest: "1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7C2F1A3D3B4C5D6E7F8091A2B"},
-			{Hdr: dns.RR_Header{Name: "signedbefore.com.", Rrtype: dns.TypeDS, Class: dns.ClassINET, Ttl: 3600}, KeyTag: 60485, Algorithm: 13, DigestType: 2,
+			{Hdr: dns.RR_Header{Name: "signedbefore.test.", Rrtype: dns.TypeDS, Class: dns.ClassINET, Ttl: 3600}, KeyTag: 60485, Algorithm: 13, DigestType: 2,
 				Digest: "D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A"},
 		}},
 	}

@@ -73,7 +73,7 @@ var answerCases = []answerCase{
 		ns: "example.com. 60 IN SOA ns1.sinkhole.example. abuse.sinkhole.example. SERIAL 3600 600 1209600 60"},
 	{name: "deepest zone wins", qname: "Bot.Deep.example.com.", qtype: dns.TypeTXT, aa: true, zone: "deep.example.com",
 		answer: `Bot.Deep.example.com. 300 IN TXT "other case"`},
-	{name: "foreign name REFUSED", qname: "www.google.com.", qtype: dns.TypeA, rcode: dns.RcodeRefused},
+	{name: "foreign name REFUSED", qname: "www.not-seized.example.", qtype: dns.TypeA, rcode: dns.RcodeRefused},
 	{name: "suffix is not a zone", qname: "notexample.com.", qtype: dns.TypeA, rcode: dns.RcodeRefused},
 	{name: "parent is not served", qname: "com.", qtype: dns.TypeNS, rcode: dns.RcodeRefused},
 	{name: "escaped dot is not a label boundary", qname: `evil\.example.com.`, qtype: dns.TypeA, rcode: dns.RcodeRefused},

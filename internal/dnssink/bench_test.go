@@ -58,7 +58,7 @@ func BenchmarkAnswer(b *testing.B) {
 			{"apexA", question(last, dns.TypeA)},
 			{"wildcardA", question("Bot-1234."+last, dns.TypeA)},
 			{"wildcardA-EDNS", func() *dns.Msg { m := question("bot."+last, dns.TypeA); m.SetEdns0(1232, false); return m }()},
-			{"refused", question("www.google.com.", dns.TypeA)},
+			{"refused", question("www.not-seized.example.", dns.TypeA)},
 		} {
 			raw, _ := q.m.Pack()
 			b.Run(fmt.Sprintf("zones=%d/q=%s", n, q.name), func(b *testing.B) {

@@ -36,7 +36,7 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 	names := []string{
 		"example.com.", "EXAMPLE.com.", "a.b.ExAmPlE.cOm.", "x-1_y.example.com.", "deep.example.com.",
 		"q.DEEP.example.com.", "seized.test.", "www.Seized.Test.", "notxt.test.", "a.notxt.test.",
-		"x-1.seized.test.", "foreign.org.", "com.", "ns1.sinkhole.example.", "ns2.example.com.", "a.ns2.example.com.",
+		"x-1.seized.test.", "foreign.example.", "com.", "ns1.sinkhole.example.", "ns2.example.com.", "a.ns2.example.com.",
 		strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + ".example.com.",
 	}
 	qtypes := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeHINFO, dns.TypeCAA, dns.TypeHTTPS, 65000,
