@@ -19,7 +19,8 @@ type DNSSEC interface {
 	// DNSSECDS lists the DS records of the published keys for the served
 	// zones of a case ("" for every case), or for one zone.
 	DNSSECDS(ctx context.Context, caseName, zone string) ([]DSRecord, error)
-	// DNSSECRollover takes a step of a case's key rollover.
+	// DNSSECRollover takes a step of a case's key rollover, or imports
+	// its first key.
 	DNSSECRollover(ctx context.Context, req RolloverRequest, ch registry.Change) (RolloverResult, error)
 }
 
@@ -39,8 +40,16 @@ type DSRecord struct {
 // RolloverRequest is the body of POST /v1/dnssec/rollover.
 type RolloverRequest struct {
 	Case string `json:"case"`
-	// Step is "start" or "finish".
+	// Step is "start", "finish", or "import" (the case's first key, from
+	// PrivateKey).
 	Step string `json:"step"`
+	// PrivateKey is a private key file (BIND's format, as dnssec-keygen
+	// writes it) for import, or for start to roll to that key rather than
+	// a new one.
+	PrivateKey string `json:"private_key,omitempty"`
+	// KeyFile is the name of the file PrivateKey was read from, for the
+	// errors that name its lines.
+	KeyFile string `json:"key_file,omitempty"`
 	// Force finishes before the wait has passed and whatever the parents'
 	// DS records.
 	Force  bool   `json:"force,omitempty"`
@@ -51,7 +60,8 @@ type RolloverRequest struct {
 type RolloverResult struct {
 	Case string `json:"case"`
 	Step string `json:"step"`
-	// Added is the new key (start); Removed the old ones (finish).
+	// Added is the new key (start, import); Removed the old ones
+	// (finish).
 	Added   *dnssec.Info  `json:"added,omitempty"`
 	Removed []dnssec.Info `json:"removed,omitempty"`
 	// DS are the DS records the parents should hold now: both keys'
@@ -89,8 +99,8 @@ func (h *Handler) dnssecRollover(w http.ResponseWriter, r *http.Request, ch regi
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	if req.Case == "" || (req.Step != "start" && req.Step != "finish") {
-		return badf("request body: give case, and step start or finish")
+	if req.Case == "" || (req.Step != "start" && req.Step != "finish" && req.Step != "import") {
+		return badf("request body: give case, and step start, finish or import")
 	}
 	ch.Reason = req.Reason
 	res, err := h.cfg.DNSSEC.DNSSECRollover(r.Context(), req, ch)

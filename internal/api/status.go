@@ -45,6 +45,17 @@ type Status struct {
 	Uplink *UplinkStatus `json:"uplink,omitempty"`
 	// Evidence is the transparency log, where it is on (evidence.enabled).
 	Evidence *EvidenceStatus `json:"evidence,omitempty"`
+	// DNSSEC is what the sinkhole signs with, from the served set: where
+	// a case signs.
+	DNSSEC *DNSSECStatus `json:"dnssec,omitempty"`
+}
+
+// DNSSECStatus counts the cases that sign and their keys in the served
+// set.
+type DNSSECStatus struct {
+	SignedCases int `json:"signed_cases"`
+	// Keys counts the keys by state (published, active, retired).
+	Keys map[string]int `json:"keys"`
 }
 
 // EvidenceStatus is the transparency log: its size and its last signed

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/takedown-project/takedown/internal/config"
+
 	"github.com/takedown-project/takedown/internal/dbfile"
 	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/event"
@@ -63,7 +64,10 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Local, err
 			return nil, fmt.Errorf("store.memory_limit_mb: %w", err)
 		}
 	}
-	reg, err := registry.New(ctx, registry.Config{DB: db})
+	// The registry tells our DS records from stale ones with the keys,
+	// which are opened after it (ourDS).
+	var ds ourDS
+	reg, err := registry.New(ctx, registry.Config{DB: db, OurDS: ds.of})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening registry: %w", err)
@@ -73,6 +77,7 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Local, err
 		db.Close()
 		return nil, err
 	}
+	ds.keys = &Keys{Cfg: cfg, Store: keys, Registry: reg}
 	st, err := openEvents(ctx, cfg, db, log)
 	if err != nil {
 		db.Close()

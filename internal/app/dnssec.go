@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/dnssec"
 	"github.com/takedown-project/takedown/internal/registry"
+	"github.com/takedown-project/takedown/internal/servedset"
 )
 
 // KeyDir is where the DNSSEC private key files of cfg live.
@@ -39,6 +41,46 @@ type Keys struct {
 
 var _ api.DNSSEC = (*Keys)(nil)
 
+// keyCounts counts the cases of a served set that sign, and their keys
+// by state.
+func keyCounts(snap *servedset.Snapshot) *api.DNSSECStatus {
+	st := &api.DNSSECStatus{Keys: map[string]int{}}
+	for _, c := range snap.Cases() {
+		if len(c.Keys) > 0 {
+			st.SignedCases++
+		}
+		for _, k := range c.Keys {
+			st.Keys[string(k.State)]++
+		}
+	}
+	return st
+}
+
+// keyCollector is takedown_dnssec_keys{state} and
+// takedown_dnssec_signed_cases, read from the served set at each scrape:
+// what this sinkhole signs with, on a sensor too.
+type keyCollector struct {
+	set         *servedset.Set
+	keys, cases *prometheus.Desc
+}
+
+func registerKeyMetrics(reg prometheus.Registerer, set *servedset.Set) error {
+	return reg.Register(&keyCollector{set: set,
+		keys: prometheus.NewDesc("takedown_dnssec_keys", "DNSSEC keys of the cases in the served set, by state (published, active, retired).",
+			[]string{"state"}, nil),
+		cases: prometheus.NewDesc("takedown_dnssec_signed_cases", "Cases of the served set whose zones are signed.", nil, nil)})
+}
+
+func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keys; ch <- c.cases }
+
+func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
+	st := keyCounts(c.set.Load())
+	for _, s := range []dnssec.State{dnssec.StatePublished, dnssec.StateActive, dnssec.StateRetired} {
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(st.Keys[string(s)]), string(s))
+	}
+	ch <- prometheus.MustNewConstMetric(c.cases, prometheus.GaugeValue, float64(st.SignedCases))
+}
+
 // ForCase gives the keys of a case for the served set: none for a case
 // that dns.dnssec does not sign; for one it signs, a key is made at the
 // first call (PublisherConfig.Keys).
@@ -47,10 +89,16 @@ func (k *Keys) ForCase(ctx context.Context, caseName string) ([]dnssec.Key, erro
 	if !d.Signs(caseName) {
 		return nil, nil
 	}
-	if _, err := k.Store.Ensure(ctx, caseName, d.AlgorithmNumber()); err != nil {
+	made, err := k.Store.Ensure(ctx, caseName, d.AlgorithmNumber())
+	if err != nil {
 		return nil, err
 	}
-	return k.Store.Keys(ctx, caseName)
+	keys, err := k.Store.Keys(ctx, caseName)
+	if err == nil && made && len(keys) == 1 {
+		err = k.Registry.RecordAccess(ctx, registry.Change{Actor: "serve", Reason: "dns.dnssec signs the case"}, "dnssec.key-made",
+			"case:"+caseName, map[string]any{"tag": keys[0].Tag(), "algorithm": keys[0].Algorithm})
+	}
+	return keys, err
 }
 
 // keyError maps the store's errors to the registry's, which the API and
@@ -124,11 +172,20 @@ func (k *Keys) DNSSECDS(ctx context.Context, caseName, zone string) ([]api.DSRec
 	return out, nil
 }
 
+// keyFile names the private key file of a request in errors.
+func keyFile(req api.RolloverRequest) string {
+	if req.KeyFile != "" {
+		return req.KeyFile
+	}
+	return "the private key given"
+}
+
 func dsRecord(caseName, zone string, in dnssec.Info) api.DSRecord {
 	key := dnssec.Key{Algorithm: in.Algorithm, Flags: in.Flags, PublicKey: in.PublicKey}
 	ds := key.DS(zone)
 	return api.DSRecord{Case: caseName, Zone: zone, KeyTag: ds.KeyTag, Algorithm: ds.Algorithm, DigestType: ds.DigestType,
-		Digest: ds.Digest, KeyState: in.State, Record: ds.String()}
+		Digest: ds.Digest, KeyState: in.State,
+		Record: fmt.Sprintf("%s IN DS %d %d %d %s", ds.Hdr.Name, ds.KeyTag, ds.Algorithm, ds.DigestType, ds.Digest)}
 }
 
 // DNSSECRollover starts or finishes a rollover of a case's key.
@@ -139,14 +196,29 @@ func (k *Keys) DNSSECRollover(ctx context.Context, req api.RolloverRequest, ch r
 	}
 	d := k.Cfg.DNS.DNSSEC
 	switch req.Step {
-	case "start":
-		in, err := k.Store.Start(ctx, req.Case, d.AlgorithmNumber(), nil)
+	case "start", "import":
+		var next *dnssec.Key
+		if req.PrivateKey != "" {
+			var err error
+			if next, err = dnssec.ReadKey([]byte(req.PrivateKey), keyFile(req)); err != nil {
+				return res, fmt.Errorf("%w (%w)", err, registry.ErrInvalid)
+			}
+		}
+		var in dnssec.Info
+		var err error
+		if req.Step == "start" {
+			in, err = k.Store.Start(ctx, req.Case, d.AlgorithmNumber(), next)
+		} else if next == nil {
+			err = fmt.Errorf("import: no private key given: %w", registry.ErrInvalid)
+		} else {
+			in, err = k.Store.Import(ctx, req.Case, []byte(req.PrivateKey), keyFile(req))
+		}
 		if err != nil {
 			return res, keyError(err)
 		}
 		res.Added = &in
 	case "finish":
-		wait := max(d.DSTTL, d.DNSKEYTTL, time.Duration(k.Cfg.DNS.TTL)*time.Second)
+		wait := max(d.DSTTL, time.Duration(k.Cfg.DNS.TTL)*time.Second)
 		gone, err := k.Store.Finish(ctx, req.Case, dnssec.FinishOptions{Wait: wait, Force: req.Force, Check: k.checkParents})
 		if err != nil {
 			return res, keyError(err)
@@ -157,6 +229,23 @@ func (k *Keys) DNSSECRollover(ctx context.Context, req api.RolloverRequest, ch r
 	}
 	if k.Changed != nil {
 		k.Changed(req.Case)
+	}
+	detail := map[string]any{}
+	if res.Added != nil {
+		detail["added"] = map[string]any{"tag": res.Added.Tag, "algorithm": res.Added.Algorithm}
+	}
+	if len(res.Removed) > 0 {
+		var tags []uint16
+		for _, r := range res.Removed {
+			tags = append(tags, r.Tag)
+		}
+		detail["removed"] = tags
+	}
+	if req.Force {
+		detail["forced"] = true
+	}
+	if err := k.Registry.RecordAccess(ctx, ch, "dnssec."+req.Step, "case:"+req.Case, detail); err != nil {
+		return res, err
 	}
 	var err error
 	res.DS, err = k.DNSSECDS(ctx, req.Case, "")

@@ -3,13 +3,17 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -384,5 +388,107 @@ func TestRetentionPrunesTheLog(t *testing.T) {
 	runRetention(ctx, st, prune, 30, slog.New(slog.DiscardHandler))
 	if pruned.IsZero() || !pruned.Equal(st.cutoff) {
 		t.Errorf("pruned before %v, deleted before %v", pruned, st.cutoff)
+	}
+}
+
+// TestEvidenceSignerCommand: serve signs its checkpoints through an
+// external signer, a shell script that signs with openssl (the key stays
+// in a file only the script reads), at start, every interval and at
+// shutdown; the checkpoints verify with the configured public key, and
+// serve makes no key of its own.
+func TestEvidenceSignerCommand(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("openssl is needed (Debian package openssl): ", err)
+	}
+	dir := t.TempDir()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := filepath.Join(dir, "hsm.pem")
+	if err := os.WriteFile(keyPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := note.NewEd25519VerifierKey("hsm.test", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// openssl signs Ed25519 in one shot from a file, not a pipe.
+	calls := filepath.Join(dir, "calls")
+	script := filepath.Join(dir, "sign.sh")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(`#!/bin/sh
+set -e
+msg=$(mktemp)
+trap 'rm -f "$msg"' EXIT
+cat > "$msg"
+echo signed >> %q
+exec openssl pkeyutl -sign -inkey %q -rawin -in "$msg"
+`, calls, keyPEM)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg, path := evidenceConfig(t, dir)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "evidence: {interval: 1s, signer_command: [%q], public_key: %q}\n", script, vkey)
+	f.Close()
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Replace(b, []byte("evidence: {interval: 1s}\n"), nil, 1), 0o644)
+	if cfg, err = config.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	seize(t, cfg, "wal", "waledac", seizedZone)
+	stop := serveInProcess(t, cfg)
+	ingestEvents(t, cfg, 0, 40)
+	var c evidence.Checkpoint
+	for deadline := time.Now().Add(20 * time.Second); c.Size < 3+1; time.Sleep(50 * time.Millisecond) {
+		if code, b := get(t, "http://"+cfg.API.Listen+"/api/v1/evidence/checkpoint"); code == http.StatusOK {
+			if c, err = evidence.ParseCheckpoint(b, note.VerifierList(v)); err != nil {
+				t.Fatalf("a checkpoint of serve does not verify with the signer's key: %v\n%s", err, b)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of the events signed by the script; last of size %d", c.Size)
+		}
+	}
+	if code, b := get(t, "http://"+cfg.API.Listen+"/api/v1/evidence/key"); code != http.StatusOK || strings.TrimSpace(string(b)) != vkey {
+		t.Errorf("the API's key: %d %q, want %q", code, b, vkey)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// At shutdown, the whole log is signed (by the script) and published.
+	if b, _ := os.ReadFile(calls); bytes.Count(b, []byte("\n")) < 2 {
+		t.Errorf("the script signed %d times, want at least 2 (at start and after the events)", bytes.Count(b, []byte("\n")))
+	}
+	local, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	size := int64(-1)
+	if sum, err := evidence.Peek(context.Background(), local.DB); err == nil && sum != nil {
+		size = sum.Size
+	}
+	latest, err := os.ReadFile(filepath.Join(cfg.Evidence.PublishDir, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := evidence.ParseCheckpoint(latest, note.VerifierList(v))
+	if err != nil || last.Size != size {
+		t.Errorf("the published checkpoint after shutdown: size %d (%v), the log has %d leaves", last.Size, err, size)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "evidence.key")); !os.IsNotExist(err) {
+		t.Errorf("serve made a key file beside the signer command: %v", err)
 	}
 }

@@ -100,6 +100,9 @@ func (s *server) openSensorSpool(context.Context) (func() error, error) {
 // sensor received, so that it answers at once, with or without NATS.
 func (s *server) loadServedFromDisk(context.Context) (func() error, error) {
 	s.served = servedset.NewSet()
+	if err := registerKeyMetrics(s.metrics, s.served); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(servedDir(s.cfg), 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}

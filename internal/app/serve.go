@@ -172,6 +172,10 @@ func (s *server) openDatabase(ctx context.Context) (func() error, error) {
 		return nil, err
 	}
 	s.local = local
+	if err := local.Registry.RegisterMetrics(s.metrics); err != nil {
+		local.Close()
+		return nil, fmt.Errorf("registry metrics: %w", err)
+	}
 	return local.Close, nil
 }
 
@@ -283,7 +287,13 @@ func (s *server) startPipeline(ctx context.Context) (func() error, error) {
 // load on; the stop ends that.
 func (s *server) startServedSet(ctx context.Context) (func() error, error) {
 	s.served = servedset.NewSet()
-	s.keys = &Keys{Cfg: s.cfg, Store: s.local.Keys, Registry: s.local.Registry}
+	if err := registerKeyMetrics(s.metrics, s.served); err != nil {
+		return nil, err
+	}
+	if s.status != nil {
+		s.status.served = s.served
+	}
+	s.keys = &Keys{Cfg: s.cfg, Store: s.local.Keys, Registry: s.local.Registry, ParentDS: s.local.Registry.ParentDS}
 	s.pub = s.local.Registry.NewPublisher(registry.PublisherConfig{
 		Served: s.served, Sinkhole: sinkholeConfig(s.cfg), Operator: s.cfg.Operator, Logger: s.log,
 		Keys: s.keys.ForCase,

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,16 +14,18 @@ import (
 	"github.com/takedown-project/takedown/internal/collect"
 	"github.com/takedown-project/takedown/internal/config"
 	"github.com/takedown-project/takedown/internal/enrich"
+	"github.com/takedown-project/takedown/internal/evidence"
 	"github.com/takedown-project/takedown/internal/pipeline"
 	"github.com/takedown-project/takedown/internal/quarantine"
+	"github.com/takedown-project/takedown/internal/servedset"
 	"github.com/takedown-project/takedown/internal/spool"
 	"github.com/takedown-project/takedown/internal/uniq"
 )
 
 // OfflineStatus describes the files of a takedown that no serve runs: the
-// store and what the spool holds (events that the next serve stores
-// first).
-func OfflineStatus(ctx context.Context, cfg config.Config, st EventStore) (api.Status, error) {
+// store, what the spool holds (events that the next serve stores first)
+// and, when db (the takedown database file) holds one, the evidence log.
+func OfflineStatus(ctx context.Context, cfg config.Config, st EventStore, db *sql.DB) (api.Status, error) {
 	s := api.Status{Time: time.Now().UTC(), Sensor: cfg.Sensor, Databases: []api.DatabaseStatus{}, Today: []api.UniqueToday{}}
 	s.Spool = api.SpoolStatus{Dir: cfg.Pipeline.SpoolDir, MaxBytes: int64(cfg.Pipeline.SpoolMaxMB) << 20}
 	s.Spool.Bytes, s.Spool.Segments = dirFiles(cfg.Pipeline.SpoolDir, ".seg")
@@ -32,8 +35,31 @@ func OfflineStatus(ctx context.Context, cfg config.Config, st EventStore) (api.S
 	if err != nil {
 		return s, err
 	}
+	if db != nil {
+		if s.Evidence, err = offlineEvidence(ctx, cfg, db, s.Time); err != nil {
+			return s, err
+		}
+	}
 	s.Store, err = storeStatus(ctx, cfg, st)
 	return s, err
+}
+
+// offlineEvidence describes the evidence log in db, nil when it has none.
+func offlineEvidence(ctx context.Context, cfg config.Config, db *sql.DB, now time.Time) (*api.EvidenceStatus, error) {
+	sum, err := evidence.Peek(ctx, db)
+	if err != nil || sum == nil {
+		return nil, err
+	}
+	st := &api.EvidenceStatus{Origin: cfg.Evidence.Origin, Size: sum.Size}
+	if vkey, err := EvidenceKey(cfg); err == nil {
+		st.Key = vkey
+	}
+	if c := sum.Last; c != nil {
+		st.Origin = c.Origin
+		st.CheckpointSize, st.CheckpointAt = c.Size, c.Time
+		st.CheckpointAge = now.Sub(c.Time).Seconds()
+	}
+	return st, nil
 }
 
 // spaceStatus fills in the free space of the spool's filesystem and the
@@ -103,6 +129,8 @@ type statusSource struct {
 	col *collect.Collector
 	// evid is the evidence log; nil when it is off.
 	evid *evidenceLog
+	// served is the served set, for the DNSSEC line; nil before it is made.
+	served *servedset.Set
 
 	mu   sync.Mutex
 	prev pipeline.Stats // at prevT, for the rates
@@ -173,6 +201,11 @@ func (s *statusSource) status(ctx context.Context) (api.Status, error) {
 	}
 	if s.evid != nil {
 		out.Evidence = s.evid.status(ctx, now)
+	}
+	if s.served != nil {
+		if st := keyCounts(s.served.Load()); st.SignedCases > 0 {
+			out.DNSSEC = st
+		}
 	}
 	var err error
 	out.Store, err = storeStatus(ctx, s.cfg, s.st)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/takedown-project/takedown/internal/api"
 	"github.com/takedown-project/takedown/internal/registry"
 	"github.com/takedown-project/takedown/internal/testnet"
 )
@@ -599,7 +600,10 @@ func TestStatus(t *testing.T) {
 	if !strings.Contains(off, "serve: not running") || !strings.Contains(off, filepath.Join(dataDir, "spool")) {
 		t.Fatalf("offline status:\n%s", off)
 	}
-	startServer(t, cfg, addr)
+	if strings.Contains(off, "evidence log") {
+		t.Errorf("offline status before the first serve shows an evidence log:\n%s", off)
+	}
+	stop := startServer(t, cfg, addr)
 	on := mustRun(t, cfg, "status")
 	for _, want := range []string{"serve: running as sensor test-1", "waiting in spool", "dropped", "store lag", "enrichment databases", "takedown.duckdb", "evidence log takedown/"} {
 		if !strings.Contains(on, want) {
@@ -614,6 +618,16 @@ func TestStatus(t *testing.T) {
 	// its API.
 	if cp := mustRun(t, cfg, "evidence", "checkpoint"); !strings.HasPrefix(cp, "takedown/") || !strings.Contains(cp, "\n\n\u2014 takedown/") {
 		t.Errorf("evidence checkpoint while serve runs:\n%s", cp)
+	}
+	// Once serve has stopped, the files: the log it signed at shutdown.
+	stop()
+	off = mustRun(t, cfg, "--mode", "local", "status")
+	if !strings.Contains(off, "serve: not running") || !regexp.MustCompile(`evidence log takedown/\S+: \d+ leaves, last checkpoint of \d+ leaves signed \S+ ago; key takedown/`).MatchString(off) {
+		t.Errorf("offline status after serve lacks the evidence log:\n%s", off)
+	}
+	var ost api.Status
+	if err := json.Unmarshal([]byte(mustRun(t, cfg, "--mode", "local", "status", "--json")), &ost); err != nil || ost.Evidence == nil || ost.Evidence.CheckpointAt.IsZero() || ost.Evidence.Size < ost.Evidence.CheckpointSize {
+		t.Errorf("offline status --json: evidence %+v, %v", ost.Evidence, err)
 	}
 }
 

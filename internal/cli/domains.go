@@ -82,9 +82,9 @@ then nothing is imported. "-" reads standard input.`,
 				if e.jsonOut {
 					return writeJSON(e.stdout, nonNil(ds))
 				}
-				t := newTable(e.stdout, "DOMAIN", "CASE", "STATE", "SINCE", "REGISTRAR", "REGISTRY", "FAMILY")
+				t := newTable(e.stdout, "DOMAIN", "CASE", "STATE", "SINCE", "DS", "REGISTRAR", "REGISTRY", "FAMILY")
 				for _, d := range ds {
-					t.row(d.Name, d.Case, string(d.State), stamp(d.StateSince), orDash(d.Registrar), orDash(d.Registry), orDash(d.Family))
+					t.row(d.Name, d.Case, string(d.State), stamp(d.StateSince), orDash(string(d.DSState)), orDash(d.Registrar), orDash(d.Registry), orDash(d.Family))
 				}
 				return t.flush()
 			})
@@ -124,7 +124,9 @@ then nothing is imported. "-" reads standard input.`,
 					if dl.Problem != "" {
 						fmt.Fprintf(w, ": %s", dl.Problem)
 					}
-					fmt.Fprint(w, "\n\n")
+					fmt.Fprint(w, "\n")
+					writeDSState(w, dl)
+					fmt.Fprint(w, "\n")
 				} else {
 					fmt.Fprint(w, "delegation: never checked (takedown domains verify)\n\n")
 				}
@@ -236,15 +238,18 @@ func (e *env) deadlinesCommand() *cobra.Command {
 				}
 				if len(ds) == 0 {
 					fmt.Fprintf(e.stdout, "no deadlines within %s\n", within)
-					return nil
+				} else {
+					t := newTable(e.stdout, "DUE", "IN", "CASE", "KIND", "ORDER", "REFERENCE")
+					for _, d := range ds {
+						left := d.Due.Sub(now)
+						days := int(left.Hours() / 24)
+						t.row(day(d.Due), fmt.Sprintf("%dd", days), d.Case, d.Kind, fmt.Sprintf("%d %s", d.OrderID, d.OrderType), orDash(d.Reference))
+					}
+					if err := t.flush(); err != nil {
+						return err
+					}
 				}
-				t := newTable(e.stdout, "DUE", "IN", "CASE", "KIND", "ORDER", "REFERENCE")
-				for _, d := range ds {
-					left := d.Due.Sub(now)
-					days := int(left.Hours() / 24)
-					t.row(day(d.Due), fmt.Sprintf("%dd", days), d.Case, d.Kind, fmt.Sprintf("%d %s", d.OrderID, d.OrderType), orDash(d.Reference))
-				}
-				return t.flush()
+				return warnStaleDS(ctx, e.stdout, b)
 			})
 		},
 	}
@@ -260,4 +265,48 @@ func readAllLimited(r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("input larger than %d bytes", max)
 	}
 	return data, err
+}
+
+// writeDSState writes the "dnssec:" lines of domains show: what the DS
+// records at the parent mean, and the records.
+func writeDSState(w io.Writer, dl *registry.DelegationCheck) {
+	switch dl.DSState {
+	case registry.DSUnsigned:
+		fmt.Fprint(w, "dnssec:     unsigned (no DS record at the parent that resolvers use): resolvers take the sinkhole's answers as insecure\n")
+	case registry.DSSigned:
+		fmt.Fprint(w, "dnssec:     signed (a DS record at the parent is one of our keys)\n")
+	case registry.DSStale:
+		fmt.Fprint(w, "dnssec:     STALE DS at the parent, none of them ours: validating resolvers answer SERVFAIL; the registry must remove or replace them (takedown registrars package)\n")
+	case registry.DSError:
+		fmt.Fprintf(w, "dnssec:     DS records could not be read: %s\n", dl.DSProblem)
+	default:
+		fmt.Fprint(w, "dnssec:     DS records not checked (takedown domains verify)\n")
+	}
+	for _, ds := range dl.DS {
+		fmt.Fprintf(w, "            DS %s\n", ds)
+	}
+}
+
+// warnStaleDS warns, after the deadlines, of the domains whose last check
+// found stale DS records at the parent: until the registry removes them,
+// validating resolvers answer SERVFAIL and the census misses their bots.
+func warnStaleDS(ctx context.Context, w io.Writer, b Backend) error {
+	ds, err := b.ListDomains(ctx, registry.DomainFilter{})
+	if err != nil {
+		return err
+	}
+	var stale []string
+	for _, d := range ds {
+		if d.DSState == registry.DSStale && d.State != registry.StateReleased {
+			stale = append(stale, d.Name+" ("+d.Case+")")
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nwarning: %d domain(s) with stale DS records at the parent (validating resolvers answer SERVFAIL; takedown registrars package says what to ask the registries):\n", len(stale))
+	for _, s := range stale {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
+	return nil
 }

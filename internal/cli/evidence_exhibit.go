@@ -87,7 +87,7 @@ func (e *env) exportExhibit(ctx context.Context, l *evidenceLog, c exhibit.Confi
 		return nil, fmt.Errorf("evidence: the key signs as %q but the log's verifier key is %q", vkey, l.vkey)
 	}
 	configured, inDataDir := demoWorld(l.cfg)
-	c.Registry, c.Events, c.Log, c.DB = l.local.Registry, l.local.Store, l.log, l.local.DB
+	c.Registry, c.Events, c.Log = l.local.Registry, l.local.Store, l.log
 	c.Signer, c.VerifierKey = signer, vkey
 	c.MapSource, c.Demo = []string{l.cfg.Sensor, l.cfg.Operator}, configured || inDataDir
 	c.Progress, c.Now = e.stderr, e.now

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -543,9 +542,6 @@ func parseWhen(flag, s string, end bool) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// leafSpan is a batch leaf's events' time range.
-type leafSpan struct{ first, last int64 }
-
 // checkStore compares the stored events of res's period with the hashes
 // the batch leaves of the period list, adding a finding for each event
 // stored but in no leaf and each hash listed but not stored.
@@ -581,7 +577,7 @@ func (e *env) checkStore(ctx context.Context, l *evidenceLog, res *checkResult) 
 	if err != nil {
 		return err
 	}
-	spans, err := leafSpans(ctx, l.local.DB, fromNs, toNs)
+	spans, err := l.log.LeafSpans(ctx, fromNs, toNs)
 	if err != nil {
 		return err
 	}
@@ -590,11 +586,11 @@ func (e *env) checkStore(ctx context.Context, l *evidenceLog, res *checkResult) 
 	// edge is found where it is.
 	q := eventstore.ScanQuery{From: res.From, To: res.To}
 	for _, sp := range spans {
-		if !q.From.IsZero() && sp.first < q.From.UnixNano() {
-			q.From = time.Unix(0, sp.first).UTC()
+		if !q.From.IsZero() && sp.First < q.From.UnixNano() {
+			q.From = time.Unix(0, sp.First).UTC()
 		}
-		if !q.To.IsZero() && sp.last >= q.To.UnixNano() {
-			q.To = time.Unix(0, sp.last+1).UTC()
+		if !q.To.IsZero() && sp.Last >= q.To.UnixNano() {
+			q.To = time.Unix(0, sp.Last+1).UTC()
 		}
 	}
 	own := map[string]bool{}
@@ -640,7 +636,7 @@ func (e *env) checkStore(ctx context.Context, l *evidenceLog, res *checkResult) 
 		}
 		f := finding{Kind: "missing", Leaf: idx, Hash: hex.EncodeToString(h[:])}
 		sp := spans[idx]
-		f.Time, f.TimeTo = time.Unix(0, sp.first).UTC(), time.Unix(0, sp.last).UTC()
+		f.Time, f.TimeTo = time.Unix(0, sp.First).UTC(), time.Unix(0, sp.Last).UTC()
 		f.Message = fmt.Sprintf("leaf %d lists event %x (its batch's events are of %s to %s), which the store does not hold: deleted or changed",
 			idx, h, f.Time.Format(time.RFC3339Nano), f.TimeTo.Format(time.RFC3339Nano))
 		missing = append(missing, f)
@@ -656,28 +652,6 @@ func (e *env) checkStore(ctx context.Context, l *evidenceLog, res *checkResult) 
 		fmt.Fprintf(e.stderr, "%d leaves of the period were pruned by retention, with their events: not checked\n", pruned)
 	}
 	return nil
-}
-
-// leafSpans reads the events' time range of the batch leaves that meet
-// [fromNs, toNs) from the log's table (evidence_leaves: first_ns,
-// last_ns, the documented layout).
-func leafSpans(ctx context.Context, db *sql.DB, fromNs, toNs int64) (map[int64]leafSpan, error) {
-	rows, err := db.QueryContext(ctx, `SELECT idx, first_ns, last_ns FROM evidence_leaves
-		WHERE kind = 'batch' AND first_ns < ? AND last_ns >= ?`, toNs, fromNs)
-	if err != nil {
-		return nil, fmt.Errorf("evidence log: reading leaves: %w", err)
-	}
-	defer rows.Close()
-	out := map[int64]leafSpan{}
-	for rows.Next() {
-		var idx int64
-		var sp leafSpan
-		if err := rows.Scan(&idx, &sp.first, &sp.last); err != nil {
-			return nil, fmt.Errorf("evidence log: reading leaves: %w", err)
-		}
-		out[idx] = sp
-	}
-	return out, rows.Err()
 }
 
 func (e *env) evidenceCosign() *cobra.Command {

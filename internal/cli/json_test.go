@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -137,6 +138,15 @@ func TestJSONOutputEveryCommand(t *testing.T) {
 	step("domains", "list", "--json")
 	step("domains", "show", "bad.example.com", "--json")
 	step("domains", "verify", "--case", "waledac-2010", "--resolver", nxResolver(t), "--json")
+	keygen, err := exec.Command("dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", "-K", dir, "bad.example.com").Output()
+	if err != nil {
+		t.Fatalf("dnssec-keygen: %v", err)
+	}
+	step("dnssec", "import", "--case", "waledac-2010", filepath.Join(dir, strings.TrimSpace(string(keygen))+".private"), "--json")
+	step("dnssec", "rollover", "start", "--case", "waledac-2010", "--json")
+	step("dnssec", "rollover", "finish", "--case", "waledac-2010", "--force", "--json")
+	step("dnssec", "keys", "--json")
+	step("dnssec", "ds", "--case", "waledac-2010", "--json")
 	if out := step("deadlines", "--within", "30d", "--json"); !strings.Contains(out, `"kind": "expiry"`) {
 		t.Errorf("deadlines --json lists no expiry:\n%s", out)
 	}

@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -48,11 +49,12 @@ type localBackend struct {
 	app.LocalQuarantine
 	*app.Keys
 	cfg config.Config
+	db  *sql.DB // the takedown database file, for the evidence log
 }
 
 // Status describes the files, since no server runs.
 func (l localBackend) Status(ctx context.Context) (api.Status, error) {
-	return app.OfflineStatus(ctx, l.cfg, l.EventStore)
+	return app.OfflineStatus(ctx, l.cfg, l.EventStore, l.db)
 }
 
 // env is what every command shares: the global flags, the config, the
@@ -161,6 +163,7 @@ which of its machines are infected.
 		e.reportCommand(),
 		e.usersCommand(),
 		e.evidenceCommand(),
+		e.dnssecCommand(),
 		e.versionCommand(),
 		e.docsCommand(),
 	)
@@ -258,8 +261,8 @@ func (e *env) backend(ctx context.Context) (b Backend, close func() error, err e
 	// The CLI prints what it did; of the reports' log only warnings (a
 	// delivery attempt failed) go to stderr.
 	repLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	keys := &app.Keys{Cfg: cfg, Store: l.Keys, Registry: l.Registry}
-	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), app.LocalQuarantine{Cfg: cfg, Log: repLog}, keys, cfg}, l.Close, nil
+	keys := &app.Keys{Cfg: cfg, Store: l.Keys, Registry: l.Registry, ParentDS: l.Registry.ParentDS}
+	return localBackend{l.Registry, l.Store, app.LocalReports(cfg, l, repLog), app.LocalQuarantine{Cfg: cfg, Log: repLog}, keys, cfg, l.DB}, l.Close, nil
 }
 
 func (e *env) remote(ctx context.Context, cfg config.Config) (*api.Client, error) {

@@ -111,10 +111,17 @@ func printStatus(w io.Writer, st api.Status) error {
 			fmt.Fprintf(w, ", last checkpoint of %s leaves signed %s ago", thousands(ev.CheckpointSize),
 				(time.Duration(ev.CheckpointAge) * time.Second).String())
 		}
-		fmt.Fprintf(w, "; key %s\n", ev.Key)
+		if ev.Key != "" {
+			fmt.Fprintf(w, "; key %s", ev.Key)
+		}
+		fmt.Fprintln(w)
 		if ev.Error != "" {
 			fmt.Fprintf(w, "  CHECKPOINTS FAIL: %s\n", ev.Error)
 		}
+	}
+	if d := st.DNSSEC; d != nil {
+		fmt.Fprintf(w, "dnssec: %d case(s) signed; keys %d active, %d published, %d retired\n", d.SignedCases,
+			d.Keys["active"], d.Keys["published"], d.Keys["retired"])
 	}
 	if st.Serving {
 		fmt.Fprintln(w, "\nenrichment databases")

@@ -146,6 +146,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("store: {retention_days: 3, path: p}\n"))
 	f.Add([]byte("feed: {listen: '[::]:443', tls: {acme: {domains: [feed.example.org], directory_url: 'https://ca.example/d'}}}\n"))
 	f.Add([]byte("dashboard: {listen: 127.0.0.1:8443, tls: {cert_file: c, key_file: k}}\napi: {tls: {cert_file: c}}\n"))
+	f.Add([]byte("dns: {dnssec: {cases: [a, all], algorithm: '15', ds_ttl: 2h}}\n"))
 	f.Add([]byte("store: {engine: clickhouse, clickhouse: {addrs: [127.0.0.1:9000], database: td, cluster: c, shards: [127.0.0.1:9000]}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.yaml", data)

@@ -19,26 +19,19 @@ type DNSSEC struct {
 	// Algorithm of the keys made: ecdsap256sha256 (13, the default) or
 	// ed25519 (15), by name or number. Keys made before keep theirs.
 	Algorithm string `yaml:"algorithm"`
-	// DNSKEYTTL is the TTL of the DNSKEY RRset, from 1m to 7 days, less
-	// than half the signature validity. Default 1h.
-	DNSKEYTTL time.Duration `yaml:"dnskey_ttl"`
-	// SignatureValidity is how long a signature is valid, from 1 day to 90
-	// days; signatures are made again when half of it is left. Default
-	// 14 days (336h).
-	SignatureValidity time.Duration `yaml:"signature_validity"`
 	// DSTTL is the TTL of the DS records in the parent zones (the
 	// registries'; a day for most gTLDs), up to 7 days: `dnssec rollover
-	// finish` waits that long (or the DNSKEY TTL or the answers' TTL, if
+	// finish` waits that long (or dns.ttl, the DNSKEY set's TTL, if
 	// longer) after the new key was published. Default 24h.
+	//
+	// The DNSKEY set has the answers' TTL (dns.ttl), and signatures are
+	// valid for 14 days, made again when half is left
+	// (internal/dnssink): neither is configured.
 	DSTTL time.Duration `yaml:"ds_ttl"`
 }
 
-// Defaults of dns.dnssec.
-const (
-	DefaultDNSKEYTTL         = time.Hour
-	DefaultSignatureValidity = 14 * 24 * time.Hour
-	DefaultDSTTL             = 24 * time.Hour
-)
+// DefaultDSTTL is dns.dnssec.ds_ttl unless configured.
+const DefaultDSTTL = 24 * time.Hour
 
 // AllCases in dns.dnssec.cases signs every case.
 const AllCases = "all"
@@ -67,12 +60,6 @@ func (d DNSSEC) AlgorithmNumber() uint8 {
 
 func (c *Config) fillDNSSEC() {
 	d := &c.DNS.DNSSEC
-	if d.DNSKEYTTL == 0 {
-		d.DNSKEYTTL = DefaultDNSKEYTTL
-	}
-	if d.SignatureValidity == 0 {
-		d.SignatureValidity = DefaultSignatureValidity
-	}
 	if d.DSTTL == 0 {
 		d.DSTTL = DefaultDSTTL
 	}
@@ -97,14 +84,6 @@ func (c *Config) checkDNSSEC(bad func(key, format string, args ...any)) {
 	}
 	if d.AlgorithmNumber() == 0 {
 		bad("dns.dnssec.algorithm", "%q is not one of ecdsap256sha256 (13), ed25519 (15)", d.Algorithm)
-	}
-	switch {
-	case d.SignatureValidity < 24*time.Hour || d.SignatureValidity > 90*24*time.Hour:
-		bad("dns.dnssec.signature_validity", "%s: want from 24h (a day) to 2160h (90 days)", d.SignatureValidity)
-	case d.DNSKEYTTL < time.Minute || d.DNSKEYTTL > 7*24*time.Hour || d.DNSKEYTTL%time.Second != 0:
-		bad("dns.dnssec.dnskey_ttl", "%s: want whole seconds from 1m to 168h (7 days)", d.DNSKEYTTL)
-	case d.DNSKEYTTL >= d.SignatureValidity/2:
-		bad("dns.dnssec.dnskey_ttl", "%s: want less than half of signature_validity (%s), so that a cached DNSKEY outlives no signature", d.DNSKEYTTL, d.SignatureValidity)
 	}
 	if d.DSTTL < 0 || d.DSTTL > 7*24*time.Hour {
 		bad("dns.dnssec.ds_ttl", "%s: want from 0 to 168h (7 days)", d.DSTTL)

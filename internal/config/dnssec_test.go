@@ -6,13 +6,12 @@ import (
 )
 
 func TestDNSSECConfig(t *testing.T) {
-	c, err := Parse("t.yaml", []byte("dns:\n  dnssec: {cases: [waledac-2010, b], algorithm: 15, dnskey_ttl: 30m, ds_ttl: 2h}\n"))
+	c, err := Parse("t.yaml", []byte("dns:\n  dnssec: {cases: [waledac-2010, b], algorithm: 15, ds_ttl: 2h}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := c.DNS.DNSSEC
-	if !d.Signs("waledac-2010") || d.Signs("other") || d.AlgorithmNumber() != 15 || d.DNSKEYTTL != 30*time.Minute ||
-		d.DSTTL != 2*time.Hour || d.SignatureValidity != DefaultSignatureValidity {
+	if !d.Signs("waledac-2010") || d.Signs("other") || d.AlgorithmNumber() != 15 || d.DSTTL != 2*time.Hour {
 		t.Errorf("decoded %+v", d)
 	}
 	c, err = Parse("t.yaml", []byte("dns:\n  dnssec: {cases: [all], algorithm: ECDSAP256SHA256}\n"))
@@ -20,7 +19,7 @@ func TestDNSSECConfig(t *testing.T) {
 		t.Errorf("cases [all]: %v %+v", err, c.DNS.DNSSEC)
 	}
 	c, err = Parse("t.yaml", nil)
-	if err != nil || c.DNS.DNSSEC.Signs("any") || c.DNS.DNSSEC.AlgorithmNumber() != 13 || c.DNS.DNSSEC.DNSKEYTTL != DefaultDNSKEYTTL {
+	if err != nil || c.DNS.DNSSEC.Signs("any") || c.DNS.DNSSEC.AlgorithmNumber() != 13 || c.DNS.DNSSEC.DSTTL != DefaultDSTTL {
 		t.Errorf("defaults: %v %+v", err, c.DNS.DNSSEC)
 	}
 }
@@ -32,9 +31,8 @@ func TestDNSSECConfigErrors(t *testing.T) {
 		{"all and more", "dns: {dnssec: {cases: [all, a]}}\n", []string{"dns.dnssec.cases[0]", "give it alone"}},
 		{"bad handle", "dns: {dnssec: {cases: [Big Case]}}\n", []string{"dns.dnssec.cases[0]", `"Big Case" is not a case handle`}},
 		{"twice", "dns: {dnssec: {cases: [a, a]}}\n", []string{"dns.dnssec.cases[1]", "listed twice"}},
-		{"validity", "dns: {dnssec: {signature_validity: 1h}}\n", []string{"dns.dnssec.signature_validity", "1h0m0s", "from 24h"}},
-		{"ttl vs validity", "dns: {dnssec: {signature_validity: 48h, dnskey_ttl: 30h}}\n", []string{"dns.dnssec.dnskey_ttl", "less than half"}},
-		{"ttl fraction", "dns: {dnssec: {dnskey_ttl: 90.5s}}\n", []string{"dns.dnssec.dnskey_ttl", "whole seconds"}},
+		{"negative ds ttl", "dns: {dnssec: {ds_ttl: -1h}}\n", []string{"dns.dnssec.ds_ttl", "-1h0m0s"}},
+		{"no such key", "dns: {dnssec: {signature_validity: 1h}}\n", []string{`unknown key "signature_validity"`}},
 		{"ds ttl", "dns: {dnssec: {ds_ttl: 200h}}\n", []string{"dns.dnssec.ds_ttl", "200h0m0s"}},
 		{"not a duration", "dns: {dnssec: {ds_ttl: a day}}\n", []string{"t.yaml", "a day"}},
 	})

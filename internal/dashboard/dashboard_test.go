@@ -101,8 +101,10 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	if err := f.reg.RecordDelegation(ctx, []registry.DelegationCheck{
-		{Domain: names[0], CheckedAt: time.Now().UTC(), Verified: true, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.53"}},
-		{Domain: names[1], CheckedAt: time.Now().UTC(), NS: []string{"ns.parking.example"}, Addrs: []string{"203.0.113.9"}, Problem: "NS points elsewhere: 203.0.113.9"},
+		{Domain: names[0], CheckedAt: time.Now().UTC(), Verified: true, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.53"},
+			DSState: registry.DSUnsigned},
+		{Domain: names[1], CheckedAt: time.Now().UTC(), NS: []string{"ns.parking.example"}, Addrs: []string{"203.0.113.9"}, Problem: "NS points elsewhere: 203.0.113.9",
+			DSState: registry.DSStale, DS: []string{staleDSRecord}},
 	}, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -721,6 +723,9 @@ func TestPages(t *testing.T) {
 
 // TestNumbers: the overview and the map say what the rollup says, and the
 // map's colours are worldmap's.
+// staleDSRecord is the registrant's DS record that b-wal.example still has.
+const staleDSRecord = "2371 13 2 1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7C2F1A3D3B4C5D6E7F8091A2B"
+
 func TestNumbers(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.login(t, "vic")
@@ -770,6 +775,18 @@ func TestNumbers(t *testing.T) {
 	if len(dd.Domains) != 3 || dd.Domains[0].Queries != 20 || dd.Domains[0].LastQuery.IsZero() || !dd.Domains[0].Delegation.Verified ||
 		dd.Domains[1].Delegation.Problem != "NS points elsewhere: [address]" || dd.Domains[2].Delegation != nil {
 		t.Errorf("domains %+v", dd.Domains)
+	}
+	if d0, d1 := dd.Domains[0].Delegation, dd.Domains[1].Delegation; d0.DSState != registry.DSUnsigned || d1.DSState != registry.DSStale ||
+		len(d1.DS) != 1 || d1.DS[0] != staleDSRecord {
+		t.Errorf("domains' DS: %+v, %+v", d0, d1)
+	}
+	_, body = c.do("GET", "/ui/api/cases", nil, nil)
+	var cd casesData
+	if err := json.Unmarshal(body, &cd); err != nil {
+		t.Fatal(err)
+	}
+	if len(cd.StaleDS) != 1 || cd.StaleDS[0] != (staleDS{Name: "b-wal.example", Case: "wal"}) {
+		t.Errorf("cases: stale DS %+v", cd.StaleDS)
 	}
 }
 

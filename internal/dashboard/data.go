@@ -766,6 +766,14 @@ type casesData struct {
 	Now       time.Time           `json:"now"`
 	Cases     []registry.Case     `json:"cases"`
 	Deadlines []registry.Deadline `json:"deadlines"`
+	// StaleDS are the domains (not released) whose last check found
+	// stale DS records at the parent: a warning beside the deadlines.
+	StaleDS []staleDS `json:"stale_ds"`
+}
+
+type staleDS struct {
+	Name string `json:"name"`
+	Case string `json:"case"`
 }
 
 // cases is GET /ui/api/cases: the cases with their orders and domain
@@ -795,7 +803,17 @@ func (d *Dashboard) cases(w http.ResponseWriter, r *http.Request, s *users.Sessi
 			dl[i].Reference = redactAddrs(dl[i].Reference)
 		}
 	}
-	writeJSON(w, r, http.StatusOK, casesData{Now: now, Cases: orEmpty(cs), Deadlines: orEmpty(dl)})
+	all, err := d.cfg.Registry.ListDomains(ctx, registry.DomainFilter{})
+	if err != nil {
+		return err
+	}
+	stale := []staleDS{}
+	for _, dm := range all {
+		if dm.DSState == registry.DSStale && dm.State != registry.StateReleased {
+			stale = append(stale, staleDS{Name: dm.Name, Case: dm.Case})
+		}
+	}
+	writeJSON(w, r, http.StatusOK, casesData{Now: now, Cases: orEmpty(cs), Deadlines: orEmpty(dl), StaleDS: stale})
 	return nil
 }
 
@@ -807,6 +825,11 @@ type delegationView struct {
 	NS        []string  `json:"ns"`
 	Addrs     []string  `json:"addrs,omitempty"`
 	Problem   string    `json:"problem,omitempty"`
+	// DSState, DS and DSProblem: the DS records at the parent (see
+	// registry.DelegationCheck).
+	DSState   registry.DSState `json:"ds_state,omitempty"`
+	DS        []string         `json:"ds,omitempty"`
+	DSProblem string           `json:"ds_problem,omitempty"`
 }
 
 type domainRow struct {
@@ -890,7 +913,8 @@ func (d *Dashboard) domains(w http.ResponseWriter, r *http.Request, s *users.Ses
 			row.LastQuery, row.Queries = z.Last, z.Queries
 		}
 		if c, ok := dels[dm.Name]; ok {
-			v := &delegationView{CheckedAt: c.CheckedAt, Verified: c.Verified, NS: orEmpty(c.NS), Problem: c.Problem}
+			v := &delegationView{CheckedAt: c.CheckedAt, Verified: c.Verified, NS: orEmpty(c.NS), Problem: c.Problem,
+				DSState: c.DSState, DS: c.DS, DSProblem: c.DSProblem}
 			if sees {
 				v.Addrs = c.Addrs
 			} else {

@@ -30,6 +30,11 @@ waledac         NS    ns2.sinkhole.example.
 conficker       NS    NS1.SINKHOLE.EXAMPLE.
 conficker       NS    ns2.sinkhole.example.
 
+; seized, delegated to us, the registrant's DS records still in place
+signedbefore    NS    ns1.sinkhole.example.
+signedbefore    DS    60485 13 2 D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A
+signedbefore    DS    2371 13 2 1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7C2F1A3D3B4C5D6E7F8091A2B
+
 ; still parked at the registrar
 parked          NS    ns1.parking-registrar.example.
 parked          NS    ns2.parking-registrar.example.
@@ -51,7 +56,7 @@ func TestBIND(t *testing.T) {
 
 	domains := []string{
 		"waledac.com", "CONFICKER.com.", "parked.com", "mixed.com", "notthere.com",
-		"direct.com", "direct-foreign.com", "example.org",
+		"direct.com", "direct-foreign.com", "example.org", "signedbefore.com",
 	}
 	cfg := Config{
 		Resolver:    addr,
@@ -80,7 +85,13 @@ func TestBIND(t *testing.T) {
 		{Domain: "direct-foreign.com", Problem: "no NS records (NODATA)",
 			Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.7")}},
 		// Not BIND's zone, and it does not recurse.
-		{Domain: "example.org", Problem: "REFUSED; address lookup: A: REFUSED; AAAA: REFUSED"},
+		{Domain: "example.org", Problem: "REFUSED; address lookup: A: REFUSED; AAAA: REFUSED", DSProblem: "REFUSED"},
+		{Domain: "signedbefore.com", Verified: true, NS: []string{"ns1.sinkhole.example"}, DS: []*dns.DS{
+			{Hdr: dns.RR_Header{Name: "signedbefore.com.", Rrtype: dns.TypeDS, Class: dns.ClassINET, Ttl: 3600}, KeyTag: 2371, Algorithm: 13, DigestType: 2,
+				Digest: "1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7C2F1A3D3B4C5D6E7F8091A2B"},
+			{Hdr: dns.RR_Header{Name: "signedbefore.com.", Rrtype: dns.TypeDS, Class: dns.ClassINET, Ttl: 3600}, KeyTag: 60485, Algorithm: 13, DigestType: 2,
+				Digest: "D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A"},
+		}},
 	}
 	for i := range want {
 		want[i].CheckedAt = fixed

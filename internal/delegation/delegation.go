@@ -5,6 +5,7 @@
 package delegation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,19 @@ type Result struct {
 	// Config.Addrs.
 	AddrsOurs bool
 
+	// DS are the domain's DS records at its parent: the answer to a DS
+	// query (with DO and CD set, so a validating resolver passes them on
+	// whatever it makes of them), sorted by key tag, algorithm, digest
+	// type and digest. None when the parent has none or the domain does
+	// not exist (NXDOMAIN).
+	DS []*dns.DS
+
+	// DSProblem says why the DS records could not be read: the DS query's
+	// rcode ("SERVFAIL", "REFUSED", …), "resolver timeout", or the NS
+	// query's problem when that query already failed. Empty when they
+	// were read, even when there are none.
+	DSProblem string
+
 	// Problem explains, for people, why the domain is not verified, e.g.
 	// "NS points elsewhere: ns1.parking.example" or "no NS records
 	// (NXDOMAIN)". It is empty for a verified domain unless the address
@@ -159,7 +173,7 @@ func Check(ctx context.Context, cfg Config, domains []string, progress func(done
 	// ctx ended before every domain was handed to a worker.
 	for i, ok := range checked {
 		if !ok {
-			results[i] = Result{Domain: domains[i], Problem: notChecked + ctx.Err().Error()}
+			results[i] = Result{Domain: domains[i], Problem: notChecked + ctx.Err().Error(), DSProblem: notChecked + ctx.Err().Error()}
 		}
 	}
 	return results, ctx.Err()
@@ -237,6 +251,7 @@ func (c *checker) check(ctx context.Context, domain string) (res Result, cut boo
 	name := strings.TrimSpace(domain)
 	if _, ok := dns.IsDomainName(name); !ok || name == "" || name == "." {
 		res.Problem = fmt.Sprintf("invalid domain name %q", domain)
+		res.DSProblem = res.Problem
 		return res, false
 	}
 	qname := dns.CanonicalName(name)
@@ -244,6 +259,7 @@ func (c *checker) check(ctx context.Context, domain string) (res Result, cut boo
 	resp, err := c.query(ctx, qname, dns.TypeNS)
 	if err != nil {
 		res.Problem = describeErr(ctx, err)
+		res.DSProblem = res.Problem
 		return res, false
 	}
 	ns, problem := nsNames(resp, qname)
@@ -263,7 +279,13 @@ func (c *checker) check(ctx context.Context, domain string) (res Result, cut boo
 		res.Verified = true
 	}
 	if resp.Rcode == dns.RcodeNameError {
-		return res, false // no addresses to look for
+		return res, false // no addresses or DS records to look for
+	}
+
+	if dsResp, err := c.query(ctx, qname, dns.TypeDS); err != nil {
+		res.DSProblem = describeErr(ctx, err)
+	} else {
+		res.DS, res.DSProblem = dsRecords(dsResp, qname)
 	}
 
 	var addrProblems []string
@@ -329,6 +351,32 @@ func nsNames(resp *dns.Msg, qname string) (names []string, problem string) {
 	return slices.Compact(names), ""
 }
 
+// dsRecords takes the DS records owned by qname from the answer section of
+// a DS query's response, sorted. NXDOMAIN means none; other rcodes are a
+// problem.
+func dsRecords(resp *dns.Msg, qname string) (ds []*dns.DS, problem string) {
+	switch resp.Rcode {
+	case dns.RcodeSuccess:
+	case dns.RcodeNameError:
+		return nil, ""
+	default:
+		return nil, rcodeText(resp.Rcode)
+	}
+	for _, rr := range resp.Answer {
+		if d, ok := rr.(*dns.DS); ok && strings.EqualFold(d.Hdr.Name, qname) {
+			ds = append(ds, d)
+		}
+	}
+	slices.SortFunc(ds, func(a, b *dns.DS) int {
+		return cmp.Or(cmp.Compare(a.KeyTag, b.KeyTag), cmp.Compare(a.Algorithm, b.Algorithm),
+			cmp.Compare(a.DigestType, b.DigestType), cmp.Compare(strings.ToUpper(a.Digest), strings.ToUpper(b.Digest)))
+	})
+	ds = slices.CompactFunc(ds, func(a, b *dns.DS) bool {
+		return a.KeyTag == b.KeyTag && a.Algorithm == b.Algorithm && a.DigestType == b.DigestType && strings.EqualFold(a.Digest, b.Digest)
+	})
+	return ds, ""
+}
+
 // answerAddrs returns the A/AAAA addresses in the answer section. A chain a
 // recursive resolver already followed (CNAME then A) counts, as that is what
 // clients get; referrals and additional records do not.
@@ -368,7 +416,10 @@ func (c *checker) query(ctx context.Context, qname string, qtype uint16) (*dns.M
 		m := new(dns.Msg)
 		m.SetQuestion(qname, qtype)
 		m.RecursionDesired = true
-		m.SetEdns0(1232, false)
+		// DS records are asked with DO (else there is nothing to see) and
+		// CD (else a validating resolver that finds them bogus keeps them).
+		m.SetEdns0(1232, qtype == dns.TypeDS)
+		m.CheckingDisabled = qtype == dns.TypeDS
 		resp, err := c.exchange(ctx, "udp", m)
 		if err == nil && resp.Truncated {
 			resp, err = c.exchange(ctx, "tcp", m)

@@ -3,6 +3,7 @@ package delegation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -50,6 +51,15 @@ func rr(t *testing.T, s string) dns.RR {
 	return r
 }
 
+// signedDS are the DS records the fake has for signed.test, sorted, in
+// upper case, owned by the root (the test sets the owner).
+var signedDS = []*dns.DS{
+	{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeDS, Class: dns.ClassINET, Ttl: 60}, KeyTag: 2371, Algorithm: 13, DigestType: 2,
+		Digest: "1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7C2F1A3D3B4C5D6E7F8091A2B"},
+	{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeDS, Class: dns.ClassINET, Ttl: 60}, KeyTag: 60485, Algorithm: 13, DigestType: 2,
+		Digest: "D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A"},
+}
+
 func startFake(t *testing.T) *fakeServer {
 	t.Helper()
 	f := &fakeServer{hits: map[string]int{}, silentHit: make(chan struct{}, 1)}
@@ -86,6 +96,21 @@ func startFake(t *testing.T) *fakeServer {
 				m.Answer = []dns.RR{rr(t, q.Name+" 60 NS ns1.sinkhole.example."), rr(t, q.Name+" 60 NS ns2.sinkhole.example.")}
 			case dns.TypeA:
 				m.Answer = []dns.RR{rr(t, q.Name+" 60 A 192.0.2.53")}
+			}
+		case label == "signed" || label == "signed-tc":
+			switch {
+			case q.Qtype == dns.TypeNS:
+				m.Answer = []dns.RR{rr(t, q.Name+" 60 NS ns1.sinkhole.example.")}
+			case q.Qtype != dns.TypeDS:
+			case label == "signed-tc" && network == "udp":
+				m.Truncated = true
+			case req.IsEdns0() != nil && req.IsEdns0().Do() && req.CheckingDisabled:
+				// Out of order, once in lower case: sorted and
+				// de-duplicated.
+				m.Answer = []dns.RR{rr(t, q.Name+" 60 DS 60485 13 2 d4b7d520e7bb5f0f67674a0cceb1e3e0614b93c4f9e99b8383f6a1e4469da50a"),
+					rr(t, q.Name+" 60 DS 2371 13 2 1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7C2F1A3D3B4C5D6E7F8091A2B"),
+					rr(t, q.Name+" 60 DS 60485 13 2 D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A"),
+					rr(t, "other.test. 60 DS 1 13 2 1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7C2F1A3D3B4C5D6E7F8091A2B")}
 			}
 		case label == "halfsilent":
 			m.Answer = []dns.RR{rr(t, q.Name+" 60 NS ns1.sinkhole.example.")}
@@ -143,7 +168,7 @@ func TestCheckFake(t *testing.T) {
 	cfg.Timeout = 0 // the default: no timeouts expected here, even under -race on a busy machine
 	cfg.Now = func() time.Time { return fixed }
 
-	domains := []string{"tc.test", "servfail.test", "referral.test.", "nodata.test", "cname.test", "gone.test", "bad..name"}
+	domains := []string{"tc.test", "servfail.test", "referral.test.", "nodata.test", "cname.test", "gone.test", "bad..name", "signed.test", "signed-tc.test"}
 	var calls []int
 	res, err := Check(t.Context(), cfg, domains, func(done int) { calls = append(calls, done) })
 	if err != nil {
@@ -151,23 +176,32 @@ func TestCheckFake(t *testing.T) {
 	}
 	want := []Result{
 		{Domain: "tc.test", Verified: true, NS: []string{"ns1.sinkhole.example", "ns2.sinkhole.example"}, Addrs: []netip.Addr{sinkA}, AddrsOurs: true},
-		{Domain: "servfail.test", Problem: "SERVFAIL; address lookup: A: SERVFAIL; AAAA: SERVFAIL"},
+		{Domain: "servfail.test", Problem: "SERVFAIL; address lookup: A: SERVFAIL; AAAA: SERVFAIL", DSProblem: "SERVFAIL"},
 		{Domain: "referral.test.", Verified: true, NS: []string{"ns1.sinkhole.example", "ns2.sinkhole.example"}},
 		{Domain: "nodata.test", Problem: "no NS records (NODATA)"},
 		{Domain: "cname.test", Problem: "no NS records (answer has other records, e.g. a CNAME)", Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.9")}},
 		{Domain: "gone.test", Problem: "no NS records (NXDOMAIN)"},
-		{Domain: "bad..name", Problem: `invalid domain name "bad..name"`},
+		{Domain: "bad..name", Problem: `invalid domain name "bad..name"`, DSProblem: `invalid domain name "bad..name"`},
+		{Domain: "signed.test", Verified: true, NS: []string{"ns1.sinkhole.example"}, DS: []*dns.DS{signedDS[0], signedDS[1]}},
+		{Domain: "signed-tc.test", Verified: true, NS: []string{"ns1.sinkhole.example"}, DS: []*dns.DS{signedDS[0], signedDS[1]}},
+	}
+	for _, d := range want[len(want)-2:] {
+		for i, ds := range d.DS {
+			c := *ds
+			c.Hdr.Name = dns.Fqdn(d.Domain)
+			d.DS[i] = &c
+		}
 	}
 	for i := range want {
 		want[i].CheckedAt = fixed
 	}
 	compareResults(t, res, want)
 
-	if !slices.Equal(calls, []int{1, 2, 3, 4, 5, 6, 7}) {
+	if !slices.Equal(calls, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}) {
 		t.Errorf("progress calls %v", calls)
 	}
 	// TC over UDP made Check ask again over TCP.
-	for _, key := range []string{"udp tc.test. NS", "tcp tc.test. NS", "udp tc.test. A", "tcp tc.test. A"} {
+	for _, key := range []string{"udp tc.test. NS", "tcp tc.test. NS", "udp tc.test. A", "tcp tc.test. A", "udp signed-tc.test. DS", "tcp signed-tc.test. DS"} {
 		if n := f.count(key); n != 1 {
 			t.Errorf("%s: %d queries, want 1", key, n)
 		}
@@ -182,7 +216,8 @@ func compareResults(t *testing.T, got, want []Result) {
 	for i := range want {
 		g, w := got[i], want[i]
 		if g.Domain != w.Domain || !g.CheckedAt.Equal(w.CheckedAt) || g.Verified != w.Verified ||
-			!slices.Equal(g.NS, w.NS) || !slices.Equal(g.Addrs, w.Addrs) || g.AddrsOurs != w.AddrsOurs || g.Problem != w.Problem {
+			!slices.Equal(g.NS, w.NS) || !slices.Equal(g.Addrs, w.Addrs) || g.AddrsOurs != w.AddrsOurs || g.Problem != w.Problem ||
+			fmt.Sprint(g.DS) != fmt.Sprint(w.DS) || g.DSProblem != w.DSProblem {
 			t.Errorf("result %d:\n got %+v\nwant %+v", i, g, w)
 		}
 	}
@@ -224,7 +259,7 @@ func TestCheckTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Result{Domain: "Halfsilent.Test", CheckedAt: res[0].CheckedAt, Verified: true, NS: []string{"ns1.sinkhole.example"},
-		Problem: "address lookup: A: resolver timeout; AAAA: resolver timeout"}
+		Problem: "address lookup: A: resolver timeout; AAAA: resolver timeout", DSProblem: "resolver timeout"}
 	compareResults(t, res, []Result{want})
 }
 

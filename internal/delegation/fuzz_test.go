@@ -9,7 +9,7 @@ import (
 )
 
 // FuzzResponse feeds arbitrary DNS responses to the code that reads NS
-// names and addresses out of them.
+// names, DS records and addresses out of them.
 func FuzzResponse(f *testing.F) {
 	seed := func(rcode int, answer, ns []string) {
 		m := new(dns.Msg)
@@ -34,6 +34,8 @@ func FuzzResponse(f *testing.F) {
 	seed(dns.RcodeSuccess, []string{"seized.test. 60 CNAME x.example.", "x.example. 60 A 192.0.2.1", "x.example. 60 AAAA ::ffff:192.0.2.1"}, nil)
 	seed(dns.RcodeNameError, nil, []string{"test. 60 SOA ns.test. h.test. 1 2 3 4 5"})
 	seed(dns.RcodeServerFailure, nil, nil)
+	seed(dns.RcodeSuccess, []string{"seized.test. 60 DS 60485 13 2 D4B7D520E7BB5F0F67674A0CCEB1E3E0614B93C4F9E99B8383F6A1E4469DA50A",
+		"SEIZED.test. 60 DS 2371 8 1 1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7", "other.test. 60 DS 1 13 2 00"}, nil)
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := new(dns.Msg)
@@ -50,6 +52,18 @@ func FuzzResponse(f *testing.F) {
 		for _, n := range names {
 			if n != strings.ToLower(n) || strings.HasSuffix(n, ".") {
 				t.Fatalf("not normalised: %q", n)
+			}
+		}
+		ds, problem := dsRecords(m, "seized.test.")
+		if len(ds) > 0 && problem != "" {
+			t.Fatalf("DS records %v with problem %q", ds, problem)
+		}
+		for i, d := range ds {
+			if !strings.EqualFold(d.Hdr.Name, "seized.test.") {
+				t.Fatalf("DS of %s", d.Hdr.Name)
+			}
+			if i > 0 && ds[i-1].KeyTag > d.KeyTag {
+				t.Fatalf("unsorted DS records %v", ds)
 			}
 		}
 		for _, a := range answerAddrs(m) {

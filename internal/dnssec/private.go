@@ -179,6 +179,16 @@ func NewKey(alg uint8) (*Key, error) {
 	return keyOf(alg, signer)
 }
 
+// ReadKey returns the key of a private key file (ParsePrivate), published
+// and not yet dated.
+func ReadKey(data []byte, file string) (*Key, error) {
+	alg, signer, err := ParsePrivate(data, file)
+	if err != nil {
+		return nil, err
+	}
+	return keyOf(alg, signer)
+}
+
 // keyOf is the key of signer, published and not yet dated.
 func keyOf(alg uint8, signer crypto.Signer) (*Key, error) {
 	pub, err := PublicKeyOf(alg, signer)

@@ -339,11 +339,7 @@ func (s *Store) Ensure(ctx context.Context, caseName string, alg uint8) (made bo
 // so that its zones are signed with it; else refused (start a rollover to
 // it instead: Start with the key).
 func (s *Store) Import(ctx context.Context, caseName string, data []byte, file string) (Info, error) {
-	alg, signer, err := ParsePrivate(data, file)
-	if err != nil {
-		return Info{}, err
-	}
-	k, err := keyOf(alg, signer)
+	k, err := ReadKey(data, file)
 	if err != nil {
 		return Info{}, err
 	}
@@ -423,9 +419,9 @@ type FinishOptions struct {
 
 // Finish ends the rollover of the case named: the old keys stop signing and
 // leave the DNSKEY set (retired and removed at once: every answer is
-// signed by the new key already). It refuses with ErrTooEarly before
-// Wait has passed since the new key was published, and with what Check
-// returns, unless Force. It returns the keys retired.
+// signed by the new key already). Unless Force, it refuses with what
+// Check returns, then with ErrTooEarly before Wait has passed since the
+// new key was published. It returns the keys retired.
 func (s *Store) Finish(ctx context.Context, caseName string, o FinishOptions) ([]Info, error) {
 	var old []Info
 	err := s.change(ctx, caseName, func(tx *sql.Tx, keys []Info, now time.Time) error {
@@ -438,14 +434,14 @@ func (s *Store) Finish(ctx context.Context, caseName string, o FinishOptions) ([
 		next := keys[len(keys)-1]
 		old = keys[:len(keys)-1]
 		if !o.Force {
-			if ready := next.Created.Add(o.Wait); now.Before(ready) {
-				return fmt.Errorf("dnssec: case %s: key %d was published at %s: caches may hold the old DS or DNSKEY set until %s (in %s); finish then, or with --force: %w",
-					caseName, next.Tag, next.Created.Format(time.RFC3339), ready.Format(time.RFC3339), ready.Sub(now).Round(time.Second), ErrTooEarly)
-			}
 			if o.Check != nil {
 				if err := o.Check(ctx, next, old); err != nil {
 					return err
 				}
+			}
+			if ready := next.Created.Add(o.Wait); now.Before(ready) {
+				return fmt.Errorf("dnssec: case %s: key %d was published at %s: caches may hold the old DS or DNSKEY set until %s (in %s); finish then, or with --force: %w",
+					caseName, next.Tag, next.Created.Format(time.RFC3339), ready.Format(time.RFC3339), ready.Sub(now).Round(time.Second), ErrTooEarly)
 			}
 		}
 		for i := range old {

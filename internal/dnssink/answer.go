@@ -319,7 +319,7 @@ func (v *view) answerZone(resp *dns.Msg, qu *query, zm servedset.Match) []byte {
 	}
 	var sz *signedZone
 	if kind == nodeApex || kind == nodeWildcard {
-		sz = v.signedFor(zm)
+		sz = v.signedOrAsk(zm)
 	}
 	if sz != nil {
 		// A signed zone's serial is the one it was signed at.

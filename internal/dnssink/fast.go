@@ -186,7 +186,7 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 			return nil, false
 		}
 		serial := v.set.Serial()
-		sz := v.signedFor(zm)
+		sz := v.signedOrAsk(zm)
 		if sz != nil {
 			switch fq.qtype {
 			case dns.TypeDNSKEY, dns.TypeNSEC, dns.TypeRRSIG:

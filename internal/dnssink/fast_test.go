@@ -29,6 +29,9 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		// The case waledac signs: seized.test is signed (example.com
 		// holds a name server and is not).
 		"signed": func(*servedset.Sinkhole) {},
+		// Two keys of two algorithms sign (a rollover by double
+		// signature), and no AAAA: fewer RRsets, two RRSIGs each.
+		"signed twice": func(c *servedset.Sinkhole) { c.AAAA = nil },
 	}
 	names := []string{
 		"example.com.", "EXAMPLE.com.", "a.b.ExAmPlE.cOm.", "x-1_y.example.com.", "deep.example.com.",
@@ -45,15 +48,19 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		sh := testSinkhole()
 		mod(&sh)
 		cfg.Served = servedSet(t, sh, testZones)
-		if cname == "signed" {
+		signed := strings.HasPrefix(cname, "signed")
+		switch cname {
+		case "signed":
 			cfg.Served = signedSet(t, sh, testZones, map[string][]dnssec.Key{"waledac": {testKey(t, dns.ECDSAP256SHA256)}})
+		case "signed twice":
+			cfg.Served = signedSet(t, sh, testZones, map[string][]dnssec.Key{"waledac": {testKey(t, dns.ECDSAP256SHA256), testKey(t, dns.ED25519)}})
 		}
 		fixed := time.Date(2010, 2, 24, 12, 0, 0, 0, time.UTC)
 		cfg.Now = func() time.Time { return fixed }
 		fast, frec := startServer(t, cfg)
 		slow, srec := startServer(t, cfg)
 		slow.noFast = true
-		if cname == "signed" {
+		if signed {
 			// One set of signatures for both (ECDSA signatures differ
 			// each time).
 			waitSigned(t, fast, 1)

@@ -89,7 +89,8 @@ func FuzzHandlePacket(f *testing.F) {
 // makes them differ), every response must parse, and none over UDP may be
 // larger than allowed.
 func FuzzSignedAnswers(f *testing.F) {
-	for _, name := range []string{"seized.test.", "www.Seized.test.", "x.bot.co.test.", "!.seized.test.", "plain.test."} {
+	for _, name := range []string{"seized.test.", "www.Seized.test.", "x.bot.co.test.", "!.seized.test.", "plain.test.",
+		`\000.seized.test.`, `\*x.seized.test.`, "*.seized.test.", "a.*.seized.test.", `a\.b.seized.test.`} {
 		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeMX, dns.TypeSRV, dns.TypeDS, dns.TypeDNSKEY, dns.TypeANY} {
 			for _, size := range []uint16{0, 512, 1232} {
 				m := question(name, qt)

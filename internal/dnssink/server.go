@@ -148,7 +148,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	// Follow the served set from now on; then take its current snapshot
 	// (a step in between is taken twice, which changes nothing).
-	s.sign = newSigner(s, newSignedZones(), DefaultResignCheck)
+	signed := newSignedZones()
+	signed.urgent = make(chan string, urgentQueue)
+	s.sign = newSigner(s, signed, DefaultResignCheck)
 	s.unsubscribe = cfg.Served.Subscribe(func(u servedset.Update) { s.follow(u.New, u.Delta) })
 	if len(cfg.A)+len(cfg.AAAA) > 0 {
 		s.own = &servedset.Sinkhole{A: cfg.A, AAAA: cfg.AAAA}

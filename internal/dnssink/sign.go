@@ -28,8 +28,9 @@ import (
 // of a signed answer is built from the zone's name and the answers shared
 // by all zones, as the unsigned answers are.
 
-// Signature times: valid for two weeks, made again when half of that is
-// left, dated an hour back for resolvers whose clocks are behind.
+// Signature times: valid for two weeks (less up to a day, per zone:
+// sigJitter), made again when half of that is left, dated an hour back for
+// resolvers whose clocks are behind.
 const (
 	sigValidity = 14 * 24 * time.Hour
 	sigSkew     = time.Hour
@@ -207,9 +208,20 @@ type signedZone struct {
 }
 
 // refreshDue reports whether sz must be signed again at now: half its
-// validity has passed.
+// validity is left.
 func (sz *signedZone) refreshDue(now time.Time) bool {
-	return now.Unix() >= int64(sz.inception)+int64((sigSkew+sigValidity/2)/time.Second)
+	return now.Unix() >= int64(sz.expiration)-int64(sigValidity/2/time.Second)
+}
+
+// sigJitter takes up to a day off a zone's validity, the same for a zone
+// every time: zones signed together (all of them, at start) come due for a
+// refresh spread over a day, not in one burst.
+func sigJitter(apex string) time.Duration {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(apex); i++ {
+		h = (h ^ uint32(apex[i])) * 16777619
+	}
+	return time.Duration(h%86400) * time.Second
 }
 
 // rrset returns the RRset of a slot of zone apex (lower case, no trailing
@@ -271,7 +283,7 @@ func (zk *zoneKeys) sign(apex string, serial uint32, now time.Time) (*signedZone
 	sz := &signedZone{
 		zk: zk, serial: serial,
 		inception:  uint32(now.Add(-sigSkew).Unix()),
-		expiration: uint32(now.Add(sigValidity).Unix()),
+		expiration: uint32(now.Add(sigValidity - sigJitter(apex)).Unix()),
 		sigs:       make([]byte, zk.size),
 	}
 	fqdn := apex + "."
@@ -374,6 +386,9 @@ type signedZones struct {
 	seed   maphash.Seed
 	shards [64]signedShard
 	n      atomic.Int64
+	// urgent, if not nil, takes the apexes of zones asked for before
+	// their turn to be signed came (a server's signer signs them first).
+	urgent chan string
 }
 
 type signedShard struct {
@@ -443,6 +458,20 @@ func (v *view) signedFor(m servedset.Match) *signedZone {
 		return nil
 	}
 	return v.signed.get(m.Apex)
+}
+
+// signedOrAsk is signedFor for the query path: a zone of a signing case
+// that is not signed yet (a sinkhole just started with many zones) is
+// handed to the signer to sign before the others, without waiting.
+func (v *view) signedOrAsk(m servedset.Match) *signedZone {
+	sz := v.signedFor(m)
+	if sz == nil && v.signed.urgent != nil && int(m.Case) < len(v.signs) && v.signs[m.Case] != nil && !v.signs[m.Case].ans.holdsNS(m.Apex) {
+		select {
+		case v.signed.urgent <- m.Apex:
+		default:
+		}
+	}
+	return sz
 }
 
 // lowerName returns name in lower case without the trailing dot.

@@ -503,3 +503,96 @@ func TestSignedSizeAndRRL(t *testing.T) {
 		}
 	}
 }
+
+// TestSignerSignsAskedZonesFirst starts a sinkhole on many zones of a
+// signing case: zones asked for while the first pass is under way are
+// signed before their turn.
+func TestSignerSignsAskedZonesFirst(t *testing.T) {
+	const n = 2000
+	zones := make([]testZone, n)
+	for i := range zones {
+		zones[i] = testZone{Name: fmt.Sprintf("z%04d.test", i), Case: "waledac", TXT: "sinkholed"}
+	}
+	cfg := testConfig()
+	cfg.Listen = nil
+	cfg.Served = signedSet(t, testSinkhole(), zones, map[string][]dnssec.Key{"waledac": {testKey(t, dns.ED25519)}})
+	s, _ := startServer(t, cfg)
+	asked := []string{"z0007.test", "z0500.test", "z1000.test", "z1500.test", "z1999.test"}
+	for _, z := range asked {
+		doQuery(t, s, "bot."+z+".", dns.TypeA, true)
+	}
+	waitFor(t, "the zones asked for signed", func() bool {
+		for _, z := range asked {
+			if s.sign.zones.get(z) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if got := s.sign.zones.n.Load(); got >= n/2 {
+		t.Errorf("%d of %d zones signed by the time the 5 asked for were: not signed first", got, n)
+	}
+	r := doQuery(t, s, "bot.z1999.test.", dns.TypeA, true)
+	key := testKey(t, dns.ED25519)
+	verifySection(t, "bot.z1999.test A", r.Answer, key.DNSKEY("z1999.test", DefaultTTL), time.Now())
+}
+
+// TestZoneSourceSignsAgain follows a zone of the transfer server's source
+// (which signs when asked, having no signer of its own): the same signed
+// zone while nothing changes, signed again with a later serial when its
+// case publishes another key and when half the validity has passed, and
+// unsigned once the case has no keys.
+func TestZoneSourceSignsAgain(t *testing.T) {
+	key := testKey(t, dns.ECDSAP256SHA256)
+	set := signedSet(t, testSinkhole(), signZones, map[string][]dnssec.Key{"waledac": {key}})
+	src := NewZoneSource(set)
+	clock := time.Now()
+	src.now = func() time.Time { return clock }
+	soa := func(step string, dnskeys int) *dns.SOA {
+		t.Helper()
+		rrs, ok := src.ZoneRecords("seized.test.")
+		if !ok {
+			t.Fatalf("%s: not served", step)
+		}
+		n, sigs := 0, 0
+		for _, rr := range rrs {
+			switch rr.Header().Rrtype {
+			case dns.TypeDNSKEY:
+				n++
+			case dns.TypeRRSIG:
+				sigs++
+			}
+		}
+		if n != dnskeys || (dnskeys > 0) != (sigs > 0) {
+			t.Fatalf("%s: %d DNSKEY and %d RRSIG, want %d DNSKEY", step, n, sigs, dnskeys)
+		}
+		return rrs[0].(*dns.SOA)
+	}
+	apply := func(c servedset.Case) {
+		t.Helper()
+		cur := set.Load()
+		if err := set.Apply(&servedset.Delta{From: cur.Serial(), To: cur.Serial() + 1, Cases: []servedset.Case{c}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := soa("start", 1)
+	if again := soa("asked again", 1); again.Serial != first.Serial {
+		t.Errorf("serial %d asked again, was %d", again.Serial, first.Serial)
+	}
+	next := newTestKey(t, dns.ED25519)
+	next.State = dnssec.StatePublished
+	apply(servedset.Case{Name: "waledac", Family: "waledac", TXT: signZones[0].TXT, Keys: []dnssec.Key{key, next}})
+	rolled := soa("key published", 2)
+	if !servedset.SerialLess(first.Serial, rolled.Serial) {
+		t.Errorf("serial %d after a key was published, was %d", rolled.Serial, first.Serial)
+	}
+	clock = clock.Add(sigValidity/2 + time.Minute)
+	if refreshed := soa("half the validity passed", 2); !servedset.SerialLess(rolled.Serial, refreshed.Serial) {
+		t.Errorf("serial %d after a refresh, was %d", refreshed.Serial, rolled.Serial)
+	}
+	apply(servedset.Case{Name: "waledac", Family: "waledac", TXT: signZones[0].TXT})
+	soa("signing off", 0)
+	if n := src.signed.n.Load(); n != 0 {
+		t.Errorf("%d zones kept signed after signing was turned off", n)
+	}
+}

@@ -1,6 +1,7 @@
 package dnssink
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,8 @@ import (
 // answers of every zone change, and when half the validity of its
 // signatures has passed; it forgets zones that are no longer served or
 // signed. A step of the served set costs it the zones the step names; a
-// change of keys or answers, and the periodic check, a pass over the zones.
+// change of keys or answers, and the periodic check, a pass over the zones,
+// signed by half the Ps (at least one).
 type signer struct {
 	s     *Server
 	zones *signedZones
@@ -31,8 +33,12 @@ type signer struct {
 }
 
 // maxDeltas bounds the steps queued while the signer is busy; beyond it a
-// pass over every zone replaces them.
-const maxDeltas = 1024
+// pass over every zone replaces them. urgentQueue bounds the zones asked
+// for before their turn (more are dropped: asked again, they come back).
+const (
+	maxDeltas   = 1024
+	urgentQueue = 4096
+)
 
 func newSigner(s *Server, zones *signedZones, every time.Duration) *signer {
 	return &signer{
@@ -85,14 +91,21 @@ func (g *signer) loop() {
 	defer t.Stop()
 	for {
 		g.run()
-		select {
-		case <-g.stop:
-			return
-		case <-g.wake:
-		case <-t.C:
-			g.mu.Lock()
-			g.full = true
-			g.mu.Unlock()
+	wait:
+		for {
+			select {
+			case <-g.stop:
+				return
+			case apex := <-g.zones.urgent:
+				g.signUrgent(apex)
+			case <-g.wake:
+				break wait
+			case <-t.C:
+				g.mu.Lock()
+				g.full = true
+				g.mu.Unlock()
+				break wait
+			}
 		}
 	}
 }
@@ -108,13 +121,25 @@ func (g *signer) kick() {
 	}
 }
 
-// stopped reports whether shutdown began.
+// stopped reports whether shutdown began; on the way it signs the zones
+// that queries asked for before their turn.
 func (g *signer) stopped() bool {
-	select {
-	case <-g.stop:
-		return true
-	default:
-		return false
+	for {
+		select {
+		case <-g.stop:
+			return true
+		case apex := <-g.zones.urgent:
+			g.signUrgent(apex)
+		default:
+			return false
+		}
+	}
+}
+
+// signUrgent signs a zone a query asked for, in the current view.
+func (g *signer) signUrgent(apex string) {
+	if g.check(g.s.view.Load(), apex, g.s.now()) > 0 {
+		g.s.m.signedZones.Set(float64(g.zones.n.Load()))
 	}
 }
 
@@ -169,14 +194,33 @@ func sameSigns(a, b []*zoneKeys) bool {
 // pass checks every zone of v and forgets the signed zones v no longer
 // serves; it returns the number of zones it signed.
 func (g *signer) pass(v *view) int {
-	signed := 0
+	var signed atomic.Int64
 	if v.signs != nil {
+		// Half the Ps sign (at least one): the rest answer queries.
 		now := g.s.now()
+		work := make(chan string, 64)
+		var wg sync.WaitGroup
+		for range max(1, runtime.GOMAXPROCS(0)/2) {
+			wg.Go(func() {
+				for apex := range work {
+					select {
+					case <-g.stop:
+					default:
+						signed.Add(int64(g.check(v, apex, now)))
+					}
+				}
+			})
+		}
 		for apex := range v.set.All() {
 			if g.stopped() {
-				return signed
+				break
 			}
-			signed += g.check(v, apex, now)
+			work <- apex
+		}
+		close(work)
+		wg.Wait()
+		if g.stopped() {
+			return int(signed.Load())
 		}
 	}
 	for _, apex := range g.zones.apexes() {
@@ -184,7 +228,7 @@ func (g *signer) pass(v *view) int {
 			g.zones.del(apex)
 		}
 	}
-	return signed
+	return int(signed.Load())
 }
 
 // check signs zone apex (lower case) if it needs it, forgets it if it is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"reflect"
@@ -168,4 +169,93 @@ func TestRoundTripClickHouse(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	roundTrip(t, s, richEvents())
+}
+
+// TestWriteAheadClickHouse: with the ClickHouse engine the leaf goes first
+// (no hook before its commit); a batch whose leaf is logged but which the
+// server does not store (it was killed) is stored by the replay under other
+// leaves. Every stored event is stored once and is in a leaf; the failed
+// batch's events are in two.
+func TestWriteAheadClickHouse(t *testing.T) {
+	c := chtest.Start(t, chtest.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	ch, err := chstore.Open(ctx, chstore.Config{Addrs: c.Addrs(), Database: "evidence", Username: c.User(), Password: c.Password()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	if _, ok := any(ch).(evidence.PreCommitAppender); ok {
+		t.Fatal("chstore has AppendMarkedBefore: this test is of the engine without it")
+	}
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	s := evidence.NewStore(ch, l)
+	events := batch(0, 20)
+	if err := s.AppendMarked(ctx, events[:10], "spool", []byte("10")); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(0)
+	short, cancelShort := context.WithTimeout(ctx, 10*time.Second)
+	err = s.AppendMarked(short, events[10:], "spool", []byte("20"))
+	cancelShort()
+	if err == nil {
+		t.Fatal("a batch stored by a killed server")
+	}
+	if size, _ := l.Size(ctx); size != 2 {
+		t.Fatalf("%d leaves after the failed batch, want 2: its leaf comes first", size)
+	}
+	c.Restart(0)
+	// The replay, from the mark, in another grouping.
+	for _, part := range [][2]int{{10, 15}, {15, 20}} {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			err := s.AppendMarked(ctx, events[part[0]:part[1]], "spool", []byte(fmt.Sprint(part[1])))
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replaying events %d to %d after the restart: %v", part[0], part[1]-1, err)
+			}
+		}
+	}
+	if mark, err := s.Mark(ctx, "spool"); err != nil || string(mark) != "20" {
+		t.Fatalf("mark %q, %v; want 20", mark, err)
+	}
+	size, _ := l.Size(ctx)
+	logged := map[[32]byte]int{}
+	for i := range size {
+		data, err := l.Leaf(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lf, err := evidence.ParseLeaf(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range lf.Events {
+			logged[h]++
+		}
+	}
+	stored := map[[32]byte]int{}
+	err = ch.Scan(ctx, eventstore.ScanQuery{}, func(e *event.Event) error {
+		stored[evidence.EventHash(e)]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != len(events) {
+		t.Fatalf("%d distinct events stored, want %d", len(stored), len(events))
+	}
+	for h, n := range stored {
+		if n != 1 || logged[h] == 0 {
+			t.Errorf("event %x stored %d times, in %d leaves", h[:4], n, logged[h])
+		}
+	}
+	if a, b := logged[evidence.EventHash(&events[0])], logged[evidence.EventHash(&events[10])]; a != 1 || b != 2 {
+		t.Errorf("event 0 in %d leaves (want 1), event 10 in %d (want 2: the failed batch's and the replay's)", a, b)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -186,6 +187,35 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	return l, nil
 }
 
+// Summary is what Peek reads of a log.
+type Summary struct {
+	// Size is the number of leaves.
+	Size int64
+	// Last is the newest checkpoint, its signature not checked; nil when
+	// none was signed yet.
+	Last *Checkpoint
+}
+
+// Peek reads the size and the last checkpoint of the log in db without
+// opening it: it changes nothing in the file (Open brings the schema up to
+// date) and checks nothing (Verify does). It returns nil when db holds no
+// log. `takedown status` without a serve shows it.
+func Peek(ctx context.Context, db *sql.DB) (*Summary, error) {
+	v, err := migrate.Version(ctx, db, Component)
+	if err != nil || v == 0 {
+		return nil, err
+	}
+	var sum Summary
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM evidence_leaves`).Scan(&sum.Size); err != nil {
+		return nil, fmt.Errorf("evidence log: counting leaves: %w", err)
+	}
+	sum.Last, err = (&Log{}).lastCheckpoint(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return &sum, nil
+}
+
 // Origin returns the log's name in its checkpoints.
 func (l *Log) Origin() string { return l.origin }
 
@@ -273,7 +303,10 @@ type newLeaf struct {
 	firstNs, lastNs sql.NullInt64
 	events          int
 	auditSeq        sql.NullInt64
-	data            []byte
+	// data is the leaf data; stored, when not nil, what the table keeps
+	// of it (packed), and hash its record hash.
+	data, stored []byte
+	hash         tlog.Hash
 }
 
 // append adds leaves in one transaction, with their stored hashes, and
@@ -301,7 +334,14 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 	var bulk leafColumns
 	for i, lf := range leaves {
 		n := first + int64(i)
-		rh := tlog.RecordHash(lf.data)
+		rh := lf.hash
+		if lf.data != nil {
+			rh = tlog.RecordHash(lf.data)
+		}
+		keep := lf.stored
+		if keep == nil {
+			keep = lf.data
+		}
 		hs, err := tlog.StoredHashesForRecordHash(n, rh, r)
 		if err != nil {
 			return 0, fmt.Errorf("evidence log: hashing leaf %d: %w", n, err)
@@ -314,7 +354,7 @@ func (l *Log) append(ctx context.Context, leaves []newLeaf) (int64, error) {
 		}
 		if len(leaves) == 1 {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_leaves (idx, kind, logged_at, first_ns, last_ns, events, audit_seq, data, hash)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, lf.data, rh[:]); err != nil {
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, n, lf.kind, at, lf.firstNs, lf.lastNs, lf.events, lf.auditSeq, keep, rh[:]); err != nil {
 				return 0, fmt.Errorf("evidence log: storing leaf %d: %w", n, err)
 			}
 		} else {
@@ -396,7 +436,9 @@ func (l *Log) appendHashed(ctx context.Context, hashes [][32]byte, tr [2]int64) 
 	if len(hashes) == 0 {
 		return 0, errors.New("evidence log: an empty batch has no leaf")
 	}
-	lf := newLeaf{kind: KindBatch, events: len(hashes), data: BatchLeaf(hashes),
+	sorted := slices.Clone(hashes)
+	slices.SortFunc(sorted, compareHashes)
+	lf := newLeaf{kind: KindBatch, events: len(hashes), stored: packBatch(sorted), hash: batchRecordHash(sorted),
 		firstNs: sql.NullInt64{Int64: tr[0], Valid: true}, lastNs: sql.NullInt64{Int64: tr[1], Valid: true}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -647,7 +689,11 @@ func (l *Log) Leaf(ctx context.Context, idx int64) ([]byte, error) {
 	if data == nil {
 		return nil, fmt.Errorf("evidence log: leaf %d: %w", idx, ErrPruned)
 	}
-	return data, nil
+	doc, err := unpack(data)
+	if err != nil {
+		return nil, fmt.Errorf("evidence log: leaf %d: %w", idx, err)
+	}
+	return doc, nil
 }
 
 // AuditLeafIndex returns the index of the leaf that logs audit entry seq,
@@ -666,7 +712,8 @@ func (l *Log) AuditLeafIndex(ctx context.Context, seq int64) (int64, error) {
 
 // Leaves calls fn with the index and data of each batch leaf whose events'
 // time range meets [fromNs, toNs), in index order. Pruned leaves are
-// passed with nil data.
+// passed with nil data; stored data that does not unpack is passed as it
+// is stored, which ParseLeaf refuses.
 func (l *Log) Leaves(ctx context.Context, fromNs, toNs int64, fn func(idx int64, data []byte) error) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT idx, data FROM evidence_leaves
 		WHERE kind = 'batch' AND first_ns < ? AND last_ns >= ? ORDER BY idx`, toNs, fromNs)
@@ -680,12 +727,68 @@ func (l *Log) Leaves(ctx context.Context, fromNs, toNs int64, fn func(idx int64,
 		if err := rows.Scan(&idx, &data); err != nil {
 			return fmt.Errorf("evidence log: reading leaves: %w", err)
 		}
+		if doc, err := unpack(data); err == nil {
+			data = doc
+		}
 		if err := fn(idx, data); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("evidence log: reading leaves: %w", err)
+	}
+	return nil
+}
+
+// Span is the time range of a batch leaf's events, in Unix nanoseconds:
+// the first and the last event's time.
+type Span struct{ First, Last int64 }
+
+// LeafSpans returns the time range of the events of each batch leaf whose
+// range meets [fromNs, toNs), by leaf index: the leaves Leaves passes.
+func (l *Log) LeafSpans(ctx context.Context, fromNs, toNs int64) (map[int64]Span, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT idx, first_ns, last_ns FROM evidence_leaves
+		WHERE kind = 'batch' AND first_ns < ? AND last_ns >= ?`, toNs, fromNs)
+	if err != nil {
+		return nil, fmt.Errorf("evidence log: reading the leaves' time ranges: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]Span{}
+	for rows.Next() {
+		var idx int64
+		var sp Span
+		if err := rows.Scan(&idx, &sp.First, &sp.Last); err != nil {
+			return nil, fmt.Errorf("evidence log: reading the leaves' time ranges: %w", err)
+		}
+		out[idx] = sp
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evidence log: reading the leaves' time ranges: %w", err)
+	}
+	return out, nil
+}
+
+// AuditLeaves calls fn with the index, the audit entry's seq and the data
+// of each audit leaf, in index order. An entry is logged once; should it
+// be in two leaves, both are passed.
+func (l *Log) AuditLeaves(ctx context.Context, fn func(idx, seq int64, data []byte) error) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT idx, audit_seq, data FROM evidence_leaves WHERE kind = 'audit' ORDER BY idx`)
+	if err != nil {
+		return fmt.Errorf("evidence log: reading the audit leaves: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx, seq int64
+		var data []byte
+		if err := rows.Scan(&idx, &seq, &data); err != nil {
+			return fmt.Errorf("evidence log: reading the audit leaves: %w", err)
+		}
+		if err := fn(idx, seq, data); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("evidence log: reading the audit leaves: %w", err)
 	}
 	return nil
 }

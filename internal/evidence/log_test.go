@@ -378,6 +378,11 @@ func TestPrune(t *testing.T) {
 	if len(seen) != 1 || seen[0] != 1 {
 		t.Errorf("Leaves of [3 s, 3 s + 1 ns): %v", seen)
 	}
+	spans, err := l.LeafSpans(ctx, from, from+1)
+	t0 := time.Date(2010, 2, 22, 0, 0, 0, 0, time.UTC).UnixNano()
+	if want := (evidence.Span{First: t0 + 3e9, Last: t0 + 5e9}); err != nil || len(spans) != 1 || spans[1] != want {
+		t.Errorf("LeafSpans of [3 s, 3 s + 1 ns): %v, %v; want leaf 1 %v", spans, err, want)
+	}
 }
 
 // TestOpenChecksLastCheckpoint: a log whose tree no longer extends its
@@ -470,6 +475,14 @@ func TestAuditLeafIndex(t *testing.T) {
 	if _, err := l.AuditLeafIndex(ctx, 2); err == nil || !strings.Contains(err.Error(), "not logged") {
 		t.Errorf("AuditLeafIndex of an entry not logged: %v", err)
 	}
+	var got []string
+	err := l.AuditLeaves(ctx, func(idx, seq int64, data []byte) error {
+		got = append(got, fmt.Sprintf("%d %d %s", idx, seq, strings.SplitN(string(data), "\n", 2)[0]))
+		return nil
+	})
+	if want := "2 1 takedown-evidence/audit/v1"; err != nil || len(got) != 1 || got[0] != want {
+		t.Errorf("AuditLeaves: %q, %v; want [%q]", got, err, want)
+	}
 }
 
 func keysSigner(t *testing.T) note.Signer {
@@ -497,5 +510,51 @@ func TestOriginIsKept(t *testing.T) {
 	}
 	if err := ro.Verify(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPackedBatchLeaves: the log keeps a batch leaf's hashes packed (32
+// bytes each, not 65), gives them back in the documented form, still reads
+// leaves stored in the documented form, and names a packed leaf that was
+// altered.
+func TestPackedBatchLeaves(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openDB(t)
+	l := openLog(t, db)
+	appendBatches(t, l, 2)
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT octet_length(data) FROM evidence_leaves WHERE idx = 0`).Scan(&n); err != nil || n != 1+3*32 {
+		t.Fatalf("leaf 0 stored in %d bytes (%v), want %d", n, err, 1+3*32)
+	}
+	doc, err := l.Leaf(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := evidence.ParseLeaf(doc)
+	if err != nil || len(doc) != 27+3*65 || !bytes.Equal(doc, evidence.BatchLeaf(lf.Events)) {
+		t.Fatalf("leaf 0 read back: %q, %v", doc, err)
+	}
+	var rh []byte
+	db.QueryRowContext(ctx, `SELECT hash FROM evidence_leaves WHERE idx = 0`).Scan(&rh)
+	if h := tlog.RecordHash(doc); !bytes.Equal(rh, h[:]) {
+		t.Fatal("the stored record hash is not that of the documented form")
+	}
+	// A leaf stored in the documented form, as logs of before kept them.
+	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 0`, doc)
+	if again, err := l.Leaf(ctx, 0); err != nil || !bytes.Equal(again, doc) {
+		t.Fatalf("a leaf stored documented: %q, %v", again, err)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var packed []byte
+	db.QueryRowContext(ctx, `SELECT data FROM evidence_leaves WHERE idx = 1`).Scan(&packed)
+	packed[5] ^= 1
+	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 1`, packed)
+	wantTamper(t, l.Verify(ctx), 1, -1, "does not match its hash")
+	exec(t, db, `UPDATE evidence_leaves SET data = ? WHERE idx = 1`, packed[:len(packed)-5])
+	wantTamper(t, l.Verify(ctx), 1, -1, "not a whole number of 32-byte hashes")
+	if _, err := l.Leaf(ctx, 1); err == nil || !strings.Contains(err.Error(), "leaf 1") {
+		t.Errorf("Leaf of a damaged packed leaf: %v", err)
 	}
 }

@@ -10,7 +10,10 @@ const Component = "evidence"
 // step: add one.
 //
 //   - evidence_leaves: one row per leaf. data is the leaf data (NULL once
-//     retention pruned a batch leaf), hash its record hash, which stays.
+//     retention pruned a batch leaf), a batch leaf's packed since session
+//     14 (0x00, then its hashes as 32 raw bytes each; see packBatch) and
+//     in the documented form before; hash is the record hash of the
+//     documented form, which stays.
 //     first_ns and last_ns are the time range of a batch's events (NULL
 //     for an audit leaf), audit_seq the audit entry's seq (NULL for a
 //     batch).

@@ -26,8 +26,11 @@ type Appender interface {
 // stores its events one by one and quarantines the bad ones) leaves a leaf
 // naming events that are stored under other leaves or not at all.
 //
-// The batch is hashed in parallel on the process's CPUs, while the engine
-// appends it when the engine is a PreCommitAppender.
+// With an engine that is a PreCommitAppender, the batch is hashed on one
+// goroutine while the engine appends it: the engine's append takes one
+// CPU, the hashing another (hashing on every CPU took CPU time from the
+// append and made the log cost more). With another engine the leaf comes
+// first and the batch is hashed on every CPU.
 type Store struct {
 	next Appender
 	log  *Log
@@ -63,11 +66,13 @@ func (s *Store) AppendMarked(ctx context.Context, batch []event.Event, source st
 		}
 		return s.next.AppendMarked(ctx, batch, source, mark)
 	}
-	// Hash and log the batch while the engine appends it; the engine
-	// commits only once the leaf is committed.
+	// Hash and log the batch on one goroutine while the engine appends
+	// it; the engine commits only once the leaf is committed.
 	leaf := make(chan error, 1)
 	go func() {
-		_, err := s.log.AppendBatch(ctx, batch)
+		hashes := make([][32]byte, len(batch))
+		hashInto(hashes, batch)
+		_, err := s.log.appendHashed(ctx, hashes, timeRange(batch))
 		leaf <- err
 	}()
 	waited := false

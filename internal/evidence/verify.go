@@ -88,6 +88,9 @@ func (l *Log) verifyLeaves(ctx context.Context, total int64, progress func(done,
 		}
 		rh := tlog.Hash(hash)
 		if data != nil {
+			if data, err = unpack(data); err != nil {
+				return nil, 0, &TamperError{Leaf: idx, Checkpoint: -1, Reason: err.Error()}
+			}
 			if tlog.RecordHash(data) != rh {
 				return nil, 0, &TamperError{Leaf: idx, Checkpoint: -1, Reason: "its data does not match its hash: the leaf was altered"}
 			}

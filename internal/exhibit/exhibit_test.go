@@ -2,6 +2,7 @@ package exhibit_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -86,6 +87,10 @@ func newWorld(t *testing.T, events int) *world {
 	if _, err := reg.SetState(ctx, res.Domains, registry.StateRestrained, ch); err != nil {
 		t.Fatal(err)
 	}
+	checked := registry.DelegationCheck{Domain: "bad-one.example.com", CheckedAt: time.Date(2010, 2, 23, 0, 0, 0, 0, time.UTC), Verified: true, NS: []string{"ns1.sinkhole.example"}, Addrs: []string{"192.0.2.53"}}
+	if err := reg.RecordDelegation(ctx, []registry.DelegationCheck{checked}, ch); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := reg.AddCase(ctx, registry.NewCase{Name: "other", Court: "E.D. Va.", Docket: "2", Family: "rustock"}, ch); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +155,7 @@ func newWorld(t *testing.T, events int) *world {
 	}
 	w.cfg = exhibit.Config{
 		Case: caseName, From: w.from, To: w.to, Out: filepath.Join(dir, "exhibit"),
-		Registry: reg, Events: st, Log: log, DB: db, Signer: signer, VerifierKey: vkey,
+		Registry: reg, Events: st, Log: log, Signer: signer, VerifierKey: vkey,
 		MapSource: []string{"s1", "test"},
 	}
 	return w
@@ -192,9 +197,32 @@ func TestExportVerify(t *testing.T) {
 	if r.Sample || r.Leaves == 0 || r.AuditLeaves == 0 || r.Earlier != 1 || r.Case != caseName {
 		t.Errorf("report: %+v", r)
 	}
-	// case, order, 2 imports and 2 state changes.
-	if r.AuditLeaves != 6 {
-		t.Errorf("audit leaves: %d, want 6", r.AuditLeaves)
+	// case, order, 2 imports, 2 state changes and a delegation check.
+	if r.AuditLeaves != 7 {
+		t.Errorf("audit leaves: %d, want 7", r.AuditLeaves)
+	}
+	// Every domain as GetDomain gives it: with its history and its last
+	// delegation check.
+	var cf exhibit.CaseFile
+	if b, err := os.ReadFile(filepath.Join(dir, "case.json")); err != nil || json.Unmarshal(b, &cf) != nil {
+		t.Fatalf("case.json: %v", err)
+	}
+	if len(cf.Domains) != 2 {
+		t.Fatalf("case.json has %d domains, want 2", len(cf.Domains))
+	}
+	for _, d := range cf.Domains {
+		want, err := w.reg.GetDomain(t.Context(), d.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(d)
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) || len(d.History) != 2 {
+			t.Errorf("case.json's domain\n%s\nis not GetDomain's\n%s", got, wantJSON)
+		}
+	}
+	if cf.Domains[0].Delegation == nil || cf.Domains[1].Delegation != nil {
+		t.Errorf("delegation checks: %+v, %+v; want bad-one.example.com's only", cf.Domains[0].Delegation, cf.Domains[1].Delegation)
 	}
 	for _, f := range []string{"README.txt", "summary.html", "case.json", "counts.csv", "counts.json", "events.csv", "key.pub", "MANIFEST.sha256.note"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -284,7 +312,7 @@ func TestExportEmptyPeriod(t *testing.T) {
 	dir, res := w.export(t, func(c *exhibit.Config) {
 		c.From, c.To = time.Date(2010, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2010, 3, 1, 0, 0, 0, 0, time.UTC)
 	})
-	if res.Events != 0 || res.Leaves != 0 || res.Audit != 6 || res.Days != 0 {
+	if res.Events != 0 || res.Leaves != 0 || res.Audit != 7 || res.Days != 0 {
 		t.Errorf("empty period: %+v", res)
 	}
 	if r := verify(t, dir, w.vkey); !r.OK() || r.Events != 0 {

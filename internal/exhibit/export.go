@@ -7,7 +7,6 @@ import (
 	"container/heap"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -36,7 +35,10 @@ import (
 type Registry interface {
 	GetCase(ctx context.Context, name string) (registry.Case, error)
 	ListDomains(ctx context.Context, f registry.DomainFilter) ([]registry.Domain, error)
-	GetDomain(ctx context.Context, name string) (registry.Domain, error)
+	// Histories and LastDelegations give what GetDomain adds to
+	// ListDomains' domains, for all the case's domains at once.
+	Histories(ctx context.Context, names []string) (map[string][]registry.Transition, error)
+	LastDelegations(ctx context.Context, names []string) (map[string]registry.DelegationCheck, error)
 	Audit(ctx context.Context, f registry.AuditFilter) ([]registry.AuditEntry, error)
 }
 
@@ -59,11 +61,8 @@ type Config struct {
 
 	Registry Registry
 	Events   Events
-	// Log is the evidence log, opened with its verifier; DB is the
-	// database it keeps its tables in (Export finds the audit leaves of
-	// the case's entries there).
+	// Log is the evidence log, opened with its verifier.
 	Log *evidence.Log
-	DB  *sql.DB
 	// Signer is the log's key, which signs the manifest; VerifierKey is
 	// its verifier key (NAME+HASH+BASE64), written to key.pub.
 	Signer      note.Signer
@@ -105,8 +104,8 @@ func Export(ctx context.Context, c Config) (*Result, error) {
 		c.Now = time.Now
 	}
 	switch {
-	case c.Registry == nil || c.Events == nil || c.Log == nil || c.DB == nil || c.Signer == nil:
-		return nil, errors.New("exhibit: the registry, the events, the log, its database and its signer are all needed")
+	case c.Registry == nil || c.Events == nil || c.Log == nil || c.Signer == nil:
+		return nil, errors.New("exhibit: the registry, the events, the log and its signer are all needed")
 	case !matchesSigner(c.VerifierKey, c.Signer):
 		return nil, fmt.Errorf("exhibit: verifier key %q is not the signer's (%s+%08x)", c.VerifierKey, c.Signer.Name(), c.Signer.KeyHash())
 	case !c.From.Before(c.To):
@@ -203,17 +202,26 @@ func (x *exporter) caseJSON(ctx context.Context) error {
 	for _, o := range c.Orders {
 		objects["order:"+strconv.FormatInt(o.ID, 10)] = true
 	}
-	domains := make([]registry.Domain, len(ds))
-	err = parallel(ctx, len(ds), func(ctx context.Context, i int) error {
-		d, err := x.c.Registry.GetDomain(ctx, ds[i].Name)
-		domains[i] = d
-		return err
-	})
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.Name
+		objects["domain:"+d.Name] = true
+	}
+	hist, err := x.c.Registry.Histories(ctx, names)
 	if err != nil {
 		return err
 	}
-	for _, d := range ds {
-		objects["domain:"+d.Name] = true
+	dels, err := x.c.Registry.LastDelegations(ctx, names)
+	if err != nil {
+		return err
+	}
+	domains := make([]registry.Domain, len(ds))
+	for i, d := range ds {
+		d.History = hist[d.Name]
+		if c, ok := dels[d.Name]; ok {
+			d.Delegation = &c
+		}
+		domains[i] = d
 	}
 	all, err := x.c.Registry.Audit(ctx, registry.AuditFilter{})
 	if err != nil {
@@ -495,28 +503,16 @@ func (x *exporter) auditLeaves(ctx context.Context) error {
 		want[e.Seq] = true
 	}
 	x.audit = map[int64]int64{}
-	rows, err := x.c.DB.QueryContext(ctx, `SELECT idx, audit_seq, data FROM evidence_leaves WHERE kind = 'audit' ORDER BY idx`)
-	if err != nil {
-		return fmt.Errorf("reading the evidence log's audit leaves: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var idx, seq int64
-		var data []byte
-		if err := rows.Scan(&idx, &seq, &data); err != nil {
-			return fmt.Errorf("reading the evidence log's audit leaves: %w", err)
-		}
+	err := x.c.Log.AuditLeaves(ctx, func(idx, seq int64, data []byte) error {
 		if _, dup := x.audit[seq]; dup || !want[seq] {
-			continue
+			return nil
 		}
 		x.audit[seq] = idx
 		x.maxIdx = max(x.maxIdx, idx)
-		if err := x.write(fmt.Sprintf("%s/%d.txt", DirAudit, seq), data); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading the evidence log's audit leaves: %w", err)
+		return x.write(fmt.Sprintf("%s/%d.txt", DirAudit, seq), data)
+	})
+	if err != nil {
+		return err
 	}
 	for _, e := range x.caseFile.Audit {
 		if _, ok := x.audit[e.Seq]; !ok {
@@ -606,7 +602,7 @@ func matchesSigner(vkey string, s note.Signer) bool {
 	return err == nil && s != nil && v.Name() == s.Name() && v.KeyHash() == s.KeyHash()
 }
 
-// workers is how many registry reads and proofs run at once: DuckDB
+// workers is how many proofs are read at once: DuckDB
 // answers small queries from several connections faster than from one.
 const workers = 4
 

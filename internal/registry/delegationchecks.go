@@ -8,6 +8,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -31,6 +32,13 @@ func (r *Registry) RecordDelegation(ctx context.Context, checks []DelegationChec
 			return fmt.Errorf("delegation check of %s: no time: %w", n, ErrInvalid)
 		}
 	}
+	checks = slices.Clone(checks)
+	for i := range checks {
+		checks[i].DS = slices.Clone(checks[i].DS)
+		if err := r.classify(names[i], &checks[i]); err != nil {
+			return err
+		}
+	}
 	return r.write(ctx, ch, func(w *writeTx) error {
 		known, err := domainsNamed(ctx, w.tx, names)
 		if err != nil {
@@ -50,13 +58,19 @@ func (r *Registry) RecordDelegation(ctx context.Context, checks []DelegationChec
 			if c.Problem != "" {
 				detail["problem"] = c.Problem
 			}
+			if c.DSState != "" {
+				detail["ds_state"], detail["ds"] = c.DSState, c.DS
+			}
+			if c.DSProblem != "" {
+				detail["ds_problem"] = c.DSProblem
+			}
 			seq, err := w.record(actionDomainDelegation, "domain:"+names[i], detail)
 			if err != nil {
 				return err
 			}
-			if _, err := w.tx.ExecContext(ctx, `INSERT INTO registry_delegation (audit_seq, domain, checked_at, verified, ns, addrs, problem)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, seq, names[i], c.CheckedAt.UTC().Truncate(time.Microsecond), c.Verified,
-				strings.Join(c.NS, " "), strings.Join(c.Addrs, " "), c.Problem); err != nil {
+			if _, err := w.tx.ExecContext(ctx, `INSERT INTO registry_delegation (audit_seq, domain, checked_at, verified, ns, addrs, problem, ds_state, ds, ds_problem)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, seq, names[i], c.CheckedAt.UTC().Truncate(time.Microsecond), c.Verified,
+				strings.Join(c.NS, " "), strings.Join(c.Addrs, " "), c.Problem, string(c.DSState), strings.Join(c.DS, "\n"), c.DSProblem); err != nil {
 				return fmt.Errorf("storing delegation check of %s: %w", names[i], err)
 			}
 		}
@@ -81,20 +95,24 @@ func (r *Registry) LastDelegations(ctx context.Context, names []string) (map[str
 	for start := 0; start < len(names); start += bulkRows {
 		part := names[start:min(start+bulkRows, len(names))]
 		rows, err := r.db.QueryContext(ctx, `SELECT domain, arg_max(checked_at, audit_seq), arg_max(verified, audit_seq),
-			arg_max(ns, audit_seq), arg_max(addrs, audit_seq), arg_max(problem, audit_seq)
+			arg_max(ns, audit_seq), arg_max(addrs, audit_seq), arg_max(problem, audit_seq),
+			arg_max(ds_state, audit_seq), arg_max(ds, audit_seq), arg_max(ds_problem, audit_seq)
 			FROM registry_delegation WHERE domain IN (SELECT unnest(?::VARCHAR[])) GROUP BY domain`, part)
 		if err != nil {
 			return nil, fmt.Errorf("reading delegation checks: %w", err)
 		}
 		for rows.Next() {
 			var c DelegationCheck
-			var ns, addrs string
-			if err := rows.Scan(&c.Domain, &c.CheckedAt, &c.Verified, &ns, &addrs, &c.Problem); err != nil {
+			var ns, addrs, ds string
+			if err := rows.Scan(&c.Domain, &c.CheckedAt, &c.Verified, &ns, &addrs, &c.Problem, &c.DSState, &ds, &c.DSProblem); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("reading delegation checks: %w", err)
 			}
 			c.CheckedAt = c.CheckedAt.UTC()
 			c.NS, c.Addrs = strings.Fields(ns), strings.Fields(addrs)
+			if ds != "" {
+				c.DS = strings.Split(ds, "\n")
+			}
 			out[c.Domain] = c
 		}
 		err = rows.Err()

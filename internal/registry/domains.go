@@ -63,7 +63,45 @@ func (r *Registry) ListDomains(ctx context.Context, f DomainFilter) ([]Domain, e
 	if f.Limit > 0 {
 		q += ` LIMIT ` + strconv.Itoa(f.Limit)
 	}
-	return queryDomains(ctx, r.db, q, args...)
+	ds, err := queryDomains(ctx, r.db, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return ds, r.fillDSStates(ctx, ds)
+}
+
+// fillDSStates sets the DSState of each domain from its newest delegation
+// check: a second query over the domains found, as a join over every
+// check would cost as much for a page of a hundred as for all.
+func (r *Registry) fillDSStates(ctx context.Context, ds []Domain) error {
+	for start := 0; start < len(ds); start += bulkRows {
+		part := ds[start:min(start+bulkRows, len(ds))]
+		names := make([]string, len(part))
+		idx := make(map[string]int, len(part))
+		for i, d := range part {
+			names[i], idx[d.Name] = d.Name, start+i
+		}
+		rows, err := r.db.QueryContext(ctx, `SELECT domain, arg_max(ds_state, audit_seq) FROM registry_delegation
+			WHERE domain IN (SELECT unnest(?::VARCHAR[])) GROUP BY domain`, names)
+		if err != nil {
+			return fmt.Errorf("reading DS states: %w", err)
+		}
+		for rows.Next() {
+			var name string
+			var st DSState
+			if err := rows.Scan(&name, &st); err != nil {
+				rows.Close()
+				return fmt.Errorf("reading DS states: %w", err)
+			}
+			ds[idx[name]].DSState = st
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("reading DS states: %w", err)
+		}
+	}
+	return nil
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -125,27 +163,49 @@ func (r *Registry) GetDomain(ctx context.Context, name string) (Domain, error) {
 	if !ok {
 		return Domain{}, fmt.Errorf("domain %s: %w", n, ErrNotFound)
 	}
-	rows, err := r.db.QueryContext(ctx, `SELECT from_state, to_state, changed_at, actor, reason FROM registry_transitions
-		WHERE domain = ? ORDER BY audit_seq`, n)
+	hist, err := r.Histories(ctx, []string{n})
 	if err != nil {
-		return Domain{}, fmt.Errorf("reading history of %s: %w", n, err)
+		return Domain{}, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var t Transition
-		if err := rows.Scan(&t.From, &t.To, &t.At, &t.Actor, &t.Reason); err != nil {
-			return Domain{}, fmt.Errorf("reading history of %s: %w", n, err)
-		}
-		t.At = t.At.UTC()
-		d.History = append(d.History, t)
-	}
-	if err := rows.Err(); err != nil {
-		return Domain{}, fmt.Errorf("reading history of %s: %w", n, err)
-	}
+	d.History = hist[n]
 	if d.Delegation, err = r.lastDelegation(ctx, n); err != nil {
 		return Domain{}, err
 	}
+	if d.Delegation != nil {
+		d.DSState = d.Delegation.DSState
+	}
 	return d, nil
+}
+
+// Histories returns the state changes of each of the named domains
+// (normalised names, as ListDomains gives them) that has any, oldest
+// first, keyed by name: GetDomain's History for many domains at once.
+func (r *Registry) Histories(ctx context.Context, names []string) (map[string][]Transition, error) {
+	out := make(map[string][]Transition, len(names))
+	for start := 0; start < len(names); start += bulkRows {
+		part := names[start:min(start+bulkRows, len(names))]
+		rows, err := r.db.QueryContext(ctx, `SELECT domain, from_state, to_state, changed_at, actor, reason FROM registry_transitions
+			WHERE domain IN (SELECT unnest(?::VARCHAR[])) ORDER BY domain, audit_seq`, part)
+		if err != nil {
+			return nil, fmt.Errorf("reading domain histories: %w", err)
+		}
+		for rows.Next() {
+			var name string
+			var t Transition
+			if err := rows.Scan(&name, &t.From, &t.To, &t.At, &t.Actor, &t.Reason); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("reading the history of %s: %w", name, err)
+			}
+			t.At = t.At.UTC()
+			out[name] = append(out[name], t)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading domain histories: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // SetState moves the named domains to state to, all or nothing.

@@ -94,9 +94,19 @@ func (r *Registry) Packages(ctx context.Context, caseName string) ([]Package, er
 		groups[key{PackageRegistrar, registrar}] = append(groups[key{PackageRegistrar, registrar}], d)
 		groups[key{PackageRegistry, registry}] = append(groups[key{PackageRegistry, registry}], d)
 	}
+	instr, err := r.dsInstructions(ctx, ds)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Package, 0, len(groups))
 	for k, ds := range groups {
-		out = append(out, Package{Kind: k.kind, Recipient: k.recipient, Case: c, Domains: ds})
+		p := Package{Kind: k.kind, Recipient: k.recipient, Case: c, Domains: ds}
+		for _, d := range ds {
+			if in, ok := instr[d.Name]; ok {
+				p.DNSSEC = append(p.DNSSEC, in)
+			}
+		}
+		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b Package) int {
 		if a.Kind != b.Kind {
@@ -107,6 +117,36 @@ func (r *Registry) Packages(ctx context.Context, caseName string) ([]Package, er
 		}
 		return cmp.Or(cmp.Compare(strings.ToLower(a.Recipient), strings.ToLower(b.Recipient)), cmp.Compare(a.Recipient, b.Recipient))
 	})
+	return out, nil
+}
+
+// dsInstructions says what to do with the DS records of each domain whose
+// last check found stale ones, keyed by name: remove them when we do not
+// sign the zone, replace them with ours when we do. Unsigned and signed
+// domains need nothing; neither do domains whose DS records could not be
+// read (DSError: check again).
+func (r *Registry) dsInstructions(ctx context.Context, ds []Domain) (map[string]DSInstruction, error) {
+	var stale []string
+	for _, d := range ds {
+		if d.DSState == DSStale && d.State != StateReleased {
+			stale = append(stale, d.Name)
+		}
+	}
+	out := make(map[string]DSInstruction, len(stale))
+	if len(stale) == 0 {
+		return out, nil
+	}
+	last, err := r.LastDelegations(ctx, stale)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range stale {
+		in := DSInstruction{Domain: n, Action: DSActionRemove, Remove: last[n].DS}
+		if ours := r.ourDSText(n); len(ours) > 0 {
+			in.Action, in.Add = DSActionReplace, ours
+		}
+		out[n] = in
+	}
 	return out, nil
 }
 
@@ -163,12 +203,16 @@ func (p Package) latestOrder() (Order, bool) {
 }
 
 // csvHeader are the columns of WriteCSV.
-var csvHeader = []string{"domain", "tld", "registrar", "registry", "state", "case", "court", "docket", "order_type", "order_reference", "order_issued"}
+var csvHeader = []string{"domain", "tld", "registrar", "registry", "state", "case", "court", "docket", "order_type", "order_reference", "order_issued",
+	"ds_action", "ds_remove", "ds_add"}
 
 // WriteCSV writes the package as CSV with a header row and one row per
 // domain: domain, tld, registrar, registry, state, case, court, docket,
-// order_type, order_reference, order_issued. The order columns describe the
-// case's latest order and are empty if it has none.
+// order_type, order_reference, order_issued, ds_action, ds_remove, ds_add.
+// The order columns describe the case's latest order and are empty if it
+// has none. The DS columns are empty unless the domain's DS records at the
+// parent must change (Package.DNSSEC): ds_action is "remove" or "replace",
+// ds_remove and ds_add the records, separated by "; ".
 func (p Package) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
@@ -178,9 +222,12 @@ func (p Package) WriteCSV(w io.Writer) error {
 	if o, ok := p.latestOrder(); ok {
 		ot, ref, issued = string(o.Type), o.Reference, o.Issued.Format(time.DateOnly)
 	}
+	instr := p.dsInstructions()
 	for _, d := range p.Domains {
+		in := instr[d.Name]
 		if err := cw.Write([]string{d.Name, d.TLD, d.Registrar, d.Registry, string(d.State),
-			p.Case.Name, p.Case.Court, p.Case.Docket, ot, ref, issued}); err != nil {
+			p.Case.Name, p.Case.Court, p.Case.Docket, ot, ref, issued,
+			in.Action, strings.Join(in.Remove, "; "), strings.Join(in.Add, "; ")}); err != nil {
 			return fmt.Errorf("writing package %s: %w", p.FileName(), err)
 		}
 	}
@@ -236,6 +283,7 @@ func (p Package) WriteText(w io.Writer) error {
 	for _, d := range p.Domains {
 		fmt.Fprintf(bw, "  %-*s  %s\n", width, d.Name, d.State)
 	}
+	p.writeDNSSEC(bw)
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing cover letter %s: %w", p.BaseName()+".txt", err)
 	}
@@ -247,4 +295,43 @@ func capitalise(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// dsInstructions returns the package's DS instructions by domain.
+func (p Package) dsInstructions() map[string]DSInstruction {
+	out := make(map[string]DSInstruction, len(p.DNSSEC))
+	for _, in := range p.DNSSEC {
+		out[in.Domain] = in
+	}
+	return out
+}
+
+// writeDNSSEC writes the cover letter's DNSSEC part: per domain whose DS
+// records must change, the records to remove and those to publish.
+func (p Package) writeDNSSEC(w io.Writer) {
+	if len(p.DNSSEC) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nDNSSEC: the parent zone still publishes DS records for %s that\n",
+		plural(len(p.DNSSEC), "domain name", "domain names"))
+	fmt.Fprintf(w, "match no key of the name servers it now points to. Resolvers that validate\n")
+	fmt.Fprintf(w, "DNSSEC answer SERVFAIL for these names until the DS records change:\n")
+	for _, in := range p.DNSSEC {
+		fmt.Fprintf(w, "\n  %s\n", in.Domain)
+		switch in.Action {
+		case DSActionReplace:
+			fmt.Fprintf(w, "    Replace the DS records with ours. Remove:\n")
+		default:
+			fmt.Fprintf(w, "    Remove all DS records (do not add any):\n")
+		}
+		for _, ds := range in.Remove {
+			fmt.Fprintf(w, "      %s. IN DS %s\n", in.Domain, ds)
+		}
+		if in.Action == DSActionReplace {
+			fmt.Fprintf(w, "    Publish:\n")
+			for _, ds := range in.Add {
+				fmt.Fprintf(w, "      %s. IN DS %s\n", in.Domain, ds)
+			}
+		}
+	}
 }

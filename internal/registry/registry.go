@@ -43,6 +43,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/miekg/dns"
+
 	"github.com/takedown-project/takedown/internal/migrate"
 
 	"github.com/takedown-project/takedown/internal/event"
@@ -54,12 +56,18 @@ type Config struct {
 	DB *sql.DB
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// OurDS returns the DS records of our published keys for a seized
+	// zone (a domain name without trailing dot); none when its case does
+	// not sign. Nil means no case signs. It decides between DSSigned and
+	// DSStale, and the registry packages carry its records.
+	OurDS func(zone string) []*dns.DS
 }
 
 // Registry is the case and domain registry over a database.
 type Registry struct {
-	db  *sql.DB
-	now func() time.Time
+	db    *sql.DB
+	now   func() time.Time
+	ourDS func(zone string) []*dns.DS
 	// mu serialises writes, so that audit sequence numbers and the hash
 	// chain grow in one line.
 	mu sync.Mutex
@@ -139,6 +147,12 @@ CREATE TABLE registry_delegation (
 	Version: 4,
 	Name:    "subscribers and their API keys",
 	SQL:     subscribersSchema,
+}, {
+	Version: 5,
+	Name:    "DS records at the parent, with each delegation check",
+	SQL: `ALTER TABLE registry_delegation ADD COLUMN ds_state VARCHAR DEFAULT '';
+ALTER TABLE registry_delegation ADD COLUMN ds VARCHAR DEFAULT '';
+ALTER TABLE registry_delegation ADD COLUMN ds_problem VARCHAR DEFAULT '';`,
 }}
 
 // New opens the registry in cfg.DB, migrating its schema.
@@ -153,7 +167,11 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Registry{db: cfg.DB, now: now}, nil
+	ourDS := cfg.OurDS
+	if ourDS == nil {
+		ourDS = func(string) []*dns.DS { return nil }
+	}
+	return &Registry{db: cfg.DB, now: now, ourDS: ourDS}, nil
 }
 
 // clock returns the current time as stored: UTC, whole microseconds.

@@ -311,9 +311,9 @@ func TestPackages(t *testing.T) {
 	if err := ps[0].WriteCSV(&csvOut); err != nil {
 		t.Fatal(err)
 	}
-	wantCSV := `domain,tld,registrar,registry,state,case,court,docket,order_type,order_reference,order_issued
-a.example.com,com,"GoDaddy.com, LLC",Verisign,restrained,waledac-2010,"U.S. District Court, E.D. Virginia",1:10-cv-00156,preliminary-injunction,Dkt. 30,2010-02-23
-b.example.com,com,"GoDaddy.com, LLC",Verisign,listed,waledac-2010,"U.S. District Court, E.D. Virginia",1:10-cv-00156,preliminary-injunction,Dkt. 30,2010-02-23
+	wantCSV := `domain,tld,registrar,registry,state,case,court,docket,order_type,order_reference,order_issued,ds_action,ds_remove,ds_add
+a.example.com,com,"GoDaddy.com, LLC",Verisign,restrained,waledac-2010,"U.S. District Court, E.D. Virginia",1:10-cv-00156,preliminary-injunction,Dkt. 30,2010-02-23,,,
+b.example.com,com,"GoDaddy.com, LLC",Verisign,listed,waledac-2010,"U.S. District Court, E.D. Virginia",1:10-cv-00156,preliminary-injunction,Dkt. 30,2010-02-23,,,
 `
 	if csvOut.String() != wantCSV {
 		t.Errorf("WriteCSV:\n%s\nwant:\n%s", csvOut.String(), wantCSV)

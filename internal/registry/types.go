@@ -118,6 +118,10 @@ type Domain struct {
 	History []Transition `json:"history,omitempty"`
 	// Delegation is the last delegation check. Filled by GetDomain only.
 	Delegation *DelegationCheck `json:"delegation,omitempty"`
+	// DSState is what the last delegation check found of the domain's DS
+	// records at its parent; empty when no check looked at them. Filled
+	// by ListDomains and GetDomain.
+	DSState DSState `json:"ds_state,omitempty"`
 }
 
 // DelegationCheck is what a delegation check found for a domain: whether
@@ -132,7 +136,41 @@ type DelegationCheck struct {
 	Addrs []string `json:"addrs"`
 	// Problem says why the delegation is not verified.
 	Problem string `json:"problem,omitempty"`
+	// DSState classifies the DS records the parent zone publishes for the
+	// domain (see DSState). A check that did not ask for them leaves it
+	// empty. RecordDelegation decides signed against stale with our keys
+	// (Config.OurDS), whatever the caller said.
+	DSState DSState `json:"ds_state,omitempty"`
+	// DS are the DS records found at the parent, as their presentation
+	// format's data: "key-tag algorithm digest-type digest", e.g.
+	// "31589 13 2 9A3C…".
+	DS []string `json:"ds,omitempty"`
+	// DSProblem says why the DS records could not be read (state
+	// DSError): "SERVFAIL", "resolver timeout", ….
+	DSProblem string `json:"ds_problem,omitempty"`
 }
+
+// DSState is what the parent zone's DS records for a seized domain mean for
+// the validating resolvers that look the domain up.
+type DSState string
+
+// The DS states. Unsigned and signed are fine; stale makes every validating
+// resolver answer SERVFAIL for the domain and every name below it.
+const (
+	// DSUnsigned: the parent has no DS record for the domain (or only DS
+	// records no validating resolver can use): resolvers take the
+	// sinkhole's answers as insecure.
+	DSUnsigned DSState = "unsigned"
+	// DSSigned: a DS record at the parent is one of our keys: the chain of
+	// trust reaches the sinkhole's signatures.
+	DSSigned DSState = "signed"
+	// DSStale: the parent has DS records and none is ours (the
+	// registrant's old key): validating resolvers SERVFAIL.
+	DSStale DSState = "stale"
+	// DSError: the parent's servers could not be asked (timeout,
+	// SERVFAIL, REFUSED…); the state is unknown, not unsigned.
+	DSError DSState = "error"
+)
 
 // Transition is one change of a domain's state.
 type Transition struct {
@@ -204,6 +242,29 @@ type Package struct {
 	Recipient string   `json:"recipient"`
 	Case      Case     `json:"case"`
 	Domains   []Domain `json:"domains"`
+	// DNSSEC says, per domain whose DS records at the parent must change,
+	// what to do with them; by domain name. Empty when none must.
+	DNSSEC []DSInstruction `json:"dnssec,omitempty"`
+}
+
+// DS actions of a DSInstruction.
+const (
+	// DSActionRemove: remove the DS records (the case does not sign).
+	DSActionRemove = "remove"
+	// DSActionReplace: replace them with ours (the case signs).
+	DSActionReplace = "replace"
+)
+
+// DSInstruction tells a registry or registrar what to do with the DS
+// records of one domain: remove the stale ones, or replace them with ours.
+type DSInstruction struct {
+	Domain string `json:"domain"`
+	// Action is DSActionRemove or DSActionReplace.
+	Action string `json:"action"`
+	// Remove are the DS records the parent publishes now, Add ours (for
+	// DSActionReplace), each "key-tag algorithm digest-type digest".
+	Remove []string `json:"remove"`
+	Add    []string `json:"add,omitempty"`
 }
 
 // AuditEntry is one change in the append-only audit log.

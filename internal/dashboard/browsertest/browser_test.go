@@ -171,7 +171,8 @@ func seed(t *testing.T, cfg config.Config, cases map[string][]string) {
 		}
 	}
 	if err := local.Registry.RecordDelegation(ctx, []registry.DelegationCheck{{Domain: cases[sim.Waledac][0], CheckedAt: time.Now().UTC(),
-		Verified: true, NS: []string{"ns1.sinkhole.invalid"}, Addrs: []string{"127.0.0.1"}}}, ch); err != nil {
+		Verified: true, NS: []string{"ns1.sinkhole.invalid"}, Addrs: []string{"127.0.0.1"},
+		DSState: registry.DSStale, DS: []string{"2371 13 2 1F987CC6583E92DF0890718C42C6F9C2D7A4D8E7C2F1A3D3B4C5D6E7F8091A2B"}}}, ch); err != nil {
 		t.Fatal(err)
 	}
 	us, err := users.Open(ctx, users.Config{DB: local.DB, Params: users.Params{Memory: 1024, Time: 1, Threads: 1}})
@@ -459,6 +460,14 @@ dashboard: {refresh_ms: 300}
 		"networks": visit("/networks", "#networks-table tbody tr", "viewer-networks"),
 		"cases":    visit("/cases", "#deadlines-table", "viewer-cases"),
 		"domains":  visit("/domains", "#domains-table tbody tr", "viewer-domains"),
+	}
+	// The registrant's DS record of the first Waledac domain is still at
+	// the parent: the cases page warns, the domains page says so.
+	if !strings.Contains(pages["cases"], "Stale DS records at the parent of 1 domain(s)") || !strings.Contains(pages["cases"], waledac[0]) {
+		t.Error("the cases page does not warn of the stale DS record")
+	}
+	if !strings.Contains(pages["domains"], "stale DS: validating resolvers SERVFAIL") || !strings.Contains(pages["domains"], "DS 2371 13 2 1F987CC6") {
+		t.Error("the domains page does not show the stale DS record")
 	}
 	run(vctx, "a country", chromedp.Navigate(base+"/ui/#/map"), chromedp.WaitVisible(chromedp.ID("map-countries-table")),
 		chromedp.Click(chromedp.CSS(`#map-countries-table tbody tr:first-child button`)),

@@ -12,7 +12,10 @@ export async function render(root) {
       <thead><tr><th scope="col">Due</th><th scope="col">Left</th><th scope="col">Case</th><th scope="col">Order</th><th scope="col">Kind</th></tr></thead><tbody>` +
       d.deadlines.map((x) => `<tr><td>${h(x.due.slice(0, 10))}</td><td>${countdown(x.due)}</td><td>${h(x.case)}</td>
         <td>${h(x.order_type)} ${h(x.reference || "")}</td><td>${h(x.kind)}</td></tr>`).join("") + "</tbody></table>"
-      : `<p class="muted">No deadline in the next year.</p>`}</section>` +
+      : `<p class="muted">No deadline in the next year.</p>`}
+    ${d.stale_ds.length ? `<p class="bad" id="stale-ds" role="alert">Stale DS records at the parent of ${n(d.stale_ds.length)} domain(s): validating resolvers answer SERVFAIL for them
+      until their registry removes (or replaces) the DS records; the registrars' packages say what to ask:
+      ${d.stale_ds.map((x) => `<a href="#/domains?q=${encodeURIComponent(x.name)}">${h(x.name)}</a> (${h(x.case)})`).join(", ")}.</p>` : ""}</section>` +
     d.cases.map((c) => `<section class="card side" aria-labelledby="case-${h(c.name)}">
       <h2 id="case-${h(c.name)}">${h(c.title || c.name)} <span class="muted">(${h(c.name)})</span></h2>
       <p>${h(c.court)}, docket ${h(c.docket)}${c.family ? `; family ${h(c.family)}` : ""}.

@@ -1,4 +1,4 @@
-// Domains: state, last query, delegation check; analysts move them through
+// Domains: state, last query, delegation and DS check; analysts move them through
 // the lifecycle (the change is in the audit log with their name).
 import { get, post, query, n, h, when, relative } from "../api.js";
 
@@ -52,6 +52,18 @@ function delegation(x) {
     `<br><small>${ns || "no NS"}; ${when(x.checked_at)}</small>`;
 }
 
+// dnssec: what the DS records at the parent mean for validating resolvers.
+function dnssec(x) {
+  if (!x || !x.ds_state) return '<span class="muted">not checked</span>';
+  const ds = (x.ds || []).map((r) => `<br><small>DS ${h(r)}</small>`).join("");
+  switch (x.ds_state) {
+    case "stale": return `<span class="bad">✗ stale DS: validating resolvers SERVFAIL; ask the registry to remove it</span>${ds}`;
+    case "signed": return `<span class="ok">✓ signed, our DS</span>${ds}`;
+    case "unsigned": return '<span class="ok">✓ unsigned</span>';
+    default: return `<span class="bad">? DS not read: ${h(x.ds_problem || "")}</span>`;
+  }
+}
+
 async function load() {
   const { root, session } = state;
   const d = await get("domains" + query({ case: state.case, state: state.state, q: state.q, offset: state.offset, limit: 100 }));
@@ -59,11 +71,11 @@ async function load() {
   box.innerHTML = `<table id="domains-table"><caption>Domains ${n(d.offset + 1)} to ${n(d.offset + d.domains.length)}${d.more ? " (more on the next page)" : ""}</caption>
     <thead><tr>${session.changes ? '<th scope="col"><span class="sr-only">Select</span></th>' : ""}<th scope="col">Domain</th><th scope="col">Case</th>
     <th scope="col">State</th><th scope="col">Since</th><th scope="col">Last query</th><th scope="col" class="num">Queries, ${d.days} days</th>
-    <th scope="col">Delegation</th></tr></thead><tbody>` +
+    <th scope="col">Delegation</th><th scope="col">DNSSEC</th></tr></thead><tbody>` +
     d.domains.map((x) => `<tr data-domain="${h(x.name)}">${session.changes ? `<td><input type="checkbox" class="pick" value="${h(x.name)}" aria-label="Select ${h(x.name)}"${x.next.length ? "" : " disabled"}></td>` : ""}
       <td>${h(x.name)}</td><td>${h(x.case)}</td><td><span class="state" data-state="${h(x.state)}">${h(x.state)}</span></td>
       <td>${when(x.state_since)}</td><td>${x.last_query ? `${when(x.last_query)}<br><small>${relative(x.last_query)}</small>` : '<span class="muted">none</span>'}</td>
-      <td class="num">${n(x.queries)}</td><td>${delegation(x.delegation)}</td></tr>`).join("") + "</tbody></table>";
+      <td class="num">${n(x.queries)}</td><td>${delegation(x.delegation)}</td><td class="dnssec">${dnssec(x.delegation)}</td></tr>`).join("") + "</tbody></table>";
   root.querySelector("#dom-prev").disabled = d.offset === 0;
   root.querySelector("#dom-next").disabled = !d.more;
 }
