@@ -81,6 +81,7 @@ func dnsConfig(cfg config.Config) dnssink.Config {
 		Sensor: cfg.Sensor,
 		RRL: dnssink.RRLConfig{
 			ResponsesPerSecond: max(cfg.DNS.RRL.ResponsesPerSecond, 0),
+			SignedPerSecond:    max(cfg.DNS.RRL.SignedPerSecond, 0),
 			ErrorsPerSecond:    cfg.DNS.RRL.ErrorsPerSecond,
 			Slip:               cfg.DNS.RRL.Slip,
 			IPv4PrefixLen:      cfg.DNS.RRL.IPv4Prefix,

@@ -19,7 +19,8 @@
 //
 //   - what derives from other settings: the paths under data_dir,
 //     pipeline.batch_size from store.memory_limit_mb, reports.send from
-//     mail.relay, dns.rrl.errors_per_second from responses_per_second;
+//     mail.relay, dns.rrl.errors_per_second and signed_per_second from
+//     responses_per_second;
 //   - what the file means differently from the package's zero value:
 //     dns.rrl.responses_per_second and slip (0 in the file is the default,
 //     in dnssink no limit and no slip), dns.hostmaster (dnssink's zero is
@@ -287,6 +288,12 @@ type RRL struct {
 	// NXDOMAIN; default 20, 0 in the file keeps the default, -1 turns
 	// the limit off.
 	ResponsesPerSecond int `yaml:"responses_per_second"`
+	// SignedPerSecond per client prefix over all signed answers (DO set,
+	// zone signed), on top of each answer's own budget, so that a flood
+	// rotating over many signed zones is bounded. Default 5 ×
+	// responses_per_second (internal/dnssink/README.md argues it), 0 in
+	// the file keeps the default, -1 turns it off.
+	SignedPerSecond int `yaml:"signed_per_second"`
 	// ErrorsPerSecond per client prefix for errors (REFUSED…) and, in a
 	// budget of its own, for the answers to malformed queries (FORMERR,
 	// NOTIMP). Default: responses_per_second.
@@ -662,6 +669,9 @@ func (c *Config) fill() {
 	if c.DNS.RRL.ErrorsPerSecond == 0 && c.DNS.RRL.ResponsesPerSecond > 0 {
 		c.DNS.RRL.ErrorsPerSecond = c.DNS.RRL.ResponsesPerSecond
 	}
+	if c.DNS.RRL.SignedPerSecond == 0 && c.DNS.RRL.ResponsesPerSecond > 0 {
+		c.DNS.RRL.SignedPerSecond = 5 * c.DNS.RRL.ResponsesPerSecond
+	}
 	if c.DNS.RRL.Slip == 0 {
 		c.DNS.RRL.Slip = 2
 	}
@@ -767,6 +777,9 @@ func (c *Config) Validate() error {
 	if r := c.DNS.RRL; r.ResponsesPerSecond < -1 || r.Slip < 0 || r.IPv4Prefix != 0 && (r.IPv4Prefix < 8 || r.IPv4Prefix > 32) ||
 		r.IPv6Prefix != 0 && (r.IPv6Prefix < 16 || r.IPv6Prefix > 128) {
 		bad("dns.rrl", "responses_per_second ≥ -1, slip ≥ 0, ipv4_prefix 8–32, ipv6_prefix 16–128 (0: the default); got %+v", r)
+	}
+	if r := c.DNS.RRL.SignedPerSecond; r < -1 {
+		bad("dns.rrl.signed_per_second", "%d: want -1 (off), 0 (5 × responses_per_second) or a rate", r)
 	}
 	if c.DNS.RRL.ErrorsPerSecond < 0 {
 		bad("dns.rrl.errors_per_second", "%d is negative", c.DNS.RRL.ErrorsPerSecond)

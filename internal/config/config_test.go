@@ -139,6 +139,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("data_dir: /x\napi:\n  listen: 127.0.0.1:1\n"))
 	f.Add([]byte("api: 5\n"))
+	f.Add([]byte("dns: {rrl: {responses_per_second: 7, signed_per_second: -2}}\n"))
 	f.Add([]byte("metrics: {listen: '127.0.0.1:9480'}\napi: {listen: '127.0.0.1:9480'}\n"))
 	f.Add([]byte("log:\n  level: debug\n  format: json\n"))
 	f.Add([]byte("a: &x {b: 1}\nc: *x\n"))
@@ -197,7 +198,7 @@ rpz:
 	if d.DNS.Listen[0] != "127.0.0.1:5300" || d.Transfer.Listen[0] != "127.0.0.1:5301" || d.DNS.A[0] != "127.0.0.1" {
 		t.Errorf("defaults %+v %+v", d.DNS, d.Transfer)
 	}
-	if r := d.DNS.RRL; r.ResponsesPerSecond != 20 || r.ErrorsPerSecond != 20 || r.Slip != 2 || len(r.Exempt) != 0 {
+	if r := d.DNS.RRL; r.ResponsesPerSecond != 20 || r.ErrorsPerSecond != 20 || r.SignedPerSecond != 100 || r.Slip != 2 || len(r.Exempt) != 0 {
 		t.Errorf("rrl defaults %+v", r)
 	}
 	c, err = Parse("t.yaml", []byte("dns:\n  rrl: {responses_per_second: 50, errors_per_second: 5, exempt: [192.0.2.0/24, \"2001:db8::/32\"]}\n"))
@@ -210,6 +211,12 @@ rpz:
 	if c, err = Parse("t.yaml", []byte("dns:\n  rrl: {responses_per_second: 50}\n")); err != nil || c.DNS.RRL.ErrorsPerSecond != 50 {
 		t.Errorf("errors_per_second does not follow responses_per_second: %+v %v", c.DNS.RRL, err)
 	}
+	if c, err = Parse("t.yaml", []byte("dns:\n  rrl: {responses_per_second: 50}\n")); err != nil || c.DNS.RRL.SignedPerSecond != 250 {
+		t.Errorf("signed_per_second is not 5 × responses_per_second: %+v %v", c.DNS.RRL, err)
+	}
+	if c, err = Parse("t.yaml", []byte("dns:\n  rrl: {signed_per_second: -1}\n")); err != nil || c.DNS.RRL.SignedPerSecond != -1 {
+		t.Errorf("signed_per_second: -1 must turn the budget off: %+v %v", c.DNS.RRL, err)
+	}
 	for _, tc := range []struct{ doc, want string }{
 		{"dns:\n  a: ['::1']\n", `dns.a[0]: "::1" is not an IPv4 address`},
 		{"dns:\n  listen: [nope]\n", `dns.listen[0]`},
@@ -218,6 +225,7 @@ rpz:
 		{"dns:\n  rrl: {exempt: [192.0.2.0/24, 198.51.100.300/24]}\n", `dns.rrl.exempt[1]: "198.51.100.300/24" is not a CIDR prefix`},
 		{"dns:\n  rrl: {exempt: [2001:db8::1]}\n", `dns.rrl.exempt[0]: "2001:db8::1" is not a CIDR prefix`},
 		{"dns:\n  rrl: {errors_per_second: -5}\n", `dns.rrl.errors_per_second: -5 is negative`},
+		{"dns:\n  rrl: {signed_per_second: -2}\n", `dns.rrl.signed_per_second: -2: want -1 (off)`},
 		{"transfer:\n  allow_from: [10.0.0.0]\n", `transfer.allow_from[0]`},
 		{"transfer:\n  tsig_keys: [{name: k, secret: '!!'}]\n", `transfer.tsig_keys[0].secret`},
 		{"transfer:\n  tsig_keys: [{name: k}]\n", `exactly one of secret and secret_file`},

@@ -78,6 +78,9 @@ type query struct {
 	ck    *dns.EDNS0_COOKIE
 	size  int // UDP payload size the client accepts
 	now   time.Time
+	// signed: the answer is a signed zone's, with its signatures (the DO
+	// bit); answerZone sets it.
+	signed bool
 }
 
 // handlePacket answers one raw DNS request: it returns the packed response
@@ -123,12 +126,12 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		if len(req.Question) != 1 {
 			resp.Question = nil
 		}
-		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil)
+		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil, false)
 	}
 	if req.Opcode != dns.OpcodeQuery {
 		resp := new(dns.Msg)
 		resp.SetRcode(req, dns.RcodeNotImplemented)
-		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil)
+		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil, false)
 	}
 	if len(req.Question) != 1 {
 		s.m.malformed.Inc()
@@ -136,7 +139,7 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		resp := new(dns.Msg)
 		resp.SetRcode(req, dns.RcodeFormatError)
 		resp.Question = nil
-		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil)
+		return s.finish(out, resp, pi, dns.MinMsgSize, now, 0, nil, false)
 	}
 
 	qu := query{raw: raw, req: req, q: req.Question[0], size: dns.MinMsgSize, now: now, st: st}
@@ -155,7 +158,7 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 			// BADVERS or a malformed cookie: answer with our OPT only.
 			resp.Rcode = rc
 			s.addOPT(resp, &qu, pi)
-			return s.finish(out, resp, pi, qu.size, now, 0, nil)
+			return s.finish(out, resp, pi, qu.size, now, 0, nil, false)
 		}
 	}
 
@@ -175,7 +178,7 @@ func (s *Server) handlePacket(out, raw []byte, pi *packetInfo) []byte {
 		owner = v.answerZone(resp, &qu, zm)
 	}
 	s.addOPT(resp, &qu, pi)
-	packed := s.finish(out, resp, pi, qu.size, now, qu.q.Qtype, owner)
+	packed := s.finish(out, resp, pi, qu.size, now, qu.q.Qtype, owner, qu.signed)
 	if served {
 		s.recordQuery(pi, v.set, zm, qu.lname, qu.q.Qtype, len(qu.raw), qu.do, qu.ecsS, now, resp.Rcode)
 	}
@@ -322,6 +325,7 @@ func (v *view) answerZone(resp *dns.Msg, qu *query, zm servedset.Match) []byte {
 		// A signed zone's serial is the one it was signed at.
 		serial = sz.serial
 		if qu.do {
+			qu.signed = true
 			return v.answerSigned(resp, qu, zm, sz, kind == nodeWildcard)
 		}
 	}
@@ -441,12 +445,14 @@ func (s *answers) soa(owner, apex string, serial, ttl uint32) *dns.SOA {
 
 // finish applies rate limiting and truncation to resp, counts it and packs
 // it into out. qtype and owner key an answer, NODATA or NXDOMAIN for the
-// rate limiter (see classOf); errors are keyed by the client alone.
-func (s *Server) finish(out []byte, resp *dns.Msg, pi *packetInfo, size int, now time.Time, qtype uint16, owner []byte) []byte {
+// rate limiter (see classOf); errors are keyed by the client alone. A
+// signed answer (signed) also counts against the client's budget of
+// signed answers.
+func (s *Server) finish(out []byte, resp *dns.Msg, pi *packetInfo, size int, now time.Time, qtype uint16, owner []byte, signed bool) []byte {
 	s.m.query(pi.tcp, resp.Rcode)
 	if !pi.tcp {
-		class := classOf(resp.Rcode, len(resp.Answer) > 0)
-		switch s.rrl.check(pi.src.Addr(), class, qtype, owner, now) {
+		class, act := s.rrl.limit(pi.src.Addr(), classOf(resp.Rcode, len(resp.Answer) > 0), qtype, owner, signed, now)
+		switch act {
 		case rrlDrop:
 			s.m.rrlDrop[class].Inc()
 			return nil

@@ -39,6 +39,11 @@ type RRLConfig struct {
 	// (owner and qtype), per zone's NODATA and per zone's NXDOMAIN; 0
 	// disables the limit.
 	ResponsesPerSecond int
+	// SignedPerSecond allowed per prefix over all signed answers (DO set,
+	// zone signed), whatever their zone, name or type, on top of each
+	// answer's own budget: it bounds a flood that rotates over many
+	// signed zones. 0 disables it.
+	SignedPerSecond int
 	// ErrorsPerSecond allowed per prefix for errors (REFUSED, BADVERS…)
 	// and, in a budget of their own, for the answers to malformed queries
 	// (FORMERR, NOTIMP); 0 means ResponsesPerSecond.

@@ -175,6 +175,7 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 	b[2] = 0x80 | raw[2]&0x01 // QR, opcode QUERY, RD copied
 	b[3] = raw[3] & 0x10      // CD copied, rcode below
 	var an, ns uint16
+	signed := false // a signed zone's answer with signatures (DO)
 	rcode := dns.RcodeSuccess
 	if !served {
 		rcode = dns.RcodeRefused
@@ -197,6 +198,7 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 		switch {
 		case sz != nil && fq.do:
 			b, an, ns = sz.appendFast(b, raw, &fq, zm, kind == nodeWildcard)
+			signed = true
 		case fq.qtype == dns.TypeA:
 			b = append(b, ans.fast.a...)
 			an = uint16(ans.fast.nA)
@@ -243,7 +245,8 @@ func (s *Server) fastAnswer(out, raw []byte, pi *packetInfo, now time.Time) ([]b
 		if served {
 			class, owner = classOf(rcode, an > 0), lname[zm.Start:]
 		}
-		switch s.rrl.check(pi.src.Addr(), class, fq.qtype, owner, now) {
+		class, act := s.rrl.limit(pi.src.Addr(), class, fq.qtype, owner, signed, now)
+		switch act {
 		case rrlDrop:
 			s.m.rrlDrop[class].Inc()
 			b = nil

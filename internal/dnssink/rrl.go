@@ -44,12 +44,17 @@ const (
 	// rrlMalformed: FORMERR and NOTIMP, the answers to malformed input,
 	// keyed by the client prefix alone.
 	rrlMalformed
+	// rrlSigned: every signed answer (DO, signed zone) to a client
+	// prefix, keyed by the prefix alone, at SignedPerSecond. It is a
+	// second budget a signed answer must pass after its own (see limit),
+	// not a class classOf gives.
+	rrlSigned
 
 	rrlClasses
 )
 
 // rrlClassNames label the rate limiter's metrics.
-var rrlClassNames = [rrlClasses]string{"answer", "nodata", "nxdomain", "error", "malformed"}
+var rrlClassNames = [rrlClasses]string{"answer", "nodata", "nxdomain", "error", "malformed", "signed"}
 
 // classOf tells the class of a response by its rcode and whether it has
 // answers.
@@ -106,10 +111,10 @@ type rrlSet struct {
 	e  [rrlWays]rrlEntry
 }
 
-// newRateLimiter returns nil (no limit) when cfg.ResponsesPerSecond is 0.
-// cfg has its defaults filled in.
+// newRateLimiter returns nil (no limit) when cfg.ResponsesPerSecond and
+// cfg.SignedPerSecond are 0. cfg has its defaults filled in.
 func newRateLimiter(cfg RRLConfig, tableSize int) *rateLimiter {
-	if cfg.ResponsesPerSecond <= 0 {
+	if cfg.ResponsesPerSecond <= 0 && cfg.SignedPerSecond <= 0 {
 		return nil
 	}
 	nsets := max(1, tableSize/rrlWays)
@@ -130,10 +135,15 @@ func newRateLimiter(cfg RRLConfig, tableSize int) *rateLimiter {
 	}
 	for c := range r.interval {
 		rate := cfg.ResponsesPerSecond
-		if rrlClass(c) == rrlError || rrlClass(c) == rrlMalformed {
+		switch rrlClass(c) {
+		case rrlError, rrlMalformed:
 			rate = errs
+		case rrlSigned:
+			rate = cfg.SignedPerSecond
 		}
-		r.interval[c] = int64(time.Second) / int64(rate)
+		if rate > 0 {
+			r.interval[c] = int64(time.Second) / int64(rate)
+		} // 0: the class is not limited
 	}
 	return r
 }
@@ -164,11 +174,24 @@ func (r *rateLimiter) key(a netip.Addr, class rrlClass, qtype uint16, name []byt
 	return maphash.Bytes(r.seed, b[:])
 }
 
+// limit decides on one response of class to a, as check; a signed answer
+// (signed is true) that its own budget allows must then pass the client
+// prefix's budget over all signed answers. It returns the class whose
+// budget decided, for the metrics.
+func (r *rateLimiter) limit(a netip.Addr, class rrlClass, qtype uint16, name []byte, signed bool, now time.Time) (rrlClass, rrlAction) {
+	act := r.check(a, class, qtype, name, now)
+	if act != rrlAllow || !signed {
+		return class, act
+	}
+	return rrlSigned, r.check(a, rrlSigned, 0, nil, now)
+}
+
 // check decides on one response of class to a; qtype and name
 // (the owner, lower case) as classOf's documentation says. A nil limiter
-// allows everything, and so does an exempt client.
+// allows everything, and so does an exempt client and a class without a
+// rate.
 func (r *rateLimiter) check(a netip.Addr, class rrlClass, qtype uint16, name []byte, now time.Time) rrlAction {
-	if r == nil {
+	if r == nil || r.interval[class] == 0 {
 		return rrlAllow
 	}
 	a = a.Unmap()

@@ -95,8 +95,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("dnssink: max udp size %d is not from 512 to 4096", cfg.MaxUDPSize)
 	}
 	rrl := cfg.RRL
-	if rrl.ResponsesPerSecond < 0 || rrl.ErrorsPerSecond < 0 || rrl.Slip < 0 {
-		return nil, fmt.Errorf("dnssink: rrl rates %d and %d and slip %d must not be negative", rrl.ResponsesPerSecond, rrl.ErrorsPerSecond, rrl.Slip)
+	if rrl.ResponsesPerSecond < 0 || rrl.ErrorsPerSecond < 0 || rrl.SignedPerSecond < 0 || rrl.Slip < 0 {
+		return nil, fmt.Errorf("dnssink: rrl rates %d, %d and %d and slip %d must not be negative", rrl.ResponsesPerSecond, rrl.ErrorsPerSecond, rrl.SignedPerSecond, rrl.Slip)
 	}
 	for i, p := range rrl.Exempt {
 		if !p.IsValid() {
