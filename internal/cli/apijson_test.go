@@ -84,6 +84,18 @@ func TestAPIJSONKeys(t *testing.T) {
 	if err := q.Add(quarantine.NewEntry(quarantine.KindUndecodable, "not an event", "test", []byte("junk"), time.Now())); err != nil {
 		t.Fatal(err)
 	}
+	// The case signs, so that /v1/dnssec/keys and /ds answer with a key.
+	text, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := strings.Replace(string(text), "  rrl: {responses_per_second: -1}\n", "  rrl: {responses_per_second: -1}\n  dnssec: {cases: [waledac-2010]}\n", 1)
+	if signed == string(text) {
+		t.Fatal("the test config has no dns.rrl line to put dns.dnssec after")
+	}
+	if err := os.WriteFile(cfgPath, []byte(signed), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	startServer(t, cfgPath, addr)
 	mustRun(t, cfgPath, "report", "send", "--date", d)
 	token, err := app.ReadToken(cfg.API.TokenFile)
