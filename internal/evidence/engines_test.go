@@ -222,28 +222,8 @@ func TestWriteAheadClickHouse(t *testing.T) {
 		t.Fatalf("mark %q, %v; want 20", mark, err)
 	}
 	size, _ := l.Size(ctx)
-	logged := map[[32]byte]int{}
-	for i := range size {
-		data, err := l.Leaf(ctx, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lf, err := evidence.ParseLeaf(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range lf.Events {
-			logged[h]++
-		}
-	}
-	stored := map[[32]byte]int{}
-	err = ch.Scan(ctx, eventstore.ScanQuery{}, func(e *event.Event) error {
-		stored[evidence.EventHash(e)]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	logged := loggedEvents(t, l, size)
+	stored := storedEvents(t, ch)
 	if len(stored) != len(events) {
 		t.Fatalf("%d distinct events stored, want %d", len(stored), len(events))
 	}

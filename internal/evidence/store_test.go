@@ -104,28 +104,8 @@ func testWriteAheadCrash(t *testing.T, way string) {
 	if size, _ := l.Size(ctx); size != 3 {
 		t.Fatalf("%d leaves, want 3 (the crashed batch's and the replay's two)", size)
 	}
-	logged := map[[32]byte]int{}
-	for i := range int64(3) {
-		data, err := l.Leaf(ctx, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lf, err := evidence.ParseLeaf(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range lf.Events {
-			logged[h]++
-		}
-	}
-	stored := map[[32]byte]int{}
-	err = es.Scan(ctx, eventstore.ScanQuery{}, func(e *event.Event) error {
-		stored[evidence.EventHash(e)]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	logged := loggedEvents(t, l, 3)
+	stored := storedEvents(t, es)
 	if len(stored) != len(events) {
 		t.Fatalf("%d distinct events stored, want %d", len(stored), len(events))
 	}
@@ -245,4 +225,38 @@ func TestStoreErrors(t *testing.T) {
 	if mark, _ := es.Mark(ctx, "spool"); mark != nil {
 		t.Errorf("the batch was stored although its leaf was not written")
 	}
+}
+
+// loggedEvents counts the event hashes of the log's first size leaves.
+func loggedEvents(t *testing.T, l *evidence.Log, size int64) map[[32]byte]int {
+	t.Helper()
+	logged := map[[32]byte]int{}
+	for i := range size {
+		data, err := l.Leaf(t.Context(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lf, err := evidence.ParseLeaf(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range lf.Events {
+			logged[h]++
+		}
+	}
+	return logged
+}
+
+// storedEvents counts the hashes of the events a store holds.
+func storedEvents(t *testing.T, st eventstore.Reader) map[[32]byte]int {
+	t.Helper()
+	stored := map[[32]byte]int{}
+	err := st.Scan(t.Context(), eventstore.ScanQuery{}, func(e *event.Event) error {
+		stored[evidence.EventHash(e)]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored
 }
