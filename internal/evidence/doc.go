@@ -46,10 +46,10 @@
 // on every CPU, as before, finished the leaf sooner but took CPU from the
 // append: the log took (medians of series on a loaded machine) 47 % more
 // CPU time than the store alone, on one goroutine 36 %. What the log costs
-// in time then depends on the machine: on a quiet two-CPU machine it
-// should be little, the second CPU being idle during an append (not
-// measured yet: no quiet machine in session 14), on one whose CPUs are
-// busy with other work up to its CPU cost (BenchmarkIngest reports both;
+// in time then depends on the machine: on a near-quiet two-CPU machine
+// 3.4 % of the ingest rate (median of eleven runs, −8 to +11 %), the
+// second CPU being idle during an append; on one whose CPUs are busy with
+// other work up to its CPU cost, about 40 % (BenchmarkIngest reports both;
 // BENCHMARKS.md, session 14).
 //
 // The ClickHouse engine has no hook before its commit (the server commits
