@@ -468,7 +468,10 @@ func TestBadInput(t *testing.T) {
 
 // TestServerRestart: the NATS server goes away while the collector runs,
 // and comes back with its stream and consumer; nothing is lost or stored
-// twice.
+// twice. Whether the collector makes its consumer anew depends on whether
+// a pull failed while the server was away (the consumer itself survives):
+// logged, not asserted (TestLostDelivery makes a reset happen and counts
+// it).
 func TestServerRestart(t *testing.T) {
 	r := newRig(t)
 	s1 := newSensor("s1", 1)
@@ -489,9 +492,7 @@ func TestServerRestart(t *testing.T) {
 	waitFor(t, "150 events", func() bool { return r.count() >= 150 })
 	waitFor(t, "the stream to be empty", func() bool { return r.streamMsgs() == 0 })
 	waitFor(t, "the error to clear", func() bool { return c.Stats().LastError == "" })
-	if c.Stats().ConsumerResets < 2 {
-		t.Errorf("stats %+v: the consumer was not made anew", c.Stats())
-	}
+	t.Logf("consumer made %d times", c.Stats().ConsumerResets)
 	stop()
 	r.checkStored(want)
 }
